@@ -1,0 +1,165 @@
+"""Store write path and CLI start-up, side by side with their baselines, in one run.
+
+    python bench/bench_store.py [--events N] [--rounds R]
+
+1. Durable single-event append: ``Store.record_event`` vs raw sqlite3 doing the same work
+   (json.dumps + INSERT in BEGIN IMMEDIATE … COMMIT) on an identical schema with the same
+   settings (WAL, synchronous=FULL). Target ≥ 0.85×.
+2. Batched recording, 1,000 events per transaction: ``Store.record_events`` vs raw sqlite3
+   ``executemany`` in one transaction. Target ≥ 0.8×.
+3. ``agentkeep status`` cold start (a new process) vs ``python -c pass``.
+
+Rounds alternate baseline and agentkeep so drift on a shared machine hits both; medians
+are reported. Absolute numbers vary ±25% between runs; the ratios are the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+import agentkeep
+from agentkeep.migrations import MIGRATIONS, split_statements
+
+PAYLOAD = {
+    "tool": "Bash",
+    "command": "pytest -q tests/test_parser.py::test_nested_lists",
+    "exit_code": 1,
+    "duration_ms": 1834,
+    "cwd": "src/parser",
+    "summary": "1 failed, 41 passed in 1.83s; AssertionError: expected 3 nested items, got 2",
+    "files": ["src/parser/lists.py", "tests/test_parser.py"],
+}
+INSERT = "INSERT INTO events (at, actor, entity, entity_id, kind, data) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def raw_connection(path: Path) -> sqlite3.Connection:
+    """The baseline: stdlib sqlite3 with agentkeep's settings and schema, nothing else."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    for pragma in ("synchronous=FULL", "busy_timeout=5000", "foreign_keys=ON"):
+        conn.execute(f"PRAGMA {pragma}")
+    for migration in MIGRATIONS:
+        for statement in split_statements(migration.sql):
+            conn.execute(statement)
+    return conn
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+
+
+def raw_single(conn: sqlite3.Connection, n: int) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        data = json.dumps({**PAYLOAD, "n": i}, ensure_ascii=False)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(INSERT, (now(), "bench", "custom", None, "tool.finished", data))
+        conn.execute("COMMIT")
+    return n / (time.perf_counter() - start)
+
+
+def store_single(store: agentkeep.Store, n: int) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        store.record_event("tool.finished", data={**PAYLOAD, "n": i})
+    return n / (time.perf_counter() - start)
+
+
+def raw_batched(conn: sqlite3.Connection, batches: int, size: int = 1000) -> float:
+    start = time.perf_counter()
+    for b in range(batches):
+        at = now()
+        rows = [
+            (
+                at,
+                "bench",
+                "custom",
+                None,
+                "tool.finished",
+                json.dumps({**PAYLOAD, "n": b * size + i}, ensure_ascii=False),
+            )
+            for i in range(size)
+        ]
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(INSERT, rows)
+        conn.execute("COMMIT")
+    return batches * size / (time.perf_counter() - start)
+
+
+def store_batched(store: agentkeep.Store, batches: int, size: int = 1000) -> float:
+    start = time.perf_counter()
+    for b in range(batches):
+        store.record_events(
+            [{"kind": "tool.finished", "data": {**PAYLOAD, "n": b * size + i}} for i in range(size)]
+        )
+    return batches * size / (time.perf_counter() - start)
+
+
+def cold_start(argv: list[str], cwd: Path, runs: int) -> float:
+    times = []
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=2000, help="single appends per round")
+    parser.add_argument("--batches", type=int, default=20, help="1,000-event batches per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="agentkeep-bench-"))
+    os.environ["AGENTKEEP_HOME"] = str(work / "home")
+    (work / "proj").mkdir()
+    subprocess.run(["git", "init", "-q", str(work / "proj")], check=True)
+    agentkeep.init_store(work / "proj")
+    store = agentkeep.open(work / "proj", actor="bench")
+    raw = raw_connection(work / "raw.db")
+
+    results: dict[str, list[float]] = {k: [] for k in ("raw1", "ak1", "rawN", "akN")}
+    for _ in range(args.rounds):
+        results["raw1"].append(raw_single(raw, args.events))
+        results["ak1"].append(store_single(store, args.events))
+        results["rawN"].append(raw_batched(raw, args.batches))
+        results["akN"].append(store_batched(store, args.batches))
+    med = {k: statistics.median(v) for k, v in results.items()}
+
+    python = cold_start([sys.executable, "-c", "pass"], work / "proj", 15)
+    status = cold_start([sys.executable, "-m", "agentkeep", "status"], work / "proj", 15)
+    store.close()
+    raw.close()
+
+    single = med["ak1"] / med["raw1"]
+    batched = med["akN"] / med["rawN"]
+    print(
+        f"durable single append: raw sqlite3 {med['raw1']:,.0f}/s, "
+        f"agentkeep {med['ak1']:,.0f}/s -> ratio {single:.2f}x (target >= 0.85)"
+    )
+    print(
+        f"batched 1000/txn:      raw sqlite3 {med['rawN']:,.0f}/s, "
+        f"agentkeep {med['akN']:,.0f}/s -> ratio {batched:.2f}x (target >= 0.80)"
+    )
+    print(
+        f"cold start:            python -c pass {python:.1f} ms, "
+        f"agentkeep status {status:.1f} ms -> {status / python:.1f}x "
+        f"(+{status - python:.1f} ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""The write choke point and the base every noun module builds on.
+
+Every value that reaches the database passes :meth:`Tx.bind`, inside the write
+transaction: text is validated (UTF-8, no NUL, size cap) and redacted; JSON values are
+redacted structurally, then serialised (NaN/Infinity refused). Any failure — including the
+redactor's own — raises before COMMIT, so nothing is half-written and nothing unredacted is
+stored (fail-closed, DESIGN.md principle 5). Each redaction is recorded in ``redactions``
+(rule, table, row, column, count; never the value) in the same transaction.
+
+Every mutation writes its event row through :meth:`Tx.emit` in the same transaction
+(principle 4).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agentkeep import redact
+from agentkeep.backend.sqlite import Connection, write_transaction
+from agentkeep.config import Config
+from agentkeep.errors import AgentkeepError, InvalidInput, NotFound, RedactionFailed, SchemaTooNew
+
+
+def utc_now() -> str:
+    """Timestamps are ISO 8601 UTC text with milliseconds: sortable and readable in SQL."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Unset:
+    """Marks an update argument the caller did not pass (None is a real value)."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Any = _Unset()
+
+
+class Json:
+    """Wraps a value to be stored as JSON text (redacted structurally first)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _redacted_text(text: str) -> tuple[str, dict[str, int]]:
+    try:
+        return redact.redact_text(text)
+    except Exception as exc:  # fail closed: an unredacted value is never stored
+        raise RedactionFailed(
+            "the redactor failed, so nothing was stored",
+            hint="report this as a bug; the input was not written anywhere",
+        ) from exc
+
+
+def _redacted_value(value: Any) -> tuple[Any, dict[str, int]]:
+    try:
+        return redact.redact_value(value)
+    except Exception as exc:
+        if isinstance(exc, RecursionError) or isinstance(exc.__cause__, RecursionError):
+            # Bad input, not a failure of the redactor (still nothing is stored).
+            raise InvalidInput(
+                "the JSON value is nested too deeply to store",
+                hint="flatten the structure (a few dozen levels are plenty)",
+            ) from exc
+        raise RedactionFailed(
+            "the redactor failed, so nothing was stored",
+            hint="report this as a bug; the input was not written anywhere",
+        ) from exc
+
+
+class Tx:
+    """One write transaction: validated, redacted binds; inserts, updates, events."""
+
+    def __init__(self, conn: Connection, *, actor: str, max_field_bytes: int) -> None:
+        self.conn = conn
+        self.actor = actor
+        self.max_field_bytes = max_field_bytes
+        self.now = utc_now()
+        self._pending_redactions: list[tuple[str, str, int]] = []
+
+    # -- binding: the choke point -------------------------------------------------------
+
+    def bind(self, name: str, value: Any) -> Any:
+        """Validate and redact one value bound for column ``name``."""
+        if isinstance(value, str):
+            self._check_text(name, value)
+            clean, counts = _redacted_text(value)
+        elif isinstance(value, Json):
+            clean_value, counts = _redacted_value(value.value)
+            try:
+                clean = json.dumps(clean_value, ensure_ascii=False, allow_nan=False)
+            except ValueError as exc:
+                raise InvalidInput(f"{name}: NaN and Infinity are not valid JSON") from exc
+            except TypeError as exc:
+                raise InvalidInput(f"{name}: value is not JSON-serialisable ({exc})") from exc
+            except RecursionError as exc:
+                raise InvalidInput(f"{name}: JSON value is nested too deeply") from exc
+            # A JSON document carries several fields of a record (an event holds a whole
+            # task), so it may be a few times larger than one text field.
+            self._check_text(name, clean, limit=4 * self.max_field_bytes)
+        elif value is None or isinstance(value, int | float):
+            if isinstance(value, float) and value != value:  # NaN is stored as NULL by SQLite
+                raise InvalidInput(f"{name}: NaN is not a number agentkeep can store")
+            return value
+        else:
+            raise InvalidInput(f"{name}: unsupported value type {type(value).__name__}")
+        for rule, count in counts.items():
+            self._pending_redactions.append((rule, name, count))
+        return clean
+
+    def _check_text(self, name: str, text: str, *, limit: int | None = None) -> None:
+        if "\x00" in text:
+            raise InvalidInput(
+                f"{name} contains a NUL byte, which agentkeep does not store",
+                hint="remove NUL characters (SQL search would silently truncate at them)",
+            )
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise InvalidInput(
+                f"{name} is not valid UTF-8 text",
+                hint="decode the input as UTF-8 (invalid bytes cannot be stored as text)",
+            ) from exc
+        limit = limit or self.max_field_bytes
+        if size > limit:
+            raise InvalidInput(
+                f"{name} is {size:,} bytes; the limit is {limit:,}",
+                hint="raise store.max_field_bytes, or keep bulk output in a file",
+            )
+
+    def record_redactions(self, table: str, row_id: int | None) -> None:
+        if not self._pending_redactions:
+            return
+        rows = [
+            (self.now, rule, table, row_id, column, count)
+            for rule, column, count in self._pending_redactions
+        ]
+        self._pending_redactions.clear()
+        self.conn.executemany(
+            "INSERT INTO redactions (at, rule, entity, entity_id, field, count) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    # -- statements ---------------------------------------------------------------------
+
+    def insert(self, table: str, values: Mapping[str, Any]) -> int:
+        columns = list(values)
+        params = [self.bind(column, values[column]) for column in columns]
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+        )
+        row_id = self.conn.execute(sql, params).lastrowid
+        self.record_redactions(table, row_id)
+        assert row_id is not None
+        return row_id
+
+    def update(
+        self, table: str, row_id: int, values: Mapping[str, Any], *, key: str = "id"
+    ) -> None:
+        if not values:
+            return
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        params = [self.bind(column, value) for column, value in values.items()]
+        self.conn.execute(f"UPDATE {table} SET {assignments} WHERE {key} = ?", [*params, row_id])
+        self.record_redactions(table, row_id)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Run a statement whose parameters are bound through the choke point too."""
+        bound = [self.bind("?", value) for value in params]
+        cursor = self.conn.execute(sql, bound)
+        self.record_redactions("?", None)
+        return cursor
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    def row(self, table: str, row_id: int) -> sqlite3.Row:
+        """The row ``row_id`` of ``table``, which this transaction knows exists."""
+        found = self.one(f"SELECT * FROM {table} WHERE id = ?", (row_id,))
+        if found is None:
+            raise NotFound(f"{table} row {row_id} does not exist")
+        return found
+
+    def emit(
+        self,
+        entity: str,
+        entity_id: int | None,
+        kind: str,
+        data: Any,
+        *,
+        undoes: int | None = None,
+        actor: str | None = None,
+    ) -> int:
+        """Append the event for a mutation made in this transaction; returns its seq."""
+        seq = self.insert(
+            "events",
+            {
+                "at": self.now,
+                "actor": actor or self.actor,
+                "entity": entity,
+                "entity_id": entity_id,
+                "kind": kind,
+                "data": Json(data),
+                "undoes": undoes,
+            },
+        )
+        return seq
+
+    # -- idempotency --------------------------------------------------------------------
+
+    def existing_for_key(self, key: str | None, entity: str) -> int | None:
+        if key is None:
+            return None
+        row = self.one("SELECT entity, entity_id FROM idempotency_keys WHERE key = ?", (key,))
+        if row is None:
+            return None
+        if row["entity"] != entity:
+            raise InvalidInput(
+                f"idempotency key {key!r} was already used for a {row['entity']}, not a {entity}",
+                hint="use a distinct key per write",
+            )
+        return int(row["entity_id"])
+
+    def remember_key(self, key: str | None, entity: str, entity_id: int) -> None:
+        if key is not None:
+            self.insert(
+                "idempotency_keys",
+                {"key": key, "entity": entity, "entity_id": entity_id, "created_at": self.now},
+            )
+
+
+class StoreBase:
+    """State and plumbing shared by the noun mixins; see :class:`agentkeep.store.Store`."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        store_dir: Path,
+        config: Config,
+        actor: str,
+        writable: bool,
+        too_new: SchemaTooNew | None = None,
+    ) -> None:
+        conn.raw.row_factory = sqlite3.Row
+        self._conn = conn
+        self.store_dir = store_dir
+        self.root = store_dir.parent
+        self.config = config
+        self.actor = actor
+        self.writable = writable
+        self._too_new = too_new
+
+    @property
+    def db_path(self) -> Path:
+        return self._conn.path
+
+    @contextmanager
+    def transaction(self, *, actor: str | None = None) -> Iterator[Tx]:
+        """A ``BEGIN IMMEDIATE`` write transaction; commits on success, rolls back on error."""
+        if not self.writable:
+            raise self._too_new or AgentkeepError("this store was opened read-only")
+        with write_transaction(self._conn):
+            yield Tx(
+                self._conn,
+                actor=actor or self.actor,
+                max_field_bytes=self.config["store.max_field_bytes"],
+            )
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return list(self._conn.execute(sql, params).fetchall())
+
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
+        return row
+
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """The first column of the first row of a query returning one number."""
+        row = self._row(sql, params)
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
+    @staticmethod
+    def _must(row: sqlite3.Row | None, what: str, ident: object, hint: str) -> sqlite3.Row:
+        if row is None:
+            raise NotFound(f"{what} {ident} does not exist", hint=hint)
+        return row
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """``{field: [old, new]}`` for the fields whose value changes (an update event's data)."""
+    return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+
+
+def limit_clause(limit: int | None) -> str:
+    if limit is None or limit <= 0:
+        return ""
+    return f" LIMIT {int(limit)}"

@@ -1,0 +1,160 @@
+"""Agents: running or past coding agents, their process, worktree and liveness."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from agentkeep._core import UNSET, StoreBase, Tx, diff, limit_clause
+from agentkeep.errors import InvalidInput
+from agentkeep.models import Agent, Written
+
+STATUSES = ("active", "idle", "done", "dead")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+class AgentOps(StoreBase):
+    def register_agent(
+        self,
+        name: str,
+        *,
+        kind: str = "custom",
+        role: str | None = None,
+        pid: int | None = None,
+        host: str | None = None,
+        worktree_id: int | None = None,
+    ) -> Written[Agent]:
+        """Create the agent ``name``, or refresh it (status active, new pid) if it exists."""
+        if not name or not name.strip():
+            raise InvalidInput("an agent needs a name")
+        if pid is not None and host is None:
+            host = socket.gethostname()
+        with self.transaction() as tx:
+            row = tx.one("SELECT * FROM agents WHERE name = ?", (name,))
+            if row is None:
+                agent_id = tx.insert(
+                    "agents",
+                    {
+                        "name": name,
+                        "kind": kind,
+                        "role": role,
+                        "status": "active",
+                        "pid": pid,
+                        "host": host,
+                        "worktree_id": worktree_id,
+                        "heartbeat_at": tx.now,
+                        "created_at": tx.now,
+                        "updated_at": tx.now,
+                    },
+                )
+                agent = self._agent(tx, agent_id)
+                tx.emit("agent", agent_id, "agent.created", agent.to_dict())
+                return Written(agent, "created")
+            before: Agent = Agent.from_row(row)
+            wanted = {"kind": kind, "status": "active", "pid": pid, "host": host}
+            if role is not None:
+                wanted["role"] = role
+            if worktree_id is not None:
+                wanted["worktree_id"] = worktree_id
+            agent = self._apply_agent(tx, before, wanted, heartbeat=True)
+            return Written(agent, "updated" if agent != before else "unchanged")
+
+    def update_agent(
+        self,
+        agent: int | str,
+        *,
+        status: Any = UNSET,
+        role: Any = UNSET,
+        worktree_id: Any = UNSET,
+        heartbeat: bool = False,
+    ) -> Agent:
+        changes: dict[str, Any] = {}
+        if status is not UNSET:
+            if status not in STATUSES:
+                raise InvalidInput(
+                    f"unknown agent status {status!r}", hint=f"use one of: {', '.join(STATUSES)}"
+                )
+            changes["status"] = status
+        if role is not UNSET:
+            changes["role"] = role
+        if worktree_id is not UNSET:
+            changes["worktree_id"] = worktree_id
+        with self.transaction() as tx:
+            before = self._agent(tx, agent)
+            return self._apply_agent(tx, before, changes, heartbeat=heartbeat)
+
+    def get_agent(self, agent: int | str) -> Agent:
+        column = "id" if isinstance(agent, int) else "name"
+        row = self._must(
+            self._row(f"SELECT * FROM agents WHERE {column} = ?", (agent,)),
+            "agent",
+            agent,
+            "`agentkeep agents` lists the agents",
+        )
+        return Agent.from_row(row)  # type: ignore[no-any-return]
+
+    def list_agents(self, *, status: str | None = None, limit: int | None = None) -> list[Agent]:
+        sql, params = "SELECT * FROM agents", []
+        if status is not None:
+            if status not in STATUSES:
+                raise InvalidInput(
+                    f"unknown agent status {status!r}", hint=f"use one of: {', '.join(STATUSES)}"
+                )
+            sql += " WHERE status = ?"
+            params.append(status)
+        sql += " ORDER BY id" + limit_clause(limit)
+        return [Agent.from_row(row) for row in self._rows(sql, params)]
+
+    def mark_dead_agents(self) -> list[Agent]:
+        """Mark dead the active/idle agents on this host whose process no longer exists."""
+        host = socket.gethostname()
+        candidates = self._rows(
+            "SELECT id, pid FROM agents WHERE status IN ('active', 'idle') "
+            "AND pid IS NOT NULL AND host = ?",
+            (host,),
+        )
+        dead = [row["id"] for row in candidates if not pid_alive(row["pid"])]
+        marked = []
+        for agent_id in dead:
+            with self.transaction() as tx:
+                before = self._agent(tx, agent_id)
+                # Re-check inside the lock: it may have been re-registered meanwhile.
+                if before.status in ("active", "idle") and not pid_alive(before.pid or 0):
+                    marked.append(self._apply_agent(tx, before, {"status": "dead"}))
+        return marked
+
+    def _apply_agent(
+        self, tx: Tx, before: Agent, changes: dict[str, Any], *, heartbeat: bool = False
+    ) -> Agent:
+        delta = diff(before.to_dict(), changes)
+        if not delta and not heartbeat:
+            return before
+        values: dict[str, Any] = {k: changes[k] for k in delta}
+        if heartbeat:
+            values["heartbeat_at"] = tx.now
+        values["updated_at"] = tx.now
+        tx.update("agents", before.id, values)
+        # A heartbeat alone is still a mutation, so it is an event too (kind agent.heartbeat).
+        tx.emit("agent", before.id, "agent.updated" if delta else "agent.heartbeat", delta)
+        return self._agent(tx, before.id)
+
+    def _agent(self, tx: Tx, agent: int | str) -> Agent:
+        column = "id" if isinstance(agent, int) else "name"
+        row = self._must(
+            tx.one(f"SELECT * FROM agents WHERE {column} = ?", (agent,)),
+            "agent",
+            agent,
+            "`agentkeep agents` lists the agents",
+        )
+        return Agent.from_row(row)  # type: ignore[no-any-return]

@@ -1,0 +1,376 @@
+"""The SQLite backend: connections, their settings, transactions and error translation.
+
+Every connection agentkeep opens comes from :func:`connect` and gets the same settings
+(DESIGN.md principle 2, docs/design.md):
+
+* ``isolation_level=None`` — the sqlite3 module never issues an implicit DEFERRED BEGIN;
+  every write is an explicit ``BEGIN IMMEDIATE … COMMIT`` (:func:`write_transaction`).
+  Deferred read-then-write transactions fail with SQLITE_BUSY_SNAPSHOT under concurrent
+  writers without waiting for the busy handler; immediate ones wait and succeed.
+* ``journal_mode=WAL`` (set once at creation, verified on every open), ``synchronous=FULL``
+  by default (``NORMAL`` is an opt-in), ``busy_timeout``, ``foreign_keys=ON``,
+  ``secure_delete=ON`` (deleted secrets do not linger in free pages).
+
+The settings are read back after they are set; a connection that does not have them is
+refused rather than used.
+
+Writers queue on a lock file (``state.db.lock``) before ``BEGIN IMMEDIATE``. SQLite's own
+busy handler retries with sleeps that grow to 100 ms and keeps no queue, so under several
+back-to-back writers one process can be locked out past ``busy_timeout`` although each
+commit holds the lock for under a millisecond (measured: 4 ``Busy`` errors in 10 s with 6
+writers). The lock file is polled with sleeps of at most 2 ms, so every waiter gets its turn
+within a few commits; SQLite's locking still provides correctness — the lock file only adds
+fairness, and processes that do not take it (other tools) are still safe.
+
+Connections are poisoned in a forked child: SQLite's locks do not survive ``fork()`` and
+a child that writes through its parent's connection can corrupt the database. Using one
+raises :class:`~agentkeep.errors.UsedAcrossFork`.
+
+Nothing in agentkeep opens database files with ``open()``, copies them, or deletes their
+``-wal``/``-shm`` side files: only SQLite touches them (tests enforce this with an audit hook).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from agentkeep.errors import (
+    AgentkeepError,
+    Busy,
+    Corrupt,
+    InvalidInput,
+    StorageError,
+    StorageFull,
+    UsedAcrossFork,
+)
+
+SYNCHRONOUS_LEVELS = {"FULL": 2, "NORMAL": 1}
+
+# Bumped in every forked child; a connection remembers the generation it was opened in.
+_fork_generation = 0
+
+
+def _after_fork_in_child() -> None:
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Connection:
+    """One SQLite connection with agentkeep's settings, guarded against use after fork."""
+
+    __slots__ = (
+        "_conn",
+        "_generation",
+        "_lock_depth",
+        "_lock_fd",
+        "busy_timeout_ms",
+        "path",
+        "read_only",
+    )
+
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, *, read_only: bool, busy_timeout_ms: int
+    ) -> None:
+        self._conn = conn
+        self._generation = _fork_generation
+        self._lock_fd: int | None = None
+        self._lock_depth = 0
+        self.path = path
+        self.read_only = read_only
+        self.busy_timeout_ms = busy_timeout_ms
+
+    @property
+    def raw(self) -> sqlite3.Connection:
+        """The underlying connection, after checking it was not inherited across fork()."""
+        if self._generation != _fork_generation:
+            raise UsedAcrossFork(
+                f"this connection to {self.path.name} was opened before fork() and cannot be "
+                "used in the child process",
+                hint="open the store again in the child (agentkeep.open())",
+            )
+        return self._conn
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        try:
+            return self.raw.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path) from exc
+        except OverflowError as exc:
+            raise _too_large(exc) from exc
+
+    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
+        try:
+            return self.raw.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise translate_error(exc, self.path) from exc
+        except OverflowError as exc:
+            raise _too_large(exc) from exc
+
+    def close(self) -> None:
+        # Closing an inherited connection in a child is as unsafe as using it: leave it.
+        if self._generation == _fork_generation:
+            self._conn.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def lock_writers(self) -> None:
+        """Take the writer queue lock (see the module docstring), or raise Busy.
+
+        Re-entrant: a migration holds it across its backup and its transactions.
+        """
+        self.raw  # noqa: B018 - refuses a connection inherited across fork()
+        if self._lock_depth:
+            self._lock_depth += 1
+            return
+        if self._lock_fd is None:
+            lock_path = self.path.with_name(self.path.name + ".lock")
+            try:
+                self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise translate_os_error(exc, str(lock_path)) from exc
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._lock_depth = 1
+            return
+        except BlockingIOError:
+            pass
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        delay = 0.0002
+        while True:
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._lock_depth = 1
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise Busy(
+                        f"{self.path.name} has been locked by other writers for "
+                        f"{self.busy_timeout_ms} ms",
+                        hint="another process is writing for a long time; retry, or raise "
+                        "store.busy_timeout_ms",
+                    ) from None
+                delay = min(delay * 2, 0.002)
+
+    def unlock_writers(self) -> None:
+        self._lock_depth -= 1
+        if self._lock_depth == 0 and self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+
+def _too_large(exc: OverflowError) -> InvalidInput:
+    return InvalidInput(
+        "a number is outside the range SQLite stores (64-bit signed integers)",
+        hint=f"use a smaller value ({exc})",
+    )
+
+
+def connect(
+    path: Path,
+    *,
+    synchronous: str = "FULL",
+    busy_timeout_ms: int = 5000,
+    read_only: bool = False,
+) -> Connection:
+    """Open ``path`` with agentkeep's settings (see the module docstring).
+
+    Does not change the file: setting WAL mode (which writes the header) is left to
+    :func:`ensure_wal`, called only once the caller knows it may write.
+    """
+    level = synchronous.upper()
+    if level not in SYNCHRONOUS_LEVELS:
+        raise InvalidInput(
+            f"synchronous must be FULL or NORMAL, not {synchronous!r}",
+            hint="agentkeep config set store.synchronous FULL",
+        )
+    target = f"file:{path}?mode=ro" if read_only else str(path)
+    try:
+        raw = sqlite3.connect(
+            target,
+            uri=read_only,
+            isolation_level=None,
+            timeout=busy_timeout_ms / 1000,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        raise translate_error(exc, path) from exc
+    conn = Connection(raw, path, read_only=read_only, busy_timeout_ms=busy_timeout_ms)
+    try:
+        for pragma in (
+            f"busy_timeout={int(busy_timeout_ms)}",
+            "foreign_keys=ON",
+            f"synchronous={level}",
+            "secure_delete=ON",
+        ):
+            conn.execute(f"PRAGMA {pragma}")
+        _verify(conn, level, busy_timeout_ms)
+    except BaseException:
+        raw.close()
+        raise
+    return conn
+
+
+def _verify(conn: Connection, level: str, busy_timeout_ms: int) -> None:
+    got = {
+        "synchronous": conn.execute("PRAGMA synchronous").fetchone()[0],
+        "foreign_keys": conn.execute("PRAGMA foreign_keys").fetchone()[0],
+        "busy_timeout": conn.execute("PRAGMA busy_timeout").fetchone()[0],
+    }
+    want = {
+        "synchronous": SYNCHRONOUS_LEVELS[level],
+        "foreign_keys": 1,
+        "busy_timeout": int(busy_timeout_ms),
+    }
+    if got != want:
+        raise StorageError(f"SQLite refused agentkeep's connection settings: {got} != {want}")
+
+
+def ensure_wal(conn: Connection) -> None:
+    """Put the database in WAL mode (persistent; a no-op when it already is) and verify it."""
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if mode != "wal":
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if mode != "wal":
+        raise StorageError(
+            f"{conn.path} could not be put in WAL mode (journal_mode={mode})",
+            hint="WAL needs a local filesystem; network filesystems are not supported",
+        )
+
+
+def journal_mode(conn: Connection) -> str:
+    return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+@contextmanager
+def write_transaction(conn: Connection) -> Iterator[Connection]:
+    """``BEGIN IMMEDIATE … COMMIT``, queued behind the writer lock; rolls back on any
+    exception and re-raises it."""
+    conn.lock_writers()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            _rollback(conn)
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+    finally:
+        conn.unlock_writers()
+
+
+@contextmanager
+def read_transaction(conn: Connection) -> Iterator[Connection]:
+    """A short snapshot for reads that must agree with each other (several SELECTs)."""
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        _rollback(conn)
+
+
+def _rollback(conn: Connection) -> None:
+    raw = conn.raw
+    if raw.in_transaction:
+        # The transaction may already be gone (SQLite rolls back on some errors itself).
+        with contextlib.suppress(sqlite3.Error):
+            raw.execute("ROLLBACK")
+
+
+_FULL_NAMES = {"SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE"}
+_CORRUPT_NAMES = {"SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_CORRUPT_INDEX"}
+
+
+def translate_error(exc: sqlite3.Error, path: Path) -> AgentkeepError:
+    """Map a sqlite3 exception to agentkeep's error tree (classified by SQLite's error name)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    where = path.name
+    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+        return Busy(
+            f"{where} is locked by another process ({name})",
+            hint="another agentkeep command is writing; retry, or raise store.busy_timeout_ms",
+        )
+    if name in _FULL_NAMES or "disk is full" in str(exc) or "database or disk is full" in str(exc):
+        return StorageFull(
+            f"no space left to write {where} ({name or exc})",
+            hint="free disk space; `agentkeep gc` can reclaim space from old data",
+        )
+    if name in _CORRUPT_NAMES or name.startswith("SQLITE_CORRUPT"):
+        return Corrupt(
+            f"{path} is damaged or is not an agentkeep database ({name}: {exc})",
+            hint="run `agentkeep db check`; restore from .agentkeep/backups/ if it fails",
+        )
+    if name == "SQLITE_CONSTRAINT_FOREIGNKEY":
+        return InvalidInput(f"a referenced record does not exist ({exc})")
+    if name.startswith("SQLITE_CONSTRAINT"):
+        return InvalidInput(f"the record breaks a rule of the schema ({exc})")
+    if name.startswith("SQLITE_READONLY"):
+        return StorageError(
+            f"{where} is read-only ({name})",
+            hint="check the file permissions of the .agentkeep directory",
+        )
+    if name == "SQLITE_CANTOPEN":
+        return StorageError(f"cannot open {path} ({exc})", hint="check the path and permissions")
+    return StorageError(f"database error on {where}: {name or type(exc).__name__}: {exc}")
+
+
+def translate_os_error(exc: OSError, what: str) -> AgentkeepError:
+    """Map an OSError from agentkeep's own file handling to the error tree."""
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return StorageFull(
+            f"no space left while writing {what} ({os.strerror(exc.errno or 0)})",
+            hint="free disk space; `agentkeep gc` can reclaim space from old data",
+        )
+    return StorageError(f"could not write {what}: {exc.strerror or exc}")
+
+
+def fsync_path(path: Path, *, directory: bool = False) -> None:
+    """fsync a file (or a directory, to make a rename or create in it durable)."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if directory else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def backup_to(conn: Connection, dest: Path) -> None:
+    """Consistent online snapshot of ``conn``'s database into ``dest`` (made durable).
+
+    Uses the backup API in one step (``pages=-1``): a stepped backup restarts whenever
+    another connection writes, so under continuous writes it might never finish. The
+    copy is written through SQLite (never a file copy), fsynced, then its directory.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}-{random.getrandbits(32):08x}")
+    try:
+        target = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            conn.raw.backup(target, pages=-1)
+            target.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            target.close()
+        fsync_path(tmp)
+        os.replace(tmp, dest)
+        fsync_path(dest.parent, directory=True)
+    except sqlite3.Error as exc:
+        raise translate_error(exc, dest) from exc
+    except OSError as exc:
+        raise translate_os_error(exc, str(dest)) from exc

@@ -1,0 +1,123 @@
+"""The errors agentkeep raises, as one small typed tree.
+
+    AgentkeepError                  root: message, hint, exit code, HTTP status, stable code
+    ├── InvalidInput                bad argument or payload (exit 2 is click's; ours is 3)
+    ├── NotFound                    no such task/session/…; no store found
+    │   └── StoreNotFound
+    ├── Conflict                    the state changed under you (claim lost, bad transition)
+    ├── SchemaTooNew                the database was written by a newer agentkeep
+    ├── Busy                        another process held the write lock past busy_timeout
+    ├── Corrupt                     the database (or a file it indexes) is damaged
+    ├── StorageFull                 the disk (or a file-size limit) is full
+    ├── RedactionFailed             the privacy boundary failed, so nothing was stored
+    ├── UsedAcrossFork              a connection opened before fork() was used in the child
+    └── StorageError                any other I/O or database failure
+
+Lower-level errors (`sqlite3.Error`, `OSError`) are translated at the backend boundary and
+chained with ``from exc``; callers above the backend never see them.
+
+Exit codes are part of the CLI contract (docs/cli.md): 0 ok, 1 generic failure, 2 usage
+error (click), and one code per class below so scripts can branch without parsing text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AgentkeepError",
+    "Busy",
+    "Conflict",
+    "Corrupt",
+    "InvalidInput",
+    "NotFound",
+    "RedactionFailed",
+    "SchemaTooNew",
+    "StorageError",
+    "StorageFull",
+    "StoreNotFound",
+    "UsedAcrossFork",
+]
+
+
+class AgentkeepError(Exception):
+    """Root of every error agentkeep raises on purpose."""
+
+    code: ClassVar[str] = "error"
+    exit_code: ClassVar[int] = 1
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.message, "code": self.code}
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+class InvalidInput(AgentkeepError):
+    code = "invalid_input"
+    exit_code = 3
+    http_status = 400
+
+
+class NotFound(AgentkeepError):
+    code = "not_found"
+    exit_code = 4
+    http_status = 404
+
+
+class StoreNotFound(NotFound):
+    code = "store_not_found"
+
+
+class Conflict(AgentkeepError):
+    code = "conflict"
+    exit_code = 5
+    http_status = 409
+
+
+class SchemaTooNew(AgentkeepError):
+    code = "schema_too_new"
+    exit_code = 6
+    http_status = 409
+
+
+class Busy(AgentkeepError):
+    code = "busy"
+    exit_code = 7
+    http_status = 503
+
+
+class Corrupt(AgentkeepError):
+    code = "corrupt"
+    exit_code = 8
+    http_status = 500
+
+
+class StorageFull(AgentkeepError):
+    code = "storage_full"
+    exit_code = 9
+    http_status = 507
+
+
+class RedactionFailed(AgentkeepError):
+    code = "redaction_failed"
+    exit_code = 10
+    http_status = 500
+
+
+class UsedAcrossFork(AgentkeepError):
+    code = "used_across_fork"
+    exit_code = 11
+    http_status = 500
+
+
+class StorageError(AgentkeepError):
+    code = "storage_error"
+    exit_code = 12
+    http_status = 500

@@ -1,0 +1,231 @@
+"""The event ledger: custom events, queries, live following and undo.
+
+Every mutation in agentkeep writes its event in the same transaction (see ``_core.Tx.emit``);
+this module reads the ledger and lets callers append their own events.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from agentkeep._core import Json, StoreBase, Tx, limit_clause
+from agentkeep.backend.sqlite import connect
+from agentkeep.errors import Conflict, InvalidInput, NotFound
+from agentkeep.models import Event, Written
+
+# Tables whose `<entity>.updated`-style events carry {field: [old, new]} and can be undone.
+REVERSIBLE: dict[str, tuple[str, frozenset[str]]] = {
+    "task": ("tasks", frozenset({"task.updated", "task.claimed"})),
+    "agent": ("agents", frozenset({"agent.updated"})),
+    "worktree": ("worktrees", frozenset({"worktree.leased", "worktree.released"})),
+}
+_JSON_COLUMNS = {"labels", "settings", "data"}
+
+
+class EventOps(StoreBase):
+    def record_event(
+        self,
+        kind: str,
+        *,
+        entity: str = "custom",
+        entity_id: int | None = None,
+        data: Any = None,
+        actor: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Written[Event]:
+        """Append a caller-defined event to the ledger (one durable transaction)."""
+        _check_kind(kind)
+        with self.transaction(actor=actor) as tx:
+            existing = tx.existing_for_key(idempotency_key, "event")
+            if existing is not None:
+                return Written(self._event(tx, existing), "already_exists")
+            seq = tx.emit(entity, entity_id, kind, {} if data is None else data)
+            tx.remember_key(idempotency_key, "event", seq)
+            return Written(self._event(tx, seq), "created")
+
+    def record_events(
+        self, events: Sequence[Mapping[str, Any]], *, actor: str | None = None
+    ) -> int:
+        """Append many events in one transaction; returns the last seq.
+
+        Each mapping has ``kind`` and optionally ``entity``, ``entity_id``, ``data``.
+        """
+        with self.transaction(actor=actor) as tx:
+            rows = []
+            actor = tx.bind("actor", tx.actor)
+            for event in events:
+                _check_kind(event["kind"])
+                rows.append(
+                    (
+                        tx.now,
+                        actor,
+                        tx.bind("entity", event.get("entity", "custom")),
+                        event.get("entity_id"),
+                        tx.bind("kind", event["kind"]),
+                        tx.bind("data", Json(event.get("data") or {})),
+                    )
+                )
+            tx.conn.executemany(
+                "INSERT INTO events (at, actor, entity, entity_id, kind, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            tx.record_redactions("events", None)
+            row = tx.one("SELECT max(seq) FROM events")
+            return int(row[0]) if row and row[0] is not None else 0
+
+    def events(
+        self,
+        *,
+        after: int = 0,
+        entity: str | None = None,
+        entity_id: int | None = None,
+        kind: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Event]:
+        """Events with ``seq > after``, oldest first (or newest first), filtered."""
+        where: list[str] = ["seq > ?"]
+        params: list[Any] = [after]
+        if entity is not None:
+            where.append("entity = ?")
+            params.append(entity)
+        if entity_id is not None:
+            where.append("entity_id = ?")
+            params.append(entity_id)
+        if kind is not None:
+            if kind.endswith("*"):
+                where.append("kind >= ? AND kind < ?")
+                prefix = kind[:-1]
+                params += [prefix, prefix + "\U0010ffff"]
+            else:
+                where.append("kind = ?")
+                params.append(kind)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(since)
+        order = "DESC" if newest_first else ""
+        sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY seq {order}"
+        return [Event.from_row(r) for r in self._rows(sql + limit_clause(limit), params)]
+
+    def last_seq(self) -> int:
+        return self._count("SELECT max(seq) FROM events")
+
+    def follow(
+        self,
+        *,
+        after: int | None = None,
+        entity: str | None = None,
+        kind: str | None = None,
+        poll_interval: float | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> Iterator[Event]:
+        """Yield events as other processes commit them (from ``after``; default: now on).
+
+        Polls ``PRAGMA data_version`` on a dedicated connection — it changes only when
+        another connection commits — so an idle follower costs one cheap PRAGMA per poll and
+        holds no read transaction between polls. ``stop()`` returning True ends the loop.
+        The starting point is taken when ``follow()`` is called, not at the first ``next()``,
+        so nothing committed in between is skipped.
+        """
+        start = self.last_seq() if after is None else after
+        return self._follow_from(
+            start, entity=entity, kind=kind, poll_interval=poll_interval, stop=stop
+        )
+
+    def _follow_from(
+        self,
+        cursor: int,
+        *,
+        entity: str | None,
+        kind: str | None,
+        poll_interval: float | None,
+        stop: Callable[[], bool] | None,
+    ) -> Iterator[Event]:
+        interval = (
+            poll_interval
+            if poll_interval is not None
+            else self.config["events.follow_poll_ms"] / 1000
+        )
+        watcher = connect(
+            self.db_path,
+            synchronous=self.config["store.synchronous"],
+            busy_timeout_ms=self.config["store.busy_timeout_ms"],
+        )
+        try:
+            version = None
+            while stop is None or not stop():
+                current = watcher.execute("PRAGMA data_version").fetchone()[0]
+                if current != version:
+                    version = current
+                    while True:
+                        batch = self.events(after=cursor, entity=entity, kind=kind, limit=500)
+                        for event in batch:
+                            cursor = event.seq
+                            yield event
+                        if len(batch) < 500:
+                            break
+                    # Our own reads may have raced a commit: re-check before sleeping.
+                    continue
+                time.sleep(interval)
+        finally:
+            watcher.close()
+
+    def undo(self, entity: str, entity_id: int) -> Event:
+        """Revert the last reversible change to an entity; returns the undo event.
+
+        Reversible: field updates of tasks, agents and worktree leases. Undo events point
+        at what they reverted (``undoes``), and repeated undos walk further back.
+        """
+        if entity not in REVERSIBLE:
+            raise InvalidInput(
+                f"changes to a {entity} cannot be undone",
+                hint=f"undo works on: {', '.join(REVERSIBLE)}",
+            )
+        table, kinds = REVERSIBLE[entity]
+        marks = ", ".join("?" for _ in kinds)
+        with self.transaction() as tx:
+            row = tx.one(
+                f"SELECT * FROM events e WHERE entity = ? AND entity_id = ? AND kind IN ({marks})"
+                " AND undoes IS NULL AND NOT EXISTS (SELECT 1 FROM events u WHERE u.undoes = e.seq)"
+                " ORDER BY seq DESC LIMIT 1",
+                (entity, entity_id, *sorted(kinds)),
+            )
+            if row is None:
+                raise NotFound(f"{entity} {entity_id} has no change left to undo")
+            target: Event = Event.from_row(row)
+            current = tx.one(f"SELECT * FROM {table} WHERE id = ?", (entity_id,))
+            if current is None:
+                raise NotFound(f"{entity} {entity_id} does not exist")
+            restore: dict[str, Any] = {}
+            for column, (old, new) in target.data.items():
+                now_value = current[column]
+                if column in _JSON_COLUMNS and isinstance(now_value, str):
+                    now_value = json.loads(now_value)
+                if now_value != new:
+                    raise Conflict(
+                        f"{entity} {entity_id}'s {column} changed after event {target.seq}; "
+                        "undo would overwrite that change",
+                        hint="`agentkeep events list --entity` shows its history",
+                    )
+                restore[column] = Json(old) if column in _JSON_COLUMNS else old
+            restore["updated_at"] = tx.now
+            tx.update(table, entity_id, restore)
+            reverted = {column: [new, old] for column, (old, new) in target.data.items()}
+            seq = tx.emit(entity, entity_id, f"{entity}.updated", reverted, undoes=target.seq)
+            return self._event(tx, seq)
+
+    def _event(self, tx: Tx, seq: int) -> Event:
+        row = tx.one("SELECT * FROM events WHERE seq = ?", (seq,))
+        if row is None:
+            raise NotFound(f"event {seq} does not exist")
+        return Event.from_row(row)  # type: ignore[no-any-return]
+
+
+def _check_kind(kind: str) -> None:
+    if not isinstance(kind, str) or not kind.strip() or len(kind) > 200:
+        raise InvalidInput("an event needs a kind (short text such as 'build.finished')")

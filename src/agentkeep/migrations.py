@@ -1,0 +1,382 @@
+"""Schema migrations: registered, named, transactional, applied on open (DESIGN.md principle 8).
+
+Each :class:`Migration` runs in one ``BEGIN IMMEDIATE … COMMIT`` together with the update of
+the ``meta`` table, after re-reading the schema version inside the write lock, so two
+processes opening an old database at once migrate it exactly once, and a crash at any step
+leaves either the old schema or the new one. Before an *existing* database is migrated, a
+consistent backup is written to ``.agentkeep/backups/``.
+
+The registry is append-only: a released migration is never edited. Its SQL is annotated
+with ``--`` comments saying why each table and column exists; ``docs/schema.md`` is
+generated from this file (``scripts/gen_docs.py``) and a test fails if it drifts.
+
+Compatibility (reliability.md §2.8): ``meta`` records ``schema_version`` and the lowest
+schema version of agentkeep code that may read (``min_reader_version``) and write
+(``min_writer_version``) the file. Code whose newest migration is older than
+``min_writer_version`` refuses to write; older than ``min_reader_version`` refuses to open.
+Neither changes a byte of the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agentkeep.backend.sqlite import Connection, backup_to, ensure_wal, write_transaction
+from agentkeep.errors import Corrupt, SchemaTooNew
+from agentkeep.failpoints import failpoint
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+    # The oldest code (by its newest migration) that may still read / write the result.
+    min_reader_version: int = 1
+    min_writer_version: int = 1
+
+
+BASELINE = """
+-- Key/value facts about the file itself: schema_version, min_reader_version,
+-- min_writer_version (see "Compatibility"), created_at, created_by (agentkeep version).
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- The project this store belongs to: one row. uid is random and survives copying the
+-- directory, so the per-user registry (global.db) can recognise a moved project.
+CREATE TABLE projects (
+    id         INTEGER PRIMARY KEY,
+    uid        TEXT NOT NULL UNIQUE,
+    name       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+
+-- Git worktrees agents work in. path is relative to the project root (never absolute, so
+-- the store stays portable); a worktree beside the repository is stored as '../name'.
+-- A lease (owner + expiry) says which agent may use it; leases are taken by
+-- compare-and-set. Removed worktrees keep their row (history) with status 'removed'.
+CREATE TABLE worktrees (
+    id               INTEGER PRIMARY KEY,
+    path             TEXT NOT NULL,
+    branch           TEXT,
+    base_commit      TEXT,
+    lease_owner      TEXT,
+    lease_expires_at TEXT,
+    status           TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'removed')),
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL
+);
+-- At most one active worktree per path; removed ones may share it.
+CREATE UNIQUE INDEX worktrees_active_path ON worktrees (path) WHERE status = 'active';
+
+-- Running or past agents. name is the handle people and scripts use. pid and host are
+-- machine-local (stripped from exports) and let `agents --mark-dead` find agents whose
+-- process is gone. heartbeat_at is refreshed by long-running agents.
+CREATE TABLE agents (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    kind         TEXT NOT NULL DEFAULT 'custom',
+    role         TEXT,
+    status       TEXT NOT NULL DEFAULT 'active'
+                 CHECK (status IN ('active', 'idle', 'done', 'dead')),
+    pid          INTEGER,
+    host         TEXT,
+    worktree_id  INTEGER REFERENCES worktrees (id),
+    heartbeat_at TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+
+-- Units of work. status moves only along validated transitions (tasks.TRANSITIONS);
+-- priority 0 is the most urgent. labels is a JSON array of strings. parent_id groups
+-- sub-tasks under an epic; dependencies live in task_deps.
+CREATE TABLE tasks (
+    id         INTEGER PRIMARY KEY,
+    title      TEXT NOT NULL CHECK (length(title) > 0),
+    body       TEXT NOT NULL DEFAULT '',
+    status     TEXT NOT NULL DEFAULT 'open'
+               CHECK (status IN ('open', 'in_progress', 'blocked', 'done', 'cancelled')),
+    priority   INTEGER NOT NULL DEFAULT 2 CHECK (priority BETWEEN 0 AND 4),
+    assignee   TEXT,
+    labels     TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(labels)),
+    parent_id  INTEGER REFERENCES tasks (id),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    closed_at  TEXT
+);
+-- `tasks ready` and `tasks list --status` read this index in priority order.
+CREATE INDEX tasks_status ON tasks (status, priority, id);
+
+-- task_id cannot start before depends_on is done. Cycles are refused by the code.
+CREATE TABLE task_deps (
+    task_id    INTEGER NOT NULL REFERENCES tasks (id),
+    depends_on INTEGER NOT NULL REFERENCES tasks (id),
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (task_id, depends_on),
+    CHECK (task_id != depends_on)
+) WITHOUT ROWID;
+CREATE INDEX task_deps_reverse ON task_deps (depends_on, task_id);
+
+-- One agent conversation or recorded run. (source, external_id) identifies a session of
+-- an outside tool (a Claude Code session id, a Codex rollout id) so re-imports update the
+-- same row. cwd is relative to the project root. Token totals are running sums.
+CREATE TABLE sessions (
+    id                 INTEGER PRIMARY KEY,
+    agent_id           INTEGER REFERENCES agents (id),
+    task_id            INTEGER REFERENCES tasks (id),
+    source             TEXT NOT NULL DEFAULT 'agentkeep',
+    external_id        TEXT,
+    status             TEXT NOT NULL DEFAULT 'running'
+                       CHECK (status IN ('running', 'ended', 'failed', 'interrupted')),
+    started_at         TEXT NOT NULL,
+    ended_at           TEXT,
+    exit_code          INTEGER,
+    model              TEXT,
+    cwd                TEXT,
+    title              TEXT,
+    input_tokens       INTEGER NOT NULL DEFAULT 0,
+    output_tokens      INTEGER NOT NULL DEFAULT 0,
+    cache_read_tokens  INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (source, external_id)
+);
+CREATE INDEX sessions_status ON sessions (status, id);
+CREATE INDEX sessions_task ON sessions (task_id) WHERE task_id IS NOT NULL;
+
+-- What agents leave for each other and for people. kind-specific fields live in data
+-- (JSON): validation {command, exit_code, summary}; pointer {url, ref}; health
+-- {subject, status}. Notes attach to a task, a session and/or an agent.
+CREATE TABLE notes (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL CHECK (kind IN ('handoff', 'decision', 'next_action',
+                                             'validation', 'pointer', 'health', 'fact')),
+    body       TEXT NOT NULL DEFAULT '',
+    data       TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
+    task_id    INTEGER REFERENCES tasks (id),
+    session_id INTEGER REFERENCES sessions (id),
+    agent_id   INTEGER REFERENCES agents (id),
+    author     TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX notes_kind ON notes (kind, id);
+CREATE INDEX notes_task ON notes (task_id, id) WHERE task_id IS NOT NULL;
+
+-- Time series: one row per observation. labels is a JSON object of string values.
+CREATE TABLE metrics (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    value      REAL NOT NULL,
+    labels     TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(labels)),
+    at         TEXT NOT NULL,
+    session_id INTEGER REFERENCES sessions (id),
+    agent_id   INTEGER REFERENCES agents (id)
+);
+CREATE INDEX metrics_name_at ON metrics (name, at);
+
+-- External services the project talks to. settings holds non-secret options only;
+-- credential_ref names where the credential lives ('env:NAME', 'keyring:service/user'),
+-- never the credential itself.
+CREATE TABLE integrations (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT NOT NULL UNIQUE,
+    kind           TEXT NOT NULL,
+    settings       TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(settings)),
+    credential_ref TEXT,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL
+);
+
+-- The ledger: every mutation writes one row here in the same transaction. seq is
+-- strictly increasing and never reused (AUTOINCREMENT), so followers resume with
+-- `seq > last_seen`. data is the created record, or {field: [old, new]} for updates.
+-- undoes points at the event an undo reverted.
+CREATE TABLE events (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    entity    TEXT NOT NULL,
+    entity_id INTEGER,
+    kind      TEXT NOT NULL,
+    data      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
+    undoes    INTEGER REFERENCES events (seq)
+);
+CREATE INDEX events_entity ON events (entity, entity_id, seq);
+CREATE INDEX events_kind ON events (kind, seq);
+CREATE INDEX events_undoes ON events (undoes) WHERE undoes IS NOT NULL;
+
+-- Idempotency keys of writes that come from outside (hooks, importers, API retries): the
+-- same key twice creates one record and the second call reports already_exists.
+CREATE TABLE idempotency_keys (
+    key        TEXT PRIMARY KEY,
+    entity     TEXT NOT NULL,
+    entity_id  INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Audit of the privacy boundary: which rule fired where, how often. Never the value.
+CREATE TABLE redactions (
+    id        INTEGER PRIMARY KEY,
+    at        TEXT NOT NULL,
+    rule      TEXT NOT NULL,
+    entity    TEXT NOT NULL,
+    entity_id INTEGER,
+    field     TEXT NOT NULL,
+    count     INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "baseline", BASELINE),)
+
+# The newest schema this code knows; it is also "this code's version" in the checks.
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    schema_version: int
+    min_reader_version: int
+    min_writer_version: int
+
+    def readable_by(self, code_version: int) -> bool:
+        return self.min_reader_version <= code_version
+
+    def writable_by(self, code_version: int) -> bool:
+        return self.min_writer_version <= code_version
+
+
+def read_state(conn: Connection) -> SchemaState | None:
+    """The file's schema state, or None for an empty (new) database."""
+    has_meta = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    if not has_meta:
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if tables:
+            raise Corrupt(
+                f"{conn.path} has tables but no agentkeep meta table",
+                hint="this file is not an agentkeep store; pass the right --store",
+            )
+        return None
+    values = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    try:
+        return SchemaState(
+            int(values["schema_version"]),
+            int(values["min_reader_version"]),
+            int(values["min_writer_version"]),
+        )
+    except (KeyError, ValueError) as exc:
+        raise Corrupt(f"{conn.path} has an unreadable meta table ({exc!r})") from exc
+
+
+def too_new_error(conn: Connection, state: SchemaState, *, for_writing: bool) -> SchemaTooNew:
+    action = "write to" if for_writing else "read"
+    return SchemaTooNew(
+        f"{conn.path} has schema version {state.schema_version}, written by a newer agentkeep; "
+        f"this agentkeep (schema {SCHEMA_VERSION}) cannot {action} it",
+        hint="upgrade agentkeep (pip install -U agentkeep); the file was not changed",
+    )
+
+
+def check_compatible(conn: Connection, state: SchemaState, *, for_writing: bool) -> None:
+    """Raise SchemaTooNew when this code may not open (or write) the file."""
+    if not state.readable_by(SCHEMA_VERSION):
+        raise too_new_error(conn, state, for_writing=False)
+    if for_writing and not state.writable_by(SCHEMA_VERSION):
+        raise too_new_error(conn, state, for_writing=True)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script into statements (``executescript`` would COMMIT our transaction)."""
+    statements, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in current.splitlines()
+    ):
+        statements.append(current.strip())
+    return statements
+
+
+def pending(state: SchemaState | None, migrations: Sequence[Migration]) -> list[Migration]:
+    current = state.schema_version if state else 0
+    return [m for m in migrations if m.version > current]
+
+
+def migrate(
+    conn: Connection,
+    *,
+    backup_dir: Path | None,
+    app_version: str,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    progress: Callable[[Migration], None] | None = None,
+) -> list[Migration]:
+    """Apply every pending migration, each in its own transaction. Returns those applied.
+
+    A backup of an existing database is written to ``backup_dir`` first.
+    """
+    if not pending(read_state(conn), migrations):
+        return []  # the common case: no lock taken
+    # Hold the writer lock across the backup and every step, so a second process opening
+    # the same old store waits, then finds nothing left to do (and takes no backup).
+    conn.lock_writers()
+    try:
+        state = read_state(conn)
+        todo = pending(state, migrations)
+        if not todo:
+            return []
+        ensure_wal(conn)
+        if state is not None and backup_dir is not None:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            backup_to(conn, backup_dir / f"state.db.pre-v{todo[0].version}-{stamp}")
+        applied = []
+        for migration in todo:
+            if _apply_one(conn, migration, app_version):
+                applied.append(migration)
+                if progress:
+                    progress(migration)
+        return applied
+    finally:
+        conn.unlock_writers()
+
+
+def _apply_one(conn: Connection, migration: Migration, app_version: str) -> bool:
+    with write_transaction(conn):
+        # Re-read inside the write lock: another process may have migrated meanwhile.
+        state = read_state(conn)
+        current = state.schema_version if state else 0
+        if current >= migration.version:
+            return False
+        if current != migration.version - 1:
+            raise Corrupt(f"{conn.path} is at schema {current}; cannot apply {migration.version}")
+        failpoint("migrate:begin")
+        for statement in split_statements(migration.sql):
+            conn.execute(statement)
+            failpoint("migrate:statement")
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        rows = {
+            "schema_version": str(migration.version),
+            "min_reader_version": str(migration.min_reader_version),
+            "min_writer_version": str(migration.min_writer_version),
+            f"migration.{migration.version}": f"{migration.name} applied {now} by {app_version}",
+        }
+        if state is None:
+            rows["created_at"] = now
+            rows["created_by"] = app_version
+        conn.raw.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            list(rows.items()),
+        )
+        failpoint("migrate:before_commit")
+    failpoint("migrate:after_commit")
+    return True

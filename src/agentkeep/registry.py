@@ -1,0 +1,87 @@
+"""The per-user registry of known projects (``global.db`` in the user data dir).
+
+Unlike a project's store, this file is machine-local, so it records absolute paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentkeep._core import utc_now
+from agentkeep._version import __version__
+from agentkeep.backend.sqlite import Connection, connect, write_transaction
+from agentkeep.migrations import Migration, migrate
+from agentkeep.models import Record
+from agentkeep.paths import DB_NAME, STORE_DIRNAME, global_db_path
+
+MIGRATIONS = (
+    Migration(
+        1,
+        "baseline",
+        """
+-- Projects whose store this user has initialised or opened. root is absolute.
+CREATE TABLE projects (
+    root          TEXT PRIMARY KEY,
+    uid           TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    last_seen_at  TEXT NOT NULL
+);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+""",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class KnownProject(Record):
+    root: str
+    uid: str
+    name: str
+    registered_at: str
+    last_seen_at: str
+    exists: bool = True
+
+
+def _connect() -> Connection:
+    path = global_db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    migrate(
+        conn, backup_dir=path.parent / "backups", app_version=__version__, migrations=MIGRATIONS
+    )
+    return conn
+
+
+def register_project(root: Path, *, uid: str, name: str) -> None:
+    conn = _connect()
+    try:
+        now = utc_now()
+        with write_transaction(conn):
+            conn.execute(
+                "INSERT INTO projects (root, uid, name, registered_at, last_seen_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (root) DO UPDATE SET "
+                "uid = excluded.uid, name = excluded.name, last_seen_at = excluded.last_seen_at",
+                (str(root), uid, name, now, now),
+            )
+    finally:
+        conn.close()
+
+
+def list_projects() -> list[KnownProject]:
+    if not global_db_path().exists():
+        return []
+    conn = _connect()
+    try:
+        rows = conn.execute(
+            "SELECT root, uid, name, registered_at, last_seen_at FROM projects ORDER BY name, root"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [
+        KnownProject(
+            root, uid, name, registered, seen, (Path(root) / STORE_DIRNAME / DB_NAME).exists()
+        )
+        for root, uid, name, registered, seen in rows
+    ]

@@ -1,0 +1,399 @@
+"""The store facade: finding, creating and opening a project's store.
+
+``agentkeep.open()`` returns a :class:`Store`, whose methods come from one module per noun
+(tasks, notes, sessions, agents, worktrees, metrics, integrations, events). All of them
+write through the same choke point (``_core.Tx``) inside ``BEGIN IMMEDIATE`` transactions.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from agentkeep._core import utc_now
+from agentkeep._version import __version__
+from agentkeep.agents import AgentOps
+from agentkeep.backend.sqlite import Connection, backup_to, connect, ensure_wal, journal_mode
+from agentkeep.config import Config, default_config_toml
+from agentkeep.errors import InvalidInput, SchemaTooNew, StorageError, StoreNotFound
+from agentkeep.events import EventOps
+from agentkeep.integrations import IntegrationOps
+from agentkeep.metrics import MetricOps
+from agentkeep.migrations import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    check_compatible,
+    migrate,
+    pending,
+    read_state,
+    too_new_error,
+)
+from agentkeep.models import Project, Record, Redaction
+from agentkeep.notes import NoteOps
+from agentkeep.paths import DB_NAME, STORE_DIRNAME, find_store, main_worktree_root
+from agentkeep.sessions import SessionOps
+from agentkeep.tasks import TaskOps
+from agentkeep.worktrees import WorktreeOps
+
+GITIGNORE = """# Everything here is runtime state except config.toml, which is meant for git.
+*
+!.gitignore
+!config.toml
+"""
+
+COUNTED_TABLES = (
+    "tasks",
+    "notes",
+    "sessions",
+    "agents",
+    "worktrees",
+    "metrics",
+    "integrations",
+    "events",
+    "redactions",
+)
+
+
+def default_actor() -> str:
+    actor = os.environ.get("AGENTKEEP_ACTOR")
+    if actor:
+        return actor
+    try:
+        return f"{getpass.getuser()}@cli"
+    except (KeyError, OSError):
+        return "unknown@cli"
+
+
+@dataclass(frozen=True)
+class InitResult(Record):
+    store_dir: str
+    root: str
+    outcome: str  # created | already_exists
+
+
+@dataclass(frozen=True)
+class StoreStatus(Record):
+    project: str
+    root: str
+    store_dir: str
+    schema_version: int
+    synchronous: str
+    journal_mode: str
+    db_bytes: int
+    wal_bytes: int
+    counts: dict[str, int]
+    tasks_by_status: dict[str, int]
+    ready_tasks: int
+    running_sessions: int
+    active_agents: int
+    last_event_seq: int
+    last_event_at: str | None
+
+
+@dataclass(frozen=True)
+class CheckReport(Record):
+    ok: bool
+    integrity: list[str]
+    foreign_keys: list[str]
+    journal_mode: str
+    schema_version: int
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SchemaStatus(Record):
+    path: str
+    schema_version: int
+    min_reader_version: int
+    min_writer_version: int
+    code_schema_version: int
+    pending: list[str]
+    writable: bool
+    journal_mode: str
+    synchronous: str
+    page_size: int
+    page_count: int
+    freelist_count: int
+    wal_bytes: int
+
+
+def resolve_store_dir(path: str | Path | None) -> Path:
+    """The store directory for an explicit path (a project root or a store dir) or cwd."""
+    if path is None:
+        found = find_store()
+        if found is None:
+            raise StoreNotFound(
+                "no agentkeep store here or in any parent directory",
+                hint="run `agentkeep init` in your git repository, or pass --store",
+            )
+        return found
+    candidate = Path(path).expanduser().absolute()
+    if (candidate / STORE_DIRNAME).is_dir():
+        return candidate / STORE_DIRNAME
+    return candidate
+
+
+def init_store(root: str | Path | None = None, *, name: str | None = None) -> InitResult:
+    """Create ``<root>/.agentkeep`` (config, .gitignore, database) if it does not exist.
+
+    ``root`` defaults to the main worktree of the git repository around the working
+    directory. Idempotent: a second call reports ``already_exists`` and changes nothing.
+    """
+    if root is None:
+        found = main_worktree_root(Path.cwd())
+        if found is None:
+            raise InvalidInput(
+                "not inside a git repository",
+                hint="run `agentkeep init` in a git repository, or pass the project directory",
+            )
+        root_path = found
+    else:
+        root_path = Path(root).expanduser().absolute()
+        if not root_path.is_dir():
+            raise InvalidInput(f"{root_path} is not a directory")
+    store_dir = root_path / STORE_DIRNAME
+    existed = (store_dir / DB_NAME).exists()
+    try:
+        store_dir.mkdir(exist_ok=True)
+        for filename, text in (("config.toml", default_config_toml()), (".gitignore", GITIGNORE)):
+            target = store_dir / filename
+            if not target.exists():
+                target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise StorageError(f"cannot create {store_dir}: {exc.strerror}") from exc
+    with open(store_dir, create=True) as store:
+        project = store.project(name=name or root_path.name)
+    from agentkeep.registry import register_project
+
+    register_project(root_path, uid=project.uid, name=project.name)
+    return InitResult(str(store_dir), str(root_path), "already_exists" if existed else "created")
+
+
+def open(
+    path: str | Path | None = None,
+    *,
+    create: bool = False,
+    actor: str | None = None,
+    read_only: bool = False,
+    config: dict[str, Any] | None = None,
+) -> Store:
+    """Open a project's store (found from the working directory when ``path`` is None).
+
+    Pending migrations are applied (after a backup). A store written by a newer
+    agentkeep is refused with :class:`SchemaTooNew` — or opened read-only if its
+    ``min_writer_version`` is newer than this code but its ``min_reader_version`` is not —
+    and its file is left unchanged.
+    """
+    store_dir = resolve_store_dir(path)
+    db_path = store_dir / DB_NAME
+    if not create and not db_path.exists():
+        raise StoreNotFound(
+            f"no agentkeep store at {store_dir}",
+            hint="run `agentkeep init` to create one",
+        )
+    settings = Config.load(project_file=store_dir / "config.toml", overrides=config)
+    if read_only and not db_path.exists():
+        raise StoreNotFound(f"no agentkeep store at {store_dir}")
+    conn = connect(
+        db_path,
+        synchronous=settings["store.synchronous"],
+        busy_timeout_ms=settings["store.busy_timeout_ms"],
+    )
+    try:
+        writable, too_new = _prepare(conn, store_dir, read_only=read_only)
+    except BaseException:
+        conn.close()
+        raise
+    resolved_actor = actor or settings["actor"] or default_actor()
+    return Store(
+        conn,
+        store_dir=store_dir,
+        config=settings,
+        actor=resolved_actor,
+        writable=writable,
+        too_new=too_new,
+    )
+
+
+def _prepare(conn: Connection, store_dir: Path, *, read_only: bool) -> tuple[bool, Any]:
+    """Check compatibility and migrate; returns (writable, the error writes should raise)."""
+    state = read_state(conn)
+    if state is not None:
+        check_compatible(conn, state, for_writing=False)
+        if not state.writable_by(SCHEMA_VERSION):
+            return False, too_new_error(conn, state, for_writing=True)
+    if read_only:
+        return False, SchemaTooNew("this store was opened read-only")
+    migrate(conn, backup_dir=store_dir / "backups", app_version=__version__)
+    ensure_wal(conn)
+    return True, None
+
+
+class Store(
+    TaskOps,
+    NoteOps,
+    SessionOps,
+    AgentOps,
+    WorktreeOps,
+    MetricOps,
+    IntegrationOps,
+    EventOps,
+):
+    """A project's store. Use as a context manager, or call :meth:`close`.
+
+    Safe to use from many processes at once; one ``Store`` object is meant for one thread
+    at a time (open one per thread).
+    """
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def project(self, *, name: str | None = None) -> Project:
+        """This store's project row (created on first use)."""
+        row = self._row("SELECT * FROM projects ORDER BY id LIMIT 1")
+        if row is not None:
+            return Project.from_row(row)  # type: ignore[no-any-return]
+        with self.transaction() as tx:
+            row = tx.one("SELECT * FROM projects ORDER BY id LIMIT 1")
+            if row is None:
+                project_name = name or self.root.name
+                project_id = tx.insert(
+                    "projects",
+                    {"uid": secrets.token_hex(16), "name": project_name, "created_at": tx.now},
+                )
+                row = tx.row("projects", project_id)
+                tx.emit("project", project_id, "project.created", dict(row))
+        return Project.from_row(row)  # type: ignore[no-any-return]
+
+    def status(self) -> StoreStatus:
+        counts = {table: self._count(f"SELECT count(*) FROM {table}") for table in COUNTED_TABLES}
+        by_status = {
+            row[0]: row[1]
+            for row in self._rows("SELECT status, count(*) FROM tasks GROUP BY status")
+        }
+        last = self._row("SELECT seq, at FROM events ORDER BY seq DESC LIMIT 1")
+        project = self._row("SELECT name FROM projects ORDER BY id LIMIT 1")
+        return StoreStatus(
+            project=project[0] if project else self.root.name,
+            root=str(self.root),
+            store_dir=str(self.store_dir),
+            schema_version=SCHEMA_VERSION,
+            synchronous=self.config["store.synchronous"],
+            journal_mode=journal_mode(self._conn),
+            db_bytes=_size(self.db_path),
+            wal_bytes=_size(self.db_path.with_name(DB_NAME + "-wal")),
+            counts=counts,
+            tasks_by_status=by_status,
+            ready_tasks=len(self.ready_tasks()),
+            running_sessions=self._count("SELECT count(*) FROM sessions WHERE status = 'running'"),
+            active_agents=self._count("SELECT count(*) FROM agents WHERE status = 'active'"),
+            last_event_seq=last[0] if last else 0,
+            last_event_at=last[1] if last else None,
+        )
+
+    def schema_status(self) -> SchemaStatus:
+        state = read_state(self._conn)
+        assert state is not None
+
+        def pragma(name: str) -> int:
+            return self._count(f"PRAGMA {name}")
+
+        return SchemaStatus(
+            path=str(self.db_path),
+            schema_version=state.schema_version,
+            min_reader_version=state.min_reader_version,
+            min_writer_version=state.min_writer_version,
+            code_schema_version=SCHEMA_VERSION,
+            pending=[f"{m.version} {m.name}" for m in pending(state, MIGRATIONS)],
+            writable=state.writable_by(SCHEMA_VERSION),
+            journal_mode=journal_mode(self._conn),
+            synchronous={0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[pragma("synchronous")],
+            page_size=pragma("page_size"),
+            page_count=pragma("page_count"),
+            freelist_count=pragma("freelist_count"),
+            wal_bytes=_size(self.db_path.with_name(DB_NAME + "-wal")),
+        )
+
+    def check(self) -> CheckReport:
+        """Full ``integrity_check`` and ``foreign_key_check`` (O(size); not run at open)."""
+        integrity = [row[0] for row in self._rows("PRAGMA integrity_check")]
+        fk = [
+            f"{row[0]} row {row[1]} references missing {row[2]}"
+            for row in self._rows("PRAGMA foreign_key_check")
+        ]
+        mode = journal_mode(self._conn)
+        problems = []
+        if integrity != ["ok"]:
+            problems.append("integrity_check failed")
+        if fk:
+            problems.append(f"{len(fk)} foreign key violation(s)")
+        if mode != "wal":
+            problems.append(f"journal_mode is {mode}, not wal")
+        return CheckReport(
+            ok=not problems,
+            integrity=integrity,
+            foreign_keys=fk,
+            journal_mode=mode,
+            schema_version=SCHEMA_VERSION,
+            problems=problems,
+        )
+
+    def backup(self, dest: str | Path | None = None) -> Path:
+        """Write a consistent snapshot of the database (online; writers keep writing).
+
+        Default destination: ``.agentkeep/backups/state-<UTC time>.db``.
+        """
+        if dest is None:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            target = self.store_dir / "backups" / f"state-{stamp}.db"
+        else:
+            target = Path(dest).expanduser().absolute()
+            if target.is_dir():
+                target = target / f"state-{utc_now().replace(':', '')}.db"
+            if target.exists():
+                raise InvalidInput(
+                    f"{target} already exists", hint="choose a new file name for the backup"
+                )
+        backup_to(self._conn, target)
+        return target
+
+    def redactions(self, *, limit: int | None = None) -> list[Redaction]:
+        sql = "SELECT * FROM redactions ORDER BY id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [Redaction.from_row(row) for row in self._rows(sql)]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+__all__ = [
+    "CheckReport",
+    "InitResult",
+    "SchemaStatus",
+    "Store",
+    "StoreStatus",
+    "init_store",
+    "open",
+]

@@ -1,0 +1,138 @@
+"""Shared fixtures: a temporary git project with a store, a CLI runner, and a subprocess
+runner. Every test gets its own AGENTKEEP_HOME, so nothing touches the real user dirs.
+
+A session-wide audit hook enforces reliability.md R12: nothing in agentkeep opens, renames
+or removes a live database file (``state.db``, ``global.db`` and their ``-wal``/``-shm``)
+with Python file APIs — only SQLite may touch them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import agentkeep
+from agentkeep.cli import run
+
+REPO = Path(__file__).resolve().parent.parent
+LIVE_DB = re.compile(r"(^|/)(state|global)\.db(-wal|-shm|-journal)?$")
+_raw_db_access: list[str] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event in ("open", "os.remove", "os.rename", "os.unlink", "shutil.copyfile"):
+        path = args[0] if args else None
+        if isinstance(path, str | bytes | os.PathLike):
+            text = os.fsdecode(path)
+            if LIVE_DB.search(text):
+                _raw_db_access.append(f"{event} {text}")
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("AGENTKEEP_HOME", str(home))
+    for name in list(os.environ):
+        if name.startswith("AGENTKEEP_") and name != "AGENTKEEP_HOME":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AGENTKEEP_ACTOR", "tester@test")
+    _raw_db_access.clear()
+    yield
+    assert not _raw_db_access, f"live database files touched outside SQLite: {_raw_db_access}"
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(cwd), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        },
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty git repository with an initialised store; the cwd is its root."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    monkeypatch.chdir(root)
+    agentkeep.init_store(root)
+    return root
+
+
+@pytest.fixture
+def store(project: Path) -> Iterator[agentkeep.Store]:
+    with agentkeep.open(project) as opened:
+        yield opened
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def error(self) -> dict[str, Any]:
+        return json.loads(self.stderr)  # type: ignore[no-any-return]
+
+
+class Cli:
+    """Runs ``agentkeep`` in-process (fast) with real stdin/stdout/stderr capture."""
+
+    def __call__(self, *args: str, input: str | bytes | None = None) -> CliResult:
+        runner = CliRunner()
+        with runner.isolation(input=input) as (out, err, _):
+            code = run(list(args))
+            sys.stdout.flush()
+            sys.stderr.flush()
+        return CliResult(code, out.getvalue().decode(), err.getvalue().decode())
+
+
+@pytest.fixture
+def cli(project: Path) -> Cli:
+    return Cli()
+
+
+def run_agentkeep(
+    *args: str,
+    cwd: Path,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[bytes]:
+    """``python -m agentkeep ARGS`` in a real subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "agentkeep", *args],
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

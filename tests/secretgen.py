@@ -1,0 +1,77 @@
+"""Secrets generated at test time (never committed): one look-alike per format the
+redactor must catch. Each is assembled from a public prefix and random characters."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import string
+
+ALNUM = string.ascii_letters + string.digits
+UPPER_DIGITS = string.ascii_uppercase + "234567"
+WORD = ALNUM + "_"
+URLSAFE = ALNUM + "-_"
+
+
+def rand(alphabet: str, n: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def _jwt() -> str:
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    header = part({"alg": "HS256", "typ": "JWT"})
+    body = part({"sub": rand(ALNUM, 12), "iat": 1700000000})
+    return f"{header}.{body}.{rand(URLSAFE, 43)}"
+
+
+def _pem() -> str:
+    lines = "\n".join(rand(ALNUM + "+/", 64) for _ in range(6))
+    kind = "RSA PRIVATE KEY"
+    return f"-----BEGIN {kind}-----\n{lines}\n-----END {kind}-----"
+
+
+def generate() -> dict[str, tuple[str, str]]:
+    """name -> (text to store, the secret part that must never reach disk)."""
+    out: dict[str, tuple[str, str]] = {}
+
+    def token(name: str, value: str) -> None:
+        out[name] = (value, value)
+
+    token("aws", "AKIA" + rand(UPPER_DIGITS, 16))
+    token("github-classic", "ghp_" + rand(ALNUM, 36))
+    token("github-fine-grained", "github_pat_" + rand(WORD, 82))
+    token("gitlab", "glpat-" + rand(URLSAFE, 20))
+    token("openai-project", "sk-proj-" + rand(URLSAFE, 74) + "T3BlbkFJ" + rand(URLSAFE, 74))
+    token("anthropic", "sk-ant-api03-" + rand(URLSAFE, 93) + "AA")
+    token(
+        "slack-bot",
+        "xoxb-" + "-".join(rand(string.digits, 12) for _ in range(2)) + "-" + rand(ALNUM, 24),
+    )
+    webhook_path = f"T{rand(UPPER_DIGITS, 10)}/B{rand(UPPER_DIGITS, 10)}/{rand(ALNUM, 24)}"
+    out["slack-webhook"] = (f"https://hooks.slack.com/services/{webhook_path}", webhook_path)
+    token("google", "AIza" + rand(URLSAFE, 35))
+    token("huggingface", "hf_" + rand(string.ascii_letters, 34))
+    token("npm", "npm_" + rand(ALNUM, 36))
+    token("pypi", "pypi-AgEIcHlwaS5vcmc" + rand(URLSAFE, 70))
+    token("stripe", "sk_live_" + rand(ALNUM, 32))
+    token("jwt", _jwt())
+    pem = _pem()
+    out["pem"] = (pem, pem.splitlines()[2])
+    open_pem = pem.rsplit("\n-----END", 1)[0]
+    out["pem-unterminated"] = (open_pem, open_pem.splitlines()[3])
+    bearer = rand(ALNUM, 40)
+    out["authorization"] = (f"Authorization: Bearer {bearer}", bearer)
+    password = rand(ALNUM, 20)
+    out["url-password"] = (f"postgres://app:{password}@db.internal:5432/app", password)
+    env_value = rand(ALNUM + "+/", 40)
+    out["env-assignment"] = (f"DATABASE_SECRET={env_value}", env_value)
+    return out
+
+
+def fragments(secret: str) -> list[str]:
+    """What a leak check greps for: the whole secret and 12 characters past its prefix."""
+    prefix_end = next((i for i, c in enumerate(secret[:12]) if c in "_-"), -1) + 1
+    return [secret, secret[prefix_end : prefix_end + 12]]

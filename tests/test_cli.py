@@ -1,0 +1,352 @@
+"""The CLI contract: help with examples everywhere, --json/--nl shapes, errors and exit
+codes, store discovery, portability (no absolute paths), worktree safety, config."""
+
+from __future__ import annotations
+
+import json
+import select
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+
+import agentkeep
+from agentkeep.cli import cli as root_command
+
+from conftest import Cli, git, run_agentkeep
+
+
+def all_commands() -> list[list[str]]:
+    found: list[list[str]] = []
+
+    def walk(command: click.Command, path: list[str], ctx: click.Context) -> None:
+        found.append(path)
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None
+                walk(sub, [*path, name], click.Context(sub, info_name=name, parent=ctx))
+
+    walk(root_command, [], click.Context(root_command, info_name="agentkeep"))
+    return found
+
+
+@pytest.mark.parametrize("path", all_commands(), ids=lambda p: " ".join(p) or "agentkeep")
+def test_every_command_has_help_with_examples(cli: Cli, path: list[str]) -> None:
+    result = cli(*path, "--help")
+    assert result.exit_code == 0, result.stderr
+    assert "Usage:" in result.stdout
+    leaf_without_examples = {
+        "tasks dep add",
+        "tasks dep rm",
+        "notes show",
+        "sessions show",
+        "sessions start",
+        "sessions end",
+        "agents register",
+        "agents set",
+        "worktrees add",
+        "worktrees lease",
+        "worktrees release",
+        "worktrees remove",
+        "metrics record",
+        "db status",
+        "db migrate",
+        "db backup",
+        "db check",
+        "config list",
+        "config get",
+        "config set",
+        "events list",
+    }
+    if " ".join(path) not in leaf_without_examples:
+        assert "Example" in result.stdout, f"`{' '.join(path)} --help` shows no example"
+
+
+READ_COMMANDS = [
+    ["tasks", "list"],
+    ["tasks", "ready"],
+    ["notes", "list"],
+    ["notes", "latest"],
+    ["sessions"],
+    ["agents"],
+    ["worktrees"],
+    ["events"],
+    ["metrics"],
+    ["projects"],
+]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=" ".join)
+def test_read_commands_json_is_an_array_and_nl_is_lines(cli: Cli, command: list[str]) -> None:
+    result = cli(*command, "--json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    assert isinstance(data, list)
+    if command != ["events"] and command != ["projects"]:
+        assert data == []
+    lines = cli(*command, "--nl").stdout.splitlines()
+    assert [json.loads(line) for line in lines] == data
+
+
+def test_mutations_report_outcome_and_idempotency(cli: Cli) -> None:
+    first = cli("tasks", "add", "Write docs", "--idempotency-key", "k-1", "--json").json()
+    again = cli("tasks", "add", "Write docs", "--idempotency-key", "k-1", "--json").json()
+    assert first["outcome"] == "created" and again["outcome"] == "already_exists"
+    assert first["schema_version"] == 1
+    assert again["task"]["id"] == first["task"]["id"]
+    assert len(cli("tasks", "list", "--json").json()) == 1
+
+
+def test_task_lifecycle_claim_ready_dep_undo(cli: Cli) -> None:
+    assert cli("tasks", "add", "base", "-p", "1").exit_code == 0
+    assert cli("tasks", "add", "follow-up", "--dep", "1").exit_code == 0
+    assert [t["id"] for t in cli("tasks", "ready", "--json").json()] == [1]
+    assert cli("tasks", "claim", "2", "--as", "a").exit_code == 5  # waits on task 1
+    assert cli("tasks", "claim", "1", "--as", "a").exit_code == 0
+    lost = cli("tasks", "claim", "1", "--as", "b", "--json")
+    assert lost.exit_code == 5 and lost.error()["code"] == "conflict"
+    assert cli("tasks", "update", "1", "--status", "done").exit_code == 0
+    assert [t["id"] for t in cli("tasks", "ready", "--json").json()] == [2]
+    refused = cli("tasks", "update", "1", "--status", "blocked", "--json")
+    assert refused.exit_code == 5 and "done" in refused.error()["error"]
+    assert cli("undo", "task", "1").exit_code == 0
+    assert cli("tasks", "show", "1", "--json").json()["status"] == "in_progress"
+    assert cli("tasks", "dep", "add", "1", "2").exit_code == 3  # cycle
+    events = cli("events", "--entity", "task", "--entity-id", "1", "-n", "0", "--json").json()
+    kinds = [e["kind"] for e in events]
+    assert kinds == ["task.created", "task.claimed", "task.updated", "task.updated"]
+    assert events[-1]["undoes"] == events[-2]["seq"]
+
+
+def test_notes_kinds_and_latest(cli: Cli) -> None:
+    assert cli("notes", "add", "handoff", "Parser half-done").exit_code == 0
+    assert (
+        cli(
+            "notes", "add", "validation", "all green", "--command", "make test", "--exit-code", "0"
+        ).exit_code
+        == 0
+    )
+    bad = cli("notes", "add", "validation", "no command given", "--json")
+    assert bad.exit_code == 3 and "command" in bad.error()["error"]
+    latest = cli("notes", "latest", "validation", "--json").json()
+    assert latest[0]["data"] == {"command": "make test", "exit_code": 0, "summary": "all green"}
+    assert cli("notes", "latest", "decision", "--json").json() == []
+
+
+def test_errors_are_one_sentence_with_hint_and_exit_code(cli: Cli) -> None:
+    missing = cli("tasks", "show", "404")
+    assert missing.exit_code == 4
+    assert missing.stderr.startswith("error: task 404 does not exist")
+    assert "hint:" in missing.stderr and "Traceback" not in missing.stderr
+    as_json = cli("tasks", "show", "404", "--json")
+    assert as_json.stdout == ""
+    assert as_json.error() == {
+        "schema_version": 1,
+        "error": "task 404 does not exist",
+        "code": "not_found",
+        "hint": "`agentkeep tasks list` shows the tasks",
+    }
+    usage = cli("tasks", "add")
+    assert usage.exit_code == 2
+
+
+def test_no_store_and_not_a_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli = Cli()
+    result = cli("status", "--json")
+    assert result.exit_code == 4 and result.error()["code"] == "store_not_found"
+    assert "agentkeep init" in result.error()["hint"]
+    result = cli("init")
+    assert result.exit_code == 3 and "git repository" in result.stderr
+
+
+def test_init_is_idempotent_and_writes_config_and_gitignore(project: Path, cli: Cli) -> None:
+    again = cli("init", "--json").json()
+    assert again["outcome"] == "already_exists"
+    store_dir = project / ".agentkeep"
+    import tomllib
+
+    text = (store_dir / "config.toml").read_text()
+    assert "# [store]" in text and "# synchronous = " in text
+    uncommented = "\n".join(line.removeprefix("# ") for line in text.splitlines()
+                            if line.startswith("# ") and ("=" in line or line.startswith("# [")))
+    assert tomllib.loads(uncommented)["store"]["synchronous"] == "FULL"
+    assert tomllib.loads(uncommented)["actor"] == ""
+    git(project, "add", "-A")
+    tracked = git(project, "ls-files").splitlines()
+    assert tracked == [".agentkeep/.gitignore", ".agentkeep/config.toml"]  # not state.db
+    assert cli("projects", "--json").json()[0]["root"] == str(project)
+
+
+def test_store_is_found_from_subdirs_and_linked_worktrees(project: Path) -> None:
+    (project / "README").write_text("x")
+    git(project, "add", "README")
+    git(project, "commit", "-qm", "init")
+    sub = project / "a" / "b"
+    sub.mkdir(parents=True)
+    wt = project.parent / "wt1"
+    git(project, "worktree", "add", "-q", str(wt), "-b", "feature")
+    for where in (sub, wt):
+        done = run_agentkeep("status", "--json", cwd=where)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["store_dir"] == str(project / ".agentkeep")
+    other = project.parent / "other"
+    other.mkdir()
+    via_flag = run_agentkeep("--store", str(project / ".agentkeep"), "status", "--json", cwd=other)
+    via_env = run_agentkeep(
+        "status", "--json", cwd=other, env={"AGENTKEEP_DIR": str(project / ".agentkeep")}
+    )
+    assert via_flag.returncode == 0 and via_env.returncode == 0
+
+
+def test_no_absolute_paths_in_the_project_database(project: Path, cli: Cli) -> None:
+    sub = project / "src"
+    sub.mkdir()
+    cli("sessions", "start", "--title", "run")  # records the cwd
+    cli("worktrees", "add", str(project.parent / "wt-abs"), "--branch", "b")
+    cli("tasks", "add", "t")
+    with agentkeep.open(project) as store:
+        store.start_session(source="x", cwd=str(sub))
+        assert store.list_worktrees()[0].path == "../wt-abs"
+        assert store.list_sessions()[0].cwd == "src"
+        dump = "\n".join(store._conn.raw.iterdump())
+    assert str(project) not in dump
+    assert str(project.parent) not in dump
+
+
+def test_worktree_remove_refuses_unmerged_or_untracked_work(project: Path, cli: Cli) -> None:
+    (project / "f").write_text("1")
+    git(project, "add", "f")
+    git(project, "commit", "-qm", "base")
+    wt = project.parent / "wt-safe"
+    git(project, "worktree", "add", "-q", str(wt), "-b", "work")
+    assert cli("worktrees", "add", str(wt), "--branch", "work").exit_code == 0
+    (wt / "new.txt").write_text("untracked")
+    refused = cli("worktrees", "remove", "1", "--json")
+    assert refused.exit_code == 5 and "untracked" in refused.error()["error"]
+    git(wt, "add", "new.txt")
+    git(wt, "commit", "-qm", "unmerged work")
+    refused = cli("worktrees", "remove", "1", "--json")
+    assert refused.exit_code == 5 and "1 commit" in refused.error()["error"]
+    assert wt.exists()
+    git(project, "merge", "-q", "work")
+    assert cli("worktrees", "remove", "1").exit_code == 0
+    assert not wt.exists()
+    assert cli("worktrees", "--all", "--json").json()[0]["status"] == "removed"
+
+
+def test_worktree_lease_is_exclusive(cli: Cli) -> None:
+    cli("worktrees", "add", "../wt-lease")
+    assert cli("worktrees", "lease", "1", "--owner", "a").exit_code == 0
+    assert cli("worktrees", "lease", "1", "--owner", "b").exit_code == 5
+    assert cli("worktrees", "release", "1", "--owner", "b").exit_code == 5
+    assert cli("worktrees", "release", "1", "--owner", "a").exit_code == 0
+    assert cli("worktrees", "lease", "1", "--owner", "b").exit_code == 0
+
+
+def test_agents_mark_dead(cli: Cli) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert cli("agents", "register", "gone", "--pid", str(child.pid)).exit_code == 0
+    assert cli("agents", "register", "alive", "--pid", str(subprocess.os.getpid())).exit_code == 0
+    agents = {a["name"]: a["status"] for a in cli("agents", "--mark-dead", "--json").json()}
+    assert agents == {"gone": "dead", "alive": "active"}
+
+
+def test_config_sources_and_set(project: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    listed = {v["key"]: v for v in cli("config", "list", "--json").json()}
+    assert listed["store.synchronous"]["source"] == "default"
+    assert cli("config", "set", "store.synchronous", "normal").exit_code == 0
+    assert cli("config", "get", "store.synchronous").stdout.strip() == "NORMAL"
+    text = (project / ".agentkeep" / "config.toml").read_text()
+    assert "# agentkeep project settings" in text  # comments survive
+    with agentkeep.open(project) as store:
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+    monkeypatch.setenv("AGENTKEEP_STORE_SYNCHRONOUS", "FULL")
+    got = cli("config", "get", "store.synchronous", "--json").json()
+    assert got["value"] == "FULL" and got["source"] == "env"
+    bad = cli("config", "set", "store.busy_timeout_ms", "0", "--json")
+    assert bad.exit_code == 3
+
+
+def test_metrics_and_sessions(cli: Cli) -> None:
+    started = cli("sessions", "start", "--source", "ci", "--external-id", "run-7", "--json")
+    assert started.json()["outcome"] == "created"
+    again = cli("sessions", "start", "--source", "ci", "--external-id", "run-7", "--json")
+    assert again.json()["outcome"] == "already_exists"
+    assert cli("sessions", "end", "1", "--exit-code", "3", "-s", "failed").exit_code == 0
+    assert cli("sessions", "end", "1").exit_code == 5
+    assert cli("metrics", "record", "tests.duration_s", "41.5", "-l", "suite=unit").exit_code == 0
+    rows = cli("metrics", "--name", "tests.duration_s", "--since", "1h", "--json").json()
+    assert rows[0]["value"] == 41.5 and rows[0]["labels"] == {"suite": "unit"}
+    assert cli("metrics", "--since", "yesterday-ish").exit_code == 3
+
+
+def test_db_commands(project: Path, cli: Cli, tmp_path: Path) -> None:
+    status = cli("db", "status", "--json").json()
+    assert status["schema_version"] == status["code_schema_version"]
+    assert status["journal_mode"] == "wal" and status["synchronous"] == "FULL"
+    assert cli("db", "check", "--json").json()["ok"] is True
+    dest = tmp_path / "copy.sqlite"
+    assert cli("db", "backup", str(dest)).exit_code == 0
+    copy = sqlite3.connect(dest)
+    assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    copy.close()
+    assert cli("db", "backup", str(dest)).exit_code == 3  # never overwrites
+    assert cli("db", "migrate", "--json").json()["pending"] == []
+
+
+def test_events_follow_sees_another_process(project: Path) -> None:
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "agentkeep", "events", "-f", "--json"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.0)  # let it start and take its starting position
+        with agentkeep.open(project) as store:
+            store.add_task("seen live")
+        assert follower.stdout is not None
+        ready, _, _ = select.select([follower.stdout], [], [], 10)
+        assert ready, "the follower printed nothing within 10 s"
+        event = json.loads(follower.stdout.readline())
+        assert event["kind"] == "task.created" and event["data"]["title"] == "seen live"
+    finally:
+        follower.kill()
+        follower.communicate()
+
+
+def test_redact_command_never_prints_the_secret(cli: Cli, tmp_path: Path) -> None:
+    import secrets as random_source
+    import string
+
+    token = "ghp_" + "".join(random_source.choice(string.ascii_letters) for _ in range(36))
+    text = f"line one\nexport GITHUB_TOKEN={token}\n"
+    found = cli("redact", "--json", input=text)
+    assert found.exit_code == 0
+    assert token[4:16] not in found.stdout
+    assert found.json()[0]["line"] == 2
+    cleaned = cli("redact", "--text", input=text)
+    assert token[4:16] not in cleaned.stdout and "[REDACTED:" in cleaned.stdout
+
+
+def test_public_api_is_explicit() -> None:
+    public = {name for name in dir(agentkeep) if not name.startswith("_")}
+    modules = {name for name in public if isinstance(getattr(agentkeep, name), type(agentkeep))}
+    assert sorted(agentkeep.__all__) == agentkeep.__all__
+    assert set(agentkeep.__all__) - {"__version__"} == public - modules
+
+
+def test_generated_docs_are_current() -> None:
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parent.parent / "scripts" / "gen_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr

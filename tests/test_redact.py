@@ -1,0 +1,860 @@
+"""Tests for the privacy boundary: `agentkeep.redact` (reliability plan S1, S3, S4, S7).
+
+No realistic secret is written down in this file: every positive is built at test time from
+a prefix (itself split so that secret scanners do not flag the source) and random characters
+of the right alphabet and length.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import random
+import string
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agentkeep.errors import RedactionFailed
+from agentkeep.redact import (
+    REDACTION_MARKER_PREFIX,
+    RULES,
+    Match,
+    StreamRedactor,
+    redact_text,
+    redact_value,
+    scan,
+)
+
+ALNUM = string.ascii_letters + string.digits
+BASE32 = string.ascii_uppercase + "234567"
+WORD = ALNUM + "_"
+DASHED = ALNUM + "_-"
+HEX = "0123456789abcdef"
+BASE64 = ALNUM + "+/"
+
+
+def rand(rng: random.Random, alphabet: str, n: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+# --- positives -------------------------------------------------------------------------------
+
+# A generator returns (secret, public prefix): the prefix may stay in the output, the
+# characters after it must not.
+Generator = Callable[[random.Random], tuple[str, str]]
+
+
+def _jwt(rng: random.Random) -> tuple[str, str]:
+    header = b64url(json.dumps({"alg": rng.choice(["HS256", "RS256"]), "typ": "JWT"}).encode())
+    claims = {"sub": rand(rng, ALNUM, 12), "iat": rng.randint(1, 2**31), "scope": "repo"}
+    payload = b64url(json.dumps(claims).encode())
+    return f"{header}.{payload}.{b64url(rng.randbytes(32))}", ""
+
+
+def _pem(rng: random.Random, kind: str = "RSA PRIVATE KEY") -> str:
+    body = base64.b64encode(rng.randbytes(rng.randint(200, 900))).decode()
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN {kind}-----\n{lines}\n-----END {kind}-----"
+
+
+def _pem_secret(rng: random.Random) -> tuple[str, str]:
+    kind = rng.choice(["RSA PRIVATE KEY", "OPENSSH PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY"])
+    pem = _pem(rng, kind)
+    # The "prefix" is the header line: what must not leak is the body.
+    return pem, pem.split("\n", 1)[0] + "\n"
+
+
+TOKEN_GENERATORS: dict[str, list[Generator]] = {
+    "aws-access-token": [
+        lambda r: ("AK" + "IA" + rand(r, BASE32, 16), "AKIA"),
+        lambda r: ("AS" + "IA" + rand(r, BASE32, 16), "ASIA"),
+    ],
+    "github-pat": [lambda r: ("gh" + "p_" + rand(r, ALNUM, 36), "ghp_")],
+    "github-oauth": [lambda r: ("gh" + "o_" + rand(r, ALNUM, 36), "gho_")],
+    "github-app-token": [
+        lambda r: ("gh" + "u_" + rand(r, ALNUM, 36), "ghu_"),
+        lambda r: ("gh" + "s_" + rand(r, ALNUM, 36), "ghs_"),
+    ],
+    "github-refresh-token": [lambda r: ("gh" + "r_" + rand(r, ALNUM, 36), "ghr_")],
+    "github-fine-grained-pat": [
+        lambda r: (
+            "github" + "_pat_" + rand(r, ALNUM, 22) + "_" + rand(r, ALNUM, 59),
+            "github_pat_",
+        )
+    ],
+    "gitlab-pat": [lambda r: ("gl" + "pat-" + rand(r, DASHED, 20), "glpat-")],
+    "openai-api-key": [
+        lambda r: ("sk-" + "proj-" + rand(r, DASHED, 156), "sk-proj-"),
+        lambda r: ("sk-" + "proj-" + rand(r, DASHED, 74) + "T3Blbk" + "FJ" + rand(r, DASHED, 74),
+                   "sk-proj-"),
+        lambda r: ("sk-" + "svcacct-" + rand(r, DASHED, 120), "sk-svcacct-"),
+        lambda r: ("sk-" + "admin-" + rand(r, DASHED, 120), "sk-admin-"),
+        lambda r: ("sk-" + rand(r, ALNUM, 20) + "T3Blbk" + "FJ" + rand(r, ALNUM, 20), "sk-"),
+        lambda r: ("sk-" + rand(r, ALNUM, 47) + r.choice(string.digits), "sk-"),
+    ],
+    "anthropic-api-key": [
+        lambda r: ("sk-" + "ant-api03-" + rand(r, DASHED, 93) + "AA", "sk-ant-api03-"),
+        lambda r: ("sk-" + "ant-" + rand(r, DASHED, 40), "sk-ant-"),
+    ],
+    "anthropic-admin-api-key": [
+        lambda r: ("sk-" + "ant-admin01-" + rand(r, DASHED, 93) + "AA", "sk-ant-admin01-")
+    ],
+    "slack-bot-token": [
+        lambda r: ("xo" + "xb-" + rand(r, string.digits, 12) + "-" + rand(r, string.digits, 13)
+                   + "-" + rand(r, ALNUM, 24), "xoxb-")
+    ],
+    "slack-user-token": [
+        lambda r: ("xo" + "xp-" + "-".join(rand(r, string.digits, 12) for _ in range(3))
+                   + "-" + rand(r, HEX, 32), "xoxp-"),
+        lambda r: ("xo" + "xe-1-" + rand(r, ALNUM, 146), "xoxe-"),
+    ],
+    "slack-legacy-workspace-token": [
+        lambda r: ("xo" + "xa-2-" + rand(r, ALNUM, 30), "xoxa-"),
+        lambda r: ("xo" + "xr-" + rand(r, ALNUM, 30), "xoxr-"),
+    ],
+    "slack-legacy-token": [
+        lambda r: ("xo" + "xs-" + "-".join(rand(r, string.digits, 10) for _ in range(3))
+                   + "-" + rand(r, HEX, 20), "xoxs-")
+    ],
+    "slack-config-access-token": [
+        lambda r: ("xo" + "xe.xo" + "xp-1-" + rand(r, ALNUM, 164), "xoxe.xoxp-")
+    ],
+    "slack-app-token": [
+        lambda r: ("xa" + "pp-1-A" + rand(r, string.ascii_uppercase + string.digits, 10) + "-"
+                   + rand(r, string.digits, 13) + "-" + rand(r, HEX, 64), "xapp-")
+    ],
+    "slack-webhook-url": [
+        lambda r: ("https://hooks.slack.com/services/T" + rand(r, BASE32, 8) + "/B"
+                   + rand(r, BASE32, 8) + "/" + rand(r, ALNUM, 24),
+                   "https://hooks.slack.com/services/")
+    ],
+    "gcp-api-key": [lambda r: ("AI" + "za" + rand(r, DASHED, 35), "AIza")],
+    "huggingface-access-token": [lambda r: ("hf" + "_" + rand(r, string.ascii_letters, 34), "hf_")],
+    "npm-access-token": [lambda r: ("np" + "m_" + rand(r, ALNUM, 36), "npm_")],
+    "pypi-upload-token": [
+        lambda r: ("py" + "pi-AgEIcHlwaS5vcmc" + rand(r, DASHED, 70), "pypi-AgEIcHlwaS5vcmc")
+    ],
+    "stripe-access-token": [
+        lambda r, pre=pre: (pre + rand(r, ALNUM, r.randint(24, 99)), pre)  # type: ignore[misc]
+        for pre in ("s" + "k_live_", "r" + "k_live_", "s" + "k_test_", "r" + "k_test_")
+    ],
+    "jwt": [_jwt],
+}  # fmt: skip
+
+# Token formats are recognisable on their own, so each goes into every context.
+TOKEN_CONTEXTS: dict[str, Callable[[str], str]] = {
+    "bare": lambda s: s,
+    "json": lambda s: json.dumps({"value": s, "n": 1}),
+    "env": lambda s: f"DEPLOY_TOKEN={s}",
+    "url": lambda s: f"git clone https://deploy:{s}@git.example.com/org/repo.git",
+    "header": lambda s: f"Authorization: Bearer {s}",
+    "curl": lambda s: f"curl -H 'X-Api-Key: {s}' https://api.example.com/v1/items",
+    "yaml": lambda s: f"service:\n  credentials:\n    token: {s}\n  retries: 3\n",
+    "export": lambda s: f"export SERVICE_KEY={s}\n",
+    "sentence": lambda s: f"I pasted the key {s} into the chat, please rotate it.",
+    "json-escaped": lambda s: json.dumps({"output": f'export API_KEY="{s}"\nexit 0\n'}),
+    "python": lambda s: repr({"headers": {"x-token": s}}),
+}
+# Contexts in which the token's own rule must name the redaction (in the others a
+# surrounding rule may, e.g. url-password around a token used as a password).
+NAMED_CONTEXTS = ("bare", "json", "sentence")
+
+
+def _assignment(rng: random.Random) -> tuple[str, str]:
+    value = rand(rng, ALNUM, rng.randint(16, 40)) + rng.choice(string.digits)
+    return value, ""
+
+
+def _password(rng: random.Random) -> tuple[str, str]:
+    return rand(rng, ALNUM + "!#%^*+-.~", rng.randint(10, 24)) + rng.choice(string.digits), ""
+
+
+def _aws_secret(rng: random.Random) -> tuple[str, str]:
+    return rand(rng, BASE64, 40), ""
+
+
+# Rules that need context: (generator, contexts that put the value where the rule looks).
+CONTEXT_RULES: dict[str, tuple[Generator, dict[str, Callable[[str], str]]]] = {
+    "generic-api-key": (
+        _assignment,
+        {
+            "env": lambda v: f"API_KEY={v}",
+            "env-quoted": lambda v: f'SERVICE_API_KEY="{v}"',
+            "export": lambda v: f"export GITLAB_TOKEN={v}",
+            "json": lambda v: json.dumps({"name": "svc", "api_key": v}),
+            "json-escaped": lambda v: json.dumps({"cmd": json.dumps({"apiKey": v})}),
+            "yaml": lambda v: f"database:\n  host: db\n  password: {v}\n",
+            "python": lambda v: f"client = Client(secret_key='{v}')",
+            "js": lambda v: f'const accessToken = "{v}";',
+            "toml": lambda v: f'[auth]\ntoken = "{v}"\n',
+            "header": lambda v: f"X-Api-Key: {v}",
+            "sentence": lambda v: f"The deploy failed until I set DB_PASSWD={v} in the env file.",
+            "compare": lambda v: f'if password == "{v}":',
+            "tuple": lambda v: f'os.environ.setdefault("OPENAI_API_KEY", "{v}")',
+        },
+    ),
+    "url-password": (
+        _password,
+        {
+            "postgres": lambda v: f"postgres://app:{v}@db.internal:5432/app",
+            "https": lambda v: f"fetching https://deploy-bot:{v}@git.example.com/org/repo.git",
+            "redis-no-user": lambda v: f"REDIS_URL=redis://:{v}@cache:6379/0",
+            "json": lambda v: json.dumps({"dsn": f"mysql://root:{v}@127.0.0.1/db"}),
+            "at-sign": lambda v: f"amqp://guest:{v}@x@broker.local:5672/",
+        },
+    ),
+    "authorization-header": (
+        lambda r: (rand(r, ALNUM + "-_.~+/", r.randint(24, 60)) + r.choice(string.digits), ""),
+        {
+            "bearer": lambda v: f"Authorization: Bearer {v}",
+            "token": lambda v: f"authorization: token {v}",
+            "json": lambda v: json.dumps({"headers": {"Authorization": f"Bearer {v}"}}),
+            "raw": lambda v: f"Authorization: {v}",
+            "curl": lambda v: f'curl -sS -H "Authorization: Bearer {v}" https://api.example.com',
+            "proxy": lambda v: f"Proxy-Authorization: Basic {v}",
+        },
+    ),
+    "aws-secret-access-key": (
+        _aws_secret,
+        {
+            "credentials": lambda v: f"[default]\naws_secret_access_key = {v}\n",
+            "env": lambda v: f"export AWS_SECRET_ACCESS_KEY={v}",
+            "json": lambda v: json.dumps({"Credentials": {"SecretAccessKey": v}}),
+        },
+    ),
+    "private-key": (
+        _pem_secret,
+        {
+            "bare": lambda v: v,
+            "file": lambda v: f"$ cat ~/.ssh/id_rsa\n{v}\n$ ls\n",
+            "json-escaped": lambda v: json.dumps({"content": v + "\n"}),
+            "yaml-block": lambda v: (
+                "tls:\n  key: |\n" + "".join(f"    {line}\n" for line in v.splitlines())
+            ),
+            "unterminated": lambda v: v.rsplit("\n", 1)[0] + "\n(output truncated)",
+            "crlf": lambda v: v.replace("\n", "\r\n"),
+        },
+    ),
+}
+
+ALL_RULE_IDS = sorted(TOKEN_GENERATORS) + sorted(CONTEXT_RULES)
+
+
+def secret_body(secret: str, prefix: str) -> str:
+    """The first 12 characters after the public prefix: these must never be stored."""
+    return secret[len(prefix) : len(prefix) + 12]
+
+
+def test_every_rule_has_a_generator() -> None:
+    assert sorted(rule.id for rule in RULES) == sorted(ALL_RULE_IDS)
+
+
+def test_rule_ids_are_unique_and_described() -> None:
+    ids = [rule.id for rule in RULES]
+    assert len(ids) == len(set(ids))
+    for rule in RULES:
+        assert rule.description and rule.keywords and rule.patterns
+        assert rule.pattern is rule.patterns[0]
+
+
+SAMPLES = 30
+
+
+@pytest.mark.parametrize("rule_id", sorted(TOKEN_GENERATORS))
+def test_recall_of_token_formats(rule_id: str) -> None:
+    rng = random.Random(f"tokens-{rule_id}")
+    total = found = 0
+    for generator in TOKEN_GENERATORS[rule_id]:
+        for _ in range(SAMPLES):
+            secret, prefix = generator(rng)
+            body = secret_body(secret, prefix)
+            for name, context in TOKEN_CONTEXTS.items():
+                text = context(secret)
+                out, counts = redact_text(text)
+                total += 1
+                assert body not in out, f"{rule_id} leaked in {name} context: {out!r}"
+                if name in NAMED_CONTEXTS:
+                    assert counts.get(rule_id) == 1, f"{rule_id} in {name}: {counts}"
+                found += 1
+    print(f"{rule_id}: recall {found}/{total}")
+
+
+@pytest.mark.parametrize("rule_id", sorted(CONTEXT_RULES))
+def test_recall_of_context_rules(rule_id: str) -> None:
+    rng = random.Random(f"context-{rule_id}")
+    generator, contexts = CONTEXT_RULES[rule_id]
+    total = 0
+    for _ in range(SAMPLES):
+        secret, prefix = generator(rng)
+        body = secret_body(secret, prefix)
+        for name, context in contexts.items():
+            text = context(secret)
+            out, counts = redact_text(text)
+            total += 1
+            assert body not in out, f"{rule_id} leaked in {name} context: {out!r}"
+            assert counts.get(rule_id, 0) >= 1, f"{rule_id} in {name}: {counts} {out!r}"
+    print(f"{rule_id}: recall {total}/{total}")
+
+
+def test_markers_replace_only_the_secret() -> None:
+    rng = random.Random(7)
+    token = "gh" + "p_" + rand(rng, ALNUM, 36)
+    value = rand(rng, ALNUM, 30) + "7"
+    password = rand(rng, ALNUM, 18) + "3"
+    bearer = rand(rng, ALNUM, 40) + "1"
+    assert redact_text(f"token: {token}")[0] == "token: [REDACTED:github-pat]"
+    assert redact_text(f"API_KEY={value}")[0] == "API_KEY=[REDACTED:generic-api-key]"
+    assert redact_text(f'"api_key": "{value}"')[0] == '"api_key": "[REDACTED:generic-api-key]"'
+    assert (
+        redact_text(f"https://bob:{password}@db.example.com:5432/x")[0]
+        == "https://bob:[REDACTED:url-password]@db.example.com:5432/x"
+    )
+    assert (
+        redact_text(f"Authorization: Bearer {bearer}")[0]
+        == "Authorization: Bearer [REDACTED:authorization-header]"
+    )
+    pem = _pem(rng)
+    assert redact_text(f"key:\n{pem}\ndone")[0] == "key:\n[REDACTED:private-key]\ndone"
+
+
+def test_unterminated_private_key_is_redacted_to_the_end() -> None:
+    rng = random.Random(8)
+    pem = _pem(rng)
+    head = pem.rsplit("\n", 1)[0]
+    out, counts = redact_text(f"before\n{head}\nafter: {rand(rng, ALNUM, 20)}")
+    assert out == "before\n[REDACTED:private-key]"
+    assert counts == {"private-key": 1}
+
+
+def test_a_private_key_header_alone_is_only_a_mention() -> None:
+    code = 'if line.startswith("-----BEGIN RSA PRIVATE KEY-----"):\n    parse(line)\n'
+    out, counts = redact_text(code)
+    assert out == 'if line.startswith("[REDACTED:private-key]"):\n    parse(line)\n'
+    assert counts == {"private-key": 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "KEY_NAME=$OTHER_VAR",
+        "API_KEY=${OPENAI_API_KEY}",
+        "password: ${DB_PASSWORD}",
+        "export GITHUB_TOKEN=$(gh auth token)",
+        "API_KEY=<your-api-key>",
+        'api_key = "YOUR_API_KEY_HERE"',
+        "password: changeme",
+        "SECRET=***",
+        "token: xxxxxxxxxxxxxxxx",
+        "password: %DB_PASSWORD%",
+        "token = {{ secrets.DEPLOY_TOKEN }}",
+        "Authorization: Bearer $TOKEN",
+        "Authorization: Bearer <token>",
+        "https://user:password@example.com/",
+        "https://user:${PASSWORD}@example.com/",
+        "token_count=12345",
+        "max_tokens: 4096",
+        '"input_tokens": 1234, "output_tokens": 56',
+        "api_key = os.environ['API_KEY']",
+        "token = self._next_token()",
+        "password = getpass.getpass()",
+        "secret_name: prod/db/password",
+        "public_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5",
+        "keyboard_layout: us",
+        "Author: Dev Person <dev@example.com>",
+        "API_KEY=[REDACTED:generic-api-key]",
+        "https://bob:[REDACTED:url-password]@db.example.com/",
+    ],
+)
+def test_placeholders_and_templates_are_left_alone(text: str) -> None:
+    assert redact_text(text) == (text, {})
+
+
+def test_redact_text_returns_the_same_object_when_clean() -> None:
+    text = "nothing to see here, just prose about tokens and keys."
+    out, counts = redact_text(text)
+    assert out is text
+    assert counts == {}
+
+
+def test_scan_is_sorted_and_non_overlapping() -> None:
+    rng = random.Random(9)
+    parts = [f"{name} {gen[0](rng)[0]}" for name, gen in TOKEN_GENERATORS.items()]
+    text = "\n".join(parts)
+    matches = scan(text)
+    assert len(matches) == len(parts)
+    assert all(isinstance(m, Match) for m in matches)
+    for a, b in itertools.pairwise(matches):
+        assert a.end <= b.start
+    assert all(text[m.start : m.end] for m in matches)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "\x00" * 100,
+        "\ud800 lone surrogate \udfff",
+        "İstanbul API_KEY=" + "Ab1" * 10 + " İ",  # İ lowers to two code points
+        "\u212aey=" + "Zq9" * 8,  # KELVIN SIGN lowers to "k"
+        "🔑" * 1000,
+    ],
+)
+def test_any_str_is_accepted(text: str) -> None:
+    out, _ = redact_text(text)
+    assert isinstance(out, str)
+    assert redact_text(out)[0] == out
+    assert scan(out) == []
+
+
+def test_non_unicode_input_positions_survive_lowercasing() -> None:
+    rng = random.Random(10)
+    value = rand(rng, ALNUM, 30) + "5"
+    text = "İİİ API_KEY=" + value + " İİ"
+    out, counts = redact_text(text)
+    assert out == "İİİ API_KEY=[REDACTED:generic-api-key] İİ"
+    assert counts == {"generic-api-key": 1}
+
+
+def test_non_str_input_fails_closed() -> None:
+    with pytest.raises(RedactionFailed):
+        redact_text(b"bytes")  # type: ignore[arg-type]
+    with pytest.raises(RedactionFailed):
+        StreamRedactor().feed(42)  # type: ignore[arg-type]
+
+
+# --- negatives -------------------------------------------------------------------------------
+
+PROSE = [
+    "the",
+    "agent",
+    "ran",
+    "the",
+    "tests",
+    "again",
+    "and",
+    "found",
+    "that",
+    "the",
+    "lock",
+    "ordering",
+    "in",
+    "the",
+    "writer",
+    "thread",
+    "was",
+    "wrong",
+    "so",
+    "it",
+    "changed",
+    "the",
+    "session",
+    "store",
+    "to",
+    "batch",
+    "writes",
+    "and",
+    "added",
+    "a",
+    "retry",
+    "with",
+    "backoff",
+    "for",
+    "busy",
+    "errors",
+    "before",
+    "committing",
+    "the",
+    "token",
+    "budget",
+    "and",
+    "key",
+    "rotation",
+    "notes",
+    "to",
+    "the",
+    "task",
+    "log",
+]
+
+
+def _benign_corpus(rng: random.Random) -> list[str]:
+    """At least 1,000 realistic non-secrets of the kinds an agent transcript is made of."""
+
+    def ident() -> str:
+        return rng.choice(["user", "task", "session", "item", "node", "cache"])
+
+    makers: list[Callable[[], str]] = [
+        lambda: rand(rng, HEX, 40),
+        lambda: f"commit {rand(rng, HEX, 40)}",
+        lambda: f"{rand(rng, HEX, 7)} Fix flaky test in store",
+        lambda: rand(rng, HEX, 64),
+        lambda: f"sha256:{rand(rng, HEX, 64)}",
+        lambda: f"python@sha256:{rand(rng, HEX, 64)}",
+        lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        lambda: f"session {uuid.UUID(int=rng.getrandbits(128), version=4)} resumed",
+        lambda: base64.b64encode(rng.randbytes(rng.randint(16, 300))).decode(),
+        lambda: f'"integrity": "sha512-{base64.b64encode(rng.randbytes(64)).decode()}"',
+        lambda: f"/home/dev/project/src/agentkeep/{ident()}_{rng.randint(1, 99)}.py",
+        lambda: f"src/agentkeep/{ident()}.py:{rng.randint(1, 900)}:{rng.randint(1, 80)}: E501",
+        lambda: "C:\\Users\\dev\\AppData\\Local\\agentkeep\\state.db",
+        lambda: " ".join(rng.choice(PROSE) for _ in range(rng.randint(5, 30))),
+        lambda: f"def get_{ident()}_token(self, key: str) -> str:",
+        lambda: f"    token = self._tokens.pop({ident()}_key)",
+        lambda: "    api_key = os.environ['API_KEY']",
+        lambda: "    password = getpass.getpass()",
+        lambda: f'    cache_key = f"{{{ident()}}}:{{item.id}}"',
+        lambda: '    headers = {"Authorization": f"Bearer {token}"}',
+        lambda: "    for key, value in sorted(items.items()):",
+        lambda: f"    if key in self._{ident()}_cache:",
+        lambda: f'    return {{"token_count": {rng.randint(1, 9999)}}}',
+        lambda: "const apiKey = process.env.API_KEY;",
+        lambda: "fetch(url, { headers: { Authorization: `Bearer ${token}` } });",
+        lambda: f"export const MAX_TOKENS = {rng.choice([1024, 4096, 8192])};",
+        lambda: f"https://github.com/org/repo/pull/{rng.randint(1, 9999)}",
+        lambda: f"http://localhost:{rng.randint(1024, 65535)}/api/v1/tasks?limit=50",
+        lambda: "https://user@host.example.com/path/to/thing",
+        lambda: "ssh://git@github.com:22/org/repo.git",
+        lambda: "git@github.com:org/repo.git",
+        lambda: "KEY_NAME=$OTHER_VAR",
+        lambda: "password: ${DB_PASSWORD}",
+        lambda: f"token_count={rng.randint(1, 99999)}",
+        lambda: f"max_tokens: {rng.choice([256, 4096, 200000])}",
+        lambda: json.dumps({"input_tokens": rng.randint(1, 9999), "output_tokens": 12}),
+        lambda: json.dumps({"id": f"task-{rng.randint(1, 9999):04d}", "status": "in_progress"}),
+        lambda: json.dumps({"idempotency_key": str(uuid.UUID(int=rng.getrandbits(128)))}),
+        lambda: f"-rw-r--r--  1 dev staff {rng.randint(1, 99999):>6} Nov 22 02:05 {ident()}.py",
+        lambda: f"tests/test_{ident()}.py::test_{ident()}_roundtrip PASSED [{rng.randint(1, 99)}%]",
+        lambda: f"Successfully installed hypothesis-6.{rng.randint(1, 200)}.2 pytest-8.3.1",
+        lambda: f"2025-11-{rng.randint(10, 28)}T12:{rng.randint(10, 59)}:00Z INFO commit ok",
+        lambda: "Content-Type: application/json; charset=utf-8",
+        lambda: "Authorization: Bearer $GITHUB_TOKEN",
+        lambda: f"keyboard_layout: {rng.choice(['us', 'de', 'fr'])}",
+        lambda: "secret_name: prod/db/password",
+        lambda: f"Author: Dev Person <dev{rng.randint(1, 99)}@example.com>",
+        lambda: "tokenizer = AutoTokenizer.from_pretrained(model_name)",
+        lambda: f"primary_key: {ident()}_id",
+        lambda: f"v{rng.randint(0, 9)}.{rng.randint(0, 99)}.{rng.randint(0, 99)}",
+        lambda: f"sort_key = {ident()}.created_at",
+        lambda: f"ASIA{rng.randint(1000, 9999)} conference notes",  # not 16 base32 chars
+        lambda: f"task-{rand(rng, ALNUM, 24)} queued",  # task-... is not an sk- key
+        lambda: f"PR #{rng.randint(1, 999)}: refactor key handling in {ident()}.py",
+    ]
+    return [rng.choice(makers)() for _ in range(1500)]
+
+
+def test_benign_corpus_false_positive_rate() -> None:
+    rng = random.Random("benign")
+    corpus = _benign_corpus(rng)
+    flagged = [(text, scan(text)) for text in corpus]
+    flagged = [(text, m) for text, m in flagged if m]
+    rate = len(flagged) / len(corpus)
+    print(f"benign false positives: {len(flagged)}/{len(corpus)} = {rate:.2%}")
+    for text, matches in flagged[:10]:
+        print("  FP:", text[:100], [m.rule for m in matches])
+    assert rate <= 0.01
+
+
+# --- properties ------------------------------------------------------------------------------
+
+BENIGN_FRAGMENTS = _benign_corpus(random.Random("fragments"))[:300]
+BOUNDARIES = [" ", "\n", "\t", '"', "'", "=", ":", ",", ";", "(", ")", "[", "]", "{", "}", "<",
+              ">", "|", "`", "\\n", "\r\n", ": ", "=\"", "\\\""]  # fmt: skip
+SECRET_IDS = sorted(TOKEN_GENERATORS) + sorted(CONTEXT_RULES)
+
+
+def _secret_fragment(rule_id: str, seed: int, context_index: int) -> tuple[str, str]:
+    """(text with a secret in it, the secret body that must not survive)."""
+    rng = random.Random(seed)
+    if rule_id in TOKEN_GENERATORS:
+        generator = rng.choice(TOKEN_GENERATORS[rule_id])
+        contexts = list(TOKEN_CONTEXTS.values())
+    else:
+        generator, context_map = CONTEXT_RULES[rule_id]
+        contexts = list(context_map.values())
+    secret, prefix = generator(rng)
+    return contexts[context_index % len(contexts)](secret), secret_body(secret, prefix)
+
+
+fragments = st.one_of(
+    st.sampled_from(BENIGN_FRAGMENTS).map(lambda t: (t, "")),
+    st.builds(
+        _secret_fragment,
+        st.sampled_from(SECRET_IDS),
+        st.integers(0, 2**32),
+        st.integers(0, 20),
+    ),
+    st.sampled_from(["[REDACTED:jwt]", "password:", "key=", "://", "-----", "eyJ", "sk-",
+                     "Authorization:", "Bearer", "ghp_", "-----BEGIN PRIVATE KEY-----"]).map(
+        lambda t: (t, "")
+    ),
+    st.text(max_size=16).map(lambda t: (t, "")),
+)  # fmt: skip
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> tuple[str, list[str]]:
+    parts = draw(st.lists(fragments, max_size=8))
+    text = ""
+    for fragment, _ in parts:
+        text += draw(st.sampled_from(BOUNDARIES)) + fragment
+    return text, [body for _, body in parts if body]
+
+
+@settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(documents())
+def test_redaction_is_idempotent_and_complete(doc: tuple[str, list[str]]) -> None:
+    text, bodies = doc
+    out, counts = redact_text(text)
+    for body in bodies:
+        assert body not in out
+    again, more = redact_text(out)
+    assert again == out
+    assert more == {}
+    assert scan(out) == []
+    assert sum(counts.values()) == len(scan(text))
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.text(max_size=200))
+def test_arbitrary_text_never_raises(text: str) -> None:
+    out, _ = redact_text(text)
+    assert redact_text(out)[0] == out
+
+
+# --- redact_value ----------------------------------------------------------------------------
+
+
+def test_redact_value_walks_keys_and_values() -> None:
+    rng = random.Random(11)
+    token = "gh" + "p_" + rand(rng, ALNUM, 36)
+    key = rand(rng, ALNUM, 30) + "9"
+    other = "xo" + "xb-" + rand(rng, string.digits, 12) + "-" + rand(rng, ALNUM, 24)
+    value = {
+        "tool": "Bash",
+        "input": {"command": f"export API_KEY={key}", "env": [f"TOKEN={token}", 3, None, True]},
+        token: {"nested": (other, 1.5)},
+        other: "second key that redacts to a marker too",
+        "raw": f"Authorization: Bearer {key}".encode(),
+        "count": 7,
+    }
+    out, counts = redact_value(value)
+    dumped = json.dumps(out, default=repr)
+    for secret in (token, key, other):
+        assert secret[4:16] not in dumped
+    assert isinstance(out, dict)
+    assert out["count"] == 7
+    assert out["input"]["env"][1:] == [3, None, True]
+    assert "[REDACTED:github-pat]" in out
+    assert "[REDACTED:slack-bot-token]" in out
+    assert out["raw"] == b"Authorization: Bearer [REDACTED:authorization-header]"
+    assert counts == {
+        "generic-api-key": 1,
+        "github-pat": 2,
+        "slack-bot-token": 2,
+        "authorization-header": 1,
+    }
+    assert value["count"] == 7  # the input is not modified
+    assert token in value
+
+
+def test_redact_value_keeps_colliding_keys() -> None:
+    rng = random.Random(12)
+    a, b = ("gh" + "p_" + rand(rng, ALNUM, 36) for _ in range(2))
+    out, counts = redact_value({a: 1, b: 2})
+    assert out == {"[REDACTED:github-pat]": 1, "[REDACTED:github-pat]#2": 2}
+    assert counts == {"github-pat": 2}
+
+
+def test_redact_value_leaves_scalars_alone() -> None:
+    for scalar in (None, True, 0, 1.5, b"plain"):
+        assert redact_value(scalar) == (scalar, {})
+
+
+def test_redact_value_fails_closed_on_absurd_nesting() -> None:
+    deep: object = "x"
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(RedactionFailed):
+        redact_value(deep)
+
+
+# --- encodings (S4) --------------------------------------------------------------------------
+
+
+def test_json_unicode_escaped_prefix_is_decoded() -> None:
+    rng = random.Random(13)
+    body = rand(rng, ALNUM, 36)
+    text = '{"k": "\\u0067hp_' + body + '"}'
+    out, counts = redact_text(text)
+    assert body[:12] not in out
+    assert counts == {"github-pat": 1}
+    assert out == '{"k": "[REDACTED:github-pat]"}'
+
+
+def test_json_escaped_slashes_in_urls_are_decoded() -> None:
+    rng = random.Random(14)
+    password = rand(rng, ALNUM, 16) + "1"
+    text = json.dumps({"dsn": f"postgres://app:{password}@db/app"}).replace("/", "\\/")
+    out, counts = redact_text(text)
+    assert password not in out
+    assert counts == {"url-password": 1}
+
+
+def test_basic_auth_header_is_redacted_whole() -> None:
+    rng = random.Random(15)
+    token = "gh" + "p_" + rand(rng, ALNUM, 36)
+    basic = base64.b64encode(f"bot:{token}".encode()).decode()
+    out, _ = redact_text(f"Authorization: Basic {basic}")
+    assert out == "Authorization: Basic [REDACTED:authorization-header]"
+    assert basic not in out
+
+
+def test_url_userinfo_token_is_redacted() -> None:
+    rng = random.Random(16)
+    token = "gh" + "s_" + rand(rng, ALNUM, 36)
+    out, _ = redact_text(f"https://x-access-token:{token}@github.com/org/repo.git")
+    assert out == "https://x-access-token:[REDACTED:github-app-token]@github.com/org/repo.git"
+
+
+def test_url_encoded_token_in_a_query_is_redacted() -> None:
+    rng = random.Random(17)
+    token = "gh" + "p_" + rand(rng, ALNUM, 36)
+    out, _ = redact_text(f"https://api.example.com/?redirect=%2Fhome&access_token={token}&x=1")
+    assert token[4:16] not in out
+
+
+def test_secret_as_json_key_is_redacted() -> None:
+    rng = random.Random(18)
+    token = "np" + "m_" + rand(rng, ALNUM, 36)
+    out, counts = redact_text(json.dumps({token: {"scope": "publish"}}))
+    assert token[4:16] not in out
+    assert counts == {"npm-access-token": 1}
+
+
+# --- streaming (S3) --------------------------------------------------------------------------
+
+
+def _stream(text: str, size: int) -> tuple[str, dict[str, int]]:
+    redactor = StreamRedactor()
+    out = "".join(redactor.feed(text[i : i + size]) for i in range(0, len(text), size))
+    return out + redactor.flush(), redactor.counts
+
+
+def _stream_samples() -> list[tuple[str, str]]:
+    rng = random.Random(19)
+    token = "gh" + "p_" + rand(rng, ALNUM, 36)
+    value = rand(rng, ALNUM, 28) + "4"
+    pem = _pem(rng)
+    bearer = _jwt(rng)[0]
+    return [
+        (f"step 1 ok\nexport GITHUB_TOKEN={token}\nstep 2 ok\n", token[4:16]),
+        (f'{{"cmd": "deploy", "env": {{"API_KEY": "{value}"}}}}', value[:12]),
+        (f"$ cat key.pem\n{pem}\n$ echo done\ndone\n", pem.split("\n")[1][:12]),
+        (f"curl -H 'Authorization: Bearer {bearer}' https://x\n", bearer[:12]),
+        (f"unterminated:\n{pem.rsplit(chr(10), 1)[0]}", pem.split("\n")[2][:12]),
+    ]
+
+
+@pytest.mark.parametrize("sample", range(5))
+def test_stream_every_chunk_size(sample: int) -> None:
+    text, body = _stream_samples()[sample]
+    expected, expected_counts = redact_text(text)
+    assert body not in expected
+    for size in range(1, len(text) + 2):
+        out, counts = _stream(text, size)
+        assert out == expected, f"chunk size {size}"
+        assert counts == expected_counts
+
+
+@pytest.mark.parametrize("sample", range(5))
+def test_stream_every_split_point(sample: int) -> None:
+    text, _ = _stream_samples()[sample]
+    expected = redact_text(text)[0]
+    for cut in range(len(text) + 1):
+        redactor = StreamRedactor()
+        out = redactor.feed(text[:cut]) + redactor.feed(text[cut:]) + redactor.flush()
+        assert out == expected, f"split at {cut}"
+
+
+def test_stream_releases_complete_lines_early() -> None:
+    redactor = StreamRedactor()
+    assert redactor.feed("first line\nsecond") == "first line\n"
+    assert redactor.feed(" half\n") == "second half\n"
+    assert redactor.flush() == ""
+
+
+def test_stream_long_line_without_newline_is_cut_safely() -> None:
+    rng = random.Random(20)
+    token = "gh" + "p_" + rand(rng, ALNUM, 36)
+    filler = "a " * 40_000
+    text = filler + token + " " + filler + token + " tail"
+    out, counts = _stream(text, 997)
+    assert token[4:16] not in out
+    assert counts == {"github-pat": 2}
+    assert out == redact_text(text)[0]
+
+
+def test_stream_huge_unterminated_key_is_dropped_until_its_end() -> None:
+    rng = random.Random(21)
+    pem = _pem(rng)
+    head, _, end_line = pem.rpartition("\n")
+    filler = (base64.b64encode(rng.randbytes(48)).decode() + "\n") * 25_000  # ~1.6 MB
+    text = f"before\n{head}\n{filler}{end_line}\nafter\n"
+    out, counts = _stream(text, 4096)
+    assert out == "before\n[REDACTED:private-key]\nafter\n"
+    assert out == redact_text(text)[0]
+    assert counts == {"private-key": 1}
+
+
+# --- performance and ReDoS (S7) --------------------------------------------------------------
+
+MB = 1_000_000
+PATHOLOGICAL = {
+    "a": "a" * MB,
+    "eyey": "ey" * (MB // 2),
+    "eyJ": "eyJ" * (MB // 3),
+    "api_key=AAAA": "api_key=" + "A" * MB,
+    "unterminated PEM": "-----BEGIN RSA PRIVATE KEY-----\n" + "A" * MB,
+    "PEM headers": "-----BEGIN PRIVATE KEY-----" * (MB // 27),
+    "ghp_": "ghp_" * (MB // 4),
+    "://": "://" * (MB // 3),
+    "key=": "key=" * (MB // 4),
+    "token": "token" * (MB // 5),
+    "sk-ant-": "sk-ant-" * (MB // 7),
+    "url at signs": "://u:" + "@" * MB,
+    "authorization": "Authorization: " * (MB // 15),
+    "quotes": '"password": "' * (MB // 13),
+    "k_live_": "sk_live_" * (MB // 8),
+    "backslash-u": "\\u0067" * (MB // 6),
+    "newlines": "\n" * MB,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
+def test_pathological_inputs_finish_quickly(name: str) -> None:
+    text = PATHOLOGICAL[name]
+    start = time.perf_counter()
+    out, _ = redact_text(text)
+    elapsed = time.perf_counter() - start
+    print(f"{name}: {len(text) / MB:.1f} MB in {elapsed:.3f} s")
+    assert elapsed < 2.0  # the budget is 0.5 s; the margin absorbs a busy CI machine
+    assert scan(out) == []
+
+
+def test_marker_format() -> None:
+    assert REDACTION_MARKER_PREFIX == "[REDACTED:"
+    rng = random.Random(22)
+    out, _ = redact_text("gh" + "p_" + rand(rng, ALNUM, 36))
+    assert out == f"{REDACTION_MARKER_PREFIX}github-pat]"
