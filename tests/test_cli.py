@@ -336,6 +336,13 @@ def test_redact_command_never_prints_the_secret(cli: Cli, tmp_path: Path) -> Non
     assert token[4:16] not in cleaned.stdout and "[REDACTED:" in cleaned.stdout
 
 
+@pytest.mark.parametrize("group", [[], ["tasks"], ["db"]], ids=lambda g: " ".join(g) or "-")
+def test_a_bare_group_prints_its_help(cli: Cli, group: list[str]) -> None:
+    result = cli(*group)
+    assert result.exit_code == 0 and result.stdout.startswith("Usage: agentkeep")
+    assert "Commands:" in result.stdout and result.stderr == ""
+
+
 def test_public_api_is_explicit() -> None:
     public = {name for name in dir(agentkeep) if not name.startswith("_")}
     modules = {name for name in public if isinstance(getattr(agentkeep, name), type(agentkeep))}

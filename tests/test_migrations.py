@@ -32,6 +32,7 @@ import pytest
 import agentkeep
 from agentkeep import SchemaTooNew
 from agentkeep.migrations import MIGRATIONS, SCHEMA_VERSION, split_statements
+
 from conftest import run_agentkeep
 
 TASK_COUNT = 1000
@@ -70,13 +71,8 @@ CREATE INDEX tasks_status ON tasks (status, priority, id);
 
 # The child: extends the registry with migration NEXT (everywhere store.py and
 # migrations.py look it up), then opens the store and prints what happened as JSON.
-#
-# Failpoints: AGENTKEEP_FAILPOINT=name[:N] is parsed here (a name may contain ':') and
-# the migration's failpoint() calls are routed to this parser, because
-# agentkeep.failpoints.failpoint never fires for names containing ':' (see
-# test_failpoint_env_var_fires_for_migration_failpoint_names).
 CHILD = r"""
-import json, os, signal, sys, time
+import json, os, sys, time
 import agentkeep
 import agentkeep.migrations as migrations
 import agentkeep.store as store_module
@@ -99,23 +95,19 @@ def migrate_with_next(conn, **kwargs):
 
 store_module.migrate = migrate_with_next
 
-spec = os.environ.get("AGENTKEEP_FAILPOINT", "")
-name, _, count = spec.rpartition(":")
-if not count.isdigit():
-    name, count = spec, "1"
-hits = {"left": int(count)}
+# AGENTKEEP_FAILPOINT (read by agentkeep.failpoints at import) kills this process at a
+# migration step. TEST_PAUSE_AT_BEGIN holds the migration's locks a while, so that a
+# concurrent opener has to wait for them.
 pause = float(os.environ.get("TEST_PAUSE_AT_BEGIN", "0"))
+if pause:
+    real_failpoint = migrations.failpoint
 
-def failpoint(point):
-    if point == "migrate:begin" and pause:
-        time.sleep(pause)  # hold the write lock so a concurrent opener must wait
-    if point != name:
-        return
-    hits["left"] -= 1
-    if hits["left"] <= 0:
-        os.kill(os.getpid(), signal.SIGKILL)
+    def failpoint(point):
+        if point == "migrate:begin":
+            time.sleep(pause)
+        real_failpoint(point)
 
-migrations.failpoint = failpoint
+    migrations.failpoint = failpoint
 
 go = os.environ.get("TEST_GO_FILE")
 if go:
@@ -321,35 +313,39 @@ def test_migration_killed_at_any_step_leaves_old_or_new_schema(
             copy.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="failpoints.py parses AGENTKEEP_FAILPOINT with str.partition(':'), so "
-    "'migrate:begin' becomes name 'migrate' and no migrate:* failpoint ever fires",
-)
-def test_failpoint_env_var_fires_for_migration_failpoint_names() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from agentkeep.failpoints import failpoint; failpoint('migrate:begin')",
-        ],
-        capture_output=True,
-        timeout=60,
-        env={**os.environ, "AGENTKEEP_FAILPOINT": "migrate:begin"},
+def test_failpoint_names_contain_colons_and_take_a_hit_count() -> None:
+    """The matrix above relies on AGENTKEEP_FAILPOINT=name[:N] with names like migrate:begin."""
+    script = (
+        "from agentkeep.failpoints import failpoint\n"
+        "failpoint('migrate:begin')\n"
+        "print('begin', flush=True)\n"
+        "for i in (1, 2, 3):\n"
+        "    failpoint('migrate:statement')\n"
+        "    print('statement', i, flush=True)\n"
     )
-    assert done.returncode == -signal.SIGKILL
+    everything = "begin\nstatement 1\nstatement 2\nstatement 3\n"
+    for spec, printed, code in (
+        ("migrate:begin", "", -signal.SIGKILL),
+        ("migrate:statement", "begin\n", -signal.SIGKILL),
+        ("migrate:statement:2", "begin\nstatement 1\n", -signal.SIGKILL),
+        ("migrate:statement:3", "begin\nstatement 1\nstatement 2\n", -signal.SIGKILL),
+        ("migrate:statement:4", everything, 0),
+        ("migrate", everything, 0),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "AGENTKEEP_FAILPOINT": spec},
+        )
+        assert (done.stdout, done.returncode) == (printed, code), (spec, done.stderr)
 
 
 # -- (c) concurrent openers -------------------------------------------------------------
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="migrate() backs up to backups/state.db.pre-vN-<UTC second>(.tmp) before taking "
-    "the write lock, so two openers in the same second write and rename the same .tmp file: "
-    "the loser fails with StorageError (SQLITE_READONLY_DBMOVED / SQLITE_IOERR_FSTAT)",
-)
 def test_two_processes_opening_an_old_store_migrate_it_once(project: Path, tmp_path: Path) -> None:
     rows = fill_v1_store(project)
     script = tmp_path / "migrate_child.py"
@@ -370,9 +366,6 @@ def test_two_processes_opening_an_old_store_migrate_it_once(project: Path, tmp_p
         deadline = time.monotonic() + 30
         while len(list(tmp_path.glob("go.ready-*"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.005)
-        # Start both at the beginning of a wall-clock second, so that whatever they do in
-        # the next few hundred milliseconds carries the same second-resolution timestamp.
-        time.sleep(1.02 - time.time() % 1)
         go.touch()
         outputs = [child.communicate(timeout=60) for child in children]
     finally:
@@ -392,6 +385,9 @@ def test_two_processes_opening_an_old_store_migrate_it_once(project: Path, tmp_p
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     finally:
         conn.close()
+    # The loser waited for the winner's lock, then found nothing to do: no second backup.
+    backups = list((project / ".agentkeep" / "backups").iterdir())
+    assert len(backups) == 1, backups
 
 
 # -- (d) newer files: refusal, read-only, additive (R14) ---------------------------------
@@ -516,3 +512,36 @@ def test_additive_newer_schema_is_written_normally_and_keeps_unknown_columns(
     assert values[new.id] is None
     # Older code must not claim the file is older than it is.
     assert int(meta["schema_version"]) == NEXT
+
+
+def test_rebuilding_a_referenced_table_needs_foreign_keys_off(project: Path) -> None:
+    """A 12-step table rebuild of `tasks` (referenced by deps, notes and sub-tasks) fails
+    cleanly and changes nothing without ``foreign_keys_off``, and succeeds with it."""
+    from agentkeep.backend.sqlite import connect
+    from agentkeep.errors import StorageError
+    from agentkeep.migrations import MIGRATIONS, Migration, migrate, read_state
+
+    with agentkeep.open(project) as store:
+        first = store.add_task("a").item
+        store.add_task("b", depends_on=[first.id], parent_id=first.id)
+        store.add_note("fact", "about a", task_id=first.id)
+    conn = connect(db_path(project))
+    try:
+        plain = Migration(NEXT, "rebuild", REBUILD_SQL)
+        with pytest.raises(StorageError, match="failed and was rolled back"):
+            migrate(conn, backup_dir=None, app_version="test", migrations=(*MIGRATIONS, plain))
+        state = read_state(conn)
+        assert state is not None and state.schema_version == SCHEMA_VERSION
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+        rebuild = Migration(NEXT, "rebuild", REBUILD_SQL, foreign_keys_off=True)
+        applied = migrate(
+            conn, backup_dir=None, app_version="test", migrations=(*MIGRATIONS, rebuild)
+        )
+        assert [m.version for m in applied] == [NEXT]
+        assert "estimate_minutes" in [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM task_deps").fetchone()[0] == 1
+    finally:
+        conn.close()

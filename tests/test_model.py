@@ -163,8 +163,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.store = agentkeep.open(self.root, actor=ACTOR)
         self.tasks: dict[int, ModelTask] = {}
         self.notes: dict[int, dict[str, Any]] = {}
-        self.next_task_id = 1
-        self.next_note_id = 1
+        self.retries = 0
         # The ledger as (entity, entity_id, kind); init_store wrote the project's event.
         self.ledger: list[tuple[str, int | None, str]] = [("project", 1, "project.created")]
         # Idempotency keys -> (entity, id).
@@ -251,8 +250,7 @@ class StoreMachine(RuleBasedStateMachine):
         written = call()
         assert written.outcome == "created"
         task_id = written.item.id
-        assert task_id == self.next_task_id
-        self.next_task_id += 1
+        assert task_id > max(self.tasks, default=0)  # a new id, after all existing ones
         self.tasks[task_id] = ModelTask(
             title, body, status, priority, assignee, list(dict.fromkeys(labels)), parent
         )
@@ -348,7 +346,17 @@ class StoreMachine(RuleBasedStateMachine):
         }
         changes = {name: data.draw(strategies[name], label=name) for name in sorted(names)}
         expect = data.draw(st.sampled_from([None, None, None, *STATUSES]), label="expect")
+        self.update_as_model(task_id, changes, expect)
 
+    @precondition(lambda self: self.tasks)
+    @rule(data=st.data(), to=status, compare_and_set=st.booleans())
+    def change_status(self, data: st.DataObject, to: str, compare_and_set: bool) -> None:
+        """Every (current, target) pair: allowed transitions apply, the others are Conflict."""
+        task_id = self.pick_task(data)
+        current = self.tasks[task_id].status if task_id in self.tasks else None
+        self.update_as_model(task_id, {"status": to}, current if compare_and_set else None)
+
+    def update_as_model(self, task_id: int, changes: dict[str, Any], expect: str | None) -> None:
         def call() -> agentkeep.Task:
             return self.store.update_task(task_id, expect_status=expect, **changes)
 
@@ -495,13 +503,12 @@ class StoreMachine(RuleBasedStateMachine):
             assert note_view(written.item) == self.notes[existing]
             return None
         if task_id is not None and task_id not in self.tasks:
-            # The note's task is a foreign key: refused as invalid input.
-            return self.refused(InvalidInput, call)
+            # The note's task must exist: refused as not found, like every missing reference.
+            return self.refused(NotFound, call)
         written = call()
         assert written.outcome == "created"
         note_id = written.item.id
-        assert note_id == self.next_note_id
-        self.next_note_id += 1
+        assert note_id > max(self.notes, default=0)
         self.notes[note_id] = {
             "kind": kind,
             "body": body,
@@ -602,18 +609,27 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(title=st.sampled_from(["retry me", "ünïcødé retry"]), label=st.sampled_from(["a", "b"]))
     def idempotent_retry(self, title: str, label: str) -> None:
-        idem = f"retry-{self.next_task_id}"
+        self.retries += 1
+        idem = f"retry-{self.retries}"
         first = self.store.add_task(title, labels=[label], idempotency_key=idem)
         again = self.store.add_task(title, labels=[label], idempotency_key=idem)
         assert (first.outcome, again.outcome) == ("created", "already_exists")
         assert again.item == first.item
         task_id = first.item.id
-        assert task_id == self.next_task_id
-        self.next_task_id += 1
+        assert task_id > max(self.tasks, default=0)
         self.tasks[task_id] = ModelTask(title, "", "open", 2, None, [label], None)
         self.undoable[task_id] = []
         self.keys[idem] = ("task", task_id)
         self.emit("task", task_id, "task.created")
+
+    @rule(title=nonblank)
+    def write_fails_midway(self, title: str) -> None:
+        """A transaction that raises after its inserts leaves no trace (rolled back)."""
+        with pytest.raises(RuntimeError), self.store.transaction() as tx:
+            now = tx.now
+            task_id = tx.insert("tasks", {"title": title, "created_at": now, "updated_at": now})
+            tx.emit("task", task_id, "task.created", {"id": task_id})
+            raise RuntimeError("crash between the write and COMMIT")
 
     @rule()
     def reopen(self) -> None:

@@ -306,6 +306,22 @@ def test_recall_of_context_rules(rule_id: str) -> None:
     print(f"{rule_id}: recall {total}/{total}")
 
 
+def test_a_secret_glued_to_another_is_found_once_its_neighbour_is_redacted() -> None:
+    rng = random.Random(24)
+    aws = "AS" + "IA" + rand(rng, BASE32, 16)
+    admin = "sk-" + "ant-admin01-" + rand(rng, DASHED, 93) + "AA"
+    text = f"seen {aws}{admin}."
+    # Alone, the AWS id is followed by "s" and is no match; once the Anthropic key is a
+    # marker, it is. redact_text settles in one call, and scan agrees with it.
+    out, counts = redact_text(text)
+    assert out == "seen [REDACTED:aws-access-token][REDACTED:anthropic-admin-api-key]."
+    assert counts == {"aws-access-token": 1, "anthropic-admin-api-key": 1}
+    assert scan(text) == [
+        Match("aws-access-token", 5, 25),
+        Match("anthropic-admin-api-key", 25, 25 + len(admin)),
+    ]
+
+
 def test_markers_replace_only_the_secret() -> None:
     rng = random.Random(7)
     token = "gh" + "p_" + rand(rng, ALNUM, 36)
@@ -804,6 +820,30 @@ def test_stream_long_line_without_newline_is_cut_safely() -> None:
     assert token[4:16] not in out
     assert counts == {"github-pat": 2}
     assert out == redact_text(text)[0]
+
+
+def test_stream_key_header_mention_at_a_chunk_end_is_not_held() -> None:
+    redactor = StreamRedactor()
+    out = redactor.feed('if line.startswith("-----BEGIN RSA PRIVATE KEY-----')
+    out += redactor.feed('"):\n')
+    for i in range(2000):
+        out += redactor.feed(f"    parse(line, {i})\n")
+    assert len(out) > 30_000  # released as it came, not held until flush
+    out += redactor.flush()
+    assert out.startswith('if line.startswith("[REDACTED:private-key]"):\n    parse(line, 0)\n')
+    assert out.endswith("    parse(line, 1999)\n")
+
+
+def test_stream_end_line_split_at_the_hold_limit_is_found() -> None:
+    rng = random.Random(23)
+    head = _pem(rng).rsplit("\n", 1)[0]
+    body = (base64.b64encode(rng.randbytes(48)).decode() + "\n") * 23_000  # ~1.5 MB
+    text = f"{head}\n{body}-----END RSA PRIVATE KEY-----\nafter\n"
+    split = text.index("-----END") + 9  # the END line straddles the chunk that hits the limit
+    redactor = StreamRedactor()
+    redactor.MAX_PEM_HOLD = split - 100
+    out = redactor.feed(text[:split]) + redactor.feed(text[split:]) + redactor.flush()
+    assert out == "[REDACTED:private-key]\nafter\n"
 
 
 def test_stream_huge_unterminated_key_is_dropped_until_its_end() -> None:

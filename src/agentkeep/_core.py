@@ -295,6 +295,18 @@ class StoreBase:
         row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
         return row
 
+    def _require(self, tx: Tx, **ids: int | None) -> None:
+        """Raise NotFound for a referenced id (task_id=…, session_id=…) that does not exist."""
+        for column, value in ids.items():
+            if value is None:
+                continue
+            table, noun = _REFERENCED[column]
+            if tx.one(f"SELECT 1 FROM {table} WHERE id = ?", (value,)) is None:
+                raise NotFound(
+                    f"{noun} {value} does not exist",
+                    hint=f"`agentkeep {_LISTING[table]}` shows the {table}",
+                )
+
     def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
         """The first column of the first row of a query returning one number."""
         row = self._row(sql, params)
@@ -305,6 +317,20 @@ class StoreBase:
         if row is None:
             raise NotFound(f"{what} {ident} does not exist", hint=hint)
         return row
+
+
+_REFERENCED = {
+    "task_id": ("tasks", "task"),
+    "session_id": ("sessions", "session"),
+    "agent_id": ("agents", "agent"),
+    "worktree_id": ("worktrees", "worktree"),
+}
+_LISTING = {
+    "tasks": "tasks list",
+    "sessions": "sessions",
+    "agents": "agents",
+    "worktrees": "worktrees",
+}
 
 
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from typing import Any
 
 from agentkeep._core import UNSET, StoreBase, Tx, diff, limit_clause
@@ -11,6 +10,12 @@ from agentkeep.errors import InvalidInput
 from agentkeep.models import Agent, Written
 
 STATUSES = ("active", "idle", "done", "dead")
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def pid_alive(pid: int) -> bool:
@@ -39,8 +44,9 @@ class AgentOps(StoreBase):
         if not name or not name.strip():
             raise InvalidInput("an agent needs a name")
         if pid is not None and host is None:
-            host = socket.gethostname()
+            host = _hostname()
         with self.transaction() as tx:
+            self._require(tx, worktree_id=worktree_id)
             row = tx.one("SELECT * FROM agents WHERE name = ?", (name,))
             if row is None:
                 agent_id = tx.insert(
@@ -92,6 +98,7 @@ class AgentOps(StoreBase):
             changes["worktree_id"] = worktree_id
         with self.transaction() as tx:
             before = self._agent(tx, agent)
+            self._require(tx, worktree_id=changes.get("worktree_id"))
             return self._apply_agent(tx, before, changes, heartbeat=heartbeat)
 
     def get_agent(self, agent: int | str) -> Agent:
@@ -118,7 +125,7 @@ class AgentOps(StoreBase):
 
     def mark_dead_agents(self) -> list[Agent]:
         """Mark dead the active/idle agents on this host whose process no longer exists."""
-        host = socket.gethostname()
+        host = _hostname()
         candidates = self._rows(
             "SELECT id, pid FROM agents WHERE status IN ('active', 'idle') "
             "AND pid IS NOT NULL AND host = ?",

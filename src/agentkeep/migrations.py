@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agentkeep.backend.sqlite import Connection, backup_to, ensure_wal, write_transaction
-from agentkeep.errors import Corrupt, SchemaTooNew
+from agentkeep.errors import AgentkeepError, Corrupt, SchemaTooNew, StorageError
 from agentkeep.failpoints import failpoint
 
 
@@ -38,6 +38,10 @@ class Migration:
     # The oldest code (by its newest migration) that may still read / write the result.
     min_reader_version: int = 1
     min_writer_version: int = 1
+    # A table rebuild (SQLite's 12-step ALTER: create new, copy, drop old, rename) of a
+    # table other tables reference must run with foreign keys off — the pragma cannot change
+    # inside a transaction — and is checked with foreign_key_check before COMMIT instead.
+    foreign_keys_off: bool = False
 
 
 BASELINE = """
@@ -317,13 +321,15 @@ def migrate(
     *,
     backup_dir: Path | None,
     app_version: str,
-    migrations: Sequence[Migration] = MIGRATIONS,
+    migrations: Sequence[Migration] | None = None,
     progress: Callable[[Migration], None] | None = None,
 ) -> list[Migration]:
     """Apply every pending migration, each in its own transaction. Returns those applied.
 
-    A backup of an existing database is written to ``backup_dir`` first.
+    A backup of an existing database is written to ``backup_dir`` first. ``migrations``
+    defaults to this module's :data:`MIGRATIONS`, looked up at call time.
     """
+    migrations = MIGRATIONS if migrations is None else migrations
     if not pending(read_state(conn), migrations):
         return []  # the common case: no lock taken
     # Hold the writer lock across the backup and every step, so a second process opening
@@ -350,6 +356,24 @@ def migrate(
 
 
 def _apply_one(conn: Connection, migration: Migration, app_version: str) -> bool:
+    if migration.foreign_keys_off:
+        conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        return _apply_in_transaction(conn, migration, app_version)
+    except SchemaTooNew:
+        raise
+    except AgentkeepError as exc:
+        raise StorageError(
+            f"migration {migration.version} ({migration.name}) failed and was rolled back: "
+            f"{exc.message}",
+            hint="the store is unchanged; please report this with `agentkeep db status`",
+        ) from exc
+    finally:
+        if migration.foreign_keys_off:
+            conn.execute("PRAGMA foreign_keys=ON")
+
+
+def _apply_in_transaction(conn: Connection, migration: Migration, app_version: str) -> bool:
     with write_transaction(conn):
         # Re-read inside the write lock: another process may have migrated meanwhile.
         state = read_state(conn)
@@ -362,6 +386,10 @@ def _apply_one(conn: Connection, migration: Migration, app_version: str) -> bool
         for statement in split_statements(migration.sql):
             conn.execute(statement)
             failpoint("migrate:statement")
+        if migration.foreign_keys_off:
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise Corrupt(f"the migration left {len(broken)} dangling reference(s)")
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         rows = {
             "schema_version": str(migration.version),

@@ -73,6 +73,7 @@ class NoteOps(StoreBase):
             existing = tx.existing_for_key(idempotency_key, "note")
             if existing is not None:
                 return Written(self.get_note(existing), "already_exists")
+            self._require(tx, task_id=task_id, session_id=session_id, agent_id=agent_id)
             note_id = tx.insert(
                 "notes",
                 {

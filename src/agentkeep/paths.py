@@ -13,7 +13,6 @@ the platform's data and config dirs, or all under ``AGENTKEEP_HOME`` when it is 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 STORE_DIRNAME = ".agentkeep"
@@ -65,6 +64,8 @@ def find_store(start: Path | None = None) -> Path | None:
 
 def git(cwd: Path, *args: str) -> str | None:
     """Run a git command, returning its stripped stdout, or None if git fails or is absent."""
+    import subprocess
+
     try:
         done = subprocess.run(
             ["git", "-C", str(cwd), *args],

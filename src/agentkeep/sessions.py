@@ -37,6 +37,7 @@ class SessionOps(StoreBase):
                 )
                 if row is not None:
                     return Written(Session.from_row(row), "already_exists")
+            self._require(tx, agent_id=agent_id, task_id=task_id)
             session_id = tx.insert(
                 "sessions",
                 {

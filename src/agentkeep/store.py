@@ -7,9 +7,7 @@ write through the same choke point (``_core.Tx``) inside ``BEGIN IMMEDIATE`` tra
 
 from __future__ import annotations
 
-import getpass
 import os
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +62,8 @@ def default_actor() -> str:
     actor = os.environ.get("AGENTKEEP_ACTOR")
     if actor:
         return actor
+    import getpass  # imports kept off the start-up path of every command
+
     try:
         return f"{getpass.getuser()}@cli"
     except (KeyError, OSError):
@@ -270,6 +270,8 @@ class Store(
         row = self._row("SELECT * FROM projects ORDER BY id LIMIT 1")
         if row is not None:
             return Project.from_row(row)  # type: ignore[no-any-return]
+        import secrets
+
         with self.transaction() as tx:
             row = tx.one("SELECT * FROM projects ORDER BY id LIMIT 1")
             if row is None:

@@ -50,6 +50,12 @@ def check_labels(labels: Iterable[str]) -> list[str]:
     return out
 
 
+def check_assignee(assignee: str | None) -> str | None:
+    if assignee is not None and not isinstance(assignee, str):
+        raise InvalidInput(f"an assignee is a name (text), not {assignee!r}")
+    return assignee
+
+
 def check_title(title: str) -> str:
     if not isinstance(title, str) or not title.strip():
         raise InvalidInput("a task needs a non-empty title")
@@ -76,7 +82,7 @@ class TaskOps(StoreBase):
             "body": body,
             "status": check_status(status),
             "priority": check_priority(priority),
-            "assignee": assignee,
+            "assignee": check_assignee(assignee),
             "labels": Json(check_labels(labels)),
             "parent_id": parent_id,
         }
@@ -162,7 +168,7 @@ class TaskOps(StoreBase):
         if priority is not UNSET:
             changes["priority"] = check_priority(priority)
         if assignee is not UNSET:
-            changes["assignee"] = assignee
+            changes["assignee"] = check_assignee(assignee)
         if labels is not UNSET:
             changes["labels"] = check_labels(labels)
         if parent_id is not UNSET:
@@ -189,7 +195,7 @@ class TaskOps(StoreBase):
         :class:`Conflict`. A task whose dependencies are not done cannot be claimed unless
         ``force``.
         """
-        if not assignee or not assignee.strip():
+        if not check_assignee(assignee) or not assignee.strip():
             raise InvalidInput("claiming a task needs an assignee name")
         with self.transaction() as tx:
             before = self._task(tx, task_id)

@@ -7,7 +7,6 @@ refused unless forced. Both are checked with git itself.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -136,6 +135,8 @@ class WorktreeOps(StoreBase):
                 hint="merge or push the commits and commit or clean the files, or use --force",
             )
         if check.exists:
+            import subprocess
+
             args = ["git", "-C", str(self.root), "worktree", "remove", str(path)]
             if force:
                 args.insert(-1, "--force")

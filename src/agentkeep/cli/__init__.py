@@ -154,6 +154,9 @@ def run(argv: Sequence[str]) -> int:
         return 130
     except click.exceptions.Exit as done:
         return int(done.exit_code)
+    except click.exceptions.NoArgsIsHelpError as bare:
+        click.echo(bare.ctx.get_help() if bare.ctx else cli.get_help(click.Context(cli)))
+        return 0
     except click.ClickException as usage:
         _show_click_error(usage, as_json=wants_json)
         return usage.exit_code

@@ -135,7 +135,7 @@ def shannon_entropy(value: str) -> float:
 _PLACEHOLDER = re.compile(
     r"\$[A-Za-z_]\w*|\$\{[^{}]*\}|\$\(.*\)|%\w+%|\{\{.*\}\}|\{[\w.]*\}|<[^<>]*>|\[[^\[\]]*\]"
     r"|#\{.*\}|@\w+@|\*+|x+|\.+|-+|_+|#+|\?+|0+"
-    r"|(?:your|my|the|some|an?)[_-].*|.*[_-](?:here|goes[_-]here|placeholder)"
+    r"|(?:your|my|the|some)[_-].*|.*[_-](?:here|goes[_-]here|placeholder)"
     r"|change[_-]?me|changeit|placeholder|redacted|example|sample|dummy|fake|test|testing"
     r"|secret|password|passwd|pass|pwd|token|apikey|api[_-]key|key|value|string|str"
     r"|none|null|nil|true|false|undefined|empty|todo|tbd|n/a|xxx.*|\.\.\.",
@@ -149,11 +149,11 @@ _NUMBER = re.compile(r"[+-]?\d+(?:[.,_]\d+)*(?:e[+-]?\d+)?[kmgtKMGT%]?")
 _WORD = r"(?:_*(?:[a-z]+|[A-Z]+|[A-Za-z][a-z]+(?:[A-Z][a-z]+)*)(?:_+[A-Za-z]+)*_*)"
 _IDENTIFIER = re.compile(rf"{_WORD}(?:[.-]{_WORD})*", _A)
 # Absolute paths under well-known roots, home/relative paths, Windows paths, and relative
-# paths that end in a file name with an extension.
+# paths that end in a file name with an all-letter extension (src/app/main.py).
 _PATH = re.compile(
     r"/(?:bin|etc|home|opt|tmp|usr|var|Users|root|srv|mnt|proc|sys|dev|run|workspace|work|app"
     r"|data|private|Library|Applications|System|Volumes|nix|snap)(?:/\S*)?"
-    r"|~/\S*|\.{1,2}/\S*|[A-Za-z]:[\\/]\S*|(?:[\w.@+-]+/)+[\w@+-]+\.[A-Za-z][A-Za-z0-9]{0,7}",
+    r"|~/\S*|\.{1,2}/\S*|[A-Za-z]:[\\/]\S*|(?:[\w.@+-]+/)+[\w@+-]+\.[A-Za-z]{1,6}",
     _A,
 )
 
@@ -180,8 +180,8 @@ def plausible_secret_value(value: str, *, password_like: bool = False) -> bool:
         # A sentence is not an API key; a passphrase is still a password.
         if not password_like:
             return False
-    elif _IDENTIFIER.fullmatch(value) or _PATH.fullmatch(value):
-        return False
+    elif _IDENTIFIER.fullmatch(value.rstrip("=:")) or _PATH.fullmatch(value):
+        return False  # a name (or the name of the next assignment: "SERVICE_API_KEY=")
     if _URL_START.match(value):
         return False  # a URL; `url-password` handles credentials inside it
     if len(value) < 20 and _NUMBER.fullmatch(value):
@@ -353,43 +353,30 @@ def _private_key(match: re.Match[str], text: str) -> Span | None:
 # --- Authorization headers ---------------------------------------------------------------------
 
 _AUTH_SCHEMES = frozenset(
-    [
-        "bearer",
-        "basic",
-        "token",
-        "digest",
-        "negotiate",
-        "ntlm",
-        "apikey",
-        "api-key",
-        "key",
-        "sso-key",
-        "jwt",
-        "dpop",
-        "hmac",
-        "aws4-hmac-sha256",
-        "oauth",
-    ]
-)
+    {
+        "bearer", "basic", "token", "digest", "negotiate", "ntlm", "apikey", "api-key", "key",
+        "sso-key", "jwt", "dpop", "hmac", "aws4-hmac-sha256", "oauth",
+    }
+)  # fmt: skip
 # Token characters only (base64, base64url, JWT), so that a value cannot run into the next
 # header or a URL on the same line.
 _AUTH_VALUE = r"(?P<secret>[\w~+/=.%-]{1,4096}+)"
 _AUTHORIZATION = re.compile(
     r"authorization(?:\\{0,2}[\"'`])?[ \t]{0,8}[:=][ \t]{0,8}(?:\\{0,2}[\"'`])?[ \t]{0,4}"
-    r"(?:(?:bearer|basic|token|digest|negotiate|ntlm|apikey|api-key|key|sso-key|jwt|dpop|hmac"
-    r"|aws4-hmac-sha256|oauth)[ \t]+)?" + _AUTH_VALUE,
+    rf"(?:(?:{'|'.join(map(re.escape, sorted(_AUTH_SCHEMES)))})[ \t]+)?{_AUTH_VALUE}",
     _A,
 )
 _BEARER = re.compile(r"bearer[ \t]+" + _AUTH_VALUE, _A)
 
 
 def _authorization(match: re.Match[str], text: str) -> Span | None:
+    """The credential after the scheme word, unless it is a placeholder or a plain word."""
     start, end = match.span("secret")
     value = text[start:end]
-    if value.lower() in _AUTH_SCHEMES or value[0] in "$%<{":
+    if len(value) < 8 or value.lower() in _AUTH_SCHEMES:
         return None
-    if not plausible_secret_value(value, password_like=True) or len(value) < 8:
-        return None
+    if _PLACEHOLDER.fullmatch(value) or _IDENTIFIER.fullmatch(value):
+        return None  # <token>, xxxxxxxx, "Bearer authentication" in prose
     return start, end
 
 
@@ -421,15 +408,15 @@ def _url_password(match: re.Match[str], text: str) -> Span | None:
 # alternation would be scanned position by position: 177 ms instead of about 14 ms for each
 # keyword on 20 MB). Patterns run on lower-cased text; values are read from the original.
 # The commonest non-secrets are rejected here, at C speed, rather than in Python: values
-# shorter than 6 characters, bare numbers ("input_tokens": 1234) and calls of a name
-# (= make_key(...), = os.getenv(...)).
+# shorter than 6 characters, bare numbers ("input_tokens": 1234) and calls of a name without
+# digits (= make_key(...), = os.getenv(...)); a random value glued to "(" is still a secret.
 _BARE_VALUE = r"[^\s\"'`,;\\(){}\[\]<>|&]"
 _ASSIGNMENT_TAIL = (
     r"(?P<rest>[\w.-]{0,40}+)"  # the rest of the name: API_KEY_ID, token_count, ...
-    r"(?P<name_quote>\\{0,2}[\"'`])?"  # the closing quote of a JSON/dict key
-    r"[ \t]{0,8}(?P<op>=>|:=|\?=|={1,3}|:(?!:)|,)[ \t]{0,8}"
+    r"(?P<name_quote>\\{0,2}[\"'`])?+"  # the closing quote of a JSON/dict key
+    r"[ \t]{0,8}+(?P<op>=>|:=|\?=|={1,3}|:(?!:)|,)[ \t]{0,8}+"
     r"(?:(?P<quote>\\{0,2}[\"'`])(?P<quoted>[^\"'`\\\r\n]{6,500}+)"
-    rf"|(?![\d.]{{1,19}}+(?!{_BARE_VALUE}))(?![a-z_][\w.]{{0,499}}+\()"
+    rf"|(?![\d.]{{1,19}}+(?!{_BARE_VALUE}))(?![a-z_.]{{1,499}}+\()"
     rf"(?P<bare>{_BARE_VALUE}{{6,500}}+))"
 )
 _ASSIGNMENT_KEYWORDS = ("key", "token", "secret", "passw", "pwd", "auth", "cred")
@@ -481,11 +468,6 @@ def _assignment_parts(match: re.Match[str], text: str) -> tuple[str, int, int] |
     if _BENIGN_NAME.search(name):
         return None
     start, end = match.span("quoted" if match.group("quoted") is not None else "bare")
-    # A value that touches a marker was cut short by an earlier redaction. Had the whole
-    # value been a secret, it would have been redacted whole; so it was not, and it is not
-    # now (this keeps redact_text idempotent).
-    if text.startswith(REDACTION_MARKER_PREFIX, end) or REDACTION_MARKER_PREFIX in text[start:end]:
-        return None
     return name, start, end
 
 
