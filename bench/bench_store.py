@@ -9,6 +9,9 @@
    ``executemany`` in one transaction. Target ≥ 0.8×.
 3. ``agentkeep status`` cold start (a new process) vs ``python -c pass``.
 
+For attribution only, the same store calls are also timed with the redactor stubbed out
+(never a supported mode): the difference is what the privacy boundary costs.
+
 Rounds alternate baseline and agentkeep so drift on a shared machine hits both; medians
 are reported. Absolute numbers vary ±25% between runs; the ratios are the result.
 """
@@ -16,6 +19,7 @@ are reported. Absolute numbers vary ±25% between runs; the ratios are the resul
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -24,11 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import agentkeep
+from agentkeep import redact
 from agentkeep.migrations import MIGRATIONS, split_statements
 
 PAYLOAD = {
@@ -106,9 +112,24 @@ def store_batched(store: agentkeep.Store, batches: int, size: int = 1000) -> flo
     return batches * size / (time.perf_counter() - start)
 
 
+@contextlib.contextmanager
+def redaction_stubbed() -> Iterator[None]:
+    saved = redact.redact_text, redact.may_contain_secret
+    redact.redact_text = lambda text: (text, {})  # type: ignore[assignment]
+    redact.may_contain_secret = lambda text: False  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        redact.redact_text, redact.may_contain_secret = saved
+
+
 def cold_start(argv: list[str], cwd: Path, runs: int) -> float:
+    """Median wall time of a new process, with the bytecode cache as users have it (a
+    sandbox may set PYTHONDONTWRITEBYTECODE, which makes every run recompile from source)."""
     times = []
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)  # warm the cache
     for _ in range(runs):
         start = time.perf_counter()
         subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
@@ -131,12 +152,16 @@ def main() -> None:
     store = agentkeep.open(work / "proj", actor="bench")
     raw = raw_connection(work / "raw.db")
 
-    results: dict[str, list[float]] = {k: [] for k in ("raw1", "ak1", "rawN", "akN")}
+    keys = ("raw1", "ak1", "free1", "rawN", "akN", "freeN")
+    results: dict[str, list[float]] = {k: [] for k in keys}
     for _ in range(args.rounds):
         results["raw1"].append(raw_single(raw, args.events))
         results["ak1"].append(store_single(store, args.events))
         results["rawN"].append(raw_batched(raw, args.batches))
         results["akN"].append(store_batched(store, args.batches))
+        with redaction_stubbed():
+            results["free1"].append(store_single(store, args.events))
+            results["freeN"].append(store_batched(store, args.batches))
     med = {k: statistics.median(v) for k, v in results.items()}
 
     python = cold_start([sys.executable, "-c", "pass"], work / "proj", 15)
@@ -153,6 +178,10 @@ def main() -> None:
     print(
         f"batched 1000/txn:      raw sqlite3 {med['rawN']:,.0f}/s, "
         f"agentkeep {med['akN']:,.0f}/s -> ratio {batched:.2f}x (target >= 0.80)"
+    )
+    print(
+        f"  attribution, redactor stubbed out: single {med['free1'] / med['raw1']:.2f}x, "
+        f"batched {med['freeN'] / med['rawN']:.2f}x (the gap to these is the privacy boundary)"
     )
     print(
         f"cold start:            python -c pass {python:.1f} ms, "

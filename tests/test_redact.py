@@ -26,6 +26,7 @@ from agentkeep.redact import (
     RULES,
     Match,
     StreamRedactor,
+    may_contain_secret,
     redact_text,
     redact_value,
     scan,
@@ -642,6 +643,27 @@ def test_redaction_is_idempotent_and_complete(doc: tuple[str, list[str]]) -> Non
     assert sum(counts.values()) == len(scan(text))
 
 
+@settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(st.lists(fragments, max_size=10))
+def test_redaction_settles_for_any_concatenation(parts: list[tuple[str, str]]) -> None:
+    # No boundaries between the pieces: a secret may be glued to another, or to text that
+    # hides it. Whatever is found, the output is final: nothing more to find in it.
+    text = "".join(fragment for fragment, _ in parts)
+    out, _ = redact_text(text)
+    assert redact_text(out) == (out, {})
+    assert scan(out) == []
+
+
+def test_a_secret_glued_to_an_existing_marker_is_still_redacted() -> None:
+    rng = random.Random(25)
+    value = rand(rng, BASE64, 40)
+    out, counts = redact_text(f"export AWS_SECRET_ACCESS_KEY={value}[REDACTED:jwt]")
+    assert value[:12] not in out
+    assert counts == {"aws-secret-access-key": 1}
+
+
 @settings(max_examples=200, deadline=None, database=None)
 @given(st.text(max_size=200))
 def test_arbitrary_text_never_raises(text: str) -> None:
@@ -898,3 +920,43 @@ def test_marker_format() -> None:
     rng = random.Random(22)
     out, _ = redact_text("gh" + "p_" + rand(rng, ALNUM, 36))
     assert out == f"{REDACTION_MARKER_PREFIX}github-pat]"
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.integers(), st.booleans(), fragments.map(lambda f: f[0])),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(fragments.map(lambda f: f[0]), children, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(json_values)
+def test_precheck_of_a_json_document_never_misses_a_secret_inside_it(value: object) -> None:
+    """The store serialises a JSON value once and skips the structural walk when
+    may_contain_secret() says no; that is only safe if the answer is never wrongly no."""
+    import json
+
+    document = json.dumps(value, ensure_ascii=False)
+    _, counts = redact_value(value)
+    if counts:
+        assert may_contain_secret(document)
+    if not may_contain_secret(document):
+        assert redact_text(document) == (document, {})
+
+
+def test_no_gate_keyword_contains_a_character_json_escapes() -> None:
+    from agentkeep import redact
+
+    words = [kw for scan_pass in redact._PASSES for kw in scan_pass.keywords]
+    for gates in (redact._TEXT_GATES, redact._LOWER_GATES):
+        for anchor, entries in gates:
+            words += [anchor, *(needle for needle, _ in entries)]
+    assert words
+    for word in words:
+        assert '"' not in word and "\\" not in word
+        assert all(ord(c) >= 32 for c in word), word

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from agentkeep import redact
 from agentkeep.backend.sqlite import Connection, write_transaction
 from agentkeep.config import Config
 from agentkeep.errors import AgentkeepError, InvalidInput, NotFound, RedactionFailed, SchemaTooNew
+from agentkeep.models import Event
 
 
 def utc_now() -> str:
@@ -61,30 +61,40 @@ class Json:
         self.value = value
 
 
-def _redacted_text(text: str) -> tuple[str, dict[str, int]]:
-    try:
-        return redact.redact_text(text)
-    except Exception as exc:  # fail closed: an unredacted value is never stored
-        raise RedactionFailed(
-            "the redactor failed, so nothing was stored",
-            hint="report this as a bug; the input was not written anywhere",
-        ) from exc
+def _redaction_error(exc: Exception) -> AgentkeepError:
+    """What a failure inside the redactor becomes: the write is aborted either way."""
+    if isinstance(exc, RecursionError) or isinstance(exc.__cause__, RecursionError):
+        # Bad input rather than a failure of the redactor (still nothing is stored).
+        return InvalidInput(
+            "the JSON value is nested too deeply to store",
+            hint="flatten the structure (a few dozen levels are plenty)",
+        )
+    return RedactionFailed(
+        "the redactor failed, so nothing was stored",
+        hint="report this as a bug; the input was not written anywhere",
+    )
 
 
-def _redacted_value(value: Any) -> tuple[Any, dict[str, int]]:
+# Short texts already found clean (identifiers such as kinds, entity names, actors recur on
+# every write). Only texts that passed validation with no finding are remembered, so the
+# cache never holds a secret; redaction is a pure function of the text.
+_CLEAN_SHORT: dict[str, bool] = {}
+_CLEAN_SHORT_MAX_LEN = 100
+_CLEAN_SHORT_MAX_ENTRIES = 4096
+_INSERT_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
+_EVENT_COLUMNS = ("at", "actor", "entity", "entity_id", "kind", "data", "undoes")
+_INSERT_EVENT = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * 7)})"
+
+
+def _dumps(name: str, value: Any) -> str:
     try:
-        return redact.redact_value(value)
-    except Exception as exc:
-        if isinstance(exc, RecursionError) or isinstance(exc.__cause__, RecursionError):
-            # Bad input, not a failure of the redactor (still nothing is stored).
-            raise InvalidInput(
-                "the JSON value is nested too deeply to store",
-                hint="flatten the structure (a few dozen levels are plenty)",
-            ) from exc
-        raise RedactionFailed(
-            "the redactor failed, so nothing was stored",
-            hint="report this as a bug; the input was not written anywhere",
-        ) from exc
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise InvalidInput(f"{name}: NaN and Infinity are not valid JSON") from exc
+    except TypeError as exc:
+        raise InvalidInput(f"{name}: value is not JSON-serialisable ({exc})") from exc
+    except RecursionError as exc:
+        raise InvalidInput(f"{name}: JSON value is nested too deeply") from exc
 
 
 class Tx:
@@ -94,7 +104,7 @@ class Tx:
         self.conn = conn
         self.actor = actor
         self.max_field_bytes = max_field_bytes
-        self.now = utc_now()
+        self.now = ""  # set when the transaction has begun
         self._pending_redactions: list[tuple[str, str, int]] = []
 
     # -- binding: the choke point -------------------------------------------------------
@@ -102,21 +112,21 @@ class Tx:
     def bind(self, name: str, value: Any) -> Any:
         """Validate and redact one value bound for column ``name``."""
         if isinstance(value, str):
+            if value is self.now:
+                return value  # this transaction's own timestamp, not input
             self._check_text(name, value)
-            clean, counts = _redacted_text(value)
-        elif isinstance(value, Json):
-            clean_value, counts = _redacted_value(value.value)
+            if value in _CLEAN_SHORT:
+                return value
             try:
-                clean = json.dumps(clean_value, ensure_ascii=False, allow_nan=False)
-            except ValueError as exc:
-                raise InvalidInput(f"{name}: NaN and Infinity are not valid JSON") from exc
-            except TypeError as exc:
-                raise InvalidInput(f"{name}: value is not JSON-serialisable ({exc})") from exc
-            except RecursionError as exc:
-                raise InvalidInput(f"{name}: JSON value is nested too deeply") from exc
-            # A JSON document carries several fields of a record (an event holds a whole
-            # task), so it may be a few times larger than one text field.
-            self._check_text(name, clean, limit=4 * self.max_field_bytes)
+                clean, counts = redact.redact_text(value)
+            except Exception as exc:  # fail closed
+                raise _redaction_error(exc) from exc
+            if not counts and len(value) <= _CLEAN_SHORT_MAX_LEN:
+                if len(_CLEAN_SHORT) >= _CLEAN_SHORT_MAX_ENTRIES:
+                    _CLEAN_SHORT.clear()
+                _CLEAN_SHORT[value] = True
+        elif isinstance(value, Json):
+            clean, counts = self._json(name, value.value)
         elif value is None or isinstance(value, int | float):
             if isinstance(value, float) and value != value:  # NaN is stored as NULL by SQLite
                 raise InvalidInput(f"{name}: NaN is not a number agentkeep can store")
@@ -126,6 +136,49 @@ class Tx:
         for rule, count in counts.items():
             self._pending_redactions.append((rule, name, count))
         return clean
+
+    def _json(
+        self, name: str, value: Any, *, dumped: str | None = None, checked: bool = False
+    ) -> tuple[str, dict[str, int]]:
+        """Serialise and redact a JSON value. The document is serialised once and
+        pre-checked as a whole (``checked``: the caller already did): most values hold no
+        keyword any rule starts with, and then no string inside them can hold a secret."""
+        clean = _dumps(name, value) if dumped is None else dumped
+        counts: dict[str, int] = {}
+        try:
+            if not checked and redact.may_contain_secret(clean):
+                clean_value, counts = redact.redact_value(value)
+                if counts:
+                    clean = _dumps(name, clean_value)
+        except AgentkeepError as exc:
+            if not isinstance(exc.__cause__, RecursionError):
+                raise
+            raise _redaction_error(exc) from exc
+        except Exception as exc:  # fail closed
+            raise _redaction_error(exc) from exc
+        # A JSON document carries several fields of a record (an event holds a whole task),
+        # so it may be a few times larger than one text field.
+        self._check_text(name, clean, limit=4 * self.max_field_bytes)
+        return clean, counts
+
+    def bind_json_batch(self, name: str, values: Sequence[Any]) -> list[str]:
+        """Bind many JSON values, pre-checking all their documents in one pass.
+
+        Sound because no rule keyword contains a newline (tested): a keyword found in the
+        joined text lies inside one document.
+        """
+        docs = [_dumps(name, value) for value in values]
+        try:
+            any_candidate = redact.may_contain_secret("\n".join(docs))
+        except Exception as exc:  # fail closed
+            raise _redaction_error(exc) from exc
+        out = []
+        for value, doc in zip(values, docs, strict=True):
+            clean, counts = self._json(name, value, dumped=doc, checked=not any_candidate)
+            for rule, count in counts.items():
+                self._pending_redactions.append((rule, name, count))
+            out.append(clean)
+        return out
 
     def _check_text(self, name: str, text: str, *, limit: int | None = None) -> None:
         if "\x00" in text:
@@ -164,11 +217,14 @@ class Tx:
     # -- statements ---------------------------------------------------------------------
 
     def insert(self, table: str, values: Mapping[str, Any]) -> int:
-        columns = list(values)
+        columns = tuple(values)
         params = [self.bind(column, values[column]) for column in columns]
-        sql = (
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-        )
+        sql = _INSERT_SQL.get((table, columns))
+        if sql is None:
+            sql = _INSERT_SQL[table, columns] = (
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' for _ in columns)})"
+            )
         row_id = self.conn.execute(sql, params).lastrowid
         self.record_redactions(table, row_id)
         assert row_id is not None
@@ -211,21 +267,18 @@ class Tx:
         *,
         undoes: int | None = None,
         actor: str | None = None,
-    ) -> int:
-        """Append the event for a mutation made in this transaction; returns its seq."""
-        seq = self.insert(
-            "events",
-            {
-                "at": self.now,
-                "actor": actor or self.actor,
-                "entity": entity,
-                "entity_id": entity_id,
-                "kind": kind,
-                "data": Json(data),
-                "undoes": undoes,
-            },
+    ) -> Event:
+        """Append the event for a mutation made in this transaction, and return it."""
+        values = (self.now, actor or self.actor, entity, entity_id, kind, Json(data), undoes)
+        params = [self.bind(c, v) for c, v in zip(_EVENT_COLUMNS, values, strict=True)]
+        cursor = self.conn.execute(_INSERT_EVENT, params)
+        seq = cursor.lastrowid
+        assert seq is not None
+        self.record_redactions("events", seq)
+        at, bound_actor, bound_entity, _, bound_kind, doc, _ = params
+        return Event(
+            seq, at, bound_actor, bound_entity, entity_id, bound_kind, json.loads(doc), undoes
         )
-        return seq
 
     # -- idempotency --------------------------------------------------------------------
 
@@ -271,22 +324,20 @@ class StoreBase:
         self.actor = actor
         self.writable = writable
         self._too_new = too_new
+        self._max_field: int = config["store.max_field_bytes"]
 
     @property
     def db_path(self) -> Path:
         return self._conn.path
 
-    @contextmanager
-    def transaction(self, *, actor: str | None = None) -> Iterator[Tx]:
-        """A ``BEGIN IMMEDIATE`` write transaction; commits on success, rolls back on error."""
+    def transaction(self, *, actor: str | None = None) -> _Transaction:
+        """A ``BEGIN IMMEDIATE`` write transaction yielding a :class:`Tx`; commits on
+        success, rolls back on error."""
         if not self.writable:
             raise self._too_new or AgentkeepError("this store was opened read-only")
-        with write_transaction(self._conn):
-            yield Tx(
-                self._conn,
-                actor=actor or self.actor,
-                max_field_bytes=self.config["store.max_field_bytes"],
-            )
+        return _Transaction(
+            self._conn, Tx(self._conn, actor=actor or self.actor, max_field_bytes=self._max_field)
+        )
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return list(self._conn.execute(sql, params).fetchall())
@@ -331,6 +382,20 @@ _LISTING = {
     "agents": "agents",
     "worktrees": "worktrees",
 }
+
+
+class _Transaction(write_transaction):
+    __slots__ = ("tx",)
+
+    def __init__(self, conn: Connection, tx: Tx) -> None:
+        super().__init__(conn)
+        self.tx = tx
+
+    def __enter__(self) -> Tx:  # type: ignore[override]
+        super().__enter__()
+        # Stamped inside the write lock, so `at` follows commit order (seq) across processes.
+        self.tx.now = utc_now()
+        return self.tx
 
 
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:

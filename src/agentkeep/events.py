@@ -42,9 +42,9 @@ class EventOps(StoreBase):
             existing = tx.existing_for_key(idempotency_key, "event")
             if existing is not None:
                 return Written(self._event(tx, existing), "already_exists")
-            seq = tx.emit(entity, entity_id, kind, {} if data is None else data)
-            tx.remember_key(idempotency_key, "event", seq)
-            return Written(self._event(tx, seq), "created")
+            event = tx.emit(entity, entity_id, kind, {} if data is None else data)
+            tx.remember_key(idempotency_key, "event", event.seq)
+            return Written(event, "created")
 
     def record_events(
         self, events: Sequence[Mapping[str, Any]], *, actor: str | None = None
@@ -53,21 +53,22 @@ class EventOps(StoreBase):
 
         Each mapping has ``kind`` and optionally ``entity``, ``entity_id``, ``data``.
         """
+        for event in events:
+            _check_kind(event["kind"])
         with self.transaction(actor=actor) as tx:
-            rows = []
-            actor = tx.bind("actor", tx.actor)
-            for event in events:
-                _check_kind(event["kind"])
-                rows.append(
-                    (
-                        tx.now,
-                        actor,
-                        tx.bind("entity", event.get("entity", "custom")),
-                        event.get("entity_id"),
-                        tx.bind("kind", event["kind"]),
-                        tx.bind("data", Json(event.get("data") or {})),
-                    )
+            bound_actor = tx.bind("actor", tx.actor)
+            docs = tx.bind_json_batch("data", [event.get("data") or {} for event in events])
+            rows = [
+                (
+                    tx.now,
+                    bound_actor,
+                    tx.bind("entity", event.get("entity", "custom")),
+                    event.get("entity_id"),
+                    tx.bind("kind", event["kind"]),
+                    doc,
                 )
+                for event, doc in zip(events, docs, strict=True)
+            ]
             tx.conn.executemany(
                 "INSERT INTO events (at, actor, entity, entity_id, kind, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -216,8 +217,7 @@ class EventOps(StoreBase):
             restore["updated_at"] = tx.now
             tx.update(table, entity_id, restore)
             reverted = {column: [new, old] for column, (old, new) in target.data.items()}
-            seq = tx.emit(entity, entity_id, f"{entity}.updated", reverted, undoes=target.seq)
-            return self._event(tx, seq)
+            return tx.emit(entity, entity_id, f"{entity}.updated", reverted, undoes=target.seq)
 
     def _event(self, tx: Tx, seq: int) -> Event:
         row = tx.one("SELECT * FROM events WHERE seq = ?", (seq,))

@@ -29,7 +29,9 @@ class Record:
         return cls(**{k: v for k, v in values.items() if k in names})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+        # Shallow on purpose: fields hold plain JSON values, and asdict()'s recursive copy
+        # costs time and fails on deeply nested (but valid) data.
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,8 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from agentkeep.errors import (
@@ -255,35 +254,43 @@ def journal_mode(conn: Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
 
 
-@contextmanager
-def write_transaction(conn: Connection) -> Iterator[Connection]:
+class write_transaction:  # lower case: used like a function, `with write_transaction(c):`
     """``BEGIN IMMEDIATE … COMMIT``, queued behind the writer lock; rolls back on any
-    exception and re-raises it."""
-    conn.lock_writers()
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            _rollback(conn)
-            raise
-        try:
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-    finally:
-        conn.unlock_writers()
+    exception and re-raises it. (A class rather than a generator: it runs on every write.)"""
 
+    __slots__ = ("conn",)
 
-@contextmanager
-def read_transaction(conn: Connection) -> Iterator[Connection]:
-    """A short snapshot for reads that must agree with each other (several SELECTs)."""
-    conn.execute("BEGIN")
-    try:
-        yield conn
-    finally:
-        _rollback(conn)
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> Connection:
+        conn = self.conn
+        conn.lock_writers()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            conn.unlock_writers()
+            raise
+        return conn
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn = self.conn
+        try:
+            if exc_type is not None:
+                _rollback(conn)
+                return
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+        finally:
+            conn.unlock_writers()
 
 
 def _rollback(conn: Connection) -> None:
