@@ -173,8 +173,11 @@ def test_init_is_idempotent_and_writes_config_and_gitignore(project: Path, cli: 
 
     text = (store_dir / "config.toml").read_text()
     assert "# [store]" in text and "# synchronous = " in text
-    uncommented = "\n".join(line.removeprefix("# ") for line in text.splitlines()
-                            if line.startswith("# ") and ("=" in line or line.startswith("# [")))
+    uncommented = "\n".join(
+        line.removeprefix("# ")
+        for line in text.splitlines()
+        if line.startswith("# ") and ("=" in line or line.startswith("# ["))
+    )
     assert tomllib.loads(uncommented)["store"]["synchronous"] == "FULL"
     assert tomllib.loads(uncommented)["actor"] == ""
     git(project, "add", "-A")
