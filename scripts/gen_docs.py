@@ -95,7 +95,7 @@ def cli_md() -> str:
         "Exit codes: 0 ok (an empty result is ok), 1 error, 2 usage error, 3 invalid input, "
         "4 not found, 5 conflict (a lost claim, a refused transition), 6 schema too new, "
         "7 busy, 8 corrupt, 9 disk full, 10 redaction failed, 11 used across fork, "
-        "12 storage error. See json-output.md for the `--json` contract.",
+        "12 storage error, 13 read-only. See json-output.md for the `--json` contract.",
         "",
     ]
     root = click.Context(cli, info_name="agentkeep", terminal_width=100, max_content_width=100)

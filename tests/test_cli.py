@@ -134,7 +134,8 @@ def test_notes_kinds_and_latest(cli: Cli) -> None:
     bad = cli("notes", "add", "validation", "no command given", "--json")
     assert bad.exit_code == 3 and "command" in bad.error()["error"]
     latest = cli("notes", "latest", "validation", "--json").json()
-    assert latest[0]["data"] == {"command": "make test", "exit_code": 0, "summary": "all green"}
+    assert latest[0]["data"] == {"command": "make test", "exit_code": 0}
+    assert latest[0]["body"] == "all green"
     assert cli("notes", "latest", "decision", "--json").json() == []
 
 
@@ -292,7 +293,8 @@ def test_metrics_and_sessions(cli: Cli) -> None:
 
 def test_db_commands(project: Path, cli: Cli, tmp_path: Path) -> None:
     status = cli("db", "status", "--json").json()
-    assert status["schema_version"] == status["code_schema_version"]
+    assert status["schema_version"] == 1  # the JSON contract's version
+    assert status["db_schema_version"] == status["code_schema_version"]
     assert status["journal_mode"] == "wal" and status["synchronous"] == "FULL"
     assert cli("db", "check", "--json").json()["ok"] is True
     dest = tmp_path / "copy.sqlite"

@@ -118,7 +118,7 @@ if go:
 
 with agentkeep.open(sys.argv[1]) as store:
     state = store.schema_status()
-print(json.dumps({"applied": applied, "schema_version": state.schema_version}))
+print(json.dumps({"applied": applied, "schema_version": state.db_schema_version}))
 """
 
 
@@ -232,7 +232,11 @@ def test_fresh_store_schema_is_exactly_the_migrations(project: Path) -> None:
         assert meta[f"migration.{migration.version}"].startswith(migration.name + " applied ")
     with agentkeep.open(project) as store:
         status = store.schema_status()
-    assert (status.schema_version, status.pending, status.writable) == (SCHEMA_VERSION, [], True)
+    assert (status.db_schema_version, status.pending, status.writable) == (
+        SCHEMA_VERSION,
+        [],
+        True,
+    )
 
 
 # -- (b) crash matrix -------------------------------------------------------------------

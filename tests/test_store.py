@@ -65,10 +65,10 @@ def test_filters_and_limits(store: Store) -> None:
 
 
 def test_field_size_limit_and_override(project: Path) -> None:
-    with agentkeep.open(project, config={"store.max_field_bytes": 1000}) as small:
-        with pytest.raises(InvalidInput, match="limit is 1,000"):
-            small.add_task("t", body="x" * 1001)
-        assert small.add_task("t", body="é" * 500).outcome == "created"  # 1,000 bytes
+    with agentkeep.open(project, config={"store.max_field_bytes": 1024}) as small:
+        with pytest.raises(InvalidInput, match="limit is 1,024"):
+            small.add_task("t", body="x" * 1025)
+        assert small.add_task("t", body="é" * 512).outcome == "created"  # 1,024 bytes
 
 
 def test_follow_stops_and_sees_commits_from_other_connections(project: Path) -> None:
@@ -96,7 +96,7 @@ def test_follow_stops_and_sees_commits_from_other_connections(project: Path) -> 
 def test_read_only_store_refuses_writes(project: Path) -> None:
     with agentkeep.open(project, read_only=True) as store:
         assert store.list_tasks() == []
-        with pytest.raises(agentkeep.SchemaTooNew, match="read-only"):
+        with pytest.raises(agentkeep.ReadOnly, match="read-only"):
             store.add_task("nope")
 
 

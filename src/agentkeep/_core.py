@@ -23,7 +23,7 @@ from typing import Any
 from agentkeep import redact
 from agentkeep.backend.sqlite import Connection, write_transaction
 from agentkeep.config import Config
-from agentkeep.errors import AgentkeepError, InvalidInput, NotFound, RedactionFailed, SchemaTooNew
+from agentkeep.errors import AgentkeepError, InvalidInput, NotFound, RedactionFailed
 from agentkeep.models import Event
 
 
@@ -95,6 +95,32 @@ def _dumps(name: str, value: Any) -> str:
         raise InvalidInput(f"{name}: value is not JSON-serialisable ({exc})") from exc
     except RecursionError as exc:
         raise InvalidInput(f"{name}: JSON value is nested too deeply") from exc
+
+
+def check_identifier(what: str, value: str | None) -> str | None:
+    """Refuse an identifier (idempotency key, external id, name) the redactor would change.
+
+    Identifiers are looked up as given; storing a redacted form would make the retry of a
+    write miss its first attempt, and two different secret-shaped keys collide.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{what} must be non-empty text")
+    try:
+        changed = bool(redact.redact_text(value)[1])
+    except Exception as exc:  # fail closed
+        raise _redaction_error(exc) from exc
+    if changed:
+        raise InvalidInput(
+            f"{what} looks like a secret, and identifiers are stored as given",
+            hint="use an identifier that is not a credential",
+        )
+    return value
+
+
+# WITHOUT ROWID tables have no lastrowid to name in the redaction audit.
+_WITHOUT_ROWID = frozenset({"idempotency_keys", "task_deps", "meta"})
 
 
 class Tx:
@@ -226,8 +252,8 @@ class Tx:
                 f"VALUES ({', '.join('?' for _ in columns)})"
             )
         row_id = self.conn.execute(sql, params).lastrowid
-        self.record_redactions(table, row_id)
         assert row_id is not None
+        self.record_redactions(table, None if table in _WITHOUT_ROWID else row_id)
         return row_id
 
     def update(
@@ -285,6 +311,7 @@ class Tx:
     def existing_for_key(self, key: str | None, entity: str) -> int | None:
         if key is None:
             return None
+        check_identifier("the idempotency key", key)
         row = self.one("SELECT entity, entity_id FROM idempotency_keys WHERE key = ?", (key,))
         if row is None:
             return None
@@ -313,8 +340,7 @@ class StoreBase:
         store_dir: Path,
         config: Config,
         actor: str,
-        writable: bool,
-        too_new: SchemaTooNew | None = None,
+        refusal: AgentkeepError | None = None,
     ) -> None:
         conn.raw.row_factory = sqlite3.Row
         self._conn = conn
@@ -322,9 +348,13 @@ class StoreBase:
         self.root = store_dir.parent
         self.config = config
         self.actor = actor
-        self.writable = writable
-        self._too_new = too_new
+        # Why writes are refused (a newer schema, or opened read-only); None: writable.
+        self._refusal = refusal
         self._max_field: int = config["store.max_field_bytes"]
+
+    @property
+    def writable(self) -> bool:
+        return self._refusal is None
 
     @property
     def db_path(self) -> Path:
@@ -333,8 +363,8 @@ class StoreBase:
     def transaction(self, *, actor: str | None = None) -> _Transaction:
         """A ``BEGIN IMMEDIATE`` write transaction yielding a :class:`Tx`; commits on
         success, rolls back on error."""
-        if not self.writable:
-            raise self._too_new or AgentkeepError("this store was opened read-only")
+        if self._refusal is not None:
+            raise self._refusal
         return _Transaction(
             self._conn, Tx(self._conn, actor=actor or self.actor, max_field_bytes=self._max_field)
         )
@@ -393,8 +423,13 @@ class _Transaction(write_transaction):
 
     def __enter__(self) -> Tx:  # type: ignore[override]
         super().__enter__()
-        # Stamped inside the write lock, so `at` follows commit order (seq) across processes.
-        self.tx.now = utc_now()
+        try:
+            # Stamped inside the write lock, so `at` follows commit order (seq) across
+            # processes.
+            self.tx.now = utc_now()
+        except BaseException as exc:  # e.g. Ctrl-C: __exit__ would not run otherwise
+            super().__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return self.tx
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from agentkeep._core import UNSET, StoreBase, Tx, diff, limit_clause
+from agentkeep._core import UNSET, StoreBase, Tx, check_identifier, diff, limit_clause
 from agentkeep.errors import InvalidInput
 from agentkeep.models import Agent, Written
 
@@ -41,8 +41,7 @@ class AgentOps(StoreBase):
         worktree_id: int | None = None,
     ) -> Written[Agent]:
         """Create the agent ``name``, or refresh it (status active, new pid) if it exists."""
-        if not name or not name.strip():
-            raise InvalidInput("an agent needs a name")
+        check_identifier("the agent name", name)
         if pid is not None and host is None:
             host = _hostname()
         with self.transaction() as tx:

@@ -35,13 +35,16 @@ def _choice(*allowed: str) -> Callable[[Any], Any]:
     return parse
 
 
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError("must be a whole number")
-    number = int(value)
-    if number <= 0:
-        raise ValueError("must be greater than 0")
-    return number
+def _whole(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError("must be a whole number")
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueError(f"must be from {low:,} to {high:,}")
+        return number
+
+    return parse
 
 
 def _text(value: Any) -> str:
@@ -74,21 +77,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "store.busy_timeout_ms",
         5000,
-        _positive_int,
+        _whole(1, 600_000),
         "How long a write waits for another process's write lock before failing with "
         "'busy' (exit 7).",
     ),
     Setting(
         "store.max_field_bytes",
         1_048_576,
-        _positive_int,
+        _whole(1024, 256 * 1_048_576),
         "Largest text value a single field may hold, in UTF-8 bytes. Larger input is "
         "refused with a clear error; bulk output belongs in streams and artifacts.",
     ),
     Setting(
         "events.follow_poll_ms",
         20,
-        _positive_int,
+        _whole(1, 60_000),
         "How often `events -f` and Store.follow() check for other processes' commits "
         "(one cheap PRAGMA data_version per poll).",
     ),

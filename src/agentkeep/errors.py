@@ -11,7 +11,8 @@
     ├── StorageFull                 the disk (or a file-size limit) is full
     ├── RedactionFailed             the privacy boundary failed, so nothing was stored
     ├── UsedAcrossFork              a connection opened before fork() was used in the child
-    └── StorageError                any other I/O or database failure
+    ├── StorageError                any other I/O or database failure
+    └── ReadOnly                    a write to a store opened read-only
 
 Lower-level errors (`sqlite3.Error`, `OSError`) are translated at the backend boundary and
 chained with ``from exc``; callers above the backend never see them.
@@ -31,6 +32,7 @@ __all__ = [
     "Corrupt",
     "InvalidInput",
     "NotFound",
+    "ReadOnly",
     "RedactionFailed",
     "SchemaTooNew",
     "StorageError",
@@ -121,3 +123,9 @@ class StorageError(AgentkeepError):
     code = "storage_error"
     exit_code = 12
     http_status = 500
+
+
+class ReadOnly(AgentkeepError):
+    code = "read_only"
+    exit_code = 13
+    http_status = 409

@@ -15,13 +15,34 @@ from agentkeep._core import Json, StoreBase, Tx, limit_clause
 from agentkeep.backend.sqlite import connect
 from agentkeep.errors import Conflict, InvalidInput, NotFound
 from agentkeep.models import Event, Written
+from agentkeep.tasks import check_parent
 
-# Tables whose `<entity>.updated`-style events carry {field: [old, new]} and can be undone.
-REVERSIBLE: dict[str, tuple[str, frozenset[str]]] = {
-    "task": ("tasks", frozenset({"task.updated", "task.claimed"})),
-    "agent": ("agents", frozenset({"agent.updated"})),
-    "worktree": ("worktrees", frozenset({"worktree.leased", "worktree.released"})),
+# Entities whose change events carry {field: [old, new]} and can be undone:
+# entity -> (table, event kinds, the only columns undo may write).
+REVERSIBLE: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {
+    "task": (
+        "tasks",
+        frozenset({"task.updated", "task.claimed"}),
+        frozenset(
+            {"title", "body", "status", "priority", "assignee", "labels", "parent_id", "closed_at"}
+        ),
+    ),
+    "agent": (
+        "agents",
+        frozenset({"agent.updated"}),
+        frozenset({"status", "role", "worktree_id", "kind", "pid", "host"}),
+    ),
+    "worktree": (
+        "worktrees",
+        frozenset({"worktree.leased", "worktree.released"}),
+        frozenset({"lease_owner", "lease_expires_at"}),
+    ),
 }
+# Event kinds agentkeep writes itself; callers may not forge them (undo trusts them).
+RESERVED_PREFIXES = tuple(
+    f"{noun}."
+    for noun in ("project", "task", "note", "session", "agent", "worktree", "metric", "integration")
+)
 _JSON_COLUMNS = {"labels", "settings", "data"}
 
 
@@ -37,7 +58,7 @@ class EventOps(StoreBase):
         idempotency_key: str | None = None,
     ) -> Written[Event]:
         """Append a caller-defined event to the ledger (one durable transaction)."""
-        _check_kind(kind)
+        _check_caller_event(kind, entity_id)
         with self.transaction(actor=actor) as tx:
             existing = tx.existing_for_key(idempotency_key, "event")
             if existing is not None:
@@ -54,7 +75,7 @@ class EventOps(StoreBase):
         Each mapping has ``kind`` and optionally ``entity``, ``entity_id``, ``data``.
         """
         for event in events:
-            _check_kind(event["kind"])
+            _check_caller_event(event.get("kind"), event.get("entity_id"))
         with self.transaction(actor=actor) as tx:
             bound_actor = tx.bind("actor", tx.actor)
             docs = tx.bind_json_batch("data", [event.get("data") or {} for event in events])
@@ -121,6 +142,7 @@ class EventOps(StoreBase):
         *,
         after: int | None = None,
         entity: str | None = None,
+        entity_id: int | None = None,
         kind: str | None = None,
         poll_interval: float | None = None,
         stop: Callable[[], bool] | None = None,
@@ -135,7 +157,12 @@ class EventOps(StoreBase):
         """
         start = self.last_seq() if after is None else after
         return self._follow_from(
-            start, entity=entity, kind=kind, poll_interval=poll_interval, stop=stop
+            start,
+            entity=entity,
+            entity_id=entity_id,
+            kind=kind,
+            poll_interval=poll_interval,
+            stop=stop,
         )
 
     def _follow_from(
@@ -143,6 +170,7 @@ class EventOps(StoreBase):
         cursor: int,
         *,
         entity: str | None,
+        entity_id: int | None,
         kind: str | None,
         poll_interval: float | None,
         stop: Callable[[], bool] | None,
@@ -164,7 +192,9 @@ class EventOps(StoreBase):
                 if current != version:
                     version = current
                     while True:
-                        batch = self.events(after=cursor, entity=entity, kind=kind, limit=500)
+                        batch = self.events(
+                            after=cursor, entity=entity, entity_id=entity_id, kind=kind, limit=500
+                        )
                         for event in batch:
                             cursor = event.seq
                             yield event
@@ -187,7 +217,7 @@ class EventOps(StoreBase):
                 f"changes to a {entity} cannot be undone",
                 hint=f"undo works on: {', '.join(REVERSIBLE)}",
             )
-        table, kinds = REVERSIBLE[entity]
+        table, kinds, columns = REVERSIBLE[entity]
         marks = ", ".join("?" for _ in kinds)
         with self.transaction() as tx:
             row = tx.one(
@@ -203,7 +233,14 @@ class EventOps(StoreBase):
             if current is None:
                 raise NotFound(f"{entity} {entity_id} does not exist")
             restore: dict[str, Any] = {}
-            for column, (old, new) in target.data.items():
+            changes = target.data if isinstance(target.data, dict) else {}
+            if (
+                not changes
+                or not set(changes) <= columns
+                or not all(isinstance(pair, list) and len(pair) == 2 for pair in changes.values())
+            ):
+                raise Conflict(f"event {target.seq} does not describe a change undo can revert")
+            for column, (old, new) in changes.items():
                 now_value = current[column]
                 if column in _JSON_COLUMNS and isinstance(now_value, str):
                     now_value = json.loads(now_value)
@@ -214,6 +251,8 @@ class EventOps(StoreBase):
                         hint="`agentkeep events list --entity` shows its history",
                     )
                 restore[column] = Json(old) if column in _JSON_COLUMNS else old
+            if entity == "task" and restore.get("parent_id") is not None:
+                check_parent(tx, entity_id, restore["parent_id"])  # no cycles via undo
             restore["updated_at"] = tx.now
             tx.update(table, entity_id, restore)
             reverted = {column: [new, old] for column, (old, new) in target.data.items()}
@@ -226,6 +265,13 @@ class EventOps(StoreBase):
         return Event.from_row(row)  # type: ignore[no-any-return]
 
 
-def _check_kind(kind: str) -> None:
+def _check_caller_event(kind: Any, entity_id: Any) -> None:
     if not isinstance(kind, str) or not kind.strip() or len(kind) > 200:
         raise InvalidInput("an event needs a kind (short text such as 'build.finished')")
+    if kind.startswith(RESERVED_PREFIXES):
+        raise InvalidInput(
+            f"event kinds starting with {kind.split('.')[0]}. are agentkeep's own",
+            hint="use your own prefix, such as 'ci.passed' (entity='task' links it to a task)",
+        )
+    if entity_id is not None and (isinstance(entity_id, bool) or not isinstance(entity_id, int)):
+        raise InvalidInput(f"entity_id must be a whole number, not {entity_id!r}")

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from agentkeep._core import Json, StoreBase, diff
+from agentkeep._core import Json, StoreBase, check_identifier, diff
 from agentkeep.errors import InvalidInput
 from agentkeep.models import Integration, Written
 
@@ -28,8 +28,9 @@ class IntegrationOps(StoreBase):
         credential_ref: str | None = None,
     ) -> Written[Integration]:
         """Create or update the integration ``name``."""
-        if not name.strip() or not kind.strip():
-            raise InvalidInput("an integration needs a name and a kind")
+        check_identifier("the integration name", name)
+        if not kind.strip():
+            raise InvalidInput("an integration needs a kind")
         if credential_ref is not None and not CREDENTIAL_REF.match(credential_ref):
             raise InvalidInput(
                 "credential_ref must name where the credential lives, not hold it",

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agentkeep.backend.sqlite import Connection, backup_to, ensure_wal, write_transaction
-from agentkeep.errors import AgentkeepError, Corrupt, SchemaTooNew, StorageError
+from agentkeep.errors import AgentkeepError, Busy, Corrupt, SchemaTooNew, StorageError
 from agentkeep.failpoints import failpoint
 
 
@@ -360,7 +360,7 @@ def _apply_one(conn: Connection, migration: Migration, app_version: str) -> bool
         conn.execute("PRAGMA foreign_keys=OFF")
     try:
         return _apply_in_transaction(conn, migration, app_version)
-    except SchemaTooNew:
+    except (SchemaTooNew, Busy):
         raise
     except AgentkeepError as exc:
         raise StorageError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentkeep._core import StoreBase, Tx, limit_clause
+from agentkeep._core import StoreBase, Tx, check_identifier, limit_clause
 from agentkeep.errors import Conflict, InvalidInput
 from agentkeep.models import Session, Written
 from agentkeep.paths import relative_to_root
@@ -29,6 +29,7 @@ class SessionOps(StoreBase):
         starting the same outside session twice returns the first row."""
         if not source.strip():
             raise InvalidInput("a session needs a source (for example 'claude' or 'run')")
+        check_identifier("the external id", external_id)
         with self.transaction() as tx:
             if external_id is not None:
                 row = tx.one(
@@ -73,6 +74,8 @@ class SessionOps(StoreBase):
 
     def add_session_tokens(self, session_id: int, **tokens: int) -> Session:
         """Add to a session's token totals (``input_tokens=…, output_tokens=…``)."""
+        if not tokens:
+            raise InvalidInput(f"name at least one token counter: {', '.join(TOKEN_FIELDS)}")
         unknown = set(tokens) - set(TOKEN_FIELDS)
         if unknown:
             raise InvalidInput(f"unknown token counter(s): {', '.join(sorted(unknown))}")

@@ -19,7 +19,7 @@ from agentkeep._version import __version__
 from agentkeep.agents import AgentOps
 from agentkeep.backend.sqlite import Connection, backup_to, connect, ensure_wal, journal_mode
 from agentkeep.config import Config, default_config_toml
-from agentkeep.errors import InvalidInput, SchemaTooNew, StorageError, StoreNotFound
+from agentkeep.errors import AgentkeepError, InvalidInput, ReadOnly, StorageError, StoreNotFound
 from agentkeep.events import EventOps
 from agentkeep.integrations import IntegrationOps
 from agentkeep.metrics import MetricOps
@@ -36,7 +36,7 @@ from agentkeep.models import Project, Record, Redaction
 from agentkeep.notes import NoteOps
 from agentkeep.paths import DB_NAME, STORE_DIRNAME, find_store, main_worktree_root
 from agentkeep.sessions import SessionOps
-from agentkeep.tasks import TaskOps
+from agentkeep.tasks import READY_COUNT_SQL, TaskOps
 from agentkeep.worktrees import WorktreeOps
 
 GITIGNORE = """# Everything here is runtime state except config.toml, which is meant for git.
@@ -82,7 +82,7 @@ class StoreStatus(Record):
     project: str
     root: str
     store_dir: str
-    schema_version: int
+    db_schema_version: int
     synchronous: str
     journal_mode: str
     db_bytes: int
@@ -102,14 +102,14 @@ class CheckReport(Record):
     integrity: list[str]
     foreign_keys: list[str]
     journal_mode: str
-    schema_version: int
+    db_schema_version: int
     problems: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class SchemaStatus(Record):
     path: str
-    schema_version: int
+    db_schema_version: int
     min_reader_version: int
     min_writer_version: int
     code_schema_version: int
@@ -175,7 +175,7 @@ def init_store(root: str | Path | None = None, *, name: str | None = None) -> In
     return InitResult(str(store_dir), str(root_path), "already_exists" if existed else "created")
 
 
-def open(
+def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.open()
     path: str | Path | None = None,
     *,
     create: bool = False,
@@ -187,52 +187,66 @@ def open(
 
     Pending migrations are applied (after a backup). A store written by a newer
     agentkeep is refused with :class:`SchemaTooNew` — or opened read-only if its
-    ``min_writer_version`` is newer than this code but its ``min_reader_version`` is not —
-    and its file is left unchanged.
+    ``min_writer_version`` is newer than this code but its ``min_reader_version`` is not.
+    Versions are checked on a read-only connection, so a store this code may not write is
+    never modified (not even by the checkpoint SQLite runs when a writer closes).
     """
     store_dir = resolve_store_dir(path)
     db_path = store_dir / DB_NAME
-    if not create and not db_path.exists():
+    exists = db_path.exists()
+    if not exists and (read_only or not create):
         raise StoreNotFound(
             f"no agentkeep store at {store_dir}",
             hint="run `agentkeep init` to create one",
         )
     settings = Config.load(project_file=store_dir / "config.toml", overrides=config)
-    if read_only and not db_path.exists():
-        raise StoreNotFound(f"no agentkeep store at {store_dir}")
-    conn = connect(
-        db_path,
-        synchronous=settings["store.synchronous"],
-        busy_timeout_ms=settings["store.busy_timeout_ms"],
-    )
+    options = {
+        "synchronous": settings["store.synchronous"],
+        "busy_timeout_ms": settings["store.busy_timeout_ms"],
+    }
+    refusal: AgentkeepError | None = None
+    if exists:
+        probe = connect(db_path, read_only=True, **options)
+        try:
+            state = read_state(probe)
+            if state is not None:
+                check_compatible(probe, state, for_writing=False)
+                if not state.writable_by(SCHEMA_VERSION):
+                    refusal = too_new_error(probe, state, for_writing=True)
+            if read_only and refusal is None:
+                refusal = ReadOnly(
+                    "this store was opened read-only", hint="open it without read_only to write"
+                )
+        except BaseException:
+            probe.close()
+            raise
+        if refusal is not None:
+            return _store(probe, store_dir, settings, actor, refusal)
+        probe.close()
+    conn = connect(db_path, **options)
     try:
-        writable, too_new = _prepare(conn, store_dir, read_only=read_only)
+        migrate(conn, backup_dir=store_dir / "backups", app_version=__version__)
+        ensure_wal(conn)
     except BaseException:
         conn.close()
         raise
-    resolved_actor = actor or settings["actor"] or default_actor()
+    return _store(conn, store_dir, settings, actor, None)
+
+
+def _store(
+    conn: Connection,
+    store_dir: Path,
+    settings: Config,
+    actor: str | None,
+    refusal: AgentkeepError | None,
+) -> Store:
     return Store(
         conn,
         store_dir=store_dir,
         config=settings,
-        actor=resolved_actor,
-        writable=writable,
-        too_new=too_new,
+        actor=actor or settings["actor"] or default_actor(),
+        refusal=refusal,
     )
-
-
-def _prepare(conn: Connection, store_dir: Path, *, read_only: bool) -> tuple[bool, Any]:
-    """Check compatibility and migrate; returns (writable, the error writes should raise)."""
-    state = read_state(conn)
-    if state is not None:
-        check_compatible(conn, state, for_writing=False)
-        if not state.writable_by(SCHEMA_VERSION):
-            return False, too_new_error(conn, state, for_writing=True)
-    if read_only:
-        return False, SchemaTooNew("this store was opened read-only")
-    migrate(conn, backup_dir=store_dir / "backups", app_version=__version__)
-    ensure_wal(conn)
-    return True, None
 
 
 class Store(
@@ -296,19 +310,23 @@ class Store(
             project=project[0] if project else self.root.name,
             root=str(self.root),
             store_dir=str(self.store_dir),
-            schema_version=SCHEMA_VERSION,
+            db_schema_version=self._db_schema_version(),
             synchronous=self.config["store.synchronous"],
             journal_mode=journal_mode(self._conn),
             db_bytes=_size(self.db_path),
             wal_bytes=_size(self.db_path.with_name(DB_NAME + "-wal")),
             counts=counts,
             tasks_by_status=by_status,
-            ready_tasks=len(self.ready_tasks()),
+            ready_tasks=self._count(READY_COUNT_SQL),
             running_sessions=self._count("SELECT count(*) FROM sessions WHERE status = 'running'"),
             active_agents=self._count("SELECT count(*) FROM agents WHERE status = 'active'"),
             last_event_seq=last[0] if last else 0,
             last_event_at=last[1] if last else None,
         )
+
+    def _db_schema_version(self) -> int:
+        state = read_state(self._conn)
+        return state.schema_version if state else 0
 
     def schema_status(self) -> SchemaStatus:
         state = read_state(self._conn)
@@ -319,7 +337,7 @@ class Store(
 
         return SchemaStatus(
             path=str(self.db_path),
-            schema_version=state.schema_version,
+            db_schema_version=state.schema_version,
             min_reader_version=state.min_reader_version,
             min_writer_version=state.min_writer_version,
             code_schema_version=SCHEMA_VERSION,
@@ -353,7 +371,7 @@ class Store(
             integrity=integrity,
             foreign_keys=fk,
             journal_mode=mode,
-            schema_version=SCHEMA_VERSION,
+            db_schema_version=self._db_schema_version(),
             problems=problems,
         )
 

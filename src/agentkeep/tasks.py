@@ -41,6 +41,8 @@ def check_priority(priority: int) -> int:
 
 
 def check_labels(labels: Iterable[str]) -> list[str]:
+    if isinstance(labels, str):
+        raise InvalidInput("labels must be a list of names, not one string")
     out = []
     for label in labels:
         if not isinstance(label, str) or not label.strip():
@@ -98,7 +100,9 @@ class TaskOps(StoreBase):
                 "tasks", {**values, "created_at": now, "updated_at": now, "closed_at": closed_at}
             )
             for dependency in depends_on:
-                self._add_dep(tx, task_id, dependency)
+                # Part of the created record (depends_on), not events of their own: a
+                # follower must never see a dependency of a task it has not seen created.
+                self._add_dep(tx, task_id, dependency, emit=False)
             tx.remember_key(idempotency_key, "task", task_id)
             task = self._task(tx, task_id)
             tx.emit("task", task_id, "task.created", task.to_dict())
@@ -221,13 +225,8 @@ class TaskOps(StoreBase):
 
     def ready_tasks(self, *, limit: int | None = None) -> list[Task]:
         """Open tasks whose dependencies are all done, most urgent first."""
-        sql = (
-            "SELECT * FROM tasks t WHERE t.status = 'open' AND NOT EXISTS ("
-            " SELECT 1 FROM task_deps d JOIN tasks b ON b.id = d.depends_on"
-            " WHERE d.task_id = t.id AND b.status != 'done')"
-            " ORDER BY t.priority, t.id" + limit_clause(limit)
-        )
-        return self._with_deps(self._rows(sql))
+        sql = f"SELECT * FROM tasks t WHERE {_READY} ORDER BY t.priority, t.id"
+        return self._with_deps(self._rows(sql + limit_clause(limit)))
 
     def add_dependency(self, task_id: int, depends_on: int) -> Task:
         """Record that ``task_id`` cannot start before ``depends_on`` is done."""
@@ -286,7 +285,7 @@ class TaskOps(StoreBase):
         tx.emit("task", before.id, kind, delta)
         return self._task(tx, before.id)
 
-    def _add_dep(self, tx: Tx, task_id: int, depends_on: int) -> None:
+    def _add_dep(self, tx: Tx, task_id: int, depends_on: int, *, emit: bool = True) -> None:
         if task_id == depends_on:
             raise InvalidInput(f"task {task_id} cannot depend on itself")
         self._task(tx, task_id)
@@ -303,16 +302,24 @@ class TaskOps(StoreBase):
         if exists:
             return
         tx.insert("task_deps", {"task_id": task_id, "depends_on": depends_on, "created_at": tx.now})
-        tx.emit("task", task_id, "task.dependency_added", {"depends_on": depends_on})
+        if emit:
+            tx.emit("task", task_id, "task.dependency_added", {"depends_on": depends_on})
 
     def _check_parent(self, tx: Tx, task_id: int, parent_id: int) -> None:
         self._task(tx, parent_id)
-        node: int | None = parent_id
-        while node is not None:
-            if node == task_id:
-                raise InvalidInput(f"task {parent_id} cannot be the parent of task {task_id}")
-            row = tx.one("SELECT parent_id FROM tasks WHERE id = ?", (node,))
-            node = row["parent_id"] if row else None
+        check_parent(tx, task_id, parent_id)
+
+
+def check_parent(tx: Tx, task_id: int, parent_id: int) -> None:
+    """Refuse a parent that is the task itself or one of its descendants."""
+    node: int | None = parent_id
+    seen: set[int] = set()
+    while node is not None and node not in seen:  # `seen`: never loop on a damaged chain
+        if node == task_id:
+            raise InvalidInput(f"task {parent_id} cannot be the parent of task {task_id}")
+        seen.add(node)
+        row = tx.one("SELECT parent_id FROM tasks WHERE id = ?", (node,))
+        node = row["parent_id"] if row else None
 
 
 def _check_transition(task_id: int, current: str, new: str) -> None:
@@ -329,6 +336,11 @@ def _task_from(row: Any, deps: list[int]) -> Task:
     return Task(**{**task.__dict__, "depends_on": deps})
 
 
+_READY = (
+    "t.status = 'open' AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks b "
+    "ON b.id = d.depends_on WHERE d.task_id = t.id AND b.status != 'done')"
+)
+READY_COUNT_SQL = f"SELECT count(*) FROM tasks t WHERE {_READY}"
 _DEPS_SQL = "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on"
 _OPEN_BLOCKERS_SQL = (
     "SELECT d.depends_on FROM task_deps d JOIN tasks b ON b.id = d.depends_on "

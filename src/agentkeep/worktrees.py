@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agentkeep._core import StoreBase, Tx, diff, limit_clause
+from agentkeep._core import StoreBase, Tx, check_identifier, diff, limit_clause, utc_now
 from agentkeep.errors import Conflict, InvalidInput, StorageError
 from agentkeep.models import Worktree, Written
 from agentkeep.paths import git, relative_to_root
@@ -48,7 +48,16 @@ def check_worktree(path: Path) -> WorktreeCheck:
         args.append(f"--exclude={branch.removeprefix('refs/heads/')}")
     args += ["--branches", "--remotes", "--tags"]
     count = git(path, *args)
-    return WorktreeCheck(True, int(count) if count and count.isdigit() else 0, dirty)
+    if count is None or not count.isdigit():
+        # Unknown is not zero: never call a worktree safe to remove on a failed check.
+        raise StorageError(
+            f"git could not count the unmerged commits of {path}",
+            hint="check the worktree with git; use --force to remove it anyway",
+        )
+    return WorktreeCheck(True, int(count), dirty)
+
+
+MAX_LEASE_SECONDS = 366 * 24 * 3600
 
 
 class WorktreeOps(StoreBase):
@@ -81,10 +90,11 @@ class WorktreeOps(StoreBase):
 
         Fails with Conflict while another owner holds an unexpired lease.
         """
-        if not owner.strip():
-            raise InvalidInput("a lease needs an owner name")
-        if ttl_seconds <= 0:
-            raise InvalidInput("the lease duration must be positive")
+        check_identifier("the lease owner", owner)
+        if not 0 < ttl_seconds <= MAX_LEASE_SECONDS:
+            raise InvalidInput(
+                f"the lease duration must be from 1 to {MAX_LEASE_SECONDS:,} seconds (a year)"
+            )
         with self.transaction() as tx:
             before = self._worktree(tx, worktree_id)
             if before.status != "active":
@@ -117,11 +127,19 @@ class WorktreeOps(StoreBase):
     def remove_worktree(self, worktree_id: int, *, force: bool = False) -> Worktree:
         """Remove a worktree from disk (``git worktree remove``) and mark its row removed.
 
-        Refused while it has unmerged commits or untracked/modified files, unless ``force``.
+        Refused while another owner holds its lease, or while it has unmerged commits or
+        untracked/modified files, unless ``force``.
         """
         worktree = self.get_worktree(worktree_id)
         if worktree.status != "active":
             raise Conflict(f"worktree {worktree_id} was already removed")
+        leased = worktree.lease_owner and (worktree.lease_expires_at or "") > utc_now()
+        if leased and not force:
+            raise Conflict(
+                f"worktree {worktree.path} is leased by {worktree.lease_owner} "
+                f"until {worktree.lease_expires_at}",
+                hint="ask its owner to release it, wait for the lease to expire, or use --force",
+            )
         path = (self.root / worktree.path).resolve()
         check = check_worktree(path)
         if not force and not check.safe:

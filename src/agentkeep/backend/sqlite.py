@@ -228,11 +228,13 @@ def _verify(conn: Connection, level: str, busy_timeout_ms: int) -> None:
         "synchronous": conn.execute("PRAGMA synchronous").fetchone()[0],
         "foreign_keys": conn.execute("PRAGMA foreign_keys").fetchone()[0],
         "busy_timeout": conn.execute("PRAGMA busy_timeout").fetchone()[0],
+        "secure_delete": conn.execute("PRAGMA secure_delete").fetchone()[0],
     }
     want = {
         "synchronous": SYNCHRONOUS_LEVELS[level],
         "foreign_keys": 1,
         "busy_timeout": int(busy_timeout_ms),
+        "secure_delete": 1,
     }
     if got != want:
         raise StorageError(f"SQLite refused agentkeep's connection settings: {got} != {want}")
@@ -302,7 +304,7 @@ def _rollback(conn: Connection) -> None:
 
 
 _FULL_NAMES = {"SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE"}
-_CORRUPT_NAMES = {"SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_CORRUPT_INDEX"}
+_CORRUPT_NAMES = {"SQLITE_NOTADB"}
 
 
 def translate_error(exc: sqlite3.Error, path: Path) -> AgentkeepError:
@@ -314,10 +316,10 @@ def translate_error(exc: sqlite3.Error, path: Path) -> AgentkeepError:
             f"{where} is locked by another process ({name})",
             hint="another agentkeep command is writing; retry, or raise store.busy_timeout_ms",
         )
-    if name in _FULL_NAMES or "disk is full" in str(exc) or "database or disk is full" in str(exc):
+    if name in _FULL_NAMES:
         return StorageFull(
             f"no space left to write {where} ({name or exc})",
-            hint="free disk space; `agentkeep gc` can reclaim space from old data",
+            hint="free disk space, then retry",
         )
     if name in _CORRUPT_NAMES or name.startswith("SQLITE_CORRUPT"):
         return Corrupt(
@@ -343,7 +345,7 @@ def translate_os_error(exc: OSError, what: str) -> AgentkeepError:
     if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
         return StorageFull(
             f"no space left while writing {what} ({os.strerror(exc.errno or 0)})",
-            hint="free disk space; `agentkeep gc` can reclaim space from old data",
+            hint="free disk space, then retry",
         )
     return StorageError(f"could not write {what}: {exc.strerror or exc}")
 
@@ -377,7 +379,9 @@ def backup_to(conn: Connection, dest: Path) -> None:
         fsync_path(tmp)
         os.replace(tmp, dest)
         fsync_path(dest.parent, directory=True)
-    except sqlite3.Error as exc:
-        raise translate_error(exc, dest) from exc
-    except OSError as exc:
+    except (sqlite3.Error, OSError) as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # our own unfinished copy, never a live database file
+        if isinstance(exc, sqlite3.Error):
+            raise translate_error(exc, dest) from exc
         raise translate_os_error(exc, str(dest)) from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -14,6 +14,9 @@ from agentkeep.cli.output import dumps, fmt_of, output_options, print_list, prin
 
 COLUMNS = ["seq", "at", "actor", "kind", "entity", "entity_id", "data"]
 _AGO = re.compile(r"^(\d+)\s*([smhdw])$")
+if TYPE_CHECKING:
+    from agentkeep.store import Store
+
 F = TypeVar("F", bound=Callable[..., Any])
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -26,8 +29,10 @@ def parse_since(value: str | None) -> str | None:
 
     match = _AGO.match(value.strip())
     if match:
-        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        moment = datetime.now(UTC) - delta
+        try:
+            moment = datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except OverflowError as exc:
+            raise InvalidInput(f"--since {value!r} reaches before the year 1") from exc
     else:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -109,7 +114,9 @@ def _show(
     fmt = fmt_of(as_json, nl)
     with state.open() as store:
         if follow:
-            _follow(store, fmt, after=after, entity=entity, kind=kind, since=since)
+            _follow(
+                store, fmt, after=after, entity=entity, entity_id=entity_id, kind=kind, since=since
+            )
             return
         items = store.events(
             after=after,
@@ -125,18 +132,22 @@ def _show(
 
 
 def _follow(
-    store: object, fmt: str, *, after: int, entity: str | None, kind: str | None, since: str | None
+    store: Store,
+    fmt: str,
+    *,
+    after: int,
+    entity: str | None,
+    entity_id: int | None,
+    kind: str | None,
+    since: str | None,
 ) -> None:
-    from agentkeep.store import Store
-
-    assert isinstance(store, Store)
     start = after
     if since is not None:
         earlier = store.events(since=parse_since(since), limit=1)
         start = earlier[0].seq - 1 if earlier else store.last_seq()
     elif after == 0:
         start = store.last_seq()
-    for event in store.follow(after=start, entity=entity, kind=kind):
+    for event in store.follow(after=start, entity=entity, entity_id=entity_id, kind=kind):
         data = event.to_dict()
         if fmt == "table":
             click.echo(

@@ -93,8 +93,6 @@ def add(
     }
     data.update({k: v for k, v in named.items() if v is not None})
     text = text_or_stdin(body, "the note text") or ""
-    if kind == "validation" and text and "summary" not in data:
-        data["summary"] = text
     with state.open() as store:
         written = store.add_note(
             kind,

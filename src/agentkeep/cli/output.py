@@ -8,6 +8,7 @@ to stdout; errors go to stderr (as JSON under ``--json``/``--nl``).
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -20,20 +21,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def output_options(func: F) -> F:
-    """Add ``--json`` and ``--nl`` to a command (passed on as ``fmt``)."""
+    """Add ``--json`` and ``--nl`` to a command. Using both is a usage error, raised before
+    the command runs (so a mutation is never committed and then reported as an error)."""
 
-    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-        if value:
-            ctx.meta["agentkeep.json_errors"] = True
-        return value
+    @functools.wraps(func)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        fmt_of(kwargs.get("as_json", False), kwargs.get("nl", False))
+        return func(*args, **kwargs)
 
-    func = click.option(
-        "--nl", "nl", is_flag=True, callback=remember, help="One JSON object per line."
-    )(func)
-    func = click.option(
-        "--json", "as_json", is_flag=True, callback=remember, help="JSON output (see docs)."
-    )(func)
-    return func
+    command = click.option("--nl", "nl", is_flag=True, help="One JSON object per line.")(checked)
+    command = click.option("--json", "as_json", is_flag=True, help="JSON output (see docs).")(
+        command
+    )
+    return command  # type: ignore[return-value]
 
 
 def fmt_of(as_json: bool, nl: bool) -> str:

@@ -27,6 +27,8 @@ def redact(source: BinaryIO, show_text: bool, as_json: bool, nl: bool) -> None:
     """
     from agentkeep.redact import redact_text, scan
 
+    if show_text and (as_json or nl):
+        raise click.UsageError("--text prints the redacted text itself; it has no JSON form")
     text = source.read().decode("utf-8", errors="replace")
     if show_text:
         click.echo(redact_text(text)[0], nl=False)

@@ -43,7 +43,7 @@ def _human_status(data: dict[str, Any]) -> str:
     size_kib = (data["db_bytes"] + data["wal_bytes"]) / 1024
     lines = [
         f"project   {data['project']}  ({data['root']})",
-        f"store     {data['store_dir']}  schema v{data['schema_version']}, "
+        f"store     {data['store_dir']}  schema v{data['db_schema_version']}, "
         f"{data['journal_mode']}, synchronous={data['synchronous']}, {size_kib:,.0f} KiB",
         f"tasks     {counts['tasks']} ({tasks}); {data['ready_tasks']} ready",
         f"sessions  {counts['sessions']} ({data['running_sessions']} running)",

@@ -52,7 +52,7 @@ def add(
 @click.option("--owner", help="Who takes the lease (default: the actor).")
 @click.option(
     "--ttl",
-    type=click.IntRange(1),
+    type=click.IntRange(1, 366 * 24 * 3600),
     default=3600,
     show_default=True,
     help="Seconds until the lease expires.",
