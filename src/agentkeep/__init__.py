@@ -6,6 +6,8 @@
 ...     store.claim_task(task.id, "agent-7")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from agentkeep._version import __version__
 from agentkeep.errors import (
     AgentkeepError,
@@ -22,20 +24,60 @@ from agentkeep.errors import (
     StoreNotFound,
     UsedAcrossFork,
 )
-from agentkeep.models import (
-    Agent,
-    Event,
-    Integration,
-    Metric,
-    Note,
-    Project,
-    Redaction,
-    Session,
-    Task,
-    Worktree,
-    Written,
-)
-from agentkeep.store import Store, init_store, open
+
+# The nouns and the store are imported on first use (PEP 562), so `import agentkeep` and
+# commands that do not open a store stay cheap.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "Agent",
+            "Event",
+            "Integration",
+            "Metric",
+            "Note",
+            "Project",
+            "Redaction",
+            "Session",
+            "Task",
+            "Worktree",
+            "Written",
+        ),
+        "agentkeep.models",
+    ),
+    **dict.fromkeys(("Store", "init_store", "open"), "agentkeep.store"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentkeep' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from agentkeep.models import (
+        Agent,
+        Event,
+        Integration,
+        Metric,
+        Note,
+        Project,
+        Redaction,
+        Session,
+        Task,
+        Worktree,
+        Written,
+    )
+    from agentkeep.store import Store, init_store, open
 
 __all__ = [
     "Agent",

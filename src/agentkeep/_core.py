@@ -16,20 +16,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentkeep import redact
 from agentkeep.backend.sqlite import Connection, write_transaction
 from agentkeep.config import Config
 from agentkeep.errors import AgentkeepError, InvalidInput, NotFound, RedactionFailed
 from agentkeep.models import Event
-
-
-def utc_now() -> str:
-    """Timestamps are ISO 8601 UTC text with milliseconds: sortable and readable in SQL."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from agentkeep.timeutil import utc_now
 
 
 class _Unset:
@@ -59,6 +53,20 @@ class Json:
 
     def __init__(self, value: Any) -> None:
         self.value = value
+
+
+_redact_module: Any = None
+
+
+def _redactor() -> Any:
+    """The redaction module, imported on first use: compiling its rules takes ~10 ms that
+    read-only commands never need."""
+    global _redact_module
+    if _redact_module is None:
+        from agentkeep import redact
+
+        _redact_module = redact
+    return _redact_module
 
 
 def _redaction_error(exc: Exception) -> AgentkeepError:
@@ -108,7 +116,7 @@ def check_identifier(what: str, value: str | None) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{what} must be non-empty text")
     try:
-        changed = bool(redact.redact_text(value)[1])
+        changed = bool(_redactor().redact_text(value)[1])
     except Exception as exc:  # fail closed
         raise _redaction_error(exc) from exc
     if changed:
@@ -144,7 +152,7 @@ class Tx:
             if value in _CLEAN_SHORT:
                 return value
             try:
-                clean, counts = redact.redact_text(value)
+                clean, counts = _redactor().redact_text(value)
             except Exception as exc:  # fail closed
                 raise _redaction_error(exc) from exc
             if not counts and len(value) <= _CLEAN_SHORT_MAX_LEN:
@@ -172,8 +180,8 @@ class Tx:
         clean = _dumps(name, value) if dumped is None else dumped
         counts: dict[str, int] = {}
         try:
-            if not checked and redact.may_contain_secret(clean):
-                clean_value, counts = redact.redact_value(value)
+            if not checked and _redactor().may_contain_secret(clean):
+                clean_value, counts = _redactor().redact_value(value)
                 if counts:
                     clean = _dumps(name, clean_value)
         except AgentkeepError as exc:
@@ -195,7 +203,7 @@ class Tx:
         """
         docs = [_dumps(name, value) for value in values]
         try:
-            any_candidate = redact.may_contain_secret("\n".join(docs))
+            any_candidate = _redactor().may_contain_secret("\n".join(docs))
         except Exception as exc:  # fail closed
             raise _redaction_error(exc) from exc
         out = []
@@ -376,41 +384,40 @@ class StoreBase:
         row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
         return row
 
-    def _require(self, tx: Tx, **ids: int | None) -> None:
+    def _record(self, noun: str, ident: object, *, column: str = "id") -> sqlite3.Row:
+        """The row of a ``noun`` by id (or another unique column), or NotFound.
+
+        Inside a transaction this reads the transaction's own state: Tx shares the
+        connection.
+        """
+        table, listing = _NOUNS[noun]
+        row = self._row(f"SELECT * FROM {table} WHERE {column} = ?", (ident,))
+        if row is None:
+            raise NotFound(
+                f"{noun} {ident} does not exist", hint=f"`agentkeep {listing}` shows the {table}"
+            )
+        return row
+
+    def _require(self, **ids: int | None) -> None:
         """Raise NotFound for a referenced id (task_id=…, session_id=…) that does not exist."""
         for column, value in ids.items():
-            if value is None:
-                continue
-            table, noun = _REFERENCED[column]
-            if tx.one(f"SELECT 1 FROM {table} WHERE id = ?", (value,)) is None:
-                raise NotFound(
-                    f"{noun} {value} does not exist",
-                    hint=f"`agentkeep {_LISTING[table]}` shows the {table}",
-                )
+            if value is not None:
+                self._record(column.removesuffix("_id"), value)
 
     def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
         """The first column of the first row of a query returning one number."""
         row = self._row(sql, params)
         return int(row[0]) if row is not None and row[0] is not None else 0
 
-    @staticmethod
-    def _must(row: sqlite3.Row | None, what: str, ident: object, hint: str) -> sqlite3.Row:
-        if row is None:
-            raise NotFound(f"{what} {ident} does not exist", hint=hint)
-        return row
 
-
-_REFERENCED = {
-    "task_id": ("tasks", "task"),
-    "session_id": ("sessions", "session"),
-    "agent_id": ("agents", "agent"),
-    "worktree_id": ("worktrees", "worktree"),
-}
-_LISTING = {
-    "tasks": "tasks list",
-    "sessions": "sessions",
-    "agents": "agents",
-    "worktrees": "worktrees",
+# noun -> (table, the command that lists them)
+_NOUNS = {
+    "task": ("tasks", "tasks list"),
+    "note": ("notes", "notes list"),
+    "session": ("sessions", "sessions"),
+    "agent": ("agents", "agents"),
+    "worktree": ("worktrees", "worktrees"),
+    "integration": ("integrations", "status"),
 }
 
 

@@ -45,7 +45,7 @@ class AgentOps(StoreBase):
         if pid is not None and host is None:
             host = _hostname()
         with self.transaction() as tx:
-            self._require(tx, worktree_id=worktree_id)
+            self._require(worktree_id=worktree_id)
             row = tx.one("SELECT * FROM agents WHERE name = ?", (name,))
             if row is None:
                 agent_id = tx.insert(
@@ -63,7 +63,7 @@ class AgentOps(StoreBase):
                         "updated_at": tx.now,
                     },
                 )
-                agent = self._agent(tx, agent_id)
+                agent = self.get_agent(agent_id)
                 tx.emit("agent", agent_id, "agent.created", agent.to_dict())
                 return Written(agent, "created")
             before: Agent = Agent.from_row(row)
@@ -96,19 +96,14 @@ class AgentOps(StoreBase):
         if worktree_id is not UNSET:
             changes["worktree_id"] = worktree_id
         with self.transaction() as tx:
-            before = self._agent(tx, agent)
-            self._require(tx, worktree_id=changes.get("worktree_id"))
+            before = self.get_agent(agent)
+            self._require(worktree_id=changes.get("worktree_id"))
             return self._apply_agent(tx, before, changes, heartbeat=heartbeat)
 
     def get_agent(self, agent: int | str) -> Agent:
+        """An agent by id or by name."""
         column = "id" if isinstance(agent, int) else "name"
-        row = self._must(
-            self._row(f"SELECT * FROM agents WHERE {column} = ?", (agent,)),
-            "agent",
-            agent,
-            "`agentkeep agents` lists the agents",
-        )
-        return Agent.from_row(row)  # type: ignore[no-any-return]
+        return Agent.from_row(self._record("agent", agent, column=column))  # type: ignore[no-any-return]
 
     def list_agents(self, *, status: str | None = None, limit: int | None = None) -> list[Agent]:
         sql, params = "SELECT * FROM agents", []
@@ -134,7 +129,7 @@ class AgentOps(StoreBase):
         marked = []
         for agent_id in dead:
             with self.transaction() as tx:
-                before = self._agent(tx, agent_id)
+                before = self.get_agent(agent_id)
                 # Re-check inside the lock: it may have been re-registered meanwhile.
                 if before.status in ("active", "idle") and not pid_alive(before.pid or 0):
                     marked.append(self._apply_agent(tx, before, {"status": "dead"}))
@@ -153,14 +148,4 @@ class AgentOps(StoreBase):
         tx.update("agents", before.id, values)
         # A heartbeat alone is still a mutation, so it is an event too (kind agent.heartbeat).
         tx.emit("agent", before.id, "agent.updated" if delta else "agent.heartbeat", delta)
-        return self._agent(tx, before.id)
-
-    def _agent(self, tx: Tx, agent: int | str) -> Agent:
-        column = "id" if isinstance(agent, int) else "name"
-        row = self._must(
-            tx.one(f"SELECT * FROM agents WHERE {column} = ?", (agent,)),
-            "agent",
-            agent,
-            "`agentkeep agents` lists the agents",
-        )
-        return Agent.from_row(row)  # type: ignore[no-any-return]
+        return self.get_agent(before.id)

@@ -50,7 +50,7 @@ class IntegrationOps(StoreBase):
                         "updated_at": tx.now,
                     },
                 )
-                created = self._integration(integration_id, tx)
+                created = self._integration(integration_id)
                 tx.emit("integration", integration_id, "integration.created", created.to_dict())
                 return Written(created, "created")
             before: Integration = Integration.from_row(row)
@@ -60,13 +60,12 @@ class IntegrationOps(StoreBase):
             update = {k: Json(v) if k == "settings" else v for k, v in values.items()}
             tx.update("integrations", before.id, {**update, "updated_at": tx.now})
             tx.emit("integration", before.id, "integration.updated", delta)
-            return Written(self._integration(before.id, tx), "updated")
+            return Written(self._integration(before.id), "updated")
 
     def list_integrations(self) -> list[Integration]:
         return [
             Integration.from_row(r) for r in self._rows("SELECT * FROM integrations ORDER BY name")
         ]
 
-    def _integration(self, integration_id: int, tx: Any) -> Integration:
-        row = tx.one("SELECT * FROM integrations WHERE id = ?", (integration_id,))
-        return Integration.from_row(row)  # type: ignore[no-any-return]
+    def _integration(self, integration_id: int) -> Integration:
+        return Integration.from_row(self._record("integration", integration_id))  # type: ignore[no-any-return]

@@ -32,7 +32,7 @@ class MetricOps(StoreBase):
             raise InvalidInput(f"metric {name}: value must be a finite number, not {value!r}")
         clean_labels = {str(k): str(v) for k, v in (labels or {}).items()}
         with self.transaction() as tx:
-            self._require(tx, session_id=session_id, agent_id=agent_id)
+            self._require(session_id=session_id, agent_id=agent_id)
             metric_id = tx.insert(
                 "metrics",
                 {

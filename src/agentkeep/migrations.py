@@ -20,14 +20,14 @@ Neither changes a byte of the file.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from agentkeep.backend.sqlite import Connection, backup_to, ensure_wal, write_transaction
 from agentkeep.errors import AgentkeepError, Busy, Corrupt, SchemaTooNew, StorageError
 from agentkeep.failpoints import failpoint
+from agentkeep.timeutil import file_stamp, utc_now
 
 
 @dataclass(frozen=True)
@@ -287,12 +287,10 @@ def too_new_error(conn: Connection, state: SchemaState, *, for_writing: bool) ->
     )
 
 
-def check_compatible(conn: Connection, state: SchemaState, *, for_writing: bool) -> None:
-    """Raise SchemaTooNew when this code may not open (or write) the file."""
+def check_readable(conn: Connection, state: SchemaState) -> None:
+    """Raise SchemaTooNew when this code may not even read the file."""
     if not state.readable_by(SCHEMA_VERSION):
         raise too_new_error(conn, state, for_writing=False)
-    if for_writing and not state.writable_by(SCHEMA_VERSION):
-        raise too_new_error(conn, state, for_writing=True)
 
 
 def split_statements(sql: str) -> list[str]:
@@ -322,7 +320,6 @@ def migrate(
     backup_dir: Path | None,
     app_version: str,
     migrations: Sequence[Migration] | None = None,
-    progress: Callable[[Migration], None] | None = None,
 ) -> list[Migration]:
     """Apply every pending migration, each in its own transaction. Returns those applied.
 
@@ -342,14 +339,11 @@ def migrate(
             return []
         ensure_wal(conn)
         if state is not None and backup_dir is not None:
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            backup_to(conn, backup_dir / f"state.db.pre-v{todo[0].version}-{stamp}")
+            backup_to(conn, backup_dir / f"state.db.pre-v{todo[0].version}-{file_stamp()}")
         applied = []
         for migration in todo:
             if _apply_one(conn, migration, app_version):
                 applied.append(migration)
-                if progress:
-                    progress(migration)
         return applied
     finally:
         conn.unlock_writers()
@@ -390,7 +384,7 @@ def _apply_in_transaction(conn: Connection, migration: Migration, app_version: s
             broken = conn.execute("PRAGMA foreign_key_check").fetchall()
             if broken:
                 raise Corrupt(f"the migration left {len(broken)} dangling reference(s)")
-        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        now = utc_now()
         rows = {
             "schema_version": str(migration.version),
             "min_reader_version": str(migration.min_reader_version),

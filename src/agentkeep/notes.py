@@ -73,7 +73,7 @@ class NoteOps(StoreBase):
             existing = tx.existing_for_key(idempotency_key, "note")
             if existing is not None:
                 return Written(self.get_note(existing), "already_exists")
-            self._require(tx, task_id=task_id, session_id=session_id, agent_id=agent_id)
+            self._require(task_id=task_id, session_id=session_id, agent_id=agent_id)
             note_id = tx.insert(
                 "notes",
                 {
@@ -93,14 +93,7 @@ class NoteOps(StoreBase):
             return Written(note, "created")
 
     def get_note(self, note_id: int) -> Note:
-        row = self._must(
-            self._row("SELECT * FROM notes WHERE id = ?", (note_id,)),
-            "note",
-            note_id,
-            "`agentkeep notes list` shows the notes",
-        )
-        note: Note = Note.from_row(row)
-        return note
+        return Note.from_row(self._record("note", note_id))  # type: ignore[no-any-return]
 
     def list_notes(
         self,

@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentkeep._core import utc_now
 from agentkeep._version import __version__
 from agentkeep.backend.sqlite import Connection, connect, write_transaction
 from agentkeep.migrations import Migration, migrate
 from agentkeep.models import Record
 from agentkeep.paths import DB_NAME, STORE_DIRNAME, global_db_path
+from agentkeep.timeutil import utc_now
 
 MIGRATIONS = (
     Migration(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentkeep._core import StoreBase, Tx, check_identifier, limit_clause
+from agentkeep._core import StoreBase, check_identifier, limit_clause
 from agentkeep.errors import Conflict, InvalidInput
 from agentkeep.models import Session, Written
 from agentkeep.paths import relative_to_root
@@ -38,7 +38,7 @@ class SessionOps(StoreBase):
                 )
                 if row is not None:
                     return Written(Session.from_row(row), "already_exists")
-            self._require(tx, agent_id=agent_id, task_id=task_id)
+            self._require(agent_id=agent_id, task_id=task_id)
             session_id = tx.insert(
                 "sessions",
                 {
@@ -53,7 +53,7 @@ class SessionOps(StoreBase):
                     "started_at": tx.now,
                 },
             )
-            session = self._session(tx, session_id)
+            session = self.get_session(session_id)
             tx.emit("session", session_id, "session.started", session.to_dict())
             return Written(session, "created")
 
@@ -64,13 +64,13 @@ class SessionOps(StoreBase):
         if status not in STATUSES or status == "running":
             raise InvalidInput(f"a session ends as ended, failed or interrupted, not {status!r}")
         with self.transaction() as tx:
-            before = self._session(tx, session_id)
+            before = self.get_session(session_id)
             if before.status != "running":
                 raise Conflict(f"session {session_id} has already {before.status}")
             changes = {"status": status, "exit_code": exit_code, "ended_at": tx.now}
             tx.update("sessions", session_id, changes)
             tx.emit("session", session_id, f"session.{status}", changes)
-            return self._session(tx, session_id)
+            return self.get_session(session_id)
 
     def add_session_tokens(self, session_id: int, **tokens: int) -> Session:
         """Add to a session's token totals (``input_tokens=…, output_tokens=…``)."""
@@ -83,20 +83,14 @@ class SessionOps(StoreBase):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidInput(f"{name} must be a whole number ≥ 0")
         with self.transaction() as tx:
-            self._session(tx, session_id)
+            self.get_session(session_id)
             sets = ", ".join(f"{name} = {name} + ?" for name in tokens)
             tx.execute(f"UPDATE sessions SET {sets} WHERE id = ?", [*tokens.values(), session_id])
             tx.emit("session", session_id, "session.tokens_added", dict(tokens))
-            return self._session(tx, session_id)
+            return self.get_session(session_id)
 
     def get_session(self, session_id: int) -> Session:
-        row = self._must(
-            self._row("SELECT * FROM sessions WHERE id = ?", (session_id,)),
-            "session",
-            session_id,
-            "`agentkeep sessions` lists the sessions",
-        )
-        return Session.from_row(row)  # type: ignore[no-any-return]
+        return Session.from_row(self._record("session", session_id))  # type: ignore[no-any-return]
 
     def list_sessions(
         self,
@@ -127,12 +121,3 @@ class SessionOps(StoreBase):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC" + limit_clause(limit)
         return [Session.from_row(row) for row in self._rows(sql, params)]
-
-    def _session(self, tx: Tx, session_id: int) -> Session:
-        row = self._must(
-            tx.one("SELECT * FROM sessions WHERE id = ?", (session_id,)),
-            "session",
-            session_id,
-            "`agentkeep sessions` lists the sessions",
-        )
-        return Session.from_row(row)  # type: ignore[no-any-return]

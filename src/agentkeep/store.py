@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from agentkeep._core import utc_now
 from agentkeep._version import __version__
 from agentkeep.agents import AgentOps
 from agentkeep.backend.sqlite import Connection, backup_to, connect, ensure_wal, journal_mode
@@ -26,7 +24,7 @@ from agentkeep.metrics import MetricOps
 from agentkeep.migrations import (
     MIGRATIONS,
     SCHEMA_VERSION,
-    check_compatible,
+    check_readable,
     migrate,
     pending,
     read_state,
@@ -37,6 +35,7 @@ from agentkeep.notes import NoteOps
 from agentkeep.paths import DB_NAME, STORE_DIRNAME, find_store, main_worktree_root
 from agentkeep.sessions import SessionOps
 from agentkeep.tasks import READY_COUNT_SQL, TaskOps
+from agentkeep.timeutil import file_stamp
 from agentkeep.worktrees import WorktreeOps
 
 GITIGNORE = """# Everything here is runtime state except config.toml, which is meant for git.
@@ -210,7 +209,7 @@ def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.
         try:
             state = read_state(probe)
             if state is not None:
-                check_compatible(probe, state, for_writing=False)
+                check_readable(probe, state)
                 if not state.writable_by(SCHEMA_VERSION):
                     refusal = too_new_error(probe, state, for_writing=True)
             if read_only and refusal is None:
@@ -380,17 +379,13 @@ class Store(
 
         Default destination: ``.agentkeep/backups/state-<UTC time>.db``.
         """
-        if dest is None:
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            target = self.store_dir / "backups" / f"state-{stamp}.db"
-        else:
-            target = Path(dest).expanduser().absolute()
-            if target.is_dir():
-                target = target / f"state-{utc_now().replace(':', '')}.db"
-            if target.exists():
-                raise InvalidInput(
-                    f"{target} already exists", hint="choose a new file name for the backup"
-                )
+        target = self.store_dir / "backups" if dest is None else Path(dest).expanduser().absolute()
+        if target.is_dir() or dest is None:
+            target = target / f"state-{file_stamp()}.db"
+        elif target.exists():
+            raise InvalidInput(
+                f"{target} already exists", hint="choose a new file name for the backup"
+            )
         backup_to(self._conn, target)
         return target
 

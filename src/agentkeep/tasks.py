@@ -91,9 +91,9 @@ class TaskOps(StoreBase):
         with self.transaction() as tx:
             existing = tx.existing_for_key(idempotency_key, "task")
             if existing is not None:
-                return Written(self._task(tx, existing), "already_exists")
+                return Written(self.get_task(existing), "already_exists")
             if parent_id is not None:
-                self._task(tx, parent_id)
+                self.get_task(parent_id)
             now = tx.now
             closed_at = now if status in CLOSED else None
             task_id = tx.insert(
@@ -104,19 +104,13 @@ class TaskOps(StoreBase):
                 # follower must never see a dependency of a task it has not seen created.
                 self._add_dep(tx, task_id, dependency, emit=False)
             tx.remember_key(idempotency_key, "task", task_id)
-            task = self._task(tx, task_id)
+            task = self.get_task(task_id)
             tx.emit("task", task_id, "task.created", task.to_dict())
             return Written(task, "created")
 
     def get_task(self, task_id: int) -> Task:
-        row = self._must(
-            self._row("SELECT * FROM tasks WHERE id = ?", (task_id,)),
-            "task",
-            task_id,
-            "`agentkeep tasks list` shows the tasks",
-        )
-        deps = [r[0] for r in self._rows(_DEPS_SQL, (task_id,))]
-        return _task_from(row, deps)
+        row = self._record("task", task_id)
+        return _task_from(row, [r[0] for r in self._rows(_DEPS_SQL, (task_id,))])
 
     def list_tasks(
         self,
@@ -178,7 +172,7 @@ class TaskOps(StoreBase):
         if parent_id is not UNSET:
             changes["parent_id"] = parent_id
         with self.transaction() as tx:
-            before = self._task(tx, task_id)
+            before = self.get_task(task_id)
             if expect_status is not None and before.status != expect_status:
                 raise Conflict(
                     f"task {task_id} is {before.status}, not {expect_status}",
@@ -202,7 +196,7 @@ class TaskOps(StoreBase):
         if not check_assignee(assignee) or not assignee.strip():
             raise InvalidInput("claiming a task needs an assignee name")
         with self.transaction() as tx:
-            before = self._task(tx, task_id)
+            before = self.get_task(task_id)
             if before.status != "open":
                 owner = f" by {before.assignee}" if before.assignee else ""
                 raise Conflict(
@@ -232,11 +226,11 @@ class TaskOps(StoreBase):
         """Record that ``task_id`` cannot start before ``depends_on`` is done."""
         with self.transaction() as tx:
             self._add_dep(tx, task_id, depends_on)
-            return self._task(tx, task_id)
+            return self.get_task(task_id)
 
     def remove_dependency(self, task_id: int, depends_on: int) -> Task:
         with self.transaction() as tx:
-            self._task(tx, task_id)
+            self.get_task(task_id)
             removed = tx.conn.execute(
                 "DELETE FROM task_deps WHERE task_id = ? AND depends_on = ?",
                 (task_id, depends_on),
@@ -244,19 +238,9 @@ class TaskOps(StoreBase):
             if not removed:
                 raise InvalidInput(f"task {task_id} does not depend on task {depends_on}")
             tx.emit("task", task_id, "task.dependency_removed", {"depends_on": depends_on})
-            return self._task(tx, task_id)
+            return self.get_task(task_id)
 
     # -- helpers ------------------------------------------------------------------------
-
-    def _task(self, tx: Tx, task_id: int) -> Task:
-        row = self._must(
-            tx.one("SELECT * FROM tasks WHERE id = ?", (task_id,)),
-            "task",
-            task_id,
-            "`agentkeep tasks list` shows the tasks",
-        )
-        deps = [r[0] for r in tx.conn.execute(_DEPS_SQL, (task_id,)).fetchall()]
-        return _task_from(row, deps)
 
     def _with_deps(self, rows: list[Any]) -> list[Task]:
         if not rows:
@@ -283,13 +267,13 @@ class TaskOps(StoreBase):
         values["updated_at"] = tx.now
         tx.update("tasks", before.id, values)
         tx.emit("task", before.id, kind, delta)
-        return self._task(tx, before.id)
+        return self.get_task(before.id)
 
     def _add_dep(self, tx: Tx, task_id: int, depends_on: int, *, emit: bool = True) -> None:
         if task_id == depends_on:
             raise InvalidInput(f"task {task_id} cannot depend on itself")
-        self._task(tx, task_id)
-        self._task(tx, depends_on)
+        self.get_task(task_id)
+        self.get_task(depends_on)
         cycle = tx.one(_REACHES_SQL, (depends_on, task_id))
         if cycle:
             raise InvalidInput(
@@ -306,7 +290,7 @@ class TaskOps(StoreBase):
             tx.emit("task", task_id, "task.dependency_added", {"depends_on": depends_on})
 
     def _check_parent(self, tx: Tx, task_id: int, parent_id: int) -> None:
-        self._task(tx, parent_id)
+        self.get_task(parent_id)
         check_parent(tx, task_id, parent_id)
 
 

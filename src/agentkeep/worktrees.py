@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agentkeep._core import StoreBase, Tx, check_identifier, diff, limit_clause, utc_now
+from agentkeep._core import StoreBase, Tx, check_identifier, diff, limit_clause
 from agentkeep.errors import Conflict, InvalidInput, StorageError
 from agentkeep.models import Worktree, Written
 from agentkeep.paths import git, relative_to_root
+from agentkeep.timeutil import iso_utc, utc_now
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class WorktreeOps(StoreBase):
                     "updated_at": tx.now,
                 },
             )
-            worktree = self._worktree(tx, worktree_id)
+            worktree = self.get_worktree(worktree_id)
             tx.emit("worktree", worktree_id, "worktree.created", worktree.to_dict())
             return Written(worktree, "created")
 
@@ -96,7 +97,7 @@ class WorktreeOps(StoreBase):
                 f"the lease duration must be from 1 to {MAX_LEASE_SECONDS:,} seconds (a year)"
             )
         with self.transaction() as tx:
-            before = self._worktree(tx, worktree_id)
+            before = self.get_worktree(worktree_id)
             if before.status != "active":
                 raise Conflict(f"worktree {worktree_id} was removed")
             held = before.lease_owner and before.lease_owner != owner
@@ -107,14 +108,14 @@ class WorktreeOps(StoreBase):
                     hint="wait for the lease to expire, or ask its owner to release it",
                 )
             expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
-            stamp = expires.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            stamp = iso_utc(expires)
             return self._apply_worktree(
                 tx, before, {"lease_owner": owner, "lease_expires_at": stamp}, "worktree.leased"
             )
 
     def release_worktree(self, worktree_id: int, owner: str) -> Worktree:
         with self.transaction() as tx:
-            before = self._worktree(tx, worktree_id)
+            before = self.get_worktree(worktree_id)
             if before.lease_owner != owner:
                 raise Conflict(
                     f"worktree {worktree_id} is not leased by {owner} "
@@ -164,7 +165,7 @@ class WorktreeOps(StoreBase):
                     f"git worktree remove failed: {done.stderr.strip() or done.stdout.strip()}"
                 )
         with self.transaction() as tx:
-            before = self._worktree(tx, worktree_id)
+            before = self.get_worktree(worktree_id)
             return self._apply_worktree(
                 tx,
                 before,
@@ -173,13 +174,7 @@ class WorktreeOps(StoreBase):
             )
 
     def get_worktree(self, worktree_id: int) -> Worktree:
-        row = self._must(
-            self._row("SELECT * FROM worktrees WHERE id = ?", (worktree_id,)),
-            "worktree",
-            worktree_id,
-            "`agentkeep worktrees` lists the worktrees",
-        )
-        return Worktree.from_row(row)  # type: ignore[no-any-return]
+        return Worktree.from_row(self._record("worktree", worktree_id))  # type: ignore[no-any-return]
 
     def list_worktrees(
         self, *, status: str | None = "active", limit: int | None = None
@@ -198,13 +193,4 @@ class WorktreeOps(StoreBase):
         if delta:
             tx.update("worktrees", before.id, {**changes, "updated_at": tx.now})
             tx.emit("worktree", before.id, kind, delta)
-        return self._worktree(tx, before.id)
-
-    def _worktree(self, tx: Tx, worktree_id: int) -> Worktree:
-        row = self._must(
-            tx.one("SELECT * FROM worktrees WHERE id = ?", (worktree_id,)),
-            "worktree",
-            worktree_id,
-            "`agentkeep worktrees` lists the worktrees",
-        )
-        return Worktree.from_row(row)  # type: ignore[no-any-return]
+        return self.get_worktree(before.id)

@@ -105,55 +105,55 @@ def cli(ctx: click.Context, store: Path | None, actor: str | None) -> None:
     ctx.obj = State(store, actor)
 
 
+class _UsageError(AgentkeepError):
+    code = "usage"
+    exit_code = 2
+
+
 def _report(error: AgentkeepError, *, as_json: bool) -> None:
     from agentkeep.redact import redact_text
 
     # Error text can echo user input; it passes the redactor before it is shown anywhere.
-    message = redact_text(error.message)[0]
-    hint = redact_text(error.hint)[0] if error.hint else None
+    payload: dict[str, Any] = {"schema_version": 1, **error.to_dict()}
+    for key in ("error", "hint"):
+        if key in payload:
+            payload[key] = redact_text(payload[key])[0]
     if as_json:
-        payload: dict[str, Any] = {"schema_version": 1, "error": message, "code": error.code}
-        if hint:
-            payload["hint"] = hint
         click.echo(json.dumps(payload, ensure_ascii=False), err=True)
-    else:
-        click.echo(f"error: {message}", err=True)
-        if hint:
-            click.echo(f"hint: {hint}", err=True)
+        return
+    click.echo(f"error: {payload['error']}", err=True)
+    if "hint" in payload:
+        click.echo(f"hint: {payload['hint']}", err=True)
 
 
 def _show_click_error(error: click.ClickException, *, as_json: bool) -> None:
     """Click's own rendering (or the JSON error shape), except that the message — which can
     echo an argument — is redacted first."""
-    from agentkeep.redact import redact_text
-
-    message = redact_text(error.format_message())[0]
     ctx = getattr(error, "ctx", None)
     if as_json:
-        payload = {"schema_version": 1, "error": message, "code": "usage"}
-        if ctx is not None:
-            payload["hint"] = f"see `{ctx.command_path} --help`"
-        click.echo(json.dumps(payload, ensure_ascii=False), err=True)
+        hint = f"see `{ctx.command_path} --help`" if ctx is not None else None
+        _report(_UsageError(error.format_message(), hint=hint), as_json=True)
         return
+    from agentkeep.redact import redact_text
+
     if isinstance(error, click.UsageError) and ctx is not None:
         click.echo(ctx.get_usage(), err=True)
         click.echo(f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n", err=True)
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {redact_text(error.format_message())[0]}", err=True)
 
 
 def run(argv: Sequence[str]) -> int:
     """Run the CLI and return its exit code (used by the console script and the tests)."""
     wants_json = any(arg in ("--json", "--nl") for arg in argv)
     try:
-        cli.main(args=list(argv), prog_name="agentkeep", standalone_mode=False)
+        # standalone_mode=False returns ctx.exit()'s code (e.g. --version) instead of exiting.
+        result = cli.main(args=list(argv), prog_name="agentkeep", standalone_mode=False)
     except AgentkeepError as error:
         _report(error, as_json=wants_json)
         return error.exit_code
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
-    except click.exceptions.Exit as done:
-        return int(done.exit_code)
     except click.exceptions.NoArgsIsHelpError as bare:
         click.echo(bare.ctx.get_help() if bare.ctx else cli.get_help(click.Context(cli)))
         return 0
@@ -176,4 +176,4 @@ def run(argv: Sequence[str]) -> int:
         )
         _report(bug, as_json=wants_json)
         return 1
-    return 0
+    return result if isinstance(result, int) else 0

@@ -11,6 +11,7 @@ import click
 
 from agentkeep.cli import State
 from agentkeep.cli.output import dumps, fmt_of, output_options, print_list, print_written
+from agentkeep.timeutil import iso_utc
 
 COLUMNS = ["seq", "at", "actor", "kind", "entity", "entity_id", "data"]
 _AGO = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -43,7 +44,7 @@ def parse_since(value: str | None) -> str | None:
             ) from exc
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(moment)
 
 
 def event_filters(func: F) -> F:
