@@ -234,6 +234,11 @@ class Tx:
                 hint="raise store.max_field_bytes, or keep bulk output in a file",
             )
 
+    def add_redactions(self, column: str, counts: Mapping[str, int]) -> None:
+        """Count redactions made outside ``bind`` (file contents) for the next record."""
+        for rule, count in counts.items():
+            self._pending_redactions.append((rule, column, count))
+
     def record_redactions(self, table: str, row_id: int | None) -> None:
         if not self._pending_redactions:
             return
@@ -418,6 +423,8 @@ _NOUNS = {
     "agent": ("agents", "agents"),
     "worktree": ("worktrees", "worktrees"),
     "integration": ("integrations", "status"),
+    "artifact": ("artifacts", "artifact ls"),
+    "stream": ("streams", "logs"),
 }
 
 

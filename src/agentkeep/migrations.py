@@ -24,7 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentkeep.backend.sqlite import Connection, backup_to, ensure_wal, write_transaction
+from agentkeep.backend.sqlite import (
+    Connection,
+    backup_to,
+    ensure_wal,
+    write_transaction,
+)
 from agentkeep.errors import AgentkeepError, Busy, Corrupt, SchemaTooNew, StorageError
 from agentkeep.failpoints import failpoint
 from agentkeep.timeutil import file_stamp, utc_now
@@ -42,6 +47,11 @@ class Migration:
     # table other tables reference must run with foreign keys off — the pragma cannot change
     # inside a transaction — and is checked with foreign_key_check before COMMIT instead.
     foreign_keys_off: bool = False
+    # Switch the file to incremental auto-vacuum, which SQLite applies only through a full
+    # VACUUM (it cannot run inside a transaction): done right after the step commits, still
+    # under the writer lock. A crash in between leaves a correct store that simply does not
+    # shrink yet; the next open finishes it (see ``_finish_vacuum_mode``).
+    incremental_vacuum: bool = False
 
 
 BASELINE = """
@@ -235,7 +245,90 @@ CREATE TABLE redactions (
 );
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "baseline", BASELINE),)
+STREAMS_AND_ARTIFACTS = """
+-- A session recorded by `agentkeep run` keeps what it ran and how it ended. pid and host
+-- name the recording process, so `doctor` can tell a live recording from one whose
+-- recorder died (pid is machine-local: exports strip it). pinned sessions are never
+-- touched by retention.
+ALTER TABLE sessions ADD COLUMN command TEXT CHECK (command IS NULL OR json_valid(command));
+ALTER TABLE sessions ADD COLUMN signal INTEGER;
+ALTER TABLE sessions ADD COLUMN duration_ms INTEGER;
+ALTER TABLE sessions ADD COLUMN pid INTEGER;
+ALTER TABLE sessions ADD COLUMN host TEXT;
+ALTER TABLE sessions ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+
+-- An output stream of a session (stdout, stderr, pty). The bytes live in one file under
+-- .agentkeep/streams/ (path is relative to the store directory): plain and append-only
+-- while live, zstd frames with a seek table once sealed. length is the durable prefix:
+-- every byte below it was written and fsynced before the row said so. lines counts the
+-- newlines in that prefix. sha256 (of the uncompressed bytes) is set when sealed.
+CREATE TABLE streams (
+    id           INTEGER PRIMARY KEY,
+    session_id   INTEGER NOT NULL REFERENCES sessions (id),
+    name         TEXT NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'live' CHECK (status IN ('live', 'closed', 'sealed')),
+    path         TEXT NOT NULL UNIQUE,
+    length       INTEGER NOT NULL DEFAULT 0,
+    lines        INTEGER NOT NULL DEFAULT 0,
+    stored_bytes INTEGER NOT NULL DEFAULT 0,
+    sha256       TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL,
+    sealed_at    TEXT,
+    UNIQUE (session_id, name)
+);
+CREATE INDEX streams_status ON streams (status) WHERE status != 'sealed';
+
+-- The sparse offset index of a stream: one row per progress commit (every 64 KiB or
+-- 250 ms), mapping a byte offset to the number of lines before it, so a reader can start
+-- at any line without scanning from the beginning.
+CREATE TABLE stream_index (
+    stream_id INTEGER NOT NULL REFERENCES streams (id) ON DELETE CASCADE,
+    offset    INTEGER NOT NULL,
+    line      INTEGER NOT NULL,
+    PRIMARY KEY (stream_id, offset)
+) WITHOUT ROWID;
+
+-- Content-addressed bulk bytes under .agentkeep/objects/sha256/<2 hex>/<sha256>[.zst]:
+-- sha256 of the uncompressed (already redacted) bytes; stored zstd-compressed when that
+-- saves more than ~10%. A file is written and made durable before its row commits, and
+-- is deleted only after the row's deletion commits, so no row ever points at a missing
+-- file; a crash can at worst leave an orphan file, which `doctor --fix` removes.
+CREATE TABLE objects (
+    sha256       TEXT PRIMARY KEY,
+    size         INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL,
+    encoding     TEXT NOT NULL CHECK (encoding IN ('identity', 'zstd')),
+    created_at   TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- An artifact: a named, typed reference to an object, attached to a session, task and/or
+-- agent. Many artifacts may share one object (deduplication). data holds kind-specific
+-- facts (for a git diff: the revision; for a spilled payload: where it came from).
+CREATE TABLE artifacts (
+    id           INTEGER PRIMARY KEY,
+    sha256       TEXT NOT NULL REFERENCES objects (sha256),
+    kind         TEXT NOT NULL CHECK (kind IN ('diff', 'log', 'file', 'bundle', 'payload')),
+    name         TEXT,
+    content_type TEXT NOT NULL DEFAULT 'application/octet-stream',
+    size         INTEGER NOT NULL,
+    session_id   INTEGER REFERENCES sessions (id),
+    task_id      INTEGER REFERENCES tasks (id),
+    agent_id     INTEGER REFERENCES agents (id),
+    pinned       INTEGER NOT NULL DEFAULT 0,
+    data         TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
+    created_at   TEXT NOT NULL
+);
+CREATE INDEX artifacts_sha256 ON artifacts (sha256);
+CREATE INDEX artifacts_session ON artifacts (session_id) WHERE session_id IS NOT NULL;
+CREATE INDEX artifacts_task ON artifacts (task_id) WHERE task_id IS NOT NULL;
+CREATE INDEX artifacts_kind ON artifacts (kind, id);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "baseline", BASELINE),
+    Migration(2, "streams_and_artifacts", STREAMS_AND_ARTIFACTS, incremental_vacuum=True),
+)
 
 # The newest schema this code knows; it is also "this code's version" in the checks.
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -328,6 +421,12 @@ def migrate(
     """
     migrations = MIGRATIONS if migrations is None else migrations
     if not pending(read_state(conn), migrations):
+        if _vacuum_mode_unfinished(conn, migrations):
+            conn.lock_writers()
+            try:
+                _finish_vacuum_mode(conn, migrations)
+            finally:
+                conn.unlock_writers()
         return []  # the common case: no lock taken
     # Hold the writer lock across the backup and every step, so a second process opening
     # the same old store waits, then finds nothing left to do (and takes no backup).
@@ -337,6 +436,9 @@ def migrate(
         todo = pending(state, migrations)
         if not todo:
             return []
+        if state is None:
+            # An empty file: auto_vacuum can still be chosen without a VACUUM.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         ensure_wal(conn)
         if state is not None and backup_dir is not None:
             backup_to(conn, backup_dir / f"state.db.pre-v{todo[0].version}-{file_stamp()}")
@@ -344,9 +446,23 @@ def migrate(
         for migration in todo:
             if _apply_one(conn, migration, app_version):
                 applied.append(migration)
+        _finish_vacuum_mode(conn, migrations)
         return applied
     finally:
         conn.unlock_writers()
+
+
+def _vacuum_mode_unfinished(conn: Connection, migrations: Sequence[Migration]) -> bool:
+    wanted = any(m.incremental_vacuum for m in migrations)
+    return wanted and conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2
+
+
+def _finish_vacuum_mode(conn: Connection, migrations: Sequence[Migration]) -> None:
+    """Apply incremental auto-vacuum to a file that predates it (one full VACUUM)."""
+    if not _vacuum_mode_unfinished(conn, migrations):
+        return
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    conn.execute("VACUUM")
 
 
 def _apply_one(conn: Connection, migration: Migration, app_version: str) -> bool:

@@ -103,6 +103,14 @@ class Session(Record):
     output_tokens: int
     cache_read_tokens: int
     cache_write_tokens: int
+    command: list[str] | None = None
+    signal: int | None = None
+    duration_ms: int | None = None
+    pid: int | None = None
+    host: str | None = None
+    pinned: int = 0
+
+    JSON_FIELDS = ("command",)
 
 
 @dataclass(frozen=True)
@@ -179,3 +187,43 @@ class Redaction(Record):
     entity_id: int | None
     field: str
     count: int
+
+
+@dataclass(frozen=True)
+class Stream(Record):
+    """An output stream of a session; ``length`` bytes are durable and readable."""
+
+    id: int
+    session_id: int
+    name: str
+    status: str  # live | closed | sealed
+    path: str
+    length: int
+    lines: int
+    stored_bytes: int
+    sha256: str | None
+    created_at: str
+    updated_at: str
+    sealed_at: str | None
+
+
+@dataclass(frozen=True)
+class Artifact(Record):
+    """A named reference to a content-addressed object."""
+
+    id: int
+    sha256: str
+    kind: str
+    name: str | None
+    content_type: str
+    size: int
+    session_id: int | None
+    task_id: int | None
+    agent_id: int | None
+    pinned: int
+    data: dict[str, Any]
+    created_at: str
+    encoding: str = "identity"
+    stored_bytes: int = 0
+
+    JSON_FIELDS = ("data",)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentkeep._core import StoreBase, check_identifier, limit_clause
+from agentkeep._core import Json, StoreBase, check_identifier, limit_clause
 from agentkeep.errors import Conflict, InvalidInput
 from agentkeep.models import Session, Written
 from agentkeep.paths import relative_to_root
@@ -24,6 +24,9 @@ class SessionOps(StoreBase):
         model: str | None = None,
         cwd: str | None = None,
         title: str | None = None,
+        command: list[str] | None = None,
+        pid: int | None = None,
+        host: str | None = None,
     ) -> Written[Session]:
         """Start (record) a session. ``(source, external_id)`` is a natural idempotency key:
         starting the same outside session twice returns the first row."""
@@ -49,6 +52,9 @@ class SessionOps(StoreBase):
                     "model": model,
                     "cwd": relative_to_root(self.root, cwd) if cwd else None,
                     "title": title,
+                    "command": None if command is None else Json(list(command)),
+                    "pid": pid,
+                    "host": host,
                     "status": "running",
                     "started_at": tx.now,
                 },
@@ -58,7 +64,13 @@ class SessionOps(StoreBase):
             return Written(session, "created")
 
     def end_session(
-        self, session_id: int, *, status: str = "ended", exit_code: int | None = None
+        self,
+        session_id: int,
+        *,
+        status: str = "ended",
+        exit_code: int | None = None,
+        signal: int | None = None,
+        duration_ms: int | None = None,
     ) -> Session:
         """Mark a running session ended, failed or interrupted."""
         if status not in STATUSES or status == "running":
@@ -67,7 +79,11 @@ class SessionOps(StoreBase):
             before = self.get_session(session_id)
             if before.status != "running":
                 raise Conflict(f"session {session_id} has already {before.status}")
-            changes = {"status": status, "exit_code": exit_code, "ended_at": tx.now}
+            changes: dict[str, Any] = {"status": status, "exit_code": exit_code, "ended_at": tx.now}
+            if signal is not None:
+                changes["signal"] = signal
+            if duration_ms is not None:
+                changes["duration_ms"] = duration_ms
             tx.update("sessions", session_id, changes)
             tx.emit("session", session_id, f"session.{status}", changes)
             return self.get_session(session_id)

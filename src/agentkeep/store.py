@@ -15,6 +15,7 @@ from typing import Any
 
 from agentkeep._version import __version__
 from agentkeep.agents import AgentOps
+from agentkeep.artifacts import ArtifactOps
 from agentkeep.backend.sqlite import Connection, backup_to, connect, ensure_wal, journal_mode
 from agentkeep.config import Config, default_config_toml
 from agentkeep.errors import AgentkeepError, InvalidInput, ReadOnly, StorageError, StoreNotFound
@@ -34,6 +35,7 @@ from agentkeep.models import Project, Record, Redaction
 from agentkeep.notes import NoteOps
 from agentkeep.paths import DB_NAME, STORE_DIRNAME, find_store, main_worktree_root
 from agentkeep.sessions import SessionOps
+from agentkeep.streams import StreamOps
 from agentkeep.tasks import READY_COUNT_SQL, TaskOps
 from agentkeep.timeutil import file_stamp
 from agentkeep.worktrees import WorktreeOps
@@ -257,6 +259,8 @@ class Store(
     MetricOps,
     IntegrationOps,
     EventOps,
+    StreamOps,
+    ArtifactOps,
 ):
     """A project's store. Use as a context manager, or call :meth:`close`.
 

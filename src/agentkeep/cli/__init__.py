@@ -37,6 +37,18 @@ COMMANDS: dict[str, str] = {
     "db": "agentkeep.cli.db:db",
     "config": "agentkeep.cli.config_cmd:config",
     "redact": "agentkeep.cli.redact_cmd:redact",
+    "run": "agentkeep.cli.run_cmd:run",
+    "logs": "agentkeep.cli.run_cmd:logs",
+    "artifact": "agentkeep.cli.artifacts:artifact",
+    "gc": "agentkeep.cli.retention_cmds:gc",
+    "usage": "agentkeep.cli.retention_cmds:usage",
+    "pin": "agentkeep.cli.retention_cmds:pin",
+    "unpin": "agentkeep.cli.retention_cmds:unpin",
+    "doctor": "agentkeep.cli.doctor_cmd:doctor",
+    "backup": "agentkeep.cli.bundle_cmds:backup",
+    "restore": "agentkeep.cli.bundle_cmds:restore",
+    "export": "agentkeep.cli.bundle_cmds:export",
+    "import-bundle": "agentkeep.cli.bundle_cmds:import_bundle",
 }
 
 

@@ -1,0 +1,303 @@
+"""`agentkeep run`: run a command as a recorded session.
+
+The command's output is shown as usual and, through the redactor, appended to the
+session's streams. The main thread only relays and appends; a committer thread with its own
+database connection makes progress durable (fdatasync, then one small commit) at least
+every 64 KiB or 250 ms, so the child never waits for an fsync.
+
+If agentkeep dies, the child's output up to the last recorded length is intact; the
+session stays ``running`` with the recorder's pid, which ``agentkeep doctor`` finds dead,
+and marks the session interrupted and seals its streams.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from agentkeep.errors import AgentkeepError, InvalidInput
+from agentkeep.files import HOST
+from agentkeep.models import Record
+from agentkeep.streams import StreamWriter
+
+if TYPE_CHECKING:
+    from agentkeep.store import Store
+
+READ_BYTES = 1 << 20
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+INTERRUPTING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL}
+
+
+@dataclass(frozen=True)
+class RunResult(Record):
+    session_id: int
+    status: str
+    exit_code: int | None
+    signal: int | None
+    duration_ms: int
+    streams: list[dict[str, Any]] = field(default_factory=list)
+    recording_errors: list[str] = field(default_factory=list)
+
+    @property
+    def shell_status(self) -> int:
+        """What a shell would report: the exit code, or 128 + the signal number."""
+        if self.signal is not None:
+            return 128 + self.signal
+        return self.exit_code if self.exit_code is not None else 1
+
+
+class _Committer(threading.Thread):
+    """Commits stream progress from its own connection while the main thread relays."""
+
+    def __init__(self, store_dir: Path, writers: Sequence[StreamWriter]) -> None:
+        super().__init__(name="agentkeep-committer", daemon=True)
+        self.store_dir = store_dir
+        self.writers = writers
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        from agentkeep.store import open as open_store
+
+        try:
+            store = open_store(self.store_dir)
+        except AgentkeepError as exc:
+            self.errors.append(f"progress not recorded: {exc.message}")
+            return
+        with store:
+            while not self.stopping.is_set():
+                self.wake.wait(0.05)
+                self.wake.clear()
+                for writer in self.writers:
+                    if writer.closed or not writer.due():
+                        continue
+                    try:
+                        writer.commit_progress(store)
+                    except AgentkeepError as exc:
+                        # Keep relaying the output; the length stays at the last commit.
+                        self.errors.append(f"{writer.stream.name}: {exc.message}")
+
+
+def run_command(
+    store: Store,
+    argv: Sequence[str],
+    *,
+    agent: str | None = None,
+    task_id: int | None = None,
+    title: str | None = None,
+    use_pty: bool = False,
+    echo: bool = True,
+    on_start: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Run ``argv`` as a recorded session; returns how it ended (never raises for the
+    child's own failure)."""
+    if not argv:
+        raise InvalidInput("name a command to run", hint="agentkeep run -- pytest -x")
+    if shutil.which(argv[0]) is None:
+        raise InvalidInput(
+            f"command not found: {argv[0]}", hint="check the name, or give its full path"
+        )
+    agent_id = store.register_agent(agent, kind="run").item.id if agent else None
+    session = store.start_session(
+        source="run",
+        agent_id=agent_id,
+        task_id=task_id,
+        cwd=os.getcwd(),
+        title=title or _title(argv),
+        command=list(argv),
+        pid=os.getpid(),
+        host=HOST,
+    ).item
+    if on_start is not None:
+        on_start(session.id)
+    names = ("pty",) if use_pty else ("stdout", "stderr")
+    writers = [store.open_stream(session.id, name, auto_commit=False) for name in names]
+    committer = _Committer(store.store_dir, writers)
+    committer.start()
+    started = time.monotonic()
+    errors: list[str] = []
+    try:
+        returncode = _relay(argv, writers, committer, errors, use_pty=use_pty, echo=echo)
+    finally:
+        committer.stopping.set()
+        committer.wake.set()
+        committer.join()
+    duration_ms = int((time.monotonic() - started) * 1000)
+    errors.extend(committer.errors)
+    streams = []
+    for writer in writers:
+        try:
+            closed = writer.close(store)
+            streams.append(store.seal_stream(closed.id).to_dict())
+        except AgentkeepError as exc:
+            writer.abandon()
+            errors.append(f"{writer.stream.name}: {exc.message}")
+    sig = -returncode if returncode < 0 else None
+    if sig is not None:
+        status = "interrupted" if sig in INTERRUPTING else "failed"
+    else:
+        status = "ended" if returncode == 0 else "failed"
+    store.end_session(
+        session.id,
+        status=status,
+        exit_code=None if sig is not None else returncode,
+        signal=sig,
+        duration_ms=duration_ms,
+    )
+    return RunResult(
+        session_id=session.id,
+        status=status,
+        exit_code=None if sig is not None else returncode,
+        signal=sig,
+        duration_ms=duration_ms,
+        streams=streams,
+        recording_errors=errors,
+    )
+
+
+def _title(argv: Sequence[str]) -> str:
+    import shlex
+
+    text = shlex.join(argv)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _relay(
+    argv: Sequence[str],
+    writers: list[StreamWriter],
+    committer: _Committer,
+    errors: list[str],
+    *,
+    use_pty: bool,
+    echo: bool,
+) -> int:
+    """Start the child, copy its output to our terminal and the writers; its returncode."""
+    if use_pty:
+        import pty
+
+        master, slave = pty.openpty()
+        _copy_window_size(slave)
+        proc = subprocess.Popen(argv, stdout=slave, stderr=slave, close_fds=True)
+        os.close(slave)
+        sources = {master: (writers[0], 1)}
+    else:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        sources = {
+            proc.stdout.fileno(): (writers[0], 1),
+            proc.stderr.fileno(): (writers[1], 2),
+        }
+    previous = _forward_signals(proc)
+    recording = {fd: True for fd in sources}
+    try:
+        with selectors.DefaultSelector() as selector:
+            for fd in sources:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map():
+                for key, _ in selector.select():
+                    fd = key.fd
+                    try:
+                        data = os.read(fd, READ_BYTES)
+                    except OSError:  # EIO: the pty's other side closed
+                        data = b""
+                    if not data:
+                        selector.unregister(fd)
+                        continue
+                    writer, out_fd = sources[fd]
+                    if echo:
+                        _write_quietly(out_fd, data)
+                    if recording[fd]:
+                        try:
+                            writer.write(data)
+                        except AgentkeepError as exc:
+                            # The child is never harmed by a recording failure (a full
+                            # disk): its output keeps flowing to the terminal.
+                            recording[fd] = False
+                            errors.append(f"{writer.stream.name}: {exc.message}")
+                            print(
+                                f"agentkeep: recording of {writer.stream.name} stopped: "
+                                f"{exc.message}",
+                                file=sys.stderr,
+                            )
+                        if writer.due():
+                            committer.wake.set()
+        return proc.wait()
+    finally:
+        _restore_signals(previous)
+        if use_pty:
+            with contextlib.suppress(OSError):
+                os.close(next(iter(sources)))
+        else:
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+        if proc.poll() is None:  # we are failing ourselves: do not leave the child behind
+            proc.terminate()
+            proc.wait()
+
+
+def _write_quietly(fd: int, data: bytes) -> None:
+    """Copy to our terminal; a closed terminal must not stop the recording."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        pass
+
+
+def _copy_window_size(slave: int) -> None:
+    import fcntl
+    import termios
+
+    for fd in (0, 1, 2):
+        try:
+            size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+        return
+
+
+def _forward_signals(proc: subprocess.Popen[bytes]) -> dict[int, Any]:
+    """Pass SIGTERM/SIGHUP (and a SIGINT not typed at our terminal) on to the child."""
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT and _terminal_sent_it():
+            return  # Ctrl-C at the terminal already reached the child (same process group)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+    previous: dict[int, Any] = {}
+    for signum in FORWARDED:
+        try:
+            previous[signum] = signal.signal(signum, forward)
+        except ValueError:  # not the main thread: leave signals alone
+            break
+    return previous
+
+
+def _terminal_sent_it() -> bool:
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return False
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)

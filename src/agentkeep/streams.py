@@ -1,0 +1,716 @@
+"""Output streams: append-only files indexed by the database, sealed with zstd when done.
+
+Life of a stream (DESIGN.md principles 1 and 6):
+
+- **live** — ``streams/<session>/<name>.log``, opened ``O_APPEND``. Bytes arrive through
+  the redactor (a secret split across reads is still found; invalid UTF-8 passes through
+  unchanged) and are appended. A *progress commit* — fdatasync the file, then record
+  ``length``, ``lines`` and one sparse-index row — happens at least every 64 KiB or 250 ms
+  of output (under a burst faster than commits, each commit covers all that was written
+  since the previous one). Every byte below the recorded ``length`` is durable.
+  Progress commits are bookkeeping of an append-only file, not state changes: they write
+  no event. Opening, closing and sealing do.
+- **closed** — the writer flushed the redactor's held-back tail and recorded the final
+  length.
+- **sealed** — compressed to ``<name>.zst``: independent zstd frames of ~1 MiB followed by a
+  seek table in the zstd *seekable format* (a skippable frame, so plain ``zstd -d`` still
+  decompresses the file). A read at any offset decompresses only the frames it needs. The
+  sealed file is verified against the sha256 of the plain bytes before it is renamed into
+  place; the row then commits, and only then is the plain file deleted.
+
+Reading is the same whatever the state: :meth:`StreamOps.read_stream`, ``tail``,
+``follow``. A reader of a live stream keeps its file descriptor, so sealing (which unlinks
+the plain file) never pulls bytes from under it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import hashlib
+import os
+import re
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentkeep._core import StoreBase
+from agentkeep.backend.sqlite import translate_os_error
+from agentkeep.errors import AgentkeepError, Conflict, Corrupt, InvalidInput, RedactionFailed
+from agentkeep.failpoints import failpoint
+from agentkeep.files import ZSTD_LEVEL, make_dirs, publish, remove_quietly, temp_path, zstd
+from agentkeep.models import Stream
+
+STREAMS_DIR = "streams"
+FRAME_BYTES = 1 << 20
+COMMIT_BYTES = 64 * 1024
+COMMIT_SECONDS = 0.25
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+# zstd seekable format (contrib/seekable_format/zstd_seekable_compression_format.md).
+SKIPPABLE_MAGIC = 0x184D2A5E
+SEEKABLE_MAGIC = 0x8F92EAB1
+_FOOTER = struct.Struct("<IBI")  # number of frames, descriptor, seekable magic
+_ENTRY = struct.Struct("<II")  # compressed size, decompressed size (no checksums)
+
+
+def stream_file(session_id: int, name: str, *, sealed: bool = False) -> str:
+    """The path of a stream's file, relative to the store directory."""
+    return f"{STREAMS_DIR}/{session_id}/{name}.{'zst' if sealed else 'log'}"
+
+
+# -- the sealed format ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeekTable:
+    """Where each frame of a sealed file starts, compressed and uncompressed."""
+
+    compressed_starts: list[int]
+    starts: list[int]  # uncompressed offset of each frame
+    sizes: list[int]  # uncompressed size of each frame
+    compressed_sizes: list[int]
+
+    @property
+    def length(self) -> int:
+        return self.starts[-1] + self.sizes[-1] if self.starts else 0
+
+
+def seek_table_bytes(frames: list[tuple[int, int]]) -> bytes:
+    body = b"".join(_ENTRY.pack(c, d) for c, d in frames)
+    body += _FOOTER.pack(len(frames), 0, SEEKABLE_MAGIC)
+    return struct.pack("<II", SKIPPABLE_MAGIC, len(body)) + body
+
+
+def read_seek_table(fd: int, file_size: int) -> SeekTable:
+    if file_size < 8 + _FOOTER.size:
+        raise Corrupt("a sealed stream file is too short to hold its seek table")
+    frames, descriptor, magic = _FOOTER.unpack(os.pread(fd, _FOOTER.size, file_size - _FOOTER.size))
+    entry_size = _ENTRY.size + (4 if descriptor & 0x80 else 0)
+    table_size = 8 + frames * entry_size + _FOOTER.size
+    if magic != SEEKABLE_MAGIC or table_size > file_size:
+        raise Corrupt("a sealed stream file has no valid seek table")
+    raw = os.pread(fd, frames * entry_size, file_size - _FOOTER.size - frames * entry_size)
+    table = SeekTable([], [], [], [])
+    compressed = offset = 0
+    for index in range(frames):
+        c_size, d_size = _ENTRY.unpack_from(raw, index * entry_size)
+        table.compressed_starts.append(compressed)
+        table.compressed_sizes.append(c_size)
+        table.starts.append(offset)
+        table.sizes.append(d_size)
+        compressed += c_size
+        offset += d_size
+    if compressed + table_size != file_size:
+        raise Corrupt("a sealed stream file's frames do not add up to its size")
+    return table
+
+
+class SealedReader:
+    """Random access to a sealed stream: decompresses only the frames a read touches."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.table = read_seek_table(fd, os.fstat(fd).st_size)
+        self._cache: tuple[int, bytes] | None = None  # the last frame decompressed
+
+    @property
+    def size(self) -> int:
+        return self.table.length
+
+    def _frame(self, index: int) -> bytes:
+        if self._cache is not None and self._cache[0] == index:
+            return self._cache[1]
+        t = self.table
+        data = os.pread(self.fd, t.compressed_sizes[index], t.compressed_starts[index])
+        plain: bytes = zstd().decompress(data)
+        if len(plain) != t.sizes[index]:
+            raise Corrupt(f"frame {index} of a sealed stream has the wrong size")
+        self._cache = (index, plain)
+        return plain
+
+    def read(self, offset: int, size: int) -> bytes:
+        t = self.table
+        end = min(offset + size, t.length)
+        if offset >= end:
+            return b""
+        index = bisect.bisect_right(t.starts, offset) - 1
+        parts = []
+        while index < len(t.starts) and t.starts[index] < end:
+            frame = self._frame(index)
+            start = t.starts[index]
+            parts.append(frame[max(offset - start, 0) : end - start])
+            index += 1
+        return b"".join(parts)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class LiveReader:
+    """Reads a plain (live or closed) stream file; survives its unlinking by the sealer."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def read(self, offset: int, size: int) -> bytes:
+        return os.pread(self.fd, size, offset)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+Reader = SealedReader | LiveReader
+
+
+def open_reader(store_dir: Path, stream: Stream) -> Reader:
+    path = store_dir / stream.path
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise translate_os_error(exc, str(path)) from exc
+    if stream.status == "sealed":
+        try:
+            return SealedReader(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+    return LiveReader(fd)
+
+
+# -- writing ----------------------------------------------------------------------------
+
+
+class StreamWriter:
+    """Appends output to one live stream through the redactor.
+
+    ``write`` never blocks on the database unless ``auto_commit`` is set; the owner calls
+    :meth:`commit_progress` when :meth:`due` says so (``agentkeep run`` does it from a
+    separate thread with its own connection, so the output path never waits for fsync).
+    """
+
+    def __init__(self, store: StreamOps, stream: Stream, *, auto_commit: bool = True) -> None:
+        from agentkeep.redact import StreamRedactor
+
+        self.stream = stream
+        self.path = store.store_dir / stream.path
+        self._store = store
+        self._auto_commit = auto_commit
+        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self._redactor = StreamRedactor()
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise translate_os_error(exc, str(self.path)) from exc
+        # (length, lines) written so far; replaced as one tuple so another thread reads a
+        # consistent pair.
+        self.progress = (stream.length, stream.lines)
+        self._committed = (stream.length, stream.lines)
+        self._committed_at = time.monotonic()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        """Redact and append ``data``. Raises StorageFull/StorageError/RedactionFailed."""
+        try:
+            text = self._redactor.feed(self._decoder.decode(data))
+        except AgentkeepError:
+            raise
+        except Exception as exc:  # fail closed
+            raise RedactionFailed("the redactor failed; the output was not recorded") from exc
+        if text:
+            self._append(text.encode("utf-8", "surrogateescape"))
+        if self._auto_commit and self.due():
+            self.commit_progress()
+
+    def _append(self, data: bytes) -> None:
+        length, lines = self.progress
+        done = 0
+        view = memoryview(data)
+        try:
+            while done < len(data):
+                done += os.write(self._fd, view[done:])
+        except OSError as exc:
+            self.progress = (length + done, lines + data[:done].count(b"\n"))
+            raise translate_os_error(exc, str(self.path)) from exc
+        self.progress = (length + done, lines + data.count(b"\n"))
+
+    def due(self) -> bool:
+        length = self.progress[0]
+        if length == self._committed[0]:
+            return False
+        return (
+            length - self._committed[0] >= COMMIT_BYTES
+            or time.monotonic() - self._committed_at >= COMMIT_SECONDS
+        )
+
+    def sync(self) -> tuple[int, int]:
+        """fdatasync what was written; returns the (length, lines) now durable."""
+        progress = self.progress
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            raise translate_os_error(exc, str(self.path)) from exc
+        return progress
+
+    def commit_progress(self, store: StreamOps | None = None) -> None:
+        """Make the bytes written so far durable and record them (one small commit)."""
+        length, lines = self.sync()
+        if (length, lines) == self._committed:
+            self._committed_at = time.monotonic()
+            return
+        (store or self._store).record_progress(self.stream.id, length, lines)
+        self._committed = (length, lines)
+        self._committed_at = time.monotonic()
+
+    def close(self, store: StreamOps | None = None) -> Stream:
+        """Flush the redactor's held-back tail, record the final length, mark closed."""
+        if self.closed:
+            return (store or self._store).get_stream(self.stream.id)
+        try:
+            tail = self._redactor.feed(self._decoder.decode(b"", final=True))
+            tail += self._redactor.flush()
+        except Exception as exc:
+            raise RedactionFailed("the redactor failed; the output tail was not recorded") from exc
+        if tail:
+            self._append(tail.encode("utf-8", "surrogateescape"))
+        length, lines = self.sync()
+        os.close(self._fd)
+        self.closed = True
+        target = store or self._store
+        stream = target.close_stream(self.stream.id, length, lines, self._redactor.counts)
+        self._committed = (length, lines)
+        return stream
+
+    def abandon(self) -> None:
+        """Close the file without recording anything more (the process is going away)."""
+        if not self.closed:
+            self.closed = True
+            os.close(self._fd)
+
+
+# -- the store mixin ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    stream: str
+    line: int  # 1-based line number within its stream
+    offset: int
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stream": self.stream, "line": self.line, "offset": self.offset, "text": self.text}
+
+
+class StreamOps(StoreBase):
+    def open_stream(
+        self, session_id: int, name: str = "stdout", *, auto_commit: bool = True
+    ) -> StreamWriter:
+        """Create a live stream for a session and return its writer."""
+        if not NAME_RE.match(name):
+            raise InvalidInput(
+                f"{name!r} is not a stream name", hint="use a short lower-case name like stdout"
+            )
+        self._require(session_id=session_id)
+        relative = stream_file(session_id, name)
+        make_dirs((self.store_dir / relative).parent)
+        with self.transaction() as tx:
+            if tx.one(
+                "SELECT 1 FROM streams WHERE session_id = ? AND name = ?", (session_id, name)
+            ):
+                raise Conflict(f"session {session_id} already has a stream named {name!r}")
+            stream_id = tx.insert(
+                "streams",
+                {
+                    "session_id": session_id,
+                    "name": name,
+                    "status": "live",
+                    "path": relative,
+                    "created_at": tx.now,
+                    "updated_at": tx.now,
+                },
+            )
+            stream = self.get_stream(stream_id)
+            tx.emit("stream", stream_id, "stream.opened", stream.to_dict())
+        return StreamWriter(self, stream, auto_commit=auto_commit)
+
+    def record_progress(self, stream_id: int, length: int, lines: int) -> None:
+        """Record that ``length`` bytes (``lines`` newlines) of a live stream are durable."""
+        with self.transaction() as tx:
+            tx.execute(
+                "UPDATE streams SET length = ?, lines = ?, updated_at = ? "
+                "WHERE id = ? AND status = 'live' AND length <= ?",
+                (length, lines, tx.now, stream_id, length),
+            )
+            tx.execute(
+                "INSERT OR IGNORE INTO stream_index (stream_id, offset, line) VALUES (?, ?, ?)",
+                (stream_id, length, lines),
+            )
+
+    def close_stream(
+        self, stream_id: int, length: int, lines: int, redactions: dict[str, int] | None = None
+    ) -> Stream:
+        with self.transaction() as tx:
+            tx.add_redactions("content", redactions or {})
+            changes = {"status": "closed", "length": length, "lines": lines, "updated_at": tx.now}
+            tx.update("streams", stream_id, changes)
+            tx.emit("stream", stream_id, "stream.closed", {"length": length, "lines": lines})
+        return self.get_stream(stream_id)
+
+    def get_stream(self, stream_id: int) -> Stream:
+        return Stream.from_row(self._record("stream", stream_id))  # type: ignore[no-any-return]
+
+    def list_streams(
+        self, *, session_id: int | None = None, status: str | None = None
+    ) -> list[Stream]:
+        where: list[str] = []
+        params: list[Any] = []
+        if session_id is not None:
+            where.append("session_id = ?")
+            params.append(session_id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = "SELECT * FROM streams" + (" WHERE " + " AND ".join(where) if where else "")
+        return [Stream.from_row(row) for row in self._rows(sql + " ORDER BY id", params)]
+
+    def session_streams(self, session_id: int, name: str | None = None) -> list[Stream]:
+        self._require(session_id=session_id)
+        streams = self.list_streams(session_id=session_id)
+        if name is not None:
+            streams = [s for s in streams if s.name == name]
+            if not streams:
+                raise InvalidInput(
+                    f"session {session_id} has no {name} stream",
+                    hint="`agentkeep logs SESSION` without --stream shows them all",
+                )
+        return streams
+
+    # -- sealing ----------------------------------------------------------------------
+
+    def seal_stream(self, stream_id: int, *, abandoned: bool = False) -> Stream:
+        """Compress a closed stream into verified zstd frames.
+
+        A live stream is sealed only when ``abandoned`` (its writer is known to be dead:
+        ``doctor`` checks), since a writer would go on appending to the unlinked file.
+        Idempotent: a sealed stream is returned unchanged. The plain file is deleted only
+        after the sealed one is durable and the row says so.
+        """
+        stream = self.get_stream(stream_id)
+        if stream.status == "sealed":
+            return stream
+        if stream.status == "live" and not abandoned:
+            raise Conflict(
+                f"stream {stream_id} is still being written",
+                hint="streams are sealed when their session ends; `agentkeep doctor --fix` "
+                "seals those whose recorder died",
+            )
+        plain = self.store_dir / stream.path
+        relative = stream_file(stream.session_id, stream.name, sealed=True)
+        final = self.store_dir / relative
+        tmp = temp_path(final)
+        try:
+            length, lines, digest, stored, index = _compress_file(plain, tmp)
+            failpoint("seal:compressed")
+            _verify_sealed(tmp, digest, length)
+            publish(tmp, final)
+        except OSError as exc:
+            remove_quietly(tmp)
+            raise translate_os_error(exc, str(final)) from exc
+        except BaseException:
+            remove_quietly(tmp)
+            raise
+        failpoint("seal:published")
+        with self.transaction() as tx:
+            current = tx.row("streams", stream_id)
+            if current["status"] == "sealed":
+                # Sealed meanwhile by another process, into the same file name with the
+                # same bytes (compression is deterministic): nothing left to do.
+                return self.get_stream(stream_id)
+            changes = {
+                "status": "sealed",
+                "path": relative,
+                "length": length,
+                "lines": lines,
+                "stored_bytes": stored,
+                "sha256": digest,
+                "sealed_at": tx.now,
+                "updated_at": tx.now,
+            }
+            tx.update("streams", stream_id, changes)
+            tx.execute("DELETE FROM stream_index WHERE stream_id = ?", (stream_id,))
+            tx.conn.executemany(
+                "INSERT INTO stream_index (stream_id, offset, line) VALUES (?, ?, ?)",
+                [(stream_id, offset, line) for offset, line in index],
+            )
+            tx.emit(
+                "stream",
+                stream_id,
+                "stream.sealed",
+                {"length": length, "stored_bytes": stored, "sha256": digest},
+            )
+        failpoint("seal:committed")
+        remove_quietly(plain)
+        return self.get_stream(stream_id)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def open_stream_reader(self, stream_id: int) -> tuple[Stream, Reader]:
+        """The stream's row and a reader of its bytes (live or sealed alike)."""
+        for _ in range(3):
+            stream = self.get_stream(stream_id)
+            try:
+                return stream, open_reader(self.store_dir, stream)
+            except FileNotFoundError:
+                continue  # sealed between the row read and the open: read the row again
+        raise Corrupt(
+            f"the file of stream {stream_id} is missing ({stream.path})",
+            hint="run `agentkeep doctor`",
+        )
+
+    def read_stream(self, stream_id: int, offset: int = 0, size: int | None = None) -> bytes:
+        """Bytes ``[offset, offset+size)`` of a stream (to its end when size is None)."""
+        if offset < 0 or (size is not None and size < 0):
+            raise InvalidInput("offset and size must not be negative")
+        _, reader = self.open_stream_reader(stream_id)
+        try:
+            end = reader.size if size is None else min(reader.size, offset + size)
+            return reader.read(offset, max(end - offset, 0))
+        finally:
+            reader.close()
+
+    def _line_at(self, stream_id: int, offset: int, reader: Reader) -> int:
+        """How many newlines precede ``offset`` (from the nearest sparse-index entry)."""
+        row = self._row(
+            "SELECT offset, line FROM stream_index WHERE stream_id = ? AND offset <= ? "
+            "ORDER BY offset DESC LIMIT 1",
+            (stream_id, offset),
+        )
+        start, line = (row[0], row[1]) if row else (0, 0)
+        position = start
+        while position < offset:
+            chunk = reader.read(position, min(FRAME_BYTES, offset - position))
+            if not chunk:
+                break
+            line += chunk.count(b"\n")
+            position += len(chunk)
+        return int(line)
+
+    def stream_lines(
+        self,
+        stream_id: int,
+        *,
+        last: int | None = None,
+        grep: str | None = None,
+    ) -> list[Line]:
+        """The lines of a stream (the last ``last`` of them), optionally filtered by a
+        regular expression (matched against the decoded text)."""
+        pattern = _compile(grep)
+        stream, reader = self.open_stream_reader(stream_id)
+        try:
+            size = reader.size
+            start = 0 if last is None else _start_of_last_lines(reader, size, last)
+            first_line = self._line_at(stream_id, start, reader) + 1
+            return list(_lines(stream.name, reader, start, size, first_line, pattern))
+        finally:
+            reader.close()
+
+    def follow_stream(
+        self,
+        session_id: int,
+        *,
+        name: str | None = None,
+        last: int | None = 10,
+        grep: str | None = None,
+        poll_seconds: float = 0.05,
+        stop: Any = None,
+    ) -> Iterator[Line]:
+        """Yield lines of a session's streams as they are written, until every stream is
+        closed or sealed and read to its end (or ``stop()`` returns true)."""
+        pattern = _compile(grep)
+        readers: dict[int, tuple[Stream, Reader, int, int, bytes]] = {}
+        try:
+            while True:
+                streams = self.session_streams(session_id, name)
+                for stream in streams:
+                    if stream.id in readers:
+                        continue
+                    opened, reader = self.open_stream_reader(stream.id)
+                    size = reader.size
+                    start = 0 if last is None else _start_of_last_lines(reader, size, last)
+                    line = self._line_at(stream.id, start, reader) + 1
+                    readers[stream.id] = (opened, reader, start, line, b"")
+                finished = 0
+                for stream in streams:
+                    opened, reader, position, line, partial = readers[stream.id]
+                    chunk = reader.read(position, FRAME_BYTES)
+                    if chunk:
+                        position += len(chunk)
+                        data = partial + chunk
+                        cut = data.rfind(b"\n") + 1
+                        for item in _split(stream.name, data[:cut], position - len(data), line):
+                            line += 1
+                            if pattern is None or pattern.search(item.text):
+                                yield item
+                        partial = data[cut:]
+                        readers[stream.id] = (opened, reader, position, line, partial)
+                        continue
+                    done = stream.status != "live" and position >= stream.length
+                    if done and partial:
+                        item = Line(stream.name, line, position - len(partial), _text(partial))
+                        if pattern is None or pattern.search(item.text):
+                            yield item
+                        readers[stream.id] = (opened, reader, position, line + 1, b"")
+                    finished += done
+                session = self._row("SELECT status FROM sessions WHERE id = ?", (session_id,))
+                if streams and finished == len(streams) and session and session[0] != "running":
+                    return
+                if stop is not None and stop():
+                    return
+                time.sleep(poll_seconds)
+        finally:
+            for _, reader, *_ in readers.values():
+                reader.close()
+
+
+def _compile(grep: str | None) -> re.Pattern[str] | None:
+    if grep is None:
+        return None
+    try:
+        return re.compile(grep)
+    except re.error as exc:
+        raise InvalidInput(f"--grep {grep!r} is not a valid regular expression: {exc}") from exc
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace").rstrip("\n")
+
+
+def _split(name: str, data: bytes, offset: int, first_line: int) -> Iterator[Line]:
+    line = first_line
+    for raw in data.splitlines(keepends=True):
+        yield Line(name, line, offset, _text(raw))
+        offset += len(raw)
+        line += 1
+
+
+def _lines(
+    name: str, reader: Reader, start: int, end: int, first_line: int, pattern: Any
+) -> Iterator[Line]:
+    position, line, partial = start, first_line, b""
+    while position < end:
+        chunk = reader.read(position, min(FRAME_BYTES, end - position))
+        if not chunk:
+            break
+        position += len(chunk)
+        data = partial + chunk
+        cut = data.rfind(b"\n") + 1
+        for item in _split(name, data[:cut], position - len(data), line):
+            line += 1
+            if pattern is None or pattern.search(item.text):
+                yield item
+        partial = data[cut:]
+    if partial:
+        item = Line(name, line, position - len(partial), _text(partial))
+        if pattern is None or pattern.search(item.text):
+            yield item
+
+
+def _start_of_last_lines(reader: Reader, size: int, count: int) -> int:
+    """The offset where the last ``count`` lines of the first ``size`` bytes begin."""
+    if count <= 0:
+        return size
+    position = size
+    wanted = count + 1  # the newline ending the last line is not a line start
+    if size and reader.read(size - 1, 1) != b"\n":
+        wanted -= 1
+    window = 64 * 1024
+    while position > 0:
+        start = max(0, position - window)
+        chunk = reader.read(start, position - start)
+        index = len(chunk)
+        while True:
+            index = chunk.rfind(b"\n", 0, index)
+            if index < 0:
+                break
+            wanted -= 1
+            if wanted == 0:
+                return start + index + 1
+        position = start
+        window = min(window * 2, FRAME_BYTES)
+    return 0
+
+
+def _compress_file(plain: Path, tmp: Path) -> tuple[int, int, str, int, list[tuple[int, int]]]:
+    """Write ``plain`` as independent zstd frames plus a seek table to ``tmp``.
+
+    Returns (length, lines, sha256, stored bytes, the sparse index: (offset, lines before
+    it) of each frame)."""
+    module = zstd()
+    digest = hashlib.sha256()
+    frames: list[tuple[int, int]] = []
+    index: list[tuple[int, int]] = []
+    length = lines = stored = 0
+    make_dirs(tmp.parent)
+    with plain.open("rb") as source:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            while piece := source.read(FRAME_BYTES):
+                index.append((length, lines))
+                digest.update(piece)
+                lines += piece.count(b"\n")
+                length += len(piece)
+                frame = module.compress(piece, ZSTD_LEVEL)
+                _write_all(fd, frame)
+                frames.append((len(frame), len(piece)))
+                stored += len(frame)
+            table = seek_table_bytes(frames)
+            _write_all(fd, table)
+            stored += len(table)
+        finally:
+            os.close(fd)
+    return length, lines, digest.hexdigest(), stored, index
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _verify_sealed(path: Path, sha256: str, length: int) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        reader = SealedReader(fd)
+        digest = hashlib.sha256()
+        for index in range(len(reader.table.starts)):
+            digest.update(reader._frame(index))
+    finally:
+        os.close(fd)
+    if reader.size != length or digest.hexdigest() != sha256:
+        raise Corrupt(
+            f"sealing {path.name} produced a file that does not match its source",
+            hint="the plain stream was kept; run `agentkeep doctor`",
+        )
+
+
+def verify_sealed_file(path: Path, sha256: str, length: int) -> str | None:
+    """A problem with a sealed stream file, or None when it matches its hash."""
+    try:
+        _verify_sealed(path, sha256, length)
+    except FileNotFoundError:
+        return "file missing"
+    except Corrupt as exc:
+        return exc.message
+    except Exception as exc:
+        return f"unreadable: {exc}"
+    return None
