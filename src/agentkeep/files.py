@@ -162,3 +162,28 @@ def release_reserve(store_dir: Path) -> int:
     size = file_size(path)
     remove_quietly(path)
     return size
+
+
+class maintenance_lock:  # lower case: used like a function, `with maintenance_lock(d):`
+    """An flock on ``.agentkeep/maintenance.lock``: ``gc`` holds it exclusively while it
+    deletes files; ``backup`` and ``export`` hold it shared while they copy them, so a file
+    a snapshot refers to cannot vanish before it is copied. Writers never take it."""
+
+    def __init__(self, store_dir: Path, *, shared: bool = False) -> None:
+        self.path = store_dir / "maintenance.lock"
+        self.shared = shared
+        self.fd = -1
+
+    def __enter__(self) -> maintenance_lock:
+        import fcntl
+
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise translate_os_error(exc, str(self.path)) from exc
+        fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing releases the flock
+        self.fd = -1
