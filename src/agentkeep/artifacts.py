@@ -482,6 +482,23 @@ class ArtifactOps(StoreBase):
             return zstd().ZstdFile(handle, "rb")  # type: ignore[no-any-return]
         return handle
 
+    def export_artifact(self, artifact_id: int, target: Path) -> int:
+        """Write the artifact's bytes to ``target`` (atomically); returns the bytes written."""
+        chunks = self.artifact_chunks(artifact_id)
+        target = target.absolute()
+        tmp = temp_path(target)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                written = write_chunks(fd, chunks)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except OSError as exc:
+            remove_quietly(tmp)
+            raise translate_os_error(exc, str(target)) from exc
+        return written
+
     def verify_artifact(self, artifact_id: int) -> Verification:
         """Re-derive the sha256 of the artifact's object from its file."""
         artifact = self.get_artifact(artifact_id)

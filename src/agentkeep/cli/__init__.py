@@ -156,7 +156,9 @@ def _show_click_error(error: click.ClickException, *, as_json: bool) -> None:
 
 def run(argv: Sequence[str]) -> int:
     """Run the CLI and return its exit code (used by the console script and the tests)."""
-    wants_json = any(arg in ("--json", "--nl") for arg in argv)
+    # Options after `--` belong to a command `agentkeep run` runs, not to us.
+    ours = list(argv[: list(argv).index("--")] if "--" in argv else argv)
+    wants_json = any(arg in ("--json", "--nl") for arg in ours)
     try:
         # standalone_mode=False returns ctx.exit()'s code (e.g. --version) instead of exiting.
         result = cli.main(args=list(argv), prog_name="agentkeep", standalone_mode=False)
