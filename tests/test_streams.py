@@ -1,0 +1,356 @@
+"""Streams and recorded runs: the redacted append path, progress commits, sealing with a
+seek table, reads that look the same live or sealed, `agentkeep run` and `agentkeep logs`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import agentkeep
+from agentkeep.files import zstd
+from agentkeep.runner import run_command
+from agentkeep.streams import FRAME_BYTES, SEEKABLE_MAGIC
+
+from conftest import Cli, run_agentkeep
+from secretgen import fragments, generate
+
+SECRETS = generate()
+
+
+def disk_bytes(store_dir: Path) -> dict[str, bytes]:
+    """Every stream and object file's content as it would be read back (.zst decompressed;
+    zstd skips the seek table, a skippable frame)."""
+    out = {}
+    for path in sorted(store_dir.rglob("*")):
+        if not path.is_file() or path.parent == store_dir:
+            continue  # the database, config and lock files live at the top level
+        data = path.read_bytes()
+        if data[:4] == b"\x28\xb5\x2f\xfd":
+            data = zstd().decompress(data)
+        out[str(path.relative_to(store_dir))] = data
+    return out
+
+
+def new_session(store: agentkeep.Store) -> int:
+    return store.start_session(source="test").item.id
+
+
+def write_stream(
+    store: agentkeep.Store, data: bytes, *, chunk: int = 4096, name: str = "stdout"
+) -> agentkeep.Stream:
+    writer = store.open_stream(new_session(store), name)
+    for start in range(0, len(data), chunk):
+        writer.write(data[start : start + chunk])
+    return writer.close()
+
+
+# -- the write path ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_secret_split_across_writes_never_reaches_the_file(
+    store: agentkeep.Store, chunk: int
+) -> None:
+    lines = [f"step {i}: using {text}\n" for i, (text, _) in enumerate(SECRETS.values())]
+    data = "".join(lines).encode()
+    stream = write_stream(store, data, chunk=chunk)
+    store.seal_stream(stream.id)
+    stored = b"".join(disk_bytes(store.store_dir).values()).decode()
+    for name, (_, secret) in SECRETS.items():
+        for fragment in fragments(secret):
+            assert fragment not in stored, name
+    assert "[REDACTED:" in stored
+    redacted = store._rows("SELECT rule, field FROM redactions WHERE entity = 'streams'")
+    assert {row["field"] for row in redacted} == {"content"}
+
+
+def test_invalid_utf8_and_binary_bytes_round_trip(store: agentkeep.Store) -> None:
+    data = b"ok \xff\xfe bytes\n" + bytes(range(256)) + b"\n\xe2\x82"  # cut multibyte at end
+    stream = write_stream(store, data, chunk=3)
+    assert store.read_stream(stream.id) == data
+    sealed = store.seal_stream(stream.id)
+    assert store.read_stream(sealed.id) == data
+    assert sealed.length == len(data) and sealed.lines == data.count(b"\n") == 3
+
+
+def test_progress_is_committed_and_indexed_while_writing(store: agentkeep.Store) -> None:
+    writer = store.open_stream(new_session(store), "stdout")
+    line = b"x" * 99 + b"\n"
+    for _ in range(2000):  # 200 KB: at least three 64 KiB progress commits
+        writer.write(line)
+    row = store.get_stream(writer.stream.id)
+    assert row.status == "live"
+    assert 0 < row.length <= 200_000 and row.length % 100 == 0
+    assert row.lines == row.length // 100
+    index = store._rows(
+        "SELECT offset, line FROM stream_index WHERE stream_id = ?", (writer.stream.id,)
+    )
+    assert len(index) >= 3 and all(r["offset"] == r["line"] * 100 for r in index)
+    closed = writer.close()
+    assert (closed.status, closed.length, closed.lines) == ("closed", 200_000, 2000)
+    kinds = [e.kind for e in store.events(entity="stream")]
+    assert kinds == ["stream.opened", "stream.closed"]  # progress commits are not events
+
+
+def test_live_stream_cannot_be_sealed_under_its_writer(store: agentkeep.Store) -> None:
+    writer = store.open_stream(new_session(store), "stdout")
+    writer.write(b"still running\n")
+    with pytest.raises(agentkeep.Conflict):
+        store.seal_stream(writer.stream.id)
+    writer.close()
+
+
+# -- sealing and reading ------------------------------------------------------------------
+
+
+def mixed_output(size: int, seed: int = 7) -> bytes:
+    rng = random.Random(seed)
+    words = [
+        "the",
+        "test",
+        "run",
+        "build",
+        "error",
+        "warning",
+        "file",
+        "path",
+        "module",
+        "import",
+        "passed",
+        "failed",
+    ]
+    parts, total = [], 0
+    while total < size:
+        kind = rng.random()
+        if kind < 0.6:
+            line = (
+                f"{rng.randint(0, 10**6):>7} {' '.join(rng.choices(words, k=rng.randint(3, 14)))}"
+            )
+        elif kind < 0.9:
+            line = json.dumps({"tool": rng.choice(words), "n": rng.random(), "ok": kind < 0.8})
+        else:
+            line = os.urandom(24).hex()
+        parts.append(line + "\n")
+        total += len(line) + 1
+    return "".join(parts).encode()[:size]
+
+
+def test_sealed_file_is_standard_zstd_with_a_seek_table(store: agentkeep.Store) -> None:
+    data = mixed_output(3 * FRAME_BYTES + 12345)
+    stream = store.seal_stream(write_stream(store, data, chunk=65536).id)
+    path = store.store_dir / stream.path
+    assert (
+        path.suffix == ".zst" and not (store.store_dir / stream.path).with_suffix(".log").exists()
+    )
+    raw = path.read_bytes()
+    assert zstd().decompress(raw) == data  # plain zstd ignores the seek table (skippable frame)
+    assert int.from_bytes(raw[-4:], "little") == SEEKABLE_MAGIC
+    assert raw[-9] == 4  # frames: 3 full + 1 partial
+    assert stream.stored_bytes == len(raw) < len(data) / 2
+    import hashlib
+
+    assert stream.sha256 == hashlib.sha256(data).hexdigest()
+    assert os.stat(path).st_mode & 0o222 == 0  # read-only
+    assert store.seal_stream(stream.id) == stream  # idempotent
+
+
+def test_random_reads_are_identical_live_and_sealed(store: agentkeep.Store) -> None:
+    data = mixed_output(5 * FRAME_BYTES + 777, seed=3)
+    stream = write_stream(store, data, chunk=65536)
+    rng = random.Random(11)
+    windows = [
+        (rng.randrange(len(data)), rng.choice([1, 100, 65536, FRAME_BYTES, 3 * FRAME_BYTES]))
+        for _ in range(60)
+    ]
+    windows += [(0, len(data)), (len(data) - 1, 10), (len(data), 10), (FRAME_BYTES - 1, 2)]
+    live = [store.read_stream(stream.id, offset, size) for offset, size in windows]
+    store.seal_stream(stream.id)
+    sealed = [store.read_stream(stream.id, offset, size) for offset, size in windows]
+    expected = [data[offset : offset + size] for offset, size in windows]
+    assert live == expected and sealed == expected
+
+
+@pytest.mark.slow
+def test_random_reads_on_a_sealed_200_mib_stream(store: agentkeep.Store) -> None:
+    block = mixed_output(FRAME_BYTES + 4099, seed=5)  # not frame-aligned: frames differ
+    data = block * (200 * FRAME_BYTES // len(block) + 1)
+    writer = store.open_stream(new_session(store), "stdout")
+    view = memoryview(data)
+    for start in range(0, len(data), 1 << 20):
+        writer.write(view[start : start + (1 << 20)].tobytes())
+    stream = store.seal_stream(writer.close().id)
+    assert stream.length == len(data) >= 200 * FRAME_BYTES
+    rng = random.Random(200)
+    for _ in range(100):
+        offset, size = rng.randrange(len(data)), rng.choice([1, 4096, FRAME_BYTES, 3_000_000])
+        assert store.read_stream(stream.id, offset, size) == data[offset : offset + size]
+
+
+def test_tail_lines_and_grep_use_the_sparse_index(store: agentkeep.Store) -> None:
+    data = b"".join(b"line %d\n" % i for i in range(1, 300_001))
+    stream = write_stream(store, data + b"partial", chunk=65536)
+    for sealed in (False, True):
+        if sealed:
+            store.seal_stream(stream.id)
+        tail = store.stream_lines(stream.id, last=3)
+        assert [(x.line, x.text) for x in tail] == [
+            (299_999, "line 299999"),
+            (300_000, "line 300000"),
+            (300_001, "partial"),
+        ]
+        assert tail[0].offset == data.index(b"line 299999\n")
+        hits = store.stream_lines(stream.id, grep=r"^line 12345\d$")
+        assert [x.line for x in hits] == list(range(123_450, 123_460))
+
+
+# -- agentkeep run ----------------------------------------------------------------------
+
+
+def test_run_records_both_streams_and_how_it_ended(store: agentkeep.Store) -> None:
+    token = SECRETS["github-classic"][0]
+    script = f"import sys; print('out 1'); print('oops {token}', file=sys.stderr); sys.exit(3)"
+    result = run_command(store, [sys.executable, "-c", script], title="t", echo=False)
+    assert (result.status, result.exit_code, result.signal) == ("failed", 3, None)
+    session = store.get_session(result.session_id)
+    assert session.command is not None and session.command[:2] == [sys.executable, "-c"]
+    assert "[REDACTED:github-pat]" in session.command[2]
+    assert token not in json.dumps(session.to_dict())
+    assert session.duration_ms is not None and session.pid == os.getpid()
+    streams = {s.name: s for s in store.session_streams(result.session_id)}
+    assert {s.status for s in streams.values()} == {"sealed"}
+    assert store.read_stream(streams["stdout"].id) == b"out 1\n"
+    assert store.read_stream(streams["stderr"].id) == b"oops [REDACTED:github-pat]\n"
+    kinds = [e.kind for e in store.events(entity="session", entity_id=result.session_id)]
+    assert kinds == ["session.started", "session.failed"]
+
+
+def test_run_reports_a_signal_as_interrupted_and_128_plus_n(store: agentkeep.Store) -> None:
+    script = "import os, signal; print('bye', flush=True); os.kill(os.getpid(), signal.SIGTERM)"
+    result = run_command(store, [sys.executable, "-c", script], echo=False)
+    assert (result.status, result.signal, result.exit_code) == ("interrupted", 15, None)
+    assert result.shell_status == 143
+
+
+def test_run_with_a_pty_gives_the_command_a_terminal(store: agentkeep.Store) -> None:
+    script = "import sys; print('tty' if sys.stdout.isatty() else 'pipe')"
+    result = run_command(store, [sys.executable, "-c", script], use_pty=True, echo=False)
+    (stream,) = store.session_streams(result.session_id)
+    assert stream.name == "pty"
+    assert store.read_stream(stream.id).replace(b"\r\n", b"\n") == b"tty\n"
+
+
+def test_run_cli_exit_code_output_and_json(project: Path) -> None:
+    script = "import sys; print('to stdout'); print('to stderr', file=sys.stderr); sys.exit(5)"
+    done = run_agentkeep("run", "--", sys.executable, "-c", script, cwd=project)
+    assert done.returncode == 5
+    assert done.stdout == b"to stdout\n"
+    assert b"to stderr\n" in done.stderr and b"session 1 failed (exit 5" in done.stderr
+    done = run_agentkeep("run", "--json", "--", sys.executable, "-c", "print('x')", cwd=project)
+    summary = json.loads(done.stdout.decode().splitlines()[-1])
+    assert summary["status"] == "ended" and summary["exit_code"] == 0
+    assert {s["name"] for s in summary["streams"]} == {"stdout", "stderr"}
+    # A --json after `--` belongs to the command, not to agentkeep.
+    done = run_agentkeep("run", "--", "echo", "--json", cwd=project)
+    assert done.stdout == b"--json\n" and done.returncode == 0
+
+
+def test_run_cli_refuses_an_unknown_command(cli: Cli) -> None:
+    result = cli("run", "--json", "--", "no-such-command-xyz")
+    assert result.exit_code == 3
+    assert result.error()["code"] == "invalid_input"
+    assert cli("sessions", "--json").json() == []
+
+
+def test_run_forwards_sigterm_and_returns_the_childs_code(project: Path) -> None:
+    script = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentkeep", "run", "--", sys.executable, "-c", script],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 7
+    proc.stdout.close()
+    assert proc.stderr is not None
+    proc.stderr.close()
+    with agentkeep.open(project) as store:
+        (session,) = store.list_sessions()
+        assert (session.status, session.exit_code) == ("failed", 7)
+
+
+# -- agentkeep logs ---------------------------------------------------------------------
+
+
+def test_logs_cli_filters_and_formats(project: Path, cli: Cli) -> None:
+    script = (
+        "import sys\nfor i in range(1, 51): print(f'line {i}')\nprint('E: bad', file=sys.stderr)"
+    )
+    with agentkeep.open(project) as store:
+        sid = run_command(store, [sys.executable, "-c", script], echo=False).session_id
+    assert cli("logs", str(sid), "-n", "2", "--stream", "stdout").stdout == "line 49\nline 50\n"
+    assert cli("logs", str(sid), "--grep", "^line 1[0-2]$").stdout == "line 10\nline 11\nline 12\n"
+    rows = cli("logs", str(sid), "--json", "-n", "1").json()
+    assert rows == [
+        {"stream": "stdout", "line": 50, "offset": 383, "text": "line 50"},
+        {"stream": "stderr", "line": 1, "offset": 0, "text": "E: bad"},
+    ]
+    nl = cli("logs", str(sid), "--nl", "--stream", "stderr").stdout.splitlines()
+    assert [json.loads(x)["text"] for x in nl] == ["E: bad"]
+    assert cli("logs", str(sid), "--stream", "pty").exit_code == 3
+    assert cli("logs", "999").exit_code == 4
+    assert cli("logs", str(sid), "--grep", "(").exit_code == 3
+    assert cli("logs", str(sid), "-f", "--json").exit_code == 2
+
+
+def test_logs_follow_from_another_process_sees_output_quickly(project: Path) -> None:
+    """`logs -f` in one process while `run` writes in another: each line shows up; the
+    delay from print to display is measured (target: within 100 ms)."""
+    script = (
+        "import time\n"
+        "for i in range(20):\n"
+        "    print(f'tick {i} {time.time()}', flush=True)\n"
+        "    time.sleep(0.05)\n"
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "agentkeep", "run", "--", sys.executable, "-c", script],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert runner.stderr is not None
+    assert b"recording session 1" in runner.stderr.readline()
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "agentkeep", "logs", "1", "-f", "--nl"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+    )
+    assert follower.stdout is not None
+    delays, texts = [], []
+    for raw in follower.stdout:
+        line = json.loads(raw)
+        texts.append(line["text"])
+        delays.append(time.time() - float(line["text"].split()[2]))
+    assert follower.wait(timeout=30) == 0  # ends by itself when the session ends
+    assert runner.wait(timeout=30) == 0
+    follower.stdout.close()
+    runner.stderr.close()
+    assert [t.split()[:2] for t in texts] == [["tick", str(i)] for i in range(20)]
+    live = sorted(delays[5:])  # the first lines may predate the follower's start
+    print(f"logs -f delay: p50 {live[len(live) // 2] * 1000:.0f} ms, max {live[-1] * 1000:.0f} ms")
+    assert live[-1] < 2.0  # generous: a functional check, not a timing threshold
