@@ -31,13 +31,17 @@ _LAZY = {
     **dict.fromkeys(
         (
             "Agent",
+            "Artifact",
             "Event",
             "Integration",
             "Metric",
             "Note",
             "Project",
             "Redaction",
+    "RunResult",
             "Session",
+    "Stream",
+            "Stream",
             "Task",
             "Worktree",
             "Written",
@@ -45,6 +49,7 @@ _LAZY = {
         "agentkeep.models",
     ),
     **dict.fromkeys(("Store", "init_store", "open"), "agentkeep.store"),
+    **dict.fromkeys(("RunResult", "run_command"), "agentkeep.runner"),
 }
 
 
@@ -66,6 +71,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from agentkeep.models import (
         Agent,
+        Artifact,
         Event,
         Integration,
         Metric,
@@ -73,15 +79,18 @@ if TYPE_CHECKING:
         Project,
         Redaction,
         Session,
+        Stream,
         Task,
         Worktree,
         Written,
     )
+    from agentkeep.runner import RunResult, run_command
     from agentkeep.store import Store, init_store, open
 
 __all__ = [
     "Agent",
     "AgentkeepError",
+    "Artifact",
     "Busy",
     "Conflict",
     "Corrupt",
@@ -95,12 +104,14 @@ __all__ = [
     "ReadOnly",
     "Redaction",
     "RedactionFailed",
+    "RunResult",
     "SchemaTooNew",
     "Session",
     "StorageError",
     "StorageFull",
     "Store",
     "StoreNotFound",
+    "Stream",
     "Task",
     "UsedAcrossFork",
     "Worktree",
@@ -108,4 +119,5 @@ __all__ = [
     "__version__",
     "init_store",
     "open",
+    "run_command",
 ]
