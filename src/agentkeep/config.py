@@ -65,6 +65,79 @@ class Setting:
         return "AGENTKEEP_" + self.key.upper().replace(".", "_")
 
 
+_BYTE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def parse_byte_size(value: Any) -> int:
+    """A size in bytes: a whole number, or text such as "500MB", "1.5 GiB", "4096".
+
+    KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB powers of 1024 (case-insensitive).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be a size such as 500MB or 2GiB")
+    text = str(value).strip().lower().replace(" ", "").replace("_", "")
+    digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(digits) :]
+    try:
+        number = float(digits)
+    except ValueError:
+        number = -1.0
+    if unit not in _BYTE_UNITS or not 0 <= number <= 2**62:
+        raise ValueError("must be a size such as 500MB, 2GiB or a number of bytes")
+    size = int(number * _BYTE_UNITS[unit])
+    if size > 2**62:
+        raise ValueError("must be at most 4 EiB")
+    return size
+
+
+# Retention (issue 3): what `agentkeep gc` may delete. "streams" are the recorded output
+# of sessions; the other kinds are artifact kinds. Every limit defaults to 0 (no limit):
+# nothing is ever deleted until the user writes a policy (DESIGN.md principle 7).
+RETENTION_KINDS: tuple[str, ...] = ("streams", "diff", "log", "file", "bundle", "payload")
+
+
+def _retention_settings() -> tuple[Setting, ...]:
+    settings: list[Setting] = []
+    for kind in RETENTION_KINDS:
+        what = "output streams" if kind == "streams" else f"{kind} artifacts"
+        settings += [
+            Setting(
+                f"retention.{kind}.max_age_days",
+                0,
+                _whole(0, 1_000_000),
+                f"`agentkeep gc` deletes {what} created more than this many days ago. "
+                "0: no age limit. Pinned sessions and artifacts and live streams are kept.",
+            ),
+            Setting(
+                f"retention.{kind}.max_total_bytes",
+                0,
+                parse_byte_size,
+                f"`agentkeep gc` deletes the oldest {what} until the bytes they occupy on "
+                'disk are at most this size (a number, or text like "500MB" or "2GiB"). '
+                "0: no size limit.",
+            ),
+            Setting(
+                f"retention.{kind}.keep_last_sessions",
+                0,
+                _whole(0, 1_000_000_000),
+                f"`agentkeep gc` keeps the {what} of the newest N sessions whatever the "
+                "other limits say. 0: this rule protects nothing.",
+            ),
+        ]
+    return tuple(settings)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "store.synchronous",
@@ -102,6 +175,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Who is recorded as the actor of changes made through this configuration. Empty "
         "means '<user>@cli' (or AGENTKEEP_ACTOR for agents).",
     ),
+    *_retention_settings(),
 )
 
 SETTINGS_BY_KEY = {s.key: s for s in SETTINGS}

@@ -170,6 +170,9 @@ def init_store(root: str | Path | None = None, *, name: str | None = None) -> In
         raise StorageError(f"cannot create {store_dir}: {exc.strerror}") from exc
     with open(store_dir, create=True) as store:
         project = store.project(name=name or root_path.name)
+    from agentkeep.files import ensure_reserve
+
+    ensure_reserve(store_dir)  # lets `gc` and a run's bookkeeping work on a full disk
     from agentkeep.registry import register_project
 
     register_project(root_path, uid=project.uid, name=project.name)

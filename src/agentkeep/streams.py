@@ -217,6 +217,7 @@ class StreamWriter:
         self._committed = (stream.length, stream.lines)
         self._committed_at = time.monotonic()
         self.closed = False
+        self.failed = False  # set by an owner that stopped recording after an error
 
     def write(self, data: bytes) -> None:
         """Redact and append ``data``. Raises StorageFull/StorageError/RedactionFailed."""
