@@ -1,12 +1,70 @@
-"""Placeholder: being written."""
+"""`agentkeep doctor`: check the store (database, files ↔ rows) and repair with --fix."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import click
 
+from agentkeep.cli import State
+from agentkeep.cli.output import SCHEMA_VERSION, dumps, fmt_of, output_options
+
+if TYPE_CHECKING:
+    from agentkeep.doctor import Report
+
+MARKS = {"error": "✗", "warning": "✗", "info": "·"}
+
 
 @click.command()
-def doctor() -> None:
-    """Not yet implemented.
+@click.option("--fix", is_flag=True, help="Repair what is safe to repair; never deletes a row.")
+@output_options
+@click.pass_context
+def doctor(ctx: click.Context, fix: bool, as_json: bool, nl: bool) -> None:
+    """Check the database and that files and rows agree. Read-only unless --fix.
 
-    Example: (placeholder)
+    Finds: database damage, rows whose file is missing, orphan files, hash
+    mismatches, sessions whose recorder died, unsealed streams, temp files left by
+    a crash, and the hook failure log. --fix removes orphans and dead processes'
+    temp files, seals abandoned streams and marks dead sessions interrupted; it
+    never deletes a row and never touches a live writer's files. Exit 1 when
+    problems remain. JSON: {"ok", "fix", "findings": [{check, severity, subject,
+    message, fixed, hint}]}.
+
+    \b
+    Examples:
+      agentkeep doctor
+      agentkeep doctor --fix
+      agentkeep doctor --json
     """
-    raise click.UsageError("not yet implemented")
+    from agentkeep.doctor import doctor as run_doctor
+
+    state: State = ctx.obj
+    fmt = fmt_of(as_json, nl)
+    with state.open(read_only=not fix) as store:
+        report = run_doctor(store, fix=fix)
+    if fmt == "json":
+        click.echo(dumps({"schema_version": SCHEMA_VERSION, **report.to_dict()}))
+    elif fmt == "nl":
+        for finding in report.findings:
+            click.echo(dumps(finding.to_dict()))
+    else:
+        _print_human(report)
+    if not report.ok:
+        ctx.exit(1)
+
+
+def _print_human(report: Report) -> None:
+    for f in report.findings:
+        mark = "✓" if f.fixed else MARKS.get(f.severity, "✗")
+        label = "fixed" if f.fixed else f.severity
+        click.echo(f"{mark} {label:<7} {f.check:<15} {f.subject}: {f.message}")
+        if f.hint and f.problem:
+            click.echo(f"  hint: {f.hint}")
+    fixed = sum(f.fixed for f in report.findings)
+    remaining = len(report.problems)
+    if remaining:
+        click.echo(f"✗ {remaining} problem(s) remain" + (f", {fixed} fixed" if fixed else ""))
+    elif fixed:
+        click.echo(f"✓ {fixed} problem(s) fixed; none remain")
+    else:
+        click.echo("✓ no problems found")

@@ -1,0 +1,449 @@
+"""``agentkeep doctor``: check the database and the files ↔ rows invariants; repair what
+is safe to repair.
+
+Invariants checked (DESIGN.md principle 6, reliability.md R3/R5):
+
+- the database passes ``quick_check`` and ``foreign_key_check``;
+- every ``objects`` row has its file, which decompresses to its size and sha256; every
+  file under ``objects/`` has its row (otherwise it is an *orphan*: a crash between publish
+  and commit, or between gc's commit and its unlink);
+- every ``streams`` row has its file (a sealed one matches its sha256; a plain one holds at
+  least the recorded ``length``); every file under ``streams/`` is some row's ``path``;
+- no session is ``running`` with a recorder that died on this host, and no stream of a
+  session that is over is left unsealed;
+- no temp file (``files.temp_path`` names) outlives the process that created it.
+
+Read-only unless ``fix``. Repairs only ever remove files nothing refers to, seal streams
+whose writer is provably gone, and end sessions whose recorder is provably dead. A row
+whose file is missing is never deleted: it is reported (an error) with a hint. A temp file
+of a live process, or a stream of a live recorder, is never touched. Repairs run under
+the maintenance lock (exclusive, like gc), and object orphans are listed and removed under
+the writer lock, so no concurrent add can be between publishing a file and committing its
+row while doctor looks. Without ``fix``, a write committing at that instant can appear as
+an orphan once; a second run does not report it.
+
+If the database check fails, nothing is repaired: rows from a damaged database are no
+ground for deleting files. Cost: O(stored bytes), since every object and sealed stream is
+re-hashed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentkeep.artifacts import OBJECTS_DIR, object_path, verify_object
+from agentkeep.errors import AgentkeepError, Conflict
+from agentkeep.files import (
+    HOST,
+    maintenance_lock,
+    pid_alive,
+    remove_quietly,
+    temp_owner,
+)
+from agentkeep.models import Record
+from agentkeep.streams import STREAMS_DIR, stream_file, verify_sealed_file
+
+if TYPE_CHECKING:
+    from agentkeep.store import Store
+
+HOOK_LOG = "hook-errors.log"
+TEMP_DIRS = (str(OBJECTS_DIR.parts[0]), STREAMS_DIR, "backups")
+RESTORE_HINT = "restore it from a backup (`agentkeep restore`), or re-add the content"
+STREAM_HINT = "restore it from a backup (`agentkeep restore`); the row is kept as a record"
+
+
+@dataclass(frozen=True)
+class Finding(Record):
+    """One thing doctor noticed. ``severity``: ``error`` needs a person, ``warning`` is
+    what ``--fix`` repairs, ``info`` is no problem. ``fixed`` is true once repaired."""
+
+    check: str
+    severity: str
+    subject: str
+    message: str
+    fixed: bool = False
+    hint: str | None = None
+
+    @property
+    def problem(self) -> bool:
+        """Whether this finding still needs attention."""
+        return self.severity != "info" and not self.fixed
+
+
+@dataclass(frozen=True)
+class Report(Record):
+    """Everything doctor found. ``ok``: no problem remains (after repairs, with fix)."""
+
+    ok: bool
+    fix: bool
+    findings: list[Finding] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "fix": self.fix,
+            "findings": [finding.to_dict() for finding in self.findings],
+        }
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.problem]
+
+
+class _Findings(list[Finding]):
+    def add(
+        self,
+        check: str,
+        severity: str,
+        subject: str,
+        message: str,
+        *,
+        fixed: bool = False,
+        hint: str | None = None,
+    ) -> None:
+        self.append(Finding(check, severity, subject, message, fixed, hint))
+
+
+def diagnose(store: Store) -> Report:
+    """Check everything; change nothing."""
+    return doctor(store, fix=False)
+
+
+def repair(store: Store) -> Report:
+    """Check everything and repair what is safe to repair (see the module docstring)."""
+    return doctor(store, fix=True)
+
+
+def doctor(store: Store, *, fix: bool = False) -> Report:
+    found = _Findings()
+    database_ok = _check_database(store, found)
+    fixing = fix and database_ok
+    if fix and not database_ok:
+        found.add(
+            "repairs",
+            "info",
+            "store",
+            "no repairs attempted: the database itself failed its checks",
+        )
+    lock = maintenance_lock(store.store_dir) if fixing else contextlib.nullcontext()
+    with lock:
+        _check_temp_files(store, found, fix=fixing)
+        _check_unfinished_sessions(store, found, fix=fixing)
+        _check_stream_files(store, found, fix=fixing)
+        _check_object_files(store, found, fix=fixing)
+    _check_hook_log(store, found)
+    return Report(ok=not any(f.problem for f in found), fix=fix, findings=list(found))
+
+
+# -- database -----------------------------------------------------------------------------
+
+
+def _check_database(store: Store, found: _Findings) -> bool:
+    """quick_check and foreign_key_check; returns whether both passed."""
+    quick = [str(row[0]) for row in store._rows("PRAGMA quick_check")]
+    ok = quick == ["ok"]
+    if not ok:
+        found.add(
+            "database",
+            "error",
+            "state.db",
+            "quick_check: " + "; ".join(quick[:5]),
+            hint="restore the newest good backup from .agentkeep/backups/",
+        )
+    for row in store._rows("PRAGMA foreign_key_check"):
+        ok = False
+        found.add(
+            "foreign-keys",
+            "error",
+            f"{row[0]} row {row[1]}",
+            f"references a missing {row[2]} row",
+            hint="restore the newest good backup from .agentkeep/backups/",
+        )
+    return ok
+
+
+# -- temp files ---------------------------------------------------------------------------
+
+
+def _files_under(directory: Path) -> Iterator[Path]:
+    """Every regular file below ``directory`` (nothing if it does not exist)."""
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = Path(root) / name
+            if path.is_file() and not path.is_symlink():
+                yield path
+
+
+def _temp_files(store_dir: Path) -> Iterator[tuple[Path, int]]:
+    for name in TEMP_DIRS:
+        for path in _files_under(store_dir / name):
+            owner = temp_owner(path)
+            if owner is not None:
+                yield path, owner
+    for path in store_dir.iterdir():  # e.g. the reserve file's temp
+        owner = temp_owner(path)
+        if owner is not None and path.is_file():
+            yield path, owner
+
+
+def _check_temp_files(store: Store, found: _Findings, *, fix: bool) -> None:
+    """Temp files of dead processes are a crash's leftovers (removed by fix); those of a
+    live process are a write in progress (never touched)."""
+    for path, owner in _temp_files(store.store_dir):
+        subject = _relative(store, path)
+        if pid_alive(owner):
+            found.add("temp-file", "info", subject, f"being written by live process {owner}")
+            continue
+        if fix:
+            remove_quietly(path)
+        found.add(
+            "temp-file",
+            "warning",
+            subject,
+            f"left by process {owner}, which is gone" + ("; removed" if fix else ""),
+            fixed=fix and not path.exists(),
+            hint=None if fix else "`agentkeep doctor --fix` removes it",
+        )
+
+
+# -- sessions and unsealed streams --------------------------------------------------------
+
+
+def _recorder_state(session: Any) -> str:
+    """``over`` (not running), ``alive``, ``dead`` (its recorder pid is gone on this
+    host) or ``unknown`` (no recorder pid, or another host: nothing to conclude)."""
+    if session["status"] != "running":
+        return "over"
+    if session["pid"] is None or session["host"] != HOST:
+        return "unknown"
+    return "alive" if pid_alive(int(session["pid"])) else "dead"
+
+
+def _check_unfinished_sessions(store: Store, found: _Findings, *, fix: bool) -> None:
+    """Running sessions whose recorder died, and unsealed streams of sessions that are
+    over. Fix seals their streams (a live one as abandoned), then ends a dead session as
+    ``interrupted``. Either order of crash in between converges on the next run."""
+    sessions = store._rows(
+        "SELECT id, status, pid, host FROM sessions WHERE status = 'running' "
+        "OR id IN (SELECT session_id FROM streams WHERE status != 'sealed') ORDER BY id"
+    )
+    for session in sessions:
+        state = _recorder_state(session)
+        if state in ("alive", "unknown"):
+            continue
+        streams = store._rows(
+            "SELECT * FROM streams WHERE session_id = ? AND status != 'sealed' ORDER BY id",
+            (session["id"],),
+        )
+        for stream in streams:
+            _unsealed_stream(store, found, stream, fix=fix)
+        if state == "dead":
+            _dead_session(store, found, session, fix=fix)
+
+
+def _dead_session(store: Store, found: _Findings, session: Any, *, fix: bool) -> None:
+    fixed = False
+    if fix:
+        with contextlib.suppress(Conflict):  # ended meanwhile: fine either way
+            store.end_session(session["id"], status="interrupted")
+        fixed = True
+    found.add(
+        "dead-session",
+        "warning",
+        f"session {session['id']}",
+        f"still running, but its recorder (pid {session['pid']}) is gone"
+        + ("; marked interrupted" if fixed else ""),
+        fixed=fixed,
+        hint=None if fix else "`agentkeep doctor --fix` marks it interrupted",
+    )
+
+
+def _unsealed_stream(store: Store, found: _Findings, stream: Any, *, fix: bool) -> None:
+    """Seal a stream nobody writes any more. A ``.zst`` beside it is what a seal that
+    crashed before its commit published: removed first, then the stream is sealed again."""
+    subject = f"stream {stream['id']} ({stream['path']})"
+    sealed = store.store_dir / stream_file(stream["session_id"], stream["name"], sealed=True)
+    if sealed.exists():
+        if fix:
+            remove_quietly(sealed)
+        found.add(
+            "orphan-file",
+            "warning",
+            _relative(store, sealed),
+            "sealed copy of an unsealed stream (a seal was interrupted)"
+            + ("; removed" if fix else ""),
+            fixed=fix and not sealed.exists(),
+        )
+    plain = store.store_dir / stream["path"]
+    if not plain.exists() and stream["length"] > 0:
+        return  # a missing file with recorded bytes: _check_stream_files reports it
+    if not fix:
+        found.add(
+            "unsealed-stream",
+            "warning",
+            subject,
+            f"{stream['status']}, but nobody writes it any more",
+            hint="`agentkeep doctor --fix` seals it",
+        )
+        return
+    try:
+        if not plain.exists():  # the recorder died before creating it; nothing was lost
+            plain.touch()
+        store.seal_stream(stream["id"], abandoned=True)
+    except (AgentkeepError, OSError) as exc:
+        message = exc.message if isinstance(exc, AgentkeepError) else str(exc)
+        found.add("unsealed-stream", "error", subject, f"could not seal it: {message}")
+        return
+    found.add("unsealed-stream", "warning", subject, "was left unsealed; sealed", fixed=True)
+
+
+# -- stream files -------------------------------------------------------------------------
+
+
+def _check_stream_files(store: Store, found: _Findings, *, fix: bool) -> None:
+    """Files under streams/ against the rows. Files are listed *before* rows are read: a
+    stream's file is created only after its row commits, so a listed file's row is seen."""
+    directory = store.store_dir / STREAMS_DIR
+    files = {path for path in _files_under(directory) if temp_owner(path) is None}
+    rows = store._rows("SELECT * FROM streams ORDER BY id")
+    referenced = {store.store_dir / row["path"] for row in rows}
+    # A .zst beside an unsealed stream: a seal in progress, or _unsealed_stream's business.
+    referenced |= {
+        store.store_dir / stream_file(row["session_id"], row["name"], sealed=True)
+        for row in rows
+        if row["status"] != "sealed"
+    }
+    for path in sorted(files - referenced):
+        _orphan(store, found, path, fix=fix)
+    for row in rows:
+        _check_stream_row(store, found, row)
+
+
+def _check_stream_row(store: Store, found: _Findings, row: Any) -> None:
+    path = store.store_dir / row["path"]
+    if not path.exists():
+        row = store._row("SELECT * FROM streams WHERE id = ?", (row["id"],))
+        if row is None:
+            return  # deleted meanwhile (gc)
+        path = store.store_dir / row["path"]  # sealed meanwhile: the path changed
+    subject = f"stream {row['id']} ({row['path']})"
+    if not path.exists():
+        if row["status"] != "sealed" and row["length"] == 0:
+            return  # nothing recorded yet, and the writer creates the file after the row
+        found.add(
+            "missing-file",
+            "error",
+            subject,
+            f"the file is missing ({row['length']} bytes recorded)",
+            hint=STREAM_HINT,
+        )
+    elif row["status"] == "sealed":
+        problem = verify_sealed_file(path, row["sha256"], row["length"])
+        if problem is not None:
+            found.add("hash-mismatch", "error", subject, problem, hint=STREAM_HINT)
+    elif path.stat().st_size < row["length"]:
+        found.add(
+            "truncated",
+            "error",
+            subject,
+            f"holds {path.stat().st_size} bytes, {row['length']} were recorded",
+            hint=STREAM_HINT,
+        )
+
+
+# -- object files -------------------------------------------------------------------------
+
+
+def _check_object_files(store: Store, found: _Findings, *, fix: bool) -> None:
+    """Orphans under the writer lock when fixing (publish and commit of an add happen
+    inside one write transaction, so under the lock no file is between the two); then
+    every row's file re-hashed, outside the lock."""
+    directory = store.store_dir / OBJECTS_DIR
+    if fix:
+        store._conn.lock_writers()
+    try:
+        files = {path for path in _files_under(directory) if temp_owner(path) is None}
+        rows = store._rows("SELECT sha256, encoding, size FROM objects ORDER BY sha256")
+        expected = {object_path(store.store_dir, r["sha256"], r["encoding"]) for r in rows}
+        for path in sorted(files - expected):
+            _orphan(store, found, path, fix=fix)
+    finally:
+        if fix:
+            store._conn.unlock_writers()
+    for row in rows:
+        _check_object_row(store, found, row)
+
+
+def _check_object_row(store: Store, found: _Findings, row: Any) -> None:
+    ok, problem = verify_object(store.store_dir, row["sha256"], row["encoding"], row["size"])
+    if ok:
+        return
+    current = store._row("SELECT encoding FROM objects WHERE sha256 = ?", (row["sha256"],))
+    if current is None or current["encoding"] != row["encoding"]:
+        return  # collected or replaced meanwhile
+    users = store._count("SELECT count(*) FROM artifacts WHERE sha256 = ?", (row["sha256"],))
+    subject = f"object {row['sha256'][:12]} ({users} artifact(s))"
+    check = "missing-file" if problem == "file missing" else "hash-mismatch"
+    found.add(check, "error", subject, problem or "unreadable", hint=RESTORE_HINT)
+
+
+# -- shared -------------------------------------------------------------------------------
+
+
+def _orphan(store: Store, found: _Findings, path: Path, *, fix: bool) -> None:
+    """A file no row refers to: reported; removed by fix."""
+    size = _size(path)
+    if fix:
+        remove_quietly(path)
+    found.add(
+        "orphan-file",
+        "warning",
+        _relative(store, path),
+        f"no row refers to it ({size} bytes)" + ("; removed" if fix else ""),
+        fixed=fix and not path.exists(),
+        hint=None if fix else "`agentkeep doctor --fix` removes it",
+    )
+
+
+def _check_hook_log(store: Store, found: _Findings) -> None:
+    """The hook never fails the agent; it logs its failures here instead (info only)."""
+    path = store.store_dir / HOOK_LOG
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        found.add("hook-errors", "info", HOOK_LOG, f"unreadable: {exc.strerror}")
+        return
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return
+    from agentkeep.redact import redact_text
+
+    last = redact_text(lines[-1])[0]
+    found.add(
+        "hook-errors",
+        "info",
+        HOOK_LOG,
+        f"{len(lines)} hook failure(s) logged; the last: {last[:200]}",
+        hint=f"read .agentkeep/{HOOK_LOG}; delete it once dealt with",
+    )
+
+
+def _relative(store: Store, path: Path) -> str:
+    try:
+        return str(path.relative_to(store.store_dir))
+    except ValueError:
+        return str(path)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
