@@ -67,7 +67,14 @@ from agentkeep._version import __version__
 from agentkeep.artifacts import object_path, redacted_chunks
 from agentkeep.backend.sqlite import backup_to, fsync_path, translate_os_error
 from agentkeep.errors import Conflict, Corrupt, InvalidInput, NotFound, SchemaTooNew
-from agentkeep.files import maintenance_lock, make_dirs, publish, remove_quietly, temp_path, zstd
+from agentkeep.files import (
+    maintenance_lock,
+    make_dirs,
+    remove_quietly,
+    staged_file,
+    temp_path,
+    zstd,
+)
 from agentkeep.migrations import SCHEMA_VERSION
 from agentkeep.models import Record
 from agentkeep.paths import DB_NAME, STORE_DIRNAME
@@ -430,11 +437,9 @@ def _snapshot_schema(db: Path) -> int:
 
 
 def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    final = directory / MANIFEST
-    tmp = temp_path(final)
     data = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8") + b"\n"
-    _write_durably(tmp, [data])
-    publish(tmp, final)
+    with staged_file(directory / MANIFEST) as tmp:
+        _write_durably(tmp, [data])
 
 
 # -- restore ------------------------------------------------------------------------------
@@ -787,8 +792,7 @@ def export_bundle(
             sel = _select(store, session_ids, task_ids, all)
         finally:
             store._conn.execute("COMMIT")
-        tmp = temp_path(out)
-        try:
+        with staged_file(out) as tmp:
             members = _write_bundle(
                 store,
                 tmp,
@@ -797,13 +801,6 @@ def export_bundle(
                 project.name,
                 {"all": all, "sessions": sorted(session_ids), "tasks": sorted(task_ids)},
             )
-            publish(tmp, out)
-        except OSError as exc:
-            remove_quietly(tmp)
-            raise translate_os_error(exc, str(out)) from exc
-        except BaseException:
-            remove_quietly(tmp)
-            raise
     return ExportResult(
         path=str(out),
         counts={t.name: len(sel.rows[t.name]) for t in TABLES},
@@ -1253,17 +1250,12 @@ class _Importer:
     def _publish(self, member: str, relative: str) -> None:
         final = self.store.store_dir / relative
         make_dirs(final.parent)
-        tmp = temp_path(final)
-        try:
+        with staged_file(final) as tmp:
             got = _entry(*_write_durably(tmp, self.bundle.chunks(member)))
             if got != self.bundle.manifest["members"][member]:
                 raise Corrupt(f"{member} in {self.bundle.path} changed while it was imported")
             if final.suffix == ".zst" or relative.startswith("objects/"):
                 os.chmod(tmp, 0o444)  # immutable files are read-only, like their originals
-            publish(tmp, final)
-        except BaseException:
-            remove_quietly(tmp)
-            raise
         self.files += 1
 
     # -- tables with their own rules ------------------------------------------------------

@@ -16,7 +16,8 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,23 @@ def publish(tmp: Path, final: Path) -> None:
     except OSError as exc:
         remove_quietly(tmp)
         raise translate_os_error(exc, str(final)) from exc
+
+
+@contextmanager
+def staged_file(final: Path) -> Iterator[Path]:
+    """A temp path beside ``final`` to write; published as ``final`` (:func:`publish`) when
+    the block succeeds, removed when it fails. An OSError becomes StorageFull/StorageError.
+    """
+    tmp = temp_path(final)
+    try:
+        yield tmp
+    except OSError as exc:
+        remove_quietly(tmp)
+        raise translate_os_error(exc, str(final)) from exc
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    publish(tmp, final)
 
 
 def make_dirs(path: Path) -> None:

@@ -41,7 +41,7 @@ from agentkeep._core import StoreBase
 from agentkeep.backend.sqlite import translate_os_error
 from agentkeep.errors import AgentkeepError, Conflict, Corrupt, InvalidInput, RedactionFailed
 from agentkeep.failpoints import failpoint
-from agentkeep.files import ZSTD_LEVEL, make_dirs, publish, remove_quietly, temp_path, zstd
+from agentkeep.files import ZSTD_LEVEL, make_dirs, remove_quietly, staged_file, zstd
 from agentkeep.models import Stream
 
 STREAMS_DIR = "streams"
@@ -418,18 +418,10 @@ class StreamOps(StoreBase):
         plain = self.store_dir / stream.path
         relative = stream_file(stream.session_id, stream.name, sealed=True)
         final = self.store_dir / relative
-        tmp = temp_path(final)
-        try:
+        with staged_file(final) as tmp:
             length, lines, digest, stored, index = _compress_file(plain, tmp)
             failpoint("seal:compressed")
             _verify_sealed(tmp, digest, length)
-            publish(tmp, final)
-        except OSError as exc:
-            remove_quietly(tmp)
-            raise translate_os_error(exc, str(final)) from exc
-        except BaseException:
-            remove_quietly(tmp)
-            raise
         failpoint("seal:published")
         with self.transaction() as tx:
             current = tx.row("streams", stream_id)
