@@ -24,6 +24,10 @@ import sys
 import agentkeep
 
 REPEATED = b"the same artifact in every run\n" * 3000
+# Random bytes can, rarely, hold "pwd=" followed by random characters, which the redactor
+# rightly treats as an assignment of a secret (binary content is redacted too). The
+# assignment operators are mapped away so the expected hash is the hash of what was given.
+_NO_ASSIGNMENT = bytes.maketrans(b"=:,", b"xyz")
 
 
 def is_repeat(n: int) -> bool:
@@ -39,7 +43,7 @@ def content(seed: int, n: int) -> bytes:
     header = f"seed {seed} artifact {n}\n".encode()
     if n % 2:
         return (header * (size // len(header) + 1))[:size]
-    return header + rng.randbytes(size)
+    return header + rng.randbytes(size).translate(_NO_ASSIGNMENT)
 
 
 def run_add(store: agentkeep.Store, seed: int, count: int) -> None:
