@@ -184,17 +184,13 @@ def stage_object(store_dir: Path, chunks: Iterable[bytes], *, compress: bool = T
                 zst_size += write_chunks(zst_fd, (squeezer.compress(chunk),))
         if squeezer is not None:
             zst_size += write_chunks(zst_fd, (squeezer.flush(),))
-    except OSError as exc:
+    except BaseException as exc:
         _close_all(fds)
-        remove_quietly(raw_tmp)
-        if zst_tmp is not None:
-            remove_quietly(zst_tmp)
-        raise translate_os_error(exc, "an artifact") from exc
-    except BaseException:
-        _close_all(fds)
-        remove_quietly(raw_tmp)
-        if zst_tmp is not None:
-            remove_quietly(zst_tmp)
+        for tmp in (raw_tmp, zst_tmp):
+            if tmp is not None:
+                remove_quietly(tmp)
+        if isinstance(exc, OSError):
+            raise translate_os_error(exc, "an artifact") from exc
         raise
     _close_all(fds)
     if zst_tmp is not None and zst_size > KEEP_COMPRESSED_RATIO * size:

@@ -73,6 +73,7 @@ from agentkeep.files import (
     remove_quietly,
     staged_file,
     temp_path,
+    write_chunks,
     zstd,
 )
 from agentkeep.migrations import SCHEMA_VERSION
@@ -221,10 +222,7 @@ def _write_durably(dest: Path, chunks: Iterable[bytes]) -> tuple[str, int]:
         try:
             for chunk in chunks:
                 digest.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
-                size += len(chunk)
+                size += write_chunks(fd, (chunk,))
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -41,7 +41,7 @@ from agentkeep._core import StoreBase
 from agentkeep.backend.sqlite import translate_os_error
 from agentkeep.errors import AgentkeepError, Conflict, Corrupt, InvalidInput, RedactionFailed
 from agentkeep.failpoints import failpoint
-from agentkeep.files import ZSTD_LEVEL, make_dirs, remove_quietly, staged_file, zstd
+from agentkeep.files import ZSTD_LEVEL, make_dirs, remove_quietly, staged_file, write_chunks, zstd
 from agentkeep.models import Stream
 
 STREAMS_DIR = "streams"
@@ -663,21 +663,15 @@ def _compress_file(plain: Path, tmp: Path) -> tuple[int, int, str, int, list[tup
                 lines += piece.count(b"\n")
                 length += len(piece)
                 frame = module.compress(piece, ZSTD_LEVEL)
-                _write_all(fd, frame)
+                write_chunks(fd, (frame,))
                 frames.append((len(frame), len(piece)))
                 stored += len(frame)
             table = seek_table_bytes(frames)
-            _write_all(fd, table)
+            write_chunks(fd, (table,))
             stored += len(table)
         finally:
             os.close(fd)
     return length, lines, digest.hexdigest(), stored, index
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _verify_sealed(path: Path, sha256: str, length: int) -> None:
