@@ -51,6 +51,12 @@ def _isolated_env(
         if name.startswith("AGENTKEEP_") and name != "AGENTKEEP_HOME":
             monkeypatch.delenv(name)
     monkeypatch.setenv("AGENTKEEP_ACTOR", "tester@test")
+    # The agent tools' own directories: importers and `setup` must never see the real ones.
+    tools = tmp_path_factory.mktemp("tools")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tools / "claude"))
+    monkeypatch.setenv("CODEX_HOME", str(tools / "codex"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tools / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tools / "xdg-config"))
     _raw_db_access.clear()
     yield
     assert not _raw_db_access, f"live database files touched outside SQLite: {_raw_db_access}"

@@ -373,6 +373,20 @@ class StoreBase:
     def db_path(self) -> Path:
         return self._conn.path
 
+    def capture_writer(self, tx: Tx, *, policy: str | None = None) -> Any:
+        """A :class:`agentkeep.capture.Writer` inside ``tx``: the one way captured agent
+        data (hook deliveries, transcripts, import cursors) is written."""
+        from agentkeep.capture import Writer
+
+        return Writer(
+            tx.conn,
+            str(self.root),
+            policy=policy or self.config["capture.policy"],
+            actor=tx.actor,
+            max_field_bytes=tx.max_field_bytes,
+            now=tx.now,
+        )
+
     def transaction(self, *, actor: str | None = None) -> _Transaction:
         """A ``BEGIN IMMEDIATE`` write transaction yielding a :class:`Tx`; commits on
         success, rolls back on error."""

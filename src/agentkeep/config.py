@@ -175,6 +175,21 @@ SETTINGS: tuple[Setting, ...] = (
         "Who is recorded as the actor of changes made through this configuration. Empty "
         "means '<user>@cli' (or AGENTKEEP_ACTOR for agents).",
     ),
+    Setting(
+        "capture.policy",
+        "full",
+        _choice("full", "metadata", "off"),
+        "What hooks and importers keep of agent sessions. full: prompts, responses, tool "
+        "inputs and outputs (redacted). metadata: counts, tokens, tool names and timings, "
+        "no text. off: nothing is captured.",
+    ),
+    Setting(
+        "capture.spill_bytes",
+        65_536,
+        _whole(1024, 64 * 1_048_576),
+        "A hook payload larger than this (UTF-8 bytes) is stored as a 'payload' artifact, "
+        "and its row keeps a head-and-tail preview.",
+    ),
     *_retention_settings(),
 )
 

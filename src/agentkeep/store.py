@@ -20,6 +20,7 @@ from agentkeep.backend.sqlite import Connection, backup_to, connect, ensure_wal,
 from agentkeep.config import Config, default_config_toml
 from agentkeep.errors import AgentkeepError, InvalidInput, ReadOnly, StorageError, StoreNotFound
 from agentkeep.events import EventOps
+from agentkeep.importers import ImportOps
 from agentkeep.integrations import IntegrationOps
 from agentkeep.metrics import MetricOps
 from agentkeep.migrations import (
@@ -34,10 +35,14 @@ from agentkeep.migrations import (
 from agentkeep.models import Project, Record, Redaction
 from agentkeep.notes import NoteOps
 from agentkeep.paths import DB_NAME, STORE_DIRNAME, find_store, main_worktree_root
+from agentkeep.prime import PrimeOps
+from agentkeep.search import SearchOps
 from agentkeep.sessions import SessionOps
+from agentkeep.stats import StatsOps
 from agentkeep.streams import StreamOps
 from agentkeep.tasks import READY_COUNT_SQL, TaskOps
 from agentkeep.timeutil import file_stamp
+from agentkeep.transcripts import TranscriptOps
 from agentkeep.worktrees import WorktreeOps
 
 GITIGNORE = """# Everything here is runtime state except config.toml, which is meant for git.
@@ -264,6 +269,11 @@ class Store(
     EventOps,
     StreamOps,
     ArtifactOps,
+    ImportOps,
+    TranscriptOps,
+    SearchOps,
+    StatsOps,
+    PrimeOps,
 ):
     """A project's store. Use as a context manager, or call :meth:`close`.
 

@@ -49,6 +49,13 @@ COMMANDS: dict[str, str] = {
     "restore": "agentkeep.cli.bundle_cmds:restore",
     "export": "agentkeep.cli.bundle_cmds:export",
     "import-bundle": "agentkeep.cli.bundle_cmds:import_bundle",
+    "hook": "agentkeep.cli.hook_cmd:hook",
+    "setup": "agentkeep.cli.agent_setup:setup",
+    "prime": "agentkeep.cli.prime_cmd:prime",
+    "import": "agentkeep.cli.import_cmd:import_",
+    "transcript": "agentkeep.cli.transcript_cmd:transcript",
+    "search": "agentkeep.cli.search_cmd:search",
+    "stats": "agentkeep.cli.stats_cmd:stats",
 }
 
 

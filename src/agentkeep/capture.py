@@ -1,0 +1,550 @@
+"""The one writer for captured agent data: hooks and importers both write through it.
+
+A :class:`Writer` works inside a write transaction someone else opened (the hook's own
+``BEGIN IMMEDIATE``, or a library :meth:`Store.transaction`). It upserts the session and
+agent an outside tool reported, appends hook deliveries (``captures``) and transcript
+entries (``messages``), and moves import cursors. Every text it stores goes through the
+redactor first, fail-closed, and each redaction is recorded like :class:`agentkeep._core.Tx`
+records them (rule, table, row, column, count).
+
+This module is on the hook's fast path (DESIGN.md principle 10): it imports only the
+standard library at runtime — not even ``typing`` — and the redactor lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    import sqlite3
+    from collections.abc import Iterable
+    from typing import Any
+
+# The newest schema this module writes. Equal to migrations.SCHEMA_VERSION (tested); the
+# hook compares it with the store's and lets the full library migrate when they differ.
+SCHEMA_VERSION = 3
+
+POLICIES = ("full", "metadata", "off")
+DEFAULT_POLICY = "full"
+DEFAULT_SPILL_BYTES = 64 * 1024
+DEFAULT_MAX_FIELD_BYTES = 1_048_576  # config store.max_field_bytes
+
+# Normalized hook event kinds (captures.event).
+EVENTS = (
+    "session_start",
+    "prompt",
+    "tool_pre",
+    "tool_post",
+    "tool_fail",
+    "turn_end",
+    "subagent_end",
+    "compact",
+    "session_end",
+    "notification",
+    "other",
+)
+
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+COUNTER_COLUMNS = ("prompts", "tool_calls", "failures", "turns")
+
+
+class CaptureError(Exception):
+    """Input the writer refuses (it is never stored). ``str()`` says why, without the value."""
+
+
+def utc_now() -> str:
+    """The same text as :func:`agentkeep.timeutil.utc_now`, without importing datetime."""
+    now = time.time()
+    whole = int(now)
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        + f".{int((now - whole) * 1000):03d}Z"
+    )
+
+
+def relative_path(root: str, path: str | None) -> str | None:
+    """``path`` relative to the project root ('..' allowed), POSIX separators; None stays None.
+
+    The store never records absolute paths (DESIGN.md principle 9). A relative ``path`` is
+    taken as already relative to the root.
+    """
+    if not path:
+        return None
+    if not os.path.isabs(path):
+        return path.replace(os.sep, "/")
+    rel = os.path.relpath(os.path.normpath(path), os.path.normpath(root))
+    return rel.replace(os.sep, "/")
+
+
+def under_root(root: str, path: str | None) -> bool:
+    """Whether ``path`` is the root or inside it."""
+    if not path or not os.path.isabs(path):
+        return False
+    root = os.path.normpath(root)
+    path = os.path.normpath(path)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def dedupe_key(
+    source: str, session: str | None, event: str, tool_use_id: str | None, payload: bytes
+) -> str:
+    """The key that makes a repeated delivery a no-op (integrations.md §2.4 rule 10)."""
+    if tool_use_id:
+        return f"{source}|{session or ''}|{event}|{tool_use_id}"
+    digest = hashlib.sha256(payload).hexdigest()
+    return f"{source}|{session or ''}|{event}|sha256:{digest}"
+
+
+_redact = None
+
+
+def _redactor() -> Any:
+    global _redact
+    if _redact is None:
+        from agentkeep import redact
+
+        _redact = redact
+    return _redact
+
+
+class Writer:
+    """Writes captured data inside an open write transaction on ``conn``.
+
+    ``policy`` is the capture policy: under 'metadata' every text (prompts, responses, tool
+    inputs and outputs, raw payloads) is dropped and only counts, names, ids, tokens and
+    timings are kept. 'off' is handled by callers (they do not write at all).
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        root: str,
+        *,
+        policy: str = DEFAULT_POLICY,
+        actor: str = "capture",
+        max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+        now: str | None = None,
+    ) -> None:
+        if policy not in POLICIES:
+            raise CaptureError(f"unknown capture policy {policy!r}")
+        self.conn = conn
+        self.root = root
+        self.policy = policy
+        self.actor = actor
+        self.max_field_bytes = max_field_bytes
+        self.now = now or utc_now()
+        self._pending: list[tuple[str, str, int]] = []  # (rule, column, count)
+
+    @property
+    def keeps_text(self) -> bool:
+        return self.policy == "full"
+
+    # -- the privacy boundary -------------------------------------------------------------
+
+    def _check(self, column: str, text: str, limit: int | None = None) -> None:
+        if "\x00" in text:
+            raise CaptureError(f"{column} contains a NUL byte")
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise CaptureError(f"{column} is not valid UTF-8") from exc
+        if size > (limit or self.max_field_bytes):
+            raise CaptureError(
+                f"{column} is {size:,} bytes; the limit is {limit or self.max_field_bytes:,}"
+            )
+
+    def text(self, column: str, value: str | None, *, content: bool = True) -> str | None:
+        """Validate and redact one text for ``column``. ``content`` texts (what the agent or
+        user said or did) are dropped under the metadata policy; names and ids are kept."""
+        if value is None or (content and not self.keeps_text):
+            return None
+        if not isinstance(value, str):
+            value = str(value)
+        # Lone surrogates (from invalid UTF-8 decoded with surrogateescape) cannot be
+        # stored as text; they become U+FFFD like any other undecodable byte.
+        value = (
+            value.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(value) else value
+        )
+        value = value.replace("\x00", "\ufffd")
+        if content and len(value) > self.max_field_bytes // 4:
+            value = elide(value, self.max_field_bytes)
+        self._check(column, value)
+        try:
+            clean, counts = _redactor().redact_text(value)
+        except Exception as exc:  # fail closed: nothing is stored
+            raise CaptureError(f"the redactor failed on {column}") from exc
+        for rule, count in counts.items():
+            self._pending.append((rule, column, count))
+        return clean
+
+    def json(self, column: str, value: Any, *, content: bool = True) -> str | None:
+        """Serialise and redact a JSON value. NaN and infinities become null (a vendor's
+        payload is not ours to refuse), and the redactor walks the structure."""
+        if value is None or (content and not self.keeps_text):
+            return None
+        try:
+            dumped = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            value = _finite(value)
+            dumped = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except RecursionError as exc:
+            raise CaptureError(f"{column} is nested too deeply") from exc
+        if _has_surrogates(dumped) or "\x00" in dumped:
+            return self.text(column, dumped, content=content)
+        try:
+            if _redactor().may_contain_secret(dumped):
+                clean_value, counts = _redactor().redact_value(value)
+                if counts:
+                    dumped = json.dumps(clean_value, ensure_ascii=False, allow_nan=False)
+                for rule, count in counts.items():
+                    self._pending.append((rule, column, count))
+        except RecursionError as exc:
+            raise CaptureError(f"{column} is nested too deeply") from exc
+        except Exception as exc:  # fail closed
+            raise CaptureError(f"the redactor failed on {column}") from exc
+        self._check(column, dumped, limit=4 * self.max_field_bytes)
+        return dumped
+
+    def _record_redactions(self, table: str, row_id: int | None) -> None:
+        if not self._pending:
+            return
+        self.conn.executemany(
+            "INSERT INTO redactions (at, rule, entity, entity_id, field, count)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (self.now, rule, table, row_id, column, count)
+                for rule, column, count in self._pending
+            ],
+        )
+        self._pending.clear()
+
+    def _event(self, entity: str, entity_id: int, kind: str, data: dict[str, Any]) -> None:
+        doc = self.json("data", data, content=False) or "{}"
+        cursor = self.conn.execute(
+            "INSERT INTO events (at, actor, entity, entity_id, kind, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (self.now, self.actor, entity, entity_id, kind, doc),
+        )
+        self._record_redactions("events", cursor.lastrowid)
+
+    # -- sessions and agents ----------------------------------------------------------------
+
+    def session(
+        self,
+        source: str,
+        external_id: str,
+        *,
+        started_at: str | None = None,
+        cwd: str | None = None,
+        model: str | None = None,
+        title: str | None = None,
+        parent_id: int | None = None,
+        agent_kind: str | None = None,
+        agent_role: str | None = None,
+    ) -> int:
+        """The id of the session ``(source, external_id)``, created on first sight together
+        with its agent (named ``<source>-<first 8 of the id>``) and a ``session.started``
+        event. Later calls fill in what was missing (model, title, cwd, parent) and move
+        started_at earlier if an importer knows an earlier time."""
+        row = self.conn.execute(
+            "SELECT id FROM sessions WHERE source = ? AND external_id = ?", (source, external_id)
+        ).fetchone()
+        model = self.text("model", model, content=False)
+        title = self.text("title", title)
+        rel_cwd = self.text("cwd", relative_path(self.root, cwd), content=False)
+        if row is not None:
+            session_id = int(row[0])
+            self.conn.execute(
+                "UPDATE sessions SET model = coalesce(model, ?), title = coalesce(title, ?),"
+                " cwd = coalesce(cwd, ?), parent_id = coalesce(parent_id, ?),"
+                " started_at = min(started_at, coalesce(?, started_at)) WHERE id = ?",
+                (model, title, rel_cwd, parent_id, started_at, session_id),
+            )
+            self._record_redactions("sessions", session_id)
+            return session_id
+        agent_id = self._agent(source, external_id, agent_kind or source, agent_role)
+        at = started_at or self.now
+        cursor = self.conn.execute(
+            "INSERT INTO sessions (agent_id, source, external_id, status, started_at, model, cwd,"
+            " title, parent_id, capture, last_seen_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+            (
+                agent_id,
+                source,
+                external_id,
+                at,
+                model,
+                rel_cwd,
+                title,
+                parent_id,
+                self.policy if self.policy != "off" else None,
+                at,
+            ),
+        )
+        session_id = int(cursor.lastrowid or 0)
+        self._record_redactions("sessions", session_id)
+        self._event(
+            "session",
+            session_id,
+            "session.started",
+            {
+                "source": source,
+                "external_id": external_id,
+                "agent_id": agent_id,
+                "parent_id": parent_id,
+                "model": model,
+                "cwd": rel_cwd,
+                "started_at": at,
+            },
+        )
+        return session_id
+
+    def _agent(self, source: str, external_id: str, kind: str, role: str | None) -> int:
+        name = f"{source}-{external_id[:8]}" if len(external_id) > 8 else f"{source}-{external_id}"
+        name = self.text("name", name, content=False) or name
+        row = self.conn.execute("SELECT id FROM agents WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        cursor = self.conn.execute(
+            "INSERT INTO agents (name, kind, role, status, created_at, updated_at, heartbeat_at)"
+            " VALUES (?, ?, ?, 'active', ?, ?, ?)",
+            (name, kind, self.text("role", role, content=False), self.now, self.now, self.now),
+        )
+        agent_id = int(cursor.lastrowid or 0)
+        self._event("agent", agent_id, "agent.created", {"name": name, "kind": kind, "role": role})
+        return agent_id
+
+    def bump(self, session_id: int, *, at: str | None = None, **counts: int) -> None:
+        """Add to a session's counters (prompts, tool_calls, failures, turns): hooks count
+        each delivery once (duplicates never reach here)."""
+        sets = [f"{name} = {name} + ?" for name in counts if name in COUNTER_COLUMNS]
+        values: list[Any] = [counts[name] for name in counts if name in COUNTER_COLUMNS]
+        self.conn.execute(
+            f"UPDATE sessions SET {', '.join([*sets, 'last_seen_at = max(coalesce(last_seen_at, ?), ?)'])}"
+            " WHERE id = ?",
+            (*values, at or self.now, at or self.now, session_id),
+        )
+        self.conn.execute(
+            "UPDATE agents SET heartbeat_at = ?, updated_at = ?, status = 'active'"
+            " WHERE id = (SELECT agent_id FROM sessions WHERE id = ?) AND status = 'idle'",
+            (self.now, self.now, session_id),
+        )
+
+    def raise_counts(self, session_id: int, **counts: int) -> None:
+        """Raise counters and token totals to at least ``counts`` (an importer's view of the
+        whole transcript), so a session fed by hooks and an importer never double counts."""
+        names = [name for name in counts if name in COUNTER_COLUMNS or name in TOKEN_COLUMNS]
+        if not names:
+            return
+        self.conn.execute(
+            f"UPDATE sessions SET {', '.join(f'{n} = max({n}, ?)' for n in names)} WHERE id = ?",
+            (*[int(counts[n]) for n in names], session_id),
+        )
+
+    def end_session(
+        self,
+        session_id: int,
+        *,
+        status: str = "ended",
+        at: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Mark a session ended (idempotent: an ended session keeps its first end)."""
+        at = at or self.now
+        cursor = self.conn.execute(
+            "UPDATE sessions SET status = ?, ended_at = ?, last_seen_at = max(coalesce(last_seen_at, ?), ?)"
+            " WHERE id = ? AND status = 'running'",
+            (status, at, at, at, session_id),
+        )
+        if cursor.rowcount:
+            self.conn.execute(
+                "UPDATE agents SET status = 'done', updated_at = ?"
+                " WHERE id = (SELECT agent_id FROM sessions WHERE id = ?)",
+                (self.now, session_id),
+            )
+            self._event(
+                "session", session_id, f"session.{status}", {"ended_at": at, "reason": reason}
+            )
+
+    # -- hook deliveries ------------------------------------------------------------------
+
+    def capture(
+        self,
+        *,
+        source: str,
+        event: str,
+        dedupe_key: str,
+        vendor_event: str | None = None,
+        session_id: int | None = None,
+        turn_id: str | None = None,
+        tool_name: str | None = None,
+        tool_use_id: str | None = None,
+        cwd: str | None = None,
+        exit_code: int | None = None,
+        duration_ms: int | None = None,
+        payload: Any = None,
+        artifact_id: int | None = None,
+        at: str | None = None,
+    ) -> int | None:
+        """Append one hook delivery; None if this delivery was stored before.
+
+        ``payload`` is the decoded vendor JSON (a dict); it is redacted and stored whole
+        under the full policy, dropped under metadata.
+        """
+        cursor = self.conn.execute(
+            "INSERT INTO captures (at, source, event, vendor_event, session_id, turn_id, tool_name,"
+            " tool_use_id, cwd, exit_code, duration_ms, payload, artifact_id, dedupe_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+            (
+                at or self.now,
+                source,
+                event,
+                self.text("vendor_event", vendor_event, content=False),
+                session_id,
+                self.text("turn_id", turn_id, content=False),
+                self.text("tool_name", tool_name, content=False),
+                self.text("tool_use_id", tool_use_id, content=False),
+                self.text("cwd", relative_path(self.root, cwd), content=False),
+                exit_code,
+                duration_ms,
+                self.json("payload", payload),
+                artifact_id,
+                self.text("dedupe_key", dedupe_key, content=False),
+            ),
+        )
+        if not cursor.rowcount:
+            self._pending.clear()
+            return None
+        row_id = int(cursor.lastrowid or 0)
+        self._record_redactions("captures", row_id)
+        return row_id
+
+    # -- transcript entries ---------------------------------------------------------------
+
+    def message(
+        self,
+        session_id: int,
+        *,
+        seq: int,
+        external_id: str,
+        role: str,
+        kind: str,
+        text: str | None = None,
+        at: str | None = None,
+        tool_name: str | None = None,
+        tool_use_id: str | None = None,
+        is_error: bool = False,
+        model: str | None = None,
+        message_key: str | None = None,
+        tokens: Iterable[int] | None = None,
+        parent_external_id: str | None = None,
+        raw: Any = None,
+        source_ref: str | None = None,
+    ) -> int | None:
+        """Append one transcript entry; None if ``(session, external_id)`` exists already
+        (re-imports are no-ops). ``tokens`` is (input, output, cache_read, cache_write)."""
+        counts = tuple(int(t or 0) for t in tokens) if tokens is not None else (0, 0, 0, 0)
+        cursor = self.conn.execute(
+            "INSERT INTO messages (session_id, seq, at, role, kind, text, tool_name, tool_use_id,"
+            " is_error, model, message_key, input_tokens, output_tokens, cache_read_tokens,"
+            " cache_write_tokens, external_id, parent_external_id, raw, source_ref)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (session_id, external_id) DO NOTHING",
+            (
+                session_id,
+                seq,
+                at,
+                role,
+                kind,
+                self.text("text", text),
+                self.text("tool_name", tool_name, content=False),
+                self.text("tool_use_id", tool_use_id, content=False),
+                1 if is_error else 0,
+                self.text("model", model, content=False),
+                self.text("message_key", message_key, content=False),
+                *counts,
+                self.text("external_id", external_id, content=False),
+                self.text("parent_external_id", parent_external_id, content=False),
+                self.json("raw", raw),
+                source_ref,
+            ),
+        )
+        if not cursor.rowcount:
+            self._pending.clear()
+            return None
+        row_id = int(cursor.lastrowid or 0)
+        self._record_redactions("messages", row_id)
+        return row_id
+
+    def message_tokens(self, session_id: int, message_key: str, tokens: Iterable[int]) -> None:
+        """Raise the usage recorded on a response's first block to ``tokens`` (later lines
+        of one streamed response repeat and grow its usage; it is counted once)."""
+        values = [int(t or 0) for t in tokens]
+        self.conn.execute(
+            "UPDATE messages SET input_tokens = max(input_tokens, ?), output_tokens ="
+            " max(output_tokens, ?), cache_read_tokens = max(cache_read_tokens, ?),"
+            " cache_write_tokens = max(cache_write_tokens, ?) WHERE id = (SELECT min(id) FROM"
+            " messages WHERE session_id = ? AND message_key = ?)",
+            (*values, session_id, message_key),
+        )
+
+    def session_totals_from_messages(self, session_id: int) -> None:
+        """Raise a session's token totals and counters to what its messages say."""
+        row = self.conn.execute(
+            "SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),"
+            " coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),"
+            " count(*) FILTER (WHERE kind = 'tool_use'),"
+            " count(*) FILTER (WHERE kind = 'tool_result' AND is_error),"
+            " count(*) FILTER (WHERE role = 'user' AND kind = 'text'),"
+            " min(at), max(at) FROM messages WHERE session_id = ?",
+            (session_id,),
+        ).fetchone()
+        self.raise_counts(
+            session_id,
+            input_tokens=row[0],
+            output_tokens=row[1],
+            cache_read_tokens=row[2],
+            cache_write_tokens=row[3],
+            tool_calls=row[4],
+            failures=row[5],
+            prompts=row[6],
+        )
+        if row[7]:
+            self.conn.execute(
+                "UPDATE sessions SET started_at = min(started_at, ?),"
+                " last_seen_at = max(coalesce(last_seen_at, ?), ?) WHERE id = ?",
+                (row[7], row[8], row[8], session_id),
+            )
+
+
+def elide(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes by removing its middle (a transcript
+    entry larger than a field may hold keeps its head and tail, and says what was cut)."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    keep = max(0, (limit - 64) // 2)
+    head = data[:keep].decode("utf-8", "ignore")
+    tail = data[len(data) - keep :].decode("utf-8", "ignore")
+    return f"{head}\n[… {len(data) - 2 * keep:,} bytes elided by agentkeep …]\n{tail}"
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
