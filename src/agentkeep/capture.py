@@ -20,7 +20,6 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
-    import sqlite3
     from collections.abc import Iterable
     from typing import Any
 
@@ -121,7 +120,7 @@ class Writer:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Any,  # sqlite3.Connection or backend.sqlite.Connection (execute/executemany)
         root: str,
         *,
         policy: str = DEFAULT_POLICY,
@@ -157,7 +156,7 @@ class Writer:
                 f"{column} is {size:,} bytes; the limit is {limit or self.max_field_bytes:,}"
             )
 
-    def text(self, column: str, value: str | None, *, content: bool = True) -> str | None:
+    def text(self, column: str, value: object, *, content: bool = True) -> str | None:
         """Validate and redact one text for ``column``. ``content`` texts (what the agent or
         user said or did) are dropped under the metadata policy; names and ids are kept."""
         if value is None or (content and not self.keeps_text):
@@ -174,6 +173,7 @@ class Writer:
             value = elide(value, self.max_field_bytes)
         self._check(column, value)
         try:
+            clean: str
             clean, counts = _redactor().redact_text(value)
         except Exception as exc:  # fail closed: nothing is stored
             raise CaptureError(f"the redactor failed on {column}") from exc
@@ -225,7 +225,8 @@ class Writer:
     def _event(self, entity: str, entity_id: int, kind: str, data: dict[str, Any]) -> None:
         doc = self.json("data", data, content=False) or "{}"
         cursor = self.conn.execute(
-            "INSERT INTO events (at, actor, entity, entity_id, kind, data) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (at, actor, entity, entity_id, kind, data)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             (self.now, self.actor, entity, entity_id, kind, doc),
         )
         self._record_redactions("events", cursor.lastrowid)
@@ -269,7 +270,8 @@ class Writer:
         at = started_at or self.now
         cursor = self.conn.execute(
             "INSERT INTO sessions (agent_id, source, external_id, status, started_at, model, cwd,"
-            " title, parent_id, capture, last_seen_at) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+            " title, parent_id, capture, last_seen_at)"
+            " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
             (
                 agent_id,
                 source,
@@ -321,9 +323,9 @@ class Writer:
         each delivery once (duplicates never reach here)."""
         sets = [f"{name} = {name} + ?" for name in counts if name in COUNTER_COLUMNS]
         values: list[Any] = [counts[name] for name in counts if name in COUNTER_COLUMNS]
+        sets.append("last_seen_at = max(coalesce(last_seen_at, ?), ?)")
         self.conn.execute(
-            f"UPDATE sessions SET {', '.join([*sets, 'last_seen_at = max(coalesce(last_seen_at, ?), ?)'])}"
-            " WHERE id = ?",
+            f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?",
             (*values, at or self.now, at or self.now, session_id),
         )
         self.conn.execute(
@@ -354,8 +356,8 @@ class Writer:
         """Mark a session ended (idempotent: an ended session keeps its first end)."""
         at = at or self.now
         cursor = self.conn.execute(
-            "UPDATE sessions SET status = ?, ended_at = ?, last_seen_at = max(coalesce(last_seen_at, ?), ?)"
-            " WHERE id = ? AND status = 'running'",
+            "UPDATE sessions SET status = ?, ended_at = ?,"
+            " last_seen_at = max(coalesce(last_seen_at, ?), ?) WHERE id = ? AND status = 'running'",
             (status, at, at, at, session_id),
         )
         if cursor.rowcount:
@@ -396,7 +398,8 @@ class Writer:
         cursor = self.conn.execute(
             "INSERT INTO captures (at, source, event, vendor_event, session_id, turn_id, tool_name,"
             " tool_use_id, cwd, exit_code, duration_ms, payload, artifact_id, dedupe_key)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (dedupe_key) DO NOTHING",
             (
                 at or self.now,
                 source,
