@@ -424,6 +424,34 @@ class Writer:
         self._record_redactions("captures", row_id)
         return row_id
 
+    # -- metrics ----------------------------------------------------------------------------
+
+    def metric(
+        self,
+        name: str,
+        value: float,
+        *,
+        at: str | None = None,
+        labels: dict[str, str] | None = None,
+        session_id: int | None = None,
+    ) -> int:
+        """Append one observation (token counts, costs, timings from a tool's history)."""
+        if value != value or value in (float("inf"), float("-inf")):
+            raise CaptureError(f"metric {name!r} is not a finite number")
+        cursor = self.conn.execute(
+            "INSERT INTO metrics (name, value, labels, at, session_id) VALUES (?, ?, ?, ?, ?)",
+            (
+                self.text("name", name, content=False),
+                float(value),
+                self.json("labels", labels or {}, content=False),
+                at or self.now,
+                session_id,
+            ),
+        )
+        row_id = int(cursor.lastrowid or 0)
+        self._record_redactions("metrics", row_id)
+        return row_id
+
     # -- transcript entries ---------------------------------------------------------------
 
     def message(
