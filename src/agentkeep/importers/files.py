@@ -33,10 +33,9 @@ _CHUNK = 1024 * 1024
 
 def open_source(path: Path) -> IO[bytes]:
     """The file's bytes, decompressed if it is zstd (``.zst``)."""
-    raw = path.open("rb")
     if path.suffix == ".zst":
-        return zstd().ZstdFile(raw, "rb")  # type: ignore[no-any-return]
-    return raw
+        return zstd().ZstdFile(path, "rb")  # type: ignore[no-any-return]
+    return path.open("rb")
 
 
 def file_key(path: Path, root: Path) -> str:
