@@ -165,9 +165,8 @@ class Writer:
             value = str(value)
         # Lone surrogates (from invalid UTF-8 decoded with surrogateescape) cannot be
         # stored as text; they become U+FFFD like any other undecodable byte.
-        value = (
-            value.encode("utf-8", "replace").decode("utf-8") if _has_surrogates(value) else value
-        )
+        if _has_surrogates(value):
+            value = _without_surrogates(value)
         value = value.replace("\x00", "\ufffd")
         if content and len(value) > self.max_field_bytes // 4:
             value = elide(value, self.max_field_bytes)
@@ -568,6 +567,15 @@ def _has_surrogates(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def _without_surrogates(text: str) -> str:
+    """Undecodable bytes (kept as lone surrogates by ``surrogateescape``) and stray UTF-16
+    surrogates from JSON escapes become U+FFFD."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _finite(value: Any) -> Any:

@@ -1,0 +1,174 @@
+"""capture.Writer, the one writer of hook deliveries, transcripts and outside sessions:
+redaction, the capture policies, dedupe, counters that converge, and schema v3."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import agentkeep
+from agentkeep import capture, migrations
+from agentkeep.capture import CaptureError, Writer
+from secretgen import generate
+
+
+def test_schema_versions_agree() -> None:
+    assert capture.SCHEMA_VERSION == migrations.SCHEMA_VERSION
+
+
+def test_text_is_redacted_and_recorded(store: agentkeep.Store) -> None:
+    secret = generate()["github-classic"][0]
+    with store.transaction() as tx:
+        w = store.capture_writer(tx)
+        sid = w.session("claude", "sess-0001", cwd=str(store.root / "sub"))
+        w.message(sid, seq=1, external_id="m1", role="user", kind="text", text=f"use {secret}")
+        w.capture(
+            source="claude",
+            event="tool_post",
+            dedupe_key="k",
+            session_id=sid,
+            payload={"tool_input": {"command": f"curl -H 'token: {secret}'"}},
+        )
+    dump = "\n".join(store._conn.raw.iterdump())
+    assert secret not in dump
+    rules = store._rows("SELECT entity, field FROM redactions ORDER BY id")
+    assert [(r["entity"], r["field"]) for r in rules] == [
+        ("messages", "text"),
+        ("captures", "payload"),
+    ]
+    session = store._row("SELECT cwd, source, capture FROM sessions")
+    assert session is not None
+    assert (session["cwd"], session["capture"]) == ("sub", "full")  # relative, never absolute
+
+
+def test_metadata_policy_keeps_counts_not_text(store: agentkeep.Store) -> None:
+    with store.transaction() as tx:
+        w = store.capture_writer(tx, policy="metadata")
+        sid = w.session("codex", "t-1", title="secret plans", model="gpt-x")
+        w.message(
+            sid,
+            seq=1,
+            external_id="a",
+            role="assistant",
+            kind="tool_use",
+            text="rm -rf /",
+            tool_name="shell",
+            tokens=(10, 5, 2, 0),
+        )
+        w.capture(source="codex", event="prompt", dedupe_key="p", session_id=sid, payload={"p": 1})
+        w.session_totals_from_messages(sid)
+    row = store._row("SELECT title, model, input_tokens, tool_calls, capture FROM sessions")
+    assert row is not None
+    assert tuple(row) == (None, "gpt-x", 10, 1, "metadata")
+    message = store._row("SELECT text, tool_name FROM messages")
+    assert message is not None and tuple(message) == (None, "shell")
+    capture_row = store._row("SELECT payload FROM captures")
+    assert capture_row is not None and capture_row["payload"] is None
+    assert store._rows("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'rm'") == []
+
+
+def test_duplicates_are_no_ops(store: agentkeep.Store) -> None:
+    with store.transaction() as tx:
+        w = store.capture_writer(tx)
+        sid = w.session("claude", "s")
+        assert w.session("claude", "s") == sid
+        assert w.capture(source="claude", event="x", dedupe_key="k", session_id=sid) is not None
+        assert w.capture(source="claude", event="x", dedupe_key="k", session_id=sid) is None
+        first = w.message(sid, seq=1, external_id="e", role="user", kind="text", text="hi")
+        assert first is not None
+        assert w.message(sid, seq=2, external_id="e", role="user", kind="text", text="x") is None
+    assert store._count("SELECT count(*) FROM captures") == 1
+    assert store._row("SELECT text FROM messages")["text"] == "hi"  # type: ignore[index]
+
+
+def test_hook_and_importer_counts_converge(store: agentkeep.Store) -> None:
+    with store.transaction() as tx:
+        w = store.capture_writer(tx)
+        sid = w.session("claude", "s")
+        w.bump(sid, tool_calls=1)
+        w.bump(sid, tool_calls=1, failures=1)
+        for i in range(2):
+            w.message(sid, seq=i, external_id=f"t{i}", role="assistant", kind="tool_use")
+        w.session_totals_from_messages(sid)  # the importer sees the same two calls
+        w.bump(sid, tool_calls=1)  # a third call reported live
+    row = store._row("SELECT tool_calls, failures FROM sessions")
+    assert row is not None and tuple(row) == (3, 1)
+
+
+def test_usage_of_a_split_response_counts_once(store: agentkeep.Store) -> None:
+    with store.transaction() as tx:
+        w = store.capture_writer(tx)
+        sid = w.session("claude", "s")
+        w.message(
+            sid,
+            seq=1,
+            external_id="u:0",
+            role="assistant",
+            kind="thinking",
+            message_key="msg|req",
+            tokens=(100, 1, 50, 0),
+        )
+        w.message(
+            sid, seq=2, external_id="v:0", role="assistant", kind="text", message_key="msg|req"
+        )
+        w.message_tokens(sid, "msg|req", (100, 40, 50, 0))
+        w.session_totals_from_messages(sid)
+    row = store._row("SELECT input_tokens, output_tokens, cache_read_tokens FROM sessions")
+    assert row is not None and tuple(row) == (100, 40, 50)
+
+
+def test_nan_surrogates_nul_and_oversize_text(store: agentkeep.Store) -> None:
+    with store.transaction() as tx:
+        w = store.capture_writer(tx)
+        sid = w.session("claude", "s")
+        w.capture(
+            source="claude",
+            event="x",
+            dedupe_key="n",
+            payload={"v": float("nan"), "w": [float("inf")]},
+        )
+        w.message(
+            sid, seq=1, external_id="b", role="tool", kind="tool_result", text="bad \udcff byte\x00"
+        )
+        w.message(
+            sid, seq=2, external_id="big", role="tool", kind="tool_result", text="x" * (3 << 20)
+        )
+    assert store._row("SELECT payload FROM captures")["payload"] == '{"v": null, "w": [null]}'  # type: ignore[index]
+    texts = [r["text"] for r in store._rows("SELECT text FROM messages ORDER BY seq")]
+    assert texts[0] == "bad \ufffd byte\ufffd"
+    assert len(texts[1].encode()) <= 1_048_576 and "bytes elided by agentkeep" in texts[1]
+
+
+def test_identifier_too_large_is_refused(store: agentkeep.Store) -> None:
+    with pytest.raises(CaptureError), store.transaction() as tx:
+        w = store.capture_writer(tx)
+        w.session("claude", "s", model="m" * (2 << 20))
+    assert store._count("SELECT count(*) FROM sessions") == 0  # the transaction rolled back
+
+
+def test_writer_refuses_unknown_policy(store: agentkeep.Store) -> None:
+    with pytest.raises(CaptureError):
+        Writer(store._conn, str(store.root), policy="everything")
+
+
+def test_v2_store_gains_search_over_existing_notes_and_tasks(tmp_path: Path) -> None:
+    """Migration 3 indexes the notes and tasks a store already has."""
+    db = tmp_path / "v2.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    for migration in migrations.MIGRATIONS[:2]:
+        conn.executescript(migration.sql)
+    conn.execute(
+        "INSERT INTO tasks (title, body, created_at, updated_at) VALUES"
+        " ('Fix the uploader', 'retries', 't', 't')"
+    )
+    conn.execute("INSERT INTO notes (kind, body, created_at) VALUES ('handoff', 'flaky e2e', 't')")
+    conn.executescript(migrations.MIGRATIONS[2].sql)
+    assert conn.execute(
+        "SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH 'upload*'"
+    ).fetchall() == [(1,)]
+    assert conn.execute("SELECT rowid FROM notes_fts WHERE notes_fts MATCH 'flaky'").fetchall() == [
+        (1,)
+    ]
+    conn.close()
