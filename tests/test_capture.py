@@ -11,6 +11,7 @@ import pytest
 import agentkeep
 from agentkeep import capture, migrations
 from agentkeep.capture import CaptureError, Writer
+
 from secretgen import generate
 
 

@@ -117,7 +117,8 @@ def _import(store: agentkeep.Store, path: Path) -> int:
 
 
 def _rows(store: agentkeep.Store) -> list[tuple[str, str]]:
-    return [(r["external_id"], r["text"]) for r in store._rows("SELECT * FROM messages ORDER BY seq")]
+    rows = store._rows("SELECT * FROM messages ORDER BY seq")
+    return [(r["external_id"], r["text"]) for r in rows]
 
 
 def test_driver_is_incremental_and_idempotent(store: agentkeep.Store, tmp_path: Path) -> None:
