@@ -12,6 +12,7 @@ import agentkeep
 from agentkeep import capture, migrations
 from agentkeep.capture import CaptureError, Writer
 
+from conftest import git
 from secretgen import generate
 
 
@@ -173,3 +174,32 @@ def test_v2_store_gains_search_over_existing_notes_and_tasks(tmp_path: Path) -> 
         (1,)
     ]
     conn.close()
+
+
+def test_bundles_carry_transcripts_and_captures(store: agentkeep.Store, tmp_path: Path) -> None:
+    from agentkeep.bundles import export_bundle, import_bundle
+
+    with store.transaction() as tx:
+        w = store.capture_writer(tx)
+        parent = w.session("claude", "p-1")
+        child = w.session("claude", "p-1:agent-a", parent_id=parent)
+        for sid in (parent, child):
+            w.message(sid, seq=1, external_id="u:0", role="user", kind="text", text="hello")
+        w.capture(source="claude", event="prompt", dedupe_key="d1", session_id=parent, payload={})
+    bundle = tmp_path / "b.tar"
+    export_bundle(store, bundle, session_ids=[parent, child])
+    other_root = tmp_path / "other"
+    other_root.mkdir()
+    git(other_root, "init", "-q", "-b", "main")
+    agentkeep.init_store(other_root)
+    other = agentkeep.open(other_root)
+    try:
+        first = import_bundle(other, bundle)
+        assert first.created["messages"] == 2 and first.created["captures"] == 1
+        assert first.created["sessions"] == 2
+        again = import_bundle(other, bundle)
+        assert sum(again.created.values()) == 0
+        linked = other._row("SELECT parent_id FROM sessions WHERE external_id = 'p-1:agent-a'")
+        assert linked is not None and linked["parent_id"] is not None
+    finally:
+        other.close()

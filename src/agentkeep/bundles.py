@@ -159,7 +159,7 @@ TABLES: tuple[Table, ...] = (
     Table(
         "sessions",
         ("id",),
-        {"agent_id": "agents", "task_id": "tasks"},
+        {"agent_id": "agents", "task_id": "tasks", "parent_id": "sessions"},
         json=("command",),
         local=("pid", "host"),
         entity="session",
@@ -187,6 +187,15 @@ TABLES: tuple[Table, ...] = (
         {"session_id": "sessions", "agent_id": "agents"},
         json=("labels",),
         entity="metric",
+    ),
+    # Transcripts and hook deliveries travel with their sessions. Import cursors do not:
+    # they describe this machine's agent-tool files.
+    Table("messages", ("id",), {"session_id": "sessions"}, json=("raw",)),
+    Table(
+        "captures",
+        ("id",),
+        {"session_id": "sessions", "artifact_id": "artifacts"},
+        json=("payload",),
     ),
     Table("events", ("seq",), {"undoes": "events"}, json=("data",)),
 )
@@ -691,7 +700,8 @@ def _select_roots(sel: _Selection, session_ids: Sequence[int], task_ids: Sequenc
     for table in ("notes", "artifacts"):
         sel.fetch(table, "session_id IN ?", sessions)
         sel.fetch(table, "task_id IN ?", task_ids)
-    sel.fetch("metrics", "session_id IN ?", sessions)
+    for table in ("metrics", "messages", "captures"):
+        sel.fetch(table, "session_id IN ?", sessions)
     sel.fetch("task_deps", "task_id IN ? OR depends_on IN ?", task_ids)
     sel.close_over_references()
 
@@ -1110,7 +1120,7 @@ class _Importer:
                 unknown = set(record) - self.columns[spec.name]
                 if unknown:
                     raise InvalidInput(f"bundle {spec.name} record has unknown {sorted(unknown)}")
-            if spec.name == "tasks":
+            if spec.name in ("tasks", "sessions"):
                 records = _parents_first(records)
             handler = getattr(self, f"_import_{spec.name}", None)
             for record in records:
@@ -1351,17 +1361,21 @@ _NATURAL_KEYS = {
     "sessions": "source, external_id",
     "worktrees": "path",
     "streams": "session_id, name",
+    "messages": "session_id, external_id",
+    "captures": "dedupe_key",
 }
 _NATURAL_SQL = {
     "agents": "SELECT id FROM agents WHERE name = ?",
     "sessions": "SELECT id FROM sessions WHERE source = ? AND external_id = ?",
     "worktrees": "SELECT id FROM worktrees WHERE path = ? AND status = 'active'",
     "streams": "SELECT id FROM streams WHERE session_id = ? AND name = ?",
+    "messages": "SELECT id FROM messages WHERE session_id = ? AND external_id = ?",
+    "captures": "SELECT id FROM captures WHERE dedupe_key = ?",
 }
 
 
 def _parents_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tasks ordered so that a parent comes before its sub-tasks."""
+    """Tasks (or sessions) ordered so that a parent comes before its children."""
     by_id = {r["id"]: r for r in records}
     done: set[Any] = set()
     out: list[dict[str, Any]] = []
@@ -1370,7 +1384,7 @@ def _parents_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if record["id"] in done:
             return
         if depth > len(records):
-            raise InvalidInput("bundle tasks have a parent cycle")
+            raise InvalidInput("bundle records have a parent cycle")
         parent = by_id.get(record.get("parent_id"))
         if parent is not None:
             visit(parent, depth + 1)
