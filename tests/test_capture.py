@@ -203,3 +203,25 @@ def test_bundles_carry_transcripts_and_captures(store: agentkeep.Store, tmp_path
         assert linked is not None and linked["parent_id"] is not None
     finally:
         other.close()
+
+
+def test_gc_of_a_spilled_payload_keeps_the_capture(store: agentkeep.Store) -> None:
+    from agentkeep.retention import apply_gc
+
+    spill = store.spill_payload("x" * 200_000, limit=1024)
+    assert spill.artifact_id is not None
+    with store.transaction() as tx:
+        w = store.capture_writer(tx)
+        w.capture(
+            source="claude",
+            event="tool_post",
+            dedupe_key="big",
+            payload={"preview": spill.text},
+            artifact_id=spill.artifact_id,
+        )
+        tx.execute("UPDATE artifacts SET created_at = '2000-01-01T00:00:00.000Z'")
+    with agentkeep.open(store.root, config={"retention.payload.max_age_days": 1}) as aged:
+        result = apply_gc(aged)
+        assert [item.what for item in result.plan.items] == ["artifact", "object"]
+        row = aged._row("SELECT artifact_id, payload FROM captures")
+    assert row is not None and row["artifact_id"] is None and "preview" in row["payload"]

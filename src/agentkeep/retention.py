@@ -449,6 +449,10 @@ def _delete_rows(store: Store, plan: GcPlan) -> None:
                     "DELETE FROM streams WHERE id = ? AND status = 'sealed'", (item.id,)
                 )
             elif item.what == "artifact":
+                # A hook capture keeps its preview when its spilled payload expires.
+                tx.execute(
+                    "UPDATE captures SET artifact_id = NULL WHERE artifact_id = ?", (item.id,)
+                )
                 done = tx.execute("DELETE FROM artifacts WHERE id = ?", (item.id,))
             else:
                 done = tx.execute(
