@@ -54,8 +54,14 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
+    Span = tuple[int, int]
+    Extractor = Callable[[re.Match[str], str], Span | None]
 
 __all__ = [
     "REDACTION_MARKER_PREFIX",
@@ -66,13 +72,83 @@ __all__ = [
 
 REDACTION_MARKER_PREFIX = "[REDACTED:"
 
-Span = tuple[int, int]
-Extractor = Callable[["re.Match[str]", str], "Span | None"]
-
 _A = re.ASCII
 
 
-@dataclass(frozen=True)
+class LazyPattern:
+    """A regular expression compiled on first use.
+
+    Compiling the ~40 patterns of this module takes about 10 ms, more than a hook process
+    may spend on everything (DESIGN.md principle 10); most processes need two or three of
+    them, picked by the keyword gates. After the first use, ``search``/``match``/
+    ``fullmatch``/``finditer`` are the compiled pattern's own bound methods (stored on the
+    instance), so a hot loop pays nothing for the laziness.
+    """
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern = pattern
+        self.flags = flags
+
+    def compiled(self) -> re.Pattern[str]:
+        """The compiled pattern (compiled once)."""
+        found: re.Pattern[str] | None = self.__dict__.get("_compiled")
+        if found is None:
+            found = re.compile(self.pattern, self.flags)
+            attrs = self.__dict__
+            attrs["_compiled"] = found
+            attrs["search"] = found.search
+            attrs["match"] = found.match
+            attrs["fullmatch"] = found.fullmatch
+            attrs["finditer"] = found.finditer
+        return found
+
+    def __getattr__(self, name: str) -> Any:  # only for names the instance does not hold
+        if name.startswith("__") or name == "_compiled":
+            raise AttributeError(name)
+        return getattr(self.compiled(), name)
+
+    def __repr__(self) -> str:
+        return f"LazyPattern({self.pattern!r}, {self.flags!r})"
+
+    if TYPE_CHECKING:  # the compiled pattern's methods, reached through __getattr__
+
+        def search(self, string: str, pos: int = ..., endpos: int = ...) -> re.Match[str] | None:
+            ...
+
+        def match(self, string: str, pos: int = ..., endpos: int = ...) -> re.Match[str] | None:
+            ...
+
+        def fullmatch(
+            self, string: str, pos: int = ..., endpos: int = ...
+        ) -> re.Match[str] | None: ...
+
+        def finditer(
+            self, string: str, pos: int = ..., endpos: int = ...
+        ) -> Iterator[re.Match[str]]: ...
+
+
+def _lazy(pattern: str, flags: int = 0) -> LazyPattern:
+    return LazyPattern(pattern, flags)
+
+
+def _compiled(pattern: re.Pattern[str] | LazyPattern) -> re.Pattern[str]:
+    return pattern.compiled() if isinstance(pattern, LazyPattern) else pattern
+
+
+_RULE_FIELDS = (
+    "id",
+    "description",
+    "keywords",
+    "patterns",
+    "entropy",
+    "ignore_case",
+    "secret_group",
+    "extract",
+    "priority",
+    "context_before",
+)
+
+
 class Rule:
     """One kind of secret: how to find it and which part of a match is the secret.
 
@@ -84,23 +160,116 @@ class Rule:
     secret. Where matches of two rules overlap, the one with the higher ``priority`` names
     the merged span. ``context_before`` is how far before a match the text that makes it a
     match can start (a variable name, a lookbehind); the stream redactor never cuts there.
+
+    Immutable, compared by value, like a frozen dataclass (which it was: a plain class
+    keeps ``dataclasses`` and its 8 ms of imports off the hook path). ``patterns`` may be
+    given compiled or as :class:`LazyPattern`; they are compiled on first access.
     """
+
+    __slots__ = (
+        "_compiled_patterns",
+        "context_before",
+        "description",
+        "entropy",
+        "extract",
+        "id",
+        "ignore_case",
+        "keywords",
+        "lazy_patterns",
+        "priority",
+        "secret_group",
+    )
+    __match_args__ = _RULE_FIELDS
 
     id: str
     description: str
     keywords: tuple[str, ...]
-    patterns: tuple[re.Pattern[str], ...]
-    entropy: float | None = None
-    ignore_case: bool = False
-    secret_group: int | str = 0
-    extract: Extractor | None = None
-    priority: int = 40
-    context_before: int = 4
+    lazy_patterns: tuple[re.Pattern[str] | LazyPattern, ...]
+    entropy: float | None
+    ignore_case: bool
+    secret_group: int | str
+    extract: Extractor | None
+    priority: int
+    context_before: int
+
+    def __init__(
+        self,
+        id: str,
+        description: str,
+        keywords: tuple[str, ...],
+        patterns: tuple[re.Pattern[str] | LazyPattern, ...],
+        entropy: float | None = None,
+        ignore_case: bool = False,
+        secret_group: int | str = 0,
+        extract: Extractor | None = None,
+        priority: int = 40,
+        context_before: int = 4,
+    ) -> None:
+        init = object.__setattr__
+        init(self, "id", id)
+        init(self, "description", description)
+        init(self, "keywords", keywords)
+        init(self, "lazy_patterns", tuple(patterns))
+        init(self, "entropy", entropy)
+        init(self, "ignore_case", ignore_case)
+        init(self, "secret_group", secret_group)
+        init(self, "extract", extract)
+        init(self, "priority", priority)
+        init(self, "context_before", context_before)
+        init(self, "_compiled_patterns", None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    @property
+    def patterns(self) -> tuple[re.Pattern[str], ...]:
+        """The rule's patterns, compiled."""
+        compiled: tuple[re.Pattern[str], ...] | None = self._compiled_patterns
+        if compiled is None:
+            compiled = tuple(_compiled(p) for p in self.lazy_patterns)
+            object.__setattr__(self, "_compiled_patterns", compiled)
+        return compiled
 
     @property
     def pattern(self) -> re.Pattern[str]:
         """The rule's main pattern (the first of ``patterns``)."""
         return self.patterns[0]
+
+    def _fields(self) -> tuple[object, ...]:
+        sources = tuple((p.pattern, p.flags) for p in self.lazy_patterns)
+        return (
+            self.id,
+            self.description,
+            self.keywords,
+            sources,
+            self.entropy,
+            self.ignore_case,
+            self.secret_group,
+            self.extract,
+            self.priority,
+            self.context_before,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Rule)
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        shown = [
+            (name, value)
+            for name, value in zip(_RULE_FIELDS, self._fields(), strict=True)
+            if name != "patterns"
+        ]
+        shown.insert(3, ("patterns", self.lazy_patterns))
+        return f"Rule({', '.join(f'{name}={value!r}' for name, value in shown)})"
 
     def claim(self, match: re.Match[str], text: str) -> Span | None:
         """The span of ``text`` this rule redacts for ``match``, or ``None``."""
@@ -132,7 +301,7 @@ def shannon_entropy(value: str) -> float:
 
 # Templates and obvious placeholders: $VAR, ${VAR}, $(cmd), %VAR%, {{ x }}, {x}, <x>, [x],
 # #{x}, @x@, ***, xxx, "changeme", "your_key_here", ...
-_PLACEHOLDER = re.compile(
+_PLACEHOLDER = _lazy(
     r"\$[A-Za-z_]\w*|\$\{[^{}]*\}|\$\(.*\)|%\w+%|\{\{.*\}\}|\{[\w.]*\}|<[^<>]*>|\[[^\[\]]*\]"
     r"|#\{.*\}|@\w+@|\*+|x+|\.+|-+|_+|#+|\?+|0+"
     r"|(?:your|my|the|some)[_-].*|.*[_-](?:here|goes[_-]here|placeholder)"
@@ -141,16 +310,16 @@ _PLACEHOLDER = re.compile(
     r"|none|null|nil|true|false|undefined|empty|todo|tbd|n/a|xxx.*|\.\.\.",
     _A | re.IGNORECASE,
 )
-_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}://", _A)
-_NUMBER = re.compile(r"[+-]?\d+(?:[.,_]\d+)*(?:e[+-]?\d+)?[kmgtKMGT%]?")
+_URL_START = _lazy(r"[A-Za-z][A-Za-z0-9+.-]{0,30}://", _A)
+_NUMBER = _lazy(r"[+-]?\d+(?:[.,_]\d+)*(?:e[+-]?\d+)?[kmgtKMGT%]?")
 # Identifiers and words without digits: snake_case, kebab-case, dotted.paths, UPPER_SNAKE,
 # camelCase, PascalCase, each part a word of one case (or one capital and then lower case).
 # Random secrets almost never have this shape; "qwQJmaX" (mixed case at random) is not one.
 _WORD = r"(?:_*(?:[a-z]+|[A-Z]+|[A-Za-z][a-z]+(?:[A-Z][a-z]+)*)(?:_+[A-Za-z]+)*_*)"
-_IDENTIFIER = re.compile(rf"{_WORD}(?:[.-]{_WORD})*", _A)
+_IDENTIFIER = _lazy(rf"{_WORD}(?:[.-]{_WORD})*", _A)
 # Absolute paths under well-known roots, home/relative paths, Windows paths, and relative
 # paths that end in a file name with an all-letter extension (src/app/main.py).
-_PATH = re.compile(
+_PATH = _lazy(
     r"/(?:bin|etc|home|opt|tmp|usr|var|Users|root|srv|mnt|proc|sys|dev|run|workspace|work|app"
     r"|data|private|Library|Applications|System|Volumes|nix|snap)(?:/\S*)?"
     r"|~/\S*|\.{1,2}/\S*|[A-Za-z]:[\\/]\S*|(?:[\w.@+-]+/)+[\w@+-]+\.[A-Za-z]{1,6}",
@@ -194,12 +363,12 @@ def plausible_secret_value(value: str, *, password_like: bool = False) -> bool:
 
 # --- token formats ----------------------------------------------------------------------------
 
-_AWS_ACCESS_KEY = re.compile(
+_AWS_ACCESS_KEY = _lazy(
     r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?![A-Za-z0-9])",
     _A,
 )
 
-_GITHUB = re.compile(
+_GITHUB = _lazy(
     r"g(?:h(?P<kind>[pousr])_[0-9A-Za-z]{36,255}+|ithub_pat_[0-9A-Za-z_]{82,255}+)",
     _A,
 )
@@ -217,12 +386,12 @@ def _group_in(group: str, accepted: str | None) -> Extractor:
     return extract
 
 
-_GITLAB_PAT = re.compile(r"glpat-[0-9A-Za-z_-]{20,300}+(?:\.[0-9a-z]{2,20}+)?", _A)
+_GITLAB_PAT = _lazy(r"glpat-[0-9A-Za-z_-]{20,300}+(?:\.[0-9a-z]{2,20}+)?", _A)
 
 # sk- keys: OpenAI (sk-proj-, sk-svcacct-, sk-admin-, legacy sk-...T3BlbkFJ...), Anthropic
 # (sk-ant-api03-, sk-ant-admin01-). Other sk- keys need a word boundary before them, which
 # skips "task-", "disk-", "risk-" ... but not a JSON escape such as "\nsk-".
-_SK = re.compile(
+_SK = _lazy(
     r"sk-(?:(?=(?:proj|svcacct|admin|ant)-)|(?<![A-Za-z0-9]sk-)|(?<=\\[nrt]sk-))[\w-]{20,500}+",
     _A,
 )
@@ -258,7 +427,7 @@ def _openai(match: re.Match[str], text: str) -> Span | None:
     return None
 
 
-_SLACK = re.compile(
+_SLACK = _lazy(
     r"x(?:ox(?P<kind>[a-z])(?P<config>\.xox[a-z])?-[0-9A-Za-z-]{10,500}+"
     r"|app-\d-[0-9A-Za-z-]{10,500}+)",
     _A,
@@ -269,18 +438,18 @@ def _slack_config(match: re.Match[str], text: str) -> Span | None:
     return match.span() if match.group("config") is not None else None
 
 
-_SLACK_WEBHOOK = re.compile(
+_SLACK_WEBHOOK = _lazy(
     r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[A-Za-z0-9+/_-]{20,300}+)",
     _A,
 )
-_GCP_API_KEY = re.compile(r"AIza[\w-]{35,100}+", _A)
-_HUGGINGFACE = re.compile(r"hf_[A-Za-z0-9]{34,100}+", _A)
-_NPM = re.compile(r"npm_[A-Za-z0-9]{36,100}+", _A)
-_PYPI = re.compile(r"pypi-AgEIcHlwaS5vcmc[\w-]{50,1000}+", _A)
+_GCP_API_KEY = _lazy(r"AIza[\w-]{35,100}+", _A)
+_HUGGINGFACE = _lazy(r"hf_[A-Za-z0-9]{34,100}+", _A)
+_NPM = _lazy(r"npm_[A-Za-z0-9]{36,100}+", _A)
+_PYPI = _lazy(r"pypi-AgEIcHlwaS5vcmc[\w-]{50,1000}+", _A)
 # Secret and restricted Stripe keys. The pattern starts at "k_" so that re can use the
 # literal prefix; the lookbehinds require an "s" or "r" before it and no word character
 # before that (so "task_test_..." is not a key).
-_STRIPE = re.compile(
+_STRIPE = _lazy(
     r"k_(?<=[rs]k_)(?:(?<![A-Za-z0-9_][rs]k_)|(?<=\\[nrt][rs]k_))"
     r"(?:live|test|prod)_[A-Za-z0-9]{10,255}+",
     _A,
@@ -291,16 +460,16 @@ def _stripe(match: re.Match[str], text: str) -> Span | None:
     return match.start() - 1, match.end()
 
 
-_JWT = re.compile(
+_JWT = _lazy(
     r"eyJ(?:(?<![\w-]eyJ)|(?<=\\[nrt]eyJ))[\w-]{8,2000}+\.eyJ[\w-]{8,6000}+\.[\w-]{0,1000}+",
     _A,
 )
 
 # --- private keys (PEM and friends) ------------------------------------------------------------
 
-_PEM_BEGIN = re.compile(r"-----begin[ a-z0-9_-]{0,100}?private key(?: block)?-----", _A)
-_PEM_END = re.compile(r"-----end[ a-z0-9_-]{0,100}?-----", _A)
-_BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{0,16}", _A)
+_PEM_BEGIN = _lazy(r"-----begin[ a-z0-9_-]{0,100}?private key(?: block)?-----", _A)
+_PEM_END = _lazy(r"-----end[ a-z0-9_-]{0,100}?-----", _A)
+_BASE64_RUN = _lazy(r"[A-Za-z0-9+/=]{0,16}", _A)
 _PEM_BODY_MIN = 16
 
 
@@ -361,12 +530,12 @@ _AUTH_SCHEMES = frozenset(
 # Token characters only (base64, base64url, JWT), so that a value cannot run into the next
 # header or a URL on the same line.
 _AUTH_VALUE = r"(?P<secret>[\w~+/=.%-]{1,4096}+)"
-_AUTHORIZATION = re.compile(
+_AUTHORIZATION = _lazy(
     r"authorization(?:\\{0,2}[\"'`])?[ \t]{0,8}[:=][ \t]{0,8}(?:\\{0,2}[\"'`])?[ \t]{0,4}"
     rf"(?:(?:{'|'.join(map(re.escape, sorted(_AUTH_SCHEMES)))})[ \t]+)?{_AUTH_VALUE}",
     _A,
 )
-_BEARER = re.compile(r"bearer[ \t]+" + _AUTH_VALUE, _A)
+_BEARER = _lazy(r"bearer[ \t]+" + _AUTH_VALUE, _A)
 
 
 def _authorization(match: re.Match[str], text: str) -> Span | None:
@@ -387,7 +556,7 @@ def _authorization(match: re.Match[str], text: str) -> Span | None:
 # and "@" included): it runs to the first "@" that is followed by a host name. The user may
 # be empty (redis://:pw@host). The password cannot run over another "://", which keeps
 # "://" * 300_000 linear.
-_URL_PASSWORD = re.compile(
+_URL_PASSWORD = _lazy(
     r"://[^\s:/?#@'\"<>\[\]`]{0,256}+:(?P<secret>(?:(?!://)[^\s'\"<>`]){1,256}?)"
     r"@(?=[\w\[][\w.\[\]:-]{0,253}+(?!@))",
     _A,
@@ -420,15 +589,15 @@ _ASSIGNMENT_TAIL = (
     rf"(?P<bare>{_BARE_VALUE}{{6,500}}+))"
 )
 _ASSIGNMENT_KEYWORDS = ("key", "token", "secret", "passw", "pwd", "auth", "cred")
-_ASSIGNMENT: dict[str, re.Pattern[str]] = {
-    kw: re.compile((kw + "(?!or)" if kw == "auth" else kw) + _ASSIGNMENT_TAIL, _A)
+_ASSIGNMENT: dict[str, LazyPattern] = {
+    kw: _lazy((kw + "(?!or)" if kw == "auth" else kw) + _ASSIGNMENT_TAIL, _A)
     for kw in _ASSIGNMENT_KEYWORDS
 }
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
 _NAME_BACK = 50
 # Names that hold no secret although they contain a keyword (after gitleaks' allow-list for
 # generic-api-key). Matched against the lower-cased name.
-_BENIGN_NAME = re.compile(
+_BENIGN_NAME = _lazy(
     r"(?:mon|tur|don|whis|hoc|joc|lac|hot)key|keyboard|keyword|keystroke|keyframe"
     r"|(?:primary|foreign|sort|partition|cache|public|pub|row|hash|dict|map|lookup|idempotency"
     r"|dedup|unique|composite|natural|sequence|schema|bucket|idx|index|group|routing|shard"
@@ -482,8 +651,8 @@ def _assignment(match: re.Match[str], text: str) -> Span | None:
     return start, end
 
 
-_AWS_SECRET_NAME = re.compile(r"[_.-]?access[_.-]?key", _A)
-_AWS_SECRET_VALUE = re.compile(r"[A-Za-z0-9/+]{40}", _A)
+_AWS_SECRET_NAME = _lazy(r"[_.-]?access[_.-]?key", _A)
+_AWS_SECRET_VALUE = _lazy(r"[A-Za-z0-9/+]{40}", _A)
 
 
 def _aws_secret(match: re.Match[str], text: str) -> Span | None:
