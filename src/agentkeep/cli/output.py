@@ -163,3 +163,14 @@ def json_arg(value: str | None, what: str) -> Any:
         ) from exc
     except RecursionError as exc:
         raise InvalidInput(f"{what} is nested too deeply") from exc
+
+
+BAR_WIDTH = 32
+_EIGHTHS = " ▏▎▍▌▋▊▉█"
+
+
+def bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar of ``fraction`` (0..1) of ``width`` cells, in eighths of a cell."""
+    eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
+    full, rest = divmod(eighths, 8)
+    return "█" * full + (_EIGHTHS[rest] if rest else "")

@@ -9,12 +9,10 @@ from typing import Any
 import click
 
 from agentkeep.cli import State
-from agentkeep.cli.output import dumps, fmt_of, output_options, print_object, render_table
+from agentkeep.cli.output import bar, dumps, fmt_of, output_options, print_object, render_table
 from agentkeep.retention import GROUPINGS, PIN_ENTITIES, human_bytes
 
 ITEM_COLUMNS = ["what", "id", "session_id", "kind", "size", "created_at", "reason"]
-BAR_WIDTH = 32
-_EIGHTHS = " ▏▎▍▌▋▊▉█"
 
 
 @click.command()
@@ -152,15 +150,9 @@ def _chart(rows: list[tuple[str, int]], *, bars: bool) -> str:
     for name, size in rows:
         line = f"  {name.ljust(width)}  {human_bytes(size).rjust(10)}"
         if bars:
-            line += "  " + _bar(size / peak)
+            line += "  " + bar(size / peak)
         lines.append(line.rstrip())
     return "\n".join(lines)
-
-
-def _bar(fraction: float) -> str:
-    eighths = round(fraction * BAR_WIDTH * 8)
-    full, rest = divmod(eighths, 8)
-    return "█" * full + (_EIGHTHS[rest] if rest else "")
 
 
 def _pin_command(pinned: bool) -> click.Command:

@@ -1,15 +1,85 @@
-"""`agentkeep search` (placeholder until built)."""
+"""`agentkeep search` — a thin adapter over agentkeep.search."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
+from agentkeep.cli import State
+from agentkeep.cli.events import parse_since
+from agentkeep.cli.output import fmt_of, output_options, print_list, render_table
+from agentkeep.search import HIGHLIGHT, KINDS, MAX_LIMIT
 
-@click.command("search")
-def search() -> None:
-    """Not built yet.
+COLUMNS = ["kind", "id", "session_id", "task_id", "role", "label", "at", "snippet"]
+BOLD = ("\x1b[1m", "\x1b[22m")
+
+
+@click.command()
+@click.argument("query")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(KINDS),
+    help="Only this kind (repeatable). Default: all three.",
+)
+@click.option("--session", "session_id", type=int, help="Only this session's messages and notes.")
+@click.option("--since", help="Only what was said, written or updated since 7d / 2h or a date.")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(1, MAX_LIMIT),
+    default=20,
+    show_default=True,
+    help="How many results.",
+)
+@output_options
+@click.pass_obj
+def search(
+    state: State,
+    query: str,
+    kinds: tuple[str, ...],
+    session_id: int | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+    nl: bool,
+) -> None:
+    """Search transcript messages, notes and tasks; best matches first.
+
+    Words are AND-ed; "a quoted phrase" matches in order; migra* matches words starting
+    with migra (two letters at least). Case and accents are ignored. Broad terms are
+    ranked among their newest 5,000 matches, so the first keystrokes stay fast.
+    Snippets mark each match with « » (bold on a terminal).
 
     \b
     Examples:
-      agentkeep search --help
+      agentkeep search "rate limiter"
+      agentkeep search 'migra* "schema version"' --kind message --since 7d
+      agentkeep search pytest --session 12 -n 5
+      agentkeep search handoff --kind note --json
     """
+    fmt = fmt_of(as_json, nl)
+    tty = fmt == "table" and sys.stdout.isatty()
+    with state.open(read_only=True) as store:
+        hits = store.search(
+            query,
+            kinds=kinds or KINDS,
+            session=session_id,
+            since=parse_since(since),
+            limit=limit,
+            highlight=BOLD if tty else HIGHLIGHT,
+        )
+    if fmt != "table" or not hits:
+        print_list(hits, fmt, COLUMNS, empty="no matches")
+        return
+    rows = [{**hit.to_dict(), "at": (hit.at or "")[:16].replace("T", " ")} for hit in hits]
+    table = render_table(
+        [{k: v for k, v in row.items() if k != "snippet"} for row in rows], COLUMNS[:-1]
+    )
+    lines = table.splitlines()
+    out = [lines[0]]
+    for line, hit in zip(lines[1:], hits, strict=True):
+        out += [line, f"    {hit.snippet}"]
+    click.echo("\n".join(out))

@@ -55,13 +55,39 @@ def sessions(
 
 @sessions.command("show")
 @click.argument("session_id", type=int)
+@click.option(
+    "--no-transcript", is_flag=True, help="Only the session's fields, not its conversation."
+)
 @output_options
 @click.pass_obj
-def show(state: State, session_id: int, as_json: bool, nl: bool) -> None:
-    """Show one session."""
-    with state.open() as store:
-        session = store.get_session(session_id)
-    print_object(session, fmt_of(as_json, nl))
+def show(state: State, session_id: int, no_transcript: bool, as_json: bool, nl: bool) -> None:
+    """Show one session and its conversation (tool calls folded, failures marked ✗).
+
+    --json gives the session's fields plus "entries" (how many transcript entries it
+    has); `agentkeep transcript ID --format json` exports the entries themselves.
+
+    \b
+    Examples:
+      agentkeep sessions show 12
+      agentkeep sessions show 12 --no-transcript
+      agentkeep sessions show 12 --json
+    """
+    fmt = fmt_of(as_json, nl)
+    with state.open(read_only=True) as store:
+        session = store.get_session(session_id).to_dict()
+        entries = store.transcript_size(session_id)
+        if fmt != "table":
+            print_object({**session, "entries": entries}, fmt)
+            return
+        # People also see the capture counters (parent_id, prompts, tool_calls…).
+        record = store.session_record(session_id)
+        found = None if no_transcript else store.transcript(session_id)
+    print_object({**session, **record, "entries": entries}, fmt)
+    if found is not None:
+        from agentkeep.transcripts import render_markdown
+
+        click.echo("")
+        click.echo(render_markdown(found, header=False, terminal=True), nl=False)
 
 
 @sessions.command("start")

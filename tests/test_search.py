@@ -1,0 +1,304 @@
+"""`agentkeep search` and Store.search: ranking, query syntax, filters, snippets, kinds,
+index maintenance by the triggers, and hostile queries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import agentkeep
+from agentkeep.errors import InvalidInput, NotFound
+from agentkeep.search import RANK_WINDOW, SearchHit, fts_query
+
+from conftest import Cli
+
+HIT_KEYS = {"kind", "id", "score", "snippet", "at", "session_id", "task_id", "role", "label"}
+
+
+def write(store: agentkeep.Store, fn: Callable[[Any], Any], *, policy: str | None = None) -> Any:
+    with store.transaction() as tx:
+        return fn(store.capture_writer(tx, policy=policy))
+
+
+def add_session(
+    store: agentkeep.Store,
+    name: str,
+    texts: list[str | tuple[str, str]],
+    *,
+    policy: str | None = None,
+    start: str = "2026-03-01T10:00",
+) -> tuple[int, list[int]]:
+    """A session named ``name`` with one message per text (``(at, text)`` sets the time)."""
+
+    def fill(w: Any) -> tuple[int, list[int]]:
+        session = w.session("claude", name, started_at=f"{start}:00.000Z")
+        ids = []
+        for i, item in enumerate(texts):
+            at, text = item if isinstance(item, tuple) else (f"{start}:{i:02d}.000Z", item)
+            ids.append(
+                w.message(
+                    session,
+                    seq=i,
+                    external_id=f"{name}-{i}",
+                    role="user" if i % 2 == 0 else "assistant",
+                    kind="text",
+                    text=text,
+                    at=at,
+                )
+            )
+        return session, ids
+
+    return write(store, fill, policy=policy)  # type: ignore[no-any-return]
+
+
+def ids(hits: list[SearchHit], kind: str = "message") -> list[int]:
+    return [hit.id for hit in hits if hit.kind == kind]
+
+
+def test_ranking_prefers_dense_matches_and_snippets_mark_them(store: agentkeep.Store) -> None:
+    filler = " ".join(f"word{i}" for i in range(200))
+    _, (sparse, dense, none, *_) = add_session(
+        store,
+        "s1",
+        [
+            f"{filler} flaky once {filler}",
+            "flaky test: the flaky upload test is flaky again",
+            *(f"nothing relevant here {i}" for i in range(4)),
+        ],
+    )
+    hits = store.search("flaky")
+    assert ids(hits) == [dense, sparse]
+    assert none not in ids(hits)
+    assert hits[0].score > hits[1].score > 0
+    assert "«flaky»" in hits[0].snippet and "«flaky»" in hits[1].snippet
+    # The snippet of a long text is the part around the match, not its head.
+    assert len(hits[1].snippet) < 200 and hits[1].snippet.startswith("…word19")
+    assert hits[0].session_id is not None and hits[0].role == "assistant"
+    assert hits[0].at == "2026-03-01T10:00:01.000Z"
+    custom = store.search("flaky", highlight=("<b>", "</b>"))
+    assert "<b>flaky</b>" in custom[0].snippet and "«" not in custom[0].snippet
+
+
+def test_words_are_anded_phrases_keep_order_prefixes_extend(store: agentkeep.Store) -> None:
+    _, (ordered, reversed_, migration, other) = add_session(
+        store,
+        "s1",
+        [
+            "add a rate limiter to the login route",
+            "the limiter checks the rate",
+            "the migration renamed a column; migrating again is a no-op",
+            "Migrations are fast",
+        ],
+    )
+    assert sorted(ids(store.search("rate limiter"))) == sorted([ordered, reversed_])
+    assert ids(store.search('"rate limiter"')) == [ordered]
+    assert ids(store.search('"rate limiter" login')) == [ordered]
+    assert ids(store.search("rate limiter column")) == []
+    assert sorted(ids(store.search("migra*"))) == sorted([migration, other])
+    assert ids(store.search("migration")) == [migration]
+    # Case and accents are ignored.
+    assert ids(store.search("MIGRATIONS")) == [other]
+    _, (accented,) = add_session(store, "s2", ["the café is closed"])
+    assert ids(store.search("cafe")) == [accented]
+    # A 2-letter prefix uses the prefix index; one letter is refused with a hint.
+    assert ordered in ids(store.search("ra*"))
+    with pytest.raises(InvalidInput, match="too short"):
+        store.search("r*")
+
+
+def test_filters_kind_session_since_and_limit(store: agentkeep.Store) -> None:
+    one, (early, late) = add_session(
+        store,
+        "one",
+        [("2026-03-01T10:00:00.000Z", "deploy the api"), ("2026-03-05T10:00:00.000Z", "deploy")],
+    )
+    two, (other,) = add_session(store, "two", [("2026-03-02T10:00:00.000Z", "deploy again")])
+    note = store.add_note("decision", "we deploy on fridays", session_id=two).item
+    task = store.add_task("deploy pipeline", body="automate the deploy").item
+
+    everything = store.search("deploy")
+    assert {(h.kind, h.id) for h in everything} == {
+        ("message", early),
+        ("message", late),
+        ("message", other),
+        ("note", note.id),
+        ("task", task.id),
+    }
+    assert {h.kind for h in store.search("deploy", kinds=["note"])} == {"note"}
+    assert {h.kind for h in store.search("deploy", kinds=("task", "note"))} == {"note", "task"}
+    # A session keeps its messages and notes; tasks belong to no session.
+    assert sorted(ids(store.search("deploy", session=one))) == sorted([early, late])
+    in_two = store.search("deploy", session=two)
+    assert {(h.kind, h.id) for h in in_two} == {("message", other), ("note", note.id)}
+    since = store.search("deploy", since="2026-03-02T00:00:00.000Z", kinds=["message"])
+    assert sorted(ids(since)) == sorted([late, other])
+    assert ids(store.search("deploy", session=one, since="2026-03-03T00:00:00Z")) == [late]
+    assert len(store.search("deploy", limit=2)) == 2
+    with pytest.raises(InvalidInput):
+        store.search("deploy", limit=0)
+    with pytest.raises(InvalidInput, match="unknown search kind"):
+        store.search("deploy", kinds=["emails"])
+    with pytest.raises(NotFound):
+        store.search("deploy", session=999)
+
+
+def test_since_uses_an_index_on_messages_at_when_there_is_one(project: Any) -> None:
+    with agentkeep.open(project) as store:
+        _, (a, b, c) = add_session(
+            store,
+            "s",
+            [
+                ("2026-03-01T10:00:00.000Z", "alpha"),
+                ("2026-03-09T10:00:00.000Z", "alpha"),
+                ("2026-03-03T10:00:00.000Z", "alpha"),  # imported late: an older time
+            ],
+        )
+        expected = {
+            since: sorted(ids(store.search("alpha", since=since)))
+            for since in ("2026-03-02", "2026-03-05", "2026-04-01", "2026-01-01")
+        }
+        assert expected["2026-01-01"] == sorted([a, b, c])
+        assert expected["2026-03-02"] == sorted([b, c]) and expected["2026-04-01"] == []
+        assert not store._has_messages_at_index()
+        store._conn.execute("CREATE INDEX messages_at ON messages (at)")
+    with agentkeep.open(project) as store:
+        assert store._has_messages_at_index()
+        for since, found in expected.items():
+            assert sorted(ids(store.search("alpha", since=since))) == found
+        assert expected["2026-03-05"] == [b]
+
+
+def test_notes_and_tasks_carry_their_links(store: agentkeep.Store) -> None:
+    task = store.add_task("Uploader retries", body="exponential backoff for uploads").item
+    note = store.add_note("handoff", "backoff is half done; see test_upload", task_id=task.id)
+    hits = {h.kind: h for h in store.search("backoff")}
+    assert hits["task"].id == task.id and hits["task"].task_id == task.id
+    assert hits["task"].label == "Uploader retries"
+    assert hits["note"].id == note.item.id and hits["note"].task_id == task.id
+    assert hits["note"].label == "handoff"
+    # A task's title counts more than its body.
+    store.add_task("misc", body="uploader mentioned in passing, among other words")
+    best = store.search("uploader", kinds=["task"])
+    assert best[0].id == task.id and "«Uploader»" in best[0].snippet
+
+
+def test_index_follows_inserts_updates_and_deletes(store: agentkeep.Store) -> None:
+    _, (message,) = add_session(store, "s1", ["the parser fails on tabs"])
+    assert ids(store.search("parser")) == [message]
+    with store.transaction() as tx:
+        tx.execute("UPDATE messages SET text = ? WHERE id = ?", ["the lexer fails", message])
+    assert ids(store.search("parser")) == []
+    assert ids(store.search("lexer")) == [message]
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM messages WHERE id = ?", [message])
+    assert store.search("lexer") == []
+
+    task = store.add_task("Flaky upload test").item
+    assert ids(store.search("flaky"), "task") == [task.id]
+    store.update_task(task.id, title="Slow upload test", body="mentions the zeppelin")
+    assert store.search("flaky") == []
+    assert ids(store.search("zeppelin"), "task") == [task.id]
+    note = store.add_note("fact", "quokkas are friendly").item
+    assert ids(store.search("quokka*"), "note") == [note.id]
+
+
+def test_metadata_policy_messages_are_not_indexed(store: agentkeep.Store) -> None:
+    session, (kept,) = add_session(store, "meta", ["secret plans of the walrus"], policy="metadata")
+    assert store._row("SELECT text FROM messages WHERE id = ?", (kept,))[0] is None  # type: ignore[index]
+    assert store.search("walrus") == []
+    count = store._count("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'walrus'")
+    assert count == 0
+    assert store.transcript_size(session) == 1
+
+
+def test_broad_terms_rank_their_newest_matches(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More matches than RANK_WINDOW: only the newest RANK_WINDOW are ranked."""
+    import agentkeep.search as search_module
+
+    _, (old_best, *rest) = add_session(
+        store, "s1", ["common " * 20, *(f"common filler {i}" for i in range(6))]
+    )
+    assert ids(store.search("common", limit=1)) == [old_best]
+    monkeypatch.setattr(search_module, "RANK_WINDOW", 3)
+    newest = ids(store.search("common", limit=10))
+    assert sorted(newest) == sorted(rest[-3:])
+    assert RANK_WINDOW >= 1000  # the real window is wide
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "AND (",
+        '"',
+        '""',
+        "(",
+        ")",
+        "*",
+        "**",
+        "NEAR(a b, 2)",
+        "title:x",
+        "a OR b",
+        "NOT x",
+        "-x",
+        "^start",
+        "x + y",
+        '"unbalanced quote',
+        "it's",
+        'mid"quote',
+        "{curly} [square]",
+        "\\",
+        "%_",
+        "'; DROP TABLE messages; --",
+        "😀 ünïcödé 中文",
+        "\x00\x01\x7f",
+        "x" * 1500,
+    ],
+)
+def test_hostile_queries_never_error(store: agentkeep.Store, query: str) -> None:
+    add_session(store, "s1", ["a b x y title start"])
+    hits = store.search(query)
+    assert isinstance(hits, list)
+
+
+def test_queries_that_are_clearly_wrong_say_so(store: agentkeep.Store) -> None:
+    for query in ("", "   ", "\n"):
+        with pytest.raises(InvalidInput, match="empty"):
+            store.search(query)
+    with pytest.raises(InvalidInput, match="longer"):
+        store.search("x" * 5000)
+    with pytest.raises(InvalidInput, match="terms"):
+        store.search(" ".join(f"w{i}" for i in range(100)))
+    assert fts_query('say "hi there" pre*') == '"say" "hi there" "pre"*'
+    assert fts_query('AND "x""y"') == '"AND" "x" "y"'
+    assert fts_query("(") is None
+
+
+def test_cli_json_shape_and_table(cli: Cli, store: agentkeep.Store) -> None:
+    add_session(store, "s1", ["restart the worker pool", "pool sizes"])
+    store.add_task("Tune the pool")
+    rows = cli("search", "pool", "--json").json()
+    assert len(rows) == 3 and all(set(row) == HIT_KEYS for row in rows)
+    assert {row["kind"] for row in rows} == {"message", "task"}
+    assert all("«pool»" in row["snippet"].lower() or "«Pool»" in row["snippet"] for row in rows)
+    only = cli("search", "pool", "--kind", "task", "-n", "1", "--json").json()
+    assert [row["kind"] for row in only] == ["task"]
+    assert cli("search", "zebra", "--json").json() == []
+    lines = cli("search", "pool", "--nl").stdout.splitlines()
+    assert len(lines) == 3
+    table = cli("search", "worker")
+    assert table.exit_code == 0 and "KIND" in table.stdout and "«worker»" in table.stdout
+    assert cli("search", "zebra").stderr.strip() == "no matches"
+    recent = cli("search", "pool", "--since", "2d", "--json").json()
+    assert [row["kind"] for row in recent] == ["task"]  # the messages are from March
+    for query in ("AND (", '"', "NEAR("):
+        result = cli("search", query, "--json")
+        assert result.exit_code == 0, result.stderr
+    empty = cli("search", "", "--json")
+    assert empty.exit_code == 3 and "empty" in empty.error()["error"]
+    assert cli("search", "x*", "--json").exit_code == 3
+    assert cli("search", "pool", "--session", "77").exit_code == 4
+    assert cli("search", "pool", "--since", "someday").exit_code == 3
