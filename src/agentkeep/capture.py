@@ -303,7 +303,8 @@ class Writer:
         return session_id
 
     def _agent(self, source: str, external_id: str, kind: str, role: str | None) -> int:
-        name = f"{source}-{external_id[:8]}" if len(external_id) > 8 else f"{source}-{external_id}"
+        short = external_id.removeprefix("ses_")  # OpenCode ids share a prefix
+        name = f"{source}-{short[:8]}" if len(short) > 8 else f"{source}-{short}"
         name = self.text("name", name, content=False) or name
         row = self.conn.execute("SELECT id FROM agents WHERE name = ?", (name,)).fetchone()
         if row is not None:
@@ -433,19 +434,33 @@ class Writer:
         at: str | None = None,
         labels: dict[str, str] | None = None,
         session_id: int | None = None,
-    ) -> int:
-        """Append one observation (token counts, costs, timings from a tool's history)."""
+        once: bool = False,
+    ) -> int | None:
+        """Append one observation (token counts, costs, timings from a tool's history).
+        With ``once``, an identical observation (name, time, value, labels, session)
+        stored before makes this a no-op returning None (re-imports add nothing)."""
         if value != value or value in (float("inf"), float("-inf")):
             raise CaptureError(f"metric {name!r} is not a finite number")
+        row = (
+            self.text("name", name, content=False),
+            float(value),
+            self.json("labels", labels or {}, content=False),
+            at or self.now,
+            session_id,
+        )
+        if (
+            once
+            and self.conn.execute(
+                "SELECT 1 FROM metrics WHERE name = ? AND value = ? AND labels = ? AND at = ?"
+                " AND session_id IS ?",
+                row,
+            ).fetchone()
+        ):
+            self._pending.clear()
+            return None
         cursor = self.conn.execute(
             "INSERT INTO metrics (name, value, labels, at, session_id) VALUES (?, ?, ?, ?, ?)",
-            (
-                self.text("name", name, content=False),
-                float(value),
-                self.json("labels", labels or {}, content=False),
-                at or self.now,
-                session_id,
-            ),
+            row,
         )
         row_id = int(cursor.lastrowid or 0)
         self._record_redactions("metrics", row_id)
@@ -507,6 +522,29 @@ class Writer:
         row_id = int(cursor.lastrowid or 0)
         self._record_redactions("messages", row_id)
         return row_id
+
+    def update_message(
+        self, session_id: int, external_id: str, *, text: str | None, is_error: bool = False
+    ) -> bool:
+        """Replace the text and error flag of an entry imported before whose source
+        changed since (a streamed text that grew, a tool call that finished). The FTS
+        triggers follow. Returns whether anything changed."""
+        existing = self.conn.execute(
+            "SELECT id, text, is_error FROM messages WHERE session_id = ? AND external_id = ?",
+            (session_id, external_id),
+        ).fetchone()
+        if existing is None:
+            return False
+        clean = self.text("text", text)
+        flag = 1 if is_error else 0
+        if clean == existing[1] and flag == existing[2]:
+            self._pending.clear()  # recorded with the first version
+            return False
+        self.conn.execute(
+            "UPDATE messages SET text = ?, is_error = ? WHERE id = ?", (clean, flag, existing[0])
+        )
+        self._record_redactions("messages", int(existing[0]))
+        return True
 
     def message_tokens(self, session_id: int, message_key: str, tokens: Iterable[int]) -> None:
         """Raise the usage recorded on a response's first block to ``tokens`` (later lines

@@ -80,7 +80,7 @@ def _run(
         _report(results, fmt)
         if not watch:
             if any(r.failed for r in results):
-                sys.exit(1)
+                raise click.exceptions.Exit(1)
             return
         stopping: list[int] = []
 
