@@ -44,7 +44,6 @@ def test_every_command_has_help_with_examples(cli: Cli, path: list[str]) -> None
         "tasks dep add",
         "tasks dep rm",
         "notes show",
-        "sessions show",
         "sessions start",
         "sessions end",
         "agents register",

@@ -109,6 +109,13 @@ class Session(Record):
     pid: int | None = None
     host: str | None = None
     pinned: int = 0
+    parent_id: int | None = None
+    prompts: int = 0
+    tool_calls: int = 0
+    failures: int = 0
+    turns: int = 0
+    last_seen_at: str | None = None
+    capture: str | None = None
 
     JSON_FIELDS = ("command",)
 
