@@ -6,7 +6,7 @@
 ...     store.claim_task(task.id, "agent-7")
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
 from agentkeep._version import __version__
 from agentkeep.errors import (
@@ -51,6 +51,9 @@ _LAZY = {
 }
 
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `import agentkeep` must stay cheap (hooks)
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
@@ -67,6 +70,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from agentkeep.models import (
         Agent,
         Artifact,

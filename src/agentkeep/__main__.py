@@ -1,4 +1,8 @@
-"""Console entry point. Kept tiny: the CLI framework is imported only for CLI commands."""
+"""Console entry point. Kept tiny: the CLI framework is imported only for CLI commands.
+
+``agentkeep hook`` is routed to :mod:`agentkeep.hook` before anything else is imported: it
+runs on every tool call of every agent and must stay on the standard library.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,14 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["hook"]:
+        from agentkeep.hook import main as hook_main
+
+        return hook_main(args[1:])
     from agentkeep.cli import run
 
-    return run(sys.argv[1:] if argv is None else argv)
+    return run(args)
 
 
 if __name__ == "__main__":

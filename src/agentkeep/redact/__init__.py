@@ -55,14 +55,20 @@ Non-goals (documented gaps):
 
 from __future__ import annotations
 
-import bisect
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import NamedTuple
 
 from agentkeep.errors import RedactionFailed
-from agentkeep.redact.rules import REDACTION_MARKER_PREFIX, RULES, Rule, pem_block_end
+from agentkeep.redact.rules import (
+    REDACTION_MARKER_PREFIX,
+    RULES,
+    LazyPattern,
+    Rule,
+    pem_block_end,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from collections.abc import Iterable
 
 __all__ = [
     "REDACTION_MARKER_PREFIX",
@@ -78,41 +84,104 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
 class Match:
-    """A secret found in a text: ``text[start:end]`` is what gets replaced."""
+    """A secret found in a text: ``text[start:end]`` is what gets replaced.
+
+    Immutable and compared by value, like the frozen dataclass it replaces (a plain class
+    keeps ``dataclasses`` off the hook's import path).
+    """
+
+    __slots__ = ("end", "rule", "start")
+    __match_args__ = ("rule", "start", "end")
 
     rule: str
     start: int
     end: int
 
+    def __init__(self, rule: str, start: int, end: int) -> None:
+        object.__setattr__(self, "rule", rule)
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
 
-class _Hit(NamedTuple):
-    start: int
-    end: int
-    priority: int
-    rule: str
-    context: int  # where the text that makes this a match begins (never after ``start``)
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Match)
+        return (self.rule, self.start, self.end) == (other.rule, other.start, other.end)
+
+    def __hash__(self) -> int:
+        return hash((self.rule, self.start, self.end))
+
+    def __repr__(self) -> str:
+        return f"Match(rule={self.rule!r}, start={self.start!r}, end={self.end!r})"
 
 
-class _Pass(NamedTuple):
-    """One pattern run over the text, and the rules (in priority order) that claim its matches."""
+class _Hit:
+    __slots__ = ("context", "end", "priority", "rule", "start")
 
-    pattern: re.Pattern[str]
-    rules: tuple[Rule, ...]
-    keywords: tuple[str, ...]
-    on_lower: bool
+    def __init__(self, start: int, end: int, priority: int, rule: str, context: int) -> None:
+        self.start = start
+        self.end = end
+        self.priority = priority
+        self.rule = rule
+        self.context = context  # where the text that makes this a match begins (<= start)
+
+    def _replace(self, *, start: int, end: int, context: int) -> _Hit:
+        return _Hit(start, end, self.priority, self.rule, context)
+
+    def __repr__(self) -> str:
+        return f"_Hit({self.start}, {self.end}, {self.priority}, {self.rule!r}, {self.context})"
+
+
+class _Pass:
+    """One pattern run over the text, and the rules (in priority order) that claim its matches.
+
+    ``pattern`` is compiled on first use (see :class:`agentkeep.redact.rules.LazyPattern`).
+    """
+
+    __slots__ = ("compiled", "keywords", "on_lower", "pattern", "rules")
+
+    def __init__(
+        self,
+        pattern: re.Pattern[str] | LazyPattern,
+        rules: tuple[Rule, ...],
+        keywords: tuple[str, ...],
+        on_lower: bool,
+    ) -> None:
+        self.pattern = pattern
+        self.rules = rules
+        self.keywords = keywords
+        self.on_lower = on_lower
+        self.compiled = not isinstance(pattern, LazyPattern)
+
+    def ready(self, text: str, lowered: str) -> bool:
+        """Whether this pass must run over a long text: compiled already (its literal
+        prefix search is then the fastest check), or one of its keywords occurs."""
+        if self.compiled:
+            return True
+        source = lowered if self.on_lower else text
+        if not any(keyword in source for keyword in self.keywords):
+            return False
+        self.compiled = True
+        _uncompiled.discard(self)
+        return True
 
 
 def _build_passes(rules: Iterable[Rule]) -> tuple[_Pass, ...]:
     order: list[int] = []
-    patterns: dict[int, re.Pattern[str]] = {}
+    patterns: dict[int, re.Pattern[str] | LazyPattern] = {}
     members: dict[int, list[Rule]] = {}
     keywords: dict[int, list[str]] = {}
     for rule in rules:
-        if len(rule.patterns) > 1 and len(rule.keywords) != len(rule.patterns):
+        if len(rule.lazy_patterns) > 1 and len(rule.keywords) != len(rule.lazy_patterns):
             raise ValueError(f"rule {rule.id}: one keyword per pattern is required")
-        for i, pattern in enumerate(rule.patterns):
+        for i, pattern in enumerate(rule.lazy_patterns):
             key = id(pattern)
             if key not in members:
                 order.append(key)
@@ -120,7 +189,7 @@ def _build_passes(rules: Iterable[Rule]) -> tuple[_Pass, ...]:
                 members[key] = []
                 keywords[key] = []
             members[key].append(rule)
-            own = rule.keywords if len(rule.patterns) == 1 else (rule.keywords[i],)
+            own = rule.keywords if len(rule.lazy_patterns) == 1 else (rule.keywords[i],)
             keywords[key].extend(kw for kw in own if kw not in keywords[key])
     passes = []
     for key in order:
@@ -141,7 +210,9 @@ def _build_passes(rules: Iterable[Rule]) -> tuple[_Pass, ...]:
 _GATE_SPEC: tuple[tuple[bool, str, tuple[str, ...]], ...] = (
     # (on lower-cased text, anchor, needles)
     (False, "A", ("AKIA", "ASIA", "ABIA", "ACCA", "A3T", "AIza")),
-    (False, "_", ("gh", "github_pat_", "hf_", "npm_", "k_")),
+    (False, "_", ("gh", "github_pat_", "hf_", "npm_")),
+    # "k_" alone would open the Stripe pass on every "hook_event_name" and "task_id".
+    (False, "k_", ("k_live_", "k_test_", "k_prod_")),
     (False, "-", ("glpat-", "sk-", "xapp-", "pypi-AgEIcHlwaS5vcmc")),
     (False, "x", ("xox",)),
     (False, "J", ("eyJ",)),
@@ -157,6 +228,14 @@ Gates = tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
 
 def _build_gates(passes: tuple[_Pass, ...], *, on_lower: bool) -> Gates:
     """(anchor, ((needle, bit mask of the passes it opens), ...)) for one kind of text."""
+    # (bit, keyword) of every pass that runs on this kind of text; flat lists keep this
+    # import-time work small (it runs in every hook process).
+    keywords = [
+        (1 << i, kw)
+        for i, scan_pass in enumerate(passes)
+        if scan_pass.on_lower == on_lower
+        for kw in scan_pass.keywords
+    ]
     gates = []
     for lower, anchor, needles in _GATE_SPEC:
         if lower != on_lower:
@@ -164,26 +243,20 @@ def _build_gates(passes: tuple[_Pass, ...], *, on_lower: bool) -> Gates:
         entries = []
         for needle in needles:
             bits = 0
-            for i, scan_pass in enumerate(passes):
-                if scan_pass.on_lower == on_lower and any(
-                    needle in kw for kw in scan_pass.keywords
-                ):
-                    bits |= 1 << i
+            for bit in {bit for bit, kw in keywords if needle in kw}:
+                bits |= bit
             entries.append((needle, bits))
         gates.append((anchor, tuple(entries)))
-    for scan_pass in passes:
-        if scan_pass.on_lower != on_lower:
-            continue
-        for kw in scan_pass.keywords:
-            if not any(
-                anchor in kw and any(needle in kw for needle, _ in entries)
-                for anchor, entries in gates
-            ):
-                raise ValueError(f"keyword {kw!r} is not covered by a gate")
+    for _, kw in keywords:
+        if not any(
+            anchor in kw and any(needle in kw for needle, _ in entries) for anchor, entries in gates
+        ):
+            raise ValueError(f"keyword {kw!r} is not covered by a gate")
     return tuple(gates)
 
 
 _PASSES = _build_passes(RULES)
+_uncompiled = {p for p in _PASSES if not p.compiled}  # see _raw_hits
 _TEXT_GATES = _build_gates(_PASSES, on_lower=False)
 _LOWER_GATES = _build_gates(_PASSES, on_lower=True)
 _SMALL = 4096  # up to this many characters, run only the passes whose keywords may occur
@@ -254,6 +327,10 @@ def _raw_hits(text: str) -> list[_Hit]:
         if not mask:
             return []
         passes = [p for i, p in enumerate(_PASSES) if mask >> i & 1]
+    elif _uncompiled:
+        # A pass whose pattern is not compiled yet is compiled only when one of its keywords
+        # occurs (compiling all of them costs a short-lived process, a hook, ~5 ms).
+        passes = [p for p in _PASSES if p.ready(text, lowered)]
     hits: list[_Hit] = []
     for scan_pass in passes:
         source = lowered if scan_pass.on_lower else text
@@ -286,10 +363,10 @@ def _raw_hits(text: str) -> list[_Hit]:
 # Escapes that hide a secret from the rules: \u0067hp_... (JSON \u escapes of printable
 # ASCII, which no standard encoder emits but an adversary or an odd one may) and https:\/\/
 # (PHP's json_encode escapes "/").
-_ESCAPE = re.compile(r"\\u00[2-7][0-9a-fA-F]|\\/", re.ASCII)
+_ESCAPE = LazyPattern(r"\\u00[2-7][0-9a-fA-F]|\\/", re.ASCII)
 # Whether decoding is worth it. One search jumps between backslashes (6 ms on 20 MB of JSON
 # lines, where two `in` checks take 20 ms); "\\/" alone, as in regexes, is not enough.
-_ESCAPE_PROBE = re.compile(r"\\(?:u00[2-7][0-9a-fA-F]|/\\/)", re.ASCII)
+_ESCAPE_PROBE = LazyPattern(r"\\(?:u00[2-7][0-9a-fA-F]|/\\/)", re.ASCII)
 
 
 def _escaped_hits(text: str) -> list[_Hit]:
@@ -319,8 +396,10 @@ def _escaped_hits(text: str) -> list[_Hit]:
     pieces.append(text[last:])
     decoded = "".join(pieces)
 
+    from bisect import bisect_right
+
     def original_start(pos: int) -> int:
-        i = bisect.bisect_right(decoded_at, pos) - 1
+        i = bisect_right(decoded_at, pos) - 1
         if i < 0:
             return pos
         if decoded_at[i] == pos:
@@ -330,7 +409,7 @@ def _escaped_hits(text: str) -> list[_Hit]:
     def original_end(pos: int) -> int:
         if pos == 0:
             return 0
-        i = bisect.bisect_right(decoded_at, pos - 1) - 1
+        i = bisect_right(decoded_at, pos - 1) - 1
         if i >= 0 and decoded_at[i] == pos - 1:
             return original_at[i] + widths[i]
         return original_start(pos - 1) + 1
@@ -424,14 +503,16 @@ def _map_back(hits: list[_Hit], applied: list[_Hit]) -> list[_Hit]:
         shift += widths[-1] - (hit.end - hit.start)
         shifts.append(shift)
 
+    from bisect import bisect_right
+
     def start_of(pos: int) -> int:
-        i = bisect.bisect_right(out_starts, pos) - 1
+        i = bisect_right(out_starts, pos) - 1
         if i < 0:
             return pos
         return applied[i].start if pos < out_starts[i] + widths[i] else pos - shifts[i]
 
     def end_of(pos: int) -> int:
-        i = bisect.bisect_right(out_starts, pos - 1) - 1
+        i = bisect_right(out_starts, pos - 1) - 1
         if i < 0:
             return pos
         return applied[i].end if pos - 1 < out_starts[i] + widths[i] else pos - shifts[i]

@@ -112,11 +112,11 @@ class LazyPattern:
 
     if TYPE_CHECKING:  # the compiled pattern's methods, reached through __getattr__
 
-        def search(self, string: str, pos: int = ..., endpos: int = ...) -> re.Match[str] | None:
-            ...
+        def search(
+            self, string: str, pos: int = ..., endpos: int = ...
+        ) -> re.Match[str] | None: ...
 
-        def match(self, string: str, pos: int = ..., endpos: int = ...) -> re.Match[str] | None:
-            ...
+        def match(self, string: str, pos: int = ..., endpos: int = ...) -> re.Match[str] | None: ...
 
         def fullmatch(
             self, string: str, pos: int = ..., endpos: int = ...
@@ -131,22 +131,8 @@ def _lazy(pattern: str, flags: int = 0) -> LazyPattern:
     return LazyPattern(pattern, flags)
 
 
-def _compiled(pattern: re.Pattern[str] | LazyPattern) -> re.Pattern[str]:
+def _compile_now(pattern: re.Pattern[str] | LazyPattern) -> re.Pattern[str]:
     return pattern.compiled() if isinstance(pattern, LazyPattern) else pattern
-
-
-_RULE_FIELDS = (
-    "id",
-    "description",
-    "keywords",
-    "patterns",
-    "entropy",
-    "ignore_case",
-    "secret_group",
-    "extract",
-    "priority",
-    "context_before",
-)
 
 
 class Rule:
@@ -179,7 +165,18 @@ class Rule:
         "priority",
         "secret_group",
     )
-    __match_args__ = _RULE_FIELDS
+    __match_args__ = (
+        "id",
+        "description",
+        "keywords",
+        "patterns",
+        "entropy",
+        "ignore_case",
+        "secret_group",
+        "extract",
+        "priority",
+        "context_before",
+    )
 
     id: str
     description: str
@@ -191,6 +188,7 @@ class Rule:
     extract: Extractor | None
     priority: int
     context_before: int
+    _compiled_patterns: tuple[re.Pattern[str], ...] | None
 
     def __init__(
         self,
@@ -229,7 +227,7 @@ class Rule:
         """The rule's patterns, compiled."""
         compiled: tuple[re.Pattern[str], ...] | None = self._compiled_patterns
         if compiled is None:
-            compiled = tuple(_compiled(p) for p in self.lazy_patterns)
+            compiled = tuple(_compile_now(p) for p in self.lazy_patterns)
             object.__setattr__(self, "_compiled_patterns", compiled)
         return compiled
 
@@ -265,7 +263,7 @@ class Rule:
     def __repr__(self) -> str:
         shown = [
             (name, value)
-            for name, value in zip(_RULE_FIELDS, self._fields(), strict=True)
+            for name, value in zip(self.__match_args__, self._fields(), strict=True)
             if name != "patterns"
         ]
         shown.insert(3, ("patterns", self.lazy_patterns))
