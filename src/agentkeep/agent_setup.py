@@ -403,7 +403,8 @@ const SKIP = new Set(["message.part.updated", "message.part.delta"])
 
 function send(directory, hook, input, extra) {{
   try {{
-    const body = JSON.stringify({{ source: "opencode", hook, directory, input, ...extra }})
+    const at = Date.now()  // bus events repeat byte for byte; the time keeps them apart
+    const body = JSON.stringify({{ source: "opencode", hook, at, directory, input, ...extra }})
     const stdin = new Blob([body])
     const child = Bun.spawn(COMMAND, {{ stdin, stdout: "ignore", stderr: "ignore" }})
     child.exited.catch(() => {{}})

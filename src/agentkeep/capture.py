@@ -13,7 +13,6 @@ standard library at runtime — not even ``typing`` — and the redactor lazily.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -94,8 +93,20 @@ def dedupe_key(
     """The key that makes a repeated delivery a no-op (integrations.md §2.4 rule 10)."""
     if tool_use_id:
         return f"{source}|{session or ''}|{event}|{tool_use_id}"
-    digest = hashlib.sha256(payload).hexdigest()
+    digest = _sha256(payload).hexdigest()
     return f"{source}|{session or ''}|{event}|sha256:{digest}"
+
+
+def _sha256(data: bytes) -> Any:
+    """hashlib.sha256 without loading hashlib's OpenSSL binding (~3 ms on the hook path)."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+        except ImportError:  # pragma: no cover - another Python implementation
+            from hashlib import sha256
+    return sha256(data)
 
 
 _redact = None
@@ -246,7 +257,7 @@ class Writer:
         agent_role: str | None = None,
     ) -> int:
         """The id of the session ``(source, external_id)``, created on first sight together
-        with its agent (named ``<source>-<first 8 of the id>``) and a ``session.started``
+        with its agent (named ``<source>-<external id>``) and a ``session.started``
         event. Later calls fill in what was missing (model, title, cwd, parent) and move
         started_at earlier if an importer knows an earlier time."""
         row = self.conn.execute(
@@ -303,8 +314,9 @@ class Writer:
         return session_id
 
     def _agent(self, source: str, external_id: str, kind: str, role: str | None) -> int:
-        short = external_id.removeprefix("ses_")  # OpenCode ids share a prefix
-        name = f"{source}-{short[:8]}" if len(short) > 8 else f"{source}-{short}"
+        # The whole id: prefixes collide (OpenCode's ses_, Codex's time-ordered UUIDv7),
+        # and a subagent (<parent>:<agent>) is an agent of its own.
+        name = f"{source}-{external_id}"
         name = self.text("name", name, content=False) or name
         row = self.conn.execute("SELECT id FROM agents WHERE name = ?", (name,)).fetchone()
         if row is not None:
