@@ -17,6 +17,8 @@ import pytest
 
 import agentkeep
 from agentkeep.importers import opencode
+
+from conftest import Cli, git, run_agentkeep
 from opencodefixtures import (
     T0,
     Ids,
@@ -29,8 +31,6 @@ from opencodefixtures import (
     subagent,
     user_info,
 )
-
-from conftest import Cli, git, run_agentkeep
 from secretgen import fragments, generate
 
 # Files the importer opened (Python's audit events), recorded while a test asks for it.

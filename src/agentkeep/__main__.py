@@ -2,6 +2,7 @@
 
 ``agentkeep hook`` is routed to :mod:`agentkeep.hook` before anything else is imported: it
 runs on every tool call of every agent and must stay on the standard library.
+``agentkeep prime --hook-json`` (a SessionStart hook) skips click too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ def main(argv: list[str] | None = None) -> int:
         from agentkeep.hook import main as hook_main
 
         return hook_main(args[1:])
+    if args[:1] == ["prime"] and "--hook-json" in args and "--help" not in args:
+        # A SessionStart hook too: no click (an unknown flag must not exit 2), always 0.
+        from agentkeep.prime import hook_json_main
+
+        return hook_json_main(args[1:])
     from agentkeep.cli import run
 
     return run(args)
