@@ -14,6 +14,13 @@ from agentkeep.transcripts import render_jsonl, render_markdown
 from conftest import Cli
 
 SESSION_KEYS = {
+    "parent_id",
+    "prompts",
+    "tool_calls",
+    "failures",
+    "turns",
+    "last_seen_at",
+    "capture",
     "id",
     "agent_id",
     "task_id",

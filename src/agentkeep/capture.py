@@ -110,6 +110,7 @@ def _sha256(data: bytes) -> Any:
 
 
 _redact = None
+_CLEAN: dict[str, bool] = {}
 
 
 def _redactor() -> Any:
@@ -189,6 +190,25 @@ class Writer:
             raise CaptureError(f"the redactor failed on {column}") from exc
         for rule, count in counts.items():
             self._pending.append((rule, column, count))
+        return clean
+
+    def ident(self, column: str, value: str | None) -> str | None:
+        """A name or id (kept under every policy). Short texts found clean are remembered
+        per process: ids, models and tool names recur on every row, and redaction is a
+        pure function of the text (only clean texts are cached, never a secret)."""
+        if value is None or value in _CLEAN:
+            return value
+        if isinstance(value, str) and len(value) <= 200 and "\x00" not in value:
+            try:
+                if not _redactor().may_contain_secret(value) and not _has_surrogates(value):
+                    return value  # no rule can match: nothing to redact (unique ids)
+            except Exception as exc:  # fail closed
+                raise CaptureError(f"the redactor failed on {column}") from exc
+        clean = self.text(column, value, content=False)
+        if clean == value and len(value) <= 200 and not self._pending:
+            if len(_CLEAN) > 50_000:
+                _CLEAN.clear()
+            _CLEAN[value] = True
         return clean
 
     def json(self, column: str, value: Any, *, content: bool = True) -> str | None:
@@ -503,30 +523,35 @@ class Writer:
         """Append one transcript entry; None if ``(session, external_id)`` exists already
         (re-imports are no-ops). ``tokens`` is (input, output, cache_read, cache_write)."""
         counts = tuple(int(t or 0) for t in tokens) if tokens is not None else (0, 0, 0, 0)
-        cursor = self.conn.execute(
-            "INSERT INTO messages (session_id, seq, at, role, kind, text, tool_name, tool_use_id,"
-            " is_error, model, message_key, input_tokens, output_tokens, cache_read_tokens,"
-            " cache_write_tokens, external_id, parent_external_id, raw, source_ref)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (session_id, external_id) DO NOTHING",
-            (
+        try:
+            values = (
                 session_id,
                 seq,
                 at,
                 role,
                 kind,
                 self.text("text", text),
-                self.text("tool_name", tool_name, content=False),
-                self.text("tool_use_id", tool_use_id, content=False),
+                self.ident("tool_name", tool_name),
+                self.ident("tool_use_id", tool_use_id),
                 1 if is_error else 0,
-                self.text("model", model, content=False),
-                self.text("message_key", message_key, content=False),
+                self.ident("model", model),
+                self.ident("message_key", message_key),
                 *counts,
-                self.text("external_id", external_id, content=False),
-                self.text("parent_external_id", parent_external_id, content=False),
+                self.ident("external_id", external_id),
+                self.ident("parent_external_id", parent_external_id),
                 self.json("raw", raw),
                 source_ref,
-            ),
+            )
+        except CaptureError:
+            self._pending.clear()  # nothing of this row is stored
+            raise
+        cursor = self.conn.execute(
+            "INSERT INTO messages (session_id, seq, at, role, kind, text, tool_name, tool_use_id,"
+            " is_error, model, message_key, input_tokens, output_tokens, cache_read_tokens,"
+            " cache_write_tokens, external_id, parent_external_id, raw, source_ref)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (session_id, external_id) DO NOTHING",
+            values,
         )
         if not cursor.rowcount:
             self._pending.clear()
@@ -577,7 +602,8 @@ class Writer:
             " coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),"
             " count(*) FILTER (WHERE kind = 'tool_use'),"
             " count(*) FILTER (WHERE kind = 'tool_result' AND is_error),"
-            " count(*) FILTER (WHERE role = 'user' AND kind = 'text'),"
+            " count(DISTINCT coalesce(source_ref, external_id))"
+            " FILTER (WHERE role = 'user' AND kind = 'text'),"
             " min(at), max(at) FROM messages WHERE session_id = ?",
             (session_id,),
         ).fetchone()

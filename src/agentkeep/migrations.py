@@ -403,6 +403,8 @@ CREATE INDEX messages_session_seq ON messages (session_id, seq, id);
 CREATE INDEX messages_tool_use ON messages (tool_use_id) WHERE tool_use_id IS NOT NULL;
 -- `search --since` with a common word narrows by time here before ranking.
 CREATE INDEX messages_at ON messages (at);
+-- The first block of a response, whose usage later lines of the response raise.
+CREATE INDEX messages_key ON messages (session_id, message_key) WHERE message_key IS NOT NULL;
 
 -- Where each importer stopped in each source file. file_key names the file relative to
 -- the tool's own root (never an absolute path). offset counts the bytes (decompressed,

@@ -216,31 +216,17 @@ class SearchOps(StoreBase):
         (None: there is none), so FTS5 seeks to it instead of walking every newer match.
 
         A session's messages lie in one range (usually contiguous). For ``since`` the
-        range starts at the first message of the window when an index on messages.at
-        exists to find it cheaply; otherwise the whole table is the range.
+        range is found by the index on messages.at.
         """
         if session is not None:
             row = self._row(
                 "SELECT min(id), max(id) FROM messages WHERE session_id = ?", (session,)
             )
-        elif self._has_messages_at_index():
-            row = self._row("SELECT min(id), max(id) FROM messages WHERE at >= ?", (since,))
         else:
-            return (0, 1 << 62)
+            row = self._row("SELECT min(id), max(id) FROM messages WHERE at >= ?", (since,))
         if row is None or row[0] is None:
             return None
         return int(row[0]), int(row[1])
-
-    def _has_messages_at_index(self) -> bool:
-        found = getattr(self, "_messages_at_index", None)
-        if found is None:
-            found = any(
-                first is not None and first["name"] == "at"
-                for index in self._rows("PRAGMA index_list('messages')")
-                for first in [self._row(f"PRAGMA index_info('{index['name']}')")]
-            )
-            self._messages_at_index = found
-        return bool(found)
 
     def _hits(
         self,

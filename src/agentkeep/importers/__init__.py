@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from agentkeep._core import StoreBase
 from agentkeep.capture import Writer, under_root
 from agentkeep.errors import InvalidInput
+from agentkeep.files import zstd
 from agentkeep.importers.files import (
     Cursor,
     Line,
@@ -230,7 +231,7 @@ class ImportOps(StoreBase):
                 continue
             try:
                 outcome = importer.import_file(ctx, file, cursor)
-            except (OSError, ValueError, EOFError) as exc:
+            except (OSError, ValueError, EOFError, zstd().ZstdError) as exc:
                 outcome = FileOutcome("error", error=f"{file.key}: {exc}")
             counts[outcome.status] = counts.get(outcome.status, 0) + 1
             sessions |= outcome.sessions

@@ -1,0 +1,914 @@
+"""Claude Code transcripts: ``$CLAUDE_CONFIG_DIR/projects/<project>/<session>.jsonl``.
+
+Claude Code writes one JSON object per line (peers.md §4.1) and deletes the files after
+``cleanupPeriodDays`` (30 by default). This importer reads them into the project's store so
+the sessions outlive the files.
+
+Which files belong to this project. A project directory's name is the working directory
+with every non-alphanumeric character replaced by ``-``. Only directories named like one of
+the project's directories (its root and worktrees) — exactly, or followed by ``-`` for a
+session started in a subdirectory — are listed; nothing else under ``projects/`` is
+opened. The encoding is lossy (``/a/b-c`` and ``/a/b/c`` collide), so the decision is made
+by the ``cwd`` of the file's first line that has one (:meth:`ImportContext.belongs`); a file
+of another project gets a 'foreign' cursor and is skipped by a stat from then on. Files
+without any ``cwd`` yet are left alone (no cursor) until one shows up.
+
+What becomes what (one ``messages`` row per content block):
+
+==========================================  ============================================
+line                                        row(s)
+==========================================  ============================================
+user text / prompt                          role user, kind text
+user ``isMeta`` (skill bodies, caveats)     role system, kind text (not a prompt)
+user ``isCompactSummary``                   role system, kind summary
+tool_result block                           role tool, kind tool_result (``toolUseResult``
+                                            stdout/stderr preferred to the model's copy)
+assistant text / thinking / tool_use        role assistant, kind text / thinking / tool_use
+                                            (tool_use text: the input as compact JSON)
+image / document blocks                     a short placeholder text, never the base64
+system ``compact_boundary``                 role system, kind event ("compacted (auto, …)")
+other system lines                          role system, kind event ("<subtype>: <content>")
+``summary`` lines (older versions)          role system, kind summary, and the title
+``ai-title`` / ``custom-title``             the session's title (no row)
+``progress``, ``queue-operation``,          nothing: transient UI state (progress repeats
+``file-history-snapshot``                   the subagent transcript, queued prompts come
+                                            back as user lines, snapshots are file backups)
+any other type (``attachment``, …)          role system, kind raw, the line in ``raw``
+a line that cannot be read                  role system, kind raw, the reason (and the
+                                            line's first 2,000 characters) as text
+==========================================  ============================================
+
+Identity and order. ``external_id`` is ``<uuid>:<block index>`` (a content hash for lines
+without a uuid), so re-reading a file — resumed, rewritten or restored — adds nothing twice.
+``seq`` is ``byte offset × 16 + block index``. ``parent_external_id`` is ``parentUuid``.
+
+Tokens. Claude Code writes one content block per line, several lines per response; they
+share ``message.id`` and ``requestId``. ``message_key`` is ``"<message.id>|<requestId>"``;
+the first block carries the usage, later lines only raise it (counted once, as ccusage does).
+
+Subagents. ``<session>/subagents/agent-<id>.jsonl`` (and older top-level sidechain files,
+``isSidechain`` lines with an ``agentId``) become a child session ``<session id>:<agent id>``
+whose ``parent_id`` is the parent session (created if not imported yet). When the parent's
+Task/Agent tool result names the ``agentId``, the child also gets a first 'event' row
+carrying the spawning ``tool_use_id`` and tool name (``seq`` -1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agentkeep.capture import CaptureError, Writer
+from agentkeep.importers import (
+    FileOutcome,
+    ImportContext,
+    SourceFile,
+    import_lines,
+)
+from agentkeep.importers.files import (
+    Cursor,
+    Line,
+    load_cursor,
+    open_source,
+    read_lines,
+    save_cursor,
+)
+
+SOURCE = "claude"
+# A converted directory name longer than this is truncated and a hash appended (docs).
+NAME_LIMIT = 200
+# How far into a file the project decision looks for a cwd before calling it foreign.
+PRESCAN_BYTES = 8 * 1024 * 1024
+PRESCAN_LINES = 2000
+# Bounded per-file memory saved on the cursor (split responses and open tool calls are
+# always close together in a file).
+RECENT_KEYS = 32
+OPEN_TOOLS = 256
+BAD_LINE_PREVIEW = 2000
+
+SKIPPED_TYPES = frozenset({"progress", "queue-operation", "file-history-snapshot"})
+TITLE_TYPES = {"ai-title": "aiTitle", "custom-title": "customTitle"}
+KNOWN_SYSTEM = frozenset(
+    {
+        "compact_boundary",
+        "microcompact_boundary",
+        "local_command",
+        "stop_hook_summary",
+        "informational",
+        "api_error",
+        "turn_duration",
+    }
+)
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+_ISO_FAST = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
+
+
+# -- helpers shared with the Codex importer ----------------------------------------------
+
+
+def iso_timestamp(value: Any) -> str | None:
+    """A vendor timestamp as agentkeep's ISO UTC text (``…T14:02:11.512Z``), or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    if _ISO_FAST.match(value):
+        return value
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def epoch_of(iso: str | None) -> float | None:
+    """Seconds since the epoch of an ISO timestamp (for comparing with file mtimes)."""
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def as_int(value: Any) -> int:
+    """A token count from a vendor's JSON: ints as they are, anything else (None, NaN,
+    strings) as 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float) and value == value and abs(value) < 1e18:
+        return max(int(value), 0)
+    return 0
+
+
+def line_hash(data: bytes | None, offset: int) -> str:
+    """A stable id for a line that has none of its own (its content, not its position)."""
+    if data is None:
+        return f"@{offset}"
+    return hashlib.sha256(data.strip()).hexdigest()[:20]
+
+
+def compact_json(value: Any) -> str:
+    """``value`` as compact JSON text (NaN kept as the token JSON.parse would refuse: it
+    is text here, not stored JSON)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def media_placeholder(block: dict[str, Any]) -> str:
+    """A short stand-in for an image or document block (the base64 is never stored)."""
+    kind = str(block.get("type") or "media")
+    source = block.get("source")
+    if isinstance(source, dict):
+        media = source.get("media_type") or source.get("type") or ""
+        data = source.get("data")
+        if isinstance(data, str):
+            return f"[{kind} {media}, {len(data) * 3 // 4 // 1024:,} KB]".replace(" ,", ",")
+        return f"[{kind} {media}]".replace(" ]", "]")
+    for key in ("image_url", "url", "file_id"):
+        if key in block:
+            return f"[{kind}]"
+    return f"[{kind}]"
+
+
+def scrub_media(value: Any, depth: int = 0) -> Any:
+    """``value`` with base64 image/document payloads replaced by placeholders (for rows
+    kept whole in ``raw``)."""
+    if depth > 64:
+        return value
+    if isinstance(value, dict):
+        if value.get("type") in ("image", "document", "input_image") and (
+            isinstance(value.get("source"), dict) or "image_url" in value
+        ):
+            url = value.get("image_url")
+            if isinstance(url, str) and not url.startswith("data:"):
+                return value
+            return {"type": value.get("type"), "placeholder": media_placeholder(value)}
+        return {k: scrub_media(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_media(v, depth + 1) for v in value]
+    return value
+
+
+def flatten_content(content: Any) -> str:
+    """A tool result's or message's content (a string or a list of blocks) as one text."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for item in content:
+            if isinstance(item, str):
+                parts.append(item)
+            elif isinstance(item, dict):
+                kind = item.get("type")
+                if isinstance(item.get("text"), str):
+                    parts.append(item["text"])
+                elif kind in ("image", "document", "input_image"):
+                    parts.append(media_placeholder(item))
+                else:
+                    parts.append(compact_json(scrub_media(item)))
+            elif item is not None:
+                parts.append(compact_json(item))
+        return "\n".join(parts)
+    if isinstance(content, dict):
+        if isinstance(content.get("text"), str):
+            return str(content["text"])
+        return compact_json(scrub_media(content))
+    return str(content)
+
+
+def clean_name(writer: Writer, cache: dict[str, str], name: str) -> str:
+    """A tool name as the Writer would store it (redacted): cursor state is saved as is,
+    so nothing goes there unredacted. Names repeat, so they are redacted once per file."""
+    clean = cache.get(name)
+    if clean is None:
+        clean = cache[name] = writer.text("tool_name", name, content=False) or ""
+    return clean
+
+
+def remember(table: dict[str, Any], key: str, value: Any, limit: int) -> None:
+    """Put ``key`` last in a bounded insertion-ordered dict (the oldest falls out)."""
+    table.pop(key, None)
+    table[key] = value
+    while len(table) > limit:
+        del table[next(iter(table))]
+
+
+def prescan_cwd(
+    path: Path, find: Any, *, limit_bytes: int = PRESCAN_BYTES, limit_lines: int = PRESCAN_LINES
+) -> tuple[str | None, bool, str | None]:
+    """(the first cwd ``find(obj)`` returns in the file's head, whether the head was read
+    to its end, the first timestamp seen on the way). Reads at most ``limit_bytes`` /
+    ``limit_lines`` complete lines; lines without ``cwd`` in their bytes are not parsed."""
+    first_at: str | None = None
+    with open_source(path) as stream:
+        for number, line in enumerate(read_lines(stream, 0)):
+            if number >= limit_lines or line.offset >= limit_bytes:
+                return None, False, first_at
+            if line.data is None or (b"cwd" not in line.data and first_at is not None):
+                continue
+            try:
+                obj = line.json()
+            except (ValueError, RecursionError):
+                continue
+            if first_at is None and isinstance(obj, dict):
+                first_at = iso_timestamp(obj.get("timestamp"))
+            cwd = find(obj)
+            if cwd:
+                return cwd, True, first_at
+    return None, True, first_at
+
+
+def cursor_for(ctx: ImportContext, source: str, file: SourceFile, cursor: Cursor | None) -> Cursor:
+    """The file's cursor, saved first if new, so rows can name it (``source_ref``)."""
+    if cursor is not None and cursor.id is not None:
+        return cursor
+    with ctx.store.transaction() as tx:
+        save_cursor(tx.conn, cursor or Cursor(source=source, file_key=file.key), tx.now)
+        saved = load_cursor(tx.conn, source, file.key)
+    assert saved is not None
+    return saved
+
+
+# -- discovery ------------------------------------------------------------------------------
+
+
+def encode_project_dir(path: str) -> str:
+    """Claude Code's directory name for a working directory (peers.md §4.1)."""
+    return _NOT_ALNUM.sub("-", path)
+
+
+def claude_roots() -> list[Path]:
+    """Where Claude Code keeps ``projects/``: ``$CLAUDE_CONFIG_DIR``, else ``~/.claude`` and
+    the XDG location ccusage also reads (``~/.config/claude``)."""
+    configured = os.environ.get("CLAUDE_CONFIG_DIR")
+    if configured:
+        return [Path(configured).expanduser() / "projects"]
+    home = Path.home()
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(home / ".config")
+    return [home / ".claude" / "projects", Path(xdg) / "claude" / "projects"]
+
+
+def _name_matcher(project_dirs: Iterable[str]) -> Any:
+    encoded = [encode_project_dir(d).casefold() for d in project_dirs]
+    pinned = os.environ.get("CLAUDE_CODE_PROJECT_DIR_NAME")
+
+    def matches(name: str) -> bool:
+        if pinned and name == pinned:
+            return True
+        folded = name.casefold()
+        for enc in encoded:
+            if len(enc) >= NAME_LIMIT:
+                if folded.startswith(enc[:NAME_LIMIT]):
+                    return True
+            elif folded == enc or folded.startswith(enc + "-"):
+                return True
+        return False
+
+    return matches
+
+
+def _dir_key(directory: Path) -> str:
+    return hashlib.sha256(directory.name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+def _project_files(directory: Path) -> Iterator[tuple[Path, str, dict[str, Any]]]:
+    """(path, key, hint) of a project directory's transcripts: sessions, then subagents."""
+    prefix = _dir_key(directory)
+    for path in sorted(directory.glob("*.jsonl")):
+        yield path, f"{prefix}/{path.name}", {"session": path.stem}
+    for path in sorted(directory.glob("*/subagents/*.jsonl")):
+        session = path.parent.parent.name
+        hint = {"session": session, "agent": path.stem.removeprefix("agent-"), "subagent": True}
+        yield path, f"{prefix}/{session}/subagents/{path.name}", hint
+
+
+def _single_file(path: Path) -> tuple[Path, str, dict[str, Any]]:
+    if path.parent.name == "subagents":
+        directory = path.parent.parent.parent
+        session = path.parent.parent.name
+        hint = {"session": session, "agent": path.stem.removeprefix("agent-"), "subagent": True}
+        return path, f"{_dir_key(directory)}/{session}/subagents/{path.name}", hint
+    return path, f"{_dir_key(path.parent)}/{path.name}", {"session": path.stem}
+
+
+# -- the importer ---------------------------------------------------------------------------
+
+
+class ClaudeImporter:
+    source = SOURCE
+
+    def discover(self, ctx: ImportContext) -> Iterable[SourceFile]:
+        """This project's transcripts, found by directory name and stat only."""
+        if ctx.store.config["capture.policy"] == "off":
+            return []
+        matches = _name_matcher(ctx.project_dirs)
+        found: list[tuple[Path, str, dict[str, Any]]] = []
+        if ctx.path is not None:
+            path = ctx.path.expanduser()
+            if path.is_file():
+                found.append(_single_file(path))
+            elif any(path.glob("*.jsonl")) or any(path.glob("*/subagents/*.jsonl")):
+                found.extend(_project_files(path))  # one project directory, named by the user
+            else:
+                found.extend(_projects_files(path, matches))
+        else:
+            for root in claude_roots():
+                found.extend(_projects_files(root, matches))
+        since = epoch_of(ctx.since)
+        files: dict[str, SourceFile] = {}
+        for path, key, hint in found:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            mtime = st.st_mtime
+            if not stat.S_ISREG(st.st_mode) or (since is not None and mtime < since):
+                continue
+            if key in files and files[key].hint["mtime"] >= mtime:
+                continue  # the same file under both roots: the newer copy
+            files[key] = SourceFile(path=path, key=key, hint={**hint, "mtime": mtime})
+        return list(files.values())
+
+    def import_file(
+        self, ctx: ImportContext, file: SourceFile, cursor: Cursor | None
+    ) -> FileOutcome:
+        if cursor is not None and cursor.unchanged(file.path):
+            return FileOutcome("unchanged")
+        decided = cursor.state.get("project") if cursor is not None else None
+        first_at = cursor.state.get("first_at") if cursor is not None else None
+        if decided is None or cursor is None or cursor.resume_offset(file.path) == 0:
+            cwd, complete, first_at = prescan_cwd(file.path, _line_cwd)
+            if cwd is None and complete:
+                return FileOutcome("unchanged")  # no cwd yet: decide when one is written
+            decided = "ok" if cwd is not None and ctx.belongs(cwd) else "foreign"
+        if decided == "ok":
+            cursor = cursor_for(ctx, SOURCE, file, cursor)
+        reader = _ClaudeFile(ctx, file, decided, cursor.id if cursor else None, first_at)
+        return import_lines(ctx, file, cursor, reader.handle, source=SOURCE, finish=reader.finish)
+
+
+def _projects_files(root: Path, matches: Any) -> Iterator[tuple[Path, str, dict[str, Any]]]:
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if matches(entry.name) and entry.is_dir():
+            yield from _project_files(Path(entry.path))
+
+
+def _line_cwd(obj: Any) -> str | None:
+    if isinstance(obj, dict):
+        cwd = obj.get("cwd")
+        if isinstance(cwd, str) and cwd:
+            return cwd
+    return None
+
+
+class _ClaudeFile:
+    """Reads one transcript: the line handler and batch finisher given to import_lines.
+
+    Running state that must survive between runs lives in the cursor's ``state`` dict:
+    ``project`` (the decision), ``first_at`` (the file's first timestamp), ``usage``
+    (recent message keys and their recorded usage), ``tools`` (open tool_use ids and
+    names), ``session`` (the last session's external id).
+    Row ids are looked up again each run (a cached id could outlive its row).
+    """
+
+    def __init__(
+        self,
+        ctx: ImportContext,
+        file: SourceFile,
+        decided: str,
+        cursor_id: Any,
+        first_at: str | None,
+    ) -> None:
+        self.ctx = ctx
+        self.first_at = first_at
+        self.since = ctx.since
+        self.decided = decided
+        self.cursor_id = cursor_id
+        hint = file.hint if isinstance(file.hint, dict) else {}
+        self.default_session = str(hint.get("session") or file.path.stem)
+        self.subagent_file = bool(hint.get("subagent"))
+        self.default_agent = str(hint.get("agent") or "") or None
+        self.sessions: dict[str, int] = {}
+        self.touched: set[int] = set()
+        self.model_set: set[int] = set()
+        # message key -> (session id, raised usage): one UPDATE per response, not per line
+        self.raises: dict[str, tuple[int, list[int]]] = {}
+        self.names: dict[str, str] = {}
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def _external(self, obj: dict[str, Any]) -> tuple[str, str | None]:
+        """(the session id, the agent id when the line belongs to a subagent)."""
+        session = obj.get("sessionId")
+        if not isinstance(session, str) or not session:
+            session = self.default_session
+        agent = None
+        if self.subagent_file or obj.get("isSidechain"):
+            value = obj.get("agentId")
+            agent = value if isinstance(value, str) and value else None
+            if agent is None and self.subagent_file:
+                agent = self.default_agent
+        return session, agent
+
+    def _session(
+        self,
+        writer: Writer,
+        state: dict[str, Any],
+        session: str,
+        agent: str | None,
+        at: str | None,
+        cwd: Any,
+    ) -> int:
+        external = f"{session}:{agent}" if agent else session
+        row = self.sessions.get(external)
+        if row is None:
+            cwd = cwd if isinstance(cwd, str) else None
+            parent = None
+            if agent:
+                parent = self._session(writer, state, session, None, at, cwd)
+            row = writer.session(
+                SOURCE,
+                external,
+                # a line without a time (a title, a summary) dates a new session by the
+                # file's first timestamp, never by the import's clock
+                started_at=at or state.get("first_at"),
+                cwd=cwd,
+                parent_id=parent,
+                agent_kind="claude",
+                agent_role="subagent" if agent else None,
+            )
+            self.sessions[external] = row
+            if not state.get("session_id") and (agent is not None) == self.subagent_file:
+                state["session_id"] = row
+        state["session"] = external
+        self.touched.add(row)
+        return row
+
+    def _line_session(
+        self, writer: Writer, state: dict[str, Any], obj: dict[str, Any], at: str | None
+    ) -> int:
+        session, agent = self._external(obj)
+        return self._session(writer, state, session, agent, at, obj.get("cwd"))
+
+    def _fallback_session(self, writer: Writer, state: dict[str, Any]) -> int:
+        """The session of a line that names none (the last one seen, else the file's)."""
+        last = state.get("session")
+        if isinstance(last, str) and last in self.sessions:
+            return self.sessions[last]
+        if isinstance(last, str) and ":" in last and self.subagent_file:
+            parent, child = last.split(":", 1)
+            return self._session(writer, state, parent, child, None, None)
+        if isinstance(last, str) and last:
+            return self._session(writer, state, last, None, None, None)
+        agent = self.default_agent if self.subagent_file else None
+        return self._session(writer, state, self.default_session, agent, None, None)
+
+    # -- lines ----------------------------------------------------------------------------
+
+    def handle(self, writer: Writer, line: Line, state: dict[str, Any]) -> int:
+        if "project" not in state:
+            state["project"] = self.decided
+            if self.first_at:
+                state["first_at"] = self.first_at
+        if state["project"] != "ok":
+            state["foreign"] = True
+            return 0
+        if line.data is None:
+            return self._unreadable(
+                writer, line, state, f"line of {line.end - line.offset:,} bytes skipped (too long)"
+            )
+        if not line.data.strip():
+            return 0
+        try:
+            obj = line.json()
+        except RecursionError:
+            return self._unreadable(writer, line, state, "nested too deeply")
+        except ValueError:
+            return self._unreadable(writer, line, state, "not JSON")
+        if not isinstance(obj, dict):
+            return self._unreadable(writer, line, state, "not a JSON object")
+        if self.raises and _message_key(obj) not in self.raises:
+            self._flush_raises(writer, state)
+        try:
+            return self._line(writer, line, obj, state)
+        except (CaptureError, RecursionError, ValueError, TypeError, AttributeError) as exc:
+            reason = str(exc) if isinstance(exc, CaptureError) else type(exc).__name__
+            return self._unreadable(writer, line, state, f"unreadable ({reason})")
+
+    def finish(self, writer: Writer, state: dict[str, Any]) -> None:
+        self._flush_raises(writer, state)
+        for session_id in sorted(self.touched):
+            writer.session_totals_from_messages(session_id)
+        self.touched.clear()
+
+    def _ref(self, line: Line) -> str | None:
+        return f"{self.cursor_id}:{line.offset}" if self.cursor_id is not None else None
+
+    def _unreadable(self, writer: Writer, line: Line, state: dict[str, Any], reason: str) -> int:
+        session_id = self._fallback_session(writer, state)
+        text = reason
+        if line.data is not None:
+            text += ": " + line.data[:BAD_LINE_PREVIEW].decode("utf-8", "replace")
+        added = writer.message(
+            session_id,
+            seq=line.offset * 16,
+            external_id=f"bad:{line_hash(line.data, line.offset)}",
+            role="system",
+            kind="raw",
+            text=text,
+            source_ref=self._ref(line),
+        )
+        return 1 if added else 0
+
+    def _line(self, writer: Writer, line: Line, obj: dict[str, Any], state: dict[str, Any]) -> int:
+        at = iso_timestamp(obj.get("timestamp"))
+        if self.since and at and at < self.since:
+            return 0
+        kind = obj.get("type")
+        if kind == "user" or kind == "assistant":
+            return self._conversation(writer, line, obj, state, at, kind)
+        if kind in SKIPPED_TYPES:
+            return 0
+        if kind == "system":
+            return self._system(writer, line, obj, state, at)
+        if kind in TITLE_TYPES:
+            title = obj.get(TITLE_TYPES[kind])
+            if isinstance(title, str) and title.strip():
+                session_id = self._line_session(writer, state, obj, at)
+                external = state["session"]
+                writer.session(SOURCE, external, title=title.strip()[:200], parent_id=None)
+                self.touched.add(session_id)
+            return 0
+        if kind == "summary":
+            return self._summary(writer, line, obj, state)
+        session_id = self._line_session(writer, state, obj, at)
+        uuid = obj.get("uuid")
+        ident = uuid if isinstance(uuid, str) and uuid else line_hash(line.data, line.offset)
+        added = writer.message(
+            session_id,
+            seq=line.offset * 16,
+            external_id=f"{ident}:0",
+            role="system",
+            kind="raw",
+            at=at,
+            parent_external_id=_text_or_none(obj.get("parentUuid")),
+            raw=scrub_media(obj),
+            source_ref=self._ref(line),
+        )
+        return 1 if added else 0
+
+    def _summary(
+        self, writer: Writer, line: Line, obj: dict[str, Any], state: dict[str, Any]
+    ) -> int:
+        text = obj.get("summary")
+        if not isinstance(text, str) or not text.strip():
+            return 0
+        if obj.get("sessionId"):
+            session_id = self._line_session(writer, state, obj, None)
+        else:
+            session_id = self._fallback_session(writer, state)
+        external = state["session"]
+        writer.session(SOURCE, external, title=text.strip()[:200])
+        added = writer.message(
+            session_id,
+            seq=line.offset * 16,
+            external_id=f"summary:{line_hash(line.data, line.offset)}",
+            role="system",
+            kind="summary",
+            text=text,
+            parent_external_id=_text_or_none(obj.get("leafUuid")),
+            source_ref=self._ref(line),
+        )
+        return 1 if added else 0
+
+    def _system(
+        self,
+        writer: Writer,
+        line: Line,
+        obj: dict[str, Any],
+        state: dict[str, Any],
+        at: str | None,
+    ) -> int:
+        session_id = self._line_session(writer, state, obj, at)
+        subtype = obj.get("subtype")
+        subtype = subtype if isinstance(subtype, str) else "system"
+        content = obj.get("content")
+        if subtype in ("compact_boundary", "microcompact_boundary"):
+            meta = obj.get("compactMetadata") or obj.get("microcompactMetadata") or {}
+            meta = meta if isinstance(meta, dict) else {}
+            detail = [str(meta["trigger"])] if isinstance(meta.get("trigger"), str) else []
+            tokens = as_int(meta.get("preTokens"))
+            if tokens:
+                detail.append(
+                    f"{tokens // 1000:,}k tokens" if tokens >= 1000 else f"{tokens} tokens"
+                )
+            name = "compacted" if subtype == "compact_boundary" else "microcompacted"
+            text = f"{name} ({', '.join(detail)})" if detail else name
+        elif isinstance(content, str) and content:
+            text = f"{subtype}: {content}"
+        else:
+            text = subtype
+        uuid = obj.get("uuid")
+        ident = uuid if isinstance(uuid, str) and uuid else line_hash(line.data, line.offset)
+        parent = obj.get("parentUuid") or obj.get("logicalParentUuid")
+        added = writer.message(
+            session_id,
+            seq=line.offset * 16,
+            external_id=f"{ident}:0",
+            role="system",
+            kind="event",
+            text=text,
+            at=at,
+            is_error=obj.get("level") == "error",
+            parent_external_id=_text_or_none(parent),
+            raw=None if subtype in KNOWN_SYSTEM else scrub_media(obj),
+            source_ref=self._ref(line),
+        )
+        return 1 if added else 0
+
+    def _conversation(
+        self,
+        writer: Writer,
+        line: Line,
+        obj: dict[str, Any],
+        state: dict[str, Any],
+        at: str | None,
+        line_type: str,
+    ) -> int:
+        session_id = self._line_session(writer, state, obj, at)
+        message = obj.get("message")
+        if not isinstance(message, dict):
+            message = {"content": message} if isinstance(message, str) else {}
+        content = message.get("content")
+        blocks: list[Any]
+        if isinstance(content, str):
+            blocks = [{"type": "text", "text": content}]
+        elif isinstance(content, list):
+            blocks = content
+        else:
+            blocks = []
+        uuid = obj.get("uuid")
+        ident = uuid if isinstance(uuid, str) and uuid else line_hash(line.data, line.offset)
+        parent = _text_or_none(obj.get("parentUuid") or obj.get("logicalParentUuid"))
+        base = line.offset * 16
+        ref = self._ref(line)
+        assistant = line_type == "assistant"
+
+        model: str | None = None
+        key: str | None = None
+        tokens: tuple[int, int, int, int] | None = None
+        if assistant:
+            value = message.get("model")
+            if isinstance(value, str) and value and not value.startswith("<"):
+                model = value
+                if session_id not in self.model_set:
+                    writer.session(SOURCE, state["session"], model=model)
+                    self.model_set.add(session_id)
+            usage = message.get("usage")
+            if isinstance(usage, dict):
+                tokens = (
+                    as_int(usage.get("input_tokens")),
+                    as_int(usage.get("output_tokens")),
+                    as_int(usage.get("cache_read_input_tokens")),
+                    as_int(usage.get("cache_creation_input_tokens")),
+                )
+            key = _message_key(obj)
+            if key is not None:
+                seen = state.setdefault("usage", {})
+                if key in seen:
+                    if tokens is not None:
+                        self._raise_later(session_id, key, tokens, seen[key])
+                    tokens = None  # counted on the response's first block
+        user_role = "user"
+        user_kind = "text"
+        if not assistant:
+            if obj.get("isCompactSummary"):
+                user_role, user_kind = "system", "summary"
+            elif obj.get("isMeta"):
+                user_role = "system"
+        tool_result = obj.get("toolUseResult")
+        results = sum(1 for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result")
+        is_api_error = bool(obj.get("isApiErrorMessage"))
+
+        added = 0
+        for index, block in enumerate(blocks):
+            if isinstance(block, str):
+                block = {"type": "text", "text": block}
+            if not isinstance(block, dict):
+                continue
+            btype = block.get("type")
+            role = "assistant" if assistant else user_role
+            kind = "text" if assistant else user_kind
+            text: str | None = None
+            tool_name = tool_use_id = None
+            is_error = False
+            raw: Any = None
+            if btype == "text":
+                text = block.get("text") if isinstance(block.get("text"), str) else ""
+                is_error = is_api_error
+            elif btype == "thinking":
+                kind, text = "thinking", _str(block.get("thinking"))
+            elif btype == "redacted_thinking":
+                kind, text = "thinking", "[redacted thinking]"
+            elif btype in ("tool_use", "server_tool_use", "mcp_tool_use"):
+                kind = "tool_use"
+                tool_name = _text_or_none(block.get("name"))
+                tool_use_id = _text_or_none(block.get("id"))
+                text = compact_json(block.get("input", {}))
+                if tool_use_id and tool_name:
+                    name = clean_name(writer, self.names, tool_name)
+                    remember(state.setdefault("tools", {}), tool_use_id, name, OPEN_TOOLS)
+            elif btype == "tool_result" or (
+                isinstance(btype, str) and btype.endswith("_tool_result")
+            ):
+                role, kind = "tool", "tool_result"
+                tool_use_id = _text_or_none(block.get("tool_use_id"))
+                is_error = bool(block.get("is_error"))
+                text = _result_text(block, tool_result if results == 1 else None)
+                tool_name = self._tool_name(writer, state, tool_use_id)
+                if results == 1 and isinstance(tool_result, dict):
+                    agent = tool_result.get("agentId")
+                    if isinstance(agent, str) and agent and tool_use_id:
+                        self._link_subagent(
+                            writer, line, obj, state, agent, tool_use_id, tool_name, at
+                        )
+            elif btype in ("image", "document"):
+                text = media_placeholder(block)
+            else:
+                kind, raw = "raw", scrub_media(block)
+            # The usage goes on the response's first readable block.
+            row_tokens = tokens if tokens is not None and kind != "raw" else None
+            row = writer.message(
+                session_id,
+                seq=base + index,
+                external_id=f"{ident}:{index}",
+                role=role,
+                kind=kind,
+                text=text,
+                at=at,
+                tool_name=tool_name,
+                tool_use_id=tool_use_id,
+                is_error=is_error,
+                model=model,
+                message_key=key,
+                tokens=row_tokens,
+                parent_external_id=parent,
+                raw=raw,
+                source_ref=ref,
+            )
+            if row_tokens is not None:
+                if key is not None:
+                    remember(state.setdefault("usage", {}), key, list(row_tokens), RECENT_KEYS)
+                tokens = None
+            if row:
+                added += 1
+        return added
+
+    def _raise_later(
+        self, session_id: int, key: str, tokens: tuple[int, ...], recorded: list[int]
+    ) -> None:
+        """Note a later line's usage of a response already stored; the first block's
+        usage is raised once, when the response's lines end (:meth:`_flush_raises`)."""
+        pending = self.raises.get(key)
+        base = pending[1] if pending is not None else recorded
+        if any(t > b for t, b in zip(tokens, base, strict=True)):
+            self.raises[key] = (session_id, [max(t, b) for t, b in zip(tokens, base, strict=True)])
+
+    def _flush_raises(self, writer: Writer, state: dict[str, Any]) -> None:
+        seen = state.setdefault("usage", {})
+        for key, (session_id, tokens) in self.raises.items():
+            writer.message_tokens(session_id, key, tokens)
+            remember(seen, key, tokens, RECENT_KEYS)
+        self.raises.clear()
+
+    def _tool_name(self, writer: Writer, state: dict[str, Any], tool_use_id: str | None) -> Any:
+        if not tool_use_id:
+            return None
+        tools = state.get("tools") or {}
+        name = tools.pop(tool_use_id, None)
+        if name:
+            return name
+        row = writer.conn.execute(
+            "SELECT tool_name FROM messages WHERE tool_use_id = ? AND kind = 'tool_use' LIMIT 1",
+            (tool_use_id,),
+        ).fetchone()
+        return row[0] if row is not None else None
+
+    def _link_subagent(
+        self,
+        writer: Writer,
+        line: Line,
+        obj: dict[str, Any],
+        state: dict[str, Any],
+        agent: str,
+        tool_use_id: str,
+        tool_name: Any,
+        at: str | None,
+    ) -> None:
+        """The child session a Task/Agent tool result names, with the spawning call."""
+        session, _ = self._external(obj)
+        current = state.get("session")
+        child = self._session(writer, state, session, agent, at, obj.get("cwd"))
+        state["session"] = current
+        writer.message(
+            child,
+            seq=-1,
+            external_id=f"spawned-by:{tool_use_id}",
+            role="system",
+            kind="event",
+            text=f"subagent started by {tool_name or 'a tool call'} ({tool_use_id})",
+            at=at,
+            tool_name=tool_name,
+            tool_use_id=tool_use_id,
+            source_ref=self._ref(line),
+        )
+
+
+def _message_key(obj: dict[str, Any]) -> str | None:
+    message = obj.get("message")
+    if obj.get("type") != "assistant" or not isinstance(message, dict):
+        return None
+    message_id = message.get("id")
+    if not isinstance(message_id, str) or not message_id:
+        return None
+    return f"{message_id}|{obj.get('requestId') or ''}"
+
+
+def _result_text(block: dict[str, Any], tool_result: Any) -> str:
+    """A tool result's text: the tool's own stdout/stderr when the line carries them,
+    else the content the model saw."""
+    if isinstance(tool_result, dict) and ("stdout" in tool_result or "stderr" in tool_result):
+        out = tool_result.get("stdout")
+        err = tool_result.get("stderr")
+        out = out if isinstance(out, str) else ""
+        err = err if isinstance(err, str) else ""
+        text = f"{out}\n{err}" if out and err else out or err
+        if text:
+            return text
+    return flatten_content(block.get("content"))
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
