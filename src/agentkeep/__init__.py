@@ -48,6 +48,11 @@ _LAZY = {
     ),
     **dict.fromkeys(("Store", "init_store", "open"), "agentkeep.store"),
     **dict.fromkeys(("RunResult", "run_command"), "agentkeep.runner"),
+    "ImportResult": "agentkeep.importers",
+    "Prime": "agentkeep.prime",
+    "SearchHit": "agentkeep.search",
+    "StatsRow": "agentkeep.stats",
+    "Transcript": "agentkeep.transcripts",
 }
 
 
@@ -72,6 +77,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from typing import Any
 
+    from agentkeep.importers import ImportResult
     from agentkeep.models import (
         Agent,
         Artifact,
@@ -87,8 +93,12 @@ if TYPE_CHECKING:
         Worktree,
         Written,
     )
+    from agentkeep.prime import Prime
     from agentkeep.runner import RunResult, run_command
+    from agentkeep.search import SearchHit
+    from agentkeep.stats import StatsRow
     from agentkeep.store import Store, init_store, open
+    from agentkeep.transcripts import Transcript
 
 __all__ = [
     "Agent",
@@ -98,24 +108,29 @@ __all__ = [
     "Conflict",
     "Corrupt",
     "Event",
+    "ImportResult",
     "Integration",
     "InvalidInput",
     "Metric",
     "NotFound",
     "Note",
+    "Prime",
     "Project",
     "ReadOnly",
     "Redaction",
     "RedactionFailed",
     "RunResult",
     "SchemaTooNew",
+    "SearchHit",
     "Session",
+    "StatsRow",
     "StorageError",
     "StorageFull",
     "Store",
     "StoreNotFound",
     "Stream",
     "Task",
+    "Transcript",
     "UsedAcrossFork",
     "Worktree",
     "Written",
