@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import uuid as uuidlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,20 +62,6 @@ def counts(store: agentkeep.Store) -> dict[str, int]:
     """Row counts of every table an import writes (a re-import must not change them)."""
     tables = ("sessions", "messages", "metrics", "events", "agents", "redactions", "import_cursors")
     return {t: int(store._rows(f"SELECT count(*) FROM {t}")[0][0]) for t in tables}
-
-
-def leaks(directory: Path, needles: list[str]) -> list[str]:
-    """Files under ``directory`` holding a needle, found by grep in a separate process
-    (live database files are never opened by this one)."""
-    hits = []
-    for needle in needles:
-        done = subprocess.run(
-            ["grep", "-r", "-l", "-a", "-F", "--", needle, str(directory)],
-            capture_output=True,
-            text=True,
-        )
-        hits += [f"{line} contains {needle[:6]}…" for line in done.stdout.splitlines()]
-    return hits
 
 
 # -- Claude Code ------------------------------------------------------------------------------

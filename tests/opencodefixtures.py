@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -487,17 +486,3 @@ def subagent(
     out.messages = [m1, m2]
     out.parts = {"prompt": p1, "answer": p2}
     return out
-
-
-def leaks(directory: Path, needles: list[str]) -> list[str]:
-    """Files under ``directory`` holding a needle, read by grep (another process: live
-    database files are never opened by this one)."""
-    hits = []
-    for needle in needles:
-        done = subprocess.run(
-            ["grep", "-r", "-l", "-a", "-F", "--", needle, str(directory)],
-            capture_output=True,
-            text=True,
-        )
-        hits += [f"{line} contains {needle[:6]}…" for line in done.stdout.splitlines()]
-    return hits

@@ -7,6 +7,8 @@ import base64
 import json
 import secrets
 import string
+import subprocess
+from pathlib import Path
 
 ALNUM = string.ascii_letters + string.digits
 UPPER_DIGITS = string.ascii_uppercase + "234567"
@@ -75,3 +77,17 @@ def fragments(secret: str) -> list[str]:
     """What a leak check greps for: the whole secret and 12 characters past its prefix."""
     prefix_end = next((i for i, c in enumerate(secret[:12]) if c in "_-"), -1) + 1
     return [secret, secret[prefix_end : prefix_end + 12]]
+
+
+def leaks(directory: Path, needles: list[str]) -> list[str]:
+    """Every file under ``directory`` holding a needle, read as bytes by grep (a separate
+    process: live database files are never opened by this one)."""
+    hits = []
+    for needle in needles:
+        done = subprocess.run(
+            ["grep", "-r", "-l", "-a", "-F", "--", needle, str(directory)],
+            capture_output=True,
+            text=True,
+        )
+        hits += [f"{line} contains {needle[:6]}…" for line in done.stdout.splitlines()]
+    return hits

@@ -23,7 +23,7 @@ import agentkeep
 
 from conftest import Cli, git, run_agentkeep
 from hookpayloads import Delivery, claude_script, every_source, recorded, totals
-from secretgen import fragments, generate
+from secretgen import fragments, generate, leaks
 
 LOG = "hook-errors.log"
 
@@ -55,20 +55,6 @@ def query(project: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[A
 def log_lines(project: Path) -> list[str]:
     path = project / ".agentkeep" / LOG
     return path.read_text().splitlines() if path.exists() else []
-
-
-def leaks(directory: Path, needles: list[str]) -> list[str]:
-    """Files under ``directory`` holding a needle, read by grep in another process (live
-    database files are never opened by this one)."""
-    hits = []
-    for needle in needles:
-        done = subprocess.run(
-            ["grep", "-r", "-l", "-a", "-F", "--", needle, str(directory)],
-            capture_output=True,
-            text=True,
-        )
-        hits += [f"{line} has {needle[:6]}…" for line in done.stdout.splitlines()]
-    return hits
 
 
 def post_tool_use(cwd: Path, tool_use_id: str, **extra: Any) -> dict[str, Any]:

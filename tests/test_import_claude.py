@@ -20,9 +20,9 @@ import pytest
 import agentkeep
 from agentkeep.importers.claude import encode_project_dir
 
-from agentfixtures import ClaudeSession, counts, encode_dir, leaks, rows
+from agentfixtures import ClaudeSession, counts, encode_dir, rows
 from conftest import Cli, git
-from secretgen import fragments, generate
+from secretgen import fragments, generate, leaks
 
 # -- helpers ------------------------------------------------------------------------------
 

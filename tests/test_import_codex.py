@@ -17,9 +17,9 @@ import agentkeep
 from agentkeep.files import zstd
 from agentkeep.importers.files import file_key
 
-from agentfixtures import CodexRollout, codex_home, counts, leaks, rows
+from agentfixtures import CodexRollout, codex_home, counts, rows
 from conftest import Cli, run_agentkeep
-from secretgen import fragments, generate
+from secretgen import fragments, generate, leaks
 
 
 def session_row(store: agentkeep.Store, external_id: str) -> dict[str, Any]:

@@ -27,11 +27,10 @@ from opencodefixtures import (
     OpenCodeJson,
     assistant_info,
     conversation,
-    leaks,
     subagent,
     user_info,
 )
-from secretgen import fragments, generate
+from secretgen import fragments, generate, leaks
 
 # Files the importer opened (Python's audit events), recorded while a test asks for it.
 _opened: list[str] | None = None

@@ -5,7 +5,6 @@ in every format go through every write path; afterwards not one of them is anywh
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,23 +13,9 @@ import agentkeep
 from agentkeep import redact
 
 from conftest import Cli, run_agentkeep
-from secretgen import fragments, generate
+from secretgen import fragments, generate, leaks
 
 SECRETS = generate()
-
-
-def leaks(directory: Path, needles: list[str]) -> list[str]:
-    """Every file under ``directory`` holding a needle, read as bytes by grep (a separate
-    process: live database files are never opened by this one)."""
-    hits = []
-    for needle in needles:
-        done = subprocess.run(
-            ["grep", "-r", "-l", "-a", "-F", "--", needle, str(directory)],
-            capture_output=True,
-            text=True,
-        )
-        hits += [f"{line} contains {needle[:6]}…" for line in done.stdout.splitlines()]
-    return hits
 
 
 def test_no_secret_reaches_disk_through_any_write_path(project: Path, cli: Cli) -> None:

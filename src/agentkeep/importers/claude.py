@@ -75,6 +75,7 @@ from agentkeep.importers import (
 from agentkeep.importers.files import (
     Cursor,
     Line,
+    decode_object,
     load_cursor,
     open_source,
     read_lines,
@@ -531,20 +532,11 @@ class _ClaudeFile:
         if state["project"] != "ok":
             state["foreign"] = True
             return 0
-        if line.data is None:
-            return self._unreadable(
-                writer, line, state, f"line of {line.end - line.offset:,} bytes skipped (too long)"
-            )
-        if not line.data.strip():
+        obj, problem = decode_object(line)
+        if problem is not None:
+            return self._unreadable(writer, line, state, problem)
+        if obj is None:
             return 0
-        try:
-            obj = line.json()
-        except RecursionError:
-            return self._unreadable(writer, line, state, "nested too deeply")
-        except ValueError:
-            return self._unreadable(writer, line, state, "not JSON")
-        if not isinstance(obj, dict):
-            return self._unreadable(writer, line, state, "not a JSON object")
         if self.raises and _message_key(obj) not in self.raises:
             self._flush_raises(writer, state)
         try:

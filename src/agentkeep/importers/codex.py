@@ -89,7 +89,7 @@ from agentkeep.importers.claude import (
     remember,
     scrub_media,
 )
-from agentkeep.importers.files import Cursor, Line, file_key
+from agentkeep.importers.files import Cursor, Line, decode_object, file_key
 
 SOURCE = "codex"
 PENDING_TEXTS = 64
@@ -357,20 +357,11 @@ class _CodexFile:
         if state["project"] != "ok":
             state["foreign"] = True
             return 0
-        if line.data is None:
-            return self._unreadable(
-                writer, line, state, f"line of {line.end - line.offset:,} bytes skipped (too long)"
-            )
-        if not line.data.strip():
+        obj, problem = decode_object(line)
+        if problem is not None:
+            return self._unreadable(writer, line, state, problem)
+        if obj is None:
             return 0
-        try:
-            obj = line.json()
-        except RecursionError:
-            return self._unreadable(writer, line, state, "nested too deeply")
-        except ValueError:
-            return self._unreadable(writer, line, state, "not JSON")
-        if not isinstance(obj, dict):
-            return self._unreadable(writer, line, state, "not a JSON object")
         try:
             return self._line(writer, line, obj, state)
         except (CaptureError, RecursionError, ValueError, TypeError, AttributeError) as exc:

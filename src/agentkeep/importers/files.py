@@ -58,6 +58,25 @@ class Line:
         return json.loads(self.data.decode("utf-8", "replace"))
 
 
+def decode_object(line: Line) -> tuple[dict[str, Any] | None, str | None]:
+    """``(object, None)`` for a line holding a JSON object, ``(None, None)`` for a blank
+    line, ``(None, why)`` for a line that cannot be read (too long, not JSON, nested too
+    deeply, not an object). Importers keep going either way."""
+    if line.data is None:
+        return None, f"line of {line.end - line.offset:,} bytes skipped (too long)"
+    if not line.data.strip():
+        return None, None
+    try:
+        value = line.json()
+    except RecursionError:
+        return None, "nested too deeply"
+    except ValueError:
+        return None, "not JSON"
+    if not isinstance(value, dict):
+        return None, "not a JSON object"
+    return value, None
+
+
 def read_lines(stream: IO[bytes], offset: int, *, max_line: int = MAX_LINE_BYTES) -> Iterator[Line]:
     """Complete lines from ``offset`` on. Stops before a last line with no newline."""
     _skip_to(stream, offset)
