@@ -420,7 +420,67 @@ def _line_cwd(obj: Any) -> str | None:
     return None
 
 
-class _ClaudeFile:
+class TranscriptFile:
+    """What the Claude and Codex readers share: the project gate, decoding a line, and a
+    line that cannot be read kept as a 'raw' entry (never dropped, never fatal)."""
+
+    def __init__(self, ctx: ImportContext, decided: str, cursor_id: Any) -> None:
+        self.ctx = ctx
+        self.since = ctx.since
+        self.decided = decided
+        self.cursor_id = cursor_id
+
+    def handle(self, writer: Writer, line: Line, state: dict[str, Any]) -> int:
+        if "project" not in state:
+            state["project"] = self.decided
+            self._start(state)
+        if state["project"] != "ok":
+            state["foreign"] = True
+            return 0
+        obj, problem = decode_object(line)
+        if problem is not None:
+            return self._unreadable(writer, line, state, problem)
+        if obj is None:
+            return 0
+        self._before(writer, obj, state)
+        try:
+            return self._line(writer, line, obj, state)
+        except (CaptureError, RecursionError, ValueError, TypeError, AttributeError) as exc:
+            reason = str(exc) if isinstance(exc, CaptureError) else type(exc).__name__
+            return self._unreadable(writer, line, state, f"unreadable ({reason})")
+
+    def _start(self, state: dict[str, Any]) -> None:
+        """Called once, on a file's first line."""
+
+    def _before(self, writer: Writer, obj: dict[str, Any], state: dict[str, Any]) -> None:
+        """Called before each readable line."""
+
+    def _line(self, writer: Writer, line: Line, obj: dict[str, Any], state: dict[str, Any]) -> int:
+        raise NotImplementedError
+
+    def _bad_line_session(self, writer: Writer, state: dict[str, Any]) -> int:
+        raise NotImplementedError
+
+    def _ref(self, line: Line) -> str | None:
+        return f"{self.cursor_id}:{line.offset}" if self.cursor_id is not None else None
+
+    def _unreadable(self, writer: Writer, line: Line, state: dict[str, Any], reason: str) -> int:
+        text = reason
+        if line.data is not None:
+            text += ": " + line.data[:BAD_LINE_PREVIEW].decode("utf-8", "replace")
+        added = writer.message(
+            self._bad_line_session(writer, state),
+            seq=line.offset * 16,
+            external_id=f"bad:{line_hash(line.data, line.offset)}",
+            role="system",
+            kind="raw",
+            text=text,
+            source_ref=self._ref(line),
+        )
+        return 1 if added else 0
+
+
+class _ClaudeFile(TranscriptFile):
     """Reads one transcript: the line handler and batch finisher given to import_lines.
 
     Running state that must survive between runs lives in the cursor's ``state`` dict:
@@ -438,11 +498,8 @@ class _ClaudeFile:
         cursor_id: Any,
         first_at: str | None,
     ) -> None:
-        self.ctx = ctx
+        super().__init__(ctx, decided, cursor_id)
         self.first_at = first_at
-        self.since = ctx.since
-        self.decided = decided
-        self.cursor_id = cursor_id
         hint = file.hint if isinstance(file.hint, dict) else {}
         self.default_session = str(hint.get("session") or file.path.stem)
         self.subagent_file = bool(hint.get("subagent"))
@@ -524,26 +581,13 @@ class _ClaudeFile:
 
     # -- lines ----------------------------------------------------------------------------
 
-    def handle(self, writer: Writer, line: Line, state: dict[str, Any]) -> int:
-        if "project" not in state:
-            state["project"] = self.decided
-            if self.first_at:
-                state["first_at"] = self.first_at
-        if state["project"] != "ok":
-            state["foreign"] = True
-            return 0
-        obj, problem = decode_object(line)
-        if problem is not None:
-            return self._unreadable(writer, line, state, problem)
-        if obj is None:
-            return 0
+    def _start(self, state: dict[str, Any]) -> None:
+        if self.first_at:
+            state["first_at"] = self.first_at
+
+    def _before(self, writer: Writer, obj: dict[str, Any], state: dict[str, Any]) -> None:
         if self.raises and _message_key(obj) not in self.raises:
             self._flush_raises(writer, state)
-        try:
-            return self._line(writer, line, obj, state)
-        except (CaptureError, RecursionError, ValueError, TypeError, AttributeError) as exc:
-            reason = str(exc) if isinstance(exc, CaptureError) else type(exc).__name__
-            return self._unreadable(writer, line, state, f"unreadable ({reason})")
 
     def finish(self, writer: Writer, state: dict[str, Any]) -> None:
         self._flush_raises(writer, state)
@@ -551,24 +595,8 @@ class _ClaudeFile:
             writer.session_totals_from_messages(session_id)
         self.touched.clear()
 
-    def _ref(self, line: Line) -> str | None:
-        return f"{self.cursor_id}:{line.offset}" if self.cursor_id is not None else None
-
-    def _unreadable(self, writer: Writer, line: Line, state: dict[str, Any], reason: str) -> int:
-        session_id = self._fallback_session(writer, state)
-        text = reason
-        if line.data is not None:
-            text += ": " + line.data[:BAD_LINE_PREVIEW].decode("utf-8", "replace")
-        added = writer.message(
-            session_id,
-            seq=line.offset * 16,
-            external_id=f"bad:{line_hash(line.data, line.offset)}",
-            role="system",
-            kind="raw",
-            text=text,
-            source_ref=self._ref(line),
-        )
-        return 1 if added else 0
+    def _bad_line_session(self, writer: Writer, state: dict[str, Any]) -> int:
+        return self._fallback_session(writer, state)
 
     def _line(self, writer: Writer, line: Line, obj: dict[str, Any], state: dict[str, Any]) -> int:
         at = iso_timestamp(obj.get("timestamp"))

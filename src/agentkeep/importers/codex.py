@@ -70,12 +70,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from agentkeep.capture import CaptureError, Writer
+from agentkeep.capture import Writer
 from agentkeep.files import zstd
 from agentkeep.importers import FileOutcome, ImportContext, SourceFile, import_lines
 from agentkeep.importers.claude import (
-    BAD_LINE_PREVIEW,
     OPEN_TOOLS,
+    TranscriptFile,
     as_int,
     clean_name,
     compact_json,
@@ -89,7 +89,7 @@ from agentkeep.importers.claude import (
     remember,
     scrub_media,
 )
-from agentkeep.importers.files import Cursor, Line, decode_object, file_key
+from agentkeep.importers.files import Cursor, Line, file_key
 
 SOURCE = "codex"
 PENDING_TEXTS = 64
@@ -318,7 +318,7 @@ def _output(value: Any) -> tuple[str, int | None, bool]:
     return value, (int(match.group(1)) if match else None), failed
 
 
-class _CodexFile:
+class _CodexFile(TranscriptFile):
     """Reads one rollout: the line handler and batch finisher given to import_lines.
 
     Cursor state: ``project``, ``thread`` (the session's external id), ``model``,
@@ -328,18 +328,12 @@ class _CodexFile:
     """
 
     def __init__(self, ctx: ImportContext, file: SourceFile, decided: str, cursor_id: Any):
-        self.ctx = ctx
-        self.since = ctx.since
-        self.decided = decided
-        self.cursor_id = cursor_id
+        super().__init__(ctx, decided, cursor_id)
         match = _ROLLOUT.search(file.path.name)
         self.default_thread = match.group(1) if match else file.path.name.split(".")[0]
         self.session_id: int | None = None
         self.model_set = False
         self.names: dict[str, str] = {}
-
-    def _ref(self, line: Line) -> str | None:
-        return f"{self.cursor_id}:{line.offset}" if self.cursor_id is not None else None
 
     def _session(self, writer: Writer, state: dict[str, Any], at: str | None = None) -> int:
         if self.session_id is None:
@@ -350,23 +344,6 @@ class _CodexFile:
         return self.session_id
 
     # -- lines ------------------------------------------------------------------------
-
-    def handle(self, writer: Writer, line: Line, state: dict[str, Any]) -> int:
-        if "project" not in state:
-            state["project"] = self.decided
-        if state["project"] != "ok":
-            state["foreign"] = True
-            return 0
-        obj, problem = decode_object(line)
-        if problem is not None:
-            return self._unreadable(writer, line, state, problem)
-        if obj is None:
-            return 0
-        try:
-            return self._line(writer, line, obj, state)
-        except (CaptureError, RecursionError, ValueError, TypeError, AttributeError) as exc:
-            reason = str(exc) if isinstance(exc, CaptureError) else type(exc).__name__
-            return self._unreadable(writer, line, state, f"unreadable ({reason})")
 
     def finish(self, writer: Writer, state: dict[str, Any]) -> None:
         if self.session_id is None:
@@ -381,20 +358,8 @@ class _CodexFile:
             turns=int(state.get("turns") or 0),
         )
 
-    def _unreadable(self, writer: Writer, line: Line, state: dict[str, Any], reason: str) -> int:
-        text = reason
-        if line.data is not None:
-            text += ": " + line.data[:BAD_LINE_PREVIEW].decode("utf-8", "replace")
-        added = writer.message(
-            self._session(writer, state),
-            seq=line.offset * 16,
-            external_id=f"bad:{line_hash(line.data, line.offset)}",
-            role="system",
-            kind="raw",
-            text=text,
-            source_ref=self._ref(line),
-        )
-        return 1 if added else 0
+    def _bad_line_session(self, writer: Writer, state: dict[str, Any]) -> int:
+        return self._session(writer, state)
 
     def _row(
         self,
