@@ -58,6 +58,21 @@ def rows(store: agentkeep.Store, sql: str, params: tuple[Any, ...] = ()) -> list
     return [dict(r) for r in store._rows(sql, params)]
 
 
+def session_row(store: agentkeep.Store, source: str, external_id: str) -> dict[str, Any]:
+    found = rows(
+        store, "SELECT * FROM sessions WHERE source = ? AND external_id = ?", (source, external_id)
+    )
+    assert len(found) == 1, f"no {source} session {external_id}"
+    return found[0]
+
+
+def session_messages(store: agentkeep.Store, source: str, external_id: str) -> list[dict[str, Any]]:
+    session = session_row(store, source, external_id)
+    return rows(
+        store, "SELECT * FROM messages WHERE session_id = ? ORDER BY seq, id", (session["id"],)
+    )
+
+
 def counts(store: agentkeep.Store) -> dict[str, int]:
     """Row counts of every table an import writes (a re-import must not change them)."""
     tables = ("sessions", "messages", "metrics", "events", "agents", "redactions", "import_cursors")

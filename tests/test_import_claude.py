@@ -20,6 +20,7 @@ import pytest
 import agentkeep
 from agentkeep.importers.claude import encode_project_dir
 
+import agentfixtures as fixtures
 from agentfixtures import ClaudeSession, counts, encode_dir, rows
 from conftest import Cli, git
 from secretgen import fragments, generate, leaks
@@ -28,18 +29,11 @@ from secretgen import fragments, generate, leaks
 
 
 def session_row(store: agentkeep.Store, external_id: str) -> dict[str, Any]:
-    found = rows(
-        store, "SELECT * FROM sessions WHERE source = 'claude' AND external_id = ?", (external_id,)
-    )
-    assert len(found) == 1, f"no session {external_id}"
-    return found[0]
+    return fixtures.session_row(store, "claude", external_id)
 
 
 def messages(store: agentkeep.Store, external_id: str) -> list[dict[str, Any]]:
-    session = session_row(store, external_id)
-    return rows(
-        store, "SELECT * FROM messages WHERE session_id = ? ORDER BY seq, id", (session["id"],)
-    )
+    return fixtures.session_messages(store, "claude", external_id)
 
 
 # -- what becomes what --------------------------------------------------------------------

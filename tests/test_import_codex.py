@@ -17,24 +17,18 @@ import agentkeep
 from agentkeep.files import zstd
 from agentkeep.importers.files import file_key
 
+import agentfixtures as fixtures
 from agentfixtures import CodexRollout, codex_home, counts, rows
 from conftest import Cli, run_agentkeep
 from secretgen import fragments, generate, leaks
 
 
 def session_row(store: agentkeep.Store, external_id: str) -> dict[str, Any]:
-    found = rows(
-        store, "SELECT * FROM sessions WHERE source = 'codex' AND external_id = ?", (external_id,)
-    )
-    assert len(found) == 1, f"no session {external_id}"
-    return found[0]
+    return fixtures.session_row(store, "codex", external_id)
 
 
 def messages(store: agentkeep.Store, external_id: str) -> list[dict[str, Any]]:
-    session = session_row(store, external_id)
-    return rows(
-        store, "SELECT * FROM messages WHERE session_id = ? ORDER BY seq, id", (session["id"],)
-    )
+    return fixtures.session_messages(store, "codex", external_id)
 
 
 def shown(store: agentkeep.Store, external_id: str) -> list[tuple[str, str, str | None]]:
