@@ -37,6 +37,7 @@ from agentkeep.models import Record
 SOURCES = ("claude", "codex", "opencode", "jsonl")
 BATCH_BYTES = 8 * 1024 * 1024
 WATCH_INTERVAL_S = 1.0
+WORKTREE_REFRESH_S = 30.0  # --watch looks for new worktrees this often
 
 
 @dataclass(frozen=True)
@@ -203,15 +204,18 @@ class ImportOps(StoreBase):
         since: str | None = None,
         options: dict[str, Any] | None = None,
         progress: Callable[[int, int, str], None] | None = None,
+        project_dirs: tuple[str, ...] | None = None,
     ) -> ImportResult:
         """Import ``source``'s history for this project: new lines of every file since
         the last run. Re-running imports nothing twice. ``path`` replaces the tool's
-        default location; ``since`` (ISO UTC) skips older files and entries."""
+        default location; ``since`` (ISO UTC) skips older files and entries.
+        ``project_dirs`` (default: :meth:`project_dirs`, which asks git) lets a caller
+        that imports repeatedly look them up once."""
         importer = _importer(source)
         ctx = ImportContext(
             store=self,
             root=str(self.root),
-            project_dirs=self.project_dirs(),
+            project_dirs=project_dirs or self.project_dirs(),
             path=path,
             since=since,
             options=dict(options or {}),
@@ -266,8 +270,15 @@ class ImportOps(StoreBase):
         """Import ``sources`` again every ``interval`` seconds until ``stop()`` is true.
         New lines show up within about one interval plus the time to read them."""
         names = list(sources)
+        dirs_at = -WORKTREE_REFRESH_S
+        dirs: tuple[str, ...] = ()
         while not stop():
-            results = [self.import_history(name, path=path, options=options) for name in names]
+            if time.monotonic() - dirs_at >= WORKTREE_REFRESH_S:  # git, not every pass
+                dirs, dirs_at = self.project_dirs(), time.monotonic()
+            results = [
+                self.import_history(name, path=path, options=options, project_dirs=dirs)
+                for name in names
+            ]
             if on_pass is not None:
                 on_pass(results)
             deadline = time.monotonic() + interval
