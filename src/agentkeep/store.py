@@ -226,6 +226,8 @@ def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.
                 refusal = ReadOnly(
                     "this store was opened read-only", hint="open it without read_only to write"
                 )
+            if refusal is None:
+                refusal = _not_writable(store_dir, db_path)
         except BaseException:
             probe.close()
             raise
@@ -240,6 +242,17 @@ def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.
         conn.close()
         raise
     return _store(conn, store_dir, settings, actor, None)
+
+
+def _not_writable(store_dir: Path, db_path: Path) -> ReadOnly | None:
+    """A refusal when this user can read the store but not write it (another user's
+    project, a read-only mount): such a store opens read-only instead of failing."""
+    if all(os.access(p, os.W_OK) for p in (store_dir, db_path)):
+        return None
+    return ReadOnly(
+        f"{store_dir} is readable but not writable by this user, so it was opened read-only",
+        hint="reads work; to write, ask the store's owner or fix the permissions",
+    )
 
 
 def _store(

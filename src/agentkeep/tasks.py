@@ -191,12 +191,15 @@ class TaskOps(StoreBase):
 
         A compare-and-set: exactly one of several concurrent claimers wins; the others get
         :class:`Conflict`. A task whose dependencies are not done cannot be claimed unless
-        ``force``.
+        ``force``. Claiming a task the same assignee already holds (in progress) is a retry,
+        not a conflict: the task is returned unchanged and no event is written.
         """
         if not check_assignee(assignee) or not assignee.strip():
             raise InvalidInput("claiming a task needs an assignee name")
         with self.transaction() as tx:
             before = self.get_task(task_id)
+            if before.status == "in_progress" and before.assignee == assignee:
+                return before
             if before.status != "open":
                 owner = f" by {before.assignee}" if before.assignee else ""
                 raise Conflict(

@@ -196,7 +196,7 @@ def connect(
             f"synchronous must be FULL or NORMAL, not {synchronous!r}",
             hint="agentkeep config set store.synchronous FULL",
         )
-    target = f"file:{path}?mode=ro" if read_only else str(path)
+    target = f"file:{path}?mode=ro{_immutable_suffix(path)}" if read_only else str(path)
     try:
         raw = sqlite3.connect(
             target,
@@ -221,6 +221,28 @@ def connect(
         raw.close()
         raise
     return conn
+
+
+def _immutable_suffix(path: Path) -> str:
+    """``&immutable=1`` for a WAL database this user may read but cannot open normally.
+
+    A WAL reader needs the ``-shm`` file, and SQLite creates it on open. In a directory the
+    user cannot write (another user's project, a read-only mount) with no ``-shm`` there,
+    the open fails. No ``-shm`` and no ``-wal`` means nobody has the database open and every
+    commit is in the main file, so reading it as immutable is exact. With a non-empty
+    ``-wal`` (a writer is live, or crashed) the open is left to fail: skipping the WAL would
+    show a stale store.
+    """
+    shm = path.with_name(path.name + "-shm")
+    wal = path.with_name(path.name + "-wal")
+    if os.access(path.parent, os.W_OK) or shm.exists():
+        return ""
+    try:
+        if wal.stat().st_size > 0:
+            return ""
+    except OSError:
+        pass
+    return "&immutable=1"
 
 
 def _verify(conn: Connection, level: str, busy_timeout_ms: int) -> None:

@@ -213,8 +213,12 @@ def claim(
       agentkeep tasks claim 12 --as agent-7 || echo "someone else got it"
     """
     with state.open() as store:
-        task = store.claim_task(task_id, assignee or store.actor, force=force)
-    print_written("task", task, "updated", fmt_of(as_json, nl))
+        who = assignee or store.actor
+        before = store.get_task(task_id)
+        task = store.claim_task(task_id, who, force=force)
+    # A retry by the holder returns the task unchanged (see claim_task).
+    retried = before.status == "in_progress" and before.assignee == who
+    print_written("task", task, "unchanged" if retried else "updated", fmt_of(as_json, nl))
 
 
 @tasks.command("ready")
