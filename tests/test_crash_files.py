@@ -219,9 +219,14 @@ def test_repair_beside_a_live_writer_removes_nothing_of_it(project: Path, tmp_pa
     passes = saw_live_temp = 0
     try:
         wait_for_ack(out, proc)
-        deadline = time.monotonic() + 30
+        # Until the repair met the writer's temp files at least once (the scenario) and ran
+        # often enough; the ceiling fails loudly instead of passing without the scenario.
+        deadline = time.monotonic() + 300
         with agentkeep.open(project) as store:
-            while (passes < 10 or len(acks(out)) < 20) and time.monotonic() < deadline:
+            while passes < 10 or len(acks(out)) < 20 or not saw_live_temp:
+                assert time.monotonic() < deadline, (
+                    f"{passes} passes, {len(acks(out))} acks, no live temp file met"
+                )
                 assert proc.poll() is None, proc.communicate()[1].decode()
                 fixed = repair(store)
                 assert fixed.ok and not any(f.fixed for f in fixed.findings), [
@@ -237,6 +242,7 @@ def test_repair_beside_a_live_writer_removes_nothing_of_it(project: Path, tmp_pa
             proc.kill()
             proc.communicate()
     acked = acks(out)[1:]
+    assert passes >= 10 and saw_live_temp > 0
     with agentkeep.open(project) as store:
         assert check_after_crash(store, acked, SEED) == 0
         assert dangling_objects(store) == []

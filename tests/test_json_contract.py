@@ -1,0 +1,85 @@
+"""docs/json-output.md is the `--json` contract: each record it lists must have exactly the
+fields of the dataclass the CLI serialises (``Record.to_dict`` is a field-for-field copy)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+
+import pytest
+
+from conftest import REPO
+
+DOC = REPO / "docs" / "json-output.md"
+
+# The record names as the document writes them (in bold) -> the class behind them.
+RECORDS = {
+    "task": "agentkeep.models:Task",
+    "note": "agentkeep.models:Note",
+    "session": "agentkeep.models:Session",
+    "stream": "agentkeep.models:Stream",
+    "artifact": "agentkeep.models:Artifact",
+    "agent": "agentkeep.models:Agent",
+    "worktree": "agentkeep.models:Worktree",
+    "metric": "agentkeep.models:Metric",
+    "event": "agentkeep.models:Event",
+    "run": "agentkeep.runner:RunResult",
+    "artifact verify": "agentkeep.artifacts:Verification",
+    "gc": "agentkeep.retention:GcPlan",
+    "usage": "agentkeep.retention:Usage",
+    "pin/unpin": "agentkeep.retention:PinResult",
+    "doctor": "agentkeep.doctor:Report",
+    "backup": "agentkeep.bundles:BackupResult",
+    "restore": "agentkeep.bundles:RestoreResult",
+    "export": "agentkeep.bundles:ExportResult",
+    "import-bundle": "agentkeep.bundles:ImportResult",
+    "status": "agentkeep.store:StoreStatus",
+    "import": "agentkeep.importers:ImportResult",
+    "search": "agentkeep.search:SearchHit",
+    "entry": "agentkeep.transcripts:TranscriptEntry",
+    "stats": "agentkeep.stats:StatsRow",
+    "setup": "agentkeep.agent_setup:SetupResult",
+    "setup --check": "agentkeep.agent_setup:SetupCheck",
+    "prime --json": "agentkeep.prime:Prime",
+}
+
+
+def _strip_groups(text: str) -> str:
+    """Drop (…), […] and {…} (possibly nested): they describe a field, they are not one."""
+    out, depth = [], 0
+    for char in text:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            out.append(char)
+    return "".join(out)
+
+
+def documented_records() -> dict[str, list[str]]:
+    text = re.sub(r"\n\s+", " ", DOC.read_text(encoding="utf-8"))
+    found: dict[str, list[str]] = {}
+    # **name** [(`…` or words)] [hit|row|finding]: `field, field (…), field [..], …`
+    pattern = re.compile(r"\*\*([^*]+)\*\*(?: (?:hit|row))?(?: \((?:`[^`]*`|[^)`])*\))?: `([^`]*)`")
+    for name, fields in pattern.findall(text):
+        names = [part.strip().split(" ")[0] for part in _strip_groups(fields).split(",")]
+        found[name] = [n for n in names if n]
+    return found
+
+
+def test_the_parser_reads_every_record_the_test_knows() -> None:
+    documented = documented_records()
+    assert set(RECORDS) <= set(documented), sorted(set(RECORDS) - set(documented))
+
+
+@pytest.mark.parametrize("name", sorted(RECORDS))
+def test_documented_fields_match_the_record(name: str) -> None:
+    module, _, cls_name = RECORDS[name].partition(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    actual = [f.name for f in dataclasses.fields(cls)]
+    documented = documented_records()[name]
+    assert documented == actual, (
+        f"docs/json-output.md `{name}` lists {documented}; {RECORDS[name]} has {actual}"
+    )
