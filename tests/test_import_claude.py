@@ -78,9 +78,10 @@ def test_a_conversation_becomes_rows_with_tokens_counted_once(
         ("assistant", "thinking", None, "The route lives in src/routes."),
         ("assistant", "text", None, "Let me look."),
         ("assistant", "tool_use", "Bash", '{"command":"rg login"}'),
-        ("tool", "tool_result", "Bash", "src/auth.ts:14\nwarning: x"),  # toolUseResult preferred
+        # what the model saw, not the tool's own stdout/stderr re-rendered
+        ("tool", "tool_result", "Bash", "model's copy"),
         ("assistant", "tool_use", "Bash", '{"command":"false","description":"Run a command"}'),
-        ("tool", "tool_result", "Bash", "boom"),
+        ("tool", "tool_result", "Bash", "\nboom"),
         ("user", "text", None, "what is in this screenshot?"),
         ("user", "text", None, "[image image/png, 2 KB]"),
         ("assistant", "text", None, "Added a token bucket."),
@@ -109,7 +110,7 @@ def test_a_conversation_becomes_rows_with_tokens_counted_once(
 
 def test_every_line_type(store: agentkeep.Store, project: Path) -> None:
     s = ClaudeSession(project)
-    s.summary("An older summary line")  # older versions: a title, first in the file
+    s.summary("An older summary line")  # older versions: a title (no leaf yet here)
     s.user("first prompt")
     s.progress()
     s.queue_operation("typed while busy")
@@ -119,12 +120,11 @@ def test_every_line_type(store: agentkeep.Store, project: Path) -> None:
     s.user("<command-message>skill body</command-message>", isMeta=True)
     s.attachment("hook said hello")
     s.unknown("pr-link", prNumber=7, prUrl="https://example.com/pull/7")
-    s.ai_title("Ignored: the summary named the session first")
+    s.ai_title("The tool's own title replaces a summary line's")
     s.text("done")
     store.import_history("claude")
     got = [(m["role"], m["kind"], m["text"]) for m in messages(store, s.session_id)]
     assert got == [
-        ("system", "summary", "An older summary line"),
         ("user", "text", "first prompt"),
         ("system", "event", "local_command: <command-name>/model</command-name>"),
         ("system", "event", "compacted (auto, 123k tokens)"),
@@ -138,7 +138,8 @@ def test_every_line_type(store: agentkeep.Store, project: Path) -> None:
     assert [r["type"] for r in raws] == ["attachment", "pr-link"]
     assert raws[1]["prNumber"] == 7
     session = session_row(store, s.session_id)
-    assert session["title"] == "An older summary line"
+    assert session["title"] == "The tool's own title replaces a summary line's"
+    assert session["title_source"] == "agent"
     assert session["prompts"] == 1  # meta lines and summaries are not prompts
     # progress, queue-operation and file-history-snapshot lines leave no trace
     assert not rows(store, "SELECT id FROM messages WHERE text LIKE '%typed while busy%'")
@@ -251,7 +252,7 @@ def test_a_rewritten_file_is_read_again_without_duplicates(
     # offset moves, the head hash changes, the file is read from the start.
     body = s.path.read_bytes()
     s.path.write_bytes(b"")
-    s.summary("Summary put first")
+    s.system("informational", "put first")
     s.write_bytes(body)
     result = store.import_history("claude")
     assert result.messages == 1
@@ -259,8 +260,8 @@ def test_a_rewritten_file_is_read_again_without_duplicates(
     assert after["messages"] == before["messages"] + 1
     # The old rows keep their seq; the new row's seq is its offset in the new file.
     assert sorted(m["text"] for m in messages(store, s.session_id)) == [
-        "Summary put first",
         "answer",
+        "informational: put first",
         "one",
     ]
 

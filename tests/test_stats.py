@@ -17,6 +17,7 @@ ROW_KEYS = {
     "id",
     "title",
     "sessions",
+    "subagents",
     "prompts",
     "tool_calls",
     "failures",
@@ -129,10 +130,11 @@ def test_by_agent_model_and_task(store: agentkeep.Store) -> None:
 
     models = store.stats(by="model")
     assert [pick(r, *NUMBERS) for r in models] == [
-        # b has no model of its own: most of its messages name sonnet.
-        ("opus", 2, 2, 6, 1, 107, 50, 1000, 10, 604_000, 302_000),
+        # b has no model of its own: most of its messages name sonnet, so the session
+        # counts there; its tokens go by each response's model (one opus response).
+        ("opus", 2, 2, 6, 1, 117, 51, 1000, 10, 604_000, 302_000),
         ("gpt-5", 1, 1, 0, 2, 0, 0, 0, 0, 30_000, 30_000),
-        ("sonnet", 1, 0, 1, 0, 30, 3, 0, 0, 60_000, 60_000),
+        ("sonnet", 1, 0, 1, 0, 20, 2, 0, 0, 60_000, 60_000),
     ]
 
     tasks = store.stats(by="task")

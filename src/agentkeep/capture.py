@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 
 # The newest schema this module writes. Equal to migrations.SCHEMA_VERSION (tested); the
 # hook compares it with the store's and lets the full library migrate when they differ.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 POLICIES = ("full", "metadata", "off")
 DEFAULT_POLICY = "full"
@@ -48,6 +48,9 @@ EVENTS = (
 
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 COUNTER_COLUMNS = ("prompts", "tool_calls", "failures", "turns")
+# Where a title came from, weakest first (sessions.title_source; see Writer.set_title).
+TITLE_SOURCES = ("summary", "agent", "user")
+TITLE_CHARS = 200
 
 
 class CaptureError(Exception):
@@ -332,6 +335,62 @@ class Writer:
             },
         )
         return session_id
+
+    def set_title(self, session_id: int, title: str | None, *, source: str) -> bool:
+        """Give a session a title an importer read. ``source`` is 'user' (the user named
+        it), 'agent' (the tool generated it) or 'summary' (an older version's summary
+        line). The new title replaces the stored one unless that came from a stronger
+        source (user > agent > summary; a title without a source is the weakest); among
+        equals the title written last wins. Redacted first, then cut to 200 characters.
+        Returns whether the title changed."""
+        rank = TITLE_SOURCES.index(source)
+        clean = self.text("title", title.strip() if title else None)
+        if not clean:
+            self._pending.clear()
+            return False
+        cursor = self.conn.execute(
+            "UPDATE sessions SET title = ?, title_source = ? WHERE id = ?"
+            " AND (title IS NULL OR title_source IS NULL OR"
+            " CASE title_source WHEN 'summary' THEN 0 WHEN 'agent' THEN 1 ELSE 2 END <= ?)"
+            " AND (title IS NOT ? OR title_source IS NOT ?)",
+            (clean[:TITLE_CHARS], source, session_id, rank, clean[:TITLE_CHARS], source),
+        )
+        self._record_redactions("sessions", session_id)
+        return bool(cursor.rowcount)
+
+    def hold_title(self, source: str, leaf: str, title: str, *, title_source: str) -> None:
+        """Keep a title for the conversation whose last message is ``leaf`` until that
+        message is imported (:meth:`release_title`); a later title for the same leaf
+        replaces it."""
+        clean = self.text("title", title.strip())
+        if not clean:
+            self._pending.clear()
+            return
+        self.conn.execute(
+            "INSERT INTO pending_titles (source, leaf, title, title_source, at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, leaf) DO UPDATE SET"
+            " title = excluded.title, title_source = excluded.title_source, at = excluded.at",
+            (source, leaf, clean[:TITLE_CHARS], title_source, self.now),
+        )
+        self._record_redactions("pending_titles", None)
+
+    def held_titles(self, source: str) -> set[str]:
+        """The leaves that titles wait for."""
+        rows = self.conn.execute("SELECT leaf FROM pending_titles WHERE source = ?", (source,))
+        return {str(row[0]) for row in rows}
+
+    def release_title(self, source: str, leaf: str, session_id: int) -> bool:
+        """Move the title waiting for ``leaf`` to the session that holds it."""
+        row = self.conn.execute(
+            "SELECT title, title_source FROM pending_titles WHERE source = ? AND leaf = ?",
+            (source, leaf),
+        ).fetchone()
+        if row is None:
+            return False
+        self.conn.execute(
+            "DELETE FROM pending_titles WHERE source = ? AND leaf = ?", (source, leaf)
+        )
+        return self.set_title(session_id, str(row[0]), source=str(row[1]))
 
     def _agent(self, source: str, external_id: str, kind: str, role: str | None) -> int:
         # The whole id: prefixes collide (OpenCode's ses_, Codex's time-ordered UUIDv7),

@@ -18,6 +18,7 @@ CHARTS = ("tokens", "sessions", "tool_calls", "failures", "duration")
 COLUMNS = [
     "group",
     "sessions",
+    "subagents",
     "tool_calls",
     "failures",
     "tokens_in",
@@ -44,7 +45,9 @@ COLUMNS = [
 def stats(state: State, by: str, since: str | None, chart: str, as_json: bool, nl: bool) -> None:
     """Sessions, tool calls, failures, tokens and durations per day, agent, model or task.
 
-    Counted from the sessions table (kept by hooks and importers). On a terminal each
+    Counted from the sessions table (kept by hooks and importers). Subagents are not
+    sessions of their own: they are counted apart and grouped with the session that
+    spawned them; by model, tokens go to the model of each response. On a terminal each
     group gets a bar (--chart picks the measure); --json gives the numbers.
 
     \b
@@ -93,6 +96,7 @@ def render_stats(rows: list[dict[str, Any]], *, chart: str, bars: bool) -> str:
         {
             "group": label(row),
             "sessions": f"{row['sessions']:,}",
+            "subagents": f"{row.get('subagents', 0):,}",
             "tool_calls": f"{row['tool_calls']:,}",
             "failures": f"{row['failures']:,}",
             "tokens_in": _short(row["input_tokens"]),
@@ -117,11 +121,14 @@ def render_stats(rows: list[dict[str, Any]], *, chart: str, bars: bool) -> str:
             for line, row in zip(lines[1:], rows, strict=True)
         ]
     count = sum(row["sessions"] for row in rows)
+    children = sum(row.get("subagents", 0) for row in rows)
     calls = sum(row["tool_calls"] for row in rows)
     failures = sum(row["failures"] for row in rows)
     tokens = sum(_measure(row, "tokens") for row in rows)
     lines.append(
-        f"total: {count:,} session{'s' * (count != 1)}, {calls:,} tool call{'s' * (calls != 1)},"
+        f"total: {count:,} session{'s' * (count != 1)}"
+        + (f" (+{children:,} subagent{'s' * (children != 1)})" if children else "")
+        + f", {calls:,} tool call{'s' * (calls != 1)},"
         f" {failures:,} failure{'s' * (failures != 1)}, {_short(tokens)} tokens"
     )
     return "\n".join(lines)

@@ -94,19 +94,12 @@ RECENT_KEYS = 32
 OPEN_TOOLS = 256
 BAD_LINE_PREVIEW = 2000
 
-SKIPPED_TYPES = frozenset({"progress", "queue-operation", "file-history-snapshot"})
-TITLE_TYPES = {"ai-title": "aiTitle", "custom-title": "customTitle"}
-KNOWN_SYSTEM = frozenset(
-    {
-        "compact_boundary",
-        "microcompact_boundary",
-        "local_command",
-        "stop_hook_summary",
-        "informational",
-        "api_error",
-        "turn_duration",
-    }
-)
+SKIPPED_TYPES = frozenset({"queue-operation", "file-history-snapshot"})
+# title line type -> (its field, sessions.title_source)
+TITLE_TYPES = {"ai-title": ("aiTitle", "agent"), "custom-title": ("customTitle", "user")}
+# Sidechain lines remembered per file to tell which subagent a 1.0.x sidechain line
+# continues (its parentUuid); a subagent's lines are close together in a file.
+SIDECHAIN_UUIDS = 4096
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _ISO_FAST = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
 
@@ -327,14 +320,15 @@ def _dir_key(directory: Path) -> str:
 
 
 def _project_files(directory: Path) -> Iterator[tuple[Path, str, dict[str, Any]]]:
-    """(path, key, hint) of a project directory's transcripts: sessions, then subagents."""
+    """(path, key, hint) of a project directory's transcripts: subagents first, so a child
+    session is created by its own first line rather than by its parent's call."""
     prefix = _dir_key(directory)
-    for path in sorted(directory.glob("*.jsonl")):
-        yield path, f"{prefix}/{path.name}", {"session": path.stem}
     for path in sorted(directory.glob("*/subagents/*.jsonl")):
         session = path.parent.parent.name
         hint = {"session": session, "agent": path.stem.removeprefix("agent-"), "subagent": True}
         yield path, f"{prefix}/{session}/subagents/{path.name}", hint
+    for path in sorted(directory.glob("*.jsonl")):
+        yield path, f"{prefix}/{path.name}", {"session": path.stem}
 
 
 def _single_file(path: Path) -> tuple[Path, str, dict[str, Any]]:
@@ -391,14 +385,17 @@ class ClaudeImporter:
             return FileOutcome("unchanged")
         decided = cursor.state.get("project") if cursor is not None else None
         first_at = cursor.state.get("first_at") if cursor is not None else None
+        first_cwd = cursor.state.get("cwd") if cursor is not None else None
         if decided is None or cursor is None or cursor.resume_offset(file.path) == 0:
-            cwd, complete, first_at = prescan_cwd(file.path, _line_cwd)
-            if cwd is None and complete:
+            first_cwd, complete, first_at = prescan_cwd(file.path, _line_cwd)
+            if first_cwd is None and complete:
                 return FileOutcome("unchanged")  # no cwd yet: decide when one is written
-            decided = "ok" if cwd is not None and ctx.belongs(cwd) else "foreign"
+            decided = "ok" if first_cwd is not None and ctx.belongs(first_cwd) else "foreign"
         if decided == "ok":
             cursor = cursor_for(ctx, SOURCE, file, cursor)
-        reader = _ClaudeFile(ctx, file, decided, cursor.id if cursor else None, first_at)
+        reader = _ClaudeFile(
+            ctx, file, decided, cursor.id if cursor else None, first_at, first_cwd
+        )
         return import_lines(ctx, file, cursor, reader.handle, source=SOURCE, finish=reader.finish)
 
 
@@ -484,9 +481,10 @@ class _ClaudeFile(TranscriptFile):
     """Reads one transcript: the line handler and batch finisher given to import_lines.
 
     Running state that must survive between runs lives in the cursor's ``state`` dict:
-    ``project`` (the decision), ``first_at`` (the file's first timestamp), ``usage``
-    (recent message keys and their recorded usage), ``tools`` (open tool_use ids and
-    names), ``session`` (the last session's external id).
+    ``project`` (the decision), ``first_at`` and ``cwd`` (the file's first timestamp and
+    working directory), ``usage`` (recent message keys and their recorded usage),
+    ``tools`` (open tool_use ids and names), ``session`` (the last session's external
+    id), ``chains`` (recent sidechain line uuids and the subagent they belong to).
     Row ids are looked up again each run (a cached id could outlive its row).
     """
 
@@ -497,9 +495,11 @@ class _ClaudeFile(TranscriptFile):
         decided: str,
         cursor_id: Any,
         first_at: str | None,
+        first_cwd: str | None = None,
     ) -> None:
         super().__init__(ctx, decided, cursor_id)
         self.first_at = first_at
+        self.first_cwd = first_cwd
         hint = file.hint if isinstance(file.hint, dict) else {}
         self.default_session = str(hint.get("session") or file.path.stem)
         self.subagent_file = bool(hint.get("subagent"))
@@ -510,6 +510,10 @@ class _ClaudeFile(TranscriptFile):
         # message key -> (session id, raised usage): one UPDATE per response, not per line
         self.raises: dict[str, tuple[int, list[int]]] = {}
         self.names: dict[str, str] = {}
+        self.cwd_known: set[str] = set()  # sessions given a cwd in this run
+        self.linked: set[str] = set()  # subagents linked to their spawning call this run
+        self.held: set[str] | None = None  # leaves that titles wait for (loaded lazily)
+        self.state: dict[str, Any] = {}
 
     # -- sessions -----------------------------------------------------------------------
 
@@ -524,7 +528,26 @@ class _ClaudeFile(TranscriptFile):
             agent = value if isinstance(value, str) and value else None
             if agent is None and self.subagent_file:
                 agent = self.default_agent
+            elif agent is None:
+                agent = self._sidechain_agent(obj)
         return session, agent
+
+    def _sidechain_agent(self, obj: dict[str, Any]) -> str | None:
+        """The subagent of a 1.0.x sidechain line (written in the main file, without an
+        agentId): the one its parentUuid belongs to, else a new one named after its
+        first line (``sidechain-<uuid prefix>``)."""
+        chains: dict[str, str] = self.state.setdefault("chains", {})
+        uuid = _text_or_none(obj.get("uuid"))
+        if uuid is not None and uuid in chains:
+            return chains[uuid]
+        parent = _text_or_none(obj.get("parentUuid"))
+        agent = chains.get(parent) if parent else None
+        if agent is None:
+            ident = uuid or line_hash(json.dumps(obj, sort_keys=True).encode(), 0)
+            agent = f"sidechain-{ident[:8]}"
+        if uuid is not None:
+            remember(chains, uuid, agent, SIDECHAIN_UUIDS)
+        return agent
 
     def _session(
         self,
@@ -537,8 +560,16 @@ class _ClaudeFile(TranscriptFile):
     ) -> int:
         external = f"{session}:{agent}" if agent else session
         row = self.sessions.get(external)
+        cwd = cwd if isinstance(cwd, str) and cwd else None
+        if row is None and not agent and session == self.default_session and self.first_cwd:
+            # The file's own session works where the file began, whichever line this run
+            # started at (a later line may have moved to a subdirectory).
+            cwd = self.first_cwd
+        if row is not None and cwd is not None and external not in self.cwd_known:
+            # created by a line without a cwd (a title): the first line that has one
+            writer.session(SOURCE, external, cwd=cwd)
+            self.cwd_known.add(external)
         if row is None:
-            cwd = cwd if isinstance(cwd, str) else None
             parent = None
             if agent:
                 parent = self._session(writer, state, session, None, at, cwd)
@@ -554,6 +585,8 @@ class _ClaudeFile(TranscriptFile):
                 agent_role="subagent" if agent else None,
             )
             self.sessions[external] = row
+            if cwd is not None:
+                self.cwd_known.add(external)
             if not state.get("session_id") and (agent is not None) == self.subagent_file:
                 state["session_id"] = row
         state["session"] = external
@@ -586,6 +619,7 @@ class _ClaudeFile(TranscriptFile):
             state["first_at"] = self.first_at
 
     def _before(self, writer: Writer, obj: dict[str, Any], state: dict[str, Any]) -> None:
+        self.state = state
         if self.raises and _message_key(obj) not in self.raises:
             self._flush_raises(writer, state)
 
@@ -593,6 +627,12 @@ class _ClaudeFile(TranscriptFile):
         self._flush_raises(writer, state)
         for session_id in sorted(self.touched):
             writer.session_totals_from_messages(session_id)
+            # A turn starts at each prompt (hooks count turn ends; the larger view wins).
+            row = writer.conn.execute(
+                "SELECT prompts FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
+            if row is not None:
+                writer.raise_counts(session_id, turns=int(row[0] or 0))
         self.touched.clear()
 
     def _bad_line_session(self, writer: Writer, state: dict[str, Any]) -> int:
@@ -605,20 +645,23 @@ class _ClaudeFile(TranscriptFile):
         kind = obj.get("type")
         if kind == "user" or kind == "assistant":
             return self._conversation(writer, line, obj, state, at, kind)
+        if kind == "progress":
+            return self._progress(writer, line, obj, state)
         if kind in SKIPPED_TYPES:
             return 0
         if kind == "system":
             return self._system(writer, line, obj, state, at)
         if kind in TITLE_TYPES:
-            title = obj.get(TITLE_TYPES[kind])
+            field, source = TITLE_TYPES[kind]
+            title = obj.get(field)
             if isinstance(title, str) and title.strip():
                 session_id = self._line_session(writer, state, obj, at)
-                external = state["session"]
-                writer.session(SOURCE, external, title=title.strip()[:200], parent_id=None)
+                writer.set_title(session_id, title, source=source)
                 self.touched.add(session_id)
             return 0
         if kind == "summary":
-            return self._summary(writer, line, obj, state)
+            self._summary(writer, obj, state)
+            return 0
         session_id = self._line_session(writer, state, obj, at)
         uuid = obj.get("uuid")
         ident = uuid if isinstance(uuid, str) and uuid else line_hash(line.data, line.offset)
@@ -635,29 +678,43 @@ class _ClaudeFile(TranscriptFile):
         )
         return 1 if added else 0
 
-    def _summary(
-        self, writer: Writer, line: Line, obj: dict[str, Any], state: dict[str, Any]
-    ) -> int:
+    def _summary(self, writer: Writer, obj: dict[str, Any], state: dict[str, Any]) -> None:
+        """A summary line titles the conversation that ends at its ``leafUuid``: that
+        message's session, which may come from another file, imported before or after
+        this one (the title waits in ``pending_titles`` until then). It is a title, not a
+        compaction summary: no row of its own."""
         text = obj.get("summary")
         if not isinstance(text, str) or not text.strip():
-            return 0
-        if obj.get("sessionId"):
-            session_id = self._line_session(writer, state, obj, None)
-        else:
-            session_id = self._fallback_session(writer, state)
-        external = state["session"]
-        writer.session(SOURCE, external, title=text.strip()[:200])
-        added = writer.message(
-            session_id,
-            seq=line.offset * 16,
-            external_id=f"summary:{line_hash(line.data, line.offset)}",
-            role="system",
-            kind="summary",
-            text=text,
-            parent_external_id=_text_or_none(obj.get("leafUuid")),
-            source_ref=self._ref(line),
-        )
-        return 1 if added else 0
+            return
+        leaf = _text_or_none(obj.get("leafUuid"))
+        if leaf is None:
+            session_id = (
+                self._line_session(writer, state, obj, None)
+                if obj.get("sessionId")
+                else self._fallback_session(writer, state)
+            )
+            writer.set_title(session_id, text, source="summary")
+            return
+        row = writer.conn.execute(
+            # one probe of messages' (session_id, external_id) index per Claude session
+            "SELECT m.session_id FROM sessions s CROSS JOIN messages m"
+            " ON m.session_id = s.id AND m.external_id = ? WHERE s.source = ? LIMIT 1",
+            (f"{leaf}:0", SOURCE),
+        ).fetchone()
+        if row is not None:
+            writer.set_title(int(row[0]), text, source="summary")
+            return
+        writer.hold_title(SOURCE, leaf, text, title_source="summary")
+        if self.held is not None:
+            self.held.add(leaf)
+
+    def _release_title(self, writer: Writer, uuid: Any, session_id: int) -> None:
+        """Give ``session_id`` the title that waits for message ``uuid``, if one does."""
+        if self.held is None:
+            self.held = writer.held_titles(SOURCE)
+        if self.held and isinstance(uuid, str) and uuid in self.held:
+            self.held.discard(uuid)
+            writer.release_title(SOURCE, uuid, session_id)
 
     def _system(
         self,
@@ -682,12 +739,15 @@ class _ClaudeFile(TranscriptFile):
                 )
             name = "compacted" if subtype == "compact_boundary" else "microcompacted"
             text = f"{name} ({', '.join(detail)})" if detail else name
+        elif subtype == "turn_duration" and as_int(obj.get("durationMs")):
+            text = f"turn took {as_int(obj.get('durationMs')) / 1000:.1f} s"
         elif isinstance(content, str) and content:
             text = f"{subtype}: {content}"
         else:
             text = subtype
         uuid = obj.get("uuid")
         ident = uuid if isinstance(uuid, str) and uuid else line_hash(line.data, line.offset)
+        self._release_title(writer, uuid, session_id)
         parent = obj.get("parentUuid") or obj.get("logicalParentUuid")
         added = writer.message(
             session_id,
@@ -699,7 +759,9 @@ class _ClaudeFile(TranscriptFile):
             at=at,
             is_error=obj.get("level") == "error",
             parent_external_id=_text_or_none(parent),
-            raw=None if subtype in KNOWN_SYSTEM else scrub_media(obj),
+            # the line's own data (durations, hook summaries, metadata), without the
+            # envelope every line repeats
+            raw=_system_data(obj),
             source_ref=self._ref(line),
         )
         return 1 if added else 0
@@ -727,6 +789,7 @@ class _ClaudeFile(TranscriptFile):
             blocks = []
         uuid = obj.get("uuid")
         ident = uuid if isinstance(uuid, str) and uuid else line_hash(line.data, line.offset)
+        self._release_title(writer, uuid, session_id)
         parent = _text_or_none(obj.get("parentUuid") or obj.get("logicalParentUuid"))
         base = line.offset * 16
         ref = self._ref(line)
@@ -802,14 +865,16 @@ class _ClaudeFile(TranscriptFile):
                 role, kind = "tool", "tool_result"
                 tool_use_id = _text_or_none(block.get("tool_use_id"))
                 is_error = bool(block.get("is_error"))
-                text = _result_text(block, tool_result if results == 1 else None)
+                text = flatten_content(block.get("content"))  # what the model saw
                 tool_name = self._tool_name(writer, state, tool_use_id)
                 if results == 1 and isinstance(tool_result, dict):
                     agent = tool_result.get("agentId")
                     if isinstance(agent, str) and agent and tool_use_id:
-                        self._link_subagent(
-                            writer, line, obj, state, agent, tool_use_id, tool_name, at
+                        child = self._link_subagent(
+                            writer, line, obj, state, agent, tool_use_id, tool_name
                         )
+                        # its result came back: the subagent is done
+                        writer.end_session(child, at=at, reason="returned its result")
             elif btype in ("image", "document"):
                 text = media_placeholder(block)
             else:
@@ -881,28 +946,92 @@ class _ClaudeFile(TranscriptFile):
         agent: str,
         tool_use_id: str,
         tool_name: Any,
-        at: str | None,
-    ) -> None:
-        """The child session a Task/Agent tool result names, with the spawning call."""
+    ) -> int:
+        """The child session a Task/Agent call spawned, with a first row naming the call.
+        A child starts at its first line; one whose lines are nowhere (no inline
+        progress, its file gone) starts when the call was made, never when its result
+        came back."""
         session, _ = self._external(obj)
+        external = f"{session}:{agent}"
+        started: str | None = None
+        if external not in self.sessions and (
+            writer.conn.execute(
+                "SELECT 1 FROM sessions WHERE source = ? AND external_id = ?",
+                (SOURCE, external),
+            ).fetchone()
+            is None
+        ):
+            called = writer.conn.execute(
+                "SELECT at FROM messages WHERE tool_use_id = ? AND kind = 'tool_use' LIMIT 1",
+                (tool_use_id,),
+            ).fetchone()
+            started = called[0] if called is not None else None
         current = state.get("session")
-        child = self._session(writer, state, session, agent, at, obj.get("cwd"))
+        child = self._session(writer, state, session, agent, started, obj.get("cwd"))
         state["session"] = current
-        writer.message(
-            child,
-            seq=-1,
-            external_id=f"spawned-by:{tool_use_id}",
-            role="system",
-            kind="event",
-            text=f"subagent started by {tool_name or 'a tool call'} ({tool_use_id})",
-            at=at,
-            tool_name=tool_name,
-            tool_use_id=tool_use_id,
-            source_ref=self._ref(line),
-        )
+        if agent not in self.linked:
+            self.linked.add(agent)
+            writer.message(
+                child,
+                seq=-1,
+                external_id=f"spawned-by:{tool_use_id}",
+                role="system",
+                kind="event",
+                text=f"subagent started by {tool_name or 'a tool call'} ({tool_use_id})",
+                at=started,
+                tool_name=tool_name,
+                tool_use_id=tool_use_id,
+                source_ref=self._ref(line),
+            )
+        return child
+
+    def _progress(
+        self, writer: Writer, line: Line, obj: dict[str, Any], state: dict[str, Any]
+    ) -> int:
+        """A subagent's message written inline in its parent's transcript (2.x, when no
+        ``subagents/agent-<id>.jsonl`` is written): ``data.type`` 'agent_progress',
+        ``data.agentId``, ``data.message`` the subagent's own line, ``parentToolUseID``
+        the spawning call. It goes to the child session like a line of the subagent's
+        file would, under the same ids, so a file holding the same lines adds nothing
+        twice. Other progress lines (hooks, shell output) are transient UI state."""
+        data = obj.get("data")
+        if not isinstance(data, dict) or data.get("type") != "agent_progress":
+            return 0
+        agent = _text_or_none(data.get("agentId"))
+        inner = data.get("message")
+        if agent is None or not isinstance(inner, dict):
+            return 0
+        kind = inner.get("type")
+        if kind not in ("user", "assistant"):
+            return 0
+        entry = dict(inner)
+        entry["isSidechain"] = True
+        entry["agentId"] = agent
+        for key in ("sessionId", "cwd"):
+            if not entry.get(key):
+                entry[key] = obj.get(key)
+        if not _text_or_none(entry.get("uuid")):
+            entry["uuid"] = "inline-" + line_hash(compact_json(inner.get("message")).encode(), 0)
+        at = iso_timestamp(entry.get("timestamp")) or iso_timestamp(obj.get("timestamp"))
+        if self.since and at and at < self.since:
+            return 0
+        current = state.get("session")
+        added = self._conversation(writer, line, entry, state, at, kind)
+        state["session"] = current
+        spawn = _text_or_none(obj.get("parentToolUseID"))
+        if spawn and agent not in self.linked:
+            name = (state.get("tools") or {}).get(spawn) or self._tool_name(writer, {}, spawn)
+            self._link_subagent(writer, line, entry, state, agent, spawn, name)
+        return added
 
 
 def _message_key(obj: dict[str, Any]) -> str | None:
+    if obj.get("type") == "progress":
+        data = obj.get("data")
+        inner = data.get("message") if isinstance(data, dict) else None
+        if not isinstance(inner, dict):
+            return None
+        obj = inner
     message = obj.get("message")
     if obj.get("type") != "assistant" or not isinstance(message, dict):
         return None
@@ -912,18 +1041,31 @@ def _message_key(obj: dict[str, Any]) -> str | None:
     return f"{message_id}|{obj.get('requestId') or ''}"
 
 
-def _result_text(block: dict[str, Any], tool_result: Any) -> str:
-    """A tool result's text: the tool's own stdout/stderr when the line carries them,
-    else the content the model saw."""
-    if isinstance(tool_result, dict) and ("stdout" in tool_result or "stderr" in tool_result):
-        out = tool_result.get("stdout")
-        err = tool_result.get("stderr")
-        out = out if isinstance(out, str) else ""
-        err = err if isinstance(err, str) else ""
-        text = f"{out}\n{err}" if out and err else out or err
-        if text:
-            return text
-    return flatten_content(block.get("content"))
+# What every line repeats; a system line's row keeps the rest (its data) in ``raw``.
+_ENVELOPE = frozenset(
+    {
+        "parentUuid",
+        "logicalParentUuid",
+        "isSidechain",
+        "userType",
+        "cwd",
+        "sessionId",
+        "version",
+        "gitBranch",
+        "slug",
+        "entrypoint",
+        "type",
+        "uuid",
+        "timestamp",
+        "level",
+        "isMeta",
+    }
+)
+
+
+def _system_data(obj: dict[str, Any]) -> dict[str, Any] | None:
+    data = {k: v for k, v in obj.items() if k not in _ENVELOPE}
+    return scrub_media(data) if data else None
 
 
 def _str(value: Any) -> str:
