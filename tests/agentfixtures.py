@@ -99,7 +99,9 @@ class ClaudeSession:
         agent_id: str | None = None,
         path: Path | None = None,
         version: str = "2.1.230",
+        sidechain: bool = False,
     ) -> None:
+        self.sidechain = sidechain
         self.cwd = str(cwd)
         self.session_id = session_id or str(uuidlib.uuid4())
         self.agent_id = agent_id
@@ -125,7 +127,7 @@ class ClaudeSession:
         uuid = str(uuidlib.uuid4())
         line: dict[str, Any] = {
             "parentUuid": self.last_uuid,
-            "isSidechain": self.agent_id is not None,
+            "isSidechain": self.agent_id is not None or self.sidechain,
             "userType": "external",
             "cwd": self.cwd,
             "sessionId": self.session_id,
@@ -311,8 +313,71 @@ class ClaudeSession:
     def ai_title(self, title: str) -> None:
         self.write({"type": "ai-title", "aiTitle": title, "sessionId": self.session_id})
 
-    def summary(self, text: str) -> None:
-        self.write({"type": "summary", "summary": text, "leafUuid": self.last_uuid})
+    def summary(self, text: str, leaf: str | None = None) -> None:
+        """An older version's summary line: the title of the conversation ending at
+        ``leaf`` (this file's last line by default; another file's in a resumed one)."""
+        self.write({"type": "summary", "summary": text, "leafUuid": leaf or self.last_uuid})
+
+    def custom_title(self, title: str) -> None:
+        self.write({"type": "custom-title", "customTitle": title, "sessionId": self.session_id})
+
+    def task_inline(
+        self,
+        prompt: str,
+        agent_id: str,
+        work: Any,
+        result: str = "done",
+        *,
+        also_file: bool = False,
+    ) -> str:
+        """A Task call whose subagent's lines are written inline as ``progress`` lines
+        (``data.type`` 'agent_progress'; 2.x when no subagents/ file is written), then the
+        result naming the agent. ``work(sub)`` writes the subagent's lines; with
+        ``also_file`` they also go to ``<session>/subagents/agent-<id>.jsonl``."""
+        tool_use_id = f"toolu_{uuidlib.uuid4().hex[:24]}"
+        task_input = {"description": "Investigate", "prompt": prompt, "subagent_type": "Explore"}
+        self.assistant({"type": "tool_use", "id": tool_use_id, "name": "Task", "input": task_input})
+        sub = InlineSubagent(self, agent_id, tool_use_id, prompt, also_file=also_file)
+        sub.user(prompt)
+        work(sub)
+        self.clock.now = sub.clock.now
+        block = {"type": "tool_result", "tool_use_id": tool_use_id, "content": result}
+        self.user(
+            [block],
+            toolUseResult={
+                "status": "completed",
+                "prompt": prompt,
+                "agentId": agent_id,
+                "content": [{"type": "text", "text": result}],
+                "totalDurationMs": 1234,
+            },
+        )
+        return tool_use_id
+
+    def task_sidechain(self, prompt: str, work: Any, result: str = "done") -> str:
+        """A Task call as Claude Code 1.0.x wrote it: the subagent's turns are sidechain
+        lines (``isSidechain: true``, no agentId, a chain of their own from a root
+        line) in the main file, and the result does not name an agent."""
+        tool_use_id = f"toolu_{uuidlib.uuid4().hex[:24]}"
+        task_input = {"description": "Investigate", "prompt": prompt}
+        self.assistant({"type": "tool_use", "id": tool_use_id, "name": "Task", "input": task_input})
+        sub = ClaudeSession(
+            self.cwd,
+            session_id=self.session_id,
+            path=self.path,
+            start=self.clock.now,
+            version=self.version,
+            sidechain=True,
+        )
+        sub.user(prompt)
+        work(sub)
+        self.clock.now = sub.clock.now
+        block = {"type": "tool_result", "tool_use_id": tool_use_id, "content": result}
+        self.user(
+            [block],
+            toolUseResult={"content": [{"type": "text", "text": result}], "totalTokens": 10},
+        )
+        return tool_use_id
 
     def progress(self) -> None:
         self.write(
@@ -359,6 +424,56 @@ class ClaudeSession:
         line = self.envelope(kind, **fields)
         self.write(line)
         return line
+
+
+class InlineSubagent(ClaudeSession):
+    """A subagent whose lines go into its parent's file wrapped in ``progress`` lines (the
+    shape Claude Code 2.x writes: the envelope of a parent line, ``toolUseID``,
+    ``parentToolUseID`` naming the Task call, and ``data`` holding the agent id, the
+    prompt and the subagent's own line under ``message``)."""
+
+    def __init__(
+        self,
+        parent: ClaudeSession,
+        agent_id: str,
+        tool_use_id: str,
+        prompt: str,
+        *,
+        also_file: bool,
+    ) -> None:
+        super().__init__(
+            parent.cwd,
+            session_id=parent.session_id,
+            agent_id=agent_id,
+            path=parent.path.parent / parent.session_id / "subagents" / f"agent-{agent_id}.jsonl",
+            start=parent.clock.now,
+            version=parent.version,
+        )
+        self.parent = parent
+        self.tool_use_id = tool_use_id
+        self.prompt = prompt
+        self.also_file = also_file
+
+    def write(self, obj: Any) -> None:
+        if self.also_file:
+            super().write(obj)
+        inner = {
+            k: obj[k] for k in ("type", "message", "uuid", "timestamp", "requestId") if k in obj
+        }
+        line = self.parent.envelope(
+            "progress",
+            data={
+                "type": "agent_progress",
+                "agentId": self.agent_id,
+                "prompt": self.prompt,
+                "message": inner,
+                "normalizedMessages": [],
+            },
+            toolUseID=f"agent_msg_{uuidlib.uuid4().hex[:16]}",
+            parentToolUseID=self.tool_use_id,
+        )
+        line["timestamp"] = obj.get("timestamp", line["timestamp"])
+        self.parent.write(line)
 
 
 # -- Codex ----------------------------------------------------------------------------------

@@ -198,6 +198,267 @@ def test_sidechain_lines_of_older_versions_go_to_the_child_session(
     assert [m["text"] for m in messages(store, s.session_id)] == ["main prompt"]
 
 
+# -- sessions that tell the truth (issue 9 §2) ---------------------------------------------
+
+
+def _investigate(sub: ClaudeSession) -> None:
+    sub.bash("pytest -q tests/test_flaky.py", "1 failed")
+    sub.text("It races on the clock.")
+
+
+def test_inline_subagent_progress_lines_fill_the_child_session(
+    store: agentkeep.Store, project: Path
+) -> None:
+    """2.x without a subagents/ file: the subagent's messages are progress lines in the
+    parent's file. They make the child's transcript; the child starts at its first line
+    and ends when its result comes back; stats count one session and one subagent."""
+    s = ClaudeSession(project)
+    s.user("investigate the flaky test")
+    tool_use_id = s.task_inline("look at tests/test_flaky.py", "a7e1", _investigate)
+    s.text("Fixed.")
+    store.import_history("claude")
+
+    child_id = f"{s.session_id}:a7e1"
+    child = session_row(store, child_id)
+    got = messages(store, child_id)
+    assert (got[0]["kind"], got[0]["tool_use_id"], got[0]["tool_name"]) == (
+        "event",
+        tool_use_id,
+        "Task",
+    )
+    assert [m["text"] for m in got[1:]] == [
+        "look at tests/test_flaky.py",
+        '{"command":"pytest -q tests/test_flaky.py","description":"Run a command"}',
+        "1 failed",
+        "It races on the clock.",
+    ]
+    first = json.loads(s.path.read_text().splitlines()[2])  # the first progress line
+    assert first["type"] == "progress"
+    assert child["started_at"] == first["data"]["message"]["timestamp"] == got[1]["at"]
+    assert child["status"] == "ended"
+    assert (child["tool_calls"], child["output_tokens"]) == (1, 96 * 2)
+    parent = session_row(store, s.session_id)
+    assert child["parent_id"] == parent["id"]
+    assert parent["prompts"] == 1
+    assert "1 failed" not in [m["text"] for m in messages(store, s.session_id)]
+    (day,) = store.stats(by="day")
+    assert (day.sessions, day.subagents, day.prompts, day.tool_calls) == (1, 1, 1, 2)
+
+
+def test_inline_and_file_copies_of_a_subagent_are_stored_once(
+    store: agentkeep.Store, project: Path
+) -> None:
+    s = ClaudeSession(project)
+    s.user("investigate")
+    s.task_inline("look", "b0b0", _investigate, also_file=True)
+    store.import_history("claude")
+    child_id = f"{s.session_id}:b0b0"
+    assert [m["kind"] for m in messages(store, child_id)] == [
+        "event",
+        "text",
+        "tool_use",
+        "tool_result",
+        "text",
+    ]
+    assert session_row(store, child_id)["output_tokens"] == 96 * 2
+    before = counts(store)
+    (s.path.parent / s.session_id / "subagents" / "agent-b0b0.jsonl").touch()
+    store.import_history("claude")
+    assert counts(store) == before
+
+
+def test_a_subagent_whose_lines_are_gone_starts_at_its_call_not_its_result(
+    store: agentkeep.Store, project: Path
+) -> None:
+    s = ClaudeSession(project)
+    s.user("investigate")
+    tool_use_id = s.task("look", "dead1", "found it")  # no file, no progress lines
+    store.import_history("claude")
+    (call,) = rows(
+        store, "SELECT at FROM messages WHERE tool_use_id = ? AND kind = 'tool_use'", (tool_use_id,)
+    )
+    child = session_row(store, f"{s.session_id}:dead1")
+    assert child["started_at"] == call["at"]
+    assert child["status"] == "ended"
+
+
+def test_sidechains_of_1_0_are_child_sessions_not_user_prompts(
+    store: agentkeep.Store, project: Path
+) -> None:
+    """1.0.x wrote subagent turns as sidechain lines in the main file, without an agent
+    id: the user typed 2 prompts, the two subagents got 2 more."""
+    s = ClaudeSession(project, version="1.0.98")
+    s.user("find the slow query")
+
+    def explore(sub: ClaudeSession) -> None:
+        sub.bash("rg SELECT", "db.py:3")
+        sub.text("db.py:3 is slow")
+
+    s.task_sidechain("search the code for SQL", explore)
+    s.text("It is db.py:3.")
+    s.user("now fix it")
+    s.task_sidechain("rewrite db.py:3", lambda sub: sub.text("rewritten"))
+    s.text("Fixed.")
+    store.import_history("claude")
+
+    parent = session_row(store, s.session_id)
+    assert parent["prompts"] == 2
+    user_texts = [m["text"] for m in messages(store, s.session_id) if m["role"] == "user"]
+    assert user_texts == ["find the slow query", "now fix it"]
+    children = rows(
+        store, "SELECT * FROM sessions WHERE parent_id = ? ORDER BY started_at", (parent["id"],)
+    )
+    assert len(children) == 2
+    texts = [
+        [m["text"] for m in messages(store, c["external_id"]) if m["kind"] == "text"]
+        for c in children
+    ]
+    assert texts == [
+        ["search the code for SQL", "db.py:3 is slow"],
+        ["rewrite db.py:3", "rewritten"],
+    ]
+    (day,) = store.stats(by="day")
+    assert (day.sessions, day.subagents, day.prompts) == (1, 2, 2)
+
+
+@pytest.mark.parametrize("summary_first", [False, True])
+def test_a_summary_titles_the_session_that_holds_its_leaf(
+    store: agentkeep.Store, project: Path, summary_first: bool
+) -> None:
+    """A summary line in a later (resumed) file names the last message of an earlier
+    file's conversation: the title goes there, whichever file is imported first."""
+    a = ClaudeSession(project, version="1.0.98")
+    a.user("add a cache")
+    a.text("Added.")
+    b = ClaudeSession(project, version="1.0.98", start=a.clock.now)
+    b.summary("Caching the user lookups", leaf=a.last_uuid)
+    b.user("and expire it")
+    b.text("Done.")
+    if summary_first:
+        store.import_history("claude", path=b.path)
+        assert session_row(store, b.session_id)["title"] is None
+    store.import_history("claude")
+    assert session_row(store, a.session_id)["title"] == "Caching the user lookups"
+    assert session_row(store, a.session_id)["title_source"] == "summary"
+    assert session_row(store, b.session_id)["title"] is None
+    assert not rows(store, "SELECT id FROM messages WHERE kind = 'summary'")
+    assert not rows(store, "SELECT * FROM pending_titles")
+
+
+def test_a_later_title_replaces_an_older_one_but_not_the_users(
+    store: agentkeep.Store, project: Path
+) -> None:
+    s = ClaudeSession(project)
+    s.user("hello")
+    s.ai_title("Greeting")
+    s.text("hi")
+    s.ai_title("Greeting and small talk")
+    store.import_history("claude")
+    assert session_row(store, s.session_id)["title"] == "Greeting and small talk"
+    s.custom_title("my session")
+    s.ai_title("A newer generated title")
+    s.summary("An old-style summary")
+    store.import_history("claude")
+    row = session_row(store, s.session_id)
+    assert (row["title"], row["title_source"]) == ("my session", "user")
+
+
+def test_tokens_after_a_model_switch_go_to_the_new_model(
+    store: agentkeep.Store, project: Path
+) -> None:
+    s = ClaudeSession(project)
+    s.user("plan it")
+    s.text("A plan.", model="claude-sonnet-4-5-20250929")
+    s.system("local_command", "<command-name>/model</command-name>")
+    s.user("now build it")
+    s.text(
+        "Built.",
+        model="claude-opus-4-1-20250805",
+        usage={
+            "input_tokens": 5,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": 700,
+        },
+    )
+    store.import_history("claude")
+    by_model = {r.key: r for r in store.stats(by="model")}
+    assert by_model["claude-opus-4-1-20250805"].output_tokens == 700
+    assert by_model["claude-sonnet-4-5-20250929"].output_tokens == 96
+    assert sum(r.sessions for r in by_model.values()) == 1
+
+
+def test_the_working_directory_does_not_depend_on_where_a_run_started(
+    store: agentkeep.Store, project: Path
+) -> None:
+    (project / "api").mkdir()
+    (project / "web").mkdir()
+    s = ClaudeSession(project)
+    s.ai_title("Two packages")  # a first line without a cwd
+    s.user("start in api", cwd=str(project / "api"))
+    store.import_history("claude")
+    s.user("moved to web", cwd=str(project / "web"))
+    store.import_history("claude")
+    assert session_row(store, s.session_id)["cwd"] == "api"
+
+
+def test_system_lines_keep_their_data_and_turns_are_counted(
+    store: agentkeep.Store, project: Path
+) -> None:
+    s = ClaudeSession(project)
+    for prompt in ("one", "two"):
+        s.user(prompt)
+        s.text("ok")
+        s.write(
+            s.envelope(
+                "system",
+                subtype="stop_hook_summary",
+                hookCount=2,
+                hookInfos=[{"command": "agentkeep hook"}],
+                hookErrors=[],
+                preventedContinuation=False,
+                level="suggestion",
+            )
+        )
+        s.write(s.envelope("system", subtype="turn_duration", durationMs=12_345, isMeta=False))
+    store.import_history("claude")
+    events = [m for m in messages(store, s.session_id) if m["kind"] == "event"]
+    assert [m["text"] for m in events] == [
+        "stop_hook_summary",
+        "turn took 12.3 s",
+        "stop_hook_summary",
+        "turn took 12.3 s",
+    ]
+    assert json.loads(events[0]["raw"])["hookCount"] == 2
+    assert json.loads(events[1]["raw"]) == {"subtype": "turn_duration", "durationMs": 12_345}
+    assert session_row(store, s.session_id)["turns"] == 2
+
+
+def test_a_streamed_response_keeps_its_final_count_across_runs(
+    store: agentkeep.Store, project: Path
+) -> None:
+    s = ClaudeSession(project)
+    s.user("go")
+    lines = s.assistant(
+        {"type": "thinking", "thinking": "hm", "signature": "c2ln"},
+        {"type": "text", "text": "done"},
+    )
+    body = s.path.read_bytes()
+    last = (json.dumps(lines[-1], separators=(",", ":")) + "\n").encode()
+    s.path.write_bytes(body[: -len(last)])  # the response's last line not written yet
+    store.import_history("claude")
+    assert session_row(store, s.session_id)["output_tokens"] == 48
+    s.write_bytes(last)
+    store.import_history("claude")
+    assert session_row(store, s.session_id)["output_tokens"] == 96  # the final count
+
+
+def test_no_claim_to_count_as_another_tool_does() -> None:
+    root = Path(__file__).resolve().parents[1]
+    for path in [*root.joinpath("src").rglob("*.py"), *root.joinpath("docs").rglob("*.md")]:
+        assert "as ccusage does" not in path.read_text(), path
+
+
 # -- incremental and idempotent -----------------------------------------------------------
 
 

@@ -21,18 +21,22 @@ line                                        row(s)
 user text / prompt                          role user, kind text
 user ``isMeta`` (skill bodies, caveats)     role system, kind text (not a prompt)
 user ``isCompactSummary``                   role system, kind summary
-tool_result block                           role tool, kind tool_result (``toolUseResult``
-                                            stdout/stderr preferred to the model's copy)
+tool_result block                           role tool, kind tool_result: the content the
+                                            model saw (``toolUseResult`` is not used)
 assistant text / thinking / tool_use        role assistant, kind text / thinking / tool_use
                                             (tool_use text: the input as compact JSON)
 image / document blocks                     a short placeholder text, never the base64
 system ``compact_boundary``                 role system, kind event ("compacted (auto, …)")
-other system lines                          role system, kind event ("<subtype>: <content>")
-``summary`` lines (older versions)          role system, kind summary, and the title
-``ai-title`` / ``custom-title``             the session's title (no row)
-``progress``, ``queue-operation``,          nothing: transient UI state (progress repeats
-``file-history-snapshot``                   the subagent transcript, queued prompts come
-                                            back as user lines, snapshots are file backups)
+other system lines                          role system, kind event ("<subtype>: <content>",
+                                            "turn took 12.3 s"); the line's own fields
+                                            (durations, hook summaries) in ``raw``
+``summary`` lines (older versions)          the title of the session holding ``leafUuid``
+                                            (no row; see Titles)
+``ai-title`` / ``custom-title``             the session's title (no row; see Titles)
+``progress`` with ``agent_progress``        the subagent's message, in its child session
+other ``progress``, ``queue-operation``,    nothing: transient UI state (queued prompts
+``file-history-snapshot``                   come back as user lines, snapshots are file
+                                            backups)
 any other type (``attachment``, …)          role system, kind raw, the line in ``raw``
 a line that cannot be read                  role system, kind raw, the reason (and the
                                             line's first 2,000 characters) as text
@@ -43,14 +47,40 @@ without a uuid), so re-reading a file — resumed, rewritten or restored — add
 ``seq`` is ``byte offset × 16 + block index``. ``parent_external_id`` is ``parentUuid``.
 
 Tokens. Claude Code writes one content block per line, several lines per response; they
-share ``message.id`` and ``requestId``. ``message_key`` is ``"<message.id>|<requestId>"``;
-the first block carries the usage, later lines only raise it (counted once, as ccusage does).
+share ``message.id`` and ``requestId``, and each repeats the response's usage as it
+stood then (output_tokens grows). ``message_key`` is ``"<message.id>|<requestId>"``; the
+usage is stored once, on the response's first block, and raised to the largest count any
+of its lines carries: the final count, also when the lines arrive over several runs.
+Tools that keep the first line's count report fewer output tokens (docs/design.md). Each
+response's usage is filed under that response's own ``message.model`` (a ``/model``
+switch mid-session), which ``stats --by model`` reads.
 
-Subagents. ``<session>/subagents/agent-<id>.jsonl`` (and older top-level sidechain files,
-``isSidechain`` lines with an ``agentId``) become a child session ``<session id>:<agent id>``
-whose ``parent_id`` is the parent session (created if not imported yet). When the parent's
-Task/Agent tool result names the ``agentId``, the child also gets a first 'event' row
-carrying the spawning ``tool_use_id`` and tool name (``seq`` -1).
+Subagents, a child session ``<session id>:<agent id>`` whose ``parent_id`` is the parent
+session (created if not imported yet), from whichever of these holds its lines:
+
+- ``<session>/subagents/agent-<id>.jsonl`` (2.x), or an older top-level ``agent-<id>.jsonl``
+  (``isSidechain`` lines with an ``agentId``);
+- ``progress`` lines of the parent (``data.type`` 'agent_progress', ``data.agentId``, the
+  subagent's line in ``data.message``), written when there is no such file. The same
+  message under both keeps one row (same external id);
+- 1.0.x sidechain lines in the main file (``isSidechain`` without an ``agentId``): each
+  chain of ``parentUuid`` links from a root line is one subagent, ``sidechain-<root
+  uuid prefix>``. Their prompts are the subagent's, never the user's.
+
+The parent's spawning call (``parentToolUseID``, or the Task/Agent result naming the
+``agentId``) gives the child a first 'event' row (``seq`` -1). A child starts at its first
+line; one whose lines are nowhere starts when the call was made. The result coming back
+ends the child session.
+
+Titles (``Writer.set_title``): ``custom-title`` (the user's) beats ``ai-title`` beats a
+``summary`` line; among equals the later line wins. A summary names the last message of
+the conversation it titles (``leafUuid``), which may be in another file: the title goes
+to that message's session, now or, if it is not imported yet, when it is
+(``pending_titles``).
+
+Working directory. The file's own session takes the ``cwd`` of the file's first line
+that has one (kept on the cursor), whichever line a run starts at; other sessions take
+the first one their lines carry.
 """
 
 from __future__ import annotations
@@ -287,7 +317,7 @@ def encode_project_dir(path: str) -> str:
 
 def claude_roots() -> list[Path]:
     """Where Claude Code keeps ``projects/``: ``$CLAUDE_CONFIG_DIR``, else ``~/.claude`` and
-    the XDG location ccusage also reads (``~/.config/claude``)."""
+    the XDG location newer versions use (``~/.config/claude``)."""
     configured = os.environ.get("CLAUDE_CONFIG_DIR")
     if configured:
         return [Path(configured).expanduser() / "projects"]
@@ -393,9 +423,7 @@ class ClaudeImporter:
             decided = "ok" if first_cwd is not None and ctx.belongs(first_cwd) else "foreign"
         if decided == "ok":
             cursor = cursor_for(ctx, SOURCE, file, cursor)
-        reader = _ClaudeFile(
-            ctx, file, decided, cursor.id if cursor else None, first_at, first_cwd
-        )
+        reader = _ClaudeFile(ctx, file, decided, cursor.id if cursor else None, first_at, first_cwd)
         return import_lines(ctx, file, cursor, reader.handle, source=SOURCE, finish=reader.finish)
 
 
