@@ -437,3 +437,22 @@ def test_cli_json(cli: Cli, project: Path) -> None:
     assert [(x["source"], x["files"], x["messages"], x["failed"]) for x in report] == [
         ("codex", 1, 1, 0)
     ]
+
+
+def test_tokens_go_to_each_turns_model_and_cwd_comes_from_the_first_turn(
+    store: agentkeep.Store, project: Path
+) -> None:
+    (project / "svc").mkdir()
+    r = CodexRollout(project / "svc", meta=False)
+    r.turn_context(model="gpt-5-codex")
+    r.user("plan")
+    r.token_count(100, 0, 10)
+    r.turn_context(model="gpt-5.1-codex-max")
+    r.user("build")
+    r.token_count(50, 0, 700)
+    store.import_history("codex")
+    by_model = {row.key: row for row in store.stats(by="model")}
+    assert by_model["gpt-5.1-codex-max"].output_tokens == 700
+    assert by_model["gpt-5-codex"].output_tokens == 10
+    (session,) = rows(store, "SELECT cwd FROM sessions WHERE source = 'codex'")
+    assert session["cwd"] == "svc"

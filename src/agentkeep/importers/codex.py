@@ -391,6 +391,12 @@ class _CodexFile(TranscriptFile):
         if kind == "session_meta":
             return self._meta(writer, payload, state, at)
         if kind == "turn_context":
+            cwd = payload.get("cwd") if isinstance(payload, dict) else None
+            if isinstance(cwd, str) and cwd and not state.get("cwd_set"):
+                # a rollout without session_meta: the first turn's directory (the
+                # session_meta's, when there is one, is kept: set once, never moved)
+                writer.session(SOURCE, self._thread(writer, state, at), cwd=cwd)
+                state["cwd_set"] = True
             model = payload.get("model") if isinstance(payload, dict) else None
             if isinstance(model, str) and model:
                 state["model"] = model
