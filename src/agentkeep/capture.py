@@ -17,6 +17,8 @@ import json
 import os
 import time
 
+from agentkeep import lifecycle
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from collections.abc import Iterable
@@ -142,6 +144,7 @@ class Writer:
         actor: str = "capture",
         max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
         now: str | None = None,
+        idle_minutes: int | None = None,
     ) -> None:
         if policy not in POLICIES:
             raise CaptureError(f"unknown capture policy {policy!r}")
@@ -151,6 +154,10 @@ class Writer:
         self.actor = actor
         self.max_field_bytes = max_field_bytes
         self.now = now or utc_now()
+        # The hook passes sessions.idle_minutes: a new session then ends the idle ones.
+        # Importers leave it None and end idle sessions once an import run is over
+        # (mid-import, a session's last activity is only as new as the lines read so far).
+        self.idle_minutes = idle_minutes
         self._pending: list[tuple[str, str, int]] = []  # (rule, column, count)
 
     @property
@@ -320,20 +327,9 @@ class Writer:
         )
         session_id = int(cursor.lastrowid or 0)
         self._record_redactions("sessions", session_id)
-        self._event(
-            "session",
-            session_id,
-            "session.started",
-            {
-                "source": source,
-                "external_id": external_id,
-                "agent_id": agent_id,
-                "parent_id": parent_id,
-                "model": model,
-                "cwd": rel_cwd,
-                "started_at": at,
-            },
-        )
+        lifecycle.session_started(self.conn, self._event, session_id, now=self.now)
+        if self.idle_minutes is not None:
+            self.end_idle_sessions(self.idle_minutes)
         return session_id
 
     def set_title(self, session_id: int, title: str | None, *, source: str) -> bool:
@@ -392,6 +388,13 @@ class Writer:
         )
         return self.set_title(session_id, str(row[0]), source=str(row[1]))
 
+    def end_idle_sessions(self, idle_minutes: int) -> list[int]:
+        """End the observed sessions idle for longer than ``idle_minutes`` (the lifecycle
+        rule in :mod:`agentkeep.lifecycle`); their ids."""
+        return lifecycle.end_idle_sessions(
+            self.conn, self._event, idle_minutes=idle_minutes, now=self.now
+        )
+
     def _agent(self, source: str, external_id: str, kind: str, role: str | None) -> int:
         # The whole id: prefixes collide (OpenCode's ses_, Codex's time-ordered UUIDv7),
         # and a subagent (<parent>:<agent>) is an agent of its own.
@@ -406,7 +409,9 @@ class Writer:
             (name, kind, self.text("role", role, content=False), self.now, self.now, self.now),
         )
         agent_id = int(cursor.lastrowid or 0)
-        self._event("agent", agent_id, "agent.created", {"name": name, "kind": kind, "role": role})
+        self._event(
+            "agent", agent_id, "agent.created", lifecycle.row_payload(self.conn, "agents", agent_id)
+        )
         return agent_id
 
     def bump(self, session_id: int, *, at: str | None = None, **counts: int) -> None:
@@ -444,22 +449,17 @@ class Writer:
         at: str | None = None,
         reason: str | None = None,
     ) -> None:
-        """Mark a session ended (idempotent: an ended session keeps its first end)."""
-        at = at or self.now
-        cursor = self.conn.execute(
-            "UPDATE sessions SET status = ?, ended_at = ?,"
-            " last_seen_at = max(coalesce(last_seen_at, ?), ?) WHERE id = ? AND status = 'running'",
-            (status, at, at, at, session_id),
+        """Mark a session ended (idempotent: an ended session keeps its first end); its
+        agent is done once none of its sessions runs (:mod:`agentkeep.lifecycle`)."""
+        lifecycle.session_ended(
+            self.conn,
+            self._event,
+            session_id,
+            status=status,
+            at=at or self.now,
+            now=self.now,
+            reason=reason,
         )
-        if cursor.rowcount:
-            self.conn.execute(
-                "UPDATE agents SET status = 'done', updated_at = ?"
-                " WHERE id = (SELECT agent_id FROM sessions WHERE id = ?)",
-                (self.now, session_id),
-            )
-            self._event(
-                "session", session_id, f"session.{status}", {"ended_at": at, "reason": reason}
-            )
 
     # -- hook deliveries ------------------------------------------------------------------
 
@@ -513,6 +513,11 @@ class Writer:
             return None
         row_id = int(cursor.lastrowid or 0)
         self._record_redactions("captures", row_id)
+        if session_id is not None and event not in ("session_end", "subagent_end"):
+            # Activity after the session ended (`claude --resume`): it runs again.
+            lifecycle.session_resumed(
+                self.conn, self._event, session_id, at=at or self.now, now=self.now
+            )
         return row_id
 
     # -- metrics ----------------------------------------------------------------------------
@@ -682,6 +687,8 @@ class Writer:
                 " last_seen_at = max(coalesce(last_seen_at, ?), ?) WHERE id = ?",
                 (row[7], row[8], row[8], session_id),
             )
+            # New lines after the session ended (resumed without hooks): it runs again.
+            lifecycle.session_resumed(self.conn, self._event, session_id, at=row[8], now=self.now)
 
 
 def elide(text: str, limit: int) -> str:

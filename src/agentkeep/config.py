@@ -190,6 +190,17 @@ SETTINGS: tuple[Setting, ...] = (
         "A hook payload larger than this (UTF-8 bytes) is stored as a 'payload' artifact, "
         "and its row keeps a head-and-tail preview.",
     ),
+    Setting(
+        "sessions.idle_minutes",
+        60,
+        _whole(0, 10_000_000),
+        "A session agentkeep only observes (through hooks or an importer) that shows no "
+        "activity for longer than this many minutes is ended, at its last activity, with a "
+        "session.ended event (reason idle), and `status` never counts it as running; new "
+        "activity resumes it. Claude Code and Codex write no end marker into their "
+        "transcripts, so without a SessionEnd hook this is how their sessions end. 0: "
+        "never end sessions for idleness.",
+    ),
     *_retention_settings(),
 )
 

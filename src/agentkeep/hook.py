@@ -69,6 +69,7 @@ SETTING_KEYS = (
     "store.synchronous",
     "store.busy_timeout_ms",
     "store.max_field_bytes",
+    "sessions.idle_minutes",
 )
 # Environment variables that change those settings or where the user's config file is.
 _ENV_KEYS = (
@@ -551,7 +552,12 @@ def _valid_settings(values: dict[str, Any]) -> bool:
         and values.get("store.synchronous") in ("FULL", "NORMAL")
         and all(
             type(values.get(key)) is int
-            for key in ("capture.spill_bytes", "store.busy_timeout_ms", "store.max_field_bytes")
+            for key in (
+                "capture.spill_bytes",
+                "store.busy_timeout_ms",
+                "store.max_field_bytes",
+                "sessions.idle_minutes",
+            )
         )
     )
 
@@ -758,6 +764,7 @@ def _write(
             policy=settings["capture.policy"],
             actor=f"hook:{source}",
             max_field_bytes=settings["store.max_field_bytes"],
+            idle_minutes=settings["sessions.idle_minutes"],  # a new session ends idle ones
         )
         session_source = "codex" if source == "codex-notify" else source
         session_id = None

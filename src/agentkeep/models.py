@@ -116,6 +116,12 @@ class Session(Record):
     turns: int = 0
     last_seen_at: str | None = None
     capture: str | None = None
+    # Computed when read (docs/json-output.md): whether agentkeep holds the session's
+    # history, whether the idle rule calls this running session idle, and whether the
+    # agent's own files still exist so it can be resumed (None: not checked).
+    displayable: bool = False
+    idle: bool = False
+    resumable: bool | None = None
 
     JSON_FIELDS = ("command",)
 

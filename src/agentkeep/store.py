@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from agentkeep import lifecycle
 from agentkeep._version import __version__
 from agentkeep.agents import AgentOps
 from agentkeep.artifacts import ArtifactOps
@@ -100,6 +101,7 @@ class StoreStatus(Record):
     active_agents: int
     last_event_seq: int
     last_event_at: str | None
+    idle_sessions: int = 0  # running sessions the idle rule calls idle (not running)
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,7 @@ class Store(
         return Project.from_row(row)  # type: ignore[no-any-return]
 
     def status(self) -> StoreStatus:
+        cutoff = lifecycle.idle_cutoff(int(self.config["sessions.idle_minutes"]))
         counts = {table: self._count(f"SELECT count(*) FROM {table}") for table in COUNTED_TABLES}
         by_status = {
             row[0]: row[1]
@@ -347,8 +350,11 @@ class Store(
             counts=counts,
             tasks_by_status=by_status,
             ready_tasks=self._count(READY_COUNT_SQL),
-            running_sessions=self._count("SELECT count(*) FROM sessions WHERE status = 'running'"),
-            active_agents=self._count("SELECT count(*) FROM agents WHERE status = 'active'"),
+            # The lifecycle rule: an idle session is not running, and an agent whose
+            # sessions all ended or went idle is not active (even before a writer says so).
+            running_sessions=self._count(lifecycle.RUNNING_SESSIONS_SQL, (cutoff,)),
+            idle_sessions=self._count(lifecycle.IDLE_SESSIONS_SQL, (cutoff,)),
+            active_agents=self._count(lifecycle.ACTIVE_AGENTS_SQL, (cutoff,)),
             last_event_seq=last[0] if last else 0,
             last_event_at=last[1] if last else None,
         )

@@ -46,7 +46,8 @@ def _human_status(data: dict[str, Any]) -> str:
         f"store     {data['store_dir']}  schema v{data['db_schema_version']}, "
         f"{data['journal_mode']}, synchronous={data['synchronous']}, {size_kib:,.0f} KiB",
         f"tasks     {counts['tasks']} ({tasks}); {data['ready_tasks']} ready",
-        f"sessions  {counts['sessions']} ({data['running_sessions']} running)",
+        f"sessions  {counts['sessions']} ({data['running_sessions']} running,"
+        f" {data['idle_sessions']} idle)",
         f"agents    {counts['agents']} ({data['active_agents']} active)",
         f"notes     {counts['notes']}    worktrees {counts['worktrees']}    "
         f"metrics {counts['metrics']}",

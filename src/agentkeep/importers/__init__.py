@@ -243,6 +243,9 @@ class ImportOps(StoreBase):
             read += outcome.bytes
             if outcome.error:
                 errors.append(outcome.error)
+        # Transcripts carry no end marker: sessions idle past sessions.idle_minutes end now,
+        # once their lines are all in (mid-run, their last activity is not known yet).
+        self.end_idle_sessions()  # type: ignore[attr-defined]  # SessionOps, on Store
         return ImportResult(
             source=importer.source,
             files=len(files),

@@ -1,0 +1,217 @@
+"""The one rule for when a session starts and ends and when its agent is active or done.
+
+Both session writers follow it — the library (:class:`agentkeep.sessions.SessionOps`, over a
+:class:`agentkeep._core.Tx`) and the capture writer (:class:`agentkeep.capture.Writer`, for
+hooks and importers) — so a ``session.started`` or ``session.ended`` event has one payload
+shape whoever wrote it, and an agent is set done by either.
+
+The rule (docs/design.md, "Session lifecycle"):
+
+- A session starts ``running``; its ``session.started`` event carries the session's row.
+  Starting a session makes its agent ``active``.
+- A session ends once (``ended``, ``failed`` or ``interrupted``): by its recorder (``run``),
+  by the library, by an end marker the agent left (a ``SessionEnd`` hook, an OpenCode
+  archive), or by the idle rule. Its running subagent sessions end with it.
+- An agent whose sessions have all ended is ``done``.
+- A session agentkeep only *observes* (created by a hook or an importer, no recorder pid)
+  has no way to say it stopped when the agent was closed without a hook or crashed, and
+  Claude Code and Codex write no end marker into their transcripts. Such a session with no
+  activity for longer than ``sessions.idle_minutes`` is ended (reason ``idle``) at its
+  last activity, and readers call it idle rather than running until a writer ends it.
+- Activity in an ended observed session after its end (``claude --resume``, a new line in
+  its transcript) resumes it: ``running`` again, ``session.resumed``, agent ``active``.
+
+Standard library only: the hook's fast path imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from collections.abc import Callable
+    from typing import Any
+
+    Emit = Callable[[str, int, str, dict[str, Any]], None]
+
+DEFAULT_IDLE_MINUTES = 60  # config sessions.idle_minutes
+ENDED = ("ended", "failed", "interrupted")
+
+# A session agentkeep only observes: the capture writer made it (capture is its policy) and
+# no recorder process vouches for it (run sessions carry the recorder's pid).
+OBSERVED_SQL = "capture IS NOT NULL AND pid IS NULL"
+# An observed running session with no activity since the cutoff (bound as a parameter).
+IDLE_SQL = f"(status = 'running' AND {OBSERVED_SQL} AND coalesce(last_seen_at, started_at) < ?)"
+
+
+def stamp(epoch: float) -> str:
+    """``epoch`` in the store's timestamp format (UTC, milliseconds, ``Z``)."""
+    whole = int(epoch)
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        + f".{int((epoch - whole) * 1000):03d}Z"
+    )
+
+
+def idle_cutoff(idle_minutes: int, *, now: float | None = None) -> str:
+    """The time before which an observed session's last activity makes it idle. With
+    ``idle_minutes`` 0 (never idle) a time no session can be older than."""
+    if idle_minutes <= 0:
+        return ""
+    return stamp((time.time() if now is None else now) - idle_minutes * 60)
+
+
+def row_payload(conn: Any, table: str, row_id: int) -> dict[str, Any]:
+    """The row ``row_id`` of ``table`` as an event payload (JSON columns decoded)."""
+    cursor = conn.execute(f"SELECT * FROM {table} WHERE id = ?", (row_id,))
+    row = cursor.fetchone()
+    names = [column[0] for column in cursor.description]
+    payload = dict(zip(names, tuple(row), strict=True))
+    if isinstance(payload.get("command"), str):
+        payload["command"] = json.loads(payload["command"])
+    return payload
+
+
+def session_started(conn: Any, emit: Emit, session_id: int, *, now: str) -> None:
+    """After a session's row was inserted: its ``session.started`` event (the row) and its
+    agent active."""
+    payload = row_payload(conn, "sessions", session_id)
+    emit("session", session_id, "session.started", payload)
+    if payload.get("agent_id") is not None:
+        agent_active(conn, emit, int(payload["agent_id"]), now=now)
+
+
+def session_ended(
+    conn: Any,
+    emit: Emit,
+    session_id: int,
+    *,
+    status: str = "ended",
+    at: str,
+    now: str,
+    reason: str | None = None,
+    exit_code: int | None = None,
+    signal: int | None = None,
+    duration_ms: int | None = None,
+) -> bool:
+    """End a running session at ``at``; False if it was not running (an ended session keeps
+    its first end). Ends its running subagent sessions and settles its agent."""
+    if status not in ENDED:
+        raise ValueError(f"a session ends as ended, failed or interrupted, not {status!r}")
+    cursor = conn.execute(
+        "UPDATE sessions SET status = ?, ended_at = ?, exit_code = ?,"
+        " signal = coalesce(?, signal), duration_ms = coalesce(?, duration_ms),"
+        " last_seen_at = max(coalesce(last_seen_at, ?), ?) WHERE id = ? AND status = 'running'",
+        (status, at, exit_code, signal, duration_ms, at, at, session_id),
+    )
+    if not cursor.rowcount:
+        return False
+    emit(
+        "session",
+        session_id,
+        f"session.{status}",
+        {
+            "status": status,
+            "ended_at": at,
+            "exit_code": exit_code,
+            "signal": signal,
+            "duration_ms": duration_ms,
+            "reason": reason,
+        },
+    )
+    children = conn.execute(
+        "SELECT id FROM sessions WHERE parent_id = ? AND status = 'running'", (session_id,)
+    ).fetchall()
+    for (child,) in children:
+        session_ended(
+            conn, emit, int(child), at=at, now=now, reason=f"its parent session {session_id} ended"
+        )
+    agent = conn.execute("SELECT agent_id FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    if agent is not None and agent[0] is not None:
+        agent_settled(conn, emit, int(agent[0]), now=now)
+    return True
+
+
+def session_resumed(conn: Any, emit: Emit, session_id: int, *, at: str, now: str) -> bool:
+    """Activity at ``at`` in an observed session that ended before ``at``: running again.
+    False (nothing changed) for a running session, a recorded run, or older activity."""
+    row = conn.execute(
+        f"SELECT status, ended_at, agent_id FROM sessions WHERE id = ? AND {OBSERVED_SQL}",
+        (session_id,),
+    ).fetchone()
+    if row is None or row[0] == "running" or (row[1] is not None and row[1] >= at):
+        return False
+    conn.execute(
+        "UPDATE sessions SET status = 'running', ended_at = NULL, exit_code = NULL,"
+        " signal = NULL, last_seen_at = max(coalesce(last_seen_at, ?), ?) WHERE id = ?",
+        (at, at, session_id),
+    )
+    emit(
+        "session",
+        session_id,
+        "session.resumed",
+        {"status": "running", "at": at, "previous": {"status": row[0], "ended_at": row[1]}},
+    )
+    if row[2] is not None:
+        agent_active(conn, emit, int(row[2]), now=now)
+    return True
+
+
+def end_idle_sessions(
+    conn: Any, emit: Emit, *, idle_minutes: int, now: str, epoch: float | None = None
+) -> list[int]:
+    """End every observed session idle for longer than ``idle_minutes`` (0: never), at its
+    last activity. Returns their ids."""
+    if idle_minutes <= 0:
+        return []
+    rows = conn.execute(
+        f"SELECT id, coalesce(last_seen_at, started_at) FROM sessions WHERE {IDLE_SQL} ORDER BY id",
+        (idle_cutoff(idle_minutes, now=epoch),),
+    ).fetchall()
+    ended = []
+    for session_id, last in rows:
+        if session_ended(
+            conn,
+            emit,
+            int(session_id),
+            at=last,
+            now=now,
+            reason=f"idle: no activity for more than {idle_minutes} minutes",
+        ):
+            ended.append(int(session_id))
+    return ended
+
+
+def agent_active(conn: Any, emit: Emit, agent_id: int, *, now: str) -> None:
+    """A session of the agent started or resumed: the agent is active."""
+    cursor = conn.execute(
+        "UPDATE agents SET status = 'active', updated_at = ?, heartbeat_at = ?"
+        " WHERE id = ? AND status != 'active'",
+        (now, now, agent_id),
+    )
+    if cursor.rowcount:
+        emit("agent", agent_id, "agent.updated", {"status": "active"})
+
+
+def agent_settled(conn: Any, emit: Emit, agent_id: int, *, now: str) -> None:
+    """A session of the agent ended: the agent is done once none of its sessions runs."""
+    cursor = conn.execute(
+        "UPDATE agents SET status = 'done', updated_at = ? WHERE id = ?"
+        " AND status IN ('active', 'idle') AND NOT EXISTS"
+        " (SELECT 1 FROM sessions WHERE agent_id = ? AND status = 'running')",
+        (now, agent_id, agent_id),
+    )
+    if cursor.rowcount:
+        emit("agent", agent_id, "agent.updated", {"status": "done"})
+
+
+# What `status` counts (readers never call an idle session running). Each takes the cutoff.
+RUNNING_SESSIONS_SQL = f"SELECT count(*) FROM sessions WHERE status = 'running' AND NOT {IDLE_SQL}"
+IDLE_SESSIONS_SQL = f"SELECT count(*) FROM sessions WHERE {IDLE_SQL}"
+ACTIVE_AGENTS_SQL = (
+    "SELECT count(*) FROM agents WHERE status = 'active' AND id NOT IN"
+    " (SELECT agent_id FROM sessions WHERE agent_id IS NOT NULL GROUP BY agent_id"
+    f" HAVING max(status = 'running' AND NOT {IDLE_SQL}) = 0)"
+)
