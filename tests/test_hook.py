@@ -504,6 +504,7 @@ ALLOWED_OWN = {
     "agentkeep.errors",
     "agentkeep.hook",
     "agentkeep.capture",
+    "agentkeep.lifecycle",
     "agentkeep.redact",
     "agentkeep.redact.rules",
 }

@@ -286,6 +286,8 @@ def test_an_archived_session_ends_and_titles_fill_in_later(
 ) -> None:
     written = conversation(db, Ids(), directory=str(project), title="New session - 2026-01-01")
     sid = written.session_id
+    # The archive is the end marker here, not the idle rule (its lines are from 2026-01-01).
+    store = agentkeep.open(project, config={"sessions.idle_minutes": 0})
     run_import(store)
     assert (session(store, sid)["title"], session(store, sid)["status"]) == (None, "running")
     db.session(sid, project_id="prj_root", directory=str(project), title="Fix the helper",
@@ -295,6 +297,7 @@ def test_an_archived_session_ends_and_titles_fill_in_later(
     assert (s["title"], s["status"], s["ended_at"]) == (
         "Fix the helper", "ended", "2026-01-01T00:01:39.000Z",
     )  # fmt: skip
+    store.close()
 
 
 def _snapshot(path: Path) -> dict[str, tuple[bytes, int]]:

@@ -185,7 +185,9 @@ def test_one_rule_for_session_start_end_and_agent_done_in_both_writers(
     for session_id in (lib.id, captured):
         agent_id = store.get_session(session_id).agent_id
         assert store.get_agent(agent_id or 0).status == "done"
-    done = [e["entity_id"] for e in events(store, "agent.updated") if e["data"] == {"status": "done"}]
+    done = [
+        e["entity_id"] for e in events(store, "agent.updated") if e["data"] == {"status": "done"}
+    ]
     assert sorted(done) == sorted(store.get_session(s).agent_id for s in (lib.id, captured))
     created = [e["data"] for e in events(store, "agent.created")]
     assert set(created[0]) == set(created[1])  # agent.created: one shape too
@@ -293,6 +295,16 @@ def test_a_codex_thread_resumes_with_codex_resume_unless_archived(
     refused = cli("sessions", "resume", str(gone))
     assert refused.exit_code == 5
     assert f"archived in Codex; `codex unarchive {archived.thread_id}`" in refused.stderr
+
+    # Seen by the hook only (no import cursor): its rollout is found by thread id.
+    hooked = CodexRollout(project, start=RECENT)
+    hooked.user("hooked only")
+    hook(project, {"session_id": hooked.thread_id, "cwd": str(project),
+                   "hook_event_name": "SessionStart"}, source="codex")  # fmt: skip
+    with agentkeep.open(project) as store:
+        plan = store.resume_plan(session_of(store, "codex", hooked.thread_id).id)
+    assert (plan.resumable, plan.command) == (True, ["codex", "resume", hooked.thread_id])
+    assert plan.upstream == str(hooked.path)
 
 
 def test_a_recorded_run_is_displayable_but_not_resumable(project: Path, cli: Cli) -> None:

@@ -21,6 +21,10 @@ SESSION_KEYS = {
     "turns",
     "last_seen_at",
     "capture",
+    "displayable",  # computed (docs/json-output.md)
+    "idle",
+    "resumable",
+    "resume_reason",
     "id",
     "agent_id",
     "task_id",
@@ -218,18 +222,18 @@ def test_markdown_folds_tools_marks_failures_and_links_subagents(store: agentkee
             "id": child,
             "external_id": f"{PARENT}:{AGENT}",
             "title": "Explore",
-            "status": "running",
+            "status": "ended",  # idle since 2026 (sessions.idle_minutes), at its last line
             "started_at": at(7),
-            "ended_at": None,
+            "ended_at": store.get_session(child).last_seen_at,
             "tool_use_id": "toolu_03",
         },
         {
             "id": child + 1,
             "external_id": f"{PARENT}:b0b0b0b0",
             "title": None,
-            "status": "running",
+            "status": "ended",
             "started_at": at(59),
-            "ended_at": None,
+            "ended_at": store.get_session(child + 1).last_seen_at,
             "tool_use_id": None,
         },
     ]
@@ -253,7 +257,7 @@ def test_markdown_folds_tools_marks_failures_and_links_subagents(store: agentkee
     assert "  ⎿ ✗ Exit code 1 (+1 lines)" in lines
     assert "- ▸ Agent: Explore the auth code" in lines
     assert (
-        f"  → subagent session {child} “Explore” (running; `agentkeep transcript {child}`)" in lines
+        f"  → subagent session {child} “Explore” (ended; `agentkeep transcript {child}`)" in lines
     )
     assert "<details><summary>thinking</summary>" in lines
     assert "### ⟲ Compaction summary" in lines and "> Tests were failing on 429" in lines
@@ -261,7 +265,7 @@ def test_markdown_folds_tools_marks_failures_and_links_subagents(store: agentkee
     assert "Done: red token bucket added." in lines  # terminal escapes removed
     assert "\x1b" not in md
     assert md.endswith(
-        f"## Subagents\n\n- subagent session {child + 1} (running;"
+        f"## Subagents\n\n- subagent session {child + 1} (ended;"
         f" `agentkeep transcript {child + 1}`)\n"
     )
     # Results are shown under their call, never as a turn of their own.

@@ -48,6 +48,9 @@ EVENTS = (
     "other",
 )
 
+# Hook events that show the agent working in a session (an ended session resumes).
+RESUMING_EVENTS = ("session_start", "prompt", "tool_pre", "tool_post", "tool_fail")
+
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 COUNTER_COLUMNS = ("prompts", "tool_calls", "failures", "turns")
 # Where a title came from, weakest first (sessions.title_source; see Writer.set_title).
@@ -513,8 +516,10 @@ class Writer:
             return None
         row_id = int(cursor.lastrowid or 0)
         self._record_redactions("captures", row_id)
-        if session_id is not None and event not in ("session_end", "subagent_end"):
-            # Activity after the session ended (`claude --resume`): it runs again.
+        if session_id is not None and event in RESUMING_EVENTS:
+            # The agent works in the session after it ended (`claude --resume`): it runs
+            # again. Not a turn end or notification: Codex's notify program and OpenCode's
+            # bus may deliver those after the session's end.
             lifecycle.session_resumed(
                 self.conn, self._event, session_id, at=at or self.now, now=self.now
             )

@@ -50,9 +50,39 @@ class ResumePlan(Record):
     upstream: str | None  # the agent's own file that makes it resumable
 
 
-def plan(ops: SessionOps, session: Session) -> ResumePlan:
-    """The resume plan of ``session`` on this machine."""
-    resumable, reason, upstream = _upstream(ops, session)
+class Lookup:
+    """The agents' directories, listed once for all the sessions of one listing."""
+
+    def __init__(self) -> None:
+        self._dirs: dict[Path, list[Path]] = {}
+        self._rollouts: dict[Path, dict[str, list[Path]]] = {}
+
+    def claude_dirs(self, root: Path) -> list[Path]:
+        if root not in self._dirs:
+            try:
+                self._dirs[root] = [Path(e.path) for e in os.scandir(root) if e.is_dir()]
+            except OSError:
+                self._dirs[root] = []
+        return self._dirs[root]
+
+    def codex_rollouts(self, home: Path) -> dict[str, list[Path]]:
+        """Rollouts under sessions/ and archived_sessions/ by file stem (the name ends
+        with the thread id)."""
+        if home not in self._rollouts:
+            found: dict[str, list[Path]] = {}
+            for sub in ("sessions", "archived_sessions"):
+                if (home / sub).is_dir():
+                    for path in (home / sub).rglob("rollout-*.jsonl*"):
+                        stem = path.name.removesuffix(".zst").removesuffix(".jsonl")
+                        found.setdefault(stem, []).append(path)
+            self._rollouts[home] = found
+        return self._rollouts[home]
+
+
+def plan(ops: SessionOps, session: Session, lookup: Lookup | None = None) -> ResumePlan:
+    """The resume plan of ``session`` on this machine (``lookup`` shares directory
+    listings between the sessions of one listing)."""
+    resumable, reason, upstream = _upstream(ops, session, lookup or Lookup())
     command = None
     if resumable:
         command = (
@@ -82,7 +112,9 @@ def _cwd(root: Path, cwd: str | None) -> str:
     return str(root)
 
 
-def _upstream(ops: SessionOps, session: Session) -> tuple[bool, str | None, str | None]:
+def _upstream(
+    ops: SessionOps, session: Session, lookup: Lookup
+) -> tuple[bool, str | None, str | None]:
     """(resumable, why not, the agent's file)."""
     if session.source == "run":
         return (
@@ -99,14 +131,16 @@ def _upstream(ops: SessionOps, session: Session) -> tuple[bool, str | None, str 
             None,
         )
     if session.source == "claude":
-        return _claude(ops, session)
-    return _codex(ops, session)
+        return _claude(ops, session, lookup)
+    return _codex(ops, session, lookup)
 
 
 # -- Claude Code ----------------------------------------------------------------------------
 
 
-def _claude(ops: SessionOps, session: Session) -> tuple[bool, str | None, str | None]:
+def _claude(
+    ops: SessionOps, session: Session, lookup: Lookup
+) -> tuple[bool, str | None, str | None]:
     from agentkeep.importers.claude import claude_roots, encode_project_dir
 
     external = str(session.external_id)
@@ -125,13 +159,9 @@ def _claude(ops: SessionOps, session: Session) -> tuple[bool, str | None, str | 
         for directory in first:
             if (root / directory / name).is_file():
                 return True, None, str(root / directory / name)
-        try:
-            entries = list(os.scandir(root))
-        except OSError:
-            continue
-        for entry in entries:
-            candidate = Path(entry.path) / name
-            if entry.is_dir() and candidate.is_file():
+        for directory_path in lookup.claude_dirs(root):
+            candidate = directory_path / name
+            if candidate.is_file():
                 return True, None, str(candidate)
     days = _claude_retention_days()
     idle_days = _days_since(session.last_seen_at or session.started_at)
@@ -182,7 +212,9 @@ def _days_since(stamp: str | None) -> float | None:
 # -- Codex ----------------------------------------------------------------------------------
 
 
-def _codex(ops: SessionOps, session: Session) -> tuple[bool, str | None, str | None]:
+def _codex(
+    ops: SessionOps, session: Session, lookup: Lookup
+) -> tuple[bool, str | None, str | None]:
     from agentkeep.importers.codex import codex_home
 
     home = codex_home()
@@ -196,12 +228,12 @@ def _codex(ops: SessionOps, session: Session) -> tuple[bool, str | None, str | N
     ]
     candidates = [home / key for key in keys]
     if not candidates:  # seen by hooks only: look for its rollout by thread id
-        for sub in ("sessions", "archived_sessions"):
-            if (home / sub).is_dir():
-                candidates += [
-                    p.with_name(p.name.removesuffix(".zst"))
-                    for p in (home / sub).rglob(f"rollout-*{external}.jsonl*")
-                ]
+        candidates = [
+            p.with_name(p.name.removesuffix(".zst"))
+            for stem, paths in lookup.codex_rollouts(home).items()
+            if stem.endswith(f"-{external}")
+            for p in paths
+        ]
     for path in candidates:
         for found in (path, path.with_name(path.name + ".zst")):
             if not found.is_file():

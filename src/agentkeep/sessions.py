@@ -169,10 +169,10 @@ class SessionOps(StoreBase):
 
         return plan(self, self.get_session(session_id))
 
-    def _with_resumable(self, session: Session) -> Session:
+    def _with_resumable(self, session: Session, lookup: Any = None) -> Session:
         from agentkeep.resume import plan
 
-        return dataclasses.replace(session, resumable=plan(self, session).resumable)
+        return dataclasses.replace(session, resumable=plan(self, session, lookup).resumable)
 
     def _idle_cutoff(self) -> str:
         return lifecycle.idle_cutoff(int(self.config["sessions.idle_minutes"]))
@@ -221,7 +221,12 @@ class SessionOps(StoreBase):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC" + limit_clause(limit)
         found = [_session(row) for row in self._rows(sql, params)]
-        return [self._with_resumable(s) for s in found] if resumable else found
+        if not resumable:
+            return found
+        from agentkeep.resume import Lookup
+
+        lookup = Lookup()  # each agent directory listed once for the whole page
+        return [self._with_resumable(s, lookup) for s in found]
 
 
 def _session(row: Any) -> Session:

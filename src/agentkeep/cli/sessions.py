@@ -26,6 +26,7 @@ COLUMNS = [
 
 def _list_options(func: Any) -> Any:
     """The filters `sessions` and `sessions list` share (the shape of `tasks list`)."""
+    func = output_options(func)
     for option in reversed(
         [
             click.option(
@@ -44,7 +45,7 @@ def _list_options(func: Any) -> Any:
         ]
     ):
         func = option(func)
-    return output_options(func)
+    return func
 
 
 def _list(
