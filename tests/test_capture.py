@@ -143,11 +143,24 @@ def test_nan_surrogates_nul_and_oversize_text(store: agentkeep.Store) -> None:
     assert len(texts[1].encode()) <= 1_048_576 and "bytes elided by agentkeep" in texts[1]
 
 
-def test_identifier_too_large_is_refused(store: agentkeep.Store) -> None:
-    with pytest.raises(CaptureError), store.transaction() as tx:
+def test_identifier_too_large_is_cut_not_refused(store: agentkeep.Store) -> None:
+    """Captured data is never dropped for its size: an identifier is cut (after redaction)."""
+    with store.transaction() as tx:
         w = store.capture_writer(tx)
         w.session("claude", "s", model="m" * (2 << 20))
-    assert store._count("SELECT count(*) FROM sessions") == 0  # the transaction rolled back
+    row = store._row("SELECT model FROM sessions")
+    assert row is not None and row["model"] == "m" * 999 + "…"
+
+
+def test_nested_too_deeply_is_a_capture_error(store: agentkeep.Store) -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(CaptureError), store.transaction() as tx:
+        w = store.capture_writer(tx)
+        w.capture(source="claude", event="x", dedupe_key="deep", payload={"v": deep})
+    assert isinstance(CaptureError("x"), agentkeep.InvalidInput)
+    assert store._count("SELECT count(*) FROM captures") == 0
 
 
 def test_writer_refuses_unknown_policy(store: agentkeep.Store) -> None:

@@ -503,6 +503,8 @@ ALLOWED_OWN = {
     "agentkeep._version",
     "agentkeep.errors",
     "agentkeep.hook",
+    "agentkeep.boundary",  # the one privacy boundary (stdlib only)
+    "agentkeep.hooklog",  # the one hook-error log (stdlib only)
     "agentkeep.capture",
     "agentkeep.lifecycle",
     "agentkeep.redact",

@@ -1,11 +1,13 @@
-"""The write choke point and the base every noun module builds on.
+"""The library's write transaction and the base every noun module builds on.
 
 Every value that reaches the database passes :meth:`Tx.bind`, inside the write
-transaction: text is validated (UTF-8, no NUL, size cap) and redacted; JSON values are
-redacted structurally, then serialised (NaN/Infinity refused). Any failure — including the
-redactor's own — raises before COMMIT, so nothing is half-written and nothing unredacted is
-stored (fail-closed, DESIGN.md principle 5). Each redaction is recorded in ``redactions``
-(rule, table, row, column, count; never the value) in the same transaction.
+transaction, which hands it to the one privacy boundary (:mod:`agentkeep.boundary`, in
+REFUSE mode: library input is the caller's to fix): text is validated (UTF-8, no NUL, size
+cap) and redacted; JSON values are redacted structurally, then serialised (NaN/Infinity
+refused). Any failure — including the redactor's own — raises before COMMIT, so nothing is
+half-written and nothing unredacted is stored (fail-closed, DESIGN.md principle 5). Each
+redaction is recorded in ``redactions`` (rule, table, row, column, count; never the value)
+in the same transaction.
 
 Every mutation writes its event row through :meth:`Tx.emit` in the same transaction
 (principle 4).
@@ -20,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from agentkeep.backend.sqlite import Connection, write_transaction
+from agentkeep.boundary import REFUSE, Boundary
 from agentkeep.config import Config
-from agentkeep.errors import AgentkeepError, InvalidInput, NotFound, RedactionFailed
+from agentkeep.errors import AgentkeepError, InvalidInput, NotFound
 from agentkeep.models import Event
 from agentkeep.timeutil import utc_now
 
@@ -55,54 +58,7 @@ class Json:
         self.value = value
 
 
-_redact_module: Any = None
-
-
-def _redactor() -> Any:
-    """The redaction module, imported on first use: compiling its rules takes ~10 ms that
-    read-only commands never need."""
-    global _redact_module
-    if _redact_module is None:
-        from agentkeep import redact
-
-        _redact_module = redact
-    return _redact_module
-
-
-def _redaction_error(exc: Exception) -> AgentkeepError:
-    """What a failure inside the redactor becomes: the write is aborted either way."""
-    if isinstance(exc, RecursionError) or isinstance(exc.__cause__, RecursionError):
-        # Bad input rather than a failure of the redactor (still nothing is stored).
-        return InvalidInput(
-            "the JSON value is nested too deeply to store",
-            hint="flatten the structure (a few dozen levels are plenty)",
-        )
-    return RedactionFailed(
-        "the redactor failed, so nothing was stored",
-        hint="report this as a bug; the input was not written anywhere",
-    )
-
-
-# Short texts already found clean (identifiers such as kinds, entity names, actors recur on
-# every write). Only texts that passed validation with no finding are remembered, so the
-# cache never holds a secret; redaction is a pure function of the text.
-_CLEAN_SHORT: dict[str, bool] = {}
-_CLEAN_SHORT_MAX_LEN = 100
-_CLEAN_SHORT_MAX_ENTRIES = 4096
 _INSERT_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
-_EVENT_COLUMNS = ("at", "actor", "entity", "entity_id", "kind", "data", "undoes")
-_INSERT_EVENT = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * 7)})"
-
-
-def _dumps(name: str, value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except ValueError as exc:
-        raise InvalidInput(f"{name}: NaN and Infinity are not valid JSON") from exc
-    except TypeError as exc:
-        raise InvalidInput(f"{name}: value is not JSON-serialisable ({exc})") from exc
-    except RecursionError as exc:
-        raise InvalidInput(f"{name}: JSON value is nested too deeply") from exc
 
 
 def check_identifier(what: str, value: str | None) -> str | None:
@@ -111,20 +67,7 @@ def check_identifier(what: str, value: str | None) -> str | None:
     Identifiers are looked up as given; storing a redacted form would make the retry of a
     write miss its first attempt, and two different secret-shaped keys collide.
     """
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{what} must be non-empty text")
-    try:
-        changed = bool(_redactor().redact_text(value)[1])
-    except Exception as exc:  # fail closed
-        raise _redaction_error(exc) from exc
-    if changed:
-        raise InvalidInput(
-            f"{what} looks like a secret, and identifiers are stored as given",
-            hint="use an identifier that is not a credential",
-        )
-    return value
+    return Boundary(REFUSE).ident(what, value)
 
 
 # WITHOUT ROWID tables have no lastrowid to name in the redaction audit.
@@ -132,126 +75,39 @@ _WITHOUT_ROWID = frozenset({"idempotency_keys", "task_deps", "meta"})
 
 
 class Tx:
-    """One write transaction: validated, redacted binds; inserts, updates, events."""
+    """One write transaction: validated, redacted binds; inserts, updates, events.
+
+    Library input is the caller's, who can fix it: the boundary runs in REFUSE mode
+    (NUL, invalid UTF-8, NaN/Infinity, oversize and secret-shaped identifiers raise
+    InvalidInput; secrets in text are redacted)."""
 
     def __init__(self, conn: Connection, *, actor: str, max_field_bytes: int) -> None:
         self.conn = conn
         self.actor = actor
         self.max_field_bytes = max_field_bytes
         self.now = ""  # set when the transaction has begun
-        self._pending_redactions: list[tuple[str, str, int]] = []
+        self.boundary = Boundary(REFUSE, max_field_bytes=max_field_bytes)
 
     # -- binding: the choke point -------------------------------------------------------
 
     def bind(self, name: str, value: Any) -> Any:
         """Validate and redact one value bound for column ``name``."""
-        if isinstance(value, str):
-            if value is self.now:
-                return value  # this transaction's own timestamp, not input
-            self._check_text(name, value)
-            if value in _CLEAN_SHORT:
-                return value
-            try:
-                clean, counts = _redactor().redact_text(value)
-            except Exception as exc:  # fail closed
-                raise _redaction_error(exc) from exc
-            if not counts and len(value) <= _CLEAN_SHORT_MAX_LEN:
-                if len(_CLEAN_SHORT) >= _CLEAN_SHORT_MAX_ENTRIES:
-                    _CLEAN_SHORT.clear()
-                _CLEAN_SHORT[value] = True
-        elif isinstance(value, Json):
-            clean, counts = self._json(name, value.value)
-        elif value is None or isinstance(value, int | float):
-            if isinstance(value, float) and value != value:  # NaN is stored as NULL by SQLite
-                raise InvalidInput(f"{name}: NaN is not a number agentkeep can store")
-            return value
-        else:
-            raise InvalidInput(f"{name}: unsupported value type {type(value).__name__}")
-        for rule, count in counts.items():
-            self._pending_redactions.append((rule, name, count))
-        return clean
-
-    def _json(
-        self, name: str, value: Any, *, dumped: str | None = None, checked: bool = False
-    ) -> tuple[str, dict[str, int]]:
-        """Serialise and redact a JSON value. The document is serialised once and
-        pre-checked as a whole (``checked``: the caller already did): most values hold no
-        keyword any rule starts with, and then no string inside them can hold a secret."""
-        clean = _dumps(name, value) if dumped is None else dumped
-        counts: dict[str, int] = {}
-        try:
-            if not checked and _redactor().may_contain_secret(clean):
-                clean_value, counts = _redactor().redact_value(value)
-                if counts:
-                    clean = _dumps(name, clean_value)
-        except AgentkeepError as exc:
-            if not isinstance(exc.__cause__, RecursionError):
-                raise
-            raise _redaction_error(exc) from exc
-        except Exception as exc:  # fail closed
-            raise _redaction_error(exc) from exc
-        # A JSON document carries several fields of a record (an event holds a whole task),
-        # so it may be a few times larger than one text field.
-        self._check_text(name, clean, limit=4 * self.max_field_bytes)
-        return clean, counts
+        if isinstance(value, Json):
+            return self.boundary.json(name, value.value)
+        if value is self.now:
+            return value  # this transaction's own timestamp, not input
+        return self.boundary.bind(name, value)
 
     def bind_json_batch(self, name: str, values: Sequence[Any]) -> list[str]:
-        """Bind many JSON values, pre-checking all their documents in one pass.
-
-        Sound because no rule keyword contains a newline (tested): a keyword found in the
-        joined text lies inside one document.
-        """
-        docs = [_dumps(name, value) for value in values]
-        try:
-            any_candidate = _redactor().may_contain_secret("\n".join(docs))
-        except Exception as exc:  # fail closed
-            raise _redaction_error(exc) from exc
-        out = []
-        for value, doc in zip(values, docs, strict=True):
-            clean, counts = self._json(name, value, dumped=doc, checked=not any_candidate)
-            for rule, count in counts.items():
-                self._pending_redactions.append((rule, name, count))
-            out.append(clean)
-        return out
-
-    def _check_text(self, name: str, text: str, *, limit: int | None = None) -> None:
-        if "\x00" in text:
-            raise InvalidInput(
-                f"{name} contains a NUL byte, which agentkeep does not store",
-                hint="remove NUL characters (SQL search would silently truncate at them)",
-            )
-        try:
-            size = len(text.encode("utf-8"))
-        except UnicodeEncodeError as exc:
-            raise InvalidInput(
-                f"{name} is not valid UTF-8 text",
-                hint="decode the input as UTF-8 (invalid bytes cannot be stored as text)",
-            ) from exc
-        limit = limit or self.max_field_bytes
-        if size > limit:
-            raise InvalidInput(
-                f"{name} is {size:,} bytes; the limit is {limit:,}",
-                hint="raise store.max_field_bytes, or keep bulk output in a file",
-            )
+        """Bind many JSON values, pre-checking all their documents in one pass."""
+        return self.boundary.json_batch(name, values)
 
     def add_redactions(self, column: str, counts: Mapping[str, int]) -> None:
         """Count redactions made outside ``bind`` (file contents) for the next record."""
-        for rule, count in counts.items():
-            self._pending_redactions.append((rule, column, count))
+        self.boundary.add(column, dict(counts))
 
     def record_redactions(self, table: str, row_id: int | None) -> None:
-        if not self._pending_redactions:
-            return
-        rows = [
-            (self.now, rule, table, row_id, column, count)
-            for rule, column, count in self._pending_redactions
-        ]
-        self._pending_redactions.clear()
-        self.conn.executemany(
-            "INSERT INTO redactions (at, rule, entity, entity_id, field, count) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        self.boundary.record(self.conn, table, row_id, self.now)
 
     # -- statements ---------------------------------------------------------------------
 
@@ -308,13 +164,17 @@ class Tx:
         actor: str | None = None,
     ) -> Event:
         """Append the event for a mutation made in this transaction, and return it."""
-        values = (self.now, actor or self.actor, entity, entity_id, kind, Json(data), undoes)
-        params = [self.bind(c, v) for c, v in zip(_EVENT_COLUMNS, values, strict=True)]
-        cursor = self.conn.execute(_INSERT_EVENT, params)
-        seq = cursor.lastrowid
-        assert seq is not None
-        self.record_redactions("events", seq)
-        at, bound_actor, bound_entity, _, bound_kind, doc, _ = params
+        seq, values = self.boundary.event(
+            self.conn,
+            now=self.now,
+            actor=actor or self.actor,
+            entity=entity,
+            entity_id=entity_id,
+            kind=kind,
+            data=data,
+            undoes=undoes,
+        )
+        at, bound_actor, bound_entity, _, bound_kind, doc, _ = values
         return Event(
             seq, at, bound_actor, bound_entity, entity_id, bound_kind, json.loads(doc), undoes
         )

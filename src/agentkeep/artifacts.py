@@ -420,7 +420,9 @@ class ArtifactOps(StoreBase):
             data=data,
         )
         artifact = written.item
-        preview = text[:preview_chars]
+        from agentkeep.boundary import redact_text
+
+        preview = redact_text(text)[0][:preview_chars]  # cut after redacting
         note = f"\n… [{artifact.size:,} bytes in all; `agentkeep artifact cat {artifact.id}`]"
         return Spill(preview + note, artifact.id)
 

@@ -3,9 +3,10 @@
 A :class:`Writer` works inside a write transaction someone else opened (the hook's own
 ``BEGIN IMMEDIATE``, or a library :meth:`Store.transaction`). It upserts the session and
 agent an outside tool reported, appends hook deliveries (``captures``) and transcript
-entries (``messages``), and moves import cursors. Every text it stores goes through the
-redactor first, fail-closed, and each redaction is recorded like :class:`agentkeep._core.Tx`
-records them (rule, table, row, column, count).
+entries (``messages``), and moves import cursors. Every value it stores goes through the
+one privacy boundary (:mod:`agentkeep.boundary`) in REPLACE mode, fail-closed, and each
+redaction is recorded exactly as the library's :class:`agentkeep._core.Tx` records them
+(rule, table, row, column, count), by the same code; so are its events.
 
 This module is on the hook's fast path (DESIGN.md principle 10): it imports only the
 standard library at runtime — not even ``typing`` — and the redactor lazily.
@@ -13,11 +14,12 @@ standard library at runtime — not even ``typing`` — and the redactor lazily.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from agentkeep import lifecycle
+from agentkeep.boundary import REPLACE, TITLE_CHARS, Boundary
+from agentkeep.errors import CaptureError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
@@ -55,11 +57,10 @@ TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_wr
 COUNTER_COLUMNS = ("prompts", "tool_calls", "failures", "turns")
 # Where a title came from, weakest first (sessions.title_source; see Writer.set_title).
 TITLE_SOURCES = ("summary", "agent", "user")
-TITLE_CHARS = 200
 
 
-class CaptureError(Exception):
-    """Input the writer refuses (it is never stored). ``str()`` says why, without the value."""
+__all__ = ["CaptureError", "Writer", "dedupe_key", "relative_path", "stored_key", "utc_now"]
+PATH_CHARS = 4096  # a working directory is cut here (after redaction)
 
 
 def utc_now() -> str:
@@ -105,6 +106,12 @@ def dedupe_key(
     return f"{source}|{session or ''}|{event}|sha256:{digest}"
 
 
+def stored_key(key: str, boundary: Boundary | None = None) -> str:
+    """A dedupe key as ``captures.dedupe_key`` stores it (redacted, cut after that): the
+    hook looks a key up in this form before spilling a payload."""
+    return (boundary or Boundary(REPLACE)).ident("dedupe_key", key) or key
+
+
 def _sha256(data: bytes) -> Any:
     """hashlib.sha256 without loading hashlib's OpenSSL binding (~3 ms on the hook path)."""
     try:
@@ -115,19 +122,6 @@ def _sha256(data: bytes) -> Any:
         except ImportError:  # pragma: no cover - another Python implementation
             from hashlib import sha256
     return sha256(data)
-
-
-_redact = None
-_CLEAN: dict[str, bool] = {}
-
-
-def _redactor() -> Any:
-    global _redact
-    if _redact is None:
-        from agentkeep import redact
-
-        _redact = redact
-    return _redact
 
 
 class Writer:
@@ -161,118 +155,58 @@ class Writer:
         # Importers leave it None and end idle sessions once an import run is over
         # (mid-import, a session's last activity is only as new as the lines read so far).
         self.idle_minutes = idle_minutes
-        self._pending: list[tuple[str, str, int]] = []  # (rule, column, count)
+        self.boundary = Boundary(REPLACE, max_field_bytes=max_field_bytes)
 
     @property
     def keeps_text(self) -> bool:
         return self.policy == "full"
 
     # -- the privacy boundary -------------------------------------------------------------
+    # Captured data is never dropped for what it contains: the boundary runs in REPLACE
+    # mode (NUL and invalid UTF-8 become U+FFFD, NaN null, oversize text is elided; every
+    # cut after redaction). See agentkeep.boundary for the one policy.
 
-    def _check(self, column: str, text: str, limit: int | None = None) -> None:
-        if "\x00" in text:
-            raise CaptureError(f"{column} contains a NUL byte")
-        try:
-            size = len(text.encode("utf-8"))
-        except UnicodeEncodeError as exc:
-            raise CaptureError(f"{column} is not valid UTF-8") from exc
-        if size > (limit or self.max_field_bytes):
-            raise CaptureError(
-                f"{column} is {size:,} bytes; the limit is {limit or self.max_field_bytes:,}"
-            )
-
-    def text(self, column: str, value: object, *, content: bool = True) -> str | None:
+    def text(
+        self, column: str, value: object, *, content: bool = True, max_chars: int | None = None
+    ) -> str | None:
         """Validate and redact one text for ``column``. ``content`` texts (what the agent or
         user said or did) are dropped under the metadata policy; names and ids are kept."""
         if value is None or (content and not self.keeps_text):
             return None
-        if not isinstance(value, str):
-            value = str(value)
-        # Lone surrogates (from invalid UTF-8 decoded with surrogateescape) cannot be
-        # stored as text; they become U+FFFD like any other undecodable byte.
-        if _has_surrogates(value):
-            value = _without_surrogates(value)
-        value = value.replace("\x00", "\ufffd")
-        if content and len(value) > self.max_field_bytes // 4:
-            value = elide(value, self.max_field_bytes)
-        self._check(column, value)
-        try:
-            clean: str
-            clean, counts = _redactor().redact_text(value)
-        except Exception as exc:  # fail closed: nothing is stored
-            raise CaptureError(f"the redactor failed on {column}") from exc
-        for rule, count in counts.items():
-            self._pending.append((rule, column, count))
-        return clean
+        return self.boundary.text(column, value, max_chars=max_chars)
 
-    def ident(self, column: str, value: str | None) -> str | None:
-        """A name or id (kept under every policy). Short texts found clean are remembered
-        per process: ids, models and tool names recur on every row, and redaction is a
-        pure function of the text (only clean texts are cached, never a secret)."""
-        if value is None or value in _CLEAN:
-            return value
-        if isinstance(value, str) and len(value) <= 200 and "\x00" not in value:
-            try:
-                if not _redactor().may_contain_secret(value) and not _has_surrogates(value):
-                    return value  # no rule can match: nothing to redact (unique ids)
-            except Exception as exc:  # fail closed
-                raise CaptureError(f"the redactor failed on {column}") from exc
-        clean = self.text(column, value, content=False)
-        if clean == value and len(value) <= 200 and not self._pending:
-            if len(_CLEAN) > 50_000:
-                _CLEAN.clear()
-            _CLEAN[value] = True
-        return clean
+    def ident(self, column: str, value: object) -> str | None:
+        """A name or id from a payload (kept under every policy): redacted like any text
+        (the same input always gives the same stored text, so lookups still match) and
+        cut to MAX_ID_CHARS after that."""
+        if value is None:
+            return None
+        return self.boundary.ident(column, value if isinstance(value, str) else str(value))
 
     def json(self, column: str, value: Any, *, content: bool = True) -> str | None:
         """Serialise and redact a JSON value. NaN and infinities become null (a vendor's
         payload is not ours to refuse), and the redactor walks the structure."""
         if value is None or (content and not self.keeps_text):
             return None
-        try:
-            dumped = json.dumps(value, ensure_ascii=False, allow_nan=False)
-        except ValueError:
-            value = _finite(value)
-            dumped = json.dumps(value, ensure_ascii=False, allow_nan=False)
-        except RecursionError as exc:
-            raise CaptureError(f"{column} is nested too deeply") from exc
-        if _has_surrogates(dumped) or "\x00" in dumped:
-            return self.text(column, dumped, content=content)
-        try:
-            if _redactor().may_contain_secret(dumped):
-                clean_value, counts = _redactor().redact_value(value)
-                if counts:
-                    dumped = json.dumps(clean_value, ensure_ascii=False, allow_nan=False)
-                for rule, count in counts.items():
-                    self._pending.append((rule, column, count))
-        except RecursionError as exc:
-            raise CaptureError(f"{column} is nested too deeply") from exc
-        except Exception as exc:  # fail closed
-            raise CaptureError(f"the redactor failed on {column}") from exc
-        self._check(column, dumped, limit=4 * self.max_field_bytes)
-        return dumped
+        return self.boundary.json(column, value)
+
+    def _cwd(self, cwd: str | None) -> str | None:
+        """A working directory, relative to the project root (kept under every policy)."""
+        return self.text("cwd", relative_path(self.root, cwd), content=False, max_chars=PATH_CHARS)
 
     def _record_redactions(self, table: str, row_id: int | None) -> None:
-        if not self._pending:
-            return
-        self.conn.executemany(
-            "INSERT INTO redactions (at, rule, entity, entity_id, field, count)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (self.now, rule, table, row_id, column, count)
-                for rule, column, count in self._pending
-            ],
-        )
-        self._pending.clear()
+        self.boundary.record(self.conn, table, row_id, self.now)
 
     def _event(self, entity: str, entity_id: int, kind: str, data: dict[str, Any]) -> None:
-        doc = self.json("data", data, content=False) or "{}"
-        cursor = self.conn.execute(
-            "INSERT INTO events (at, actor, entity, entity_id, kind, data)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (self.now, self.actor, entity, entity_id, kind, doc),
+        self.boundary.event(
+            self.conn,
+            now=self.now,
+            actor=self.actor,
+            entity=entity,
+            entity_id=entity_id,
+            kind=kind,
+            data=data,
         )
-        self._record_redactions("events", cursor.lastrowid)
 
     # -- sessions and agents ----------------------------------------------------------------
 
@@ -288,17 +222,25 @@ class Writer:
         parent_id: int | None = None,
         agent_kind: str | None = None,
         agent_role: str | None = None,
+        title_chars: int = TITLE_CHARS,
     ) -> int:
         """The id of the session ``(source, external_id)``, created on first sight together
         with its agent (named ``<source>-<external id>``) and a ``session.started``
         event. Later calls fill in what was missing (model, title, cwd, parent) and move
-        started_at earlier if an importer knows an earlier time."""
+        started_at earlier if an importer knows an earlier time.
+
+        ``external_id`` is stored redacted (a session id comes from a payload) and looked up
+        the same way, so every delivery of a session still finds it. ``title`` is cut to
+        ``title_chars`` after redaction: pass it whole."""
+        source = self.ident("source", source) or source
+        external_id = self.ident("external_id", external_id) or external_id
+        started_at = self.ident("started_at", started_at)
         row = self.conn.execute(
             "SELECT id FROM sessions WHERE source = ? AND external_id = ?", (source, external_id)
         ).fetchone()
-        model = self.text("model", model, content=False)
-        title = self.text("title", title)
-        rel_cwd = self.text("cwd", relative_path(self.root, cwd), content=False)
+        model = self.ident("model", model)
+        title = self.text("title", title, max_chars=title_chars)
+        rel_cwd = self._cwd(cwd)
         if row is not None:
             session_id = int(row[0])
             self.conn.execute(
@@ -343,16 +285,16 @@ class Writer:
         equals the title written last wins. Redacted first, then cut to 200 characters.
         Returns whether the title changed."""
         rank = TITLE_SOURCES.index(source)
-        clean = self.text("title", title.strip() if title else None)
+        clean = self.text("title", title.strip() if title else None, max_chars=TITLE_CHARS)
         if not clean:
-            self._pending.clear()
+            self.boundary.discard()
             return False
         cursor = self.conn.execute(
             "UPDATE sessions SET title = ?, title_source = ? WHERE id = ?"
             " AND (title IS NULL OR title_source IS NULL OR"
             " CASE title_source WHEN 'summary' THEN 0 WHEN 'agent' THEN 1 ELSE 2 END <= ?)"
             " AND (title IS NOT ? OR title_source IS NOT ?)",
-            (clean[:TITLE_CHARS], source, session_id, rank, clean[:TITLE_CHARS], source),
+            (clean, source, session_id, rank, clean, source),
         )
         self._record_redactions("sessions", session_id)
         return bool(cursor.rowcount)
@@ -361,15 +303,16 @@ class Writer:
         """Keep a title for the conversation whose last message is ``leaf`` until that
         message is imported (:meth:`release_title`); a later title for the same leaf
         replaces it."""
-        clean = self.text("title", title.strip())
+        clean = self.text("title", title.strip(), max_chars=TITLE_CHARS)
+        leaf = self.ident("leaf", leaf) or leaf
         if not clean:
-            self._pending.clear()
+            self.boundary.discard()
             return
         self.conn.execute(
             "INSERT INTO pending_titles (source, leaf, title, title_source, at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, leaf) DO UPDATE SET"
             " title = excluded.title, title_source = excluded.title_source, at = excluded.at",
-            (source, leaf, clean[:TITLE_CHARS], title_source, self.now),
+            (source, leaf, clean, title_source, self.now),
         )
         self._record_redactions("pending_titles", None)
 
@@ -380,6 +323,7 @@ class Writer:
 
     def release_title(self, source: str, leaf: str, session_id: int) -> bool:
         """Move the title waiting for ``leaf`` to the session that holds it."""
+        leaf = self.ident("leaf", leaf) or leaf  # as hold_title stored it
         row = self.conn.execute(
             "SELECT title, title_source FROM pending_titles WHERE source = ? AND leaf = ?",
             (source, leaf),
@@ -402,14 +346,15 @@ class Writer:
         # The whole id: prefixes collide (OpenCode's ses_, Codex's time-ordered UUIDv7),
         # and a subagent (<parent>:<agent>) is an agent of its own.
         name = f"{source}-{external_id}"
-        name = self.text("name", name, content=False) or name
+        name = self.ident("name", name) or name
+        kind = self.ident("kind", kind) or kind
         row = self.conn.execute("SELECT id FROM agents WHERE name = ?", (name,)).fetchone()
         if row is not None:
             return int(row[0])
         cursor = self.conn.execute(
             "INSERT INTO agents (name, kind, role, status, created_at, updated_at, heartbeat_at)"
             " VALUES (?, ?, ?, 'active', ?, ?, ?)",
-            (name, kind, self.text("role", role, content=False), self.now, self.now, self.now),
+            (name, kind, self.ident("role", role), self.now, self.now, self.now),
         )
         agent_id = int(cursor.lastrowid or 0)
         self._event(
@@ -420,6 +365,7 @@ class Writer:
     def bump(self, session_id: int, *, at: str | None = None, **counts: int) -> None:
         """Add to a session's counters (prompts, tool_calls, failures, turns): hooks count
         each delivery once (duplicates never reach here)."""
+        at = self.ident("at", at)
         sets = [f"{name} = {name} + ?" for name in counts if name in COUNTER_COLUMNS]
         values: list[Any] = [counts[name] for name in counts if name in COUNTER_COLUMNS]
         sets.append("last_seen_at = max(coalesce(last_seen_at, ?), ?)")
@@ -459,7 +405,7 @@ class Writer:
             self._event,
             session_id,
             status=status,
-            at=at or self.now,
+            at=self.ident("at", at) or self.now,
             now=self.now,
             reason=reason,
         )
@@ -489,6 +435,7 @@ class Writer:
         ``payload`` is the decoded vendor JSON (a dict); it is redacted and stored whole
         under the full policy, dropped under metadata.
         """
+        at = self.ident("at", at)
         cursor = self.conn.execute(
             "INSERT INTO captures (at, source, event, vendor_event, session_id, turn_id, tool_name,"
             " tool_use_id, cwd, exit_code, duration_ms, payload, artifact_id, dedupe_key)"
@@ -496,23 +443,23 @@ class Writer:
             " ON CONFLICT (dedupe_key) DO NOTHING",
             (
                 at or self.now,
-                source,
-                event,
-                self.text("vendor_event", vendor_event, content=False),
+                self.ident("source", source),
+                self.ident("event", event),
+                self.ident("vendor_event", vendor_event),
                 session_id,
-                self.text("turn_id", turn_id, content=False),
-                self.text("tool_name", tool_name, content=False),
-                self.text("tool_use_id", tool_use_id, content=False),
-                self.text("cwd", relative_path(self.root, cwd), content=False),
+                self.ident("turn_id", turn_id),
+                self.ident("tool_name", tool_name),
+                self.ident("tool_use_id", tool_use_id),
+                self._cwd(cwd),
                 exit_code,
                 duration_ms,
                 self.json("payload", payload),
                 artifact_id,
-                self.text("dedupe_key", dedupe_key, content=False),
+                stored_key(dedupe_key, self.boundary),
             ),
         )
         if not cursor.rowcount:
-            self._pending.clear()
+            self.boundary.discard()
             return None
         row_id = int(cursor.lastrowid or 0)
         self._record_redactions("captures", row_id)
@@ -543,10 +490,10 @@ class Writer:
         if value != value or value in (float("inf"), float("-inf")):
             raise CaptureError(f"metric {name!r} is not a finite number")
         row = (
-            self.text("name", name, content=False),
+            self.ident("name", name),
             float(value),
             self.json("labels", labels or {}, content=False),
-            at or self.now,
+            self.ident("at", at) or self.now,
             session_id,
         )
         if (
@@ -557,7 +504,7 @@ class Writer:
                 row,
             ).fetchone()
         ):
-            self._pending.clear()
+            self.boundary.discard()
             return None
         cursor = self.conn.execute(
             "INSERT INTO metrics (name, value, labels, at, session_id) VALUES (?, ?, ?, ?, ?)",
@@ -588,18 +535,20 @@ class Writer:
         parent_external_id: str | None = None,
         raw: Any = None,
         source_ref: str | None = None,
+        text_chars: int | None = None,
     ) -> int | None:
         """Append one transcript entry; None if ``(session, external_id)`` exists already
-        (re-imports are no-ops). ``tokens`` is (input, output, cache_read, cache_write)."""
+        (re-imports are no-ops). ``tokens`` is (input, output, cache_read, cache_write).
+        ``text_chars`` cuts the text, after redaction (pass the text whole)."""
         counts = tuple(int(t or 0) for t in tokens) if tokens is not None else (0, 0, 0, 0)
         try:
             values = (
                 session_id,
                 seq,
-                at,
-                role,
-                kind,
-                self.text("text", text),
+                self.ident("at", at),
+                self.ident("role", role),
+                self.ident("kind", kind),
+                self.text("text", text, max_chars=text_chars),
                 self.ident("tool_name", tool_name),
                 self.ident("tool_use_id", tool_use_id),
                 1 if is_error else 0,
@@ -609,10 +558,10 @@ class Writer:
                 self.ident("external_id", external_id),
                 self.ident("parent_external_id", parent_external_id),
                 self.json("raw", raw),
-                source_ref,
+                self.ident("source_ref", source_ref),
             )
-        except CaptureError:
-            self._pending.clear()  # nothing of this row is stored
+        except BaseException:
+            self.boundary.discard()  # nothing of this row is stored
             raise
         cursor = self.conn.execute(
             "INSERT INTO messages (session_id, seq, at, role, kind, text, tool_name, tool_use_id,"
@@ -623,7 +572,7 @@ class Writer:
             values,
         )
         if not cursor.rowcount:
-            self._pending.clear()
+            self.boundary.discard()
             return None
         row_id = int(cursor.lastrowid or 0)
         self._record_redactions("messages", row_id)
@@ -635,6 +584,7 @@ class Writer:
         """Replace the text and error flag of an entry imported before whose source
         changed since (a streamed text that grew, a tool call that finished). The FTS
         triggers follow. Returns whether anything changed."""
+        external_id = self.ident("external_id", external_id) or external_id
         existing = self.conn.execute(
             "SELECT id, text, is_error FROM messages WHERE session_id = ? AND external_id = ?",
             (session_id, external_id),
@@ -644,7 +594,7 @@ class Writer:
         clean = self.text("text", text)
         flag = 1 if is_error else 0
         if clean == existing[1] and flag == existing[2]:
-            self._pending.clear()  # recorded with the first version
+            self.boundary.discard()  # recorded with the first version
             return False
         self.conn.execute(
             "UPDATE messages SET text = ?, is_error = ? WHERE id = ?", (clean, flag, existing[0])
@@ -655,6 +605,7 @@ class Writer:
     def message_tokens(self, session_id: int, message_key: str, tokens: Iterable[int]) -> None:
         """Raise the usage recorded on a response's first block to ``tokens`` (later lines
         of one streamed response repeat and grow its usage; it is counted once)."""
+        message_key = self.ident("message_key", message_key) or message_key
         values = [int(t or 0) for t in tokens]
         self.conn.execute(
             "UPDATE messages SET input_tokens = max(input_tokens, ?), output_tokens ="
@@ -695,42 +646,3 @@ class Writer:
             # New lines after the session ended (resumed without hooks): it runs again.
             lifecycle.session_resumed(self.conn, self._event, session_id, at=row[8], now=self.now)
 
-
-def elide(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes by removing its middle (a transcript
-    entry larger than a field may hold keeps its head and tail, and says what was cut)."""
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    keep = max(0, (limit - 64) // 2)
-    head = data[:keep].decode("utf-8", "ignore")
-    tail = data[len(data) - keep :].decode("utf-8", "ignore")
-    return f"{head}\n[… {len(data) - 2 * keep:,} bytes elided by agentkeep …]\n{tail}"
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _without_surrogates(text: str) -> str:
-    """Undecodable bytes (kept as lone surrogates by ``surrogateescape``) and stray UTF-16
-    surrogates from JSON escapes become U+FFFD."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities replaced by None (JSON has no such numbers)."""
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value

@@ -412,20 +412,16 @@ def _orphan(store: Store, found: _Findings, path: Path, *, fix: bool) -> None:
 
 def _check_hook_log(store: Store, found: _Findings) -> None:
     """The hook never fails the agent; it logs its failures here instead (info only)."""
-    path = store.store_dir / HOOK_LOG
+    from agentkeep import hooklog
+
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return
+        lines = hooklog.read_lines(store.store_dir)  # redacted again on the way out
     except OSError as exc:
         found.add("hook-errors", "info", HOOK_LOG, f"unreadable: {exc.strerror}")
         return
-    lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         return
-    from agentkeep.redact import redact_text
-
-    last = redact_text(lines[-1])[0]
+    last = lines[-1]
     found.add(
         "hook-errors",
         "info",

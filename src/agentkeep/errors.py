@@ -2,6 +2,7 @@
 
     AgentkeepError                  root: message, hint, exit code, HTTP status, stable code
     ├── InvalidInput                bad argument or payload (exit 2 is click's; ours is 3)
+    │   └── CaptureError            captured data the capture writer cannot store at all
     ├── NotFound                    no such task/session/…; no store found
     │   └── StoreNotFound
     ├── Conflict                    the state changed under you (claim lost, bad transition)
@@ -12,7 +13,8 @@
     ├── RedactionFailed             the privacy boundary failed, so nothing was stored
     ├── UsedAcrossFork              a connection opened before fork() was used in the child
     ├── StorageError                any other I/O or database failure
-    └── ReadOnly                    a write to a store opened read-only
+    ├── ReadOnly                    a write to a store opened read-only
+    └── HookError                   a hook delivery that cannot be stored (logged, exit 0)
 
 Lower-level errors (`sqlite3.Error`, `OSError`) are translated at the backend boundary and
 chained with ``from exc``; callers above the backend never see them.
@@ -30,8 +32,10 @@ if TYPE_CHECKING:  # pragma: no cover - `typing` costs ~4 ms at import; the hook
 __all__ = [
     "AgentkeepError",
     "Busy",
+    "CaptureError",
     "Conflict",
     "Corrupt",
+    "HookError",
     "InvalidInput",
     "NotFound",
     "ReadOnly",
@@ -67,6 +71,13 @@ class InvalidInput(AgentkeepError):
     code = "invalid_input"
     exit_code = 3
     http_status = 400
+
+
+class CaptureError(InvalidInput):
+    """Captured data (a hook delivery, a transcript line) the capture writer refuses even
+    after replacing what it can (see agentkeep.boundary); ``str()`` never quotes it."""
+
+    code = "capture_refused"
 
 
 class NotFound(AgentkeepError):
@@ -131,3 +142,13 @@ class ReadOnly(AgentkeepError):
     code = "read_only"
     exit_code = 13
     http_status = 409
+
+
+class HookError(AgentkeepError):
+    """A delivery ``agentkeep hook`` cannot store. The hook never fails the agent: it
+    writes this to ``.agentkeep/hook-errors.log`` (which ``doctor`` reports) and exits 0.
+    ``str()`` says why without quoting the payload."""
+
+    code = "hook_error"
+    exit_code = 1
+    http_status = 400

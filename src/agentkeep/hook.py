@@ -3,8 +3,9 @@
 Claude Code, Codex and OpenCode run this on every prompt, tool call and stop, so it is
 built for a cold process (integrations.md §2.4, DESIGN.md principle 10):
 
-- Only the standard library, :mod:`agentkeep.capture` and (lazily) :mod:`agentkeep.redact`
-  are imported; ``agentkeep/__main__.py`` routes ``hook`` here before click is loaded.
+- Only the standard library, :mod:`agentkeep.capture`, :mod:`agentkeep.boundary`,
+  :mod:`agentkeep.hooklog` and (lazily) :mod:`agentkeep.redact` are imported;
+  ``agentkeep/__main__.py`` routes ``hook`` here before click is loaded.
   The full library is imported only on rare paths: a payload to spill into an artifact, a
   store that needs a migration, a stale settings cache.
 - It always exits 0 and prints nothing: a hook that fails must never block the agent. Its
@@ -45,20 +46,19 @@ import sqlite3
 import sys
 import time
 
-from agentkeep import capture
+from agentkeep import capture, hooklog
 from agentkeep._version import __version__
+from agentkeep.errors import HookError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from typing import Any
 
 SOURCES = ("claude", "codex", "codex-notify", "opencode")
-LOG_NAME = "hook-errors.log"
-LOG_MAX_BYTES = 1 << 20  # the log is rotated to hook-errors.log.1 beyond this
+LOG_NAME = hooklog.LOG_NAME  # redacted, rotated: agentkeep.hooklog
 CACHE_NAME = ".hook-config.json"
 CACHE_FORMAT = 1
 MAX_INPUT_BYTES = 64 << 20  # a larger payload is drained and dropped (and logged)
-MAX_ID_CHARS = 1000  # ids, names and paths pulled into columns are cut to this
 PREVIEW_HEAD = 2000  # characters of a spilled payload kept in the row, from the start
 PREVIEW_TAIL = 1000  # ... and from the end
 
@@ -140,10 +140,6 @@ Examples:
 USAGE = (
     "Usage: agentkeep hook --source claude|codex|codex-notify|opencode [--chain JSON] [PAYLOAD]\n\n"
 )
-
-
-class HookError(Exception):
-    """A delivery the hook cannot store; ``str()`` says why without quoting the payload."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,7 +407,8 @@ def _text(value: object) -> str | None:
         return None
     if not text:
         return None
-    text = text[:MAX_ID_CHARS]
+    # Not cut here: the writer cuts ids after redacting them (a cut first could leave
+    # most of a secret the redactor no longer recognises).
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates (invalid UTF-8 on stdin)
@@ -663,9 +660,7 @@ def connect(store_dir: str, settings: dict[str, Any]) -> sqlite3.Connection:
 
 def _seen(conn: sqlite3.Connection, key: str) -> bool:
     """Whether a delivery with ``key`` is stored (keys are stored redacted)."""
-    from agentkeep.redact import redact_text
-
-    stored = redact_text(key)[0]
+    stored = capture.stored_key(key)
     return (
         conn.execute("SELECT 1 FROM captures WHERE dedupe_key = ?", (stored,)).fetchone()
         is not None
@@ -843,7 +838,7 @@ def spill(store_dir: str, source: str, found: Delivery, raw: bytes) -> tuple[Any
 
     The preview is cut from the redacted payload, so no cut can leave part of a secret."""
     import agentkeep
-    from agentkeep.redact import redact_text
+    from agentkeep.boundary import redact_text
 
     text = raw.decode("utf-8", "surrogateescape")
     with agentkeep.open(store_dir, actor=f"hook:{source}") as store:
@@ -870,33 +865,8 @@ def spill(store_dir: str, source: str, found: Delivery, raw: bytes) -> tuple[Any
 
 
 def log_failure(store_dir: str, source: str, exc: BaseException) -> None:
-    """Append one line about ``exc`` to the store's hook log (never the payload)."""
-    try:
-        message = str(exc) if isinstance(exc, HookError) else f"{type(exc).__name__}: {exc}"
-        cause = exc.__cause__ or exc.__context__
-        if cause is not None and not isinstance(exc, HookError):
-            message += f" (from {type(cause).__name__})"
-        text = f"{source} {message}"  # the source too: it is whatever argv said
-        try:
-            from agentkeep.redact import redact_text
-
-            text = redact_text(text)[0]  # before cutting, so no cut hides part of a secret
-        except Exception:
-            text = f"? {type(exc).__name__} (message withheld: the redactor failed)"
-        line = f"{capture.utc_now()} {' '.join(text.split())[:500]}\n"
-        path = os.path.join(store_dir, LOG_NAME)
-        try:
-            if os.stat(path).st_size > LOG_MAX_BYTES:
-                os.replace(path, path + ".1")
-        except OSError:
-            pass
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode("utf-8", "replace"))
-        finally:
-            os.close(fd)
-    except Exception:  # nowhere left to report to
-        pass
+    """Append one redacted line about ``exc`` to the store's hook log (never the payload)."""
+    hooklog.log_failure(store_dir, source, exc)
 
 
 def run_chain(chain: str, payload: str | None, store_dir: str | None, source: str) -> None:

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 MAX_CHARS = 10_000
 FAILURE_WINDOW = timedelta(hours=24)
 HOOK_EVENT = "SessionStart"
-HOOK_LOG = "hook-errors.log"  # the file doctor reports (doctor.HOOK_LOG)
 
 # How many items of each section are read (the rest are counted) and how long one item
 # may be before it is cut. The newest handoff gets the most room: it is usually the one
@@ -387,17 +386,16 @@ def _drain_stdin() -> None:
 
 
 def _log_hook_error(store: str | Path | None, exc: BaseException) -> None:
+    """One redacted line in the store's hook log (agentkeep.hooklog; best effort)."""
     try:
+        from agentkeep import hooklog
         from agentkeep.paths import find_store
         from agentkeep.store import resolve_store_dir
 
         store_dir = resolve_store_dir(store) if store is not None else find_store()
         if store_dir is None or not store_dir.is_dir():
             return
-        message = " ".join(str(exc).split()) or "no message"
-        line = f"{utc_now()} prime --hook-json: {type(exc).__name__}: {message[:500]}\n"
-        with (store_dir / HOOK_LOG).open("a", encoding="utf-8") as log:
-            log.write(line)
+        hooklog.log_failure(store_dir, "prime --hook-json", exc)
     except Exception:  # logging is best effort; the hook's answer is already decided
         return
 

@@ -191,8 +191,9 @@ def run_command(
 def _title(argv: Sequence[str]) -> str:
     import shlex
 
-    text = shlex.join(argv)
-    return text if len(text) <= 200 else text[:199] + "…"
+    from agentkeep.boundary import cut, redact_text
+
+    return cut(redact_text(shlex.join(argv))[0], 200)  # cut after redacting
 
 
 def _relay(

@@ -492,7 +492,7 @@ class TranscriptFile:
     def _unreadable(self, writer: Writer, line: Line, state: dict[str, Any], reason: str) -> int:
         text = reason
         if line.data is not None:
-            text += ": " + line.data[:BAD_LINE_PREVIEW].decode("utf-8", "replace")
+            text += ": " + line.data.decode("utf-8", "replace")  # cut by the writer
         added = writer.message(
             self._bad_line_session(writer, state),
             seq=line.offset * 16,
@@ -500,6 +500,7 @@ class TranscriptFile:
             role="system",
             kind="raw",
             text=text,
+            text_chars=BAD_LINE_PREVIEW,
             source_ref=self._ref(line),
         )
         return 1 if added else 0

@@ -481,9 +481,9 @@ class _CodexFile(TranscriptFile):
     def _title(self, writer: Writer, state: dict[str, Any], text: str, at: str | None) -> None:
         if state.get("titled") or not text.strip():
             return
-        first = " ".join(text.split())
-        title = first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1] + "…"
-        writer.session(SOURCE, self._thread(writer, state, at), title=title)
+        first = " ".join(text.split())  # cut by the writer, after redaction
+        thread = self._thread(writer, state, at)
+        writer.session(SOURCE, thread, title=first, title_chars=TITLE_CHARS)
         state["titled"] = True
 
     def _item(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from agentkeep.boundary import REPLACE, Boundary
 from agentkeep.files import zstd
 
 FINGERPRINT_BYTES = 4096
@@ -196,15 +197,23 @@ class Cursor:
 
 
 def load_cursor(conn: Any, source: str, key: str) -> Cursor | None:
+    stored = Boundary(REPLACE).ident("file_key", key)  # as save_cursor stored it
     row = conn.execute(
-        "SELECT * FROM import_cursors WHERE source = ? AND file_key = ?", (source, key)
+        "SELECT * FROM import_cursors WHERE source = ? AND file_key = ?", (source, stored)
     ).fetchone()
     return Cursor.from_row(row) if row is not None else None
 
 
 def save_cursor(conn: Any, cursor: Cursor, now: str) -> None:
-    """Upsert ``cursor`` (inside the transaction that stored what it covers)."""
-    conn.execute(
+    """Upsert ``cursor`` (inside the transaction that stored what it covers).
+
+    The cursor passes the privacy boundary like any captured row (REPLACE mode): its
+    ``state`` holds whatever an importer keeps between runs (tool names, pending texts,
+    ids from the transcript), and the file key is a path the tool chose."""
+    boundary = Boundary(REPLACE)
+    file_key = boundary.ident("file_key", cursor.file_key)
+    state = boundary.json("state", cursor.state)
+    done = conn.execute(
         "INSERT INTO import_cursors (source, file_key, offset, head_sha, tail_sha, size,"
         " mtime_ns, status, session_id, state, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -215,7 +224,7 @@ def save_cursor(conn: Any, cursor: Cursor, now: str) -> None:
         " updated_at = excluded.updated_at",
         (
             cursor.source,
-            cursor.file_key,
+            file_key,
             cursor.offset,
             cursor.head_sha,
             cursor.tail_sha,
@@ -223,10 +232,16 @@ def save_cursor(conn: Any, cursor: Cursor, now: str) -> None:
             cursor.mtime_ns,
             cursor.status,
             cursor.session_id,
-            json.dumps(cursor.state, sort_keys=True),
+            state,
             now,
         ),
     )
+    if boundary.pending:
+        row = conn.execute(
+            "SELECT id FROM import_cursors WHERE source = ? AND file_key = ?",
+            (cursor.source, file_key),
+        ).fetchone()
+        boundary.record(conn, "import_cursors", row[0] if row else done.lastrowid, now)
 
 
 def mtime_ns(path: Path) -> int:

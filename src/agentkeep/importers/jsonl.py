@@ -292,8 +292,8 @@ class _Records:
             source=source,
             event="other",
             dedupe_key=dedupe_key(source, None, "other", None, data),
-            vendor_event=vendor[:200] if vendor else None,
-            tool_name=tool[:200] if tool else None,
+            vendor_event=vendor or None,  # cut by the writer, after redaction
+            tool_name=tool or None,
             payload=record,
             at=at or self.default_at,
         )

@@ -1,0 +1,104 @@
+"""The hook-error log: ``.agentkeep/hook-errors.log``, the one place hooks report failures.
+
+A hook must never fail the agent (``agentkeep hook`` and ``agentkeep prime --hook-json``
+always exit 0), so what went wrong is written here instead, and ``agentkeep doctor``
+reports it. This module is the only writer of that file:
+
+- one line per failure: time, who (the hook's source, or ``prime --hook-json``), the error
+  class and its message, never the payload;
+- the line passes the privacy boundary before it is cut to :data:`LINE_CHARS` characters
+  (an error message may echo a setting or an argument that holds a secret); if the
+  redactor fails, the message is withheld and only the error class is written (fail
+  closed);
+- the file is created private to the user (0600), never through a symlink, and rotated to
+  ``hook-errors.log.1`` beyond :data:`MAX_BYTES`.
+
+Standard library only (the hook imports it); best effort: nothing here ever raises.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from agentkeep.errors import HookError
+
+LOG_NAME = "hook-errors.log"
+MAX_BYTES = 1 << 20  # rotated to hook-errors.log.1 beyond this
+LINE_CHARS = 500
+
+
+def _utc_now() -> str:
+    now = time.time()
+    whole = int(now)
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        + f".{int((now - whole) * 1000):03d}Z"
+    )
+
+
+def describe(who: str, exc: BaseException) -> str:
+    """The unredacted text of a line about ``exc`` (the caller never writes it as is)."""
+    if isinstance(exc, HookError):
+        message = str(exc)  # says why without quoting the payload
+    else:
+        detail = str(exc)
+        message = type(exc).__name__ + (f": {detail}" if detail else "")
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None:
+            message += f" (from {type(cause).__name__})"
+    return f"{who} {message}"  # who too: it is whatever argv said
+
+
+def line_for(who: str, exc: BaseException) -> str:
+    """The line written for ``exc``: redacted, then flattened and cut (fail-closed)."""
+    try:
+        from agentkeep.boundary import redact_text
+
+        text = redact_text(describe(who, exc))[0]  # before cutting: no cut hides a secret
+    except Exception:
+        text = f"? {type(exc).__name__} (message withheld: the redactor failed)"
+    return f"{_utc_now()} {' '.join(text.split())[:LINE_CHARS]}\n"
+
+
+def log_failure(store_dir: str | os.PathLike[str], who: str, exc: BaseException) -> None:
+    """Append one redacted line about ``exc`` to the store's hook log."""
+    try:
+        append_line(store_dir, line_for(who, exc))
+    except Exception:  # nowhere left to report to
+        return
+
+
+def append_line(store_dir: str | os.PathLike[str], line: str) -> None:
+    """Append an already redacted ``line`` (rotating first when the log is full)."""
+    path = os.path.join(os.fspath(store_dir), LOG_NAME)
+    try:
+        if os.lstat(path).st_size > MAX_BYTES:
+            os.replace(path, path + ".1")
+    except OSError:
+        pass
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.write(fd, line.encode("utf-8", "replace"))
+    finally:
+        os.close(fd)
+
+
+def read_lines(store_dir: str | os.PathLike[str]) -> list[str]:
+    """The lines of the current log ([] when there is none), redacted again on the way
+    out (a line written by an older agentkeep, or by hand, may not be). Raises OSError
+    when the log exists but cannot be read."""
+    path = os.path.join(os.fspath(store_dir), LOG_NAME)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return []
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:
+        from agentkeep.boundary import redact_text
+
+        return [redact_text(line)[0] for line in lines]
+    except Exception:
+        return ["(withheld: the redactor failed)" for _ in lines]
