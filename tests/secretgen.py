@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import string
 import subprocess
+import tarfile
 from pathlib import Path
 
 ALNUM = string.ascii_letters + string.digits
@@ -79,9 +81,18 @@ def fragments(secret: str) -> list[str]:
     return [secret, secret[prefix_end : prefix_end + 12]]
 
 
+LIVE_DB = re.compile(r"(^|/)(state|global)\.db(-wal|-shm|-journal)?$")
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
 def leaks(directory: Path, needles: list[str]) -> list[str]:
-    """Every file under ``directory`` holding a needle, read as bytes by grep (a separate
-    process: live database files are never opened by this one)."""
+    """Every file under ``directory`` holding a needle: the raw bytes of every file, read
+    by grep (a separate process: live database files are never opened by this one), and
+    the decompressed content of every zstd file (sealed streams, objects, the zstd members
+    of a bundle's tar), which grep cannot see into. A grep that fails (exit 2: a missing
+    directory, an unreadable file) fails the check instead of reading as "no leaks"."""
+    if not directory.is_dir():
+        raise AssertionError(f"leak check: {directory} is not a directory")
     hits = []
     for needle in needles:
         done = subprocess.run(
@@ -89,5 +100,35 @@ def leaks(directory: Path, needles: list[str]) -> list[str]:
             capture_output=True,
             text=True,
         )
+        if done.returncode not in (0, 1):
+            raise AssertionError(f"leak check: grep exited {done.returncode}: {done.stderr}")
         hits += [f"{line} contains {needle[:6]}…" for line in done.stdout.splitlines()]
+    for name, content in decompressed(directory):
+        hits += [
+            f"{name} (decompressed) contains {n[:6]}…" for n in needles if n.encode() in content
+        ]
     return hits
+
+
+def decompressed(directory: Path) -> list[tuple[str, bytes]]:
+    """(name, content) of every zstd file under ``directory``, decompressed, and of every
+    zstd member of a tar file (a bundle). Live database files are skipped (grep reads
+    them; tests never open them in-process)."""
+    from agentkeep.files import zstd
+
+    out = []
+    for path in sorted(directory.rglob("*")):
+        if LIVE_DB.search(path.as_posix()) or path.is_symlink() or not path.is_file():
+            continue
+        with path.open("rb") as handle:
+            head = handle.read(4)
+        if head == ZSTD_MAGIC:
+            out.append((str(path), zstd().decompress(path.read_bytes())))
+        elif tarfile.is_tarfile(path):
+            with tarfile.open(path) as tar:
+                for member in tar.getmembers():
+                    extracted = tar.extractfile(member) if member.isfile() else None
+                    data = extracted.read() if extracted is not None else b""
+                    if data[:4] == ZSTD_MAGIC:
+                        out.append((f"{path}:{member.name}", zstd().decompress(data)))
+    return out

@@ -17,15 +17,28 @@ Rules that make it safe to run any number of times:
   replaces them rather than adding a second set; everything else is the user's and is kept
   in place (order, keys, other hooks).
 - Installing what is already installed writes nothing (same bytes, no backup).
-- Before a file changes, its bytes are copied to a timestamped backup, and the bytes from
-  before the first install are kept as the *original*. ``--remove`` takes our entries out;
-  when what is left means the same as the original, the original bytes are written back
-  (byte for byte), and a file setup created is deleted.
+- Before a file changes, it is copied to a timestamped backup, and the file from before
+  the first install is kept as the *original*. ``--remove`` takes our entries out; when
+  what is left means the same as the original, the original bytes are written back (byte
+  for byte), and a file setup created is deleted.
 - A file that does not parse is never touched: InvalidInput, nothing written.
+
+No secret leaves the user's own file through setup (DESIGN.md principle 5). Settings files
+may hold secrets (``env`` holds API keys), so what setup writes elsewhere and prints passes
+the privacy boundary first: backups and the original are stored with every secret replaced
+by its ``[REDACTED:<rule>]`` marker, and the diff is printed redacted. The original's state
+records which rules' secrets were replaced, in order; ``--remove`` fills those markers
+back from the secrets still in the user's file (:func:`agentkeep.boundary.fill_secrets`)
+and restores those bytes only when the result means exactly what is left after taking our
+entries out. A file without secrets is therefore restored byte for byte as before; one
+with secrets is too unless the user changed it since (then our entries are taken out of
+the file as it is, which keeps every secret where the user put it). A backup of a file
+with secrets is a record of its shape, not a way to get the secrets back: they stay only
+in the user's file.
 
 Backups and originals live in the user's agentkeep data dir (``setup-backups/``), not beside
 the settings: a project's ``.claude/`` is inside its git tree (a backup there could be
-committed), and settings files may hold secrets (``env``).
+committed).
 
 The functions over file contents (:func:`merge_hooks`, :func:`set_notify`, …) are pure;
 :func:`plan_setup` reads the files, :func:`apply_setup` writes them.
@@ -48,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentkeep.boundary import fill_secrets, redact_text, split_secrets
 from agentkeep.errors import Conflict, InvalidInput, StorageError
 from agentkeep.models import Record
 
@@ -709,11 +723,14 @@ def _plan_remove(target: _Target, before: bytes | None, text: str | None) -> _Pl
         original = _original_bytes(target.path)
         if state.get("existed") and original is not None:
             try:
-                original_text = original.decode("utf-8")
+                original_text: str | None = original.decode("utf-8")
             except UnicodeDecodeError:
                 original_text = None
+            rules = state.get("secret_rules") or []  # absent: raw bytes saved by an older agentkeep
+            if original_text is not None and rules:
+                original_text = fill_secrets(original_text, [str(r) for r in rules], stripped)
             if original_text is not None and target.same_meaning(stripped, original_text):
-                return _Planned(target, before, original, "restored")
+                return _Planned(target, before, original_text.encode("utf-8"), "restored")
         elif not state.get("existed") and target.is_empty(stripped):
             return _Planned(target, before, None, "removed")
     return _Planned(target, before, stripped.encode("utf-8"), "updated")
@@ -740,7 +757,7 @@ def _manual_steps(tool: str, scope: str, planned: list[_Planned], exe: list[str]
             steps.append("Codex loads a project's .codex/hooks.json only in trusted projects")
         for item in planned:
             if item.target.kind == "notify" and item.after is not None:
-                steps += _codex_notes(item.after.decode("utf-8"))
+                steps += [redact_text(n)[0] for n in _codex_notes(item.after.decode("utf-8"))]
     else:
         steps.append("restart OpenCode to load the plugin")
     if scope == "project":
@@ -799,7 +816,8 @@ def _git_ignored(path: Path) -> bool:
 def apply_setup(plan: SetupPlan, *, dry_run: bool = False) -> SetupResult:
     """Carry out ``plan`` (nothing is written with ``dry_run``)."""
     files = []
-    for item in plan.files:
+    diffs = [_diff(item) for item in plan.files]  # redacted before anything is written
+    for item, diff in zip(plan.files, diffs, strict=True):
         backup: Path | None = None
         if item.after != item.before and not dry_run:
             if _read(item.target.path) != item.before:
@@ -815,7 +833,7 @@ def apply_setup(plan: SetupPlan, *, dry_run: bool = False) -> SetupResult:
                 "path": str(item.target.path),
                 "action": item.action,
                 "backup": None if backup is None else str(backup),
-                "diff": _diff(item),
+                "diff": diff,
             }
         )
     return SetupResult(
@@ -846,12 +864,15 @@ def setup_agent(
 
 
 def _diff(item: _Planned) -> str:
+    """The unified diff of one change, both sides redacted (it is printed)."""
     if item.after == item.before:
         return ""
     name = str(item.target.path)
 
     def lines(data: bytes | None) -> list[str]:
-        return [] if data is None else data.decode("utf-8", "replace").splitlines(keepends=True)
+        if data is None:
+            return []
+        return redact_text(data.decode("utf-8", "replace"))[0].splitlines(keepends=True)
 
     diff = difflib.unified_diff(
         lines(item.before),
@@ -921,21 +942,23 @@ def _write(item: _Planned, operation: str) -> Path | None:
     except OSError as exc:
         raise StorageError(f"cannot create {folder}: {exc.strerror}") from exc
     missing_dirs = _missing_dirs(path.parent)
+    redacted, rules = (None, []) if item.before is None else _without_secrets(item.before)
     if operation == "install" and item.record_original:
-        if item.before is not None:
-            _private_write(folder / "original", item.before)
+        if redacted is not None:
+            _private_write(folder / "original", redacted)
         state = {
             "path": str(path.absolute()),
             "existed": item.before is not None,
             "created_dirs": [str(d) for d in missing_dirs],
+            "secret_rules": rules,  # the original's secrets, in order (never their values)
         }
         _private_write(folder / "state.json", json.dumps(state, indent=2).encode("utf-8"))
     backup = None
-    if item.before is not None:
+    if redacted is not None:
         from agentkeep.timeutil import file_stamp
 
         backup = folder / f"{path.name}.{file_stamp()}"
-        _private_write(backup, item.before)
+        _private_write(backup, redacted)
     if item.after is None:
         try:
             path.unlink()
@@ -957,6 +980,12 @@ def _write(item: _Planned, operation: str) -> Path | None:
         if mode is not None:
             os.chmod(tmp, mode)
     return backup
+
+
+def _without_secrets(data: bytes) -> tuple[bytes, list[str]]:
+    """A file's bytes with every secret replaced by its marker, and the rules replaced."""
+    text, rules = split_secrets(data.decode("utf-8", "replace"))
+    return text.encode("utf-8"), rules
 
 
 def _missing_dirs(directory: Path) -> list[Path]:

@@ -120,6 +120,62 @@ def redact_json_text(value: Any) -> Any:
         raise _failure(exc, "the value", True) from exc
 
 
+def may_contain_secret(text: str) -> bool:
+    """False only when no rule can match anywhere in ``text`` (a cheap pre-check);
+    RedactionFailed when the redactor fails."""
+    try:
+        return bool(_redactor().may_contain_secret(text))
+    except Exception as exc:  # fail closed
+        raise _failure(exc, "the text", True) from exc
+
+
+def split_secrets(text: str) -> tuple[str, list[str]]:
+    """``(redacted, rules)``: ``text`` with each secret replaced by its marker, and the rule
+    of each replaced secret in order, so :func:`fill_secrets` can later put the secrets of
+    another copy of the text back (``setup`` restores a user's file without keeping its
+    secrets). RedactionFailed when the redactor fails."""
+    try:
+        redact = _redactor()
+        pieces: list[str] = []
+        rules: list[str] = []
+        position = 0
+        for found in redact.scan(text):
+            pieces += [text[position : found.start], redact.marker(found.rule)]
+            rules.append(found.rule)
+            position = found.end
+        pieces.append(text[position:])
+        redacted = "".join(pieces)
+        if redact.redact_text(redacted)[1]:  # the spans did not cover everything: no refill
+            return redact.redact_text(text)[0], []
+    except Exception as exc:  # fail closed
+        raise _failure(exc, "the text", True) from exc
+    return redacted, rules
+
+
+def fill_secrets(redacted: str, rules: list[str], source: str) -> str | None:
+    """The inverse of :func:`split_secrets`: ``redacted`` with its markers replaced, in
+    order, by the secrets found in ``source``; None when ``source`` does not hold secrets
+    of the same rules in the same order (the caller then keeps ``source``)."""
+    try:
+        redact = _redactor()
+        found = redact.scan(source)
+    except Exception as exc:  # fail closed
+        raise _failure(exc, "the text", True) from exc
+    if [match.rule for match in found] != rules:
+        return None
+    pieces: list[str] = []
+    position = 0
+    for match in found:
+        mark = redact.marker(match.rule)
+        at = redacted.find(mark, position)
+        if at < 0:
+            return None
+        pieces += [redacted[position:at], source[match.start : match.end]]
+        position = at + len(mark)
+    pieces.append(redacted[position:])
+    return "".join(pieces)
+
+
 def cut(text: str, max_chars: int | None) -> str:
     """``text`` cut to ``max_chars`` characters (the last one an ellipsis). Only ever call
     it on redacted text."""

@@ -66,6 +66,7 @@ from agentkeep._core import Json, Tx
 from agentkeep._version import __version__
 from agentkeep.artifacts import object_path, redacted_chunks
 from agentkeep.backend.sqlite import backup_to, fsync_path, translate_os_error
+from agentkeep.boundary import may_contain_secret, redact_json_text
 from agentkeep.errors import Conflict, Corrupt, InvalidInput, NotFound, SchemaTooNew
 from agentkeep.files import (
     maintenance_lock,
@@ -309,6 +310,16 @@ def _fsync_dirs(directories: Iterable[Path]) -> None:
 def _json_line(value: Any) -> bytes:
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return text.encode("utf-8") + b"\n"
+
+
+def _export_line(value: Any) -> bytes:
+    """A record as a bundle line, through the privacy boundary: rows were redacted when
+    they were written, but perhaps by an older agentkeep with fewer rules, and an export
+    leaves the machine."""
+    line = _json_line(value)
+    if may_contain_secret(line.decode("utf-8", "replace")):
+        line = _json_line(redact_json_text(value))
+    return line
 
 
 def _refuse_constant(constant: str) -> None:
@@ -829,7 +840,7 @@ def _write_bundle(
         writer = _BundleWriter(tar)
         for spec in TABLES:
             rows = [sel.rows[spec.name][k] for k in sorted(sel.rows[spec.name])]
-            data = b"".join(_json_line(_export_row(spec, row)) for row in rows)
+            data = b"".join(_export_line(_export_row(spec, row)) for row in rows)
             writer.add_bytes(f"records/{spec.name}.jsonl", data)
         for sid in sorted(sel.rows["streams"]):
             row = sel.rows["streams"][sid]
@@ -856,7 +867,7 @@ def _write_bundle(
             "counts": {t.name: len(sel.rows[t.name]) for t in TABLES},
             "members": dict(sorted(writer.members.items())),
         }
-        writer.add_bytes(MANIFEST, _json_line(manifest))
+        writer.add_bytes(MANIFEST, _export_line(manifest))
     return writer.members  # publish() fsyncs the file
 
 
