@@ -16,6 +16,7 @@ input                  ``REFUSE`` (library: the caller   ``REPLACE`` (captured a
                        can fix it; InvalidInput)         never dropped)
 =====================  ===============================  ====================================
 NUL in text            refused                           U+FFFD
+NUL in a JSON string   refused                           kept as the JSON escape \\u0000
 lone surrogates        refused (not UTF-8)               U+FFFD (undecodable bytes too)
 NaN, ±Infinity         refused                           null
 oversize text          refused                           middle elided, after redacting
@@ -217,6 +218,17 @@ def finite(value: Any) -> Any:
     return value
 
 
+def _holds_nul(value: Any) -> bool:
+    """Whether a string anywhere in a JSON-like value (keys too) holds a NUL."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 def _utf8_size(text: str) -> int | None:
     """The UTF-8 size of ``text``, or None when it holds lone surrogates."""
     try:
@@ -285,10 +297,7 @@ class Boundary:
         limit = limit or self.max_field_bytes
         if "\x00" in value:
             if self.refuse:
-                raise InvalidInput(
-                    f"{column} contains a NUL byte, which agentkeep does not store",
-                    hint="remove NUL characters (SQL search would silently truncate at them)",
-                )
+                raise self._nul(column)
             value = value.replace("\x00", "\ufffd")
         size = _utf8_size(value)
         if size is None:
@@ -309,6 +318,12 @@ class Boundary:
                     raise self._too_big(column, size, limit)
                 clean = elide(clean, limit)
         return clean
+
+    def _nul(self, column: str) -> AgentkeepError:
+        return InvalidInput(
+            f"{column} contains a NUL byte, which agentkeep does not store",
+            hint="remove NUL characters (SQL search would silently truncate at them)",
+        )
 
     def _too_big(self, column: str, size: int, limit: int) -> AgentkeepError:
         return self._refused(
@@ -386,6 +401,8 @@ class Boundary:
         starts with, and then no string inside them can hold a secret.
         """
         doc = self._dumps(column, value) if dumped is None else dumped
+        if self.refuse and "\\u0000" in doc and _holds_nul(value):
+            raise self._nul(column)
         try:
             if not checked and _redactor().may_contain_secret(doc):
                 clean_value, counts = _redactor().redact_value(value)
@@ -477,18 +494,23 @@ class Boundary:
     ) -> tuple[int, tuple[Any, ...]]:
         """Append an event row (principle 4: in the mutation's transaction) and record its
         redactions; returns its seq and the stored values (in :data:`EVENT_COLUMNS` order).
-        ``now`` is the transaction's own timestamp, not input."""
-        values = (
-            now,
-            self.text("actor", actor),
-            self.text("entity", entity),
-            entity_id,
-            self.text("kind", kind),
-            self.json("data", data),
-            undoes,
-        )
-        seq = conn.execute(_INSERT_EVENT, values).lastrowid
-        self.record(conn, "events", seq, now)
+        ``now`` is the transaction's own timestamp, not input. Redactions pending for the
+        row being written around it stay pending for that row."""
+        outer, self.pending = self.pending, []
+        try:
+            values = (
+                now,
+                self.text("actor", actor),
+                self.text("entity", entity),
+                entity_id,
+                self.text("kind", kind),
+                self.json("data", data),
+                undoes,
+            )
+            seq = conn.execute(_INSERT_EVENT, values).lastrowid
+            self.record(conn, "events", seq, now)
+        finally:
+            self.pending = outer
         return int(seq), values
 
 
