@@ -119,7 +119,7 @@ def test_library_refuses_nan_and_infinity(
     store: agentkeep.Store, caller: str, hostile: str
 ) -> None:
     before = snapshot(store)
-    with pytest.raises(InvalidInput, match="NaN|finite"):
+    with pytest.raises(InvalidInput, match=r"NaN|finite"):
         LIBRARY[caller](store, HOSTILE_NUMBER[hostile])
     assert snapshot(store) == before
 

@@ -1,6 +1,8 @@
-"""The privacy boundary end to end (reliability.md S2, S5): secrets generated at test time
-in every format go through every write path; afterwards not one of them is anywhere under
-.agentkeep/ (database, WAL, backups, config) or the per-user home."""
+"""The privacy boundary through the CLI and the library (reliability.md S2, S5): secrets
+generated at test time in every format go through every command and library call;
+afterwards not one of them is anywhere under .agentkeep/ (database, WAL, backups, config)
+or the per-user home. The hook, the importers, import cursors, the hook log, bundles and
+setup get the same treatment in test_boundary.py."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from secretgen import fragments, generate, leaks
 SECRETS = generate()
 
 
-def test_no_secret_reaches_disk_through_any_write_path(project: Path, cli: Cli) -> None:
+def test_no_secret_reaches_disk_through_the_cli_and_library(project: Path, cli: Cli) -> None:
     store_dir = project / ".agentkeep"
     with agentkeep.open(project) as store:  # held open so the WAL is still there at the end
         for name, (text, _secret) in SECRETS.items():

@@ -583,3 +583,33 @@ def test_merge_then_strip_gives_back_the_users_settings(
     moved = merge_hooks(merged, hooks_block(CLAUDE_EVENTS, ["/moved/agentkeep"], "claude"))
     assert len(our_commands(moved)) == len(our_commands(merged))
     assert merge_hooks(moved, {}) == user
+
+
+def test_secrets_in_the_settings_never_leave_the_file(cli: Cli, project: Path) -> None:
+    """Backups, the original and the diff are redacted; --remove still gives back the
+    user's exact bytes, secrets filled in from the file itself."""
+    from secretgen import fragments, generate, leaks
+
+    # Not an unterminated key block: its marker runs to the end of the file, which hides
+    # the change from the diff too (the diff then says so).
+    secrets = {k: v for k, v in generate().items() if k != "pem-unterminated"}
+    path = settings_path(project)
+    path.parent.mkdir()
+    path.write_text(
+        json.dumps({"env": {name: text for name, (text, _) in secrets.items()}}, indent=2) + "\n"
+    )
+    original = path.read_bytes()
+    needles = [f for _, secret in secrets.values() for f in fragments(secret)]
+
+    installed = cli("setup", "claude", "--json")
+    assert installed.exit_code == 0, installed.stderr
+    [change] = installed.json()["files"]
+    assert "[REDACTED:" in change["diff"] and "[REDACTED:" in Path(change["backup"]).read_text()
+    assert not [n for n in needles if n in installed.stdout + installed.stderr]
+    assert leaks(Path(os.environ["AGENTKEEP_HOME"]), needles) == []
+
+    removed = cli("setup", "claude", "--remove")
+    assert removed.exit_code == 0, removed.stderr
+    assert not [n for n in needles if n in removed.stdout + removed.stderr]
+    assert path.read_bytes() == original
+    assert leaks(Path(os.environ["AGENTKEEP_HOME"]), needles) == []

@@ -880,7 +880,10 @@ def _diff(item: _Planned) -> str:
         fromfile=name if item.before is not None else "/dev/null",
         tofile=name if item.after is not None else "/dev/null",
     )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in diff)
+    text = "".join(line if line.endswith("\n") else line + "\n" for line in diff)
+    if not text:  # a secret's marker swallowed the change (an unterminated key block)
+        return f"--- {name}\n+++ {name}\n(the change is not shown: it lies inside a secret)\n"
+    return text
 
 
 # -- backups, originals and writing -----------------------------------------------------------
