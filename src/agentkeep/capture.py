@@ -645,4 +645,3 @@ class Writer:
             )
             # New lines after the session ended (resumed without hooks): it runs again.
             lifecycle.session_resumed(self.conn, self._event, session_id, at=row[8], now=self.now)
-
