@@ -18,9 +18,11 @@ PINNED = [
     "AgentkeepError",
     "Artifact",
     "Busy",
+    "CaptureError",  # the capture writer's refusals, now inside the AgentkeepError tree
     "Conflict",
     "Corrupt",
     "Event",
+    "HookError",  # a hook delivery that cannot be stored, inside the tree too
     "ImportResult",
     "Integration",
     "InvalidInput",
