@@ -199,8 +199,18 @@ def break_redactor(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_: object) -> Any:
         raise RuntimeError("rule engine crashed")
 
+    class BrokenStream:
+        def __init__(self) -> None:
+            self.counts: dict[str, int] = {}
+
+        def feed(self, chunk: str) -> str:
+            raise RuntimeError("rule engine crashed")
+
+        flush = feed
+
     for name in ("redact_text", "redact_value", "scan", "may_contain_secret"):
         monkeypatch.setattr(redact, name, broken)
+    monkeypatch.setattr(redact, "StreamRedactor", BrokenStream)
     boundary.clear_cache()  # texts found clean before would not reach the redactor
 
 
@@ -209,8 +219,15 @@ def test_a_raising_redactor_stores_nothing_anywhere(
 ) -> None:
     store_dir = project / ".agentkeep"
     with agentkeep.open(project) as store:
+        session = store.start_session(source="lib").item.id
         before = snapshot(store)
+        artifacts = store._count("SELECT count(*) FROM artifacts")
         break_redactor(monkeypatch)
+        with pytest.raises(RedactionFailed):
+            store.add_artifact(b"artifact text " + TOKEN.encode())
+        with pytest.raises(RedactionFailed):
+            store.open_stream(session, "stdout").write(b"output " + TOKEN.encode() + b"\n")
+        assert store._count("SELECT count(*) FROM artifacts") == artifacts
         for name in TEXT_CALLERS:
             with pytest.raises(RedactionFailed):
                 LIBRARY[name](store, f"fresh {name}")

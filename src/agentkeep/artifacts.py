@@ -133,10 +133,10 @@ def _read_all(handle: BinaryIO) -> Iterator[bytes]:
 def redacted_chunks(chunks: Iterable[bytes], counts: dict[str, int]) -> Iterator[bytes]:
     """Bytes through the stream redactor. Invalid UTF-8 passes through unchanged
     (surrogateescape), so binary content round-trips while any text inside is redacted."""
-    from agentkeep.redact import StreamRedactor
+    from agentkeep.boundary import stream_redactor
 
     decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
-    redactor = StreamRedactor()
+    redactor = stream_redactor()
     try:
         for chunk in chunks:
             out = redactor.feed(decoder.decode(chunk))

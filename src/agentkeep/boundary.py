@@ -6,7 +6,8 @@ it beside the row. Every writer uses it: the library's write transactions
 (:class:`agentkeep._core.Tx`), the capture writer of hooks and importers
 (:class:`agentkeep.capture.Writer`), import cursors, the hook-error log
 (:mod:`agentkeep.hooklog`), bundle exports and ``setup``'s backups and diffs
-(:func:`redact_text`, :func:`redact_json_text`).
+(:func:`redact_text`, :func:`redact_json_text`, :func:`split_secrets`), stream files and
+artifact contents (:func:`stream_redactor`).
 
 One policy, two modes. What differs is only what happens to input the store cannot hold as
 given, and it follows from who the input belongs to:
@@ -128,6 +129,15 @@ def may_contain_secret(text: str) -> bool:
         return bool(_redactor().may_contain_secret(text))
     except Exception as exc:  # fail closed
         raise _failure(exc, "the text", True) from exc
+
+
+def stream_redactor() -> Any:
+    """A redactor for text that arrives in chunks (stream files, artifact contents): the
+    rule set's ``StreamRedactor``, whose failures raise RedactionFailed (fail closed)."""
+    try:
+        return _redactor().StreamRedactor()
+    except Exception as exc:  # fail closed
+        raise _failure(exc, "the stream", True) from exc
 
 
 def split_secrets(text: str) -> tuple[str, list[str]]:

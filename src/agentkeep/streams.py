@@ -199,14 +199,14 @@ class StreamWriter:
     """
 
     def __init__(self, store: StreamOps, stream: Stream, *, auto_commit: bool = True) -> None:
-        from agentkeep.redact import StreamRedactor
+        from agentkeep.boundary import stream_redactor
 
         self.stream = stream
         self.path = store.store_dir / stream.path
         self._store = store
         self._auto_commit = auto_commit
         self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
-        self._redactor = StreamRedactor()
+        self._redactor = stream_redactor()
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
