@@ -497,12 +497,18 @@ def _private_key(match: re.Match[str], text: str) -> Span | None:
     start, header_end = match.span()
     n = len(text)
     i = header_end
-    while i < n:  # skip blank space and JSON-escaped line breaks
+    while i < n:  # skip blank space and line breaks escaped at any depth (\n, \\n, ...)
         ch = text[i]
         if ch in " \t\r\n":
             i += 1
-        elif ch == "\\" and i + 1 < n and text[i + 1] in "nrt":
-            i += 2
+        elif ch == "\\":
+            j = i + 1
+            while j < n and text[j] == "\\":
+                j += 1
+            if j < n and text[j] in "nrt":
+                i = j + 1
+            else:
+                break
         else:
             break
     if i >= n:
@@ -529,7 +535,7 @@ _AUTH_SCHEMES = frozenset(
 # header or a URL on the same line.
 _AUTH_VALUE = r"(?P<secret>[\w~+/=.%-]{1,4096}+)"
 _AUTHORIZATION = _lazy(
-    r"authorization(?:\\{0,2}[\"'`])?[ \t]{0,8}[:=][ \t]{0,8}(?:\\{0,2}[\"'`])?[ \t]{0,4}"
+    r"authorization(?:\\{0,15}[\"'`])?[ \t]{0,8}[:=][ \t]{0,8}(?:\\{0,15}[\"'`])?[ \t]{0,4}"
     rf"(?:(?:{'|'.join(map(re.escape, sorted(_AUTH_SCHEMES)))})[ \t]+)?{_AUTH_VALUE}",
     _A,
 )
@@ -580,9 +586,9 @@ def _url_password(match: re.Match[str], text: str) -> Span | None:
 _BARE_VALUE = r"[^\s\"'`,;\\(){}\[\]<>|&]"
 _ASSIGNMENT_TAIL = (
     r"(?P<rest>[\w.-]{0,40}+)"  # the rest of the name: API_KEY_ID, token_count, ...
-    r"(?P<name_quote>\\{0,2}[\"'`])?+"  # the closing quote of a JSON/dict key
+    r"(?P<name_quote>\\{0,15}[\"'`])?+"  # the closing quote of a JSON/dict key
     r"[ \t]{0,8}+(?P<op>=>|:=|\?=|={1,3}|:(?!:)|,)[ \t]{0,8}+"
-    r"(?:(?P<quote>\\{0,2}[\"'`])(?P<quoted>[^\"'`\\\r\n]{6,500}+)"
+    r"(?:(?P<quote>\\{0,15}[\"'`])(?P<quoted>[^\"'`\\\r\n]{6,500}+)"
     rf"|(?![\d.]{{1,19}}+(?!{_BARE_VALUE}))(?![a-z_.]{{1,499}}+\()"
     rf"(?P<bare>{_BARE_VALUE}{{6,500}}+))"
 )
