@@ -37,6 +37,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "src" / "agentkeep" / "redact" / "gitleaks_rules.py"
 
+# Rules whose hand-written version is kept for speed but is narrower than gitleaks' own:
+# both run, under the one id. (The hand-written JWT rule finds "eyJ" at C speed; gitleaks'
+# accepts any "ey" header, which it finds only at the start of a word.)
+SUPPLEMENTED = frozenset({"jwt"})
+
 # Rules with a hand-written equivalent of the same id in agentkeep.redact.rules.
 HAND_WRITTEN = frozenset(
     {
@@ -89,10 +94,19 @@ ANCHORS: dict[str, tuple[str, ...]] = {
 # short assignment a candidate.
 AS_TOKEN = frozenset({"hashicorp-tf-password"})
 
+# Rules whose secret group is not the secret: redact the whole match. (jwt-base64's groups
+# name the header field; Microsoft Teams' first group is four characters of the URL.)
+WHOLE_MATCH = frozenset({"jwt-base64", "microsoft-teams-webhook"})
+
+# Rules whose match may start far before the anchor although the regex starts with it
+# (an alternative of the whole pattern starts elsewhere).
+FULL_BACK_REACH = frozenset({"kubernetes-secret-yaml"})
+
 # Keywords that must start a word (no letter, digit or "_" before them) to open a window:
 # the rule's regex begins with \b right before the keyword. Only for keywords that are
 # common inside words.
 WORD_START_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "jwt": ("ey",),
     "vault-service-token": ("s.", "hvs."),
     "authress-service-client-access-key": ("sc_", "ext_", "scauth_", "authress_"),
     "infracost-api-token": ("ico-",),
@@ -173,8 +187,8 @@ def translate(go_regex: str) -> str:
 # escaping. (The secret classes never contain a backslash, so none is redacted.)
 ESCAPE_TOLERANT = (
     (r"""(?:[\x60'"\s;]|\\[nr]|$)""", r"""(?:[\x60'"\s;\\]|$)"""),
-    (r"""[\s'"]{0,3}""", r"""[\s'"\\]{0,12}"""),
-    (r"""[\x60'"\s=]{0,5}""", r"""[\x60'"\s=\\]{0,20}"""),
+    (r"""[\s'"]{0,3}""", r"""[\s'"\\]{0,64}"""),
+    (r"""[\x60'"\s=]{0,5}""", r"""[\x60'"\s=\\]{0,80}"""),
 )
 
 
@@ -222,20 +236,32 @@ def build(toml_text: str) -> str:
         if "regex" not in rule:
             skipped.append((rid, "matches file paths only", None, None))
             continue
-        if rid in HAND_WRITTEN:
+        if rid in HAND_WRITTEN and rid not in SUPPLEMENTED:
             reason = "hand-written rule of the same id in agentkeep.redact.rules"
             skipped.append((rid, reason, translate(rule["regex"]), rule.get("entropy")))
             continue
         regex = escape_tolerant(translate(rule["regex"]))
         keywords = tuple(k.lower() for k in rule.get("keywords", []))
-        assignment = (
+        assignment = template = (
             _OPERATOR in rule["regex"]
             and r"[\w.-]{0,50}?" in rule["regex"][:40]
             and rid not in AS_TOKEN
         )
         literal = _literal_text(rule["regex"])
         anchors: list[tuple[str, bool, bool]] = []  # (anchor, case-sensitive, word start)
-        if rid in CASE_SENSITIVE_ANCHORS:
+        if assignment:
+            # The vendor keywords are looked for in the variable name; a keyword that the
+            # name part of the template does not spell (lob's "live_", New Relic's "nrjs-")
+            # is in the value, and opens a window like a token rule's anchor.
+            name_part = _literal_text(regex.split(_OPERATOR, 1)[0].split("(?:[ ", 1)[0])
+            name_part = re.sub(r"\[(\w)(\w)\]", r"\1", name_part)  # [Aa]tlassian
+            vendors = tuple(k for k in keywords if k in name_part)
+            anchors = [(k, False, k[0].isalnum()) for k in keywords if k not in vendors]
+            if vendors:
+                keywords = vendors
+            else:  # no keyword names the variable: windows around the value's keywords
+                assignment = False
+        elif rid in CASE_SENSITIVE_ANCHORS:
             anchors = [(a, True, False) for a in CASE_SENSITIVE_ANCHORS[rid]]
         elif rid in ANCHORS:
             anchors = [(a, False, False) for a in ANCHORS[rid]]
@@ -248,8 +274,9 @@ def build(toml_text: str) -> str:
         # starts with its anchor reaches back only over a word boundary.
         reach = min(width, 8192) if inside else 4096
         head = re.sub(r"^(?:\(\?i\)|\\b|\((?:\?:)?)*", "", literal)
-        back = 8 if inside and all(head.startswith(a.lower()) for a, _, _ in anchors) else reach
-        if assignment or rid in AS_TOKEN:
+        starts = inside and all(head.startswith(a.lower()) for a, _, _ in anchors)
+        back = 8 if starts and rid not in FULL_BACK_REACH else reach
+        if template or rid in AS_TOKEN:
             # The template's leading [\w.-]{0,50}? only moves where a match starts; without
             # it a window search does not retry up to 50 name lengths at every position.
             regex = regex.replace(r"[\w.-]{0,50}?", "", 1).replace(r"(?i:[\w.-]{0,50}?", "(?i:")
@@ -262,7 +289,7 @@ def build(toml_text: str) -> str:
                 keywords,
                 tuple(anchors),
                 "assignment" if assignment else "token",
-                rule.get("secretGroup"),
+                0 if rid in WHOLE_MATCH else rule.get("secretGroup"),
                 float(rule["entropy"]) if "entropy" in rule else None,
                 tuple(_allowlists(rule)),
                 (back, reach),
@@ -300,10 +327,12 @@ def _licence() -> str:
 def _render(digest, rules, skipped, global_regexes, global_stopwords) -> str:  # type: ignore[no-untyped-def]
     lines = [HEADER.format(digest=digest, licence=_licence())]
     lines.append(f"SOURCE_SHA256 = {digest!r}\n")
-    lines.append("# (id, description, regex, keywords, anchors (text, case-sensitive, word start),")
     lines.append(
-        "#  kind, secret group, entropy, allow-lists (target, condition, regexes, stopwords),"
+        "# (id, description, regex, keywords (of an assignment rule: the ones its variable"
     )
+    lines.append("#  name spells), anchors (text, case-sensitive, word start),")
+    lines.append("#  kind, secret group (None: gitleaks' default; 0: the whole match), entropy,")
+    lines.append("#  allow-lists (target, condition, regexes, stopwords),")
     lines.append("#  reach: how far a match may extend (before, after) an anchor occurrence)")
     lines.append("RULES = (")
     for rule in rules:

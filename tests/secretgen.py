@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import secrets
 import string
@@ -132,3 +133,88 @@ def decompressed(directory: Path) -> list[tuple[str, bytes]]:
                     if data[:4] == ZSTD_MAGIC:
                         out.append((f"{path}:{member.name}", zstd().decompress(data)))
     return out
+
+
+# --- positives generated from a rule's regex ---------------------------------------------------
+
+_SAFE = ALNUM
+
+
+def from_regex(pattern: str, rng: random.Random) -> str:
+    """A string that ``pattern`` (Python ``re`` syntax, ASCII) can match, built at random.
+
+    Bounded repetitions take their minimum count plus up to 3 (0 to 2 for an optional one),
+    ``+`` and ``{n,}`` 4 to 12 more, ``*`` and lazy ones their minimum; a lone ``.`` gives a dot;
+    each character class gives a random member (``\\s`` a blank); alternations a random
+    branch; anchors and lookarounds give nothing (the caller checks the result with the
+    regex itself and draws again when a lookaround said no).
+    """
+    import re._constants as c  # type: ignore[import-not-found]
+    import re._parser as parser  # type: ignore[import-not-found]
+
+    categories = {
+        c.CATEGORY_DIGIT: string.digits,
+        c.CATEGORY_WORD: WORD,
+        c.CATEGORY_SPACE: " ",
+        c.CATEGORY_NOT_DIGIT: string.ascii_letters,
+        c.CATEGORY_NOT_WORD: " .-:/",
+        c.CATEGORY_NOT_SPACE: ALNUM,
+    }
+
+    def members(items: list[tuple[object, object]]) -> str:
+        negate = False
+        chars: set[str] = set()
+        for op, av in items:
+            if op is c.NEGATE:
+                negate = True
+            elif op is c.LITERAL:
+                chars.add(chr(av))  # type: ignore[arg-type]
+            elif op is c.RANGE:
+                lo, hi = av  # type: ignore[misc]
+                chars.update(chr(x) for x in range(lo, hi + 1))
+            elif op is c.CATEGORY:
+                chars.update(categories[av])
+        if negate:
+            return "".join(ch for ch in _SAFE + "._-" if ch not in chars)
+        return "".join(sorted(chars))
+
+    def emit(items: object, repeated: bool = False) -> str:
+        out = []
+        for op, av in items:  # type: ignore[attr-defined]
+            if op is c.LITERAL:
+                out.append(chr(av))
+            elif op is c.NOT_LITERAL:
+                out.append(rng.choice([ch for ch in _SAFE if ord(ch) != av]))
+            elif op is c.ANY:
+                # A lone "." stands for a dot more often than not (hooks.slack.com).
+                out.append(rng.choice(_SAFE) if repeated else ".")
+            elif op is c.IN:
+                chars = members(av)
+                # Blanks as people type them: a space where one may go, no control characters.
+                if " " in chars:
+                    chars = " "
+                out.append(rng.choice(chars.strip("\t\r\n\x0b\x0c") or chars))
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+                lo, hi, sub = av
+                if op is c.MIN_REPEAT or (lo == 0 and hi == c.MAXREPEAT):
+                    count = lo  # lazy, or "*" filler: as few as it takes
+                elif hi == c.MAXREPEAT:  # "+", "*", "{n,}": a realistic length
+                    count = lo + rng.randint(4, 12)
+                else:
+                    count = rng.randint(lo, min(hi, lo + (2 if lo == 0 else 3)))
+                out.extend(emit(sub, True) for _ in range(count))
+            elif op is c.SUBPATTERN:
+                out.append(emit(av[3]))
+            elif op is c.ATOMIC_GROUP:
+                out.append(emit(av))
+            elif op is c.BRANCH:
+                # Not the end-of-text branch of a terminator ("(?:[\s;]|$)"): the caller
+                # puts text after the secret.
+                ends = [b for b in av[1] if not (len(b) == 1 and b[0][0] is c.AT)]
+                out.append(emit(rng.choice(ends or av[1])))
+            elif op is c.CATEGORY:
+                out.append(rng.choice(categories[av]))
+            # AT (anchors), ASSERT, ASSERT_NOT: nothing
+        return "".join(out)
+
+    return emit(parser.parse(pattern, re.ASCII))

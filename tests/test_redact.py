@@ -11,6 +11,7 @@ import base64
 import itertools
 import json
 import random
+import re
 import string
 import time
 import uuid
@@ -31,6 +32,7 @@ from agentkeep.redact import (
     redact_value,
     scan,
 )
+from secretgen import from_regex
 
 ALNUM = string.ascii_letters + string.digits
 BASE32 = string.ascii_uppercase + "234567"
@@ -960,3 +962,194 @@ def test_no_gate_keyword_contains_a_character_json_escapes() -> None:
     for word in words:
         assert '"' not in word and "\\" not in word
         assert all(ord(c) >= 32 for c in word), word
+
+
+# --- gitleaks' default rule set (issue 9 §4) -------------------------------------------------
+
+GITLEAKS_SAMPLES = 4
+
+
+def _gitleaks_rules() -> dict[str, tuple[str, object, float | None, object]]:
+    """id -> (regex, secret group, entropy, allow-list check) for every regex rule of
+    gitleaks' configuration: the data rules, and the ones a hand-written rule replaces."""
+    from agentkeep.redact import gitleaks
+    from agentkeep.redact.gitleaks_rules import SKIPPED
+
+    rules: dict[str, tuple[str, object, float | None, object]] = {}
+    for rule in gitleaks._RULES:
+        rules[rule.id] = (rule.source, rule, rule.entropy, rule)  # type: ignore[assignment]
+    for rule_id, _reason, regex, entropy in SKIPPED:
+        if regex is not None:
+            rules[rule_id] = (regex, None, entropy, None)
+    return rules
+
+
+GITLEAKS = _gitleaks_rules()
+
+
+def _gitleaks_positive(rule_id: str, rng: random.Random) -> tuple[str, str]:
+    """(text the rule's regex finds a secret in, that secret), drawn at random from the
+    regex until gitleaks itself would report it (entropy, allow-lists)."""
+    from agentkeep.redact import gitleaks
+
+    from agentkeep.redact.gitleaks_rules import RULES as DATA
+
+    regex, data_rule, entropy, _ = GITLEAKS[rule_id]
+    keywords = next((row[3] for row in DATA if row[0] == rule_id), ())
+    compiled = re.compile(regex, re.ASCII)
+    for _ in range(200):
+        text = from_regex(regex, rng)
+        if keywords and not any(kw in text.lower() for kw in keywords):
+            # gitleaks runs such a rule only where a keyword occurs (the Facebook rule, say,
+            # in a file that says "facebook"): put one before the secret.
+            text = f"{keywords[0]} {text}"
+        m = compiled.search(text)
+        if m is None:
+            continue
+        if isinstance(data_rule, gitleaks._Rule):
+            start, end = data_rule.secret_span(m)
+        else:
+            groups = [i for i in range(1, compiled.groups + 1) if m.group(i)]
+            start, end = m.span(groups[0]) if groups else m.span()
+        secret = text[start:end]
+        if entropy is not None and gitleaks._entropy(secret) < entropy:
+            continue
+        if isinstance(data_rule, gitleaks._Rule) and gitleaks._allowed(data_rule, secret, m, text):
+            continue
+        if len(max(re.findall(r"[A-Za-z0-9]+", secret) or [""], key=len)) < 6:
+            continue  # nothing distinctive to look for in the output
+        return text, secret
+    raise AssertionError(f"no positive for {rule_id}")
+
+
+def _needle(secret: str) -> str:
+    """The longest run of letters and digits of ``secret``: what must not survive."""
+    return max(re.findall(r"[A-Za-z0-9]+", secret), key=len)
+
+
+GITLEAKS_CONTEXTS: dict[str, Callable[[str], str]] = {
+    "line": lambda s: f"{s}\n",
+    "json": lambda s: json.dumps({"output": s + "\n"}),
+    "json-in-json": lambda s: json.dumps({"tool_input": json.dumps({"content": s + "\n"})}),
+    "json-depth-3": lambda s: json.dumps([json.dumps([json.dumps({"file": s + "\n"})])]),
+}
+
+
+def test_gitleaks_rules_are_all_accounted_for() -> None:
+    from agentkeep.redact.gitleaks_rules import RULES as DATA
+    from agentkeep.redact.gitleaks_rules import SKIPPED
+
+    ids = [row[0] for row in DATA] + [row[0] for row in SKIPPED]
+    assert len(ids) == len(set(ids)) == 222  # gitleaks v8.30.1's default configuration
+    hand = {rule.id for rule in RULES}
+    assert {row[0] for row in SKIPPED if row[2] is not None} <= hand
+    # Deduplicated by id; the one hand-written rule that gitleaks' own pattern supplements
+    # (scripts/gen_gitleaks_rules.py, SUPPLEMENTED) keeps its id.
+    assert {row[0] for row in DATA} & hand == {"jwt"}
+    assert [row[0] for row in SKIPPED if row[2] is None] == ["pkcs12-file"]  # paths only
+
+
+def test_every_gitleaks_regex_compiles() -> None:
+    from agentkeep.redact import gitleaks
+
+    for rule in gitleaks._RULES:
+        assert rule.compiled().pattern == rule.source
+    for regex, *_ in GITLEAKS.values():
+        re.compile(regex, re.ASCII)
+
+
+@pytest.mark.parametrize("rule_id", sorted(GITLEAKS))
+def test_recall_of_every_gitleaks_rule(rule_id: str) -> None:
+    """A secret drawn from each gitleaks rule's own regex is redacted, bare and inside JSON
+    strings nested one to three deep."""
+    rng = random.Random(f"gitleaks-{rule_id}")
+    for _ in range(GITLEAKS_SAMPLES):
+        text, secret = _gitleaks_positive(rule_id, rng)
+        needle = _needle(secret)
+        for name, context in GITLEAKS_CONTEXTS.items():
+            out, counts = redact_text(context(text))
+            assert needle not in out, f"{rule_id} leaked in {name}: {text!r} -> {out!r}"
+            assert counts
+
+
+def test_translation_of_go_regex_syntax() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "gen_gitleaks_rules.py"
+    spec = importlib.util.spec_from_file_location("gen_gitleaks_rules", path)
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    # (?i) mid-pattern covers the rest of its group, every later alternative included.
+    assert gen.translate(r"\b(p8e-(?i)[a-z]{4})x") == r"\b(p8e-(?i:[a-z]{4}))x"
+    pattern = gen.translate(r"(?:\"(?i)ab\"|'(?i)cd')")
+    assert re.fullmatch(pattern, '"AB"') and re.fullmatch(pattern, "'Cd'")
+    assert not re.fullmatch(pattern, "AB")
+    assert gen.translate(r"x[[:alnum:]]{2}\z") == r"x[a-zA-Z0-9]{2}\Z"
+
+
+def _service_account(rng: random.Random) -> tuple[str, str]:
+    """A service-account JSON file (as a string) and its key body."""
+    key = _pem(rng, "PRIVATE KEY")
+    document = json.dumps(
+        {
+            "type": "service_account",
+            "project_id": "demo-project",
+            "private_key_id": rand(rng, HEX, 40),
+            "private_key": key + "\n",
+            "client_email": "svc@demo-project.iam.gserviceaccount.com",
+        },
+        indent=2,
+    )
+    return document, key
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3, 4])
+def test_private_key_in_json_nested_at_any_depth_loses_its_body(depth: int) -> None:
+    rng = random.Random(f"service-account-{depth}")
+    document, key = _service_account(rng)
+    text = document
+    for level in range(depth):  # a file inside a tool call inside a transcript line ...
+        text = json.dumps({"type": "tool_use", "input": {"content": text}, "level": level})
+    out, counts = redact_text(text)
+    assert counts.get("private-key") == 1, counts
+    for line in key.splitlines()[1:-1]:
+        assert line[:16] not in out
+    assert "-----END PRIVATE KEY-----" not in out  # the block is replaced whole
+
+
+def test_escapes_at_any_depth_are_decoded() -> None:
+    rng = random.Random("escapes")
+    token = "gh" + "p_" + rand(rng, ALNUM, 36)
+    # \u0067 for "g", and https:\/\/ as PHP writes it, each inside one more JSON string.
+    for text in (
+        json.dumps({"v": token.replace("g", "\\u0067", 1)}),
+        json.dumps({"outer": json.dumps({"v": "https:\\/\\/x:" + token + "@h.example"})}),
+    ):
+        out, _ = redact_text(text)
+        assert token[4:16] not in out
+
+
+def test_percent_encoded_secrets_are_found() -> None:
+    rng = random.Random("percent")
+    bearer = rand(rng, ALNUM, 40) + "7"
+    password = rand(rng, ALNUM, 20) + "3"
+    text = (
+        f"GET /cb?h=Authorization%3A%20Bearer%20{bearer}&next=postgres%3A%2F%2Fapp%3A"
+        f"{password}%40db.internal%2Fapp"
+    )
+    out, counts = redact_text(text)
+    assert bearer not in out and password not in out, out
+    assert counts.get("authorization-header") == 1 and counts.get("url-password") == 1
+
+
+def test_vendor_names_in_prose_and_code_are_not_secrets() -> None:
+    text = (
+        "src/routes/auth.ts:14:router.post('/login', async (req, res) => {\n"
+        "The adafruit board and the airtable base are set up; see docs/algolia.md.\n"
+        "const twilioClient = twilio(accountSid, process.env.TWILIO_AUTH_TOKEN);\n"
+        "curl -s https://api.example.com/health | jq .status\n"
+        "kind: Secret  # see the manifest in deploy/\n"
+    )
+    assert scan(text) == []

@@ -219,7 +219,7 @@ _GATE_SPEC: tuple[tuple[bool, str, tuple[str, ...]], ...] = (
     (False, "J", ("eyJ",)),
     (False, "/", ("://",)),
     (False, ".", ("hooks.slack.com",)),
-    (True, "", ("key", "token", "secret", "passw", "auth", "cred", "bearer")),
+    (True, "", ("key", "token", "secret", "passw", "auth", "cred", "bearer", "api", "access")),
     (True, "w", ("pwd",)),
     (True, "-", ("-----begin",)),
 )

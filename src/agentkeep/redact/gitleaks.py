@@ -67,10 +67,8 @@ class _Rule:
 
     def secret_span(self, m: re.Match[str]) -> tuple[int, int]:
         group = self.secret_group
-        if group:
+        if group is not None:  # 0: the whole match
             return m.span(group)  # type: ignore[arg-type]
-        if self.id == "jwt-base64":  # its groups only name the header field
-            return m.span()
         for i in range(1, (m.re.groups or 0) + 1):
             start, end = m.span(i)
             if end > start:
@@ -128,7 +126,6 @@ for _index, _row in enumerate(RULES):
     if _row[5] == "assignment":
         for _kw in _row[3]:  # type: ignore[attr-defined]
             _VENDORS.setdefault(_kw, []).append(_index)
-        continue
     for _anchor, _cased, _word_start in _row[4]:  # type: ignore[attr-defined]
         if _cased:
             _table = _UPPER if "A" <= _anchor[0] <= "Z" else _FIND_CASED
@@ -208,12 +205,12 @@ _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 # value of these rules); the name before it is read over the reversed text. Names repeat
 # (JSON keys), so each is looked up against the vendor keywords once (cached). Backslashes
 # count as quotes, so that escaped JSON (name\": \"value) is an assignment too.
-_VALUE = r"[\x60'\"\s=\\]{0,20}(?=[\w.+/=%:\"'~-]{14})"
+_VALUE = r"[\x60'\"\s=\\]{0,80}(?=[\w.+/=%:\"'~-]{14})"
 _OPERATORS = _Lazy([(":", ":[:=]{0,3}" + _VALUE), ("=", "=" + _VALUE), (",", "," + _VALUE),
                     (">", ">" + _VALUE), ("|", r"\|\|" + _VALUE)])  # fmt: skip
-_NAME = _Lazy([("", r"[:?=|]{0,3}[\"' \t\r\n\\]{0,12}([\w.\- \t]{1,75})")])
-_NAME_BACK = 75 + 12  # how far before the operator a match may start
-_ASSIGNMENT_FORWARD = 400
+_NAME = _Lazy([("", r"[:?=|]{0,3}[\"' \t\r\n\\]{0,64},?([\w.\- \t]{1,75})")])
+_NAME_BACK = 75 + 64  # how far before the operator a match may start
+_ASSIGNMENT_FORWARD = 480
 _NAME_CACHE: dict[str, tuple[int, ...]] = {}
 _VENDOR_LIST = sorted(_VENDORS)
 
@@ -321,19 +318,76 @@ def hits(text: str, lowered: str) -> list[Hit]:
     out: list[Hit] = []
     for index, spans in _windows(text, lowered, _reversed(lowered), any_start=False).items():
         rule = _RULES[index]
-        regex = rule.compiled()
         for start, end in _merge(spans):
-            for m in regex.finditer(text, start, end):
-                s, e = rule.secret_span(m)
-                if s < 0 or e <= s:
-                    continue
-                secret = text[s:e]
-                if rule.entropy is not None and _entropy(secret) < rule.entropy:  # type: ignore[operator]
-                    continue
-                if secret.startswith("[REDACTED:") or _allowed(rule, secret, m, text):
-                    continue
-                out.append((rule.id, s, e, m.start()))
+            _search(rule, text, start, end, None, out)
+            if text.find("\\", start, end) >= 0:
+                _search_unescaped(rule, text, start, end, out)
     return out
+
+
+def _search(
+    rule: _Rule, text: str, start: int, end: int, origin: list[tuple[int, int]] | None,
+    out: list[Hit],
+) -> None:  # fmt: skip
+    """Run ``rule`` over ``text[start:end]``; ``origin`` maps each character of an
+    unescaped ``text`` to its span in the original text."""
+    for m in rule.compiled().finditer(text, start, end):
+        s, e = rule.secret_span(m)
+        if s < 0 or e <= s:
+            continue
+        secret = text[s:e]
+        if rule.entropy is not None and _entropy(secret) < rule.entropy:  # type: ignore[operator]
+            continue
+        if secret.startswith("[REDACTED:") or _allowed(rule, secret, m, text):
+            continue
+        if origin is None:
+            out.append((rule.id, s, e, m.start()))
+        else:
+            out.append((rule.id, origin[s][0], origin[e - 1][1], origin[m.start()][0]))
+
+
+_UNESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[\s\S])")
+_SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "'": "'",
+           "\\": "\\", "/": "/"}  # fmt: skip
+_MAX_DEPTH = 6
+
+
+def _search_unescaped(rule: _Rule, text: str, start: int, end: int, out: list[Hit]) -> None:
+    """Run ``rule`` over ``text[start:end]`` with JSON string escapes undone, one level at
+    a time (a file inside a tool call inside a transcript line ...), up to _MAX_DEPTH."""
+    piece = text[start:end]
+    origin = [(start + i, start + i + 1) for i in range(len(piece))]
+    for _ in range(_MAX_DEPTH):
+        chars: list[str] = []
+        mapped: list[tuple[int, int]] = []
+        last = 0
+        for m in _UNESCAPE.finditer(piece):
+            a, b = m.span()
+            chars.append(piece[last:a])
+            mapped.extend(origin[last:a])
+            token = m.group()
+            if len(token) == 6:
+                decoded: str | None = chr(int(token[2:], 16))
+            else:
+                decoded = _SIMPLE.get(token[1])
+            if decoded is None:  # not a JSON escape (\d in a regex): keep it
+                chars.append(token)
+                mapped.extend(origin[a:b])
+            else:
+                chars.append(decoded)
+                mapped.append((origin[a][0], origin[b - 1][1]))
+            last = b
+        if not last:
+            return
+        chars.append(piece[last:])
+        mapped.extend(origin[last:])
+        unescaped = "".join(chars)
+        if unescaped == piece:
+            return
+        piece, origin = unescaped, mapped
+        _search(rule, piece, 0, len(piece), origin, out)
+        if "\\" not in piece:
+            return
 
 
 def may_match(text: str, lowered: str) -> bool:

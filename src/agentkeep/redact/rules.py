@@ -426,7 +426,7 @@ def _openai(match: re.Match[str], text: str) -> Span | None:
 
 
 _SLACK = _lazy(
-    r"x(?:ox(?P<kind>[a-z])(?P<config>\.xox[a-z])?-[0-9A-Za-z-]{10,500}+"
+    r"x(?:ox(?P<kind>[a-z])(?P<config>\.xox[a-z])?-[0-9A-Za-z-]{8,500}+"
     r"|app-\d-[0-9A-Za-z-]{10,500}+)",
     _A,
 )
@@ -587,12 +587,12 @@ _BARE_VALUE = r"[^\s\"'`,;\\(){}\[\]<>|&]"
 _ASSIGNMENT_TAIL = (
     r"(?P<rest>[\w.-]{0,40}+)"  # the rest of the name: API_KEY_ID, token_count, ...
     r"(?P<name_quote>\\{0,15}[\"'`])?+"  # the closing quote of a JSON/dict key
-    r"[ \t]{0,8}+(?P<op>=>|:=|\?=|={1,3}|:(?!:)|,)[ \t]{0,8}+"
-    r"(?:(?P<quote>\\{0,15}[\"'`])(?P<quoted>[^\"'`\\\r\n]{6,500}+)"
+    r"[ \t]{0,8}+(?P<op>=>|:{1,3}=|\?=|={1,3}|:(?![:=])|,|\|\||>)[ \t]{0,8}+"
+    r"(?:(?P<quote>(?:\\{0,15}[\"'`]){1,3}+)(?P<quoted>[^\"'`\\\r\n]{6,500}+)"
     rf"|(?![\d.]{{1,19}}+(?!{_BARE_VALUE}))(?![a-z_.]{{1,499}}+\()"
     rf"(?P<bare>{_BARE_VALUE}{{6,500}}+))"
 )
-_ASSIGNMENT_KEYWORDS = ("key", "token", "secret", "passw", "pwd", "auth", "cred")
+_ASSIGNMENT_KEYWORDS = ("key", "token", "secret", "passw", "pwd", "auth", "cred", "api", "access")
 _ASSIGNMENT: dict[str, LazyPattern] = {
     kw: _lazy((kw + "(?!or)" if kw == "auth" else kw) + _ASSIGNMENT_TAIL, _A)
     for kw in _ASSIGNMENT_KEYWORDS
@@ -620,7 +620,11 @@ _BENIGN_NAME = _lazy(
     r"|auth[_.-]?(?:type|method|mode|url|uri|endpoint|provider|domain|enabled|required|header"
     r"|scheme|flow|service|module|middleware|config|source|user|status|state|plugin|backend"
     r"|strategy|level|ctx|context)$|oauth[_.-]?(?:url|uri|endpoint|provider|flow|scopes?)$"
-    r"|cred\w*[_.-]?(?:ids?|name|type|path|file|helper|provider|store|source|chain|process)$",
+    r"|cred\w*[_.-]?(?:ids?|name|type|path|file|helper|provider|store|source|chain|process)$"
+    r"|rapid|capital|therap|api[_.-]?(?:ids?|names?|version|url|uri|endpoint|base|host|path|docs?|type"
+    r"|prefix|root|server|gateway|client|calls?|response|request|error|status|spec|schema)$"
+    r"|access(?:ib|or|ed)|access[_.-]?(?:ids?|level|mode|type|time|log|control|list|rights?"
+    r"|pattern|count|modifier|policy|scope|role)$",
     _A,
 )
 _PASSWORD_NAMES = ("passw", "pwd", "secret")
@@ -644,11 +648,17 @@ def _assignment_parts(match: re.Match[str], text: str) -> tuple[str, int, int] |
     return name, start, end
 
 
+# "path:line:" of grep, compilers and linters (src/routes/auth.ts:14:router.post(...)).
+_LOCATION = _lazy(r"\d{1,7}:", _A)
+
+
 def _assignment(match: re.Match[str], text: str) -> Span | None:
     parts = _assignment_parts(match, text)
     if parts is None:
         return None
     name, start, end = parts
+    if match.group("op") == ":" and _LOCATION.match(text, start):
+        return None
     password_like = any(word in name for word in _PASSWORD_NAMES)
     if not plausible_secret_value(text[start:end], password_like=password_like):
         return None
