@@ -509,6 +509,8 @@ ALLOWED_OWN = {
     "agentkeep.lifecycle",
     "agentkeep.redact",
     "agentkeep.redact.rules",
+    "agentkeep.redact.gitleaks",
+    "agentkeep.redact.gitleaks_rules",
 }
 
 

@@ -57,7 +57,8 @@ class _Rule:
         self.secret_group = group
         self.entropy = entropy
         self.allow = allow
-        self.back, self.forward = reach  # type: ignore[misc]
+        self.back: int = reach[0]  # type: ignore[index]
+        self.forward: int = reach[1]  # type: ignore[index]
 
     def compiled(self) -> re.Pattern[str]:
         regex = self.regex
@@ -124,9 +125,9 @@ def _last_punct(anchor: str) -> int:
 
 for _index, _row in enumerate(RULES):
     if _row[5] == "assignment":
-        for _kw in _row[3]:  # type: ignore[attr-defined]
+        for _kw in _row[3]:
             _VENDORS.setdefault(_kw, []).append(_index)
-    for _anchor, _cased, _word_start in _row[4]:  # type: ignore[attr-defined]
+    for _anchor, _cased, _word_start in _row[4]:
         if _cased:
             _table = _UPPER if "A" <= _anchor[0] <= "Z" else _FIND_CASED
         elif _last_punct(_anchor) >= 1:
@@ -346,7 +347,7 @@ def _search(
             out.append((rule.id, origin[s][0], origin[e - 1][1], origin[m.start()][0]))
 
 
-_UNESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[\s\S])")
+_UNESCAPE = _Lazy([("\\", r"\\(?:u[0-9a-fA-F]{4}|[\s\S])")])
 _SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "'": "'",
            "\\": "\\", "/": "/"}  # fmt: skip
 _MAX_DEPTH = 6
@@ -361,7 +362,7 @@ def _search_unescaped(rule: _Rule, text: str, start: int, end: int, out: list[Hi
         chars: list[str] = []
         mapped: list[tuple[int, int]] = []
         last = 0
-        for m in _UNESCAPE.finditer(piece):
+        for m in _UNESCAPE.get()[0][1].finditer(piece):
             a, b = m.span()
             chars.append(piece[last:a])
             mapped.extend(origin[last:a])
