@@ -272,7 +272,8 @@ def build(toml_text: str) -> str:
         inside = all(a.lower() in literal for a, _, _ in anchors)
         # How far a match may reach on either side of an anchor occurrence: a match that
         # starts with its anchor reaches back only over a word boundary.
-        reach = min(width, 8192) if inside else 4096
+        # (A keyword of an assignment template that its name does not spell is in the value.)
+        reach = min(width, 8192) if inside or template else 4096
         head = re.sub(r"^(?:\(\?i\)|\\b|\((?:\?:)?)*", "", literal)
         starts = inside and all(head.startswith(a.lower()) for a, _, _ in anchors)
         back = 8 if starts and rid not in FULL_BACK_REACH else reach

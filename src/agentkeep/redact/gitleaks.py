@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections import Counter
 
 from agentkeep.redact.gitleaks_rules import GLOBAL_ALLOW_REGEXES, GLOBAL_STOPWORDS, RULES
@@ -327,8 +328,7 @@ def hits(text: str, lowered: str) -> list[Hit]:
 
 
 def _search(
-    rule: _Rule, text: str, start: int, end: int, origin: list[tuple[int, int]] | None,
-    out: list[Hit],
+    rule: _Rule, text: str, start: int, end: int, origin: _Origin | None, out: list[Hit],
 ) -> None:  # fmt: skip
     """Run ``rule`` over ``text[start:end]``; ``origin`` maps each character of an
     unescaped ``text`` to its span in the original text."""
@@ -344,7 +344,7 @@ def _search(
         if origin is None:
             out.append((rule.id, s, e, m.start()))
         else:
-            out.append((rule.id, origin[s][0], origin[e - 1][1], origin[m.start()][0]))
+            out.append((rule.id, origin.start(s), origin.end(e), origin.start(m.start())))
 
 
 _UNESCAPE = _Lazy([("\\", r"\\(?:u[0-9a-fA-F]{4}|[\s\S])")])
@@ -353,39 +353,88 @@ _SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "'":
 _MAX_DEPTH = 6
 
 
+Level = tuple[list[int], list[int], list[int]]  # decoded_at, original_at, widths
+
+
+def _unescape_once(piece: str) -> tuple[str, Level] | None:
+    """``piece`` with one level of JSON string escapes undone, and where each escape was."""
+    chars: list[str] = []
+    decoded_at: list[int] = []
+    original_at: list[int] = []
+    widths: list[int] = []
+    last = 0
+    length = 0
+    for m in _UNESCAPE.get()[0][1].finditer(piece):
+        token = m.group()
+        decoded = chr(int(token[2:], 16)) if len(token) == 6 else _SIMPLE.get(token[1])
+        if decoded is None:  # not a JSON escape (\d in a regex): kept as it is
+            continue
+        a, b = m.span()
+        chars.append(piece[last:a])
+        length += a - last
+        chars.append(decoded)
+        decoded_at.append(length)
+        original_at.append(a)
+        widths.append(b - a)
+        length += 1
+        last = b
+    if not decoded_at:
+        return None
+    chars.append(piece[last:])
+    return "".join(chars), (decoded_at, original_at, widths)
+
+
+def _start_before(pos: int, level: Level) -> int:
+    decoded_at, original_at, widths = level
+    i = bisect_right(decoded_at, pos) - 1
+    if i < 0:
+        return pos
+    if decoded_at[i] == pos:
+        return original_at[i]
+    return original_at[i] + widths[i] + (pos - decoded_at[i] - 1)
+
+
+def _end_before(pos: int, level: Level) -> int:
+    if pos == 0:
+        return 0
+    decoded_at, original_at, widths = level
+    i = bisect_right(decoded_at, pos - 1) - 1
+    if i >= 0 and decoded_at[i] == pos - 1:
+        return original_at[i] + widths[i]
+    return _start_before(pos - 1, level) + 1
+
+
+class _Origin:
+    """Maps positions in a text unescaped level by level back to the original text."""
+
+    __slots__ = ("levels", "offset")
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+        self.levels: list[Level] = []
+
+    def start(self, pos: int) -> int:
+        for level in reversed(self.levels):
+            pos = _start_before(pos, level)
+        return pos + self.offset
+
+    def end(self, pos: int) -> int:
+        for level in reversed(self.levels):
+            pos = _end_before(pos, level)
+        return pos + self.offset
+
+
 def _search_unescaped(rule: _Rule, text: str, start: int, end: int, out: list[Hit]) -> None:
     """Run ``rule`` over ``text[start:end]`` with JSON string escapes undone, one level at
     a time (a file inside a tool call inside a transcript line ...), up to _MAX_DEPTH."""
     piece = text[start:end]
-    origin = [(start + i, start + i + 1) for i in range(len(piece))]
+    origin = _Origin(start)
     for _ in range(_MAX_DEPTH):
-        chars: list[str] = []
-        mapped: list[tuple[int, int]] = []
-        last = 0
-        for m in _UNESCAPE.get()[0][1].finditer(piece):
-            a, b = m.span()
-            chars.append(piece[last:a])
-            mapped.extend(origin[last:a])
-            token = m.group()
-            if len(token) == 6:
-                decoded: str | None = chr(int(token[2:], 16))
-            else:
-                decoded = _SIMPLE.get(token[1])
-            if decoded is None:  # not a JSON escape (\d in a regex): keep it
-                chars.append(token)
-                mapped.extend(origin[a:b])
-            else:
-                chars.append(decoded)
-                mapped.append((origin[a][0], origin[b - 1][1]))
-            last = b
-        if not last:
+        done = _unescape_once(piece)
+        if done is None:
             return
-        chars.append(piece[last:])
-        mapped.extend(origin[last:])
-        unescaped = "".join(chars)
-        if unescaped == piece:
-            return
-        piece, origin = unescaped, mapped
+        piece, level = done
+        origin.levels.append(level)
         _search(rule, piece, 0, len(piece), origin, out)
         if "\\" not in piece:
             return
