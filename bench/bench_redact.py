@@ -1,6 +1,7 @@
 """Throughput of `agentkeep.redact.redact_text` on synthetic agent transcripts.
 
     python bench/bench_redact.py [--mb 20] [--seed 1]
+    python bench/bench_redact.py --mb 4 --against /path/to/other/checkout   # side by side
 
 Generates about ``--mb`` MB of mixed transcript text at run time (JSONL tool calls and
 results, prose, code, shell output, git logs, paths, URLs) with roughly one secret per 50 KB,
@@ -11,6 +12,9 @@ then prints:
   each run over the whole text, and the speed-up over it;
 - the cost of one call on a 300-byte benign JSON string (the store's per-field case);
 - a final line ``redact: N MB/s (target >= 50)``.
+
+``--against DIR`` instead measures this tree and DIR's ``src`` (a checkout before a change)
+in alternating subprocesses, ``--rounds`` times each, and prints both ranges and the ratio.
 
 Secrets are built from a prefix and random characters at run time; none is stored here.
 """
@@ -310,12 +314,66 @@ def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - start
 
 
+def _one_round(mb: float, seed: int) -> None:
+    """Print one JSON line: throughput (best of 3) and the cost of a short field."""
+    text, _ = make_transcript(int(mb * 1_000_000), seed)
+    best = min(timed(redact_text, text) for _ in range(3))
+    field = json.dumps(
+        {"tool_use_id": "toolu_01ABCdef", "content": "3 files changed", "cwd": "/home/dev/p"}
+    )
+    n = 5000
+    start = time.perf_counter()
+    for _ in range(n):
+        redact_text(field)
+    per_call = (time.perf_counter() - start) / n * 1e6
+    print(json.dumps({"mb_s": len(text.encode()) / 1e6 / best, "us": per_call}))
+
+
+def _side_by_side(args: argparse.Namespace) -> None:
+    import os
+    import subprocess
+
+    here = Path(__file__).resolve().parent.parent / "src"
+    trees = {"this tree": str(here), "against": str(Path(args.against).resolve() / "src")}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    for _ in range(args.rounds):
+        for name, src in trees.items():
+            env = {**os.environ, "PYTHONPATH": src}
+            done = subprocess.run(
+                [sys.executable, __file__, "--one-round", "--mb", str(args.mb)],
+                env=env, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            results[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for name, rows in results.items():
+        rates = sorted(r["mb_s"] for r in rows)
+        costs = sorted(r["us"] for r in rows)
+        print(
+            f"{name}: {rates[0]:.1f}-{rates[-1]:.1f} MB/s, {costs[0]:.1f}-{costs[-1]:.1f} us per"
+            " short field"
+        )
+    ours = statistics.median(r["mb_s"] for r in results["this tree"])
+    theirs = statistics.median(r["mb_s"] for r in results["against"])
+    ours_us = statistics.median(r["us"] for r in results["this tree"])
+    theirs_us = statistics.median(r["us"] for r in results["against"])
+    print(f"ratio (this / against): throughput {ours / theirs:.2f}x, short-field cost"
+          f" {ours_us / theirs_us:.2f}x")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=20.0, help="transcript size in MB")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--naive-mb", type=float, default=4.0, help="size for the baseline")
+    parser.add_argument("--against", help="another checkout to measure side by side")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds for --against")
+    parser.add_argument("--one-round", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one_round:
+        _one_round(args.mb, args.seed)
+        return
+    if args.against:
+        _side_by_side(args)
+        return
 
     text, planted = make_transcript(int(args.mb * 1_000_000), args.seed)
     mb = len(text.encode()) / 1e6

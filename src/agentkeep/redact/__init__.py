@@ -2,7 +2,9 @@
 
 ``redact_text`` replaces each secret with ``[REDACTED:<rule id>]``; ``redact_value`` does
 the same for every string (keys included) in a JSON-like value; ``StreamRedactor`` does it
-for text that arrives in chunks. The rules live in `agentkeep.redact.rules`.
+for text that arrives in chunks. The hand-written rules live in `agentkeep.redact.rules`;
+every other rule of gitleaks' default configuration runs as data
+(`agentkeep.redact.gitleaks_rules`, engine in `agentkeep.redact.gitleaks`).
 
 Guarantees:
 
@@ -16,8 +18,10 @@ Guarantees:
 - Any ``str`` is accepted (lone surrogates, NUL, megabytes). Anything unexpected inside is
   raised as `agentkeep.errors.RedactionFailed`, so the caller can fail closed.
 
-How it is fast. A straightforward port (one gitleaks-style regex per rule over the whole
-text) runs at about 1 MB/s on the transcripts of ``bench/bench_redact.py``; this module runs
+How it is fast (the hand-written rules; the gitleaks rules, see `agentkeep.redact.gitleaks`,
+add two to three times their cost). A straightforward port (one gitleaks-style regex per
+rule over the whole text) runs at about 1 MB/s on the transcripts of ``bench/bench_redact.py``;
+this module runs
 at about 65 MB/s there (20 MB, 2-core machine, single thread), and a 300-character field
 takes about 2-6 us, because:
 
@@ -31,17 +35,19 @@ takes about 2-6 us, because:
 
 Encodings (§S4 of the reliability plan):
 
-- JSON string escapes: a secret inside a JSON string is still found (the rules accept
-  ``\\"``-quoted values and ``\\n`` before a token), and ``\\u00XX`` escapes of printable
-  ASCII (``\\u0067hp_…``) and ``\\/`` in URLs are decoded for a second look.
+- JSON string escapes, at any depth (a JSON document in a string in a JSON document):
+  the rules accept quotes and line breaks with any number of backslashes before them (a
+  private key's body included), the gitleaks rules are run again over their windows with
+  the escapes undone level by level, and ``\\u00XX`` escapes of printable ASCII
+  (``\\u0067hp_…``) and ``\\/`` in URLs are decoded for a second look.
+- Percent-encoding (``Authorization%3A%20Bearer%20…``, ``%40`` in userinfo) is decoded for
+  a second look when the text holds an encoded separator.
 - ``Authorization: Basic base64(user:token)`` is redacted as a whole.
 - ``https://user:token@host`` loses the token.
 - A secret used as a JSON key is redacted like any other string (``redact_value``).
 
 Non-goals (documented gaps):
 
-- Percent-encoded *syntax* (``Authorization%3A%20Bearer%20…``, ``%40`` in userinfo) is not
-  decoded. Tokens whose alphabet needs no escaping (all prefixed tokens) are found anyway.
 - Base64, gzip or other encodings of whole documents are not decoded.
 - Secrets with no recognisable shape or context (a bare low-entropy password in prose,
   ``--password hunter2`` on a command line, ``mysql -psecret``, ``.netrc`` lines,
