@@ -48,7 +48,10 @@ def _entropy(value: str) -> float:
 
 
 class _Rule:
-    __slots__ = ("allow", "back", "entropy", "forward", "id", "regex", "secret_group", "source")
+    __slots__ = (
+        "allow", "back", "entropy", "forward", "id", "line_breaks", "regex", "secret_group",
+        "source",
+    )  # fmt: skip
 
     def __init__(self, row: tuple[object, ...]) -> None:
         rid, _desc, regex, _keywords, _anchors, _kind, group, entropy, allow, reach = row
@@ -58,6 +61,8 @@ class _Rule:
         self.secret_group = group
         self.entropy = entropy
         self.allow = allow
+        # Whether the rule looks across lines or at blanks (curl, Kubernetes manifests).
+        self.line_breaks = any(t in self.source for t in (r"\r", r"\n", "(?s", r"\s+"))
         self.back: int = reach[0]  # type: ignore[index]
         self.forward: int = reach[1]  # type: ignore[index]
 
@@ -228,7 +233,7 @@ def _vendors_in(reversed_name: str) -> tuple[int, ...]:
     if found is None:
         name = reversed_name[::-1]
         found = tuple(sorted({i for kw in _VENDOR_LIST if kw in name for i in _VENDORS[kw]}))
-        if len(_NAME_CACHE) > 4096:
+        if len(_NAME_CACHE) > 65536:
             _NAME_CACHE.clear()
         _NAME_CACHE[reversed_name] = found
     return found
@@ -255,6 +260,24 @@ def _add(
 
 
 _SHORT = 4096  # up to this many characters, one gate pattern is tried first
+
+
+class _WordStart(dict[str, re.Pattern[str]]):
+    """anchor -> a pattern that finds it only at the start of a word (compiled on use)."""
+
+    def __missing__(self, anchor: str) -> re.Pattern[str]:
+        pattern = re.escape(anchor) + f"(?<![a-z0-9_]{re.escape(anchor)})"
+        compiled = self[anchor] = re.compile(pattern, _A)
+        return compiled
+
+    def __contains__(self, anchor: object) -> bool:
+        return anchor in _WORD_START_ANCHORS
+
+
+_WORD_START_ANCHORS = frozenset(
+    anchor for anchor, entries in _FIND_LOWER.items() if all(start for _, start in entries)
+)
+_AT_WORD_START = _WordStart()
 
 
 def _gate_pattern() -> str:
@@ -287,6 +310,11 @@ def _windows(text: str, lowered: str, *, any_start: bool) -> Windows:
         return windows
     for table, source in ((_FIND_LOWER, lowered), (_FIND_CASED, text)):
         for anchor, entries in table.items():
+            if not any_start and anchor in _AT_WORD_START:
+                # A literal first, then a lookbehind: re finds only the word starts.
+                for m in _AT_WORD_START[anchor].finditer(lowered):
+                    _add(windows, lowered, entries, m.start(), len(anchor), any_start)
+                continue
             pos = source.find(anchor)
             while pos >= 0:
                 _add(windows, lowered, entries, pos, len(anchor), any_start)
@@ -351,7 +379,7 @@ def hits(text: str, lowered: str) -> list[Hit]:
         rule = _RULES[index]
         for start, end in _merge(spans):
             _search(rule, text, start, end, None, out)
-            if text.find("\\", start, end) >= 0:
+            if _ESCAPE_THAT_MATTERS[rule.line_breaks].search(text, start, end) is not None:
                 _search_unescaped(rule, text, start, end, out)
     return out
 
@@ -376,6 +404,13 @@ def _search(
             out.append((rule.id, origin.start(s), origin.end(e), origin.start(m.start())))
 
 
+# Escapes after which a window is searched again unescaped: quotes, backslashes and \u
+# (the rules' separators take backslashes, but not every rule's secret or context does);
+# escaped line breaks too for the rules that look across lines or at blanks.
+_ESCAPE_THAT_MATTERS = {
+    False: re.compile(r"\\[\"'\\u]"),
+    True: re.compile(r"\\[\"'\\unrt]"),
+}
 _UNESCAPE = _Lazy([("\\", r"\\(?:u[0-9a-fA-F]{4}|[\s\S])")])
 _SIMPLE = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "'": "'",
            "\\": "\\", "/": "/"}  # fmt: skip
