@@ -255,11 +255,23 @@ def build(toml_text: str) -> str:
             # is in the value, and opens a window like a token rule's anchor.
             name_part = _literal_text(regex.split(_OPERATOR, 1)[0].split("(?:[ ", 1)[0])
             name_part = re.sub(r"\[(\w)(\w)\]", r"\1", name_part)  # [Aa]tlassian
-            vendors = tuple(k for k in keywords if k in name_part)
-            anchors = [(k, False, k[0].isalnum()) for k in keywords if k not in vendors]
+            group = re.search(r"\(\?:([^()]*)\)$", name_part)
+            name_regex = group.group(1) if group else ""
+            vendors = tuple(
+                k for k in keywords if k in name_part or re.fullmatch(name_regex or "-", k)
+            )
+            if not vendors and re.fullmatch(r"[a-z0-9_|-]+", name_regex):
+                # No keyword spells the name (lob's are "live_" and "test_", in the value);
+                # the regex does, and only an assignment to that name can match.
+                vendors = tuple(name_regex.split("|"))
+            # A keyword the name does not spell opens windows of its own only where the
+            # pattern has an alternative without the name (Atlassian's ATATT3 tokens).
+            if _group_end(regex, 0)[1]:
+                anchors = [(k, False, k[0].isalnum()) for k in keywords if k not in vendors]
             if vendors:
                 keywords = vendors
             else:  # no keyword names the variable: windows around the value's keywords
+                anchors = [(k, False, k[0].isalnum()) for k in keywords]
                 assignment = False
         elif rid in CASE_SENSITIVE_ANCHORS:
             anchors = [(a, True, False) for a in CASE_SENSITIVE_ANCHORS[rid]]
