@@ -1159,3 +1159,16 @@ def test_vendor_names_in_prose_and_code_are_not_secrets() -> None:
         "kind: Secret  # see the manifest in deploy/\n"
     )
     assert scan(text) == []
+
+
+def test_stream_redacts_a_nested_service_account_and_vendor_tokens() -> None:
+    rng = random.Random("stream-gitleaks")
+    document, key = _service_account(rng)
+    token = "dop_v1_" + rand(rng, HEX, 64)  # DigitalOcean: a gitleaks data rule
+    line = json.dumps({"type": "tool_use", "input": {"content": document, "env": token}})
+    text = line + "\n" + json.dumps({"next": "DIGITALOCEAN_TOKEN=" + token}) + "\n"
+    for size in (7, 64, 1000):
+        out, counts = _stream(text, size)
+        assert token[7:19] not in out
+        assert all(row[:16] not in out for row in key.splitlines()[1:-1])
+        assert counts.get("digitalocean-pat") == 2 and counts.get("private-key") == 1
