@@ -261,12 +261,17 @@ def test_json_shape_and_nl(store: agentkeep.Store, cli: Any) -> None:
     fixed = cli("doctor", "--fix", "--json")
     assert fixed.exit_code == 0 and fixed.json()["fix"] is True
     assert fixed.json()["findings"][0]["fixed"] is True
-    assert cli("doctor", "--json").json() == {
+    after = cli("doctor", "--json").json()
+    assert {k: after[k] for k in ("schema_version", "ok", "fix")} == {
         "schema_version": 1,
         "ok": True,
         "fix": False,
-        "findings": [],
     }
+    # The orphan was moved to the quarantine, never deleted: reported as info.
+    (kept,) = after["findings"]
+    assert (kept["check"], kept["severity"]) == ("quarantine", "info")
+    moved = list((store.store_dir / "quarantine").rglob(stray.name))
+    assert len(moved) == 1 and moved[0].read_bytes() == b"x"
 
 
 def test_read_only_without_fix(store: agentkeep.Store, cli: Any) -> None:

@@ -13,7 +13,7 @@ Invariants checked (DESIGN.md principle 6, reliability.md R3/R5):
   session that is over is left unsealed;
 - no temp file (``files.temp_path`` names) outlives the process that created it.
 
-Read-only unless ``fix``. Repairs only ever remove files nothing refers to, seal streams
+Read-only unless ``fix``. Repairs only ever move aside files nothing refers to, seal streams
 whose writer is provably gone, and end sessions whose recorder is provably dead. A row
 whose file is missing is never deleted: it is reported (an error) with a hint. A temp file
 of a live process, or a stream of a live recorder, is never touched. Repairs run under
@@ -22,9 +22,17 @@ the writer lock, so no concurrent add can be between publishing a file and commi
 row while doctor looks. Without ``fix``, a write committing at that instant can appear as
 an orphan once; a second run does not report it.
 
-If the database check fails, nothing is repaired: rows from a damaged database are no
-ground for deleting files. Cost: O(stored bytes), since every object and sealed stream is
-re-hashed.
+Orphans are only ever *proven* against a healthy database (DESIGN.md principle 10): with
+``fix``, the full ``integrity_check`` (not only ``quick_check``) and ``foreign_key_check``
+must pass, the schema must be this code's, and the high-water mark must show no rollback
+and no known damage. Otherwise nothing is repaired: rows from a damaged or rolled-back
+database are no ground for removing files. Even then an orphan is not deleted but moved to
+``.agentkeep/quarantine/<time>/`` under its relative path (the files of a store restored
+from an older backup are orphans of that backup); doctor reports what the quarantine holds,
+and the user deletes it. Temp files of dead processes are deleted (their names prove what
+they are). Corruption found here is recorded in the mark, so writes are refused until the
+user restores or accepts the database. Cost: O(stored bytes), since every object and
+sealed stream is re-hashed.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentkeep.artifacts import OBJECTS_DIR, object_path, verify_object
-from agentkeep.errors import AgentkeepError, Conflict
+from agentkeep.errors import AgentkeepError, Conflict, Corrupt, RollbackDetected
 from agentkeep.files import (
     HOST,
     maintenance_lock,
@@ -45,16 +53,27 @@ from agentkeep.files import (
     remove_quietly,
     temp_owner,
 )
+from agentkeep.migrations import SCHEMA_VERSION
 from agentkeep.models import Record
 from agentkeep.streams import STREAMS_DIR, stream_file, verify_sealed_file
+from agentkeep.timeutil import file_stamp
 
 if TYPE_CHECKING:
     from agentkeep.store import Store
 
 HOOK_LOG = "hook-errors.log"
+QUARANTINE_DIR = "quarantine"
 TEMP_DIRS = (str(OBJECTS_DIR.parts[0]), STREAMS_DIR, "backups")
 RESTORE_HINT = "restore it from a backup (`agentkeep restore`), or re-add the content"
 STREAM_HINT = "restore it from a backup (`agentkeep restore`); the row is kept as a record"
+DB_HINT = (
+    "restore the newest good backup: `agentkeep restore .agentkeep/backups/<backup> --force` "
+    "(the damaged store is moved aside, never deleted)"
+)
+ROLLBACK_HINT = (
+    "restore a backup (`agentkeep restore .agentkeep/backups/<backup> --force`), or accept "
+    "the database as it is now (`agentkeep db accept`)"
+)
 
 
 @dataclass(frozen=True)
@@ -121,21 +140,33 @@ def repair(store: Store) -> Report:
 
 def doctor(store: Store, *, fix: bool = False) -> Report:
     found = _Findings()
-    database_ok = _check_database(store, found)
-    fixing = fix and database_ok
-    if fix and not database_ok:
+    try:
+        database_ok = _check_database(store, found, full=fix)
+    except Corrupt as exc:
+        store._conn.note_damage(exc)
+        found.add("database", "error", "state.db", exc.message, hint=DB_HINT)
+        database_ok = False
+    fixing = fix and database_ok and store.writable
+    if fix and not fixing:
         found.add(
             "repairs",
             "info",
             "store",
-            "no repairs attempted: the database itself failed its checks",
+            "no repairs attempted: the database itself failed its checks"
+            if not database_ok
+            else "no repairs attempted: the store is not writable",
         )
     lock = maintenance_lock(store.store_dir) if fixing else contextlib.nullcontext()
-    with lock:
-        _check_temp_files(store, found, fix=fixing)
-        _check_unfinished_sessions(store, found, fix=fixing)
-        _check_stream_files(store, found, fix=fixing)
-        _check_object_files(store, found, fix=fixing)
+    try:
+        with lock:
+            _check_temp_files(store, found, fix=fixing)
+            _check_unfinished_sessions(store, found, fix=fixing)
+            _check_stream_files(store, found, fix=fixing)
+            _check_object_files(store, found, fix=fixing)
+    except Corrupt as exc:  # a damaged page met while reading rows
+        store._conn.note_damage(exc)
+        found.add("database", "error", "state.db", exc.message, hint=DB_HINT)
+    _check_quarantine(store, found)
     _check_hook_log(store, found)
     return Report(ok=not any(f.problem for f in found), fix=fix, findings=list(found))
 
@@ -143,26 +174,48 @@ def doctor(store: Store, *, fix: bool = False) -> Report:
 # -- database -----------------------------------------------------------------------------
 
 
-def _check_database(store: Store, found: _Findings) -> bool:
-    """quick_check and foreign_key_check; returns whether both passed."""
-    quick = [str(row[0]) for row in store._rows("PRAGMA quick_check")]
-    ok = quick == ["ok"]
-    if not ok:
-        found.add(
-            "database",
-            "error",
-            "state.db",
-            "quick_check: " + "; ".join(quick[:5]),
-            hint="restore the newest good backup from .agentkeep/backups/",
-        )
-    for row in store._rows("PRAGMA foreign_key_check"):
+def _check_database(store: Store, found: _Findings, *, full: bool) -> bool:
+    """The database is healthy enough to prove orphans against: the high-water mark shows
+    no rollback or known damage, ``quick_check`` (``integrity_check`` when ``full``) and
+    ``foreign_key_check`` pass, and the schema is this code's. Returns whether it is."""
+    ok = True
+    problem = store.integrity_problem()
+    if isinstance(problem, RollbackDetected):
+        ok = False
+        found.add("rollback", "error", "state.db", problem.message, hint=ROLLBACK_HINT)
+    elif problem is not None:
+        ok = False
+        found.add("database", "error", "state.db", problem.message, hint=DB_HINT)
+    pragma = "integrity_check" if full else "quick_check"
+    try:
+        result = [str(row[0]) for row in store._rows(f"PRAGMA {pragma}")]
+        broken = list(store._rows("PRAGMA foreign_key_check"))
+    except Corrupt as exc:  # the check itself can fail on a damaged page
+        result, broken = [exc.message], []
+    if result != ["ok"]:
+        ok = False
+        message = f"{pragma}: " + "; ".join(result[:5])
+        store._conn.note_damage(Corrupt(message))
+        if problem is None or isinstance(problem, RollbackDetected):
+            found.add("database", "error", "state.db", message, hint=DB_HINT)
+    for row in broken:
         ok = False
         found.add(
             "foreign-keys",
             "error",
             f"{row[0]} row {row[1]}",
             f"references a missing {row[2]} row",
-            hint="restore the newest good backup from .agentkeep/backups/",
+            hint=DB_HINT,
+        )
+    version = store._db_schema_version()
+    if version != SCHEMA_VERSION:
+        ok = False
+        found.add(
+            "schema",
+            "info",
+            "state.db",
+            f"schema version {version}, this agentkeep's is {SCHEMA_VERSION}",
+            hint="`agentkeep db migrate` (or any write) migrates it",
         )
     return ok
 
@@ -396,18 +449,50 @@ def _check_object_row(store: Store, found: _Findings, row: Any) -> None:
 
 
 def _orphan(store: Store, found: _Findings, path: Path, *, fix: bool) -> None:
-    """A file no row refers to: reported; removed by fix."""
+    """A file no row refers to: reported; moved to the quarantine by fix."""
     size = _size(path)
-    if fix:
-        remove_quietly(path)
+    moved = _quarantine(store, path) if fix else None
     found.add(
         "orphan-file",
         "warning",
         _relative(store, path),
-        f"no row refers to it ({size} bytes)" + ("; removed" if fix else ""),
-        fixed=fix and not path.exists(),
-        hint=None if fix else "`agentkeep doctor --fix` removes it",
+        f"no row refers to it ({size} bytes)"
+        + (f"; moved to {_relative(store, moved)}" if moved else ""),
+        fixed=moved is not None,
+        hint=None if fix else "`agentkeep doctor --fix` moves it to .agentkeep/quarantine/",
     )
+
+
+_QUARANTINE_RUN: dict[Path, Path] = {}
+
+
+def _quarantine(store: Store, path: Path) -> Path | None:
+    """Move ``path`` to ``quarantine/<time of this run>/<its relative path>``."""
+    run = _QUARANTINE_RUN.setdefault(
+        store.store_dir, store.store_dir / QUARANTINE_DIR / file_stamp()
+    )
+    dest = run / _relative(store, path)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.rename(path, dest)
+    except OSError:
+        return None
+    return dest
+
+
+def _check_quarantine(store: Store, found: _Findings) -> None:
+    """What earlier repairs moved aside (info: the user decides when to delete it)."""
+    _QUARANTINE_RUN.pop(store.store_dir, None)
+    files = list(_files_under(store.store_dir / QUARANTINE_DIR))
+    if files:
+        found.add(
+            "quarantine",
+            "info",
+            QUARANTINE_DIR,
+            f"{len(files)} file(s), {sum(_size(p) for p in files)} bytes that no row "
+            "referred to, moved aside by `doctor --fix`",
+            hint=f"delete .agentkeep/{QUARANTINE_DIR}/ once nothing is missing",
+        )
 
 
 def _check_hook_log(store: Store, found: _Findings) -> None:

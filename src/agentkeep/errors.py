@@ -8,7 +8,9 @@
     ├── Conflict                    the state changed under you (claim lost, bad transition)
     ├── SchemaTooNew                the database was written by a newer agentkeep
     ├── Busy                        another process held the write lock past busy_timeout
-    ├── Corrupt                     the database (or a file it indexes) is damaged
+    ├── Corrupt                     the database (or a file it indexes) is damaged, missing or
+    │   │                           empty beside the store's data files
+    │   └── RollbackDetected        the database is behind its commit high-water mark
     ├── StorageFull                 the disk (or a file-size limit) is full
     ├── RedactionFailed             the privacy boundary failed, so nothing was stored
     ├── UsedAcrossFork              a connection opened before fork() was used in the child
@@ -40,6 +42,7 @@ __all__ = [
     "NotFound",
     "ReadOnly",
     "RedactionFailed",
+    "RollbackDetected",
     "SchemaTooNew",
     "StorageError",
     "StorageFull",
@@ -112,6 +115,15 @@ class Corrupt(AgentkeepError):
     code = "corrupt"
     exit_code = 8
     http_status = 500
+
+
+class RollbackDetected(Corrupt):
+    """Commits this store acknowledged are missing from the database: a deleted ``-wal`` or
+    ``-shm``, a damaged WAL frame, an older ``state.db`` copied over the current one. The
+    high-water mark outside the database (docs/design.md, "Recovery") says so; writes are
+    refused until the user restores a backup or accepts the database as it is."""
+
+    code = "rollback_detected"
 
 
 class StorageFull(AgentkeepError):

@@ -17,9 +17,24 @@ from agentkeep import lifecycle
 from agentkeep._version import __version__
 from agentkeep.agents import AgentOps
 from agentkeep.artifacts import ArtifactOps
-from agentkeep.backend.sqlite import Connection, backup_to, connect, ensure_wal, journal_mode
+from agentkeep.backend.highwater import MARK_NAME, CommitGuard
+from agentkeep.backend.sqlite import (
+    Connection,
+    backup_to,
+    check_mark,
+    connect,
+    ensure_wal,
+    journal_mode,
+)
 from agentkeep.config import Config, default_config_toml
-from agentkeep.errors import AgentkeepError, InvalidInput, ReadOnly, StorageError, StoreNotFound
+from agentkeep.errors import (
+    AgentkeepError,
+    Corrupt,
+    InvalidInput,
+    ReadOnly,
+    StorageError,
+    StoreNotFound,
+)
 from agentkeep.events import EventOps
 from agentkeep.importers import ImportOps
 from agentkeep.integrations import IntegrationOps
@@ -136,6 +151,10 @@ def resolve_store_dir(path: str | Path | None) -> Path:
     if path is None:
         found = find_store()
         if found is None:
+            here = Path.cwd().absolute()
+            for directory in (here, *here.parents):  # a store whose database is gone
+                if (directory / STORE_DIRNAME).is_dir():
+                    refuse_fresh_store(directory / STORE_DIRNAME, "missing")
             raise StoreNotFound(
                 "no agentkeep store here or in any parent directory",
                 hint="run `agentkeep init` in your git repository, or pass --store",
@@ -167,6 +186,8 @@ def init_store(root: str | Path | None = None, *, name: str | None = None) -> In
             raise InvalidInput(f"{root_path} is not a directory")
     store_dir = root_path / STORE_DIRNAME
     existed = (store_dir / DB_NAME).exists()
+    if not existed:
+        refuse_fresh_store(store_dir, "missing")
     try:
         store_dir.mkdir(exist_ok=True)
         for filename, text in (("config.toml", default_config_toml()), (".gitignore", GITIGNORE)):
@@ -205,6 +226,8 @@ def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.
     store_dir = resolve_store_dir(path)
     db_path = store_dir / DB_NAME
     exists = db_path.exists()
+    if not exists:
+        refuse_fresh_store(store_dir, "missing")
     if not exists and (read_only or not create):
         raise StoreNotFound(
             f"no agentkeep store at {store_dir}",
@@ -216,14 +239,20 @@ def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.
         "busy_timeout_ms": settings["store.busy_timeout_ms"],
     }
     refusal: AgentkeepError | None = None
+    guard = CommitGuard(str(store_dir / MARK_NAME), synchronous=options["synchronous"])
     if exists:
         probe = connect(db_path, read_only=True, **options)
         try:
             state = read_state(probe)
-            if state is not None:
+            if state is None:
+                refuse_fresh_store(store_dir, "empty")
+            else:
                 check_readable(probe, state)
+                probe.guard = guard
                 if not state.writable_by(SCHEMA_VERSION):
                     refusal = too_new_error(probe, state, for_writing=True)
+                else:
+                    refusal = _damage(probe, guard)
             if read_only and refusal is None:
                 refusal = ReadOnly(
                     "this store was opened read-only", hint="open it without read_only to write"
@@ -240,6 +269,7 @@ def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.
     try:
         migrate(conn, backup_dir=store_dir / "backups", app_version=__version__)
         ensure_wal(conn)
+        conn.guard = guard
     except BaseException:
         conn.close()
         raise
@@ -254,6 +284,64 @@ def _not_writable(store_dir: Path, db_path: Path) -> ReadOnly | None:
     return ReadOnly(
         f"{store_dir} is readable but not writable by this user, so it was opened read-only",
         hint="reads work; to write, ask the store's owner or fix the permissions",
+    )
+
+
+def _damage(conn: Connection, guard: CommitGuard) -> AgentkeepError | None:
+    """Why this database must not be written (lost commits, known damage), or None."""
+    try:
+        check_mark(conn, guard)
+    except Corrupt as problem:
+        return problem
+    return None
+
+
+# What only a store that held data leaves behind (config.toml, .gitignore and docs/ come
+# with a clone of the project; the reserve and lock files are recreated by any open).
+DATA_DIRS = ("streams", "objects", "backups", "spool")
+
+
+def store_data(store_dir: Path) -> list[str]:
+    """The data a store directory holds outside its database: non-empty data directories,
+    and a high-water mark that names a commit. Empty for a new or cloned store."""
+    found = []
+    for name in DATA_DIRS:
+        directory = store_dir / name
+        if directory.is_dir() and any(p.is_file() for p in directory.rglob("*")):
+            found.append(f"{name}/")
+    mark = CommitGuard(str(store_dir / MARK_NAME)).read()
+    if mark is not None and (mark.seq > 0 or mark.damaged):
+        found.append(f"{MARK_NAME} (event {mark.seq})")
+    return found
+
+
+def newest_backup(store_dir: Path) -> Path | None:
+    """The newest backup under ``.agentkeep/backups/`` (a snapshot directory or a file)."""
+    directory = store_dir / "backups"
+    try:
+        entries = [p for p in directory.iterdir() if ".tmp-" not in p.name]
+    except OSError:
+        return None
+    if not entries:
+        return None
+    return max(entries, key=lambda p: p.stat().st_mtime)
+
+
+def refuse_fresh_store(store_dir: Path, why: str) -> None:
+    """A missing or empty database beside data files is damage to report, never a new
+    store (DESIGN.md principle 10): raise Corrupt naming what is there and how to restore."""
+    data = store_data(store_dir)
+    if not data:
+        return
+    backup = newest_backup(store_dir)
+    if backup is not None:
+        hint = f"restore the newest backup: `agentkeep restore {backup} --force`"
+    else:
+        hint = "restore a backup of the store: `agentkeep restore <backup> --force`"
+    raise Corrupt(
+        f"the database {store_dir / DB_NAME} is {why}, but the store holds data "
+        f"({', '.join(data)}); it was not re-created, so that nothing is lost",
+        hint=hint + " (the current directory is moved aside, never deleted)",
     )
 
 
@@ -309,6 +397,20 @@ class Store(
 
     def close(self) -> None:
         self._conn.close()
+
+    def integrity_problem(self) -> Corrupt | None:
+        """Why this database must not be written although its schema allows it: damage
+        met on this connection or recorded in the high-water mark, or commits missing
+        from it (:class:`~agentkeep.errors.RollbackDetected`). None when there is none."""
+        if self._conn.damage is not None:
+            return self._conn.damage
+        if self._conn.guard is None:
+            return None
+        try:
+            check_mark(self._conn, self._conn.guard)
+        except Corrupt as problem:
+            return problem
+        return None
 
     def project(self, *, name: str | None = None) -> Project:
         """This store's project row (created on first use)."""

@@ -28,6 +28,14 @@ raises :class:`~agentkeep.errors.UsedAcrossFork`.
 
 Nothing in agentkeep opens database files with ``open()``, copies them, or deletes their
 ``-wal``/``-shm`` side files: only SQLite touches them (tests enforce this with an audit hook).
+
+Corruption is translated here, for every statement *and every fetch* (a damaged page deep
+in a table is only met while rows are read): ``SQLITE_CORRUPT``, ``SQLITE_NOTADB`` and
+"malformed" become :class:`~agentkeep.errors.Corrupt` (exit 8). A connection that met
+corruption refuses further writes, and records the damage in the store's high-water mark
+(``highwater.py``) so that every later open refuses writes too until the user decides.
+A connection with a :class:`~agentkeep.backend.highwater.CommitGuard` checks the mark at the
+start of each write transaction and advances it after each commit.
 """
 
 from __future__ import annotations
@@ -43,11 +51,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from agentkeep.backend.highwater import CommitGuard
 from agentkeep.errors import (
     AgentkeepError,
     Busy,
     Corrupt,
     InvalidInput,
+    RollbackDetected,
     StorageError,
     StorageFull,
     UsedAcrossFork,
@@ -67,6 +77,42 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+RESTORE_HINT = (
+    "run `agentkeep doctor`; to recover, restore a backup: "
+    "`agentkeep restore .agentkeep/backups/<backup> --force` (the damaged store is moved aside)"
+)
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose fetches translate errors like :meth:`Connection.execute` does."""
+
+    _owner: Connection
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as exc:
+            raise self._owner._translated(exc) from exc
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as exc:
+            raise self._owner._translated(exc) from exc
+
+    def fetchmany(self, size: int | None = 1) -> list[Any]:
+        try:
+            return super().fetchmany(size)
+        except sqlite3.Error as exc:
+            raise self._owner._translated(exc) from exc
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.Error as exc:
+            raise self._owner._translated(exc) from exc
+
+
 class Connection:
     """One SQLite connection with agentkeep's settings, guarded against use after fork."""
 
@@ -76,6 +122,8 @@ class Connection:
         "_lock_depth",
         "_lock_fd",
         "busy_timeout_ms",
+        "damage",
+        "guard",
         "path",
         "read_only",
     )
@@ -90,6 +138,10 @@ class Connection:
         self.path = path
         self.read_only = read_only
         self.busy_timeout_ms = busy_timeout_ms
+        # The store's high-water mark (None: not checked, e.g. global.db, a backup copy).
+        self.guard: CommitGuard | None = None
+        # Corruption this connection met: writes are refused from then on.
+        self.damage: Corrupt | None = None
 
     @property
     def raw(self) -> sqlite3.Connection:
@@ -103,10 +155,12 @@ class Connection:
         return self._conn
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        cursor = self.raw.cursor(_Cursor)
+        cursor._owner = self
         try:
-            return self.raw.execute(sql, params)
+            return cursor.execute(sql, params)
         except sqlite3.Error as exc:
-            raise translate_error(exc, self.path) from exc
+            raise self._translated(exc) from exc
         except OverflowError as exc:
             raise _too_large(exc) from exc
 
@@ -114,9 +168,25 @@ class Connection:
         try:
             return self.raw.executemany(sql, rows)
         except sqlite3.Error as exc:
-            raise translate_error(exc, self.path) from exc
+            raise self._translated(exc) from exc
         except OverflowError as exc:
             raise _too_large(exc) from exc
+
+    def _translated(self, exc: sqlite3.Error) -> AgentkeepError:
+        error = translate_error(exc, self.path)
+        if isinstance(error, Corrupt):
+            self.note_damage(error)
+        return error
+
+    def note_damage(self, error: Corrupt) -> None:
+        """Remember corruption: refuse writes on this connection, and record it in the
+        store's mark so every later open refuses them too."""
+        if self.damage is None:
+            self.damage = error
+        if self.guard is not None:
+            from agentkeep.timeutil import utc_now
+
+            self.guard.record_damage(error.message, utc_now())
 
     def close(self) -> None:
         # Closing an inherited connection in a child is as unsafe as using it: leave it.
@@ -125,6 +195,8 @@ class Connection:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
+            if self.guard is not None:
+                self.guard.close()
 
     def lock_writers(self) -> None:
         """Take the writer queue lock (see the module docstring), or raise Busy.
@@ -289,9 +361,17 @@ class write_transaction:  # lower case: used like a function, `with write_transa
 
     def __enter__(self) -> Connection:
         conn = self.conn
+        if conn.damage is not None:
+            raise conn.damage
         conn.lock_writers()
         try:
             conn.execute("BEGIN IMMEDIATE")
+            if conn.guard is not None:
+                try:
+                    check_mark(conn, conn.guard)
+                except BaseException:
+                    _rollback(conn)
+                    raise
         except BaseException:
             conn.unlock_writers()
             raise
@@ -308,13 +388,34 @@ class write_transaction:  # lower case: used like a function, `with write_transa
             if exc_type is not None:
                 _rollback(conn)
                 return
+            guard = conn.guard
             try:
+                newest = guard.newest(conn.execute) if guard is not None else None
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
                 raise
+            if guard is not None and newest is not None:
+                guard.advance(*newest)
         finally:
             conn.unlock_writers()
+
+
+def check_mark(conn: Connection, guard: CommitGuard) -> None:
+    """Raise when the high-water mark says the database lost commits or is damaged."""
+    verdict = guard.judge(conn.execute)
+    if verdict.problem == "damaged":
+        raise Corrupt(
+            f"{conn.path} is damaged: {verdict.message}; writes are refused",
+            hint=RESTORE_HINT
+            + "; or, if `agentkeep db check` passes, accept it as it is: `agentkeep db accept`",
+        )
+    if verdict.problem == "rollback":
+        raise RollbackDetected(
+            f"{conn.path} lost commits ({verdict.message}); writes are refused",
+            hint="restore a backup (`agentkeep restore .agentkeep/backups/<backup> --force`), "
+            "or accept the database as it is now: `agentkeep db accept`",
+        )
 
 
 def _rollback(conn: Connection) -> None:
@@ -325,7 +426,13 @@ def _rollback(conn: Connection) -> None:
             raw.execute("ROLLBACK")
 
 
-_FULL_NAMES = {"SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE"}
+_FULL_NAMES = {
+    "SQLITE_FULL",
+    "SQLITE_IOERR_WRITE",
+    "SQLITE_IOERR_FSYNC",
+    "SQLITE_IOERR_TRUNCATE",
+    "SQLITE_IOERR_SHMSIZE",  # the -shm could not grow: no room on the disk
+}
 _CORRUPT_NAMES = {"SQLITE_NOTADB"}
 
 
@@ -343,10 +450,15 @@ def translate_error(exc: sqlite3.Error, path: Path) -> AgentkeepError:
             f"no space left to write {where} ({name or exc})",
             hint="free disk space, then retry",
         )
-    if name in _CORRUPT_NAMES or name.startswith("SQLITE_CORRUPT"):
+    if (
+        name in _CORRUPT_NAMES
+        or name.startswith("SQLITE_CORRUPT")
+        or "malformed" in str(exc)
+        or "not a database" in str(exc)
+    ):
         return Corrupt(
-            f"{path} is damaged or is not an agentkeep database ({name}: {exc})",
-            hint="run `agentkeep db check`; restore from .agentkeep/backups/ if it fails",
+            f"{path} is damaged or is not an agentkeep database ({name or 'corrupt'}: {exc})",
+            hint=RESTORE_HINT,
         )
     if name == "SQLITE_CONSTRAINT_FOREIGNKEY":
         return InvalidInput(f"a referenced record does not exist ({exc})")

@@ -1,0 +1,252 @@
+"""The commit high-water mark: a small file outside the database that remembers the newest
+commit the store acknowledged, so a rollback of the database is detected (DESIGN.md
+principle 10; docs/design.md, "Recovery").
+
+SQLite cannot see its own rollback: deleting a hot ``-wal``, deleting ``-shm`` while
+another process holds the store, or a flipped byte in a WAL frame (recovery stops at the
+first frame whose checksum fails) silently drops committed transactions, and
+``integrity_check`` still says ``ok``. The mark lives in ``.agentkeep/high-water-mark``:
+one JSON line padded to a fixed size, with a CRC::
+
+    {"v":1,"seq":812,"at":"2026-12-03T18:02:11.123456Z","boot":"…","sync":"FULL",
+     "damaged":null,"crc":…}
+
+``seq``/``at`` name the newest event of the last write transaction that committed (events
+are never deleted, and every state change writes one). ``damaged`` records corruption once
+it is known (see below).
+
+Protocol (all of it under the writers' queue lock, ``state.db.lock``, so marks are written
+in commit order):
+
+1. After ``BEGIN IMMEDIATE``, the mark is read and the database must hold the event it
+   names with the same time. If it does not, the database lost commits, or lost them and
+   then reused their sequence numbers: :class:`RollbackDetected`, and the transaction is
+   rolled back. If the mark records damage: :class:`Corrupt`. Cost: one ``pread`` and one
+   lookup by primary key.
+2. Before ``COMMIT`` the newest event is read; after ``COMMIT`` returns, the mark is
+   rewritten with ``pwrite`` when it changed. No fsync: the page cache survives a killed
+   process, which is the loss this detects (a deleted side file, a damaged frame). A
+   process that dies between COMMIT and the mark write leaves the mark *behind* the
+   database, which is never an alarm.
+
+Power loss cannot raise a false alarm: with ``synchronous=FULL`` the COMMIT is durable
+before the mark is written, so after a power cut the database is at or ahead of whatever
+part of the mark reached the disk; a torn or empty mark file is unreadable, which means
+"no mark" (the next commit writes a new one). With ``synchronous=NORMAL`` a power cut may
+legitimately lose the last commits (that is NORMAL's documented trade-off), so a rollback
+found against a mark written by a NORMAL-mode writer during an earlier boot is accepted,
+not reported.
+
+Known damage: when SQLite reports ``SQLITE_CORRUPT``/``SQLITE_NOTADB`` on any connection
+of the store, or ``db check``/``doctor`` find the database damaged, ``damaged`` is set (and
+fsynced: it is rare and must survive). From then on every open refuses writes until the
+user restores a backup or accepts the database as it is (``agentkeep db accept``), which
+also resets the mark. Damage no statement touched stays unknown until a check runs:
+``doctor`` runs ``quick_check``, ``db check`` the full ``integrity_check``.
+
+Only the standard library is used, so the hook's fast path can share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+MARK_NAME = "high-water-mark"
+RECORD_BYTES = 512  # one sector: a power cut cannot tear it in practice, the CRC covers the rest
+_EVENT_AT = "SELECT at FROM events WHERE seq = ?"
+_NEWEST = "SELECT seq, at FROM events ORDER BY seq DESC LIMIT 1"
+
+
+def boot_id() -> str:
+    """This boot of the machine (Linux's boot_id; elsewhere the boot time, to the minute)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return f"boot@{round((time.time() - time.monotonic()) / 60)}"
+
+
+_BOOT = boot_id()
+
+
+@dataclass(frozen=True)
+class Mark:
+    seq: int
+    at: str | None
+    boot: str
+    sync: str
+    damaged: dict[str, str] | None = None
+
+    def encode(self) -> bytes:
+        body = {
+            "v": 1,
+            "seq": self.seq,
+            "at": self.at,
+            "boot": self.boot,
+            "sync": self.sync,
+            "damaged": self.damaged,
+        }
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+        line = json.dumps(
+            {**body, "crc": zlib.crc32(text.encode())}, sort_keys=True, separators=(",", ":")
+        ).encode()
+        if len(line) >= RECORD_BYTES:  # a very long damage reason: keep the record whole
+            assert self.damaged is not None
+            short = {**self.damaged, "reason": self.damaged.get("reason", "")[:120]}
+            return Mark(self.seq, self.at, self.boot, self.sync, short).encode()
+        return line + b" " * (RECORD_BYTES - 1 - len(line)) + b"\n"
+
+
+def decode(data: bytes) -> Mark | None:
+    """The mark in ``data``, or None when it is empty, torn or not ours."""
+    try:
+        record = json.loads(data.decode("utf-8"))
+        crc = record.pop("crc")
+        text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+        if record.get("v") != 1 or zlib.crc32(text.encode()) != crc:
+            return None
+        damaged = record.get("damaged")
+        return Mark(
+            seq=int(record["seq"]),
+            at=record.get("at"),
+            boot=str(record.get("boot", "")),
+            sync=str(record.get("sync", "FULL")),
+            damaged=dict(damaged) if isinstance(damaged, dict) else None,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the mark says about the database. ``problem``: ``None``, ``"rollback"`` or
+    ``"damaged"``; ``message`` says what in a sentence."""
+
+    problem: str | None
+    message: str = ""
+    mark: Mark | None = None
+    db_seq: int = 0
+
+
+class CommitGuard:
+    """The mark of one store, as used by one connection (see the module docstring)."""
+
+    __slots__ = ("_fd", "path", "sync")
+
+    def __init__(self, path: str, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self.sync = synchronous.upper()
+        self._fd: int | None = None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self) -> Mark | None:
+        try:
+            if self._fd is not None:
+                data = os.pread(self._fd, RECORD_BYTES, 0)
+            else:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+                try:
+                    data = os.pread(fd, RECORD_BYTES, 0)
+                finally:
+                    os.close(fd)
+        except OSError:
+            return None
+        return decode(data) if data else None
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.path)
+
+    def judge(self, execute: Any) -> Verdict:
+        """Compare the mark with the database ``execute`` reads (a callable running SQL)."""
+        mark = self.read()
+        if mark is None:
+            return Verdict(None)
+        if mark.damaged is not None:
+            return Verdict(
+                "damaged",
+                f"the database was found damaged ({mark.damaged.get('reason', 'unknown')}) "
+                f"at {mark.damaged.get('at', '?')}",
+                mark,
+            )
+        newest = execute(_NEWEST).fetchone()
+        db_seq = int(newest[0]) if newest else 0
+        if mark.seq <= 0:
+            return Verdict(None, mark=mark, db_seq=db_seq)
+        row = newest if newest and newest[0] == mark.seq else execute(_EVENT_AT, (mark.seq,)).fetchone()
+        if row is not None and row[-1] == mark.at:
+            return Verdict(None, mark=mark, db_seq=db_seq)
+        if mark.sync == "NORMAL" and mark.boot != _BOOT:
+            # synchronous=NORMAL may lose the last commits in a power cut: its trade-off.
+            return Verdict(None, mark=mark, db_seq=db_seq)
+        if row is None:
+            what = (
+                f"the database ends at event {db_seq}, but event {mark.seq} "
+                f"({mark.at}) was committed"
+            )
+        else:
+            what = (
+                f"event {mark.seq} was committed at {mark.at}, but the database holds a "
+                f"different event {mark.seq} (at {row[-1]}): commits were lost, then "
+                "written over"
+            )
+        return Verdict("rollback", f"commits are missing from the database: {what}", mark, db_seq)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _open_for_write(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(
+                self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+            )
+        return self._fd
+
+    def newest(self, execute: Any) -> tuple[int, str | None]:
+        row = execute(_NEWEST).fetchone()
+        return (int(row[0]), row[1]) if row else (0, None)
+
+    def advance(self, seq: int, at: str | None) -> None:
+        """Record the commit of event ``seq`` (call after COMMIT, under the writer lock).
+        Re-reads the mark first, so damage a reader recorded meanwhile is kept."""
+        before = self.read()
+        if seq <= 0 or (before is not None and before.seq == seq and before.at == at):
+            return
+        damaged = before.damaged if before is not None else None
+        with contextlib.suppress(OSError):  # a mark we cannot write is a mark that lags
+            os.pwrite(self._open_for_write(), Mark(seq, at, _BOOT, self.sync, damaged).encode(), 0)
+
+    def reset(self, seq: int, at: str | None) -> None:
+        """The user's decision: the database as it is now is the truth (durable)."""
+        fd = self._open_for_write()
+        os.pwrite(fd, Mark(seq, at, _BOOT, self.sync, None).encode(), 0)
+        os.ftruncate(fd, RECORD_BYTES)
+        os.fsync(fd)
+
+    def record_damage(self, reason: str, at: str) -> None:
+        """Remember that the database is damaged (durable; best effort on a read-only
+        store, where nothing can be written anyway)."""
+        mark = self.read()
+        if mark is not None and mark.damaged is not None:
+            return
+        damaged = {"at": at, "reason": reason}
+        record = (
+            Mark(mark.seq, mark.at, mark.boot, mark.sync, damaged)
+            if mark is not None
+            else Mark(0, None, _BOOT, self.sync, damaged)
+        )
+        with contextlib.suppress(OSError):
+            fd = self._open_for_write()
+            os.pwrite(fd, record.encode(), 0)
+            os.fsync(fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
