@@ -19,6 +19,16 @@ before touching anything, builds the new store beside the old one, moves an exis
 store aside to ``.agentkeep.replaced-<time>`` (never deletes it), renames the new one into
 place, and checks that it opens and passes ``check()``.
 
+Restore also accepts the single-file backups agentkeep writes itself — ``db backup``'s
+``backups/state-<time>.db`` and a migration's ``backups/state.db.pre-v<N>-<time>`` — which
+hold the database only. The file must pass ``integrity_check`` and have a schema this code
+reads. The new store gets that database and a copy of every other file of the current
+store (streams, objects, backups, config, docs; immutable files are hard-linked when the
+file system allows): the files the backup's rows name are normally still there, and files
+newer than the backup become orphans that ``doctor --fix`` quarantines, never deletes.
+The high-water mark is not carried over: restoring is the user's decision about which
+state is the truth.
+
 **Bundle** (:func:`export_bundle`, :func:`import_bundle`) — an uncompressed tar of
 ``records/<table>.jsonl`` (rows sorted by key, keys sorted, JSON columns as JSON values,
 machine-local columns stripped), ``streams/<stream id>.log|.zst``,
@@ -527,8 +537,10 @@ def restore(source: str | Path, target: str | Path, *, force: bool = False) -> R
     either the old store or the new one (plus a leftover temp directory).
     """
     src = Path(source).expanduser().absolute()
-    manifest = read_backup_manifest(src)
     store_dir = store_dir_for(target)
+    if src.is_file():
+        return _restore_database_file(src, store_dir, force=force)
+    manifest = read_backup_manifest(src)
     if (store_dir / DB_NAME).exists() and not force:
         raise Conflict(
             f"{store_dir} already holds a store",
@@ -582,6 +594,139 @@ def _assemble(src: Path, manifest: Mapping[str, Any], staging: Path) -> None:
     fsync_path(tmp)
     os.replace(tmp, staging / DB_NAME)
     _fsync_dirs(dirs)
+
+
+# Files of a store that are not carried into a store restored from a database file: the
+# live database and SQLite's side files, locks, the high-water mark and the disk reserve.
+_NOT_CARRIED = frozenset(
+    {
+        DB_NAME,
+        f"{DB_NAME}-wal",
+        f"{DB_NAME}-shm",
+        f"{DB_NAME}-journal",
+        f"{DB_NAME}.lock",
+        "maintenance.lock",
+        "high-water-mark",
+        "reserve",
+    }
+)
+_IMMUTABLE_DIRS = ("objects", "backups")
+
+
+def check_database_file(path: Path) -> int:
+    """A single-file backup's schema version, once it passes ``integrity_check`` and this
+    code can read it; Corrupt or InvalidInput otherwise."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_CORRUPT"):
+            raise Corrupt(
+                f"the backup {path} is damaged ({exc})", hint="use another backup"
+            ) from exc
+        raise InvalidInput(
+            f"{path} is not an agentkeep backup ({exc})",
+            hint="pass a backup directory (`agentkeep backup`) or a database file from "
+            ".agentkeep/backups/",
+        ) from exc
+    if integrity != ["ok"]:
+        raise Corrupt(
+            f"the backup {path} is damaged: " + "; ".join(integrity[:3]),
+            hint="use another backup",
+        )
+    if row is None:
+        raise InvalidInput(f"{path} is not an agentkeep database (no schema version)")
+    schema = int(row[0])
+    _check_versions({"format_version": FORMAT_VERSION, "schema_version": schema}, str(path))
+    return schema
+
+
+def _restore_database_file(src: Path, store_dir: Path, *, force: bool) -> RestoreResult:
+    check_database_file(src)
+    if (store_dir / DB_NAME).exists() and not force:
+        raise Conflict(
+            f"{store_dir} already holds a store",
+            hint="pass --force to move it aside (to .agentkeep.replaced-<time>) and restore",
+        )
+    if not store_dir.parent.is_dir():
+        raise InvalidInput(f"{store_dir.parent} is not a directory")
+    staging = store_dir.with_name(f"{STORE_DIRNAME}.restoring-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        files = _carry_files(store_dir, staging)
+        _install_database(src, staging)
+        replaced = _move_aside(store_dir)
+        os.rename(staging, store_dir)
+        fsync_path(store_dir.parent, directory=True)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)  # our own unfinished copy
+        raise translate_os_error(exc, str(store_dir)) from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return _check_restored(store_dir, src, replaced, files + 1)
+
+
+def _carry_files(store_dir: Path, staging: Path) -> int:
+    """Copy (or hard-link, for immutable files) every file of the current store but the
+    ones in ``_NOT_CARRIED`` and temp files into ``staging``; returns how many."""
+    make_dirs(staging)
+    dirs = {staging}
+    count = 0
+    if store_dir.is_dir():
+        for root, dirnames, names in os.walk(store_dir):
+            here = Path(root)
+            dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
+            relative_dir = here.relative_to(store_dir)
+            for name in names:
+                source = here / name
+                relative = relative_dir / name
+                if (
+                    (relative_dir == Path(".") and name in _NOT_CARRIED)
+                    or ".tmp-" in name
+                    or source.is_symlink()
+                    or not source.is_file()
+                ):
+                    continue
+                dest = staging / relative
+                make_dirs(dest.parent)
+                dirs.add(dest.parent)
+                immutable = relative.parts[0] in _IMMUTABLE_DIRS or name.endswith(".zst")
+                try:
+                    if not immutable:
+                        raise OSError("copy")
+                    os.link(source, dest)
+                except OSError:
+                    _write_durably(dest, _file_chunks(source))
+                count += 1
+    gitignore = staging / ".gitignore"
+    if not gitignore.exists():
+        from agentkeep.store import GITIGNORE
+
+        _write_durably(gitignore, [GITIGNORE.encode("utf-8")])
+    _fsync_dirs(dirs)
+    return count
+
+
+def _install_database(src: Path, staging: Path) -> None:
+    """Copy the database file ``src`` into ``staging`` through SQLite, in WAL mode."""
+    tmp = temp_path(staging / "restored.db")
+    source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+    try:
+        dest_conn = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            source.backup(dest_conn, pages=-1)
+            dest_conn.execute("PRAGMA journal_mode=WAL")
+        finally:
+            dest_conn.close()
+    finally:
+        source.close()
+    fsync_path(tmp)
+    os.replace(tmp, staging / DB_NAME)
+    fsync_path(staging, directory=True)
 
 
 def _move_aside(store_dir: Path) -> Path | None:

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
 HOOK_LOG = "hook-errors.log"
 QUARANTINE_DIR = "quarantine"
+DATABASE_CHECKS = frozenset({"database", "rollback", "foreign-keys"})
 TEMP_DIRS = (str(OBJECTS_DIR.parts[0]), STREAMS_DIR, "backups")
 RESTORE_HINT = "restore it from a backup (`agentkeep restore`), or re-add the content"
 STREAM_HINT = "restore it from a backup (`agentkeep restore`); the row is kept as a record"
@@ -112,6 +113,11 @@ class Report(Record):
     @property
     def problems(self) -> list[Finding]:
         return [finding for finding in self.findings if finding.problem]
+
+    @property
+    def database_damaged(self) -> bool:
+        """Whether the database itself is damaged or lost commits (the CLI exits 8)."""
+        return any(f.problem and f.check in DATABASE_CHECKS for f in self.findings)
 
 
 class _Findings(list[Finding]):

@@ -130,6 +130,17 @@ class CheckReport(Record):
 
 
 @dataclass(frozen=True)
+class AcceptResult(Record):
+    """What ``db accept`` decided: the database as it is now is the truth."""
+
+    path: str
+    db_event_seq: int  # the newest event the database holds
+    mark_event_seq: int | None  # what the high-water mark said before (None: no mark)
+    missing_events: int  # how many acknowledged events the database lacked
+    damage_cleared: str | None  # the recorded damage that was cleared, if any
+
+
+@dataclass(frozen=True)
 class SchemaStatus(Record):
     path: str
     db_schema_version: int
@@ -284,6 +295,57 @@ def _not_writable(store_dir: Path, db_path: Path) -> ReadOnly | None:
     return ReadOnly(
         f"{store_dir} is readable but not writable by this user, so it was opened read-only",
         hint="reads work; to write, ask the store's owner or fix the permissions",
+    )
+
+
+def accept_database(path: str | Path | None = None) -> AcceptResult:
+    """Accept the database as it is now after a rollback or recorded damage (the user's
+    decision, ``agentkeep db accept``): the full ``integrity_check`` must pass, then the
+    high-water mark is reset to the database's newest event and the damage note cleared.
+    The commits the database lost stay lost; restoring a backup is the alternative."""
+    store_dir = resolve_store_dir(path)
+    db_path = store_dir / DB_NAME
+    if not db_path.exists():
+        refuse_fresh_store(store_dir, "missing")
+        raise StoreNotFound(f"no agentkeep store at {store_dir}")
+    settings = Config.load(project_file=store_dir / "config.toml")
+    conn = connect(
+        db_path,
+        synchronous=settings["store.synchronous"],
+        busy_timeout_ms=settings["store.busy_timeout_ms"],
+    )
+    guard = CommitGuard(str(store_dir / MARK_NAME), synchronous=settings["store.synchronous"])
+    try:
+        if read_state(conn) is None:
+            refuse_fresh_store(store_dir, "empty")
+        integrity = [str(row[0]) for row in conn.execute("PRAGMA integrity_check").fetchall()]
+        if integrity != ["ok"]:
+            raise Corrupt(
+                f"{db_path} fails integrity_check ({'; '.join(integrity[:3])}); a damaged "
+                "database cannot be accepted",
+                hint="restore a backup: `agentkeep restore .agentkeep/backups/<backup> --force`",
+            )
+        conn.lock_writers()
+        try:
+            before = guard.read()
+            seq, at = guard.newest(conn.execute)
+            guard.reset(seq, at)
+        finally:
+            conn.unlock_writers()
+    except OSError as exc:
+        from agentkeep.backend.sqlite import translate_os_error
+
+        raise translate_os_error(exc, str(store_dir / MARK_NAME)) from exc
+    finally:
+        conn.close()
+        guard.close()
+    mark_seq = before.seq if before is not None else None
+    return AcceptResult(
+        path=str(db_path),
+        db_event_seq=seq,
+        mark_event_seq=mark_seq,
+        missing_events=max(0, (mark_seq or 0) - seq),
+        damage_cleared=(before.damaged or {}).get("reason") if before is not None else None,
     )
 
 
@@ -490,15 +552,23 @@ class Store(
 
     def check(self) -> CheckReport:
         """Full ``integrity_check`` and ``foreign_key_check`` (O(size); not run at open)."""
-        integrity = [row[0] for row in self._rows("PRAGMA integrity_check")]
-        fk = [
-            f"{row[0]} row {row[1]} references missing {row[2]}"
-            for row in self._rows("PRAGMA foreign_key_check")
-        ]
+        try:
+            integrity = [row[0] for row in self._rows("PRAGMA integrity_check")]
+            fk = [
+                f"{row[0]} row {row[1]} references missing {row[2]}"
+                for row in self._rows("PRAGMA foreign_key_check")
+            ]
+        except Corrupt as exc:  # the check itself fails on some damaged pages
+            integrity, fk = [exc.message], []
         mode = journal_mode(self._conn)
         problems = []
         if integrity != ["ok"]:
             problems.append("integrity_check failed")
+            # Known damage: every later open refuses writes until the user decides.
+            self._conn.note_damage(Corrupt("integrity_check: " + "; ".join(integrity[:3])))
+        recorded = self.integrity_problem()
+        if recorded is not None and integrity == ["ok"]:
+            problems.append(recorded.message)
         if fk:
             problems.append(f"{len(fk)} foreign key violation(s)")
         if mode != "wal":
@@ -542,11 +612,13 @@ def _size(path: Path) -> int:
 
 
 __all__ = [
+    "AcceptResult",
     "CheckReport",
     "InitResult",
     "SchemaStatus",
     "Store",
     "StoreStatus",
+    "accept_database",
     "init_store",
     "open",
 ]

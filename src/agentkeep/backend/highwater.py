@@ -179,7 +179,11 @@ class CommitGuard:
         db_seq = int(newest[0]) if newest else 0
         if mark.seq <= 0:
             return Verdict(None, mark=mark, db_seq=db_seq)
-        row = newest if newest and newest[0] == mark.seq else execute(_EVENT_AT, (mark.seq,)).fetchone()
+        row = (
+            newest
+            if newest and newest[0] == mark.seq
+            else execute(_EVENT_AT, (mark.seq,)).fetchone()
+        )
         if row is not None and row[-1] == mark.at:
             return Verdict(None, mark=mark, db_seq=db_seq)
         if mark.sync == "NORMAL" and mark.boot != _BOOT:

@@ -40,14 +40,16 @@ def backup(state: State, dest: Path | None, as_json: bool, nl: bool) -> None:
 
 
 @click.command()
-@click.argument("src", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("src", type=click.Path(path_type=Path, exists=True))
 @click.option("--force", is_flag=True, help="Move an existing store aside and restore anyway.")
 @output_options
 @click.pass_obj
 def restore(state: State, src: Path, force: bool, as_json: bool, nl: bool) -> None:
-    """Restore a backup directory made by `agentkeep backup` as this project's store.
+    """Restore a backup as this project's store.
 
-    Refuses to replace an existing store unless --force; with --force the old store is
+    SRC is a backup directory made by `agentkeep backup`, or a database file from
+    .agentkeep/backups/ (`agentkeep db backup`, or a migration's state.db.pre-v<N>-*):
+    that database, with every other file of the current store carried over. Refuses to replace an existing store unless --force; with --force the old store is
     moved to .agentkeep.replaced-<time> beside it (nothing is deleted). Stop agents and
     `agentkeep serve` first: a process that still has the old store open keeps writing there.
 
@@ -55,6 +57,7 @@ def restore(state: State, src: Path, force: bool, as_json: bool, nl: bool) -> No
     Examples:
       agentkeep restore .agentkeep/backups/snapshot-20260101T000000000000Z
       agentkeep restore /mnt/backups/agentkeep-monday --force --json
+      agentkeep restore .agentkeep/backups/state-20260101T000000000000Z.db --force
     """
     from agentkeep.bundles import restore as run_restore
 

@@ -20,6 +20,7 @@ def db() -> None:
       agentkeep db migrate
       agentkeep db backup /tmp/state-copy.db
       agentkeep db check --json
+      agentkeep db accept
     """
 
 
@@ -78,3 +79,28 @@ def check(state: State, as_json: bool, nl: bool) -> None:
             "the database check found problems: " + "; ".join(report.problems),
             hint="restore the newest good backup from .agentkeep/backups/",
         )
+
+
+@db.command("accept")
+@output_options
+@click.pass_obj
+def accept(state: State, as_json: bool, nl: bool) -> None:
+    """Accept the database as it is after a detected rollback or recorded damage.
+
+    When commits are missing (exit 8, rollback_detected) or damage was recorded, writes are
+    refused until you decide: restore a backup (`agentkeep restore …`), or run this to
+    keep the database as it is now. The full integrity check must pass; the high-water
+    mark is then reset and writes resume. The missing commits stay lost.
+    """
+    from agentkeep.store import accept_database
+
+    result = accept_database(state.store)
+    fmt = fmt_of(as_json, nl)
+    if fmt != "table":
+        print_object(result, fmt)
+        return
+    click.echo(f"accepted {result.path} as it is (newest event {result.db_event_seq})")
+    if result.missing_events:
+        click.echo(f"{result.missing_events} acknowledged event(s) are missing and stay lost")
+    if result.damage_cleared:
+        click.echo(f"cleared the damage note: {result.damage_cleared}")

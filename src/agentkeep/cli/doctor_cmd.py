@@ -24,10 +24,12 @@ def doctor(ctx: click.Context, fix: bool, as_json: bool, nl: bool) -> None:
 
     Finds: database damage, rows whose file is missing, orphan files, hash
     mismatches, sessions whose recorder died, unsealed streams, temp files left by
-    a crash, and the hook failure log. --fix removes orphans and dead processes'
+    a crash, and the hook failure log. --fix quarantines orphans, removes dead processes'
     temp files, seals abandoned streams and marks dead sessions interrupted; it
-    never deletes a row and never touches a live writer's files. Exit 1 when
-    problems remain. JSON: {"ok", "fix", "findings": [{check, severity, subject,
+    never deletes a row and never touches a live writer's files. Orphans are moved to
+    .agentkeep/quarantine/, and only when the database is proven healthy (integrity,
+    schema, no rollback). Exit 8 when the database is damaged or lost commits, 1 when
+    other problems remain. JSON: {"ok", "fix", "findings": [{check, severity, subject,
     message, fixed, hint}]}.
 
     \b
@@ -50,7 +52,9 @@ def doctor(ctx: click.Context, fix: bool, as_json: bool, nl: bool) -> None:
     else:
         _print_human(report)
     if not report.ok:
-        ctx.exit(1)
+        from agentkeep.errors import Corrupt
+
+        ctx.exit(Corrupt.exit_code if report.database_damaged else 1)
 
 
 def _print_human(report: Report) -> None:
