@@ -7,7 +7,6 @@ the user decides, and never delete data on the word of a damaged database."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator

@@ -49,7 +49,9 @@ def restore(state: State, src: Path, force: bool, as_json: bool, nl: bool) -> No
 
     SRC is a backup directory made by `agentkeep backup`, or a database file from
     .agentkeep/backups/ (`agentkeep db backup`, or a migration's state.db.pre-v<N>-*):
-    that database, with every other file of the current store carried over. Refuses to replace an existing store unless --force; with --force the old store is
+    that database, with every other file of the current store carried over.
+
+    Refuses to replace an existing store unless --force; with --force the old store is
     moved to .agentkeep.replaced-<time> beside it (nothing is deleted). Stop agents and
     `agentkeep serve` first: a process that still has the old store open keeps writing there.
 
