@@ -11,6 +11,7 @@ there is room again.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -248,3 +249,108 @@ def test_file_size_limit_maps_to_the_same_storage_full(project: Path) -> None:
     with agentkeep.open(project, read_only=True) as store:
         data = store.read_stream(stdout["id"], 0, stdout["length"])
     assert data == expected_output(lines)[: stdout["length"]]
+
+
+# -- a full disk and no process holding the store (issue 9 §5) ----------------------------
+
+
+def fill(path: Path) -> None:
+    """Write to ``path`` until the file system has no byte left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def cli_json(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return run_agentkeep("--store", str(root), *args, cwd=root.parent)
+
+
+@pytest.mark.slow
+def test_full_disk_with_no_holder_reads_and_gc_work(tmpfs_project: tuple[Path, Path]) -> None:
+    """Every command used to fail with SQLITE_IOERR_SHMSIZE: with no process holding the
+    store there is no -shm, and SQLite cannot create one on a full disk."""
+    root, filler = tmpfs_project
+    store_dir = root / ".agentkeep"
+    with agentkeep.open(root) as store:
+        old = [store.add_artifact(os.urandom(BLOB_BYTES), kind="file").item for _ in range(4)]
+        store.add_task("still readable")
+        with store.transaction() as tx:
+            for artifact in old:
+                tx.execute(
+                    "UPDATE artifacts SET created_at = ? WHERE id = ?",
+                    ("2000-01-01T00:00:00Z", artifact.id),
+                )
+    assert not (store_dir / "state.db-shm").exists()  # nobody holds the store
+    fill(filler.with_name("more-filler"))
+    assert os.statvfs(filler.parent).f_bavail == 0
+
+    listed = cli_json(root, "tasks", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [t["title"] for t in json.loads(listed.stdout)] == ["still readable"]
+    assert cli_json(root, "status", "--json").returncode == 0
+    (store_dir / "config.toml").write_text("[retention.file]\nmax_age_days = 1\n")
+    freed = cli_json(root, "gc", "--apply", "--json")
+    assert freed.returncode == 0, freed.stderr
+    result = json.loads(freed.stdout)
+    assert result["plan"]["artifacts"] == 4
+    assert os.statvfs(filler.parent).f_bavail > 0
+    assert_consistent(store_dir)
+
+
+@pytest.mark.slow
+def test_full_disk_reads_work_even_with_no_reserve_left(
+    tmpfs_project: tuple[Path, Path],
+) -> None:
+    root, filler = tmpfs_project
+    store_dir = root / ".agentkeep"
+    with agentkeep.open(root) as store:
+        store.add_task("readable")
+    (store_dir / "reserve").unlink()
+    fill(filler.with_name("more-filler"))
+    listed = cli_json(root, "tasks", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [t["title"] for t in json.loads(listed.stdout)] == ["readable"]
+    added = cli_json(root, "tasks", "add", "no room", "--json")
+    assert added.returncode == 9
+    assert json.loads(added.stderr)["code"] == "storage_full"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reserve", [True, False])
+def test_run_on_a_full_disk_always_runs_the_command(
+    tmpfs_project: tuple[Path, Path], tmp_path: Path, reserve: bool
+) -> None:
+    """The command must run even when recording cannot: with the reserve, the run is
+    recorded from the reserve's room; without it, it runs unrecorded with a warning."""
+    root, filler = tmpfs_project
+    store_dir = root / ".agentkeep"
+    if not reserve:
+        (store_dir / "reserve").unlink()
+    fill(filler.with_name("more-filler"))
+    marker = tmp_path / "ran"  # outside the full file system
+    done = cli_json(
+        root,
+        "run",
+        "--",
+        sys.executable,
+        "-c",
+        f"import pathlib, sys; pathlib.Path({str(marker)!r}).write_text('x'); "
+        "print('hi'); sys.exit(3)",
+    )
+    assert done.returncode == 3, done.stderr
+    assert marker.exists(), "the command did not run"
+    assert b"hi" in done.stdout
+    if reserve:
+        filler.unlink()
+        with agentkeep.open(root, read_only=True) as store:
+            (session,) = store.list_sessions()
+            assert session.exit_code == 3
+    else:
+        assert b"not recording this run" in done.stderr

@@ -8,6 +8,10 @@ every 64 KiB or 250 ms, so the child never waits for an fsync.
 If agentkeep dies, the child's output up to the last recorded length is intact; the
 session stays ``running`` with the recorder's pid, which ``agentkeep doctor`` finds dead,
 and marks the session interrupted and seals its streams.
+
+The command runs even when nothing can be recorded: if the disk is full before the session
+could start (after the reserve's room was used), :func:`run_unrecorded` runs it with the
+terminal's own stdio, says so on stderr, and its exit code is the result.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ INTERRUPTING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL}
 
 @dataclass(frozen=True)
 class RunResult(Record):
-    session_id: int
+    session_id: int | None  # None: the run could not be recorded (status "unrecorded")
     status: str
     exit_code: int | None
     signal: int | None
@@ -119,21 +123,27 @@ def run_command(
             f"command not found: {argv[0]}", hint="check the name, or give its full path"
         )
     ensure_reserve(store.store_dir)  # room to finish the bookkeeping if the disk fills
-    agent_id = store.register_agent(agent, kind="run").item.id if agent else None
-    session = store.start_session(
-        source="run",
-        agent_id=agent_id,
-        task_id=task_id,
-        cwd=os.getcwd(),
-        title=title or _title(argv),
-        command=list(argv),
-        pid=os.getpid(),
-        host=HOST,
-    ).item
+    names = ("pty",) if use_pty else ("stdout", "stderr")
+    try:
+        try:
+            session, writers = _start(store, argv, agent, task_id, title, names)
+        except StorageFull:
+            release_reserve(store.store_dir)  # what the reserve is for; gc recreates it
+            session, writers = _start(store, argv, agent, task_id, title, names)
+    except StorageFull as exc:
+        started = time.monotonic()
+        returncode = run_unrecorded(argv, reason=exc.message, use_pty=use_pty)
+        sig = -returncode if returncode < 0 else None
+        return RunResult(
+            session_id=None,
+            status="unrecorded",
+            exit_code=None if sig is not None else returncode,
+            signal=sig,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            recording_errors=[f"the run was not recorded: {exc.message}"],
+        )
     if on_start is not None:
         on_start(session.id)
-    names = ("pty",) if use_pty else ("stdout", "stderr")
-    writers = [store.open_stream(session.id, name, auto_commit=False) for name in names]
     committer = _Committer(store.store_dir, writers)
     committer.start()
     started = time.monotonic()
@@ -186,6 +196,44 @@ def run_command(
         streams=streams,
         recording_errors=errors,
     )
+
+
+def _start(
+    store: Store,
+    argv: Sequence[str],
+    agent: str | None,
+    task_id: int | None,
+    title: str | None,
+    names: Sequence[str],
+) -> tuple[Any, list[StreamWriter]]:
+    """The session's row and its stream writers, before the child starts."""
+    agent_id = store.register_agent(agent, kind="run").item.id if agent else None
+    session = store.start_session(
+        source="run",
+        agent_id=agent_id,
+        task_id=task_id,
+        cwd=os.getcwd(),
+        title=title or _title(argv),
+        command=list(argv),
+        pid=os.getpid(),
+        host=HOST,
+    ).item
+    writers = [store.open_stream(session.id, name, auto_commit=False) for name in names]
+    return session, writers
+
+
+def run_unrecorded(argv: Sequence[str], *, reason: str, use_pty: bool = False) -> int:
+    """Run ``argv`` with our own stdin/stdout/stderr when it cannot be recorded (a full
+    disk); warns on stderr. Returns its returncode (negative: killed by that signal)."""
+    del use_pty  # the child gets our terminal itself: colours and progress bars stay
+    sys.stderr.write(f"agentkeep: not recording this run ({reason}); running it anyway\n")
+    sys.stderr.flush()
+    proc = subprocess.Popen(list(argv))
+    previous = _forward_signals(proc)
+    try:
+        return proc.wait()
+    finally:
+        _restore_signals(previous)
 
 
 def _title(argv: Sequence[str]) -> str:

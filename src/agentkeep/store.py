@@ -33,9 +33,11 @@ from agentkeep.errors import (
     InvalidInput,
     ReadOnly,
     StorageError,
+    StorageFull,
     StoreNotFound,
 )
 from agentkeep.events import EventOps
+from agentkeep.files import RESERVE_NAME
 from agentkeep.importers import ImportOps
 from agentkeep.integrations import IntegrationOps
 from agentkeep.metrics import MetricOps
@@ -235,6 +237,50 @@ def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.
     never modified (not even by the checkpoint SQLite runs when a writer closes).
     """
     store_dir = resolve_store_dir(path)
+    try:
+        return _open(store_dir, create, actor, read_only, config)
+    except StorageFull as full:
+        # A full disk, and no other process holds the store: SQLite cannot even create its
+        # -shm (SQLITE_IOERR_SHMSIZE), so no command — `gc --apply` included — could run.
+        # Take a little of the reserve (that is what it is for) and try once more.
+        if make_room(store_dir):
+            return _open(store_dir, create, actor, read_only, config)
+        if _size(store_dir / (DB_NAME + "-wal")) == 0 and (store_dir / DB_NAME).exists():
+            # No reserve left: read the file as it is, and refuse writes with the full
+            # disk. SQLite could not create the -shm, so no process holds the store, and
+            # with an empty WAL the main file is complete.
+            store = _open(store_dir, False, actor, True, config, immutable=True)
+            if not read_only:
+                store._refusal = full
+            return store
+        raise
+
+
+ROOM_BYTES = 1 << 20  # what an open takes from the reserve on a full disk (-shm, WAL frames)
+
+
+def make_room(store_dir: Path) -> bool:
+    """Shrink the reserve file (files.ensure_reserve) by ``ROOM_BYTES``; whether it did."""
+    reserve = store_dir / RESERVE_NAME
+    try:
+        size = reserve.stat().st_size
+        if size == 0:
+            return False
+        os.truncate(reserve, max(0, size - ROOM_BYTES))
+    except OSError:
+        return False
+    return True
+
+
+def _open(
+    store_dir: Path,
+    create: bool,
+    actor: str | None,
+    read_only: bool,
+    config: dict[str, Any] | None,
+    *,
+    immutable: bool = False,
+) -> Store:
     db_path = store_dir / DB_NAME
     exists = db_path.exists()
     if not exists:
@@ -252,7 +298,7 @@ def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.
     refusal: AgentkeepError | None = None
     guard = CommitGuard(str(store_dir / MARK_NAME), synchronous=options["synchronous"])
     if exists:
-        probe = connect(db_path, read_only=True, **options)
+        probe = connect(db_path, read_only=True, immutable=immutable, **options)
         try:
             state = read_state(probe)
             if state is None:

@@ -256,8 +256,13 @@ def connect(
     synchronous: str = "FULL",
     busy_timeout_ms: int = 5000,
     read_only: bool = False,
+    immutable: bool = False,
 ) -> Connection:
     """Open ``path`` with agentkeep's settings (see the module docstring).
+
+    ``immutable`` (read-only) tells SQLite the file cannot change, so it needs no ``-shm``:
+    only for a database no process holds and whose WAL is empty (a full disk, where not
+    even the ``-shm`` can be created).
 
     Does not change the file: setting WAL mode (which writes the header) is left to
     :func:`ensure_wal`, called only once the caller knows it may write.
@@ -269,6 +274,8 @@ def connect(
             hint="agentkeep config set store.synchronous FULL",
         )
     target = f"file:{path}?mode=ro{_immutable_suffix(path)}" if read_only else str(path)
+    if read_only and immutable and "immutable=1" not in target:
+        target += "&immutable=1"
     try:
         raw = sqlite3.connect(
             target,

@@ -52,13 +52,19 @@ def run(
       agentkeep run --pty -- npm test        # keep colours and progress bars
       agentkeep logs 7 -f                    # follow it from another terminal
     """
-    from agentkeep.runner import run_command
+    from agentkeep.errors import StorageFull
+    from agentkeep.runner import run_command, run_unrecorded
 
     def announce(session_id: int) -> None:
         if not as_json:
             click.echo(f"agentkeep: recording session {session_id}", err=True)
 
-    with state.open() as store:
+    try:
+        opened = state.open()
+    except StorageFull as exc:  # the command runs even when recording cannot
+        code = run_unrecorded(list(command), reason=exc.message, use_pty=use_pty)
+        click.get_current_context().exit(128 - code if code < 0 else code)
+    with opened as store:
         result = run_command(
             store,
             list(command),
@@ -72,7 +78,7 @@ def run(
         click.echo(f"agentkeep: {problem}", err=True)
     if as_json:
         print_object(result, "json")
-    else:
+    elif result.session_id is not None:
         how = f"signal {result.signal}" if result.signal else f"exit {result.exit_code}"
         click.echo(
             f"agentkeep: session {result.session_id} {result.status} ({how}, "
