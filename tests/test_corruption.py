@@ -24,14 +24,14 @@ from conftest import Cli
 HELPERS = Path(__file__).resolve().parent / "helpers"
 
 
-def damage(*args: str | Path) -> str:
+def damage(*args: str | Path, killed: bool = False) -> str:
     done = subprocess.run(
         [sys.executable, str(HELPERS / "damage.py"), *map(str, args)],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == (-9 if killed else 0), done.stderr
     return done.stdout.strip()
 
 
@@ -346,3 +346,40 @@ def test_restore_refuses_a_damaged_single_file_backup(project: Path, cli: Cli) -
     assert "damaged" in result.error()["error"]
     with agentkeep.open(project) as store:
         assert store.check().ok  # the store was not touched
+
+
+# -- a write killed with a rollback journal -----------------------------------------------
+
+
+def test_hot_journal_of_a_killed_write_is_rolled_back_on_open(project: Path, cli: Cli) -> None:
+    """A read-only probe cannot roll a hot journal back: every command failed (exit 12)."""
+    store_dir = project / ".agentkeep"
+    for title in ("one", "two"):
+        assert cli("tasks", "add", title).exit_code == 0
+    damage("killed-write", store_dir / "state.db", killed=True)
+    assert (store_dir / "state.db-journal").exists()
+    listed = cli("tasks", "list", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    assert sorted(t["title"] for t in listed.json()) == ["one", "two"]  # rolled back
+    assert not (store_dir / "state.db-journal").exists()  # SQLite removed it
+    status = cli("db", "status", "--json")
+    assert status.json()["journal_mode"] == "wal"
+    assert cli("db", "check").exit_code == 0
+    assert cli("doctor").exit_code == 0
+
+
+def test_doctor_fix_removes_a_killed_copy_and_its_journal(project: Path, cli: Cli) -> None:
+    """A backup copy killed mid-write (a migration's pre-migration backup) leaves its temp
+    file and a hot -journal; doctor used to remove the first and never the second."""
+    backups = project / ".agentkeep" / "backups"
+    backups.mkdir(exist_ok=True)
+    damage("killed-temp-db", backups, killed=True)
+    left = sorted(p.name for p in backups.iterdir())
+    assert len(left) == 2 and left[1] == left[0] + "-journal", left
+    report = cli("doctor", "--json")
+    assert report.exit_code == 1
+    assert [f["check"] for f in report.json()["findings"]] == ["temp-file", "temp-file"]
+    fixed = cli("doctor", "--fix", "--json")
+    assert fixed.exit_code == 0, fixed.stdout
+    assert list(backups.iterdir()) == []
+    assert cli("doctor", "--json").json()["findings"] == []

@@ -172,6 +172,7 @@ def doctor(store: Store, *, fix: bool = False) -> Report:
     except Corrupt as exc:  # a damaged page met while reading rows
         store._conn.note_damage(exc)
         found.add("database", "error", "state.db", exc.message, hint=DB_HINT)
+    _check_journal(store, found)
     _check_quarantine(store, found)
     _check_hook_log(store, found)
     return Report(ok=not any(f.problem for f in found), fix=fix, findings=list(found))
@@ -238,14 +239,28 @@ def _files_under(directory: Path) -> Iterator[Path]:
                 yield path
 
 
+# SQLite's side files of a temp database (a backup copy killed mid-write leaves its hot
+# rollback journal): they belong to the temp file and go with it.
+SQLITE_SIDE_SUFFIXES = ("-journal", "-wal", "-shm")
+
+
+def _temp_owner(path: Path) -> int | None:
+    owner = temp_owner(path)
+    if owner is None:
+        for suffix in SQLITE_SIDE_SUFFIXES:
+            if path.name.endswith(suffix):
+                return temp_owner(path.with_name(path.name.removesuffix(suffix)))
+    return owner
+
+
 def _temp_files(store_dir: Path) -> Iterator[tuple[Path, int]]:
     for name in TEMP_DIRS:
         for path in _files_under(store_dir / name):
-            owner = temp_owner(path)
+            owner = _temp_owner(path)
             if owner is not None:
                 yield path, owner
     for path in store_dir.iterdir():  # e.g. the reserve file's temp
-        owner = temp_owner(path)
+        owner = _temp_owner(path)
         if owner is not None and path.is_file():
             yield path, owner
 
@@ -253,7 +268,7 @@ def _temp_files(store_dir: Path) -> Iterator[tuple[Path, int]]:
 def _check_temp_files(store: Store, found: _Findings, *, fix: bool) -> None:
     """Temp files of dead processes are a crash's leftovers (removed by fix); those of a
     live process are a write in progress (never touched)."""
-    for path, owner in _temp_files(store.store_dir):
+    for path, owner in sorted(_temp_files(store.store_dir)):
         subject = _relative(store, path)
         if pid_alive(owner):
             found.add("temp-file", "info", subject, f"being written by live process {owner}")
@@ -368,7 +383,7 @@ def _check_stream_files(store: Store, found: _Findings, *, fix: bool) -> None:
     """Files under streams/ against the rows. Files are listed *before* rows are read: a
     stream's file is created only after its row commits, so a listed file's row is seen."""
     directory = store.store_dir / STREAMS_DIR
-    files = {path for path in _files_under(directory) if temp_owner(path) is None}
+    files = {path for path in _files_under(directory) if _temp_owner(path) is None}
     rows = store._rows("SELECT * FROM streams ORDER BY id")
     referenced = {store.store_dir / row["path"] for row in rows}
     # A .zst beside an unsealed stream: a seal in progress, or _unsealed_stream's business.
@@ -426,7 +441,7 @@ def _check_object_files(store: Store, found: _Findings, *, fix: bool) -> None:
     if fix:
         store._conn.lock_writers()
     try:
-        files = {path for path in _files_under(directory) if temp_owner(path) is None}
+        files = {path for path in _files_under(directory) if _temp_owner(path) is None}
         rows = store._rows("SELECT sha256, encoding, size FROM objects ORDER BY sha256")
         expected = {object_path(store.store_dir, r["sha256"], r["encoding"]) for r in rows}
         for path in sorted(files - expected):
@@ -484,6 +499,23 @@ def _quarantine(store: Store, path: Path) -> Path | None:
     except OSError:
         return None
     return dest
+
+
+def _check_journal(store: Store, found: _Findings) -> None:
+    """A rollback journal beside the WAL-mode database. Opening the store already let
+    SQLite roll a hot one back (which deletes it), so one still here is a leftover SQLite
+    ignores; only SQLite may remove it (R12), which it does the next time the database
+    leaves WAL mode. Reported, never deleted by hand."""
+    journal = store.db_path.with_name(store.db_path.name + "-journal")
+    if journal.exists():
+        found.add(
+            "journal",
+            "warning",
+            journal.name,
+            f"a rollback journal ({_size(journal)} bytes) is left beside the database",
+            hint="open the store once as a user who can write it (SQLite rolls it back); "
+            "if it stays, `agentkeep db check` and keep a backup before removing it",
+        )
 
 
 def _check_quarantine(store: Store, found: _Findings) -> None:

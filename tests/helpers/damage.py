@@ -11,12 +11,19 @@ what happens in real life anyway.
     damage.py table-leaf DB TABLE         smash the header of the table's last leaf page
     damage.py index-cell DB INDEX         change one byte of a key in the index's root page
     damage.py sha256 PATH                 print the file's sha256
+    damage.py killed-write DB             switch DB to rollback-journal mode, then die by
+                                          SIGKILL in the middle of a big write: a hot
+                                          DB-journal is left
+    damage.py killed-temp-db DIR          die like a backup copy killed mid-write: leaves
+                                          DIR/state.db.pre-v9-X.tmp-<this pid>-0badc0de
+                                          and its hot -journal
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import sqlite3
 import struct
 import sys
@@ -93,6 +100,26 @@ def index_cell(db: str, index: str) -> None:
         handle.write(bytes([byte[0] ^ 0x01]))
 
 
+def killed_write(db: str, *, switch: bool) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    if switch:
+        assert conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
+    else:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    conn.execute("PRAGMA cache_size=1")  # spill to the file (and the journal) early
+    conn.execute("BEGIN IMMEDIATE")
+    if switch:
+        conn.execute("UPDATE tasks SET title = 'half-written ' || title")
+    for i in range(3000):
+        conn.execute(
+            "INSERT INTO "
+            + ("meta (key, value)" if switch else "t (x)")
+            + (" VALUES (?, ?)" if switch else " VALUES (?)"),
+            (f"k{i}", "v" * 200) if switch else ("v" * 200,),
+        )
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def main(argv: list[str]) -> None:
     command, path = argv[0], argv[1]
     if command == "truncate":
@@ -107,6 +134,13 @@ def main(argv: list[str]) -> None:
         table_leaf(path, argv[2])
     elif command == "index-cell":
         index_cell(path, argv[2])
+    elif command == "killed-write":
+        killed_write(path, switch=True)
+    elif command == "killed-temp-db":
+        killed_write(
+            os.path.join(path, f"state.db.pre-v9-20260101T000000Z.tmp-{os.getpid()}-0badc0de"),
+            switch=False,
+        )
     elif command == "sha256":
         with open(path, "rb") as handle:
             print(hashlib.sha256(handle.read()).hexdigest())

@@ -471,6 +471,12 @@ def translate_error(exc: sqlite3.Error, path: Path) -> AgentkeepError:
         return InvalidInput(f"a referenced record does not exist ({exc})")
     if name.startswith("SQLITE_CONSTRAINT"):
         return InvalidInput(f"the record breaks a rule of the schema ({exc})")
+    if name == "SQLITE_READONLY_ROLLBACK":
+        return StorageError(
+            f"{where} has a hot rollback journal left by a crashed write, and this process "
+            "may not write the store to roll it back",
+            hint="run any agentkeep command once as a user who can write .agentkeep/",
+        )
     if name.startswith("SQLITE_READONLY"):
         return StorageError(
             f"{where} is read-only ({name})",
