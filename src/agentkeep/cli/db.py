@@ -91,6 +91,11 @@ def accept(state: State, as_json: bool, nl: bool) -> None:
     refused until you decide: restore a backup (`agentkeep restore …`), or run this to
     keep the database as it is now. The full integrity check must pass; the high-water
     mark is then reset and writes resume. The missing commits stay lost.
+
+    \b
+    Examples:
+      agentkeep db accept
+      agentkeep db accept --json
     """
     from agentkeep.store import accept_database
 
