@@ -10,7 +10,10 @@
 3. ``agentkeep status`` cold start (a new process) vs ``python -c pass``.
 
 For attribution only, the same store calls are also timed with the redactor stubbed out
-(never a supported mode): the difference is what the privacy boundary costs.
+(never a supported mode): the difference is what the privacy boundary costs. And the commit
+high-water mark (backend/highwater.py: a pread, two primary-key lookups and a pwrite per
+write transaction) is timed on and off with ``synchronous=NORMAL``, where no fsync hides
+CPU costs: the difference is its cost per transaction in microseconds.
 
 Rounds alternate baseline and agentkeep so drift on a shared machine hits both; medians
 are reported. Absolute numbers vary ±25% between runs; the ratios are the result.
@@ -113,6 +116,28 @@ def store_batched(store: agentkeep.Store, batches: int, size: int = 1000) -> flo
 
 
 @contextlib.contextmanager
+def mark_detached(store: agentkeep.Store) -> Iterator[None]:
+    """The store's connection without its high-water mark guard (attribution only)."""
+    guard = store._conn.guard
+    store._conn.guard = None
+    try:
+        yield
+    finally:
+        store._conn.guard = guard
+
+
+def mark_cost_us(store: agentkeep.Store, n: int, rounds: int) -> tuple[float, float]:
+    """Median µs per single-event transaction with and without the mark (NORMAL sync)."""
+    on: list[float] = []
+    off: list[float] = []
+    for _ in range(rounds):
+        on.append(1e6 / store_single(store, n))
+        with mark_detached(store):
+            off.append(1e6 / store_single(store, n))
+    return statistics.median(on), statistics.median(off)
+
+
+@contextlib.contextmanager
 def redaction_stubbed() -> Iterator[None]:
     saved = redact.redact_text, redact.may_contain_secret
     redact.redact_text = lambda text: (text, {})  # type: ignore[assignment]
@@ -163,6 +188,9 @@ def main() -> None:
             results["free1"].append(store_single(store, args.events))
             results["freeN"].append(store_batched(store, args.batches))
     med = {k: statistics.median(v) for k, v in results.items()}
+    fast = agentkeep.open(work / "proj", actor="bench", config={"store.synchronous": "NORMAL"})
+    with_mark, without_mark = mark_cost_us(fast, args.events, max(3, args.rounds))
+    fast.close()
 
     python = cold_start([sys.executable, "-c", "pass"], work / "proj", 15)
     status = cold_start([sys.executable, "-m", "agentkeep", "status"], work / "proj", 15)
@@ -182,6 +210,11 @@ def main() -> None:
     print(
         f"  attribution, redactor stubbed out: single {med['free1'] / med['raw1']:.2f}x, "
         f"batched {med['freeN'] / med['rawN']:.2f}x (the gap to these is the privacy boundary)"
+    )
+    print(
+        f"  high-water mark, synchronous=NORMAL: {with_mark:.1f} us/txn with it, "
+        f"{without_mark:.1f} us/txn without -> +{with_mark - without_mark:.1f} us per write "
+        "transaction"
     )
     print(
         f"cold start:            python -c pass {python:.1f} ms, "

@@ -397,7 +397,7 @@ class write_transaction:  # lower case: used like a function, `with write_transa
                 return
             guard = conn.guard
             try:
-                newest = guard.newest(conn.execute) if guard is not None else None
+                newest = guard.newest(conn.raw.execute) if guard is not None else None
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
