@@ -34,6 +34,7 @@ PINNED = [
     "ReadOnly",
     "Redaction",
     "RedactionFailed",
+    "RollbackDetected",
     "RunResult",
     "SchemaTooNew",
     "SearchHit",

@@ -75,7 +75,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from agentkeep._core import Json, Tx
 from agentkeep._version import __version__
 from agentkeep.artifacts import object_path, redacted_chunks
-from agentkeep.backend.sqlite import backup_to, fsync_path, translate_os_error
+from agentkeep.backend.sqlite import backup_to, fsync_path, translate_error, translate_os_error
 from agentkeep.boundary import may_contain_secret, redact_json_text
 from agentkeep.errors import Conflict, Corrupt, InvalidInput, NotFound, SchemaTooNew
 from agentkeep.files import (
@@ -557,6 +557,9 @@ def restore(source: str | Path, target: str | Path, *, force: bool = False) -> R
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)  # our own unfinished copy
         raise translate_os_error(exc, str(store_dir)) from exc
+    except sqlite3.Error as exc:  # a damaged backup database
+        shutil.rmtree(staging, ignore_errors=True)
+        raise translate_error(exc, src) from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -664,6 +667,9 @@ def _restore_database_file(src: Path, store_dir: Path, *, force: bool) -> Restor
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)  # our own unfinished copy
         raise translate_os_error(exc, str(store_dir)) from exc
+    except sqlite3.Error as exc:  # a damaged backup database
+        shutil.rmtree(staging, ignore_errors=True)
+        raise translate_error(exc, src) from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
