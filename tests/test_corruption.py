@@ -383,3 +383,31 @@ def test_doctor_fix_removes_a_killed_copy_and_its_journal(project: Path, cli: Cl
     assert fixed.exit_code == 0, fixed.stdout
     assert list(backups.iterdir()) == []
     assert cli("doctor", "--json").json()["findings"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["migrate:begin", "migrate:statement:2", "migrate:before_commit"])
+def test_killed_migration_leaves_nothing_doctor_cannot_clean(
+    project: Path, cli: Cli, tmp_path: Path, point: str
+) -> None:
+    """The migration failpoints of test_migrations.py: a migration killed at a step leaves
+    the old schema (SQLite rolls the transaction back), and `doctor --fix` leaves no
+    journal, WAL-less side file or temp copy behind."""
+    from test_migrations import child_source, fill_v1_store, run_child
+
+    fill_v1_store(project)
+    script = tmp_path / "migrate_child.py"
+    script.write_text(child_source(), encoding="utf-8")
+    crashed = run_child(script, project, env={"AGENTKEEP_FAILPOINT": point})
+    assert crashed.returncode == -9, crashed.stderr
+    fixed = cli("doctor", "--fix", "--json")
+    assert fixed.exit_code == 0, fixed.stdout
+    store_dir = project / ".agentkeep"
+    leftovers = [
+        str(p.relative_to(store_dir))
+        for p in store_dir.rglob("*")
+        if p.name.endswith("-journal") or ".tmp-" in p.name
+    ]
+    assert leftovers == []
+    assert cli("db", "check").exit_code == 0
+    assert cli("doctor", "--json").json()["ok"] is True
