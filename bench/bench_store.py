@@ -11,7 +11,7 @@
 
 For attribution only, the same store calls are also timed with the redactor stubbed out
 (never a supported mode): the difference is what the privacy boundary costs. And the commit
-high-water mark (backend/highwater.py: a pread, two primary-key lookups and a pwrite per
+high-water mark (highwater.py: a pread, two primary-key lookups and a pwrite per
 write transaction) is timed on and off with ``synchronous=NORMAL``, where no fsync hides
 CPU costs: the difference is its cost per transaction in microseconds.
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import agentkeep
-from agentkeep.backend.highwater import MARK_NAME, CommitGuard, Mark
 from agentkeep.errors import Corrupt, RollbackDetected
+from agentkeep.highwater import MARK_NAME, CommitGuard, Mark
 
 from conftest import Cli
 
@@ -250,7 +250,7 @@ def test_a_mark_ahead_of_the_database(
 ) -> None:
     """Ahead is an alarm, except when a synchronous=NORMAL writer wrote it before a reboot:
     losing the last commits in a power cut is NORMAL's documented trade-off."""
-    from agentkeep.backend import highwater
+    from agentkeep import highwater
 
     assert cli("tasks", "add", "one").exit_code == 0
     guard = CommitGuard(str(project / ".agentkeep" / MARK_NAME))
@@ -411,3 +411,43 @@ def test_killed_migration_leaves_nothing_doctor_cannot_clean(
     assert leftovers == []
     assert cli("db", "check").exit_code == 0
     assert cli("doctor", "--json").json()["ok"] is True
+
+
+def test_the_hook_does_not_write_into_a_rolled_back_database(project: Path, cli: Cli) -> None:
+    """The hook's own fast path checks the mark too: its delivery fails (logged, never the
+    agent's problem) until the user decides, then it is written."""
+    import sqlite3
+
+    from conftest import run_agentkeep
+    from hookpayloads import script
+
+    store_dir = project / ".agentkeep"
+    assert cli("tasks", "add", "one").exit_code == 0
+    mark = CommitGuard(str(store_dir / MARK_NAME)).read()
+    assert mark is not None
+    (store_dir / MARK_NAME).write_bytes(
+        Mark(mark.seq + 5, "2099-01-01T00:00:00Z", mark.boot, "FULL").encode()
+    )
+    delivery = script("claude", "s-rollback", str(project))[0]
+    payload = json.dumps(delivery.payload).encode()
+
+    def captures() -> int:
+        conn = sqlite3.connect(f"file:{store_dir / 'state.db'}?mode=ro", uri=True)
+        try:
+            return int(conn.execute("SELECT count(*) FROM captures").fetchone()[0])
+        finally:
+            conn.close()
+
+    done = run_agentkeep("hook", "--source", "claude", cwd=project, input=payload)
+    assert done.returncode == 0, done.stderr  # never the agent's problem
+    assert captures() == 0
+    assert "commits are missing" in (store_dir / "hook-errors.log").read_text()
+    assert cli("db", "accept").exit_code == 0
+    accepted = CommitGuard(str(store_dir / MARK_NAME)).read()
+    done = run_agentkeep("hook", "--source", "claude", cwd=project, input=payload)
+    assert done.returncode == 0, done.stderr
+    assert captures() == 1
+    advanced = CommitGuard(str(store_dir / MARK_NAME)).read()
+    assert accepted is not None and advanced is not None
+    assert advanced.seq > accepted.seq  # the hook advanced the mark after its commit
+    assert cli("tasks", "add", "after the hook").exit_code == 0

@@ -501,6 +501,7 @@ ALLOWED_OWN = {
     "agentkeep",
     "agentkeep.__main__",
     "agentkeep._version",
+    "agentkeep.highwater",  # the commit high-water mark: standard library only
     "agentkeep.errors",
     "agentkeep.hook",
     "agentkeep.boundary",  # the one privacy boundary (stdlib only)

@@ -751,8 +751,10 @@ def _write(
     settings: dict[str, Any],
 ) -> int | None:
     queue = WriterQueue(os.path.join(store_dir, "state.db"), settings["store.busy_timeout_ms"])
+    guard = None
     try:
         _begin(conn, store_dir, queue)
+        guard = _checked_mark(conn, store_dir, settings["store.synchronous"])
         writer = capture.Writer(
             conn,
             os.path.dirname(store_dir),
@@ -810,7 +812,9 @@ def _write(
                 found.event == "subagent_end" and found.parent_session
             ):
                 writer.end_session(session_id, reason=found.reason)
+        newest = guard.newest(conn.execute)
         conn.execute("COMMIT")
+        guard.advance(*newest)
         return capture_id
     except BaseException:
         if conn.in_transaction:
@@ -818,6 +822,25 @@ def _write(
         raise
     finally:
         queue.release()
+        if guard is not None:
+            guard.close()
+
+
+def _checked_mark(conn: sqlite3.Connection, store_dir: str, synchronous: str) -> Any:
+    """The store's commit high-water mark (agentkeep/highwater.py), checked inside
+    the write transaction like every library writer does: a database that lost commits or
+    is known to be damaged is not written (the delivery fails and is logged)."""
+    from agentkeep.highwater import MARK_NAME, CommitGuard
+
+    guard = CommitGuard(os.path.join(store_dir, MARK_NAME), synchronous=synchronous)
+    verdict = guard.judge(conn.execute)
+    if verdict.problem is not None:
+        guard.close()
+        raise HookError(
+            f"not written: {verdict.message}; run `agentkeep doctor` (restore a backup, or "
+            "`agentkeep db accept`)"
+        )
+    return guard
 
 
 def _turn_counted(conn: sqlite3.Connection, session_id: int, capture_id: int) -> bool:

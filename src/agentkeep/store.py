@@ -17,7 +17,6 @@ from agentkeep import lifecycle
 from agentkeep._version import __version__
 from agentkeep.agents import AgentOps
 from agentkeep.artifacts import ArtifactOps
-from agentkeep.backend.highwater import MARK_NAME, CommitGuard
 from agentkeep.backend.sqlite import (
     Connection,
     backup_to,
@@ -38,6 +37,7 @@ from agentkeep.errors import (
 )
 from agentkeep.events import EventOps
 from agentkeep.files import RESERVE_NAME
+from agentkeep.highwater import MARK_NAME, CommitGuard
 from agentkeep.importers import ImportOps
 from agentkeep.integrations import IntegrationOps
 from agentkeep.metrics import MetricOps

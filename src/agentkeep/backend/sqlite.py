@@ -33,8 +33,8 @@ Corruption is translated here, for every statement *and every fetch* (a damaged 
 in a table is only met while rows are read): ``SQLITE_CORRUPT``, ``SQLITE_NOTADB`` and
 "malformed" become :class:`~agentkeep.errors.Corrupt` (exit 8). A connection that met
 corruption refuses further writes, and records the damage in the store's high-water mark
-(``highwater.py``) so that every later open refuses writes too until the user decides.
-A connection with a :class:`~agentkeep.backend.highwater.CommitGuard` checks the mark at the
+(``agentkeep/highwater.py``) so that every later open refuses writes too until the user decides.
+A connection with a :class:`~agentkeep.highwater.CommitGuard` checks the mark at the
 start of each write transaction and advances it after each commit.
 """
 
@@ -51,7 +51,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from agentkeep.backend.highwater import CommitGuard
 from agentkeep.errors import (
     AgentkeepError,
     Busy,
@@ -62,6 +61,7 @@ from agentkeep.errors import (
     StorageFull,
     UsedAcrossFork,
 )
+from agentkeep.highwater import CommitGuard
 
 SYNCHRONOUS_LEVELS = {"FULL": 2, "NORMAL": 1}
 

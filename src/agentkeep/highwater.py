@@ -44,7 +44,8 @@ user restores a backup or accepts the database as it is (``agentkeep db accept``
 also resets the mark. Damage no statement touched stays unknown until a check runs:
 ``doctor`` runs ``quick_check``, ``db check`` the full ``integrity_check``.
 
-Only the standard library is used, so the hook's fast path can share it.
+Only the standard library is used (and neither ``typing`` nor ``dataclasses``, which pull in
+``inspect``), so the hook's fast path shares it.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ import os
 import re
 import time
 import zlib
-from dataclasses import dataclass
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - the hook's fast path imports this module: no typing
+    from typing import Any
 
 MARK_NAME = "high-water-mark"
 RECORD_BYTES = 512  # one sector: a power cut cannot tear it in practice, the CRC covers the rest
@@ -77,13 +80,36 @@ def boot_id() -> str:
 _BOOT = boot_id()
 
 
-@dataclass(frozen=True)
 class Mark:
-    seq: int
-    at: str | None
-    boot: str
-    sync: str
-    damaged: dict[str, str] | None = None
+    """One high-water mark record (immutable by convention)."""
+
+    __slots__ = ("at", "boot", "damaged", "seq", "sync")
+
+    def __init__(
+        self,
+        seq: int,
+        at: str | None,
+        boot: str,
+        sync: str,
+        damaged: dict[str, str] | None = None,
+    ) -> None:
+        self.seq = seq
+        self.at = at
+        self.boot = boot
+        self.sync = sync
+        self.damaged = damaged
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.seq, self.at, self.boot, self.sync, self.damaged)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mark) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.seq, self.at, self.boot, self.sync))
+
+    def __repr__(self) -> str:
+        return f"Mark(seq={self.seq}, at={self.at!r}, sync={self.sync}, damaged={self.damaged})"
 
     def encode(self) -> bytes:
         body = {
@@ -134,15 +160,23 @@ def decode(data: bytes) -> Mark | None:
         return None
 
 
-@dataclass(frozen=True)
 class Verdict:
     """What the mark says about the database. ``problem``: ``None``, ``"rollback"`` or
     ``"damaged"``; ``message`` says what in a sentence."""
 
-    problem: str | None
-    message: str = ""
-    mark: Mark | None = None
-    db_seq: int = 0
+    __slots__ = ("db_seq", "mark", "message", "problem")
+
+    def __init__(
+        self,
+        problem: str | None,
+        message: str = "",
+        mark: Mark | None = None,
+        db_seq: int = 0,
+    ) -> None:
+        self.problem = problem
+        self.message = message
+        self.mark = mark
+        self.db_seq = db_seq
 
 
 class CommitGuard:
