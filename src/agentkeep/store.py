@@ -471,7 +471,8 @@ def refuse_fresh_store(store_dir: Path, why: str) -> None:
     raise Corrupt(
         f"the database {store_dir / DB_NAME} is {why}, but the store holds data "
         f"({', '.join(data)}); it was not re-created, so that nothing is lost",
-        hint=hint + " (the current directory is moved aside, never deleted)",
+        hint=hint + " (the current directory is moved aside, never deleted); to start a "
+        "new store on purpose, move .agentkeep/ aside first",
     )
 
 
