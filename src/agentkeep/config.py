@@ -201,6 +201,14 @@ SETTINGS: tuple[Setting, ...] = (
         "transcripts, so without a SessionEnd hook this is how their sessions end. 0: "
         "never end sessions for idleness.",
     ),
+    Setting(
+        "hook.lock_wait_ms",
+        30,
+        _whole(1, 10_000),
+        "How long `agentkeep hook` waits for the writer lock before it writes the "
+        "(redacted) delivery to .agentkeep/spool/ instead and exits; the next writer "
+        "stores it. Keeps an agent's tool call from waiting on agentkeep.",
+    ),
     *_retention_settings(),
 )
 

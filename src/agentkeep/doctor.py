@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +176,7 @@ def doctor(store: Store, *, fix: bool = False) -> Report:
     _check_journal(store, found)
     _check_quarantine(store, found)
     _check_hook_log(store, found)
+    _check_spool(store, found, fix=fixing)
     return Report(ok=not any(f.problem for f in found), fix=fix, findings=list(found))
 
 
@@ -552,6 +554,73 @@ def _check_hook_log(store: Store, found: _Findings) -> None:
         f"{len(lines)} hook failure(s) logged; the last: {last[:200]}",
         hint=f"read .agentkeep/{HOOK_LOG}; delete it once dealt with",
     )
+
+
+# -- the hook spool ---------------------------------------------------------------------
+
+
+def _check_spool(store: Store, found: _Findings, *, fix: bool) -> None:
+    """Hook deliveries waiting in the spool longer than ``spool.GRACE_S`` (fix drains
+    them), quarantined records, and deliveries the hook logged as lost (a full disk)."""
+    from agentkeep import spool
+
+    store_dir = str(store.store_dir)
+    state = spool.status(store_dir)
+    if state.waiting and fix:
+        store.drain_spool()
+        before = state.waiting
+        state = spool.status(store_dir)
+        if state.waiting < before:
+            found.add(
+                "spool",
+                "warning",
+                spool.SPOOL_DIR,
+                f"{before - state.waiting} hook delivery(ies) were waiting in the spool; stored",
+                fixed=True,
+            )
+    if state.waiting and state.oldest is not None:
+        age = max(0.0, time.time() - state.oldest)
+        late = age > spool.GRACE_S
+        found.add(
+            "spool",
+            "warning" if late else "info",
+            spool.SPOOL_DIR,
+            f"{state.waiting} hook delivery(ies) waiting to be stored, the oldest for {age:.0f} s",
+            hint="`agentkeep doctor --fix` stores them; if they stay, another process holds "
+            f"the writer lock or the store cannot be written: read .agentkeep/{HOOK_LOG}"
+            if late
+            else None,
+        )
+    if state.quarantined:
+        found.add(
+            "spool-quarantine",
+            "error",
+            spool.QUARANTINE_DIR,
+            f"{state.quarantined} spooled hook delivery(ies) could not be stored and were "
+            "moved aside",
+            hint=f"each .reason file in .agentkeep/{spool.QUARANTINE_DIR}/ says why; the "
+            "records hold redacted JSON. Delete them once dealt with",
+        )
+    lost = _lost_deliveries(store.store_dir / HOOK_LOG)
+    if lost:
+        found.add(
+            "lost-delivery",
+            "error",
+            HOOK_LOG,
+            f"{lost} hook delivery(ies) could be written neither to the store nor to the spool",
+            hint="free disk space; `agentkeep import` recovers what the agents' own histories "
+            f"still hold. Delete .agentkeep/{HOOK_LOG} once dealt with",
+        )
+
+
+def _lost_deliveries(path: Path) -> int:
+    from agentkeep.hook import LOST
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return 0
+    return sum(1 for line in text.splitlines() if LOST in line)
 
 
 def _relative(store: Store, path: Path) -> str:

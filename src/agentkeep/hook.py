@@ -46,7 +46,7 @@ import sqlite3
 import sys
 import time
 
-from agentkeep import capture, hooklog
+from agentkeep import capture, hooklog, spool
 from agentkeep._version import __version__
 from agentkeep.errors import HookError
 
@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 
 SOURCES = ("claude", "codex", "codex-notify", "opencode")
 LOG_NAME = hooklog.LOG_NAME  # redacted, rotated: agentkeep.hooklog
+LOST = "delivery lost"  # in the log line of a delivery nothing could keep (doctor counts them)
 CACHE_NAME = ".hook-config.json"
 CACHE_FORMAT = 1
 MAX_INPUT_BYTES = 64 << 20  # a larger payload is drained and dropped (and logged)
@@ -70,6 +71,7 @@ SETTING_KEYS = (
     "store.busy_timeout_ms",
     "store.max_field_bytes",
     "sessions.idle_minutes",
+    "hook.lock_wait_ms",
 )
 # Environment variables that change those settings or where the user's config file is.
 _ENV_KEYS = (
@@ -177,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         assert doc is not None and found is not None
         store_delivery(store_dir, source, doc, raw, found)
     except BaseException as exc:  # never fail the agent; say why in the log instead
-        if store_dir is not None:
-            log_failure(store_dir, source, exc)
+        logged = store_dir is not None and log_failure(store_dir, source, exc)
+        if isinstance(exc, DeliveryLost) and not logged:  # never silent: stderr then
+            _say(f"agentkeep hook: {exc}; the hook log could not be written either\n")
     finally:
         if chain is not None:
             run_chain(chain, notify_arg, store_dir, source)
@@ -554,6 +557,7 @@ def _valid_settings(values: dict[str, Any]) -> bool:
                 "store.busy_timeout_ms",
                 "store.max_field_bytes",
                 "sessions.idle_minutes",
+                "hook.lock_wait_ms",
             )
         )
     )
@@ -601,6 +605,39 @@ def _remove_quietly(path: str) -> None:
 
 # -- storing ---------------------------------------------------------------------------------
 
+# The most a hook spends draining the spool inside its own transaction (other hooks wait
+# for the lock meanwhile, and spool after hook.lock_wait_ms), and a library drainer per
+# transaction before it lets other writers have a turn.
+HOOK_DRAIN_S = 0.025
+LIBRARY_DRAIN_S = 0.25
+# The Delivery fields that are text (redacted before a record is spooled).
+_TEXT_FIELDS = (
+    "vendor_event",
+    "session",
+    "parent_session",
+    "tool_name",
+    "tool_use_id",
+    "turn_id",
+    "cwd",
+    "model",
+    "title",
+    "reason",
+    "agent_type",
+)
+
+
+class LockBusy(HookError):
+    """The writer lock was not free within ``hook.lock_wait_ms``."""
+
+
+class DeliveryLost(HookError):
+    """Neither the store nor the spool could take a delivery (a full disk, ...)."""
+
+
+class StoreTooNew(HookError):
+    """The store's schema is newer than this code: it may not write it (an agentkeep that
+    can drains what this one spools)."""
+
 
 def store_delivery(
     store_dir: str,
@@ -609,10 +646,15 @@ def store_delivery(
     raw: bytes,
     found: Delivery | None = None,
 ) -> int | None:
-    """Store one delivery; returns the capture id (None: a repeat, or capture is off).
+    """Store one delivery; returns the capture id (None: a repeat, capture is off, or the
+    delivery went to the spool).
 
     ``raw`` is the payload as delivered (the dedupe hash and a spilled artifact use it),
     ``doc`` its decoded JSON, ``found`` its normalized columns (computed when not given).
+    When the writer lock is not free within ``hook.lock_wait_ms``, or the database cannot
+    take the write, the redacted delivery is written to the spool (:mod:`agentkeep.spool`)
+    and a later writer stores it; if the spool cannot take it either,
+    :class:`DeliveryLost` says so.
     """
     settings = load_settings(store_dir)
     policy: str = settings["capture.policy"]
@@ -620,32 +662,79 @@ def store_delivery(
         return None
     if found is None:
         found = normalize(source, doc)
+    at = capture.utc_now()
     key = capture.dedupe_key(
         source, found.session, found.vendor_event or found.event, found.tool_use_id, raw
     )
     spill_at = min(settings["capture.spill_bytes"], settings["store.max_field_bytes"] // 4)
-    conn = connect(store_dir, settings)
+    big = policy == "full" and len(raw) > spill_at
+    payload: Any = doc
+    artifact_id = None
+    conn = None
     try:
-        payload: Any = doc
-        artifact_id = None
-        if policy == "full" and len(raw) > spill_at:
+        conn = connect(store_dir, settings, timeout_ms=settings["hook.lock_wait_ms"])
+        if big:
             if _seen(conn, key):
                 return None
-            payload, artifact_id = spill(store_dir, source, found, raw)
-        return _write(conn, store_dir, source, found, key, payload, artifact_id, settings)
+            with _not_draining():
+                payload, artifact_id = spill(store_dir, source, found, raw, settings=settings)
+        return _write(conn, store_dir, source, found, key, payload, artifact_id, settings, at)
+    except capture.CaptureError:
+        raise  # refused: the spool would refuse it too
+    except Exception as exc:
+        if big and artifact_id is None:  # the drainer spills it
+            spool_delivery(store_dir, source, found, key, at, settings, doc, raw=raw)
+        else:
+            spool_delivery(store_dir, source, found, key, at, settings, payload, artifact_id)
+        if not _busy(exc):
+            raise HookError(f"the delivery was spooled: {_reason(exc)}") from exc
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
+    # Spooled because other writers held the lock; if it is free by now, drain (this
+    # record included) so the spool does not wait for the next delivery.
+    drain_spool(store_dir, settings, wait_ms=0, budget_s=HOOK_DRAIN_S)
+    return None
 
 
-def connect(store_dir: str, settings: dict[str, Any]) -> sqlite3.Connection:
-    """A connection with agentkeep's settings (backend/sqlite.py); never creates a file."""
+def _busy(exc: BaseException) -> bool:
+    """Whether ``exc`` says other writers had the store: the queue lock, SQLite's lock (even
+    to read: a closing connection checkpointing), or the full library's Busy (a spill)."""
+    if isinstance(exc, LockBusy):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return _is_busy(exc)
+    if "agentkeep.errors" not in sys.modules:
+        return False
+    from agentkeep.errors import Busy
+
+    return isinstance(exc, Busy)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, HookError):
+        return str(exc)
+    name = getattr(exc, "sqlite_errorname", "") or type(exc).__name__
+    return f"{name}: {exc}"
+
+
+def connect(
+    store_dir: str, settings: dict[str, Any], *, timeout_ms: int | None = None
+) -> sqlite3.Connection:
+    """A connection with agentkeep's settings (backend/sqlite.py); never creates a file.
+
+    ``timeout_ms`` bounds SQLite's own busy wait (``store.busy_timeout_ms`` by default):
+    the hook waits ``hook.lock_wait_ms`` at most, even for a writer that does not take
+    the queue lock."""
     path = os.path.join(store_dir, "state.db")
     uri = "file:" + path.replace("%", "%25").replace("?", "%3f").replace("#", "%23") + "?mode=rw"
+    if timeout_ms is None:
+        timeout_ms = settings["store.busy_timeout_ms"]
     conn = sqlite3.connect(
         uri,
         uri=True,
         isolation_level=None,
-        timeout=settings["store.busy_timeout_ms"] / 1000,
+        timeout=timeout_ms / 1000,
         check_same_thread=False,
     )
     try:
@@ -678,7 +767,10 @@ class WriterQueue:
     """The writers' queue lock, ``state.db.lock`` (see agentkeep/backend/sqlite.py): taken
     before ``BEGIN IMMEDIATE`` like every agentkeep writer does, polled every 2 ms at most,
     so parallel hooks take turns instead of starving in SQLite's busy handler (whose
-    sleeps grow to 100 ms). SQLite's own locking still guarantees correctness."""
+    sleeps grow to 100 ms). SQLite's own locking still guarantees correctness.
+
+    The hook waits ``timeout_ms`` (``hook.lock_wait_ms``) at most, then raises
+    :class:`LockBusy`: the delivery goes to the spool instead."""
 
     def __init__(self, db_path: str, timeout_ms: int) -> None:
         self.path = db_path + ".lock"
@@ -702,10 +794,10 @@ class WriterQueue:
             now = time.monotonic()
             if deadline is None:
                 deadline = now + self.timeout
-            elif now > deadline:
+            if now >= deadline:
                 self.release()
-                raise HookError(f"other writers held the store for {self.timeout:g} s")
-            time.sleep(delay * (0.5 + (time.perf_counter_ns() % 1000) / 1000))
+                raise LockBusy(f"other writers held the store for {self.timeout * 1000:g} ms")
+            time.sleep(min(delay * (0.5 + (time.perf_counter_ns() % 1000) / 1000), deadline - now))
             delay = min(delay * 2, 0.002)
 
     def release(self) -> None:
@@ -716,28 +808,47 @@ class WriterQueue:
 
 def _begin(conn: sqlite3.Connection, store_dir: str, queue: WriterQueue) -> None:
     """``BEGIN IMMEDIATE`` on a store of this code's schema, migrating an older one first
-    (with the full library, which takes a backup), refusing a newer one."""
-    queue.acquire()
-    conn.execute("BEGIN IMMEDIATE")
+    (with the full library, which takes a backup), refusing a newer one. Raises
+    :class:`LockBusy` when the lock is not free in time (the queue is then released)."""
+    _begin_immediate(conn, queue)
     version = _schema_version(conn)
     if version == capture.SCHEMA_VERSION:
         return
     conn.execute("ROLLBACK")
     if version > capture.SCHEMA_VERSION:
-        raise HookError(
+        raise StoreTooNew(
             f"the store has schema version {version}, newer than this agentkeep's"
-            f" {capture.SCHEMA_VERSION}; upgrade agentkeep"
+            f" {capture.SCHEMA_VERSION}; upgrade agentkeep (the delivery was spooled)"
         )
     queue.release()  # the library takes the same lock to migrate
     import agentkeep
 
-    agentkeep.open(store_dir).close()  # migrates
-    queue.acquire()
-    conn.execute("BEGIN IMMEDIATE")
+    with _not_draining():
+        agentkeep.open(store_dir).close()  # migrates
+    _begin_immediate(conn, queue)
     version = _schema_version(conn)
     if version != capture.SCHEMA_VERSION:
         conn.execute("ROLLBACK")
         raise HookError(f"the store is at schema version {version} after migrating")
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorname", "") or "").startswith("SQLITE_BUSY")
+
+
+def _begin_immediate(conn: sqlite3.Connection, queue: WriterQueue) -> None:
+    queue.acquire()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        queue.release()
+        # A writer that does not take the queue lock (another tool, a test) holds SQLite's.
+        if _is_busy(exc):
+            raise LockBusy(f"the database was locked for {queue.timeout * 1000:g} ms") from exc
+        raise
+    except BaseException:
+        queue.release()
+        raise
 
 
 def _write(
@@ -749,35 +860,113 @@ def _write(
     payload: Any,
     artifact_id: int | None,
     settings: dict[str, Any],
+    at: str,
 ) -> int | None:
-    queue = WriterQueue(os.path.join(store_dir, "state.db"), settings["store.busy_timeout_ms"])
+    """One transaction: the spooled deliveries first, in order, then this one. When the
+    spool could not be emptied within HOOK_DRAIN_S (or its next record needs a spill),
+    what was drained commits and this delivery joins the end of the spool instead, so
+    deliveries are stored in order (None is returned then). Spool records are removed
+    once their batch committed."""
+    queue = WriterQueue(os.path.join(store_dir, "state.db"), settings["hook.lock_wait_ms"])
+    batch = _Batch()
     guard = None
     try:
         _begin(conn, store_dir, queue)
         guard = _checked_mark(conn, store_dir, settings["store.synchronous"])
+        if spool.pending(store_dir):
+            batch = _drain_into(conn, store_dir, settings, time.monotonic() + HOOK_DRAIN_S)
+        capture_id = None
+        queued = False
+        if not batch.complete:  # join the end of the spool (under the lock: in order)
+            try:
+                spool_delivery(store_dir, source, found, key, at, settings, payload, artifact_id)
+                queued = True
+            except DeliveryLost:
+                pass  # no room for a record: stored now, out of order, rather than lost
+        if not queued:
+            try:
+                capture_id = _apply(
+                    conn,
+                    store_dir,
+                    source=source,
+                    policy=settings["capture.policy"],
+                    max_field_bytes=settings["store.max_field_bytes"],
+                    idle_minutes=settings["sessions.idle_minutes"],
+                    found=found,
+                    key=key,
+                    payload=payload,
+                    artifact_id=artifact_id,
+                    at=at,
+                )
+            except capture.CaptureError:
+                if not batch.applied:
+                    raise
+                _commit(conn, guard)  # what was drained is kept; this delivery is refused
+                _drained(store_dir, batch.applied)
+                raise
+        _commit(conn, guard)
+        _drained(store_dir, batch.applied)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        queue.release()
+        if guard is not None:
+            guard.close()
+    if batch.spill is not None:  # spill it, as this hook would a large payload of its own
+        drain_spool(store_dir, settings, budget_s=HOOK_DRAIN_S)
+    return capture_id
+
+
+def _apply(
+    conn: sqlite3.Connection,
+    store_dir: str,
+    *,
+    source: str,
+    policy: str,
+    max_field_bytes: int,
+    idle_minutes: int | None,
+    found: Delivery,
+    key: str,
+    payload: Any,
+    artifact_id: int | None,
+    at: str,
+    redactions: list[tuple[str, str, int]] | None = None,
+) -> int | None:
+    """Write one delivery inside the open transaction, under a savepoint: a repeat (or a
+    refusal) leaves nothing behind. ``at`` is when it was delivered; ``redactions`` were
+    made before it was spooled (recorded with the capture row)."""
+    conn.execute("SAVEPOINT delivery")
+    try:
         writer = capture.Writer(
             conn,
             os.path.dirname(store_dir),
-            policy=settings["capture.policy"],
+            policy=policy,
             actor=f"hook:{source}",
-            max_field_bytes=settings["store.max_field_bytes"],
-            idle_minutes=settings["sessions.idle_minutes"],  # a new session ends idle ones
+            max_field_bytes=max_field_bytes,
+            idle_minutes=idle_minutes,  # a new session ends idle ones
         )
         session_source = "codex" if source == "codex-notify" else source
         session_id = None
         if found.session:
             parent_id = None
             if found.parent_session:
-                parent_id = writer.session(session_source, found.parent_session, cwd=found.cwd)
+                parent_id = writer.session(
+                    session_source, found.parent_session, cwd=found.cwd, started_at=at
+                )
             session_id = writer.session(
                 session_source,
                 found.session,
+                started_at=at,
                 cwd=found.cwd,
                 model=found.model,
                 title=found.title,
                 parent_id=parent_id,
                 agent_role=found.agent_type,
             )
+        if redactions:
+            writer.boundary.pending.extend(redactions)
         capture_id = writer.capture(
             source=source,
             event=found.event,
@@ -792,17 +981,18 @@ def _write(
             duration_ms=found.duration_ms,
             payload=payload,
             artifact_id=artifact_id,
+            at=at,
         )
         if capture_id is None:  # a repeat: undo the session upserts, change nothing
-            conn.execute("ROLLBACK")
-            return None
-        if session_id is not None:
+            conn.execute("ROLLBACK TO delivery")
+        elif session_id is not None:
             counts = COUNTS.get(found.event, {})
             turns = counts.get("turns", 0)
             if turns and found.turn_id and _turn_counted(conn, session_id, capture_id):
                 turns = 0
             writer.bump(
                 session_id,
+                at=at,
                 prompts=counts.get("prompts", 0),
                 tool_calls=counts.get("tool_calls", 0),
                 failures=counts.get("failures", 0) + found.failed,
@@ -811,19 +1001,14 @@ def _write(
             if found.event == "session_end" or (
                 found.event == "subagent_end" and found.parent_session
             ):
-                writer.end_session(session_id, reason=found.reason)
-        newest = guard.newest(conn.execute)
-        conn.execute("COMMIT")
-        guard.advance(*newest)
+                writer.end_session(session_id, at=at, reason=found.reason)
+        conn.execute("RELEASE delivery")
         return capture_id
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may have rolled the whole transaction back
+            conn.execute("ROLLBACK TO delivery")
+            conn.execute("RELEASE delivery")
         raise
-    finally:
-        queue.release()
-        if guard is not None:
-            guard.close()
 
 
 def _checked_mark(conn: sqlite3.Connection, store_dir: str, synchronous: str) -> Any:
@@ -843,6 +1028,13 @@ def _checked_mark(conn: sqlite3.Connection, store_dir: str, synchronous: str) ->
     return guard
 
 
+def _commit(conn: sqlite3.Connection, guard: Any) -> None:
+    """COMMIT, then advance the high-water mark to the newest event it committed."""
+    newest = guard.newest(conn.execute)
+    conn.execute("COMMIT")
+    guard.advance(*newest)
+
+
 def _turn_counted(conn: sqlite3.Connection, session_id: int, capture_id: int) -> bool:
     """Whether the turn that capture ``capture_id`` ends was counted already: Codex reports
     a turn both to its Stop hook and to ``notify`` (same turn id), and a Claude Stop hook
@@ -855,16 +1047,27 @@ def _turn_counted(conn: sqlite3.Connection, session_id: int, capture_id: int) ->
     return row is not None
 
 
-def spill(store_dir: str, source: str, found: Delivery, raw: bytes) -> tuple[Any, int]:
+def spill(
+    store_dir: str,
+    source: str,
+    found: Delivery,
+    raw: bytes,
+    *,
+    settings: dict[str, Any] | None = None,
+    size: int | None = None,
+) -> tuple[Any, int]:
     """Store a large payload as a 'payload' artifact (the library redacts it and writes the
     file before its own short transaction); returns the row's preview and the artifact id.
+    With ``settings``, the library waits ``hook.lock_wait_ms`` at most for the writer lock
+    (then raises Busy). ``size``: the payload's size as delivered (default ``len(raw)``).
 
     The preview is cut from the redacted payload, so no cut can leave part of a secret."""
     import agentkeep
     from agentkeep.boundary import redact_text
 
     text = raw.decode("utf-8", "surrogateescape")
-    with agentkeep.open(store_dir, actor=f"hook:{source}") as store:
+    config = {"store.busy_timeout_ms": settings["hook.lock_wait_ms"]} if settings else None
+    with agentkeep.open(store_dir, actor=f"hook:{source}", config=config) as store:
         spilled = store.spill_payload(
             text,
             limit=0,
@@ -877,19 +1080,377 @@ def spill(store_dir: str, source: str, found: Delivery, raw: bytes) -> tuple[Any
         clean = f"{clean[:PREVIEW_HEAD]}\n[…]\n{clean[-PREVIEW_TAIL:]}"
     preview = {
         "spilled": True,
-        "size": len(raw),
+        "size": len(raw) if size is None else size,
         "artifact_id": spilled.artifact_id,
         "preview": clean,
     }
     return preview, spilled.artifact_id
 
 
+# -- the spool (agentkeep/spool.py holds the file protocol) -----------------------------------
+
+
+def spool_delivery(
+    store_dir: str,
+    source: str,
+    found: Delivery,
+    key: str,
+    at: str,
+    settings: dict[str, Any],
+    payload: Any,
+    artifact_id: int | None = None,
+    *,
+    raw: bytes | None = None,
+) -> str:
+    """Write the delivery, redacted, to the spool; returns the record's path. ``raw``: a
+    payload to spill into an artifact when the record is drained (too large for a row).
+    Raises :class:`DeliveryLost` when the record cannot be written (nothing else can keep
+    the delivery then), CaptureError when the writer would refuse it anyway."""
+    policy = settings["capture.policy"]
+    writer = capture.Writer(
+        None,
+        os.path.dirname(store_dir),
+        policy=policy,
+        max_field_bytes=settings["store.max_field_bytes"],
+    )
+    delivery: dict[str, Any] = {
+        name: writer.text(name, getattr(found, name), content=name == "title")
+        for name in _TEXT_FIELDS
+    }
+    delivery.update(
+        event=found.event,
+        exit_code=found.exit_code,
+        duration_ms=found.duration_ms,
+        failed=found.failed,
+    )
+    record: dict[str, Any] = {
+        "format": spool.FORMAT,
+        "at": at,
+        "source": source,
+        "policy": policy,
+        "key": writer.text("dedupe_key", key, content=False),
+        "delivery": delivery,
+        "artifact_id": artifact_id,
+        "payload": None,
+        "spill": None,
+    }
+    if raw is not None:
+        from agentkeep.boundary import redact_text
+
+        try:
+            text, counts = redact_text(raw.decode("utf-8", "replace"))
+        except Exception as exc:  # fail closed, as the writer does
+            raise capture.CaptureError("the redactor failed on payload") from exc
+        record["spill"] = {"text": text, "size": len(raw)}
+        writer.boundary.add("payload", counts)
+    else:
+        record["payload"] = writer.json("payload", payload)
+    record["redactions"] = writer.boundary.pending
+    try:
+        return spool.append(store_dir, record)
+    except OSError as exc:
+        raise DeliveryLost(
+            f"{LOST}: {found.event} of session {delivery['session'] or '-'} could be"
+            f" written neither to the store nor to the spool ({exc.strerror or exc})"
+        ) from exc
+
+
+class Drained:
+    """What a drain did: records ``applied`` (stored, or found stored already),
+    ``quarantined``, and whether records are ``left`` (lock busy, budget spent)."""
+
+    __slots__ = ("applied", "left", "quarantined")
+
+    def __init__(self) -> None:
+        self.applied = 0
+        self.quarantined = 0
+        self.left = False
+
+
+_draining = False
+
+
+class _not_draining:
+    """Marks this process as draining (or as a hook that must not drain inside the full
+    library): a Store opened meanwhile does not drain again."""
+
+    def __enter__(self) -> None:
+        global _draining
+        self.before = _draining
+        _draining = True
+
+    def __exit__(self, *exc: object) -> None:
+        global _draining
+        _draining = self.before
+
+
+def drain_spool(
+    store_dir: str,
+    settings: dict[str, Any] | None = None,
+    *,
+    wait_ms: int | None = None,
+    budget_s: float | None = None,
+    batch: int | None = None,
+    allow_spill: bool = True,
+) -> Drained:
+    """Apply the spooled deliveries in order, one transaction per batch, each record
+    removed after its batch committed. Waits ``wait_ms`` (default ``hook.lock_wait_ms``)
+    for the lock and stops when it is busy: whoever holds it, or the next writer, drains.
+    ``budget_s`` bounds the time spent (None: until empty), ``batch`` the records applied
+    per transaction (None: as many as fit in LIBRARY_DRAIN_S). A record whose payload is
+    to be spilled needs the full library (``allow_spill``).
+
+    Two drainers never apply a record twice: both hold the writer lock while they read,
+    apply and remove. Raises sqlite3.Error/OSError when the store cannot be written."""
+    done = Drained()
+    if _draining or not spool.pending(store_dir):
+        return done
+    with _not_draining():
+        if settings is None:
+            settings = load_settings(store_dir)
+        wait = settings["hook.lock_wait_ms"] if wait_ms is None else wait_ms
+        stop = None if budget_s is None else time.monotonic() + budget_s
+        try:
+            conn = connect(store_dir, settings, timeout_ms=max(wait, 1))
+            try:
+                _drain_batches(conn, store_dir, settings, done, wait, stop, batch, allow_spill)
+            finally:
+                conn.close()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            done.left = True  # busy past the wait (even to read): the next writer drains
+    return done
+
+
+def _drain_batches(
+    conn: sqlite3.Connection,
+    store_dir: str,
+    settings: dict[str, Any],
+    done: Drained,
+    wait: int,
+    stop: float | None,
+    batch: int | None,
+    allow_spill: bool,
+) -> None:
+    while spool.pending(store_dir):
+        now = time.monotonic()
+        if stop is not None and now >= stop:
+            done.left = True
+            return
+        batch_end = now + LIBRARY_DRAIN_S if stop is None else min(stop, now + LIBRARY_DRAIN_S)
+        queue = WriterQueue(os.path.join(store_dir, "state.db"), wait)
+        try:
+            _begin(conn, store_dir, queue)
+        except LockBusy:
+            done.left = True
+            return
+        guard = None
+        try:
+            guard = _checked_mark(conn, store_dir, settings["store.synchronous"])
+            drained = _drain_into(conn, store_dir, settings, batch_end, batch)
+            _commit(conn, guard)
+            _drained(store_dir, drained.applied)  # under the lock: no drainer sees them
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            queue.release()
+            if guard is not None:
+                guard.close()
+        done.applied += len(drained.applied)
+        done.quarantined += drained.quarantined
+        if drained.spill is not None:
+            if not allow_spill or not _spill_record(conn, store_dir, drained.spill, settings):
+                done.left = True
+                return
+        elif drained.complete:
+            return  # nothing left that this drainer may apply
+
+
+class _Batch:
+    """What one transaction's drain did: the records ``applied`` (removed after COMMIT),
+    the record that needs a ``spill`` first (None: none), how many were ``quarantined``,
+    and whether the spool was gone through to its end (``complete``)."""
+
+    __slots__ = ("applied", "complete", "quarantined", "spill")
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+        self.spill: str | None = None
+        self.quarantined = 0
+        self.complete = True
+
+
+def _drain_into(
+    conn: sqlite3.Connection,
+    store_dir: str,
+    settings: dict[str, Any],
+    deadline: float,
+    limit: int | None = None,
+) -> _Batch:
+    """Apply spooled records, oldest first, inside the open transaction until
+    ``deadline`` (at least two, so every drain makes progress) or ``limit`` records."""
+    from agentkeep.failpoints import failpoint
+
+    batch = _Batch()
+    rejected: list[str] = []
+    paths = spool.records(store_dir, rejected)
+    for reason in rejected:
+        log_failure(store_dir, "spool", HookError(f"a spooled delivery was quarantined ({reason})"))
+    batch.quarantined = len(rejected)
+    for path in paths:
+        if len(batch.applied) == limit or (
+            len(batch.applied) >= 2 and time.monotonic() >= deadline
+        ):
+            batch.complete = False
+            break
+        try:
+            record = spool.read(path)
+            if record["spill"] is not None:
+                batch.spill = path
+                batch.complete = False
+                break
+            _apply_record(conn, store_dir, record, settings)
+        except FileNotFoundError:
+            continue
+        except (OSError, spool.SpoolError, capture.CaptureError, HookError, *_REFUSALS) as exc:
+            _quarantine(store_dir, path, exc)
+            batch.quarantined += 1
+            continue
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            _quarantine(store_dir, path, HookError(f"a malformed record ({type(exc).__name__})"))
+            batch.quarantined += 1
+            continue
+        batch.applied.append(path)
+        failpoint("spool:applied")
+    return batch
+
+
+# What a record the database refuses raises (its savepoint is rolled back; the rest of
+# the batch goes on). Other sqlite3 errors (a full disk, ...) stop the drain.
+_REFUSALS = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    sqlite3.DataError,
+)
+
+
+def _apply_record(
+    conn: sqlite3.Connection, store_dir: str, record: dict[str, Any], settings: dict[str, Any]
+) -> None:
+    found = Delivery()
+    delivery = record["delivery"]
+    for name in (*_TEXT_FIELDS, "event", "exit_code", "duration_ms", "failed"):
+        setattr(found, name, delivery[name])
+    if found.event not in capture.EVENTS:
+        raise HookError(f"a record with an unknown event {found.event!r}")
+    payload = record["payload"]
+    if record["policy"] not in capture.POLICIES:
+        raise HookError(f"a record with an unknown capture policy {record['policy']!r}")
+    _apply(
+        conn,
+        store_dir,
+        source=str(record["source"]),
+        policy=record["policy"],
+        max_field_bytes=settings["store.max_field_bytes"],
+        idle_minutes=settings["sessions.idle_minutes"],
+        found=found,
+        key=str(record["key"]),
+        payload=json.loads(payload) if payload is not None else None,
+        artifact_id=record["artifact_id"],
+        at=str(record["at"]),
+        redactions=[(str(r), str(c), int(n)) for r, c, n in record["redactions"]],
+    )
+
+
+def _drained(store_dir: str, paths: list[str]) -> None:
+    """Remove records whose transaction committed."""
+    if paths:
+        from agentkeep.failpoints import failpoint
+
+        failpoint("spool:committed")
+        spool.remove(paths)
+
+
+def _quarantine(store_dir: str, path: str, exc: BaseException) -> None:
+    reason = str(exc) if isinstance(exc, HookError) else f"{type(exc).__name__}: {exc}"
+    try:
+        spool.quarantine(store_dir, path, reason)
+    except OSError as error:  # it stays in the spool; the next drainer tries again
+        reason += f"; it could not be moved aside ({error.strerror or error})"
+    log_failure(
+        store_dir,
+        "spool",
+        HookError(f"a spooled delivery was quarantined ({reason})"),
+    )
+
+
+def _spill_record(
+    conn: sqlite3.Connection, store_dir: str, path: str, settings: dict[str, Any]
+) -> bool:
+    """Store a spooled payload as an artifact (outside the writer lock, like the hook
+    does) and rewrite its record to name it; False when the lock was busy."""
+    try:
+        record = spool.read(path)
+        found = Delivery()
+        for name in (*_TEXT_FIELDS, "event"):
+            setattr(found, name, record["delivery"][name])
+        if _seen(conn, str(record["key"])):
+            spool.remove([path])  # stored already (a drainer was killed before removing)
+            return True
+        text = record["spill"]["text"]
+        preview, artifact_id = spill(
+            store_dir,
+            str(record["source"]),
+            found,
+            text.encode("utf-8", "surrogateescape"),
+            settings=settings,
+            size=int(record["spill"]["size"]),
+        )
+    except FileNotFoundError:
+        return True  # another drainer took it
+    except (spool.SpoolError, capture.CaptureError, KeyError, TypeError, ValueError) as exc:
+        _quarantine(store_dir, path, exc)
+        return True
+    except Exception as exc:
+        from agentkeep.errors import InvalidInput
+
+        if isinstance(exc, InvalidInput):  # the library refuses it: it always will
+            _quarantine(store_dir, path, exc)
+            return True
+        if not _busy(exc):  # a full disk, ...: the next drainer tries again
+            log_failure(store_dir, "spool", exc)
+        return False
+    record.update(payload=json.dumps(preview, ensure_ascii=False), artifact_id=artifact_id)
+    record["spill"] = None
+    spool.rewrite(path, record)
+    return True
+
+
 # -- failures and chaining -------------------------------------------------------------------
 
 
-def log_failure(store_dir: str, source: str, exc: BaseException) -> None:
-    """Append one redacted line about ``exc`` to the store's hook log (never the payload)."""
-    hooklog.log_failure(store_dir, source, exc)
+def log_failure(store_dir: str, source: str, exc: BaseException) -> bool:
+    """Append one redacted line about ``exc`` to the store's hook log (never the payload);
+    returns whether the line was written."""
+    return hooklog.log_failure(store_dir, source, exc)
+
+
+def _say(text: str) -> None:
+    """A last resort on stderr (redacted; the line names no payload)."""
+    try:
+        from agentkeep.boundary import redact_text
+
+        text = redact_text(text)[0]
+    except Exception:
+        text = "agentkeep hook: a delivery was lost, and the hook log could not be written\n"
+    try:
+        os.write(2, text.encode("utf-8", "replace"))
+    except OSError:
+        return
 
 
 def run_chain(chain: str, payload: str | None, store_dir: str | None, source: str) -> None:

@@ -61,12 +61,14 @@ def line_for(who: str, exc: BaseException) -> str:
     return f"{_utc_now()} {' '.join(text.split())[:LINE_CHARS]}\n"
 
 
-def log_failure(store_dir: str | os.PathLike[str], who: str, exc: BaseException) -> None:
-    """Append one redacted line about ``exc`` to the store's hook log."""
+def log_failure(store_dir: str | os.PathLike[str], who: str, exc: BaseException) -> bool:
+    """Append one redacted line about ``exc`` to the store's hook log; returns whether it
+    was written (the hook says a lost delivery on stderr when it was not)."""
     try:
         append_line(store_dir, line_for(who, exc))
-    except Exception:  # nowhere left to report to
-        return
+    except Exception:  # the caller decides whether anywhere is left to report to
+        return False
+    return True
 
 
 def append_line(store_dir: str | os.PathLike[str], line: str) -> None:
@@ -80,7 +82,9 @@ def append_line(store_dir: str | os.PathLike[str], line: str) -> None:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(path, flags, 0o600)
     try:
-        os.write(fd, line.encode("utf-8", "replace"))
+        data = line.encode("utf-8", "replace")
+        if os.write(fd, data) != len(data):
+            raise OSError(f"{LOG_NAME}: a short write (the disk is full?)")
     finally:
         os.close(fd)
 

@@ -11,9 +11,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentkeep import lifecycle
+from agentkeep._core import _Transaction
 from agentkeep._version import __version__
 from agentkeep.agents import AgentOps
 from agentkeep.artifacts import ArtifactOps
@@ -56,12 +57,17 @@ from agentkeep.paths import DB_NAME, STORE_DIRNAME, find_store, main_worktree_ro
 from agentkeep.prime import PrimeOps
 from agentkeep.search import SearchOps
 from agentkeep.sessions import SessionOps
+from agentkeep.spool import pending as spool_pending
+from agentkeep.spool import status as spool_status
 from agentkeep.stats import StatsOps
 from agentkeep.streams import StreamOps
 from agentkeep.tasks import READY_COUNT_SQL, TaskOps
 from agentkeep.timeutil import file_stamp
 from agentkeep.transcripts import TranscriptOps
 from agentkeep.worktrees import WorktreeOps
+
+if TYPE_CHECKING:
+    from agentkeep.hook import Drained
 
 GITIGNORE = """# Everything here is runtime state except config.toml, which is meant for git.
 *
@@ -119,6 +125,7 @@ class StoreStatus(Record):
     last_event_seq: int
     last_event_at: str | None
     idle_sessions: int = 0  # running sessions the idle rule calls idle (not running)
+    spooled: int = 0  # hook deliveries waiting in .agentkeep/spool/ for the writer lock
 
 
 @dataclass(frozen=True)
@@ -332,7 +339,9 @@ def _open(
     except BaseException:
         conn.close()
         raise
-    return _store(conn, store_dir, settings, actor, None)
+    store = _store(conn, store_dir, settings, actor, None)
+    store.drain_spool()
+    return store
 
 
 def _not_writable(store_dir: Path, db_path: Path) -> ReadOnly | None:
@@ -543,6 +552,32 @@ class Store(
             return problem
         return None
 
+    # -- the hook spool (DESIGN.md principle 3) --------------------------------------------
+
+    def transaction(self, *, actor: str | None = None) -> _Transaction:
+        """A write transaction (see :meth:`StoreBase.transaction`); the hook deliveries
+        waiting in the spool are stored first (one ``stat`` when there are none)."""
+        if self._refusal is None and spool_pending(str(self.store_dir)):
+            self.drain_spool()
+        return super().transaction(actor=actor)
+
+    def drain_spool(self) -> Drained | None:
+        """Store the hook deliveries waiting in ``.agentkeep/spool/``, in order (each is
+        stored once however many writers drain at a time). Supplementary work: when the
+        writer lock stays busy for ``hook.lock_wait_ms`` the deliveries are left for the
+        next writer, and a failure is written to the hook log, never raised."""
+        store_dir = str(self.store_dir)
+        if self._refusal is not None or not spool_pending(store_dir):
+            return None
+        from agentkeep import hook
+
+        settings = {key: self.config[key] for key in hook.SETTING_KEYS}
+        try:
+            return hook.drain_spool(store_dir, settings)
+        except Exception as exc:  # the records stay; doctor reports them
+            hook.log_failure(store_dir, "spool", exc)
+            return None
+
     def project(self, *, name: str | None = None) -> Project:
         """This store's project row (created on first use)."""
         row = self._row("SELECT * FROM projects ORDER BY id LIMIT 1")
@@ -590,6 +625,7 @@ class Store(
             active_agents=self._count(lifecycle.ACTIVE_AGENTS_SQL, (cutoff,)),
             last_event_seq=last[0] if last else 0,
             last_event_at=last[1] if last else None,
+            spooled=spool_status(str(self.store_dir)).waiting,
         )
 
     def _db_schema_version(self) -> int:

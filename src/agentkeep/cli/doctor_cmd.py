@@ -24,7 +24,9 @@ def doctor(ctx: click.Context, fix: bool, as_json: bool, nl: bool) -> None:
 
     Finds: database damage, rows whose file is missing, orphan files, hash
     mismatches, sessions whose recorder died, unsealed streams, temp files left by
-    a crash, and the hook failure log. --fix quarantines orphans, removes dead processes'
+    a crash, the hook failure log, and hook deliveries left in the spool, moved aside
+    or lost. --fix stores what waits in the spool, quarantines orphans, removes dead
+    processes'
     temp files, seals abandoned streams and marks dead sessions interrupted; it
     never deletes a row and never touches a live writer's files. Orphans are moved to
     .agentkeep/quarantine/, and only when the database is proven healthy (integrity,

@@ -55,6 +55,8 @@ def _human_status(data: dict[str, Any]) -> str:
         f"at {data['last_event_at'] or '-'})",
         f"redacted  {counts['redactions']} value(s) kept off disk",
     ]
+    if data.get("spooled"):
+        lines.append(f"spool     {data['spooled']} hook delivery(ies) waiting for the writer lock")
     return "\n".join(lines)
 
 
