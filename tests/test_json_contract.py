@@ -42,7 +42,12 @@ RECORDS = {
     "setup": "agentkeep.agent_setup:SetupResult",
     "setup --check": "agentkeep.agent_setup:SetupCheck",
     "prime --json": "agentkeep.prime:Prime",
+    "resume plan": "agentkeep.resume:ResumePlan",
+    "db accept": "agentkeep.store:AcceptResult",
 }
+
+# Documented shapes with no dataclass behind them (checked by their commands' own tests).
+NOT_RECORDS = {"Lists", "Mutations", "log line", "transcript"}
 
 
 def _strip_groups(text: str) -> str:
@@ -69,9 +74,12 @@ def documented_records() -> dict[str, list[str]]:
     return found
 
 
-def test_the_parser_reads_every_record_the_test_knows() -> None:
-    documented = documented_records()
-    assert set(RECORDS) <= set(documented), sorted(set(RECORDS) - set(documented))
+def test_every_documented_record_is_checked() -> None:
+    """Both ways: a record the test knows must be documented, and a newly documented
+    record must be added here (or to NOT_RECORDS) so its fields are checked."""
+    documented = set(documented_records())
+    assert set(RECORDS) <= documented, sorted(set(RECORDS) - documented)
+    assert documented - NOT_RECORDS == set(RECORDS), sorted(documented - NOT_RECORDS - set(RECORDS))
 
 
 @pytest.mark.parametrize("name", sorted(RECORDS))
