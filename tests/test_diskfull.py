@@ -28,7 +28,7 @@ from agentkeep.files import ensure_reserve
 from agentkeep.runner import run_command
 from agentkeep.streams import verify_sealed_file
 
-from conftest import git, run_agentkeep
+from conftest import git, run_agentkeep, skip_or_fail
 
 TMPFS_SIZE = "8m"  # the store keeps a 4 MiB reserve (files.RESERVE_BYTES) on it
 FILLER_BYTES = 1 << 20
@@ -86,7 +86,7 @@ def tmpfs_project(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(project root on an 8 MiB tmpfs with an initialised store and its 4 MiB disk
     reserve, a 1 MiB filler file). AGENTKEEP_HOME stays outside the tmpfs (conftest)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (the RLIMIT_FSIZE tests cover the rest)")
+        skip_or_fail("mounting a tmpfs needs root (the RLIMIT_FSIZE tests cover the rest)")
     mount = tmp_path / "mnt"
     mount.mkdir()
     done = subprocess.run(
@@ -96,7 +96,7 @@ def tmpfs_project(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         check=False,
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+        skip_or_fail(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
     try:
         root = mount / "proj"
         root.mkdir()

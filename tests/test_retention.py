@@ -28,7 +28,7 @@ from agentkeep.errors import InvalidInput, NotFound, StorageFull
 from agentkeep.files import RESERVE_NAME, ensure_reserve
 from agentkeep.retention import apply_gc, pin, plan_gc, usage
 
-from conftest import Cli, run_agentkeep
+from conftest import Cli, run_agentkeep, skip_or_fail
 
 OLD = "2000-01-01T00:00:00.000Z"
 OLDER = "1999-01-01T00:00:00.000Z"
@@ -383,7 +383,7 @@ def small_tmpfs(where: Path, size: str = "8m") -> Iterator[Path]:
     )
     if done.returncode != 0:
         where.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        skip_or_fail(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
         yield where
     finally:
@@ -406,12 +406,12 @@ def fill(path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.geteuid() != 0,
-    reason="mounting a small tmpfs needs root; test_gc_under_a_file_size_limit covers the "
-    "unprivileged case",
-)
 def test_gc_works_on_a_full_disk(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        skip_or_fail(
+            "mounting a small tmpfs needs root; test_gc_under_a_file_size_limit covers the "
+            "unprivileged case"
+        )
     with small_tmpfs(tmp_path / "disk") as disk:
         agentkeep.init_store(disk)
         store_dir = disk / ".agentkeep"
