@@ -23,7 +23,7 @@ import pytest
 import agentkeep
 from agentkeep import spool
 
-from conftest import git, run_agentkeep
+from conftest import git, run_agentkeep, skip_or_fail
 from hookpayloads import Delivery, claude_script, recorded, totals
 from secretgen import fragments, generate, leaks
 
@@ -386,7 +386,7 @@ def test_doctor_reports_an_undrained_spool_and_fix_drains_it(project: Path) -> N
 def tmpfs_project(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(project root with a store on a 8 MiB tmpfs, a file that fills the rest of it)."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        skip_or_fail("mounting a tmpfs needs root")
     mount = tmp_path / "mnt"
     mount.mkdir()
     done = subprocess.run(
@@ -396,7 +396,7 @@ def tmpfs_project(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         check=False,
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+        skip_or_fail(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
     try:
         root = mount / "proj"
         root.mkdir()
