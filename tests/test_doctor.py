@@ -109,7 +109,7 @@ def test_missing_object_file_is_an_unfixable_error(store: agentkeep.Store, cli: 
 @pytest.mark.parametrize("data", [os.urandom(3000), b"compressible text\n" * 500])
 def test_damaged_object_file_is_a_hash_mismatch(store: agentkeep.Store, data: bytes) -> None:
     path = add_object(store, data)
-    path.chmod(0o644)
+    path.chmod(0o600)
     with path.open("ab") as handle:
         handle.write(b"garbage")
     report = diagnose(store)
@@ -228,7 +228,7 @@ def test_stream_file_problems_are_errors(store: agentkeep.Store) -> None:
     _, sealed_id = recorded_session(store, b"a\n" * 100, pid=os.getpid(), end="ended")
     sealed = store.seal_stream(sealed_id)
     path = store.store_dir / sealed.path
-    path.chmod(0o644)
+    path.chmod(0o600)
     path.write_bytes(path.read_bytes()[:-30] + b"\0" * 30)
     _, live_id = recorded_session(store, b"b\n" * 100, pid=os.getpid())
     (store.store_dir / store.get_stream(live_id).path).unlink()

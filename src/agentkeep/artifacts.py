@@ -35,8 +35,10 @@ from agentkeep.backend.sqlite import translate_os_error
 from agentkeep.errors import AgentkeepError, InvalidInput, NotFound, StorageError
 from agentkeep.failpoints import failpoint
 from agentkeep.files import (
+    READ_ONLY_FILE,
     compressor,
     make_dirs,
+    open_file,
     publish,
     remove_quietly,
     temp_path,
@@ -158,7 +160,7 @@ def redacted_chunks(chunks: Iterable[bytes], counts: dict[str, int]) -> Iterator
 def stage_object(store_dir: Path, chunks: Iterable[bytes], *, compress: bool = True) -> _Staged:
     """Step 1 of the protocol: redact, hash and write ``chunks`` to temp files."""
     base = store_dir / OBJECTS_DIR
-    make_dirs(base)
+    make_dirs(base, within=store_dir)
     raw_tmp = temp_path(base / "object")
     zst_tmp = temp_path(base / "object.zst") if compress else None
     digest = hashlib.sha256()
@@ -167,12 +169,12 @@ def stage_object(store_dir: Path, chunks: Iterable[bytes], *, compress: bool = T
     binary = False
     fds: list[int] = []
     try:
-        raw_fd = os.open(raw_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        raw_fd = open_file(raw_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode=READ_ONLY_FILE)
         fds.append(raw_fd)
         zst_fd = -1
         squeezer = None
         if zst_tmp is not None:
-            zst_fd = os.open(zst_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            zst_fd = open_file(zst_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode=READ_ONLY_FILE)
             fds.append(zst_fd)
             squeezer = compressor()
         for chunk in redacted_chunks(chunks, counts):
@@ -214,7 +216,7 @@ def commit_object(tx: Tx, store_dir: Path, staged: _Staged) -> None:
         if row is not None and object_path(store_dir, staged.sha256, row[0]).exists():
             return  # deduplicated
         final = object_path(store_dir, staged.sha256, staged.encoding)
-        make_dirs(final.parent)
+        make_dirs(final.parent, within=store_dir)
         if staged.zst_tmp is not None:
             publish(staged.zst_tmp, final)
         else:
@@ -243,7 +245,7 @@ def read_object(store_dir: Path, sha256: str, encoding: str) -> Iterator[bytes]:
     """The uncompressed bytes of an object, in chunks."""
     path = object_path(store_dir, sha256, encoding)
     try:
-        handle = path.open("rb")
+        handle = os.fdopen(open_file(path, os.O_RDONLY, within=store_dir), "rb")
     except FileNotFoundError as exc:
         raise NotFound(
             f"the file of object {sha256[:12]} is missing ({path.name})",
@@ -473,7 +475,7 @@ class ArtifactOps(StoreBase):
         artifact = self.get_artifact(artifact_id)
         path = object_path(self.store_dir, artifact.sha256, artifact.encoding)
         try:
-            handle = path.open("rb")
+            handle = os.fdopen(open_file(path, os.O_RDONLY, within=self.store_dir), "rb")
         except FileNotFoundError as exc:
             raise NotFound(f"the file of artifact {artifact_id} is missing") from exc
         if artifact.encoding == "zstd":
@@ -486,7 +488,7 @@ class ArtifactOps(StoreBase):
         target = target.absolute()
         tmp = temp_path(target)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             try:
                 written = write_chunks(fd, chunks)
             finally:

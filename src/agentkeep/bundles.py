@@ -81,6 +81,7 @@ from agentkeep.errors import Conflict, Corrupt, InvalidInput, NotFound, SchemaTo
 from agentkeep.files import (
     maintenance_lock,
     make_dirs,
+    open_file,
     remove_quietly,
     staged_file,
     temp_path,
@@ -238,7 +239,7 @@ def _write_durably(dest: Path, chunks: Iterable[bytes]) -> tuple[str, int]:
     """Write ``chunks`` to a new file ``dest`` and fsync it; returns (sha256, size)."""
     digest, size = hashlib.sha256(), 0
     try:
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = open_file(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL)  # 0600, never a link
         try:
             for chunk in chunks:
                 digest.update(chunk)
@@ -253,7 +254,7 @@ def _write_durably(dest: Path, chunks: Iterable[bytes]) -> tuple[str, int]:
 
 def _file_chunks(path: Path, limit: int | None = None) -> Iterator[bytes]:
     """The first ``limit`` bytes of a file (all of it when None); Corrupt if shorter."""
-    with path.open("rb") as handle:
+    with os.fdopen(open_file(path, os.O_RDONLY), "rb") as handle:
         yield from _handle_chunks(handle, limit, path)
 
 
@@ -382,7 +383,7 @@ def backup(store: Store, dest: str | Path | None = None) -> BackupResult:
     database snapshot until every file it names is copied.
     """
     target = _backup_target(store, dest)
-    make_dirs(target)
+    make_dirs(target, within=store.store_dir if dest is None else None)
     files: dict[str, dict[str, Any]] = {}
     missing: list[str] = []
     dirs = {target}
@@ -588,6 +589,7 @@ def _assemble(src: Path, manifest: Mapping[str, Any], staging: Path) -> None:
     try:
         dest_conn = sqlite3.connect(str(tmp), isolation_level=None)
         try:
+            os.chmod(tmp, 0o600)  # private before the first page is written
             source.backup(dest_conn, pages=-1)
             dest_conn.execute("PRAGMA journal_mode=WAL")
         finally:
@@ -987,7 +989,10 @@ def _write_bundle(
     name: str,
     selection: dict[str, Any],
 ) -> dict[str, dict[str, Any]]:
-    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+    with (
+        os.fdopen(open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as raw,
+        tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
         writer = _BundleWriter(tar)
         for spec in TABLES:
             rows = [sel.rows[spec.name][k] for k in sorted(sel.rows[spec.name])]
@@ -1419,13 +1424,13 @@ class _Importer:
 
     def _publish(self, member: str, relative: str) -> None:
         final = self.store.store_dir / relative
-        make_dirs(final.parent)
+        make_dirs(final.parent, within=self.store.store_dir)
         with staged_file(final) as tmp:
             got = _entry(*_write_durably(tmp, self.bundle.chunks(member)))
             if got != self.bundle.manifest["members"][member]:
                 raise Corrupt(f"{member} in {self.bundle.path} changed while it was imported")
             if final.suffix == ".zst" or relative.startswith("objects/"):
-                os.chmod(tmp, 0o444)  # immutable files are read-only, like their originals
+                os.chmod(tmp, 0o400)  # immutable files are read-only, like their originals
         self.files += 1
 
     # -- tables with their own rules ------------------------------------------------------

@@ -9,11 +9,23 @@ Where a value comes from, lowest to highest precedence:
 4. the environment: ``AGENTKEEP_`` + the key upper-cased with dots as underscores
    (``store.synchronous`` → ``AGENTKEEP_STORE_SYNCHRONOUS``);
 5. a command-line flag (passed in as ``overrides``).
+
+Config files are read defensively (issue 9 §4): only a regular file is read (a FIFO, a
+device or, for the project's file inside the store, a symbolic link is refused without
+opening it for long: ``O_NONBLOCK``, ``O_NOFOLLOW``, then ``fstat``), at most
+:data:`MAX_CONFIG_BYTES`, and a line nested deeper than :data:`MAX_LINE_NESTING` is refused
+before the TOML parser spends quadratic time on it. Every problem is an
+:class:`~agentkeep.errors.InvalidInput` naming the file. An unknown key is a warning (with
+a "did you mean"), not an error: :attr:`Config.warnings`. ``Config.load(strict=False)`` (the
+hook) never raises for a file: a broken file or value falls back to the defaults and the
+reason is in :attr:`Config.problems`, so capture goes on.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -222,50 +234,150 @@ class Value:
     source: str  # default | user | project | env | flag
 
 
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+MAX_CONFIG_BYTES = 64 * 1024  # the generated config.toml is ~8 KiB
+MAX_LINE_NESTING = 64  # dots and brackets on one line; settings nest 3 deep
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _flatten(table: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, value in table.items():
-        key = f"{prefix}{name}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, key + "."))
-        else:
-            out[key] = value
+    pending: list[tuple[str, Mapping[str, Any]]] = [("", table)]
+    while pending:  # iterative: a deeply nested file cannot exhaust the stack here
+        prefix, current = pending.pop()
+        for name, value in current.items():
+            key = f"{prefix}{name}"
+            if isinstance(value, Mapping):
+                pending.append((key + ".", value))
+            else:
+                out[key] = value
     return out
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """The flattened settings in a config file ({} when it does not exist)."""
+def read_config_text(path: Path, *, follow_links: bool = True) -> str | None:
+    """The text of a config file, or None when there is none. Raises InvalidInput, naming
+    the file, when it is not a regular file (never blocks on a FIFO), is a link and
+    ``follow_links`` is false, is larger than :data:`MAX_CONFIG_BYTES` or is not UTF-8."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
-        with path.open("rb") as handle:
-            return _flatten(tomllib.load(handle))
+        fd = os.open(path, flags)
     except FileNotFoundError:
-        return {}
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidInput(
+                f"{path} is a symbolic link; agentkeep does not follow links inside its store",
+                hint="replace the link with the file itself",
+            ) from exc
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+            raise InvalidInput(
+                f"{path} is {kind}, not a regular file",
+                hint="a config file must be a plain TOML file; remove or replace it",
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    if size > MAX_CONFIG_BYTES:
+        raise InvalidInput(
+            f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KiB, the limit for a config file",
+            hint="a config file holds a few settings; remove what is not a setting",
+        )
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path} is not UTF-8 text (byte {exc.start})") from exc
+
+
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    """The flattened settings in ``text`` (the content of ``path``)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("#"):
+            continue
+        if line.count(".") + line.count("[") + line.count("{") > MAX_LINE_NESTING:
+            raise InvalidInput(
+                f"{path} line {number} is nested too deeply to be a setting",
+                hint="settings are at most three names deep, like retention.streams.max_age_days",
+            )
+    try:
+        return _flatten(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(
             f"{path} is not valid TOML: {exc}", hint="fix the file or remove the broken line"
         ) from exc
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+    except RecursionError as exc:
+        raise InvalidInput(
+            f"{path} is nested too deeply to parse",
+            hint="settings are at most three names deep, like retention.streams.max_age_days",
+        ) from exc
+
+
+def read_toml(path: Path, *, follow_links: bool = True) -> dict[str, Any]:
+    """The flattened settings in a config file ({} when it does not exist)."""
+    text = read_config_text(path, follow_links=follow_links)
+    return {} if text is None else parse_toml(text, path)
+
+
+def unknown_key_warning(key: str, source: str) -> str:
+    """What to tell about a key that is not a setting (with the closest one, if any)."""
+    import difflib
+
+    shown = key if len(key) <= 80 else key[:77] + "..."
+    message = f"unknown setting {shown!r} in {source} is ignored"
+    close = difflib.get_close_matches(key, list(SETTINGS_BY_KEY), n=1, cutoff=0.6)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    return message
 
 
 def parse_value(key: str, raw: Any, *, source: str) -> Any:
     setting = SETTINGS_BY_KEY.get(key)
     if setting is None:
         raise InvalidInput(
-            f"unknown setting {key!r} in {source}",
+            unknown_key_warning(key, source).replace(" is ignored", ""),
             hint="`agentkeep config list` shows every setting",
         )
     try:
         return setting.parse(raw)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput(f"setting {key} from {source}: {exc} (got {raw!r})") from exc
+    except (ValueError, TypeError, OverflowError) as exc:
+        shown = repr(raw)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        raise InvalidInput(f"setting {key} from {source}: {exc} (got {shown})") from exc
 
 
 class Config:
     """Resolved settings with the source of each value."""
 
-    def __init__(self, values: dict[str, Value]) -> None:
+    def __init__(
+        self,
+        values: dict[str, Value],
+        *,
+        warnings: list[str] | None = None,
+        problems: list[str] | None = None,
+    ) -> None:
         self._values = values
+        self.warnings: list[str] = warnings or []  # unknown keys: ignored, worth telling
+        self.problems: list[str] = problems or []  # what strict=False fell back on
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key].value
@@ -280,22 +392,43 @@ class Config:
         project_file: Path | None = None,
         overrides: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
+        strict: bool = True,
     ) -> Config:
+        """Resolve every setting. ``strict=False`` (the hook, which must keep capturing)
+        turns each unreadable file or invalid value into an entry of :attr:`problems`
+        and keeps the value from the layer below; flags are always strict."""
         env = os.environ if env is None else env
-        layers: list[tuple[str, Mapping[str, Any]]] = [
-            ("user", read_toml(user_config_file())),
-        ]
-        if project_file is not None:
-            layers.append(("project", read_toml(project_file)))
+        warnings: list[str] = []
+        problems: list[str] = []
+        files = [("user", user_config_file(), True)]
+        if project_file is not None:  # inside the store: links are not followed
+            files.append(("project", project_file, False))
+        layers: list[tuple[str, Mapping[str, Any]]] = []
+        for source, path, follow in files:
+            try:
+                layers.append((f"{source} config {path}", read_toml(path, follow_links=follow)))
+            except InvalidInput as exc:
+                if strict:
+                    raise
+                problems.append(f"{exc.message}; its settings are ignored")
         layers.append(
             ("env", {s.key: env[s.env_var] for s in SETTINGS if s.env_var in env}),
         )
         layers.append(("flag", dict(overrides or {})))
         values = {s.key: Value(s.key, s.default, "default") for s in SETTINGS}
-        for source, layer in layers:
+        for where, layer in layers:
+            source = where.split(" ", 1)[0]
             for key, raw in layer.items():
-                values[key] = Value(key, parse_value(key, raw, source=source), source)
-        return cls(values)
+                if key not in SETTINGS_BY_KEY and source != "flag":
+                    warnings.append(unknown_key_warning(key, where))
+                    continue
+                try:
+                    values[key] = Value(key, parse_value(key, raw, source=where), source)
+                except InvalidInput as exc:
+                    if strict or source == "flag":
+                        raise
+                    problems.append(f"{exc.message}; the value is ignored")
+        return cls(values, warnings=warnings, problems=problems)
 
 
 def default_config_toml() -> str:
@@ -353,10 +486,11 @@ def set_in_file(path: Path, key: str, raw: str) -> Any:
                 f"the value for {key} looks like a secret; config.toml is meant for git",
                 hint="keep credentials in the environment and refer to them by name",
             )
+    inside_store = path.parent.name == ".agentkeep"
+    text = read_config_text(path, follow_links=not inside_store) or ""
     try:
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
         document = tomlkit.parse(text)
-    except (OSError, tomlkit.exceptions.TOMLKitError) as exc:
+    except (tomlkit.exceptions.TOMLKitError, RecursionError) as exc:
         raise InvalidInput(f"cannot update {path}: {exc}") from exc
     *sections, name = key.split(".")
     table: Any = document
@@ -365,8 +499,14 @@ def set_in_file(path: Path, key: str, raw: str) -> Any:
             table[section] = tomlkit.table()
         table = table[section]
     table[name] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(tomlkit.dumps(document), encoding="utf-8")
-    os.replace(tmp, path)
+    from agentkeep.files import PRIVATE_DIR, remove_quietly, temp_path, write_new_file
+
+    tmp = temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+        write_new_file(tmp, tomlkit.dumps(document).encode("utf-8"))  # 0600, never a link
+        os.replace(tmp, path)
+    except OSError as exc:
+        remove_quietly(tmp)
+        raise InvalidInput(f"cannot update {path}: {exc.strerror}") from exc
     return value

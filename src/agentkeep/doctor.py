@@ -11,7 +11,9 @@ Invariants checked (DESIGN.md principle 6, reliability.md R3/R5):
   least the recorded ``length``); every file under ``streams/`` is some row's ``path``;
 - no session is ``running`` with a recorder that died on this host, and no stream of a
   session that is over is left unsealed;
-- no temp file (``files.temp_path`` names) outlives the process that created it.
+- no temp file (``files.temp_path`` names) outlives the process that created it;
+- nothing in the store is a symbolic link, or readable by other users (docs/design.md
+  "Permissions and links"); ``--fix`` makes it private, links are for a person to remove.
 
 Read-only unless ``fix``. Repairs only ever move aside files nothing refers to, seal streams
 whose writer is provably gone, and end sessions whose recorder is provably dead. A row
@@ -177,6 +179,7 @@ def doctor(store: Store, *, fix: bool = False) -> Report:
     _check_quarantine(store, found)
     _check_hook_log(store, found)
     _check_spool(store, found, fix=fixing)
+    _check_privacy(store, found, fix=fix)
     return Report(ok=not any(f.problem for f in found), fix=fix, findings=list(found))
 
 
@@ -621,6 +624,47 @@ def _lost_deliveries(path: Path) -> int:
     except OSError:
         return 0
     return sum(1 for line in text.splitlines() if LOST in line)
+
+
+def _check_privacy(store: Store, found: _Findings, *, fix: bool) -> None:
+    """Links inside the store (never followed, so writers refuse them) and, when the store
+    directory lets other users in, every path they can read. ``fix`` makes the whole store
+    private (dirs 0700, files 0600/0400). Inside a 0700 directory a file's own mode
+    exposes nothing, so it is tightened by ``fix`` without being reported."""
+    from agentkeep.files import store_problems, tighten_store, tightened_on_open
+
+    on_open = tightened_on_open(store.store_dir)  # a writable open fixed these already
+    links, exposed = store_problems(store.store_dir)
+    for link in links:
+        found.add(
+            "links",
+            "error",
+            link,
+            "is a symbolic link; agentkeep refuses to write through links in its store",
+            hint=f"remove it (a cloned repository may have brought it): rm .agentkeep/{link}",
+        )
+    changed = set(tighten_store(store.store_dir, deep=True)) if fix else set()
+    if "." in on_open:
+        found.add(
+            "permissions",
+            "warning",
+            ".agentkeep",
+            f"other users could read the store; {len(on_open)} path(s) were made private"
+            " when it was opened for writing",
+            fixed=True,
+        )
+    if "." not in exposed:
+        return
+    shown = ", ".join(exposed[:5]) + (f" and {len(exposed) - 5} more" if len(exposed) > 5 else "")
+    found.add(
+        "permissions",
+        "warning",
+        ".agentkeep",
+        f"other users can read the store: {len(exposed)} path(s) are open to them ({shown})"
+        + ("; made private" if fix else ""),
+        fixed=fix and set(exposed) <= changed,
+        hint=None if fix else "`agentkeep doctor --fix` makes the store private (0700/0600)",
+    )
 
 
 def _relative(store: Store, path: Path) -> str:

@@ -24,7 +24,13 @@ built for a cold process (integrations.md §2.4, DESIGN.md principle 10):
 Settings come from a cache, ``.agentkeep/.hook-config.json``, keyed by the stat of the
 project and user config files, the relevant environment variables and the agentkeep
 version; it is rebuilt by :meth:`agentkeep.config.Config.load` when any of them changes
-(``tomllib`` alone costs more than this whole process may spend).
+(``tomllib`` alone costs more than this whole process may spend). A config file the hook
+cannot use (a FIFO, a link, too large, invalid TOML, a bad value) never stops capture: the
+hook goes on with the defaults for what it could not read and logs the problem once per
+change of the file (``Config.load(strict=False)``).
+
+Nothing inside the store is opened through a symbolic link (``O_NOFOLLOW``; a linked
+``state.db`` is refused), and what the hook creates there is 0600 (docs/design.md).
 
 Payloads (the formats of integrations.md §2.2, §2.6, §2.7):
 
@@ -58,7 +64,8 @@ SOURCES = ("claude", "codex", "codex-notify", "opencode")
 LOG_NAME = hooklog.LOG_NAME  # redacted, rotated: agentkeep.hooklog
 LOST = "delivery lost"  # in the log line of a delivery nothing could keep (doctor counts them)
 CACHE_NAME = ".hook-config.json"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: a "problems" list (config problems, logged when it was written)
+MAX_CACHE_BYTES = 64 << 10  # the cache is ~500 bytes; anything larger is not ours
 MAX_INPUT_BYTES = 64 << 20  # a larger payload is drained and dropped (and logged)
 PREVIEW_HEAD = 2000  # characters of a spilled payload kept in the row, from the start
 PREVIEW_TAIL = 1000  # ... and from the end
@@ -493,8 +500,7 @@ def main_worktree_of(dot_git_file: str) -> str | None:
     """The main worktree of a linked worktree, from its ``.git`` file (``gitdir: …``) and
     that directory's ``commondir``, as ``git rev-parse --git-common-dir`` would find it."""
     try:
-        with open(dot_git_file, encoding="utf-8") as handle:
-            first = handle.readline().strip()
+        first = read_small_file(dot_git_file, 4096).decode("utf-8").split("\n", 1)[0].strip()
     except (OSError, UnicodeDecodeError):
         return None
     if not first.startswith("gitdir:"):
@@ -502,8 +508,8 @@ def main_worktree_of(dot_git_file: str) -> str | None:
     base = os.path.dirname(dot_git_file)
     gitdir = os.path.normpath(os.path.join(base, first[7:].strip()))
     try:
-        with open(os.path.join(gitdir, "commondir"), encoding="utf-8") as handle:
-            common = os.path.normpath(os.path.join(gitdir, handle.readline().strip()))
+        line = read_small_file(os.path.join(gitdir, "commondir"), 4096).decode("utf-8")
+        common = os.path.normpath(os.path.join(gitdir, line.split("\n", 1)[0].strip()))
     except (OSError, UnicodeDecodeError):
         return None  # a submodule, or not a worktree
     if os.path.basename(common) != ".git":
@@ -512,6 +518,31 @@ def main_worktree_of(dot_git_file: str) -> str | None:
 
 
 # -- settings --------------------------------------------------------------------------------
+
+
+def read_small_file(path: str, limit: int, *, follow_links: bool = True) -> bytes:
+    """A regular file's bytes, at most ``limit`` of them, without blocking on a FIFO
+    (``O_NONBLOCK`` then ``fstat``) or following a link when ``follow_links`` is false.
+    Raises OSError for anything else (a FIFO, a device, a larger file)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if (st.st_mode & 0o170000) != 0o100000:  # stat.S_ISREG, without importing stat
+            raise OSError(f"{path} is not a regular file")
+        data = b""
+        while len(data) <= limit:
+            chunk = os.read(fd, limit + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+        if len(data) > limit:
+            raise OSError(f"{path} is larger than {limit} bytes")
+        return data
+    finally:
+        os.close(fd)
 
 
 def _stat_key(path: str | None) -> list[int] | None:
@@ -530,8 +561,10 @@ def load_settings(store_dir: str) -> dict[str, Any]:
     env = [os.environ.get(name) for name in _ENV_KEYS]
     project = os.path.join(store_dir, "config.toml")
     try:
-        with open(os.path.join(store_dir, CACHE_NAME), "rb") as handle:
-            cached = json.loads(handle.read())
+        raw = read_small_file(
+            os.path.join(store_dir, CACHE_NAME), MAX_CACHE_BYTES, follow_links=False
+        )
+        cached = json.loads(raw)
         if (
             cached["format"] == CACHE_FORMAT
             and cached["version"] == __version__
@@ -575,8 +608,18 @@ def refresh_settings(store_dir: str, env: list[str | None] | None = None) -> dic
     project = os.path.join(store_dir, "config.toml")
     user = str(user_config_file())
     stat = [_stat_key(project), _stat_key(user)]  # before reading: a later edit invalidates
-    config = Config.load(project_file=Path(project))
+    # Never strict: a broken config file must not stop capture (issue 9 §4). What could not
+    # be used is logged now, once; the cache keeps the outcome until the files change.
+    try:
+        config = Config.load(project_file=Path(project), strict=False)
+    except Exception as exc:  # not a file's fault (strict=False): still capture
+        from agentkeep.config import SETTINGS_BY_KEY
+
+        log_failure(store_dir, "config", exc)
+        return {key: SETTINGS_BY_KEY[key].default for key in SETTING_KEYS}
     values = {key: config[key] for key in SETTING_KEYS}
+    for problem in config.problems:
+        log_failure(store_dir, "config", HookError(f"{problem} (capture goes on)"))
     document = {
         "format": CACHE_FORMAT,
         "version": __version__,
@@ -584,11 +627,13 @@ def refresh_settings(store_dir: str, env: list[str | None] | None = None) -> dic
         "user_config": user,
         "stat": stat,
         "values": values,
+        "problems": config.problems,
     }
     target = os.path.join(store_dir, CACHE_NAME)
     tmp = f"{target}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(tmp, flags, 0o600), "w", encoding="utf-8") as handle:
             json.dump(document, handle)
         os.replace(tmp, target)
     except OSError:  # a read-only store still captures; the cache is only an optimisation
@@ -727,6 +772,9 @@ def connect(
     the hook waits ``hook.lock_wait_ms`` at most, even for a writer that does not take
     the queue lock."""
     path = os.path.join(store_dir, "state.db")
+    for suffix in ("", "-wal", "-shm", "-journal"):  # SQLite would follow a link
+        if os.path.islink(path + suffix):
+            raise HookError(f"{path}{suffix} is a symbolic link; agentkeep never follows one")
     uri = "file:" + path.replace("%", "%25").replace("?", "%3f").replace("#", "%23") + "?mode=rw"
     if timeout_ms is None:
         timeout_ms = settings["store.busy_timeout_ms"]
@@ -782,7 +830,8 @@ class WriterQueue:
             import fcntl
         except ImportError:  # pragma: no cover - Windows: SQLite's busy handler only
             return
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        self.fd = os.open(self.path, flags, 0o600)
         deadline = None
         delay = 0.0002
         while True:

@@ -1,6 +1,7 @@
 """The per-user registry of known projects (``global.db`` in the user data dir).
 
-Unlike a project's store, this file is machine-local, so it records absolute paths.
+Unlike a project's store, this file is machine-local, so it records absolute paths. Like
+a store, it is private to the user: its directory 0700, its files 0600.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from agentkeep._version import __version__
 from agentkeep.backend.sqlite import Connection, connect, write_transaction
+from agentkeep.files import PRIVATE_DIR, make_private
 from agentkeep.migrations import Migration, migrate
 from agentkeep.models import Record
 from agentkeep.paths import DB_NAME, STORE_DIRNAME, global_db_path
@@ -46,7 +48,8 @@ class KnownProject(Record):
 
 def _connect() -> Connection:
     path = global_db_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    make_private(path.parent)  # ours alone, like the files in it (connect makes them 0600)
     conn = connect(path)
     migrate(
         conn, backup_dir=path.parent / "backups", app_version=__version__, migrations=MIGRATIONS

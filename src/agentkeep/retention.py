@@ -48,11 +48,14 @@ from agentkeep.config import RETENTION_KINDS, Config
 from agentkeep.errors import AgentkeepError, Conflict, InvalidInput, NotFound
 from agentkeep.failpoints import failpoint
 from agentkeep.files import (
+    PRIVATE_DIR,
+    PRIVATE_FILE,
     ensure_reserve,
     file_size,
     maintenance_lock,
     make_dirs,
     release_reserve,
+    write_new_file,
 )
 from agentkeep.models import Outcome, Record
 from agentkeep.paths import DB_NAME
@@ -555,11 +558,12 @@ def _archive(store: Store, plan: GcPlan, archive_dir: Path) -> Path:
             lines.append(json.dumps({"what": item.what, "reason": item.reason, "row": row}))
             if item.path is not None and (store.store_dir / item.path).exists():
                 target = tmp / item.path
-                target.parent.mkdir(parents=True, exist_ok=True)
+                target.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
                 shutil.copyfile(store.store_dir / item.path, target)
+                os.chmod(target, PRIVATE_FILE)  # archives are as private as the store
                 fsync_path(target)
         records = tmp / "records.jsonl"
-        records.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_new_file(records, ("\n".join(lines) + "\n").encode("utf-8"))
         fsync_path(records)
         os.replace(tmp, final)
         fsync_path(final.parent, directory=True)

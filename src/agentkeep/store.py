@@ -208,12 +208,12 @@ def init_store(root: str | Path | None = None, *, name: str | None = None) -> In
     existed = (store_dir / DB_NAME).exists()
     if not existed:
         refuse_fresh_store(store_dir, "missing")
+    from agentkeep.files import PRIVATE_DIR, write_new_file
+
     try:
-        store_dir.mkdir(exist_ok=True)
+        store_dir.mkdir(exist_ok=True, mode=PRIVATE_DIR)
         for filename, text in (("config.toml", default_config_toml()), (".gitignore", GITIGNORE)):
-            target = store_dir / filename
-            if not target.exists():
-                target.write_text(text, encoding="utf-8")
+            write_new_file(store_dir / filename, text.encode("utf-8"))
     except OSError as exc:
         raise StorageError(f"cannot create {store_dir}: {exc.strerror}") from exc
     with open(store_dir, create=True) as store:
@@ -331,6 +331,9 @@ def _open(
         if refusal is not None:
             return _store(probe, store_dir, settings, actor, refusal)
         probe.close()
+    from agentkeep.files import secure_store
+
+    secure_store(store_dir)  # no links among its entries; private (DESIGN.md principle 5)
     conn = connect(db_path, **options)
     try:
         migrate(conn, backup_dir=store_dir / "backups", app_version=__version__)

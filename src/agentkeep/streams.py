@@ -41,7 +41,16 @@ from agentkeep._core import StoreBase
 from agentkeep.backend.sqlite import translate_os_error
 from agentkeep.errors import AgentkeepError, Conflict, Corrupt, InvalidInput, RedactionFailed
 from agentkeep.failpoints import failpoint
-from agentkeep.files import ZSTD_LEVEL, make_dirs, remove_quietly, staged_file, write_chunks, zstd
+from agentkeep.files import (
+    READ_ONLY_FILE,
+    ZSTD_LEVEL,
+    make_dirs,
+    open_file,
+    remove_quietly,
+    staged_file,
+    write_chunks,
+    zstd,
+)
 from agentkeep.models import Stream
 
 STREAMS_DIR = "streams"
@@ -173,7 +182,7 @@ Reader = SealedReader | LiveReader
 def open_reader(store_dir: Path, stream: Stream) -> Reader:
     path = store_dir / stream.path
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_file(path, os.O_RDONLY, within=store_dir)
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -208,7 +217,9 @@ class StreamWriter:
         self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
         self._redactor = stream_redactor()
         try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = open_file(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, within=store.store_dir
+            )
         except OSError as exc:
             raise translate_os_error(exc, str(self.path)) from exc
         # (length, lines) written so far; replaced as one tuple so another thread reads a
@@ -323,7 +334,7 @@ class StreamOps(StoreBase):
             )
         self._require(session_id=session_id)
         relative = stream_file(session_id, name)
-        make_dirs((self.store_dir / relative).parent)
+        make_dirs((self.store_dir / relative).parent, within=self.store_dir)
         with self.transaction() as tx:
             if tx.one(
                 "SELECT 1 FROM streams WHERE session_id = ? AND name = ?", (session_id, name)
@@ -418,8 +429,9 @@ class StreamOps(StoreBase):
         plain = self.store_dir / stream.path
         relative = stream_file(stream.session_id, stream.name, sealed=True)
         final = self.store_dir / relative
+        make_dirs(final.parent, within=self.store_dir)
         with staged_file(final) as tmp:
-            length, lines, digest, stored, index = _compress_file(plain, tmp)
+            length, lines, digest, stored, index = _compress_file(plain, tmp, self.store_dir)
             failpoint("seal:compressed")
             _verify_sealed(tmp, digest, length)
         failpoint("seal:published")
@@ -575,13 +587,34 @@ class StreamOps(StoreBase):
                 reader.close()
 
 
-def _compile(grep: str | None) -> re.Pattern[str] | None:
-    if grep is None:
-        return None
+def compile_user_pattern(pattern: str, *, option: str = "--grep") -> Any:
+    """A regular expression a user typed, compiled by RE2, whose matching time is linear
+    in the text: a pattern such as ``(a+)+$`` that makes a backtracking engine run for
+    minutes cannot make ``logs --grep`` hang (issue 9 §4). RE2 has Python's syntax except
+    backreferences and lookaround, which are refused with a clear error, as is a pattern
+    too large to compile. The result has ``search(text)`` like ``re.Pattern``."""
+    import re2  # type: ignore[import-untyped,unused-ignore]
+
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its own copy of the error on stderr
     try:
-        return re.compile(grep)
-    except re.error as exc:
-        raise InvalidInput(f"--grep {grep!r} is not a valid regular expression: {exc}") from exc
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise InvalidInput(
+            f"{option} {pattern!r} is not a regular expression agentkeep can run: {reason}",
+            hint="patterns use Python's syntax without backreferences or lookaround "
+            "(matching is linear-time, so no pattern can hang); see "
+            "https://github.com/google/re2/wiki/Syntax",
+        ) from exc
+    except TypeError as exc:  # a pattern RE2 cannot take (e.g. lone surrogates)
+        raise InvalidInput(f"{option} {pattern!r} is not a valid regular expression") from exc
+
+
+def _compile(grep: str | None) -> Any:
+    return None if grep is None else compile_user_pattern(grep)
 
 
 def _text(data: bytes) -> str:
@@ -643,8 +676,11 @@ def _start_of_last_lines(reader: Reader, size: int, count: int) -> int:
     return 0
 
 
-def _compress_file(plain: Path, tmp: Path) -> tuple[int, int, str, int, list[tuple[int, int]]]:
-    """Write ``plain`` as independent zstd frames plus a seek table to ``tmp``.
+def _compress_file(
+    plain: Path, tmp: Path, store_dir: Path
+) -> tuple[int, int, str, int, list[tuple[int, int]]]:
+    """Write ``plain`` as independent zstd frames plus a seek table to ``tmp`` (both in
+    ``store_dir``, whose links are never followed).
 
     Returns (length, lines, sha256, stored bytes, the sparse index: (offset, lines before
     it) of each frame)."""
@@ -653,9 +689,8 @@ def _compress_file(plain: Path, tmp: Path) -> tuple[int, int, str, int, list[tup
     frames: list[tuple[int, int]] = []
     index: list[tuple[int, int]] = []
     length = lines = stored = 0
-    make_dirs(tmp.parent)
-    with plain.open("rb") as source:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    with os.fdopen(open_file(plain, os.O_RDONLY, within=store_dir), "rb") as source:
+        fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode=READ_ONLY_FILE)
         try:
             while piece := source.read(FRAME_BYTES):
                 index.append((length, lines))
@@ -675,7 +710,7 @@ def _compress_file(plain: Path, tmp: Path) -> tuple[int, int, str, int, list[tup
 
 
 def _verify_sealed(path: Path, sha256: str, length: int) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    fd = open_file(path, os.O_RDONLY)
     try:
         reader = SealedReader(fd)
         digest = hashlib.sha256()

@@ -210,7 +210,9 @@ class Connection:
         if self._lock_fd is None:
             lock_path = self.path.with_name(self.path.name + ".lock")
             try:
-                self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                self._lock_fd = os.open(
+                    lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+                )
             except OSError as exc:
                 raise translate_os_error(exc, str(lock_path)) from exc
         try:
@@ -273,6 +275,9 @@ def connect(
             f"synchronous must be FULL or NORMAL, not {synchronous!r}",
             hint="agentkeep config set store.synchronous FULL",
         )
+    from agentkeep.files import check_database_files, make_database_private
+
+    check_database_files(path)  # a link is refused: SQLite would follow it
     target = f"file:{path}?mode=ro{_immutable_suffix(path)}" if read_only else str(path)
     if read_only and immutable and "immutable=1" not in target:
         target += "&immutable=1"
@@ -286,6 +291,8 @@ def connect(
         )
     except sqlite3.Error as exc:
         raise translate_error(exc, path) from exc
+    if not read_only:  # before the first write; -wal/-shm take the database file's mode
+        make_database_private(path)
     conn = Connection(raw, path, read_only=read_only, busy_timeout_ms=busy_timeout_ms)
     try:
         for pragma in (
@@ -514,11 +521,15 @@ def backup_to(conn: Connection, dest: Path) -> None:
     another connection writes, so under continuous writes it might never finish. The
     copy is written through SQLite (never a file copy), fsynced, then its directory.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    from agentkeep.files import check_database_files
+
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_database_files(dest)
     tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}-{random.getrandbits(32):08x}")
     try:
         target = sqlite3.connect(str(tmp), isolation_level=None)
         try:
+            os.chmod(tmp, 0o600)  # private before the first page is written
             conn.raw.backup(target, pages=-1)
             target.execute("PRAGMA journal_mode=DELETE")
         finally:

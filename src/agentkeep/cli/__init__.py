@@ -87,7 +87,22 @@ class State:
     def open(self, *, read_only: bool = False) -> Any:
         import agentkeep
 
-        return agentkeep.open(self.store, actor=self.actor, read_only=read_only)
+        store = agentkeep.open(self.store, actor=self.actor, read_only=read_only)
+        warn_about_config(store.config)
+        from agentkeep.files import tightened_on_open
+
+        if "." in tightened_on_open(store.store_dir, forget=False):  # doctor reports it too
+            click.echo(
+                "agentkeep: other users could read this store; it is private now (0700/0600)",
+                err=True,
+            )
+        return store
+
+
+def warn_about_config(config: Any) -> None:
+    """Tell (on stderr) about settings that were ignored: unknown keys in config files."""
+    for warning in config.warnings:
+        click.echo(f"agentkeep: warning: {warning}", err=True)
 
 
 @click.group(

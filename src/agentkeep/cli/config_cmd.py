@@ -13,13 +13,17 @@ COLUMNS = ["key", "value", "source"]
 
 
 def _load(state: State) -> Config:
+    from agentkeep.cli import warn_about_config
     from agentkeep.store import resolve_store_dir
 
     try:
         store_dir = resolve_store_dir(state.store)
     except Exception:  # outside a project: user settings and environment only
-        return Config.load()
-    return Config.load(project_file=store_dir / "config.toml")
+        loaded = Config.load()
+    else:
+        loaded = Config.load(project_file=store_dir / "config.toml")
+    warn_about_config(loaded)
+    return loaded
 
 
 @click.group()
