@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from agentkeep.cli import cli
-from agentkeep.config import SETTINGS
+from agentkeep.config import MAX_CONFIG_BYTES, SETTINGS
 from agentkeep.migrations import MIGRATIONS, SCHEMA_VERSION, split_statements
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -115,6 +115,14 @@ def configuration_md() -> str:
         "for git); environment variables; command-line flags. `agentkeep config list` shows "
         "each value and where it came from; `agentkeep config set KEY VALUE` validates and "
         "writes the project file, keeping its comments.",
+        "",
+        "A config file must be a regular UTF-8 TOML file of at most "
+        f"{MAX_CONFIG_BYTES // 1024} KiB (a FIFO, a device or a deeply nested file is refused "
+        "with an error naming it; the project's file, inside the store, may not be a "
+        "symbolic link). An unknown key is ignored with a warning on stderr that suggests "
+        "the closest setting. The hook never stops capturing over a config problem: it uses "
+        "the defaults for what it cannot read and logs the problem to "
+        "`.agentkeep/hook-errors.log`, which `agentkeep doctor` reports.",
         "",
         "Other environment variables: `AGENTKEEP_HOME` (all per-user files: registry, user "
         "config), `AGENTKEEP_DIR` (the store directory, like `--store`), `AGENTKEEP_ACTOR` "

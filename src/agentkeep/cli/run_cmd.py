@@ -93,7 +93,11 @@ def run(
 @click.option("-n", "--lines", "last", type=click.IntRange(min=0), help="Only the last N lines.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until it ends.")
 @click.option("--stream", "name", help="Only this stream (stdout, stderr or pty).")
-@click.option("--grep", help="Only lines matching this regular expression.")
+@click.option(
+    "--grep",
+    help="Only lines matching this regular expression (Python syntax without "
+    "backreferences or lookaround; matched in linear time by RE2).",
+)
 @output_options
 @click.pass_obj
 def logs(
