@@ -269,6 +269,21 @@ def test_the_hook_log_is_not_written_through_a_link(project: Path, tmp_path: Pat
     assert victim.read_text() == ""
 
 
+def test_fifos_planted_in_the_store_never_block_a_writer(project: Path) -> None:
+    store_dir = project / ".agentkeep"
+    os.mkfifo(store_dir / "hook-errors.log")  # nobody reads it: opening it would block
+    done = run_agentkeep(
+        "hook", "--source", "claude", cwd=project, input=b"not json", timeout=CEILING
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    (store_dir / "streams" / "1").mkdir(parents=True)
+    os.mkfifo(store_dir / "streams" / "1" / "stdout.log")
+    done = run_agentkeep(
+        "run", "--", sys.executable, "-c", "print(1)", cwd=project, timeout=CEILING
+    )
+    assert done.returncode == 12 and b"stdout.log is not a regular file" in done.stderr
+
+
 def test_the_hook_refuses_a_linked_database(project: Path, tmp_path: Path) -> None:
     store_dir = project / ".agentkeep"
     moved = tmp_path / "real.db"
@@ -408,4 +423,6 @@ def test_the_hook_captures_with_unknown_keys_and_bad_values(project: Path) -> No
     assert "setting capture.policy" in log and "capture goes on" in log
     deliver(project, prompt(project, "again", session="s-2"))  # logged once per change
     assert hook_log(project) == log
-    assert query(project, "SELECT count(*) FROM captures") == [(2,)]
+    deliver(project, prompt(project, "big " * 40_000, session="s-3"))  # spilled by the library
+    assert query(project, "SELECT count(*), count(artifact_id) FROM captures") == [(3, 1)]
+    assert hook_log(project) == log

@@ -48,6 +48,7 @@ PRIVATE_FILE = 0o600  # every file agentkeep creates; immutable files are 0400
 READ_ONLY_FILE = 0o400  # artifacts and sealed streams, which never change once written
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def failpoint(name: str) -> None:
@@ -112,23 +113,42 @@ def open_file(
     mode: int = PRIVATE_FILE,
     within: Path | str | None = None,
 ) -> int:
-    """``os.open`` that never follows a link at ``path`` (``O_NOFOLLOW``, ``O_CLOEXEC``) and
-    creates files private (``mode``, default 0600). With ``within`` (the store directory),
-    the directories between it and ``path`` are checked too (:func:`check_no_links`).
+    """``os.open`` that never follows a link at ``path`` (``O_NOFOLLOW``, ``O_CLOEXEC``),
+    creates files private (``mode``, default 0600) and opens only a regular file (a FIFO
+    or a device planted in the store is refused, without blocking: ``O_NONBLOCK``, then
+    ``fstat``). With ``within`` (the store directory), the directories between it and
+    ``path`` are checked too (:func:`check_no_links`).
 
     The one way to open or create a file inside the store: streams, artifacts, spool,
-    logs, locks and caches all use it. Raises StorageError for a link, OSError otherwise.
+    logs, locks and caches all use it. Raises StorageError for a link or a file that is not
+    a regular one, OSError otherwise (FileNotFoundError, FileExistsError, ENOSPC…).
     """
     if within is not None:
         check_no_links(within, os.path.dirname(os.fspath(path)))
     try:
-        return os.open(path, flags | _NOFOLLOW | _CLOEXEC, mode)
+        fd = os.open(path, flags | _NOFOLLOW | _CLOEXEC | _NONBLOCK, mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP or (
             exc.errno == errno.EEXIST and os.path.islink(path)  # O_EXCL on a link
         ):
             raise link_refused(path) from exc
+        if exc.errno == errno.ENXIO:  # a FIFO opened for writing with no reader
+            raise StorageError(f"{path} is not a regular file") from exc
         raise
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise StorageError(
+            f"{path} is not a regular file",
+            hint="remove it (a cloned repository may have brought it) and retry",
+        )
+    if _NONBLOCK:
+        os.set_blocking(fd, True)  # a regular file: the flag only mattered for the open
+    return fd
 
 
 def write_new_file(path: Path | str, data: bytes) -> bool:

@@ -873,7 +873,7 @@ def _begin(conn: sqlite3.Connection, store_dir: str, queue: WriterQueue) -> None
     import agentkeep
 
     with _not_draining():
-        agentkeep.open(store_dir).close()  # migrates
+        agentkeep.open(store_dir, strict_config=False).close()  # migrates
     _begin_immediate(conn, queue)
     version = _schema_version(conn)
     if version != capture.SCHEMA_VERSION:
@@ -1116,7 +1116,9 @@ def spill(
 
     text = raw.decode("utf-8", "surrogateescape")
     config = {"store.busy_timeout_ms": settings["hook.lock_wait_ms"]} if settings else None
-    with agentkeep.open(store_dir, actor=f"hook:{source}", config=config) as store:
+    with agentkeep.open(
+        store_dir, actor=f"hook:{source}", config=config, strict_config=False
+    ) as store:
         spilled = store.spill_payload(
             text,
             limit=0,

@@ -234,8 +234,12 @@ def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.
     actor: str | None = None,
     read_only: bool = False,
     config: dict[str, Any] | None = None,
+    strict_config: bool = True,
 ) -> Store:
     """Open a project's store (found from the working directory when ``path`` is None).
+
+    ``strict_config=False`` (the hook, which must keep capturing) uses the defaults for
+    what a broken config file says instead of raising (``Config.load(strict=False)``).
 
     Pending migrations are applied (after a backup). A store written by a newer
     agentkeep is refused with :class:`SchemaTooNew` — or opened read-only if its
@@ -297,7 +301,9 @@ def _open(
             f"no agentkeep store at {store_dir}",
             hint="run `agentkeep init` to create one",
         )
-    settings = Config.load(project_file=store_dir / "config.toml", overrides=config)
+    settings = Config.load(
+        project_file=store_dir / "config.toml", overrides=config, strict=strict_config
+    )
     options = {
         "synchronous": settings["store.synchronous"],
         "busy_timeout_ms": settings["store.busy_timeout_ms"],
