@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -56,8 +57,10 @@ def transcript(state: State, session_id: int, fmt: str, output: Path | None) -> 
     if output is None:
         click.echo(text, nl=False)
         return
-    try:
-        output.write_text(text, encoding="utf-8")
+    try:  # an export: private to the user (0600) when it creates the file
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
     except OSError as exc:
         raise InvalidInput(f"cannot write {output}: {exc.strerror}") from exc
     click.echo(f"wrote {len(found.entries):,} entries to {output}", err=True)
