@@ -161,8 +161,9 @@ def test_an_existing_world_readable_store_is_made_private(project: Path, cli: Cl
     assert finding["severity"] == "warning" and not finding["fixed"]
     assert f"{count} path(s) are open to them" in finding["message"]
 
-    with agentkeep.open(project):  # a writable open tightens the directory and its entries
-        pass
+    added = cli("tasks", "add", "x")  # a writable open tightens the directory and its entries
+    assert added.exit_code == 0
+    assert "other users could read this store; it is private now" in added.stderr
     top = modes_below(store_dir)
     assert top[str(store_dir)] == 0o700 and top[str(store_dir / "state.db")] == 0o600
     assert exposed(top)  # deeper files: unreachable now, and doctor --fix tightens them
