@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import agentkeep
 from agentkeep.bundles import backup as backup_store
+from agentkeep.streams import Line, compile_user_pattern
 
 from conftest import Cli, run_agentkeep
 
@@ -430,3 +433,48 @@ def test_the_hook_captures_with_unknown_keys_and_bad_values(project: Path) -> No
     deliver(project, prompt(project, "big " * 40_000, session="s-3"))  # spilled by the library
     assert query(project, "SELECT count(*), count(artifact_id) FROM captures") == [(3, 1)]
     assert hook_log(project) == log
+
+
+PATTERNS = [
+    "a",
+    "^a",
+    "a$",
+    "^$",
+    "b+$",
+    r"\bab\b",
+    r"a\sb",
+    "[^x]+",
+    "a|^b",
+    "(?s)a.b",
+    r"a\nb",
+    r"\Aa",
+    r"a\z",
+    "(?-m)^a",
+    "(?i)A$",
+    "x*",
+    r"\B",
+    ".",
+    "^",
+    "$",
+    "a.*b",
+    "(a|b)+$",
+    "[[:space:]]",
+    r"\s",
+    "(?U)a+",
+    "é",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@example(pattern="[^x]+", texts=["", "", "", "a"])  # one match crosses every line
+@example(pattern=r"a\sb", texts=["xa", "b", "", "a b"])  # crosses two, then one inside
+@example(pattern=r"\Aa", texts=["b", "a", "a", "b"])  # \A means each line's start
+@given(
+    pattern=st.sampled_from(PATTERNS),
+    texts=st.lists(st.text(alphabet="ab x\t\ré", max_size=6), max_size=12),
+)
+def test_batched_grep_keeps_exactly_the_lines_that_match(pattern: str, texts: list[str]) -> None:
+    """keep() scans a batch of lines at once; it must agree with a search of each line."""
+    compiled = compile_user_pattern(pattern)
+    lines = [Line("stdout", n, 0, text) for n, text in enumerate(texts, 1)]
+    assert compiled.keep(lines) == [line for line in lines if compiled.search(line.text)]
