@@ -282,7 +282,7 @@ def test_fifos_planted_in_the_store_never_block_a_writer(project: Path) -> None:
     assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
     done = run_agentkeep("doctor", "--json", cwd=project, timeout=CEILING)
     [finding] = [f for f in json.loads(done.stdout)["findings"] if f["check"] == "hook-errors"]
-    assert "hook-errors.log is not a regular file" in finding["message"]
+    assert "unreadable: not a regular file" in finding["message"]
     (store_dir / "streams" / "1").mkdir(parents=True)
     os.mkfifo(store_dir / "streams" / "1" / "stdout.log")
     done = run_agentkeep(

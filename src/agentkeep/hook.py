@@ -64,7 +64,7 @@ SOURCES = ("claude", "codex", "codex-notify", "opencode")
 LOG_NAME = hooklog.LOG_NAME  # redacted, rotated: agentkeep.hooklog
 LOST = "delivery lost"  # in the log line of a delivery nothing could keep (doctor counts them)
 CACHE_NAME = ".hook-config.json"
-CACHE_FORMAT = 2  # 2: a "problems" list (config problems, logged when it was written)
+CACHE_FORMAT = 2  # 2: written by a lenient Config.load (problems logged, never cached)
 MAX_CACHE_BYTES = 64 << 10  # the cache is ~500 bytes; anything larger is not ours
 MAX_INPUT_BYTES = 64 << 20  # a larger payload is drained and dropped (and logged)
 PREVIEW_HEAD = 2000  # characters of a spilled payload kept in the row, from the start
@@ -568,7 +568,7 @@ def load_settings(store_dir: str) -> dict[str, Any]:
         if (
             cached["format"] == CACHE_FORMAT
             and cached["version"] == __version__
-            and cached["env"] == env
+            and cached["env"] == _env_digest(env)
             and cached["stat"] == [_stat_key(project), _stat_key(cached["user_config"])]
         ):
             values: dict[str, Any] = cached["values"]
@@ -594,6 +594,10 @@ def _valid_settings(values: dict[str, Any]) -> bool:
             )
         )
     )
+
+
+def _env_digest(env: list[str | None]) -> str:
+    return str(capture._sha256(json.dumps(env).encode("utf-8", "surrogatepass")).hexdigest())
 
 
 def refresh_settings(store_dir: str, env: list[str | None] | None = None) -> dict[str, Any]:
@@ -623,11 +627,10 @@ def refresh_settings(store_dir: str, env: list[str | None] | None = None) -> dic
     document = {
         "format": CACHE_FORMAT,
         "version": __version__,
-        "env": env,
+        "env": _env_digest(env),  # a digest: a variable's value may be a secret
         "user_config": user,
         "stat": stat,
-        "values": values,
-        "problems": config.problems,
+        "values": values,  # never the problems' text: it may quote a secret value
     }
     target = os.path.join(store_dir, CACHE_NAME)
     tmp = f"{target}.tmp-{os.getpid()}-{os.urandom(4).hex()}"

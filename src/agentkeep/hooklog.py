@@ -18,6 +18,7 @@ Standard library only (the hook imports it); best effort: nothing here ever rais
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -79,7 +80,9 @@ def append_line(store_dir: str | os.PathLike[str], line: str) -> None:
             os.replace(path, path + ".1")
     except OSError:
         pass
+    # Never through a link, never blocked by a FIFO planted in the store (docs/design.md).
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags, 0o600)
     try:
         data = line.encode("utf-8", "replace")
@@ -94,11 +97,15 @@ def read_lines(store_dir: str | os.PathLike[str]) -> list[str]:
     out (a line written by an older agentkeep, or by hand, may not be). Raises OSError
     when the log exists but cannot be read."""
     path = os.path.join(os.fspath(store_dir), LOG_NAME)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return []
+    with open(fd, encoding="utf-8", errors="replace") as handle:
+        if (os.fstat(fd).st_mode & 0o170000) != 0o100000:  # stat.S_ISREG: not a FIFO
+            raise OSError(errno.EINVAL, "not a regular file")
+        text = handle.read()
     lines = [line for line in text.splitlines() if line.strip()]
     try:
         from agentkeep.boundary import redact_text
