@@ -597,7 +597,13 @@ def _valid_settings(values: dict[str, Any]) -> bool:
 
 
 def _env_digest(env: list[str | None]) -> str:
-    return str(capture._sha256(json.dumps(env).encode("utf-8", "surrogatepass")).hexdigest())
+    """A 64-bit checksum of the variables' values: enough to notice a change, and nothing
+    to read a value (one may be a secret) back from. zlib: a sha256 would cost the hook a
+    failed ``_sha2`` import on Python 3.11 before ``capture._sha256`` finds ``_sha256``."""
+    import zlib
+
+    data = json.dumps(env).encode("utf-8", "surrogatepass")
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def refresh_settings(store_dir: str, env: list[str | None] | None = None) -> dict[str, Any]:

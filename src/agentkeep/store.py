@@ -249,18 +249,20 @@ def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.
     """
     store_dir = resolve_store_dir(path)
     try:
-        return _open(store_dir, create, actor, read_only, config)
+        return _open(store_dir, create, actor, read_only, config, strict_config=strict_config)
     except StorageFull as full:
         # A full disk, and no other process holds the store: SQLite cannot even create its
         # -shm (SQLITE_IOERR_SHMSIZE), so no command — `gc --apply` included — could run.
         # Take a little of the reserve (that is what it is for) and try once more.
         if make_room(store_dir):
-            return _open(store_dir, create, actor, read_only, config)
+            return _open(store_dir, create, actor, read_only, config, strict_config=strict_config)
         if _size(store_dir / (DB_NAME + "-wal")) == 0 and (store_dir / DB_NAME).exists():
             # No reserve left: read the file as it is, and refuse writes with the full
             # disk. SQLite could not create the -shm, so no process holds the store, and
             # with an empty WAL the main file is complete.
-            store = _open(store_dir, False, actor, True, config, immutable=True)
+            store = _open(
+                store_dir, False, actor, True, config, immutable=True, strict_config=strict_config
+            )
             if not read_only:
                 store._refusal = full
             return store
@@ -291,6 +293,7 @@ def _open(
     config: dict[str, Any] | None,
     *,
     immutable: bool = False,
+    strict_config: bool = True,
 ) -> Store:
     db_path = store_dir / DB_NAME
     exists = db_path.exists()
