@@ -260,8 +260,15 @@ def test_the_hook_never_writes_through_a_link_and_logs_why(project: Path, tmp_pa
     assert list(elsewhere.iterdir()) == []
     assert "sha256 is a symbolic link" in hook_log(project)
     assert query(project, "SELECT count(*) FROM captures") == [(0,)]
-    deliver(project, prompt(project, "small"))  # what needs no link is still captured
+    # What needs no link is still captured: the spooled big delivery is quarantined (kept,
+    # reported) instead of blocking the spool, and the next writer stores the small one.
+    deliver(project, prompt(project, "small"))
+    with agentkeep.open(project) as store:
+        store.drain_spool()
     assert query(project, "SELECT count(*) FROM captures") == [(1,)]
+    quarantined = list((project / ".agentkeep" / "spool-quarantine").glob("*.delivery"))
+    assert len(quarantined) == 1
+    assert "is a symbolic link" in (quarantined[0].with_suffix(".delivery.reason")).read_text()
 
 
 def test_the_hook_log_is_not_written_through_a_link(project: Path, tmp_path: Path) -> None:

@@ -72,9 +72,14 @@ def translate_os_error(exc: OSError, what: str) -> Exception:
 # -- links and permissions -------------------------------------------------------------------
 
 
+class LinkRefused(StorageError):
+    """A symbolic link where agentkeep writes inside its store: refused every time until
+    the user removes it (so, unlike a full disk, retrying later does not help)."""
+
+
 def link_refused(path: Path | str) -> StorageError:
     """The error for a symbolic link found where agentkeep writes inside its store."""
-    return StorageError(
+    return LinkRefused(
         f"{path} is a symbolic link; agentkeep never follows links inside its store",
         hint="remove the link (a cloned repository may have brought it) and retry; "
         "`agentkeep doctor` lists every link in the store",

@@ -1477,8 +1477,9 @@ def _spill_record(
         return True
     except Exception as exc:
         from agentkeep.errors import InvalidInput
+        from agentkeep.files import LinkRefused
 
-        if isinstance(exc, InvalidInput):  # the library refuses it: it always will
+        if isinstance(exc, InvalidInput | LinkRefused):  # refused now, and every time after
             _quarantine(store_dir, path, exc)
             return True
         if not _busy(exc):  # a full disk, ...: the next drainer tries again
