@@ -604,7 +604,7 @@ def _check_spool(store: Store, found: _Findings, *, fix: bool) -> None:
             hint=f"each .reason file in .agentkeep/{spool.QUARANTINE_DIR}/ says why; the "
             "records hold redacted JSON. Delete them once dealt with",
         )
-    lost = _lost_deliveries(store.store_dir / HOOK_LOG)
+    lost = _lost_deliveries(store.store_dir)
     if lost:
         found.add(
             "lost-delivery",
@@ -616,14 +616,15 @@ def _check_spool(store: Store, found: _Findings, *, fix: bool) -> None:
         )
 
 
-def _lost_deliveries(path: Path) -> int:
+def _lost_deliveries(store_dir: Path) -> int:
+    from agentkeep import hooklog
     from agentkeep.hook import LOST
 
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+    try:  # through hooklog: no link followed, no FIFO blocked on
+        lines = hooklog.read_lines(store_dir)
     except OSError:
         return 0
-    return sum(1 for line in text.splitlines() if LOST in line)
+    return sum(1 for line in lines if LOST in line)
 
 
 def _check_privacy(store: Store, found: _Findings, *, fix: bool) -> None:
