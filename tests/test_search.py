@@ -14,7 +14,18 @@ from agentkeep.search import RANK_WINDOW, SearchHit, fts_query
 
 from conftest import Cli
 
-HIT_KEYS = {"kind", "id", "score", "snippet", "at", "session_id", "task_id", "role", "label"}
+HIT_KEYS = {
+    "kind",
+    "id",
+    "score",
+    "snippet",
+    "at",
+    "session_id",
+    "task_id",
+    "role",
+    "label",
+    "line",
+}
 
 
 def write(store: agentkeep.Store, fn: Callable[[Any], Any], *, policy: str | None = None) -> Any:
@@ -296,3 +307,138 @@ def test_cli_json_shape_and_table(cli: Cli, store: agentkeep.Store) -> None:
     assert cli("search", "x*", "--json").exit_code == 3
     assert cli("search", "pool", "--session", "77").exit_code == 4
     assert cli("search", "pool", "--since", "someday").exit_code == 3
+
+
+# -- what hooks captured, artifact names, run output; Datasette's FTS detection -----------
+
+
+def add_capture(store: agentkeep.Store, session: int, event: str, payload: dict[str, Any]) -> int:
+    return write(  # type: ignore[no-any-return]
+        store,
+        lambda w: w.capture(
+            source="claude",
+            event=event,
+            dedupe_key=f"{event}-{len(str(payload))}-{sorted(payload)}",
+            session_id=session,
+            tool_name=payload.get("tool_name"),
+            payload=payload,
+        ),
+    )
+
+
+def test_search_finds_hook_captures_prompts_tool_inputs_and_outputs(
+    store: agentkeep.Store,
+) -> None:
+    session, _ = add_session(store, "hooked", [])
+    prompt = add_capture(store, session, "prompt", {"prompt": "make the flux capacitor work"})
+    tool = add_capture(
+        store,
+        session,
+        "tool_post",
+        {
+            "tool_name": "Bash",
+            "tool_input": {"command": "pytest tests/test_zanzibar.py"},
+            "tool_response": {"stdout": "3 passed, quokka warning"},
+        },
+    )
+    hits = store.search("capacitor")
+    assert [(h.kind, h.id, h.session_id, h.label) for h in hits] == [
+        ("capture", prompt, session, "prompt")
+    ]
+    assert hits[0].snippet == "make the flux «capacitor» work"
+    assert ids(store.search("zanzibar"), "capture") == [tool]  # the tool's input
+    assert ids(store.search("quokka"), "capture") == [tool]  # and its output
+    assert store.search("quokka")[0].label == "Bash"
+    assert ids(store.search("quokka", kinds=["message"]), "capture") == []
+    assert ids(store.search("quokka", session=session), "capture") == [tool]
+    # The JSON keys of the payload are not searchable text.
+    assert store.search("tool_response") == []
+    # Deleting the row removes it from the index (the trigger).
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM captures WHERE id = ?", (tool,))
+    assert store.search("quokka") == []
+
+
+def test_search_finds_artifacts_by_name(store: agentkeep.Store) -> None:
+    task = store.add_task("Release").item.id
+    art = store.add_artifact(b"x", name="coverage-report-gizmo.html", task_id=task).item
+    hits = store.search("gizmo")
+    assert [(h.kind, h.id, h.task_id, h.label) for h in hits] == [
+        ("artifact", art.id, task, "file")
+    ]
+    assert hits[0].snippet == "coverage-report-«gizmo».html"
+
+
+def run_output(store: agentkeep.Store, lines: dict[str, list[bytes]]) -> int:
+    session = store.start_session(source="run").item.id
+    for name, chunks in lines.items():
+        writer = store.open_stream(session, name)
+        for chunk in chunks:
+            writer.write(chunk)
+        store.seal_stream(writer.close().id)
+    return session
+
+
+def test_search_finds_run_output_lines_sealed_or_live(store: agentkeep.Store) -> None:
+    session = run_output(
+        store,
+        {
+            "stdout": [b"collecting\n", b"tests/test_a.py::test_one PASSED\n"],
+            "stderr": [b"warn\n", b"E   AssertionError: \x1b[31mwombat\x1b[0m mismatch\n"],
+        },
+    )
+    hits = store.search("wombat")
+    assert [(h.kind, h.session_id, h.label, h.line) for h in hits] == [
+        ("output", session, "stderr", 2)
+    ]
+    # Escape sequences are gone from the snippet, the match is marked.
+    assert hits[0].snippet == "E AssertionError: «wombat» mismatch"
+    assert hits[0].id == store.session_streams(session, "stderr")[0].id
+    assert [h.line for h in store.search("test_one")] == [2]  # tokens like FTS5's
+    assert store.search("test_on") == []  # whole words unless a prefix…
+    assert [h.line for h in store.search("test_on*")] == [2]
+    assert [h.label for h in store.search("ASSERTIONERROR wombat")] == ["stderr"]
+    assert store.search("wombat passed") == []  # every term on the same line
+    # A live stream's durable part is searched too.
+    live = store.open_stream(store.start_session(source="run").item.id, "stdout")
+    live.write(b"booting the numbat\n")
+    live.commit_progress()
+    assert [h.label for h in store.search("numbat", kinds=["output"])] == ["stdout"]
+    assert store.search("numbat", kinds=["message", "note"]) == []
+    assert store.search("wombat", session=session)[0].kind == "output"
+
+
+def datasette_detects(conn: Any, table: str) -> str | None:
+    """The SQL of datasette.utils.detect_fts_sql (datasette 0.64/1.0), run as it runs it."""
+    sql = f"""
+        select name from sqlite_master
+            where rootpage = 0
+            and (
+                sql like '%VIRTUAL TABLE%USING FTS%content="{table}"%'
+                or sql like '%VIRTUAL TABLE%USING FTS%content=[{table}]%'
+                or (
+                    tbl_name = "{table}"
+                    and sql like '%VIRTUAL TABLE%USING FTS%'
+                )
+            )
+    """
+    rows = conn.execute(sql).fetchall()
+    return rows[0][0] if rows else None
+
+
+def test_datasette_detects_every_fts_table(store: agentkeep.Store) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(store.db_path)
+    try:
+        found = {t: datasette_detects(conn, t) for t in ("messages", "notes", "tasks")}
+        found |= {t: datasette_detects(conn, t) for t in ("captures", "artifacts")}
+    finally:
+        conn.close()
+    assert found == {
+        "messages": "messages_fts",
+        "notes": "notes_fts",
+        "tasks": "tasks_fts",
+        "captures": "captures_fts",
+        "artifacts": "artifacts_fts",
+    }

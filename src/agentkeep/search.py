@@ -1,4 +1,5 @@
-"""Full-text search over transcript messages, notes and tasks.
+"""Full-text search over everything stored: transcript messages, notes, tasks, what hooks
+captured, artifact names and ``run`` output.
 
 Query syntax (:func:`fts_query`): words are AND-ed; ``"a quoted phrase"`` matches the
 words in order; ``word*`` matches words starting with ``word`` (at least two characters
@@ -19,22 +20,45 @@ of that session's messages. ``since`` is checked on the joined row; when the sch
 index on ``messages.at`` it also narrows FTS5 to the rowids of the window (without one, a
 common word filtered to a short window walks all its matches: ~0.1–0.7 s at 200k).
 
-Scores are ``-bm25`` (higher is better; notes', tasks' and messages' scores come from
-different indexes, so they compare only roughly). A task's title weighs twice its body.
+Scores are ``-bm25`` (higher is better; each kind's score comes from its own index, so
+they compare only roughly). A task's title weighs twice its body.
+
+Kinds and where they are indexed (FTS5, external content, kept by triggers; each table
+``<table>_fts`` declares ``content="<table>"``, which is how Datasette finds it):
+
+- ``message`` (messages.text), ``note`` (notes.body), ``task`` (tasks.title, body);
+- ``capture``: a hook delivery's ``search_text``, a generated column of ``captures`` (its
+  prompt, tool input and response, error, last assistant message…);
+- ``artifact``: artifacts.name;
+- ``output``: the lines of ``run`` output streams. These are **scanned, not indexed**:
+  the bytes live in stream files (zstd once sealed), and an FTS copy would store them a
+  second time, uncompressed, in the database, cost every progress commit of a running
+  command a tokenizing pass, and tie retention of streams to the index. The scan reads
+  the tail of the newest streams, :data:`OUTPUT_SCAN_BYTES` in all (newest first; with
+  ``session`` only that session's), and matches each term like the tokenizer would (case
+  ignored, whole words or prefixes; diacritics are *not* folded here). A line's score is
+  bm25 over the scanned lines. Output older than the window is found with
+  ``--session`` or ``agentkeep logs SESSION --grep``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from agentkeep._core import StoreBase
-from agentkeep.errors import InvalidInput
-from agentkeep.models import Record
+from agentkeep.errors import AgentkeepError, InvalidInput
+from agentkeep.models import Record, Stream
 
-KINDS = ("message", "note", "task")
+if TYPE_CHECKING:
+    from agentkeep.store import Store
+
+KINDS = ("message", "note", "task", "capture", "artifact", "output")
+OUTPUT_SCAN_BYTES = 4 << 20  # `output` scans the last 4 MiB of run output, newest first
+OUTPUT_SNIPPET_CHARS = 160
 RANK_WINDOW = 5000  # each kind ranks (bm25) only its newest RANK_WINDOW matches
 MAX_LIMIT = 1000
 MAX_TERMS = 64
@@ -49,18 +73,30 @@ _OPEN, _CLOSE = "\x02", "\x03"
 _TERM = re.compile(r'"([^"]*)"?(\**)|([^\s"]+(?:"[^\s"]*)*)')
 _TOKEN_PART = re.compile(r"[^\W_]+")
 _CONTROL = re.compile(r"[\x00\x01\x04-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e]")
+# Terminal escape sequences, removed whole from snippets (not just their ESC byte): CSI
+# (colours, cursor), OSC (titles, hyperlinks; ended by BEL or ST), other ESC sequences.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
+    r"|(?:\x1b[PX^_]|[\x90\x98\x9e\x9f])[^\x1b\x9c\n]*(?:\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
 _SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
 class SearchHit(Record):
-    """One search result. ``kind`` is message, note or task; ``id`` is that row's id.
+    """One search result. ``kind`` is one of :data:`KINDS`; ``id`` is that row's id (for
+    ``output``: the stream's id, and ``line`` the matching line's number in it).
 
-    ``session_id``: the message's or note's session. ``task_id``: the note's task, or the
-    task itself. ``role``: a message's role. ``label``: a message's tool name (or its kind
-    when not plain text), a note's kind, a task's title. ``at``: when the message was
-    said, the note written, the task last updated. ``snippet``: the matching part of the
-    text with each match between the highlight marks (« » unless asked otherwise).
+    ``session_id``: the session of the message, note, capture, artifact or output.
+    ``task_id``: the note's or artifact's task, or the task itself. ``role``: a message's
+    role. ``label``: a message's tool name (or its kind when not plain text), a note's
+    kind, a task's title, a capture's tool name (else its event), an artifact's kind, an
+    output stream's name. ``at``: when the message was said, the note written, the task
+    last updated, the hook delivered, the artifact stored, the stream last written.
+    ``snippet``: the matching part of the text with each match between the highlight
+    marks (« » unless asked otherwise), without control characters or escape sequences.
     """
 
     kind: str
@@ -72,6 +108,7 @@ class SearchHit(Record):
     task_id: int | None
     role: str | None
     label: str | None
+    line: int | None = None
 
 
 def fts_query(query: str) -> str | None:
@@ -80,6 +117,17 @@ def fts_query(query: str) -> str | None:
     Raises InvalidInput for an empty query, a one-letter prefix (it would scan the whole
     index), or an unreasonably long one.
     """
+    terms = parse_terms(query)
+    # Each term is one quoted FTS5 string: operators and syntax inside it are plain text,
+    # and FTS5 tokenizes it exactly like the indexed text.
+    quoted = [
+        '"' + text.replace('"', '""') + '"' + ("*" if prefix else "") for text, _, prefix in terms
+    ]
+    return " ".join(quoted) if quoted else None
+
+
+def parse_terms(query: str) -> list[tuple[str, list[str], bool]]:
+    """The terms of a query: (text, its tokens, is a prefix). See :func:`fts_query`."""
     if not isinstance(query, str) or not query.strip():
         raise InvalidInput(
             "the search query is empty",
@@ -87,7 +135,7 @@ def fts_query(query: str) -> str | None:
         )
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidInput(f"the search query is longer than {MAX_QUERY_CHARS:,} characters")
-    terms: list[str] = []
+    terms: list[tuple[str, list[str], bool]] = []
     for match in _TERM.finditer(query):
         phrase, stars, word = match.groups()
         if word is not None:
@@ -104,17 +152,16 @@ def fts_query(query: str) -> str | None:
                 f"the prefix {parts[-1]}* is too short to search",
                 hint=f"type at least {MIN_PREFIX} characters before the *, or drop the *",
             )
-        # Each term is one quoted FTS5 string: operators and syntax inside it are plain
-        # text, and FTS5 tokenizes it exactly like the indexed text.
-        terms.append('"' + text.replace('"', '""') + '"' + ("*" if prefix else ""))
+        terms.append((text, parts, prefix))
     if len(terms) > MAX_TERMS:
         raise InvalidInput(f"the search query has more than {MAX_TERMS} terms")
-    return " ".join(terms) if terms else None
+    return terms
 
 
 def clean_snippet(text: str, highlight: tuple[str, str] = HIGHLIGHT) -> str:
-    """A snippet on one line, without control characters, with matches highlighted."""
-    text = _CONTROL.sub("", _SPACE.sub(" ", text)).strip()
+    """A snippet on one line, without control characters or terminal escape sequences,
+    with matches highlighted."""
+    text = _CONTROL.sub("", _SPACE.sub(" ", _ESCAPES.sub("", text))).strip()
     return text.replace(_OPEN, highlight[0]).replace(_CLOSE, highlight[1])
 
 
@@ -134,10 +181,155 @@ _KINDS = {
     "message": _Kind("message", "messages_fts", "messages", "bm25(messages_fts)", "at", True),
     "note": _Kind("note", "notes_fts", "notes", "bm25(notes_fts)", "created_at", True),
     "task": _Kind("task", "tasks_fts", "tasks", "bm25(tasks_fts, 2.0, 1.0)", "updated_at", False),
+    "capture": _Kind("capture", "captures_fts", "captures", "bm25(captures_fts)", "at", True),
+    "artifact": _Kind(
+        "artifact", "artifacts_fts", "artifacts", "bm25(artifacts_fts)", "created_at", True
+    ),
+}
+_COLUMNS = {  # session_id, task_id, role, label of a hit
+    "message": "t.session_id, NULL, t.role, coalesce(t.tool_name, nullif(t.kind, 'text'))",
+    "note": "t.session_id, t.task_id, NULL, t.kind",
+    "task": "NULL, t.id, NULL, t.title",
+    "capture": "t.session_id, NULL, NULL, coalesce(t.tool_name, t.event)",
+    "artifact": "t.session_id, t.task_id, NULL, t.kind",
 }
 
 
-class SearchOps(StoreBase):
+_K1, _B = 1.2, 0.75  # bm25's usual constants, as FTS5 uses them
+
+
+@dataclass
+class _Scanned:
+    """The scanned tail of one stream: its row, the offset the text starts at."""
+
+    stream: Stream
+    start: int
+    text: str
+
+
+class OutputSearch(StoreBase):
+    def _output_hits(
+        self,
+        query: str,
+        session: int | None,
+        since: str | None,
+        limit: int,
+        highlight: tuple[str, str],
+    ) -> list[SearchHit]:
+        """The best ``limit`` lines of the newest run output matching every term."""
+        patterns = [term_pattern(parts, prefix) for _, parts, prefix in parse_terms(query)]
+        if not patterns:
+            return []
+        scanned = self._scan_output(session, since)
+        lines = sum(item.text.count("\n") + 1 for item in scanned)
+        chars = sum(len(item.text) for item in scanned)
+        if not lines:
+            return []
+        average = max(chars / lines, 1.0)
+        # How many lines hold each term (estimated by its matches): its idf, as bm25's.
+        counts = [sum(len(p.findall(item.text)) for item in scanned) for p in patterns]
+        if not all(counts):
+            return []
+        idf = [math.log(1 + (lines - n + 0.5) / (n + 0.5)) for n in counts]
+        rarest = min(range(len(patterns)), key=counts.__getitem__)
+        found: list[tuple[float, int, int, int]] = []  # -score, scanned index, -start, end
+        for index, item in enumerate(scanned):
+            text, seen = item.text, set()
+            for match in patterns[rarest].finditer(text):
+                start = text.rfind("\n", 0, match.start()) + 1
+                if start in seen:
+                    continue
+                seen.add(start)
+                end = text.find("\n", match.end())
+                line = text[start : end if end >= 0 else len(text)]
+                tfs = [len(p.findall(line)) for p in patterns]
+                if not all(tfs):
+                    continue
+                norm = _K1 * (1 - _B + _B * len(line) / average)
+                score = sum(
+                    w * tf * (_K1 + 1) / (tf + norm) for w, tf in zip(idf, tfs, strict=True)
+                )
+                found.append((-score, index, -start, len(line)))
+                if len(found) >= RANK_WINDOW:
+                    break
+        found.sort()
+        hits = []
+        for negative, index, negative_start, length in found[:limit]:
+            item, start = scanned[index], -negative_start
+            line = item.text[start : start + length]
+            hits.append(
+                SearchHit(
+                    kind="output",
+                    id=item.stream.id,
+                    score=float(f"{-negative:.6g}"),
+                    snippet=_line_snippet(line, patterns, highlight),
+                    at=item.stream.updated_at,
+                    session_id=item.stream.session_id,
+                    task_id=None,
+                    role=None,
+                    label=item.stream.name,
+                    line=self._line_number(item, start),
+                )
+            )
+        return hits
+
+    def _scan_output(self, session: int | None, since: str | None) -> list[_Scanned]:
+        """The tails of the newest streams, OUTPUT_SCAN_BYTES in all, newest first."""
+        where = ["length > 0"]
+        params: list[Any] = []
+        if session is not None:
+            where.append("session_id = ?")
+            params.append(session)
+        if since is not None:
+            where.append("updated_at >= ?")
+            params.append(since)
+        store = cast("Store", self)
+        budget = OUTPUT_SCAN_BYTES
+        scanned: list[_Scanned] = []
+        rows = self._conn.execute(
+            f"SELECT * FROM streams WHERE {' AND '.join(where)} ORDER BY id DESC", params
+        )
+        for row in rows:
+            if budget <= 0:
+                break
+            stream = Stream.from_row(row)
+            size = min(stream.length, budget)
+            start = stream.length - size
+            try:
+                _, reader = store.open_stream_reader(stream.id)
+            except AgentkeepError:
+                continue  # its file is missing: `doctor` reports it; search goes on
+            try:
+                data = reader.read(start, size)
+            finally:
+                reader.close()
+            budget -= size
+            if start:  # begin at the first whole line of the window
+                cut = data.find(b"\n") + 1
+                data, start = data[cut:], start + cut
+            # Colours and other escape sequences would glue to the words they wrap
+            # (`\x1b[31mFAILED`); they never hold a newline, so line numbers stay.
+            text = _ESCAPES.sub("", data.decode("utf-8", "replace"))
+            scanned.append(_Scanned(stream, start, text))
+        return scanned
+
+    def _line_number(self, item: _Scanned, start: int) -> int:
+        """The 1-based number of the line at ``start`` of the scanned text."""
+        before = item.text.count("\n", 0, start)
+        if item.start == 0:
+            return before + 1
+        store = cast("Store", self)
+        try:
+            _, reader = store.open_stream_reader(item.stream.id)
+        except AgentkeepError:
+            return 0
+        try:
+            return store._line_at(item.stream.id, item.start, reader) + before + 1
+        finally:
+            reader.close()
+
+
+class SearchOps(OutputSearch):
     def search(
         self,
         query: str,
@@ -148,12 +340,12 @@ class SearchOps(StoreBase):
         limit: int = 20,
         highlight: tuple[str, str] = HIGHLIGHT,
     ) -> list[SearchHit]:
-        """Messages, notes and tasks matching ``query``, best first (see the module doc).
+        """Everything stored matching ``query``, best first (see the module doc).
 
-        ``session`` keeps that session's messages and notes (tasks belong to no session,
-        so they are left out); ``since`` (ISO time) keeps messages said, notes written and
-        tasks updated at or after it. ``highlight`` is the pair of strings put around each
-        match in the snippets.
+        ``session`` keeps that session's messages, notes, captures, artifacts and output
+        (tasks belong to no session, so they are left out); ``since`` (ISO time) keeps
+        what was said, written, updated, delivered or stored at or after it.
+        ``highlight`` is the pair of strings put around each match in the snippets.
         """
         wanted = _kinds(kinds)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
@@ -161,18 +353,30 @@ class SearchOps(StoreBase):
         expression = fts_query(query)
         if session is not None:
             self._require(session_id=session)
-            wanted = [kind for kind in wanted if _KINDS[kind].has_session]
+            wanted = [k for k in wanted if k == "output" or _KINDS[k].has_session]
         if expression is None or not wanted:
             return []
         candidates: list[tuple[float, int, str, int]] = []
+        output: dict[int, SearchHit] = {}
         for name in wanted:
+            if name == "output":
+                for number, hit in enumerate(
+                    self._output_hits(query, session, since, limit, highlight)
+                ):
+                    output[number] = hit
+                    candidates.append((-hit.score, -hit.id, name, number))
+                continue
             for rowid, rank in self._ranked(_KINDS[name], expression, session, since, limit):
                 candidates.append((rank, -rowid, name, rowid))
         # Best rank first; among equals, the newer row.
         candidates.sort()
         chosen = candidates[:limit]
-        details: dict[tuple[str, int], SearchHit] = {}
+        details: dict[tuple[str, int], SearchHit] = {
+            ("output", number): hit for number, hit in output.items()
+        }
         for name in wanted:
+            if name == "output":
+                continue
             rowids = [rowid for _, _, kind, rowid in chosen if kind == name]
             scores = {rowid: -rank for rank, _, kind, rowid in chosen if kind == name}
             if rowids:
@@ -192,8 +396,8 @@ class SearchOps(StoreBase):
             # CROSS JOIN keeps FTS5 the outer loop: driven from the other table, each row
             # would open its own FTS5 cursor, and bm25 recounts a common term every time.
             join = f" CROSS JOIN {kind.table} t ON t.id = f.rowid"
-        if kind.table == "messages" and (session is not None or since is not None):
-            span = self._message_span(session, since)
+        if kind.table in ("messages", "captures") and (session is not None or since is not None):
+            span = self._span(kind, session, since)
             if span is None:
                 return []
             where.append("f.rowid BETWEEN ? AND ?")
@@ -211,19 +415,23 @@ class SearchOps(StoreBase):
         )
         return [(int(row[0]), float(row[1])) for row in self._rows(sql, params)]
 
-    def _message_span(self, session: int | None, since: str | None) -> tuple[int, int] | None:
+    def _span(self, kind: _Kind, session: int | None, since: str | None) -> tuple[int, int] | None:
         """A rowid range holding every message of ``session`` said at or after ``since``
-        (None: there is none), so FTS5 seeks to it instead of walking every newer match.
+        (or every capture of ``session``); None: there is none. FTS5 then seeks to it
+        instead of walking every newer match.
 
-        A session's messages lie in one range (usually contiguous). For ``since`` the
-        range is found by the index on messages.at.
+        A session's rows lie in one range (usually contiguous). For ``since`` the message
+        range is found by the index on messages.at; captures have no index on ``at`` (a
+        spooled delivery may be stored after newer ones), so they are not narrowed.
         """
         if session is not None:
             row = self._row(
-                "SELECT min(id), max(id) FROM messages WHERE session_id = ?", (session,)
+                f"SELECT min(id), max(id) FROM {kind.table} WHERE session_id = ?", (session,)
             )
-        else:
+        elif kind.table == "messages":
             row = self._row("SELECT min(id), max(id) FROM messages WHERE at >= ?", (since,))
+        else:
+            return (0, 1 << 62)
         if row is None or row[0] is None:
             return None
         return int(row[0]), int(row[1])
@@ -238,12 +446,7 @@ class SearchOps(StoreBase):
     ) -> list[SearchHit]:
         marks = ", ".join("?" for _ in rowids)
         snippet = f"snippet({kind.fts}, -1, '{_OPEN}', '{_CLOSE}', '…', {SNIPPET_TOKENS})"
-        if kind.name == "message":
-            columns = "t.session_id, NULL, t.role, coalesce(t.tool_name, nullif(t.kind, 'text'))"
-        elif kind.name == "note":
-            columns = "t.session_id, t.task_id, NULL, t.kind"
-        else:
-            columns = "NULL, t.id, NULL, t.title"
+        columns = _COLUMNS[kind.name]
         sql = (
             f"SELECT f.rowid, {snippet}, t.{kind.at}, {columns}"
             f" FROM {kind.fts} f JOIN {kind.table} t ON t.id = f.rowid"
@@ -266,6 +469,38 @@ class SearchOps(StoreBase):
                 )
             )
         return hits
+
+
+def term_pattern(parts: Sequence[str], prefix: bool) -> re.Pattern[str]:
+    """A regular expression matching a term the way the FTS tokenizer would: its tokens
+    in order, separated by non-word characters, case ignored, the last one whole unless
+    the term is a prefix."""
+    body = r"[\W_]+".join(re.escape(part) for part in parts)
+    return re.compile(r"(?<![^\W_])" + body + ("" if prefix else r"(?![^\W_])"), re.IGNORECASE)
+
+
+def _line_snippet(
+    line: str, patterns: Sequence[re.Pattern[str]], highlight: tuple[str, str]
+) -> str:
+    """A line of output as a snippet: cleaned, cut around its first match, highlighted."""
+    text = _CONTROL.sub(
+        "", _SPACE.sub(" ", _ESCAPES.sub("", line)).replace(_OPEN, "").replace(_CLOSE, "")
+    ).strip()
+    spans = sorted(m.span() for p in patterns for m in p.finditer(text))
+    if not spans:
+        return clean_snippet(text[:OUTPUT_SNIPPET_CHARS], highlight)
+    first = spans[0][0]
+    begin = max(0, min(first - OUTPUT_SNIPPET_CHARS // 4, len(text) - OUTPUT_SNIPPET_CHARS))
+    end = min(len(text), begin + OUTPUT_SNIPPET_CHARS)
+    out, position = [], begin
+    for low, high in spans:
+        if low < position or high > end:
+            continue
+        out += [text[position:low], _OPEN, text[low:high], _CLOSE]
+        position = high
+    out.append(text[position:end])
+    snippet = ("…" if begin else "") + "".join(out) + ("…" if end < len(text) else "")
+    return clean_snippet(snippet, highlight)
 
 
 def _kinds(kinds: Iterable[str]) -> list[str]:

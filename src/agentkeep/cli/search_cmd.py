@@ -22,9 +22,9 @@ BOLD = ("\x1b[1m", "\x1b[22m")
     "kinds",
     multiple=True,
     type=click.Choice(KINDS),
-    help="Only this kind (repeatable). Default: all three.",
+    help="Only this kind (repeatable). Default: all of them.",
 )
-@click.option("--session", "session_id", type=int, help="Only this session's messages and notes.")
+@click.option("--session", "session_id", type=int, help="Only this session's (tasks left out).")
 @click.option("--since", help="Only what was said, written or updated since 7d / 2h or a date.")
 @click.option(
     "-n",
@@ -46,7 +46,11 @@ def search(
     as_json: bool,
     nl: bool,
 ) -> None:
-    """Search transcript messages, notes and tasks; best matches first.
+    """Search everything stored; best matches first.
+
+    Kinds: message (transcripts), note, task, capture (what hooks recorded: prompts, tool
+    inputs and outputs), artifact (names) and output (lines of `run` output; the newest
+    4 MiB are scanned, narrow with --session for older runs).
 
     Words are AND-ed; "a quoted phrase" matches in order; migra* matches words starting
     with migra (two letters at least). Case and accents are ignored. Broad terms are
@@ -59,6 +63,7 @@ def search(
       agentkeep search 'migra* "schema version"' --kind message --since 7d
       agentkeep search pytest --session 12 -n 5
       agentkeep search handoff --kind note --json
+      agentkeep search AssertionError --kind output --kind capture
     """
     fmt = fmt_of(as_json, nl)
     tty = fmt == "table" and sys.stdout.isatty()
