@@ -228,3 +228,35 @@ def test_hook_json_in_process_never_raises(cli: Cli, project: Path) -> None:
     assert result.exit_code == 0
     context = json.loads(result.stdout)["hookSpecificOutput"]["additionalContext"]
     assert len(context) <= 200  # --max-chars is clamped to its minimum, not refused
+
+
+def test_prime_counts_failures_from_imported_transcripts_as_stats_does(
+    store: agentkeep.Store,
+) -> None:
+    """One definition of a failure: an imported tool result marked as an error is one (as
+    in `stats`); the same call also reported by a hook is still one."""
+    now = datetime.now(UTC)
+    at = (now - timedelta(minutes=5)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    with store.transaction() as tx:
+        writer = store.capture_writer(tx)
+        session = writer.session("claude", "imported", started_at=at)
+        for i, (call, command) in enumerate([("t1", "make lint"), ("t2", "pytest -x")]):
+            writer.message(
+                session, seq=2 * i, external_id=f"u{i}", role="assistant", kind="tool_use",
+                tool_name="Bash", tool_use_id=call, at=at, text=command,
+            )  # fmt: skip
+            writer.message(
+                session, seq=2 * i + 1, external_id=f"r{i}", role="tool", kind="tool_result",
+                tool_use_id=call, is_error=True, at=at, text=f"Exit code 2\n{command} broke",
+            )  # fmt: skip
+        writer.session_totals_from_messages(session)
+        # The hook saw the second call fail too.
+        writer.capture(
+            source="claude", event="tool_fail", dedupe_key="dup", session_id=session,
+            tool_name="Bash", tool_use_id="t2", exit_code=2, payload={"error": "boom"},
+        )  # fmt: skip
+    assert sum(row.failures for row in store.stats(by="day")) == 2
+    prime = store.prime(now=now)
+    assert prime.tool_failures_total == 2
+    assert {f["tool_name"] for f in prime.tool_failures} == {"Bash"}
+    assert "pytest -x broke" in prime.text and "make lint broke" in prime.text
