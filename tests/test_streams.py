@@ -305,11 +305,9 @@ def test_logs_cli_filters_and_formats(project: Path, cli: Cli) -> None:
         sid = run_command(store, [sys.executable, "-c", script], echo=False).session_id
     assert cli("logs", str(sid), "-n", "2", "--stream", "stdout").stdout == "line 49\nline 50\n"
     assert cli("logs", str(sid), "--grep", "^line 1[0-2]$").stdout == "line 10\nline 11\nline 12\n"
-    rows = cli("logs", str(sid), "--json", "-n", "1").json()
-    assert rows == [
-        {"stream": "stdout", "line": 50, "offset": 383, "text": "line 50"},
-        {"stream": "stderr", "line": 1, "offset": 0, "text": "E: bad"},
-    ]
+    rows = cli("logs", str(sid), "--json", "-n", "1", "--stream", "stdout").json()
+    assert rows == [{"stream": "stdout", "line": 50, "offset": 383, "text": "line 50"}]
+    assert len(cli("logs", str(sid), "--json", "-n", "1").json()) == 1  # N in all
     nl = cli("logs", str(sid), "--nl", "--stream", "stderr").stdout.splitlines()
     assert [json.loads(x)["text"] for x in nl] == ["E: bad"]
     assert cli("logs", str(sid), "--stream", "pty").exit_code == 3
@@ -354,3 +352,49 @@ def test_logs_follow_from_another_process_sees_output_quickly(project: Path) -> 
     live = sorted(delays[5:])  # the first lines may predate the follower's start
     print(f"logs -f delay: p50 {live[len(live) // 2] * 1000:.0f} ms, max {live[-1] * 1000:.0f} ms")
     assert live[-1] < 2.0  # generous: a functional check, not a timing threshold
+
+
+def test_logs_interleave_streams_by_time_and_n_is_exact(project: Path, cli: Cli) -> None:
+    """stdout and stderr come out in the order they were written, after the fact and
+    live; -n N prints exactly N lines in all."""
+    # Written the way `run` writes (a committer thread records progress now and then),
+    # in an order a subprocess could not guarantee on a loaded machine.
+    with agentkeep.open(project) as store:
+        sid = store.start_session(source="run").item.id
+        out = store.open_stream(sid, "stdout", auto_commit=False)
+        err = store.open_stream(sid, "stderr", auto_commit=False)
+        for i in range(1, 6):
+            out.write(f"out {i}\n".encode())
+            err.write(f"err {i}\n".encode())
+            if i == 3:
+                err.commit_progress()
+        for writer in (out, err):
+            store.seal_stream(writer.close().id)
+        store.end_session(sid, status="ended", exit_code=0)
+    expected = [f"{kind} {i}" for i in range(1, 6) for kind in ("out", "err")]
+    assert cli("logs", str(sid)).stdout.splitlines() == expected
+    assert cli("logs", str(sid), "-n", "3").stdout.splitlines() == expected[-3:]
+    assert cli("logs", str(sid), "-n", "3", "-f").stdout.splitlines() == expected[-3:]
+    assert cli("logs", str(sid), "-f").stdout.splitlines() == expected[-10:]
+    rows = [json.loads(x) for x in cli("logs", str(sid), "--nl", "-n", "2").stdout.splitlines()]
+    assert [(r["stream"], r["text"]) for r in rows] == [("stdout", "out 5"), ("stderr", "err 5")]
+
+
+def test_follow_interleaves_live_streams_by_their_marks(store: agentkeep.Store) -> None:
+    session = new_session(store)
+    out = store.open_stream(session, "stdout", auto_commit=False)
+    err = store.open_stream(session, "stderr", auto_commit=False)
+    for writer, text in [(out, b"a\n"), (err, b"b\n"), (out, b"c\n"), (err, b"d\n")]:
+        writer.write(text)
+    # The committer may record stderr's progress before stdout's.
+    err.commit_progress()
+    out.commit_progress()
+    seen: list[str] = []
+    for line in store.follow_stream(session, last=None, stop=lambda: len(seen) >= 4):
+        seen.append(line.text)
+        if len(seen) == 4:
+            break
+    assert seen == ["a", "b", "c", "d"]
+    out.close()
+    err.close()
+    assert [line.text for line in store.session_lines(session)] == ["a", "b", "c", "d"]

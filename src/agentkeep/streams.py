@@ -31,8 +31,9 @@ import hashlib
 import os
 import re
 import struct
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,33 @@ def open_reader(store_dir: Path, stream: Stream) -> Reader:
 # -- writing ----------------------------------------------------------------------------
 
 
+class _Clock:
+    """Strictly increasing nanosecond times, and which stream of each session wrote last:
+    a write that switches streams gets a *mark* (its offset and time), which is all
+    `logs` needs to interleave a session's streams in the order they were written."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+        self._writer: dict[int, int] = {}
+
+    def switch(self, session_id: int, stream_id: int) -> int | None:
+        with self._lock:
+            if self._writer.get(session_id) == stream_id:
+                return None
+            self._writer[session_id] = stream_id
+            self._last = max(self._last + 1, time.time_ns())
+            return self._last
+
+    def forget(self, session_id: int, stream_id: int) -> None:
+        with self._lock:
+            if self._writer.get(session_id) == stream_id:
+                del self._writer[session_id]
+
+
+_CLOCK = _Clock()
+
+
 class StreamWriter:
     """Appends output to one live stream through the redactor.
 
@@ -229,6 +257,8 @@ class StreamWriter:
         self._committed_at = time.monotonic()
         self.closed = False
         self.failed = False  # set by an owner that stopped recording after an error
+        self._marks: list[tuple[int, int]] = []  # (offset, time) not yet recorded
+        self._marks_lock = threading.Lock()
 
     def write(self, data: bytes) -> None:
         """Redact and append ``data``. Raises StorageFull/StorageError/RedactionFailed."""
@@ -245,6 +275,10 @@ class StreamWriter:
 
     def _append(self, data: bytes) -> None:
         length, lines = self.progress
+        moment = _CLOCK.switch(self.stream.session_id, self.stream.id)
+        if moment is not None:
+            with self._marks_lock:
+                self._marks.append((length, moment))
         done = 0
         view = memoryview(data)
         try:
@@ -279,9 +313,16 @@ class StreamWriter:
         if (length, lines) == self._committed:
             self._committed_at = time.monotonic()
             return
-        (store or self._store).record_progress(self.stream.id, length, lines)
+        (store or self._store).record_progress(
+            self.stream.id, length, lines, marks=self._take_marks()
+        )
         self._committed = (length, lines)
         self._committed_at = time.monotonic()
+
+    def _take_marks(self) -> list[tuple[int, int]]:
+        with self._marks_lock:
+            marks, self._marks = self._marks, []
+        return marks
 
     def close(self, store: StreamOps | None = None) -> Stream:
         """Flush the redactor's held-back tail, record the final length, mark closed."""
@@ -298,7 +339,10 @@ class StreamWriter:
         os.close(self._fd)
         self.closed = True
         target = store or self._store
-        stream = target.close_stream(self.stream.id, length, lines, self._redactor.counts)
+        stream = target.close_stream(
+            self.stream.id, length, lines, self._redactor.counts, marks=self._take_marks()
+        )
+        _CLOCK.forget(self.stream.session_id, self.stream.id)
         self._committed = (length, lines)
         return stream
 
@@ -355,9 +399,13 @@ class StreamOps(StoreBase):
             tx.emit("stream", stream_id, "stream.opened", stream.to_dict())
         return StreamWriter(self, stream, auto_commit=auto_commit)
 
-    def record_progress(self, stream_id: int, length: int, lines: int) -> None:
-        """Record that ``length`` bytes (``lines`` newlines) of a live stream are durable."""
+    def record_progress(
+        self, stream_id: int, length: int, lines: int, *, marks: Sequence[tuple[int, int]] = ()
+    ) -> None:
+        """Record that ``length`` bytes (``lines`` newlines) of a live stream are durable,
+        and when the writes at ``marks`` (offset, ns time) were made."""
         with self.transaction() as tx:
+            _record_marks(tx, stream_id, marks)
             tx.execute(
                 "UPDATE streams SET length = ?, lines = ?, updated_at = ? "
                 "WHERE id = ? AND status = 'live' AND length <= ?",
@@ -369,9 +417,16 @@ class StreamOps(StoreBase):
             )
 
     def close_stream(
-        self, stream_id: int, length: int, lines: int, redactions: dict[str, int] | None = None
+        self,
+        stream_id: int,
+        length: int,
+        lines: int,
+        redactions: dict[str, int] | None = None,
+        *,
+        marks: list[tuple[int, int]] = (),  # type: ignore[assignment]
     ) -> Stream:
         with self.transaction() as tx:
+            _record_marks(tx, stream_id, marks)
             tx.add_redactions("content", redactions or {})
             changes = {"status": "closed", "length": length, "lines": lines, "updated_at": tx.now}
             tx.update("streams", stream_id, changes)
@@ -529,6 +584,39 @@ class StreamOps(StoreBase):
         finally:
             reader.close()
 
+    def _marks(self, stream_id: int) -> tuple[list[int], list[int]]:
+        """A stream's marks: offsets (ascending) and their times."""
+        try:
+            rows = self._rows(
+                "SELECT offset, t FROM stream_marks WHERE stream_id = ? ORDER BY offset",
+                (stream_id,),
+            )
+        except AgentkeepError:  # a store older than schema 4
+            rows = []
+        return [int(r[0]) for r in rows], [int(r[1]) for r in rows]
+
+    def session_lines(
+        self,
+        session_id: int,
+        name: str | None = None,
+        *,
+        last: int | None = None,
+        grep: str | None = None,
+    ) -> list[Line]:
+        """The lines of a session's streams in the order they were written (by the
+        streams' marks; lines of a stream without marks keep its own order, after
+        marked ones of the same time), the last ``last`` of them in all."""
+        keyed: list[tuple[int, int, int, Line]] = []
+        for position, stream in enumerate(self.session_streams(session_id, name)):
+            offsets, times = self._marks(stream.id)
+            for line in self.stream_lines(stream.id, last=last, grep=grep):
+                keyed.append((_time_of(offsets, times, line.offset), position, line.line, line))
+        keyed.sort(key=lambda item: item[:3])
+        lines = [item[3] for item in keyed]
+        if last is not None:
+            lines = lines[len(lines) - last :] if last else []
+        return lines
+
     def follow_stream(
         self,
         session_id: int,
@@ -543,6 +631,7 @@ class StreamOps(StoreBase):
         closed or sealed and read to its end (or ``stop()`` returns true)."""
         pattern = _compile(grep)
         readers: dict[int, tuple[Stream, Reader, int, int, bytes]] = {}
+        first = True
         try:
             while True:
                 streams = self.session_streams(session_id, name)
@@ -550,21 +639,30 @@ class StreamOps(StoreBase):
                     if stream.id in readers:
                         continue
                     opened, reader = self.open_stream_reader(stream.id)
-                    size = reader.size
+                    size = min(reader.size, opened.length)
                     start = 0 if last is None else _start_of_last_lines(reader, size, last)
                     line = self._line_at(stream.id, start, reader) + 1
                     readers[stream.id] = (opened, reader, start, line, b"")
                 finished = 0
-                for stream in streams:
+                # This poll's lines of every stream, put in the order they were written
+                # (by the marks, which commit with the lengths read here).
+                batch: list[tuple[int, int, int, Line]] = []
+                for order, stream in enumerate(streams):
                     opened, reader, position, line, partial = readers[stream.id]
-                    chunk = reader.read(position, FRAME_BYTES)
+                    offsets, times = self._marks(stream.id)
+                    # Only the durable bytes: their marks are recorded with them.
+                    chunk = reader.read(
+                        position, max(0, min(FRAME_BYTES, stream.length - position))
+                    )
                     if chunk:
                         position += len(chunk)
                         data = partial + chunk
                         cut = data.rfind(b"\n") + 1
                         items = list(_split(stream.name, data[:cut], position - len(data), line))
                         line += len(items)
-                        yield from items if pattern is None else pattern.keep(items)
+                        for item in items if pattern is None else pattern.keep(items):
+                            moment = _time_of(offsets, times, item.offset)
+                            batch.append((moment, order, item.line, item))
                         partial = data[cut:]
                         readers[stream.id] = (opened, reader, position, line, partial)
                         continue
@@ -572,9 +670,18 @@ class StreamOps(StoreBase):
                     if done and partial:
                         item = Line(stream.name, line, position - len(partial), _text(partial))
                         if pattern is None or pattern.search(item.text):
-                            yield item
+                            moment = _time_of(offsets, times, item.offset)
+                            batch.append((moment, order, item.line, item))
                         readers[stream.id] = (opened, reader, position, line + 1, b"")
                     finished += done
+                batch.sort(key=lambda entry: entry[:3])
+                if first and last is not None:
+                    # Each stream started at its own last N lines: N in all are shown.
+                    batch = batch[len(batch) - last :] if last else []
+                first = False
+                yield from (entry[3] for entry in batch)
+                if batch:
+                    continue
                 session = self._row("SELECT status FROM sessions WHERE id = ?", (session_id,))
                 if streams and finished == len(streams) and session and session[0] != "running":
                     return
@@ -659,6 +766,21 @@ def compile_user_pattern(pattern: str, *, option: str = "--grep") -> UserPattern
 
 def _compile(grep: str | None) -> UserPattern | None:
     return None if grep is None else compile_user_pattern(grep)
+
+
+def _time_of(offsets: list[int], times: list[int], offset: int) -> int:
+    """The time of the mark at or before ``offset`` (0 when there is none)."""
+    index = bisect.bisect_right(offsets, offset) - 1
+    return times[index] if index >= 0 else 0
+
+
+def _record_marks(tx: Any, stream_id: int, marks: Sequence[tuple[int, int]]) -> None:
+    if marks:
+        tx.conn.executemany(
+            "INSERT INTO stream_marks (stream_id, offset, t) VALUES (?, ?, ?)"
+            " ON CONFLICT DO UPDATE SET t = max(t, excluded.t)",
+            [(stream_id, offset, moment) for offset, moment in marks],
+        )
 
 
 def _text(data: bytes) -> str:

@@ -112,9 +112,11 @@ def logs(
 ) -> None:
     """Show a session's recorded output, live or finished alike.
 
-    With -f, new output appears as it is written (within ~100 ms) until the session
-    ends and its streams are closed. --json prints an array of {stream, line, offset,
-    text}; --nl one such object per line (and works with -f).
+    Lines of stdout and stderr come in the order they were written, live or after the
+    fact; -n N shows the last N lines in all. With -f, new output appears as it is
+    written (within ~0.3 s) until the session ends and its streams are closed. --json
+    prints an array of {stream, line, offset, text}; --nl one such object per line (and
+    works with -f).
 
     \b
     Examples:
@@ -131,12 +133,7 @@ def logs(
         if follow:
             lines = store.follow_stream(session_id, name=name, last=last, grep=grep)
         else:
-            streams = store.session_streams(session_id, name)
-            lines = (
-                line
-                for stream in streams
-                for line in store.stream_lines(stream.id, last=last, grep=grep)
-            )
+            lines = store.session_lines(session_id, name, last=last, grep=grep)
         _print_lines(lines, fmt)
 
 
