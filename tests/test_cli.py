@@ -357,3 +357,164 @@ def test_generated_docs_are_current() -> None:
         text=True,
     )
     assert done.returncode == 0, done.stderr
+
+
+# -- the same way everywhere: list, -n/--since, truncation, times, colour, escapes --------
+
+
+def on_terminal(
+    args: list[str], cwd: Path, *, tty: str = "stdout", env: dict[str, str] | None = None
+) -> tuple[str, str]:
+    """Run ``agentkeep ARGS`` with ``tty`` (stdout or stderr) on a pseudo-terminal and
+    the other stream on a pipe; returns (stdout, stderr) as text."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    environment = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    environment |= {"TERM": "xterm", **(env or {})}
+    with subprocess.Popen(
+        [sys.executable, "-m", "agentkeep", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=slave if tty == "stdout" else subprocess.PIPE,
+        stderr=slave if tty == "stderr" else subprocess.PIPE,
+        env=environment,
+    ) as process:
+        os.close(slave)
+        captured = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            captured += chunk
+        os.close(master)
+        pipe = process.stderr if tty == "stdout" else process.stdout
+        assert pipe is not None
+        other = pipe.read().decode()
+        process.wait(timeout=60)
+    terminal = captured.decode().replace("\r\n", "\n")
+    return (terminal, other) if tty == "stdout" else (other, terminal)
+
+
+NOUN_GROUPS = ["tasks", "notes", "agents", "worktrees", "events", "metrics", "artifacts", "config"]
+
+
+@pytest.mark.parametrize("group", NOUN_GROUPS)
+def test_every_noun_group_has_list(cli: Cli, group: str) -> None:
+    result = cli(group, "list", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert isinstance(result.json(), list | dict)
+
+
+def test_artifact_is_a_hidden_alias_of_artifacts(cli: Cli, store: agentkeep.Store) -> None:
+    store.add_artifact(b"x", name="a.txt")
+    assert [a["name"] for a in cli("artifacts", "list", "--json").json()] == ["a.txt"]
+    assert cli("artifact", "ls", "--json").json() == cli("artifacts", "list", "--json").json()
+    listed = cli("--help").stdout
+    assert "  artifacts " in listed and "  artifact " not in listed
+
+
+LIST_COMMANDS = [
+    ["tasks", "list"],
+    ["tasks", "ready"],
+    ["notes", "list"],
+    ["artifacts", "list"],
+    ["events", "list"],
+    ["metrics", "list"],
+]
+SINCE_COMMANDS = [["events", "list"], ["metrics", "list"], ["stats"], ["search", "word"]]
+
+
+@pytest.mark.parametrize("command", LIST_COMMANDS, ids=" ".join)
+def test_limit_means_the_same_on_every_list_command(cli: Cli, command: list[str]) -> None:
+    assert cli(*command, "-n", "-1").exit_code == 2
+    assert cli(*command, "-n", "0", "--json").exit_code == 0  # 0: all
+    assert "At most N (0: all)." in " ".join(cli(*command, "--help").stdout.split())
+
+
+@pytest.mark.parametrize("command", SINCE_COMMANDS, ids=" ".join)
+def test_since_means_the_same_everywhere(cli: Cli, command: list[str]) -> None:
+    bad = cli(*command, "--since", "yesterday", "--json")
+    assert bad.exit_code == 3
+    assert bad.error()["error"] == "--since 'yesterday' is neither a duration nor a date"
+    assert cli(*command, "--since", "2h", "--json").exit_code == 0
+    assert cli(*command, "--since", "2026-01-01T00:00:00Z", "--json").exit_code == 0
+
+
+def test_parse_since_lives_in_timeutil() -> None:
+    from agentkeep.timeutil import parse_since
+
+    assert parse_since("2026-11-01") == "2026-11-01T00:00:00.000Z"
+    assert parse_since(None) is None
+
+
+def test_a_list_cut_by_the_limit_says_so_on_a_terminal(project: Path) -> None:
+    with agentkeep.open(project) as store:
+        for i in range(3):
+            store.add_note("decision", f"note {i}")
+    out, err = on_terminal(["notes", "list", "-n", "2", "--json"], project, tty="stderr")
+    assert len(json.loads(out)) == 2
+    assert "note: showing 2; more match (-n 0 shows all" in err
+    out, err = on_terminal(["notes", "list", "-n", "3", "--json"], project, tty="stderr")
+    assert len(json.loads(out)) == 3 and err == ""
+    # Not on a terminal (a script capturing stderr): the JSON is all there is.
+    piped = run_agentkeep("notes", "list", "-n", "2", "--json", cwd=project)
+    assert len(json.loads(piped.stdout)) == 2 and piped.stderr == b""
+
+
+def test_tables_show_one_timestamp_format(cli: Cli, store: agentkeep.Store) -> None:
+    import re
+
+    store.add_note("decision", "stamp me")
+    store.record_metric("m", 1.0)
+    tables = cli("notes", "list").stdout + cli("events", "list").stdout + cli("metrics").stdout
+    stamps = re.findall(r"\d{4}-\d\d-\d\d[T ][\d:.]+Z?", tables)
+    assert stamps and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", s) for s in stamps)
+
+
+def test_no_color_and_dumb_terminals_get_no_styles(project: Path) -> None:
+    with agentkeep.open(project) as store:
+        store.add_task("Plain")
+    styled, _ = on_terminal(["tasks", "list"], project)
+    assert "\x1b[1m" in styled  # bold header on a terminal
+    for env in ({"NO_COLOR": "1"}, {"TERM": "dumb"}):
+        plain, _ = on_terminal(["tasks", "list"], project, env=env)
+        assert "\x1b" not in plain and "Plain" in plain
+
+
+HOSTILE = (
+    "see \x1b]8;;https://evil.example/\x07this link\x1b]8;;\x07"
+    " \x1b]0;pwned title\x07 \x1b[31mred\x1b[0m \x9b2J \x1b[2K\r\x08 end"
+)
+
+
+def test_escape_sequences_in_stored_text_never_reach_the_terminal(
+    cli: Cli, store: agentkeep.Store
+) -> None:
+    from agentkeep.runner import run_command
+
+    task = store.add_task(HOSTILE).item
+    store.add_note("handoff", HOSTILE, task_id=task.id)
+    sid = run_command(
+        store, [sys.executable, "-c", f"print({HOSTILE!r})"], title="hostile", echo=False
+    ).session_id
+    outputs = {
+        "tasks list": cli("tasks", "list").stdout,
+        "tasks show": cli("tasks", "show", str(task.id)).stdout,
+        "notes list": cli("notes", "list").stdout,
+        "notes show": cli("notes", "show", "1").stdout,
+        "search": cli("search", "link").stdout,
+        "logs": cli("logs", str(sid)).stdout,
+        "prime": cli("prime").stdout,
+    }
+    for name, text in outputs.items():
+        assert not any(c in text for c in "\x1b\x07\x9b\r\x08"), name
+        assert "this link" in text, name
+    assert "␛]8;;https://evil.example/␇this link" in outputs["tasks show"]
+    # --json keeps the text exactly as stored.
+    assert cli("tasks", "show", str(task.id), "--json").json()["title"] == HOSTILE
+    assert cli("logs", str(sid), "--json").json()[0]["text"] == HOSTILE

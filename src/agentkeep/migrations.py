@@ -502,6 +502,9 @@ CREATE TABLE pending_titles (
     title_source TEXT NOT NULL CHECK (title_source IN ('user', 'agent', 'summary')),
     at           TEXT NOT NULL,
     PRIMARY KEY (source, leaf)
+) WITHOUT ROWID;
+"""
+
 SEARCH_EVERYWHERE = """
 -- Search covers what hooks captured and artifact names, and Datasette's search box finds
 -- every FTS table: it looks for an FTS5 table whose CREATE statement says

@@ -788,10 +788,13 @@ def _text(data: bytes) -> str:
 
 
 def _split(name: str, data: bytes, offset: int, first_line: int) -> Iterator[Line]:
+    """The lines of ``data`` (which ends with a newline). Only \\n ends a line — as in
+    ``streams.lines`` — not \\r or the other separators bytes.splitlines knows."""
     line = first_line
-    for raw in data.splitlines(keepends=True):
-        yield Line(name, line, offset, _text(raw))
-        offset += len(raw)
+    pieces = data.split(b"\n")
+    for piece in pieces[:-1]:
+        yield Line(name, line, offset, _text(piece))
+        offset += len(piece) + 1
         line += 1
 
 

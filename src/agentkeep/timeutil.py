@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
+
+_AGO = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def iso_utc(moment: datetime) -> str:
@@ -17,3 +21,29 @@ def utc_now() -> str:
 def file_stamp() -> str:
     """The current UTC time for file names (backups): no colons, microseconds."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def parse_since(value: str | None) -> str | None:
+    """'2h', '30m', '7d' (ago) or an ISO date/time -> an ISO UTC timestamp; the one
+    meaning of ``--since`` on every command."""
+    if value is None:
+        return None
+    from agentkeep.errors import InvalidInput
+
+    match = _AGO.match(value.strip())
+    if match:
+        try:
+            moment = datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except OverflowError as exc:
+            raise InvalidInput(f"--since {value!r} reaches before the year 1") from exc
+    else:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidInput(
+                f"--since {value!r} is neither a duration nor a date",
+                hint="use e.g. 30m, 2h, 7d, 2026-11-01 or 2026-11-01T10:00:00Z",
+            ) from exc
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+    return iso_utc(moment)

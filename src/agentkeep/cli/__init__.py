@@ -39,7 +39,8 @@ COMMANDS: dict[str, str] = {
     "redact": "agentkeep.cli.redact_cmd:redact",
     "run": "agentkeep.cli.run_cmd:run",
     "logs": "agentkeep.cli.run_cmd:logs",
-    "artifact": "agentkeep.cli.artifacts:artifact",
+    "artifacts": "agentkeep.cli.artifacts:artifacts",
+    "artifact": "agentkeep.cli.artifacts:artifact",  # hidden alias of `artifacts`
     "gc": "agentkeep.cli.retention_cmds:gc",
     "usage": "agentkeep.cli.retention_cmds:usage",
     "pin": "agentkeep.cli.retention_cmds:pin",

@@ -2,37 +2,66 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from agentkeep.agents import STATUSES
 from agentkeep.cli import State
 from agentkeep.cli.output import fmt_of, output_options, print_list, print_written
 
+F = TypeVar("F", bound=Callable[..., Any])
 COLUMNS = ["id", "name", "kind", "role", "status", "pid", "host", "worktree_id", "heartbeat_at"]
 
 
+def _list_options(func: F) -> F:
+    for option in reversed(
+        [
+            click.option("-s", "--status", type=click.Choice(STATUSES), help="Only this status."),
+            click.option(
+                "--mark-dead",
+                is_flag=True,
+                help="First mark dead the agents on this host whose process is gone.",
+            ),
+            output_options,
+        ]
+    ):
+        func = option(func)
+    return func
+
+
 @click.group(invoke_without_command=True)
-@click.option("-s", "--status", type=click.Choice(STATUSES), help="Only this status.")
-@click.option(
-    "--mark-dead",
-    is_flag=True,
-    help="First mark dead the agents on this host whose process is gone.",
-)
-@output_options
+@_list_options
 @click.pass_context
 def agents(
     ctx: click.Context, status: str | None, mark_dead: bool, as_json: bool, nl: bool
 ) -> None:
-    """List agents, or register one.
+    """List agents, or register one. `agents` is short for `agents list`.
 
     \b
     Examples:
       agentkeep agents --mark-dead
       agentkeep agents register reviewer-1 --kind claude-code --pid $$
     """
-    if ctx.invoked_subcommand is not None:
-        return
-    state: State = ctx.obj
+    if ctx.invoked_subcommand is None:
+        _show(ctx.obj, status, mark_dead, as_json, nl)
+
+
+@agents.command("list")
+@_list_options
+@click.pass_obj
+def list_(state: State, status: str | None, mark_dead: bool, as_json: bool, nl: bool) -> None:
+    """List agents.
+
+    \b
+    Example:
+      agentkeep agents list -s active --json
+    """
+    _show(state, status, mark_dead, as_json, nl)
+
+
+def _show(state: State, status: str | None, mark_dead: bool, as_json: bool, nl: bool) -> None:
     with state.open() as store:
         if mark_dead:
             for agent in store.mark_dead_agents():

@@ -1,4 +1,4 @@
-"""`agentkeep artifact …`"""
+"""`agentkeep artifacts …` (and its hidden alias `agentkeep artifact …`)"""
 
 from __future__ import annotations
 
@@ -9,14 +9,23 @@ import click
 
 from agentkeep.artifacts import KINDS
 from agentkeep.cli import State
-from agentkeep.cli.output import fmt_of, output_options, print_list, print_object, print_written
+from agentkeep.cli.output import (
+    cut,
+    fetch,
+    fmt_of,
+    limit_option,
+    output_options,
+    print_list,
+    print_object,
+    print_written,
+)
 from agentkeep.errors import InvalidInput
 
 COLUMNS = ["id", "kind", "name", "size", "stored_bytes", "session_id", "task_id", "created_at"]
 
 
 @click.group()
-def artifact() -> None:
+def artifacts() -> None:
     """Content-addressed files: diffs, logs, files, bundles.
 
     Content is redacted, hashed (sha256 of the uncompressed bytes), compressed with zstd
@@ -24,16 +33,18 @@ def artifact() -> None:
 
     \b
     Examples:
-      agentkeep artifact add build.log --session 7 --kind log
-      agentkeep artifact add --git-diff main --task 12     # worktree diff, untracked incl.
-      pytest 2>&1 | agentkeep artifact add - --name pytest.txt
-      agentkeep artifact ls --session 7 --json
-      agentkeep artifact cat 3 | less
-      agentkeep artifact verify
+      agentkeep artifacts add build.log --session 7 --kind log
+      agentkeep artifacts add --git-diff main --task 12     # worktree diff, untracked incl.
+      pytest 2>&1 | agentkeep artifacts add - --name pytest.txt
+      agentkeep artifacts list --session 7 --json
+      agentkeep artifacts cat 3 | less
+      agentkeep artifacts verify
+
+    `agentkeep artifact …` (singular) still works, as does `artifacts ls`.
     """
 
 
-@artifact.command("add")
+@artifacts.command("add")
 @click.argument("source", required=False)
 @click.option(
     "--git-diff",
@@ -70,9 +81,9 @@ def add(
 
     \b
     Examples:
-      agentkeep artifact add report.html --task 12
-      agentkeep artifact add --git-diff --session 7
-      agentkeep artifact add --git-diff origin/main --name review.patch
+      agentkeep artifacts add report.html --task 12
+      agentkeep artifacts add --git-diff --session 7
+      agentkeep artifacts add --git-diff origin/main --name review.patch
     """
     fmt = fmt_of(as_json, nl)
     attach = {"session_id": session_id, "task_id": task_id, "agent_id": agent_id}
@@ -84,7 +95,7 @@ def add(
         elif source is None:
             raise InvalidInput(
                 "name a FILE to store, - for stdin, or --git-diff",
-                hint="agentkeep artifact add build.log",
+                hint="agentkeep artifacts add build.log",
             )
         else:
             data = sys.stdin.buffer if source == "-" else Path(source)
@@ -101,15 +112,15 @@ def add(
     print_written("artifact", written.item, written.outcome, fmt)
 
 
-@artifact.command("ls")
+@artifacts.command("list")
 @click.option("--kind", type=click.Choice(KINDS))
 @click.option("--session", "session_id", type=int)
 @click.option("--task", "task_id", type=int)
 @click.option("--agent", "agent_id", type=int)
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@limit_option(100)
 @output_options
 @click.pass_obj
-def ls(
+def list_(
     state: State,
     kind: str | None,
     session_id: int | None,
@@ -121,36 +132,40 @@ def ls(
 ) -> None:
     """List artifacts, newest first.
 
-    Example: agentkeep artifact ls --kind diff --json
+    Example: agentkeep artifacts list --kind diff --json
     """
     with state.open(read_only=True) as store:
         items = store.list_artifacts(
-            kind=kind, session_id=session_id, task_id=task_id, agent_id=agent_id, limit=limit
+            kind=kind,
+            session_id=session_id,
+            task_id=task_id,
+            agent_id=agent_id,
+            limit=fetch(limit) or None,
         )
-    print_list(items, fmt_of(as_json, nl), COLUMNS, empty="no artifacts")
+    print_list(cut(items, limit), fmt_of(as_json, nl), COLUMNS, empty="no artifacts")
 
 
-@artifact.command("show")
+@artifacts.command("show")
 @click.argument("artifact_id", type=int)
 @output_options
 @click.pass_obj
 def show(state: State, artifact_id: int, as_json: bool, nl: bool) -> None:
     """Show one artifact's record.
 
-    Example: agentkeep artifact show 3 --json
+    Example: agentkeep artifacts show 3 --json
     """
     with state.open(read_only=True) as store:
         item = store.get_artifact(artifact_id)
     print_object(item, fmt_of(as_json, nl))
 
 
-@artifact.command("cat")
+@artifacts.command("cat")
 @click.argument("artifact_id", type=int)
 @click.pass_obj
 def cat(state: State, artifact_id: int) -> None:
     """Write an artifact's bytes to stdout.
 
-    Example: agentkeep artifact cat 3 | git apply
+    Example: agentkeep artifacts cat 3 | git apply
     """
     with state.open(read_only=True) as store:
         out = sys.stdout.buffer
@@ -159,7 +174,7 @@ def cat(state: State, artifact_id: int) -> None:
         out.flush()
 
 
-@artifact.command("get")
+@artifacts.command("get")
 @click.argument("artifact_id", type=int)
 @click.option("-o", "--output", "dest", type=click.Path(path_type=Path), help="Where to write.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
@@ -170,7 +185,7 @@ def get(
 ) -> None:
     """Copy an artifact to a file (default: its name, in the current directory).
 
-    Example: agentkeep artifact get 3 -o /tmp/review.patch
+    Example: agentkeep artifacts get 3 -o /tmp/review.patch
     """
     with state.open(read_only=True) as store:
         item = store.get_artifact(artifact_id)
@@ -185,14 +200,14 @@ def get(
         print_object({"id": artifact_id, "path": str(target), "bytes": written}, fmt)
 
 
-@artifact.command("verify")
+@artifacts.command("verify")
 @click.argument("artifact_ids", type=int, nargs=-1)
 @output_options
 @click.pass_obj
 def verify(state: State, artifact_ids: tuple[int, ...], as_json: bool, nl: bool) -> None:
     """Re-hash artifacts (all when no ID is given); exit 1 if any does not match.
 
-    Example: agentkeep artifact verify 3 4
+    Example: agentkeep artifacts verify 3 4
     """
     with state.open(read_only=True) as store:
         ids = artifact_ids or [a.id for a in store.list_artifacts(limit=None)]
@@ -204,3 +219,13 @@ def verify(state: State, artifact_ids: tuple[int, ...], as_json: bool, nl: bool)
         click.echo(f"{len(results) - len(bad)} ok, {len(bad)} bad", err=True)
     if bad:
         click.get_current_context().exit(1)
+
+
+# `ls`, as before `list` existed; hidden from help.
+artifacts.add_command(
+    click.Command("ls", params=list_.params, callback=list_.callback, hidden=True, help=list_.help)
+)
+
+# `agentkeep artifact …` (the group's name before every noun group was plural): the same
+# commands, hidden from the command list.
+artifact = click.Group("artifact", commands=artifacts.commands, hidden=True, help=artifacts.help)

@@ -2,49 +2,32 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from agentkeep.cli import State
-from agentkeep.cli.output import dumps, fmt_of, output_options, print_list, print_written
-from agentkeep.timeutil import iso_utc
+from agentkeep.cli.output import (
+    cut,
+    dumps,
+    fetch,
+    fmt_of,
+    limit_option,
+    output_options,
+    print_list,
+    print_written,
+    since_option,
+)
+
+# parse_since moved to agentkeep.timeutil; kept importable from here for older callers.
+from agentkeep.timeutil import parse_since as parse_since
 
 COLUMNS = ["seq", "at", "actor", "kind", "entity", "entity_id", "data"]
-_AGO = re.compile(r"^(\d+)\s*([smhdw])$")
 if TYPE_CHECKING:
     from agentkeep.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_since(value: str | None) -> str | None:
-    """'2h', '30m', '7d' (ago) or an ISO date/time -> an ISO UTC timestamp."""
-    if value is None:
-        return None
-    from agentkeep.errors import InvalidInput
-
-    match = _AGO.match(value.strip())
-    if match:
-        try:
-            moment = datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        except OverflowError as exc:
-            raise InvalidInput(f"--since {value!r} reaches before the year 1") from exc
-    else:
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise InvalidInput(
-                f"--since {value!r} is neither a duration nor a date",
-                hint="use e.g. 30m, 2h, 7d, 2026-11-01 or 2026-11-01T10:00:00Z",
-            ) from exc
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-    return iso_utc(moment)
 
 
 def event_filters(func: F) -> F:
@@ -54,19 +37,12 @@ def event_filters(func: F) -> F:
             click.option(
                 "-f", "--follow", is_flag=True, help="Keep printing new events as they commit."
             ),
-            click.option("--since", help="Only events since 30m / 2h / 7d ago or an ISO time."),
+            since_option("events"),
             click.option("--id-gt", "after", type=int, default=0, help="Only events with seq > N."),
             click.option("--entity", help="Only this entity type (task, note, session…)."),
             click.option("--entity-id", type=int, help="Only events of this entity id."),
             click.option("-k", "--kind", help="Only this kind (a trailing * matches a prefix)."),
-            click.option(
-                "-n",
-                "--limit",
-                type=int,
-                default=50,
-                show_default=True,
-                help="The newest N (0: all). Ignored with -f.",
-            ),
+            limit_option(50),
             output_options,
         ]
     ):
@@ -124,10 +100,11 @@ def _show(
             entity=entity,
             entity_id=entity_id,
             kind=kind,
-            since=parse_since(since),
-            limit=limit,
+            since=since,
+            limit=fetch(limit),
             newest_first=True,
         )
+    items = cut(items, limit)
     items.reverse()
     print_list(items, fmt, COLUMNS, empty="no events")
 
@@ -144,7 +121,7 @@ def _follow(
 ) -> None:
     start = after
     if since is not None:
-        earlier = store.events(since=parse_since(since), limit=1)
+        earlier = store.events(since=since, limit=1)
         start = earlier[0].seq - 1 if earlier else store.last_seq()
     elif after == 0:
         start = store.last_seq()

@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from agentkeep.cli import State
-from agentkeep.cli.events import parse_since
 from agentkeep.cli.output import dumps, fmt_of, output_options
+from agentkeep.timeutil import parse_since
 
 AGENT_SOURCES = ("claude", "codex", "opencode")
 

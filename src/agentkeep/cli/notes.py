@@ -8,8 +8,11 @@ import click
 
 from agentkeep.cli import State
 from agentkeep.cli.output import (
+    cut,
+    fetch,
     fmt_of,
     json_arg,
+    limit_option,
     output_options,
     print_list,
     print_object,
@@ -110,7 +113,7 @@ def add(
 @click.option("-k", "--kind", type=click.Choice(KINDS), help="Only notes of this kind.")
 @click.option("--task", "task_id", type=int, help="Only notes on this task.")
 @click.option("--session", "session_id", type=int, help="Only notes on this session.")
-@click.option("-n", "--limit", type=int, default=20, show_default=True, help="0: all.")
+@limit_option(20)
 @output_options
 @click.pass_obj
 def list_(
@@ -129,8 +132,10 @@ def list_(
       agentkeep notes list -k decision -n 0 --json
     """
     with state.open() as store:
-        items = store.list_notes(kind=kind, task_id=task_id, session_id=session_id, limit=limit)
-    print_list(items, fmt_of(as_json, nl), COLUMNS, empty="no notes")
+        items = store.list_notes(
+            kind=kind, task_id=task_id, session_id=session_id, limit=fetch(limit)
+        )
+    print_list(cut(items, limit), fmt_of(as_json, nl), COLUMNS, empty="no notes")
 
 
 @notes.command("show")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -18,6 +20,34 @@ import click
 
 SCHEMA_VERSION = 1
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Control characters in stored text (C0 but tab and newline, DEL, C1): on a terminal they
+# would run as escape sequences — colours, but also OSC titles and hyperlinks
+# (ESC ] 8 ;; … BEL), cursor moves that hide text, or a fake prompt.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Unicode control picture: ESC shows as ␛
+    return "␡" if code == 0x7F else f"<{code:02x}>"
+
+
+def neutralize(text: str) -> str:
+    """``text`` safe to print on a terminal: every control character (but tab and
+    newline) shown as a visible symbol, so no escape sequence in stored text runs.
+    For human output only; ``--json`` keeps the text as stored."""
+    return _CONTROLS.sub(_visible, text)
+
+
+def use_color(stream: Any = None) -> bool:
+    """Styles (bold, colours) only on a terminal, and not when NO_COLOR is set
+    (no-color.org) or TERM is dumb."""
+    stream = stream if stream is not None else sys.stdout
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return _isatty(stream)
 
 
 def output_options(func: F) -> F:
@@ -34,6 +64,63 @@ def output_options(func: F) -> F:
         command
     )
     return command  # type: ignore[return-value]
+
+
+def limit_option(default: int) -> Callable[[F], F]:
+    """``-n/--limit``, the same on every list command: at most N items (0: all). A list
+    cut by it says so on stderr when stderr is a terminal (:func:`cut`)."""
+    return click.option(
+        "-n",
+        "--limit",
+        type=click.IntRange(min=0),
+        default=default,
+        show_default=True,
+        help="At most N (0: all).",
+    )
+
+
+def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from agentkeep.timeutil import parse_since
+
+    return parse_since(value)
+
+
+def since_option(what: str) -> Callable[[F], F]:
+    """``--since``, the same on every command: a duration ago (30m, 2h, 7d, 1w) or an ISO
+    date/time (UTC unless it says otherwise); the command receives an ISO UTC time."""
+    return click.option(
+        "--since",
+        callback=_since,
+        metavar="WHEN",
+        help=f"Only {what} since 30m / 2h / 7d ago or an ISO date/time.",
+    )
+
+
+def fetch(limit: int) -> int:
+    """How many to ask the store for, to know whether ``limit`` cut the list."""
+    return limit + 1 if limit else 0
+
+
+def cut(items: Sequence[Any], limit: int) -> list[Any]:
+    """The first ``limit`` of ``items`` (fetched with :func:`fetch`). When more matched,
+    a note on stderr says so — if stderr is a terminal: a person reading a pipeline
+    (`… --json | jq`) learns the list is partial, while a script's captured stderr is
+    left alone and its JSON stays the bare array."""
+    kept = list(items)
+    if limit and len(kept) > limit:
+        kept = kept[:limit]
+        if _isatty(sys.stderr):
+            click.echo(
+                f"note: showing {limit}; more match (-n 0 shows all, -n N shows N)", err=True
+            )
+    return kept
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def fmt_of(as_json: bool, nl: bool) -> str:
@@ -72,7 +159,7 @@ def print_object(
     if fmt in ("json", "nl"):
         click.echo(dumps({"schema_version": SCHEMA_VERSION, **data}))
     else:
-        click.echo(human(data) if human else render_fields(data))
+        click.echo(neutralize(human(data)) if human else render_fields(data))
 
 
 def print_written(noun: str, item: Any, outcome: str, fmt: str) -> None:
@@ -82,7 +169,7 @@ def print_written(noun: str, item: Any, outcome: str, fmt: str) -> None:
         return
     ident = data.get("id", data.get("seq", ""))
     title = data.get("title") or data.get("name") or data.get("kind") or ""
-    click.echo(f"{outcome.replace('_', ' ')}: {noun} {ident} {title}".rstrip())
+    click.echo(neutralize(f"{outcome.replace('_', ' ')}: {noun} {ident} {title}".rstrip()))
 
 
 def _cell(value: Any) -> str:
@@ -92,16 +179,35 @@ def _cell(value: Any) -> str:
         if not value:
             return ""
         value = dumps(value)
-    text = str(value).replace("\n", " ")
+    text = neutralize(str(value).replace("\n", " "))
     return text if len(text) <= 60 else text[:59] + "…"
 
 
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?Z$")
+
+
+def table_time(value: Any) -> str:
+    """The one timestamp format of tables: ``2026-11-22 10:04:05Z`` (UTC, to the second),
+    from the stored ``2026-11-22T10:04:05.123Z``; anything else is shown as it is."""
+    if not isinstance(value, str):
+        return "" if value is None else str(value)
+    match = _STAMP.match(value)
+    return f"{match.group(1)} {match.group(2)}Z" if match else value
+
+
+def _is_time(column: str) -> bool:
+    return column == "at" or column.endswith("_at")
+
+
 def render_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    cells = [
+        [_cell(table_time(row.get(c)) if _is_time(c) else row.get(c)) for c in columns]
+        for row in rows
+    ]
     widths = [
         max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)
     ]
-    bold = sys.stdout.isatty()
+    bold = use_color()
     header = "  ".join(column.upper().ljust(w) for column, w in zip(columns, widths, strict=True))
     header = header.rstrip()
     lines = [click.style(header, bold=True) if bold else header]
@@ -118,13 +224,13 @@ def render_fields(data: dict[str, Any]) -> str:
             value = dumps(value)
         elif value is None:
             value = "-"
-        text = str(value)
+        text = neutralize(str(value))
         if "\n" in text:
             text = "\n".join(
                 line if i == 0 else " " * (width + 2) + line
                 for i, line in enumerate(text.splitlines())
             )
-        lines.append(f"{key.ljust(width)}  {text}")
+        lines.append(f"{neutralize(str(key)).ljust(width)}  {text}")
     return "\n".join(lines)
 
 

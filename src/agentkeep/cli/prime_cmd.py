@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from agentkeep.cli import State
-from agentkeep.cli.output import fmt_of, output_options, print_object
+from agentkeep.cli.output import fmt_of, neutralize, output_options, print_object
 from agentkeep.prime import MAX_CHARS
 
 
@@ -54,6 +54,6 @@ def prime(state: State, hook_json: bool, max_chars: int, as_json: bool, nl: bool
     with state.open(read_only=True) as store:
         record = store.prime(max_chars=max_chars)
     if fmt == "table":
-        click.echo(record.text, nl=not record.text.endswith("\n"))
+        click.echo(neutralize(record.text), nl=not record.text.endswith("\n"))
         return
     print_object(record, fmt)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from agentkeep.cli import State
-from agentkeep.cli.output import dumps, fmt_of, output_options, print_object
+from agentkeep.cli.output import dumps, fmt_of, neutralize, output_options, print_object
 
 if TYPE_CHECKING:
     from agentkeep.streams import Line
@@ -143,5 +143,5 @@ def _print_lines(lines: Iterable[Line], fmt: str) -> None:
         out.write("[" + ", ".join(dumps(line.to_dict()) for line in lines) + "]\n")
         return
     for line in lines:
-        out.write((dumps(line.to_dict()) if fmt == "nl" else line.text) + "\n")
+        out.write((dumps(line.to_dict()) if fmt == "nl" else neutralize(line.text)) + "\n")
         out.flush()

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from agentkeep.cli import State
-from agentkeep.cli.events import parse_since
-from agentkeep.cli.output import fmt_of, output_options, print_list, render_table
+from agentkeep.cli.output import (
+    fmt_of,
+    output_options,
+    print_list,
+    render_table,
+    since_option,
+    table_time,
+    use_color,
+)
 from agentkeep.search import HIGHLIGHT, KINDS, MAX_LIMIT
 
-COLUMNS = ["kind", "id", "session_id", "task_id", "role", "label", "at", "snippet"]
+COLUMNS = ["kind", "id", "session_id", "task_id", "role", "label", "line", "at", "snippet"]
 BOLD = ("\x1b[1m", "\x1b[22m")
 
 
@@ -25,7 +30,7 @@ BOLD = ("\x1b[1m", "\x1b[22m")
     help="Only this kind (repeatable). Default: all of them.",
 )
 @click.option("--session", "session_id", type=int, help="Only this session's (tasks left out).")
-@click.option("--since", help="Only what was said, written or updated since 7d / 2h or a date.")
+@since_option("what was said, written, updated or stored")
 @click.option(
     "-n",
     "--limit",
@@ -66,20 +71,20 @@ def search(
       agentkeep search AssertionError --kind output --kind capture
     """
     fmt = fmt_of(as_json, nl)
-    tty = fmt == "table" and sys.stdout.isatty()
+    tty = fmt == "table" and use_color()
     with state.open(read_only=True) as store:
         hits = store.search(
             query,
             kinds=kinds or KINDS,
             session=session_id,
-            since=parse_since(since),
+            since=since,
             limit=limit,
             highlight=BOLD if tty else HIGHLIGHT,
         )
     if fmt != "table" or not hits:
         print_list(hits, fmt, COLUMNS, empty="no matches")
         return
-    rows = [{**hit.to_dict(), "at": (hit.at or "")[:16].replace("T", " ")} for hit in hits]
+    rows = [{**hit.to_dict(), "at": table_time(hit.at)} for hit in hits]
     table = render_table(
         [{k: v for k, v in row.items() if k != "snippet"} for row in rows], COLUMNS[:-1]
     )

@@ -9,8 +9,7 @@ from typing import Any
 import click
 
 from agentkeep.cli import State
-from agentkeep.cli.events import parse_since
-from agentkeep.cli.output import bar, fmt_of, output_options, print_list, render_table
+from agentkeep.cli.output import bar, fmt_of, output_options, print_list, render_table, since_option
 from agentkeep.stats import GROUPINGS
 
 _STYLE = re.compile(r"\x1b\[[0-9;]*m")
@@ -32,7 +31,7 @@ COLUMNS = [
 
 @click.command()
 @click.option("--by", type=click.Choice(GROUPINGS), default="day", show_default=True)
-@click.option("--since", help="Only sessions started since 7d / 2h ago or a date.")
+@since_option("sessions started")
 @click.option(
     "--chart",
     type=click.Choice(CHARTS),
@@ -59,7 +58,7 @@ def stats(state: State, by: str, since: str | None, chart: str, as_json: bool, n
     """
     fmt = fmt_of(as_json, nl)
     with state.open(read_only=True) as store:
-        rows = store.stats(by=by, since=parse_since(since))
+        rows = store.stats(by=by, since=since)
     if fmt != "table" or not rows:
         print_list(rows, fmt, COLUMNS, empty="no sessions")
         return

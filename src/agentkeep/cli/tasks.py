@@ -8,7 +8,10 @@ import click
 
 from agentkeep.cli import State
 from agentkeep.cli.output import (
+    cut,
+    fetch,
     fmt_of,
+    limit_option,
     output_options,
     print_list,
     print_object,
@@ -99,7 +102,7 @@ def add(
 )
 @click.option("--assignee", help="Only tasks of this assignee.")
 @click.option("-l", "--label", help="Only tasks with this label.")
-@click.option("-n", "--limit", type=int, default=0, help="At most N tasks (0: all).")
+@limit_option(0)
 @output_options
 @click.pass_obj
 def list_(
@@ -120,9 +123,9 @@ def list_(
     """
     with state.open() as store:
         items = store.list_tasks(
-            status=statuses or None, assignee=assignee, label=label, limit=limit
+            status=statuses or None, assignee=assignee, label=label, limit=fetch(limit)
         )
-    print_list(items, fmt_of(as_json, nl), COLUMNS, empty="no tasks")
+    print_list(cut(items, limit), fmt_of(as_json, nl), COLUMNS, empty="no tasks")
 
 
 @tasks.command("show")
@@ -222,7 +225,7 @@ def claim(
 
 
 @tasks.command("ready")
-@click.option("-n", "--limit", type=int, default=0, help="At most N tasks (0: all).")
+@limit_option(0)
 @output_options
 @click.pass_obj
 def ready(state: State, limit: int, as_json: bool, nl: bool) -> None:
@@ -233,7 +236,7 @@ def ready(state: State, limit: int, as_json: bool, nl: bool) -> None:
       agentkeep tasks ready -n 1 --json
     """
     with state.open() as store:
-        items = store.ready_tasks(limit=limit)
+        items = cut(store.ready_tasks(limit=fetch(limit)), limit)
     print_list(items, fmt_of(as_json, nl), COLUMNS, empty="no ready tasks")
 
 

@@ -16,6 +16,7 @@ COLUMNS = ["id", "path", "branch", "status", "lease_owner", "lease_expires_at", 
 @click.pass_context
 def worktrees(ctx: click.Context, show_all: bool, as_json: bool, nl: bool) -> None:
     """List the worktrees agents use, or add, lease, release and remove them.
+    `worktrees` is short for `worktrees list`.
 
     \b
     Examples:
@@ -24,9 +25,25 @@ def worktrees(ctx: click.Context, show_all: bool, as_json: bool, nl: bool) -> No
       agentkeep worktrees lease 3 --owner agent-7 --ttl 3600
       agentkeep worktrees remove 3       # refused if it has unmerged or untracked work
     """
-    if ctx.invoked_subcommand is not None:
-        return
-    state: State = ctx.obj
+    if ctx.invoked_subcommand is None:
+        _show(ctx.obj, show_all, as_json, nl)
+
+
+@worktrees.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include removed worktrees.")
+@output_options
+@click.pass_obj
+def list_(state: State, show_all: bool, as_json: bool, nl: bool) -> None:
+    """List worktrees (active ones unless --all).
+
+    \b
+    Example:
+      agentkeep worktrees list --all --json
+    """
+    _show(state, show_all, as_json, nl)
+
+
+def _show(state: State, show_all: bool, as_json: bool, nl: bool) -> None:
     with state.open() as store:
         items = store.list_worktrees(status=None if show_all else "active")
     print_list(items, fmt_of(as_json, nl), COLUMNS, empty="no worktrees")
