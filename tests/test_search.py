@@ -442,3 +442,54 @@ def test_datasette_detects_every_fts_table(store: agentkeep.Store) -> None:
         "captures": "captures_fts",
         "artifacts": "artifacts_fts",
     }
+
+
+def test_migration_4_indexes_what_schema_3_stored(tmp_path: Any) -> None:
+    """Rows stored before the search migration (messages, notes, captures, artifacts) are
+    found after it, in FTS tables Datasette detects."""
+
+    from agentkeep.backend.sqlite import connect
+    from agentkeep.migrations import MIGRATIONS, migrate, split_statements
+
+    conn = connect(tmp_path / "old.db")
+    try:
+        old = [m for m in MIGRATIONS if m.version <= 3]
+        migrate(conn, backup_dir=None, app_version="test", migrations=old)
+        at = "2026-03-01T10:00:00.000Z"
+        script = f"""
+            INSERT INTO sessions (id, source, status, started_at)
+                VALUES (1, 'claude', 'ended', '{at}');
+            INSERT INTO messages (session_id, seq, role, kind, text, external_id)
+                VALUES (1, 0, 'user', 'text', 'the old axolotl message', 'm0');
+            INSERT INTO messages (session_id, seq, role, kind, text, external_id)
+                VALUES (1, 1, 'assistant', 'tool_use', NULL, 'm1');
+            INSERT INTO captures (at, source, event, session_id, payload, dedupe_key)
+                VALUES ('{at}', 'claude', 'prompt', 1, '{{"prompt": "old okapi prompt"}}', 'k1');
+            INSERT INTO objects (sha256, size, stored_bytes, encoding, created_at)
+                VALUES ('{"0" * 64}', 1, 1, 'identity', '{at}');
+            INSERT INTO artifacts (sha256, kind, name, size, created_at)
+                VALUES ('{"0" * 64}', 'file', 'old-tapir.log', 1, '{at}');
+            """
+        for statement in split_statements(script):
+            conn.execute(statement)
+        migrate(conn, backup_dir=None, app_version="test")
+
+        def match(table: str, word: str) -> list[int]:
+            sql = f"SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH ?"
+            return [row[0] for row in conn.execute(sql, (word,))]
+
+        assert match("messages", "axolotl") == [1]
+        assert match("captures", "okapi") == [1]
+        assert match("artifacts", "tapir") == [1]
+        assert (
+            conn.execute(
+                "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')"
+            ).fetchall()
+            == []
+        )
+        assert {t: datasette_detects(conn, t) for t in ("messages", "captures")} == {
+            "messages": "messages_fts",
+            "captures": "captures_fts",
+        }
+    finally:
+        conn.close()
