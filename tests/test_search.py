@@ -493,3 +493,19 @@ def test_migration_4_indexes_what_schema_3_stored(tmp_path: Any) -> None:
         }
     finally:
         conn.close()
+
+
+def test_bundles_do_not_carry_the_derived_search_text(cli: Cli, store: agentkeep.Store) -> None:
+    import tarfile
+
+    session, _ = add_session(store, "bundled", [])
+    add_capture(store, session, "prompt", {"prompt": "pack the llama"})
+    target = store.root / "out.tar"
+    assert cli("export", "--all", "-o", str(target)).exit_code == 0
+    with tarfile.open(target) as archive:
+        data = b"".join(
+            archive.extractfile(member).read()  # type: ignore[union-attr]
+            for member in archive.getmembers()
+            if member.isfile()
+        )
+    assert b"pack the llama" in data and b"search_text" not in data

@@ -800,15 +800,17 @@ class _Selection:
         chunks; with no ``?`` the condition is used as is)."""
         spec = BY_NAME[table]
         order = ", ".join(spec.key)
+        # The stored columns only: not generated ones (captures.search_text is derived).
+        stored = ", ".join(row[1] for row in self.store._rows(f"PRAGMA table_info({table})"))
         if "?" not in where:
-            rows = self.store._rows(f"SELECT * FROM {table} WHERE {where} ORDER BY {order}")
+            rows = self.store._rows(f"SELECT {stored} FROM {table} WHERE {where} ORDER BY {order}")
             self._add(spec, rows)
             return
         items = sorted(set(values), key=str)
         for start in range(0, len(items), 500):
             part = items[start : start + 500]
             marks = ", ".join("?" for _ in part)
-            sql = f"SELECT * FROM {table} WHERE {where.replace('?', f'({marks})')}"
+            sql = f"SELECT {stored} FROM {table} WHERE {where.replace('?', f'({marks})')}"
             self._add(spec, self.store._rows(sql, part * where.count("?")))
 
     def _add(self, spec: Table, rows: Iterable[sqlite3.Row]) -> None:
