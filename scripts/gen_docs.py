@@ -97,6 +97,35 @@ def cli_md() -> str:
         "7 busy, 8 corrupt, 9 disk full, 10 redaction failed, 11 used across fork, "
         "12 storage error, 13 read-only. See json-output.md for the `--json` contract.",
         "",
+        "## Terminal output",
+        "",
+        "Tables are for people: times as `2026-11-22 10:04:05Z` (UTC), long cells cut with "
+        "`…`, control characters in stored text shown as visible symbols (ESC as `␛`, BEL as "
+        "`␇`, C1 controls as `<9b>`), so colour, title (OSC 0), hyperlink (OSC 8) or "
+        "cursor sequences that an agent or a tool left in a title, note or log line never "
+        "run in your terminal. `--json`/`--nl` keep the text exactly as stored. Bold and "
+        "colour are used only on a terminal, and never when `NO_COLOR` is set (any value) "
+        "or `TERM=dumb`. `-n/--limit` and `--since` mean the same on every list command; "
+        "a list cut by the limit says so on stderr when stderr is a terminal.",
+        "",
+        "## Shell completion",
+        "",
+        "Completion of commands, options and choices comes from click. Add one line to your "
+        "shell's startup file:",
+        "",
+        "```sh",
+        "# bash (~/.bashrc)",
+        'eval "$(_AGENTKEEP_COMPLETE=bash_source agentkeep)"',
+        "# zsh (~/.zshrc)",
+        'eval "$(_AGENTKEEP_COMPLETE=zsh_source agentkeep)"',
+        "# fish (~/.config/fish/completions/agentkeep.fish)",
+        "_AGENTKEEP_COMPLETE=fish_source agentkeep | source",
+        "```",
+        "",
+        "To avoid running agentkeep at every shell start, save the script once "
+        "(`_AGENTKEEP_COMPLETE=bash_source agentkeep > ~/.agentkeep-complete.bash`) and "
+        "source that file instead.",
+        "",
     ]
     root = click.Context(cli, info_name="agentkeep", terminal_width=100, max_content_width=100)
     _walk(cli, root, lines)

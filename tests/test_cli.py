@@ -518,3 +518,14 @@ def test_escape_sequences_in_stored_text_never_reach_the_terminal(
     # --json keeps the text exactly as stored.
     assert cli("tasks", "show", str(task.id), "--json").json()["title"] == HOSTILE
     assert cli("logs", str(sid), "--json").json()[0]["text"] == HOSTILE
+
+
+def test_shell_completion_is_documented_and_works(project: Path) -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    assert 'eval "$(_AGENTKEEP_COMPLETE=bash_source agentkeep)"' in docs
+    assert "NO_COLOR" in docs
+    script = run_agentkeep(cwd=project, env={"_AGENTKEEP_COMPLETE": "bash_source"})
+    assert b"_agentkeep_completion()" in script.stdout
+    env = {"_AGENTKEEP_COMPLETE": "bash_complete", "COMP_WORDS": "agentkeep art", "COMP_CWORD": "1"}
+    done = run_agentkeep(cwd=project, env=env)
+    assert done.stdout.decode().split() == ["plain,artifacts"]  # the alias stays hidden

@@ -136,6 +136,9 @@ def cli(ctx: click.Context, store: Path | None, actor: str | None) -> None:
     --nl (one object per line). Exit codes: 0 ok, 1 error, 2 usage, 3 invalid input,
     4 not found, 5 conflict, 6 schema too new, 7 busy, 8 corrupt, 9 disk full,
     10 redaction failed, 11 used across fork, 12 storage error, 13 read-only.
+
+    Tables use no colour when NO_COLOR is set or TERM=dumb. Shell completion:
+    eval "$(_AGENTKEEP_COMPLETE=bash_source agentkeep)" (zsh_source, fish_source too).
     """
     ctx.obj = State(store, actor)
 
