@@ -1,7 +1,14 @@
-"""Full-text search over transcript messages: raw FTS5 ``ORDER BY rank`` vs ``Store.search``,
-side by side, in one run.
+"""Full-text search over transcript messages (or hook captures): raw FTS5 ``ORDER BY rank``
+vs ``Store.search``, side by side, in one run.
 
     python bench/bench_search.py [--messages 200000] [--rounds 3] [--quick] [--rebuild]
+                                 [--captures]
+
+``--captures``: the same texts stored as hook deliveries instead of transcript messages —
+half prompts (``{"prompt": text}``), half tool calls (``{"tool_input": {"command": …},
+"tool_response": {"stdout": text}}``) — written through ``capture.Writer.capture``; the
+baseline then queries ``captures_fts`` and ``Store.search`` runs with every kind (the
+messages index is empty, so this measures the search box over what hooks captured).
 
 The corpus is generated at run time: ``--messages`` transcript messages (default 200k,
 ~80 MB of text; ``--quick``: 20k) of 50–2,000 characters, words drawn from a Zipf-like
@@ -128,7 +135,7 @@ def stamp(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(seconds))
 
 
-def build(root: Path, count: int) -> tuple[float, int]:
+def build(root: Path, count: int, captures: bool = False) -> tuple[float, int]:
     """Write the corpus into a new store at ``root``: (seconds, bytes of text)."""
     rng = random.Random(SEED)
     vocab = vocabulary(40_000, rng)
@@ -151,6 +158,24 @@ def build(root: Path, count: int) -> tuple[float, int]:
                         )
                     text = next(texts)
                     size += len(text)
+                    if captures:
+                        tool = i % 2 == 1
+                        writer.capture(
+                            source="claude",
+                            event="tool_post" if tool else "prompt",
+                            dedupe_key=f"c{i}",
+                            session_id=session,
+                            tool_name="Bash" if tool else None,
+                            tool_use_id=f"t{i}" if tool else None,
+                            payload={
+                                "tool_input": {"command": f"make step{i % 50}"},
+                                "tool_response": {"stdout": text},
+                            }
+                            if tool
+                            else {"prompt": text},
+                            at=stamp(START + i * 60),
+                        )
+                        continue
                     writer.message(
                         session,
                         seq=i,
@@ -160,21 +185,23 @@ def build(root: Path, count: int) -> tuple[float, int]:
                         text=text,
                         at=stamp(START + i * 60),
                     )
-            print(f"  built {min(count, first + BATCH):,} messages", flush=True)
+            print(f"  built {min(count, first + BATCH):,} rows", flush=True)
     return time.perf_counter() - started, size
 
 
-def corpus(count: int, rebuild: bool) -> Path:
-    root = Path(tempfile.gettempdir()) / f"agentkeep-bench-search-{count}"
+def corpus(count: int, rebuild: bool, captures: bool = False) -> Path:
+    kind = "captures-" if captures else ""
+    root = Path(tempfile.gettempdir()) / f"agentkeep-bench-search-{kind}{count}"
     done = root / "built.txt"
     if rebuild or not done.exists():
         shutil.rmtree(root, ignore_errors=True)
         print(f"building {count:,} messages in {root} (cached for later runs)", flush=True)
-        seconds, size = build(root, count)
+        seconds, size = build(root, count, captures)
         done.write_text(f"{seconds:.1f} {size}\n")
     seconds, size = (float(x) for x in done.read_text().split())
     print(
-        f"corpus: {count:,} messages, {size / 1e6:.1f} MB of text; built and indexed through "
+        f"corpus: {count:,} {'captures' if captures else 'messages'}, {size / 1e6:.1f} MB of"
+        " text; built and indexed through "
         f"capture.Writer in {seconds:.1f} s ({size / 1e6 / seconds:.1f} MB/s)"
     )
     return root
@@ -216,6 +243,7 @@ RAW = (
     "SELECT rowid, rank, snippet(messages_fts, 0, '«', '»', '…', 16) FROM messages_fts"
     " WHERE messages_fts MATCH ? ORDER BY rank LIMIT 20"
 )
+RAW_CAPTURES = RAW.replace("messages_fts", "captures_fts")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -235,6 +263,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="20k messages, 2 rounds")
     parser.add_argument("--rebuild", action="store_true", help="ignore the cached corpus")
+    parser.add_argument("--captures", action="store_true", help="hook captures, not messages")
     args = parser.parse_args()
     if args.quick:
         args.messages, args.rounds = 20_000, 2
@@ -242,7 +271,8 @@ def main() -> None:
         f"bench_search: python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
         f"{platform.machine()}, {os.cpu_count()} cpus; RANK_WINDOW={RANK_WINDOW}"
     )
-    root = corpus(args.messages, args.rebuild)
+    root = corpus(args.messages, args.rebuild, args.captures)
+    fts, sql = ("captures_fts", RAW_CAPTURES) if args.captures else ("messages_fts", RAW)
     raw = sqlite3.connect(f"file:{root / '.agentkeep' / 'state.db'}?mode=ro", uri=True)
     rng = random.Random(SEED + 1)
     classes = queries(rng)
@@ -256,7 +286,7 @@ def main() -> None:
     same_top = total_top = 0
     broad = sum(
         raw.execute(
-            "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", (fts_query(word),)
+            f"SELECT count(*) FROM {fts} WHERE {fts} MATCH ?", (fts_query(word),)
         ).fetchone()[0]
         > RANK_WINDOW
         for word in classes["a. ordinary words (50)"]
@@ -273,7 +303,7 @@ def main() -> None:
                     for which in order:
                         if which == 0:
                             ms, results[0] = timed(
-                                lambda e=expression: raw.execute(RAW, (e,)).fetchall()
+                                lambda e=expression: raw.execute(sql, (e,)).fetchall()
                             )
                             base.append(ms)
                         else:
@@ -302,10 +332,9 @@ def main() -> None:
             f"queries; {broad} of them match more than RANK_WINDOW = {RANK_WINDOW:,} messages"
             " (only those are ranked among their newest matches)"
         )
-        # Filters, for information: a session, and a recent window. --since is fast only
-        # with an index on messages.at (Store.search uses one when the schema has it).
-        has_index = store._has_messages_at_index()
-        print(f"filters (messages.at index: {'yes' if has_index else 'no'}):")
+        # Filters, for information: a session, and a recent window (messages narrow it
+        # by the index on messages.at; captures have none and filter the joined rows).
+        print("filters:")
         session = store._row("SELECT max(id) FROM sessions")[0]
         common = classes["b. most common word"][0]
         for label, kwargs in (
