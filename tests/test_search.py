@@ -509,3 +509,24 @@ def test_bundles_do_not_carry_the_derived_search_text(cli: Cli, store: agentkeep
             if member.isfile()
         )
     assert b"pack the llama" in data and b"search_text" not in data
+
+
+def test_since_finds_captures_stored_out_of_time_order(store: agentkeep.Store) -> None:
+    """A delivery stored late (from the spool) with an earlier time is in its window."""
+    session, _ = add_session(store, "spooled", [])
+    ids_by_at = {}
+    for at, word in [
+        ("2026-03-01T10:00:00.000Z", "old"),
+        ("2026-03-03T10:00:00.000Z", "new"),
+        ("2026-03-02T10:00:00.000Z", "late"),  # stored last, delivered in between
+    ]:
+        ids_by_at[word] = write(
+            store,
+            lambda w, at=at, word=word: w.capture(
+                source="claude", event="prompt", dedupe_key=word, session_id=session,
+                payload={"prompt": f"gnu {word}"}, at=at,
+            ),
+        )  # fmt: skip
+    found = ids(store.search("gnu", since="2026-03-02T00:00:00.000Z"), "capture")
+    assert sorted(found) == sorted([ids_by_at["new"], ids_by_at["late"]])
+    assert ids(store.search("gnu", since="2026-03-04T00:00:00.000Z"), "capture") == []

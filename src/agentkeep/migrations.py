@@ -568,6 +568,8 @@ CREATE TRIGGER captures_fts_update AFTER UPDATE OF payload ON captures BEGIN
 END;
 INSERT INTO captures_fts (rowid, search_text)
     SELECT id, search_text FROM captures WHERE search_text IS NOT NULL;
+-- `search --since` narrows the captures index to the ids delivered in the window.
+CREATE INDEX captures_at ON captures (at);
 
 CREATE VIRTUAL TABLE artifacts_fts USING fts5 (
     name, content="artifacts", content_rowid="id",

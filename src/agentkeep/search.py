@@ -16,9 +16,8 @@ A term with fewer matches than that — nearly every specific word — is ranked
 FTS5 would; a broader one is ranked among its newest ``RANK_WINDOW`` matches, which is
 what a search over an agent's history wants anyway. Snippets are computed only for the
 final hits, in a second statement. A ``session`` filter narrows FTS5 to the rowid range
-of that session's messages. ``since`` is checked on the joined row; when the schema has an
-index on ``messages.at`` it also narrows FTS5 to the rowids of the window (without one, a
-common word filtered to a short window walks all its matches: ~0.1–0.7 s at 200k).
+of that session's messages (or captures). ``since`` is checked on the joined row, and the
+index on ``at`` of messages and captures also narrows FTS5 to the rowids of the window.
 
 Scores are ``-bm25`` (higher is better; each kind's score comes from its own index, so
 they compare only roughly). A task's title weighs twice its body.
@@ -416,22 +415,20 @@ class SearchOps(OutputSearch):
         return [(int(row[0]), float(row[1])) for row in self._rows(sql, params)]
 
     def _span(self, kind: _Kind, session: int | None, since: str | None) -> tuple[int, int] | None:
-        """A rowid range holding every message of ``session`` said at or after ``since``
-        (or every capture of ``session``); None: there is none. FTS5 then seeks to it
+        """A rowid range holding every message (capture) of ``session`` or made at or
+        after ``since``; None: there is none. FTS5 then seeks to it
         instead of walking every newer match.
 
-        A session's rows lie in one range (usually contiguous). For ``since`` the message
-        range is found by the index on messages.at; captures have no index on ``at`` (a
-        spooled delivery may be stored after newer ones), so they are not narrowed.
+        A session's rows lie in one range (usually contiguous). For ``since`` the range
+        is found by the index on ``at`` (it holds every row of the window even when rows
+        were not stored in time order, as a spooled hook delivery may be).
         """
         if session is not None:
             row = self._row(
                 f"SELECT min(id), max(id) FROM {kind.table} WHERE session_id = ?", (session,)
             )
-        elif kind.table == "messages":
-            row = self._row("SELECT min(id), max(id) FROM messages WHERE at >= ?", (since,))
         else:
-            return (0, 1 << 62)
+            row = self._row(f"SELECT min(id), max(id) FROM {kind.table} WHERE at >= ?", (since,))
         if row is None or row[0] is None:
             return None
         return int(row[0]), int(row[1])
