@@ -400,7 +400,17 @@ def on_terminal(
     return (terminal, other) if tty == "stdout" else (other, terminal)
 
 
-NOUN_GROUPS = ["tasks", "notes", "agents", "worktrees", "events", "metrics", "artifacts", "config"]
+NOUN_GROUPS = [
+    "tasks",
+    "notes",
+    "sessions",
+    "agents",
+    "worktrees",
+    "events",
+    "metrics",
+    "artifacts",
+    "config",
+]
 
 
 @pytest.mark.parametrize("group", NOUN_GROUPS)
@@ -425,8 +435,15 @@ LIST_COMMANDS = [
     ["artifacts", "list"],
     ["events", "list"],
     ["metrics", "list"],
+    ["sessions", "list"],
 ]
-SINCE_COMMANDS = [["events", "list"], ["metrics", "list"], ["stats"], ["search", "word"]]
+SINCE_COMMANDS = [
+    ["events", "list"],
+    ["metrics", "list"],
+    ["sessions", "list"],
+    ["stats"],
+    ["search", "word"],
+]
 
 
 @pytest.mark.parametrize("command", LIST_COMMANDS, ids=" ".join)

@@ -7,7 +7,17 @@ from typing import Any
 import click
 
 from agentkeep.cli import State
-from agentkeep.cli.output import fmt_of, output_options, print_list, print_object, print_written
+from agentkeep.cli.output import (
+    cut,
+    fetch,
+    fmt_of,
+    limit_option,
+    output_options,
+    print_list,
+    print_object,
+    print_written,
+    since_option,
+)
 from agentkeep.sessions import LIST_STATUSES
 
 COLUMNS = [
@@ -38,10 +48,8 @@ def _list_options(func: Any) -> Any:
             click.option("--agent", "agent_id", type=int, help="Only this agent's sessions."),
             click.option("--task", "task_id", type=int, help="Only sessions on this task."),
             click.option("--source", help="Only sessions from this source (claude, codex, run…)."),
-            click.option(
-                "--since", help="Only sessions started since 30m / 2h / 7d ago or an ISO time."
-            ),
-            click.option("-n", "--limit", type=int, default=20, show_default=True, help="0: all."),
+            since_option("sessions started"),
+            limit_option(20),
         ]
     ):
         func = option(func)
@@ -59,18 +67,17 @@ def _list(
     limit: int,
     fmt: str,
 ) -> None:
-    from agentkeep.cli.events import parse_since
-
     with state.open(read_only=True) as store:
         items = store.list_sessions(
             status=status,
             agent_id=agent_id,
             task_id=task_id,
             source=source,
-            since=parse_since(since),
-            limit=limit,
+            since=since,
+            limit=fetch(limit),
             resumable=True,
         )
+    items = cut(items, limit)
     if fmt == "table":  # people read "idle" where the idle rule applies
         rows = [{**s.to_dict(), "status": "idle" if s.idle else s.status} for s in items]
         print_list(rows, fmt, COLUMNS, empty="no sessions")
