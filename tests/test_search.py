@@ -3,6 +3,7 @@ index maintenance by the triggers, and hostile queries."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -530,3 +531,27 @@ def test_since_finds_captures_stored_out_of_time_order(store: agentkeep.Store) -
     found = ids(store.search("gnu", since="2026-03-02T00:00:00.000Z"), "capture")
     assert sorted(found) == sorted([ids_by_at["new"], ids_by_at["late"]])
     assert ids(store.search("gnu", since="2026-03-04T00:00:00.000Z"), "capture") == []
+
+
+def test_what_the_hook_delivered_is_found_by_the_search_command(cli: Cli, project: Any) -> None:
+    from conftest import run_agentkeep
+
+    for payload in (
+        {"session_id": "h-1", "hook_event_name": "UserPromptSubmit", "cwd": str(project),
+         "prompt": "why is the kookaburra test flaky"},
+        {"session_id": "h-1", "hook_event_name": "PostToolUse", "cwd": str(project),
+         "tool_name": "Bash", "tool_use_id": "toolu_9",
+         "tool_input": {"command": "pytest -k kookaburra"},
+         "tool_response": {"stdout": "1 failed: wallaby timeout"}},
+    ):  # fmt: skip
+        done = run_agentkeep("hook", "claude", cwd=project, input=json.dumps(payload).encode())
+        assert done.returncode == 0, done.stderr
+    rows = cli("search", "kookaburra", "--json").json()
+    assert sorted((r["kind"], r["label"]) for r in rows) == [
+        ("capture", "Bash"),
+        ("capture", "prompt"),
+    ]
+    assert [r["label"] for r in cli("search", "wallaby", "--kind", "capture", "--json").json()] == [
+        "Bash"
+    ]
+    assert (project / ".agentkeep" / "hook-errors.log").exists() is False
