@@ -555,3 +555,16 @@ def test_what_the_hook_delivered_is_found_by_the_search_command(cli: Cli, projec
         "Bash"
     ]
     assert (project / ".agentkeep" / "hook-errors.log").exists() is False
+
+
+def test_output_scan_reads_only_the_newest_bytes_and_numbers_lines_right(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agentkeep.search as search_module
+
+    lines = [f"row {i} {'ibex' if i in (1, 190) else 'filler'}\n".encode() for i in range(1, 201)]
+    run_output(store, {"stdout": lines})
+    monkeypatch.setattr(search_module, "OUTPUT_SCAN_BYTES", 200)
+    assert [(h.line, h.snippet) for h in store.search("ibex")] == [(190, "row 190 «ibex»")]
+    monkeypatch.setattr(search_module, "OUTPUT_SCAN_BYTES", 1 << 20)
+    assert sorted(h.line for h in store.search("ibex")) == [1, 190]

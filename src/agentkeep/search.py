@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -56,7 +58,9 @@ if TYPE_CHECKING:
     from agentkeep.store import Store
 
 KINDS = ("message", "note", "task", "capture", "artifact", "output")
-OUTPUT_SCAN_BYTES = 4 << 20  # `output` scans the last 4 MiB of run output, newest first
+OUTPUT_SCAN_BYTES = 2 << 20  # `output` scans the last 2 MiB of run output, newest first
+OUTPUT_WINDOW = 200  # … ranks at most its newest 200 matching lines
+OUTPUT_VISITS = 1000  # … after looking at 1,000 candidate lines at most
 OUTPUT_SNIPPET_CHARS = 160
 RANK_WINDOW = 5000  # each kind ranks (bm25) only its newest RANK_WINDOW matches
 MAX_LIMIT = 1000
@@ -199,11 +203,38 @@ _K1, _B = 1.2, 0.75  # bm25's usual constants, as FTS5 uses them
 
 @dataclass
 class _Scanned:
-    """The scanned tail of one stream: its row, the offset the text starts at."""
+    """The scanned tail of one stream: its row, the offset the text starts at, the text
+    and its lower-case copy (the same length: offsets are shared)."""
 
     stream: Stream
     start: int
     text: str
+    low: str
+    first_line: int  # the number of the line at ``start``
+
+
+# Sealed streams never change: their decoded tails are kept between searches of one
+# process (a search box asks again at every keystroke), up to _CACHE_CHARS in all.
+_CACHE: OrderedDict[tuple[str, int, str, int], tuple[int, str, str, int]] = OrderedDict()
+_CACHE_CHARS = 3 * OUTPUT_SCAN_BYTES
+_CACHE_LOCK = threading.Lock()
+
+
+def _cached(key: tuple[str, int, str, int]) -> tuple[int, str, str, int] | None:
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+        if found is not None:
+            _CACHE.move_to_end(key)
+        return found
+
+
+def _remember(key: tuple[str, int, str, int], value: tuple[int, str, str, int]) -> None:
+    with _CACHE_LOCK:
+        _CACHE[key] = value
+        total = sum(len(entry[1]) for entry in _CACHE.values())
+        while total > _CACHE_CHARS and len(_CACHE) > 1:
+            _, entry = _CACHE.popitem(last=False)
+            total -= len(entry[1])
 
 
 class OutputSearch(StoreBase):
@@ -215,32 +246,48 @@ class OutputSearch(StoreBase):
         limit: int,
         highlight: tuple[str, str],
     ) -> list[SearchHit]:
-        """The best ``limit`` lines of the newest run output matching every term."""
-        patterns = [term_pattern(parts, prefix) for _, parts, prefix in parse_terms(query)]
+        """The best ``limit`` lines among the newest run output lines matching every term.
+
+        Nothing here runs a regular expression over the whole scanned text (that costs
+        ~50 ms per MiB): each term's first token is found with ``str.count``/``rfind`` on
+        the lower-cased text, and only the lines holding the rarest one — newest first,
+        :data:`OUTPUT_WINDOW` matching lines (:data:`OUTPUT_VISITS` candidates) at most —
+        are checked term by term.
+        """
+        terms = parse_terms(query)
+        patterns = [term_pattern(parts, prefix) for _, parts, prefix in terms]
+        literals = [parts[0].lower() for _, parts, _ in terms]
         if not patterns:
             return []
         scanned = self._scan_output(session, since)
-        lines = sum(item.text.count("\n") + 1 for item in scanned)
-        chars = sum(len(item.text) for item in scanned)
-        if not lines:
+        lines = sum(item.low.count("\n") + 1 for item in scanned)
+        chars = sum(len(item.low) for item in scanned)
+        if not scanned:
             return []
         average = max(chars / lines, 1.0)
-        # How many lines hold each term (estimated by its matches): its idf, as bm25's.
-        counts = [sum(len(p.findall(item.text)) for item in scanned) for p in patterns]
+        # How many lines hold each term, estimated by its first token's occurrences: the
+        # term's idf, as in bm25.
+        counts = [sum(item.low.count(literal) for item in scanned) for literal in literals]
         if not all(counts):
             return []
         idf = [math.log(1 + (lines - n + 0.5) / (n + 0.5)) for n in counts]
-        rarest = min(range(len(patterns)), key=counts.__getitem__)
-        found: list[tuple[float, int, int, int]] = []  # -score, scanned index, -start, end
+        rarest = literals[min(range(len(literals)), key=counts.__getitem__)]
+        found: list[tuple[float, int, int, int]] = []  # -score, scanned index, -start, length
+        visited = 0
         for index, item in enumerate(scanned):
-            text, seen = item.text, set()
-            for match in patterns[rarest].finditer(text):
-                start = text.rfind("\n", 0, match.start()) + 1
-                if start in seen:
-                    continue
-                seen.add(start)
-                end = text.find("\n", match.end())
-                line = text[start : end if end >= 0 else len(text)]
+            position = len(item.low)
+            while len(found) < OUTPUT_WINDOW and visited < OUTPUT_VISITS:
+                at = item.low.rfind(rarest, 0, position)
+                if at < 0:
+                    break
+                visited += 1
+                start = item.low.rfind("\n", 0, at) + 1
+                end = item.low.find("\n", at)
+                end = len(item.low) if end < 0 else end
+                position = start  # the next candidate is on an earlier line
+                if not all(literal in item.low[start:end] for literal in literals):
+                    continue  # a term is not on this line (cheap test before the regexes)
+                line = _displayed(item.text[start:end])
                 tfs = [len(p.findall(line)) for p in patterns]
                 if not all(tfs):
                     continue
@@ -248,12 +295,12 @@ class OutputSearch(StoreBase):
                 score = sum(
                     w * tf * (_K1 + 1) / (tf + norm) for w, tf in zip(idf, tfs, strict=True)
                 )
-                found.append((-score, index, -start, len(line)))
-                if len(found) >= RANK_WINDOW:
-                    break
+                found.append((-score, index, -start, end - start))
         found.sort()
+        chosen = found[:limit]
+        numbers = _line_numbers(scanned, [(index, -start) for _, index, start, _ in chosen])
         hits = []
-        for negative, index, negative_start, length in found[:limit]:
+        for negative, index, negative_start, length in chosen:
             item, start = scanned[index], -negative_start
             line = item.text[start : start + length]
             hits.append(
@@ -267,7 +314,7 @@ class OutputSearch(StoreBase):
                     task_id=None,
                     role=None,
                     label=item.stream.name,
-                    line=self._line_number(item, start),
+                    line=numbers[index, start],
                 )
             )
         return hits
@@ -293,39 +340,33 @@ class OutputSearch(StoreBase):
                 break
             stream = Stream.from_row(row)
             size = min(stream.length, budget)
-            start = stream.length - size
-            try:
-                _, reader = store.open_stream_reader(stream.id)
-            except AgentkeepError:
-                continue  # its file is missing: `doctor` reports it; search goes on
-            try:
-                data = reader.read(start, size)
-            finally:
-                reader.close()
             budget -= size
-            if start:  # begin at the first whole line of the window
-                cut = data.find(b"\n") + 1
-                data, start = data[cut:], start + cut
-            # Colours and other escape sequences would glue to the words they wrap
-            # (`\x1b[31mFAILED`); they never hold a newline, so line numbers stay.
-            text = _ESCAPES.sub("", data.decode("utf-8", "replace"))
-            scanned.append(_Scanned(stream, start, text))
+            start = stream.length - size
+            key = (str(self.store_dir), stream.id, stream.sha256 or "", start)
+            texts = _cached(key) if stream.status == "sealed" else None
+            if texts is None:
+                try:
+                    _, reader = store.open_stream_reader(stream.id)
+                except AgentkeepError:
+                    continue  # its file is missing: `doctor` reports it; search goes on
+                try:
+                    data = reader.read(start, size)
+                    if start:  # begin at the first whole line of the window
+                        cut = data.find(b"\n") + 1
+                        data, start = data[cut:], start + cut
+                    # Only the oldest stream of the window is cut: one lookup per search.
+                    first = store._line_at(stream.id, start, reader) + 1 if start else 1
+                finally:
+                    reader.close()
+                text = data.decode("utf-8", "replace")
+                low = text.lower()
+                if len(low) != len(text):  # a few characters lower-case to two: keep
+                    low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+                texts = (start, text, low, first)
+                if stream.status == "sealed":
+                    _remember(key, texts)
+            scanned.append(_Scanned(stream, *texts))
         return scanned
-
-    def _line_number(self, item: _Scanned, start: int) -> int:
-        """The 1-based number of the line at ``start`` of the scanned text."""
-        before = item.text.count("\n", 0, start)
-        if item.start == 0:
-            return before + 1
-        store = cast("Store", self)
-        try:
-            _, reader = store.open_stream_reader(item.stream.id)
-        except AgentkeepError:
-            return 0
-        try:
-            return store._line_at(item.stream.id, item.start, reader) + before + 1
-        finally:
-            reader.close()
 
 
 class SearchOps(OutputSearch):
@@ -468,12 +509,34 @@ class SearchOps(OutputSearch):
         return hits
 
 
+def _line_numbers(
+    scanned: Sequence[_Scanned], places: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], int]:
+    """The line numbers of (scanned index, offset) places, counting newlines once."""
+    numbers: dict[tuple[int, int], int] = {}
+    last: dict[int, tuple[int, int]] = {}  # scanned index -> (offset, its line number)
+    for index, start in sorted(places):
+        offset, number = last.get(index, (0, scanned[index].first_line))
+        number += scanned[index].low.count("\n", offset, start)
+        numbers[index, start] = number
+        last[index] = (start, number)
+    return numbers
+
+
 def term_pattern(parts: Sequence[str], prefix: bool) -> re.Pattern[str]:
     """A regular expression matching a term the way the FTS tokenizer would: its tokens
     in order, separated by non-word characters, case ignored, the last one whole unless
     the term is a prefix."""
     body = r"[\W_]+".join(re.escape(part) for part in parts)
     return re.compile(r"(?<![^\W_])" + body + ("" if prefix else r"(?![^\W_])"), re.IGNORECASE)
+
+
+def _displayed(line: str) -> str:
+    """A line of output without escape sequences (colours glue to the words they wrap:
+    ``\x1b[31mFAILED``); the cheap test first, since most lines have none."""
+    if "\x1b" in line or not line.isascii():
+        return _ESCAPES.sub("", line)
+    return line
 
 
 def _line_snippet(

@@ -55,7 +55,7 @@ def search(
 
     Kinds: message (transcripts), note, task, capture (what hooks recorded: prompts, tool
     inputs and outputs), artifact (names) and output (lines of `run` output; the newest
-    4 MiB are scanned, narrow with --session for older runs).
+    2 MiB are scanned, narrow with --session for older runs).
 
     Words are AND-ed; "a quoted phrase" matches in order; migra* matches words starting
     with migra (two letters at least). Case and accents are ignored. Broad terms are
