@@ -26,6 +26,11 @@ b. the most common word (in nearly every message), 50 times;
 c. 30 three-letter prefixes (``abc*``) and d. 20 two-letter prefixes, drawn from the
    text's own words, so frequent prefixes come up as often as they would be typed.
 
+Run output (kind ``output``) is scanned, not indexed: the last part of the run prints
+``Store.search(q, kinds=["output"])`` over 3 sealed streams of ~2.2 MB of generated log
+lines each (built in a fresh temporary store), cold (the tail cache cleared before each
+query) and warm (a search box asking again), with no FTS5 baseline (there is no index).
+
 Baseline: ``SELECT rowid, snippet(...) FROM messages_fts WHERE messages_fts MATCH ? ORDER
 BY rank LIMIT 20`` on a plain read-only sqlite3 connection. agentkeep: ``Store.search(q)``
 (messages, notes and tasks; hits with snippets). Rounds alternate the two; p50/p99 are
@@ -356,6 +361,45 @@ def main() -> None:
             print(
                 f"{label:40} p50 {statistics.median(times):7.2f} ms  p99 {pct(times, 99):7.2f} ms"
             )
+    output_scan(args.rounds)
+
+
+def output_scan(rounds: int) -> None:
+    """Search over run output: a scan of the newest OUTPUT_SCAN_BYTES, cold and warm."""
+    import agentkeep.search as search_module
+
+    rng = random.Random(SEED + 2)
+    vocab = HEAD[:40] + [f"ident{i}" for i in range(5000)]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        agentkeep.init_store(root)
+        with agentkeep.open(root) as store:
+            for _ in range(3):
+                session = store.start_session(source="run").item.id
+                writer = store.open_stream(session, "stdout")
+                text = "\n".join(
+                    " ".join(rng.choice(vocab) for _ in range(rng.randint(4, 14)))
+                    for _ in range(25_000)
+                )
+                data = (text + "\n").encode()
+                for start in range(0, len(data), 65536):
+                    writer.write(data[start : start + 65536])
+                store.seal_stream(writer.close().id)
+        window = search_module.OUTPUT_SCAN_BYTES
+        print()
+        print(f"run output ({window >> 20} MiB scanned of 3 x ~2.2 MB sealed streams), ms:")
+        with agentkeep.open(root, read_only=True) as store:
+            for query in ("the", "ident42", "ident4*", "error failed", "zzzz"):
+                cold: list[float] = []
+                warm: list[float] = []
+                for _ in range(rounds * 5):
+                    search_module._CACHE.clear()
+                    cold.append(timed(lambda q=query: store.search(q, kinds=["output"]))[0])
+                    warm.append(timed(lambda q=query: store.search(q, kinds=["output"]))[0])
+                print(
+                    f"  {query:14} cold p50 {statistics.median(cold):6.1f} p99 {pct(cold, 99):6.1f}"
+                    f"   warm p50 {statistics.median(warm):6.1f} p99 {pct(warm, 99):6.1f}"
+                )
 
 
 if __name__ == "__main__":
