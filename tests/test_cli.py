@@ -546,3 +546,18 @@ def test_shell_completion_is_documented_and_works(project: Path) -> None:
     env = {"_AGENTKEEP_COMPLETE": "bash_complete", "COMP_WORDS": "agentkeep art", "COMP_CWORD": "1"}
     done = run_agentkeep(cwd=project, env=env)
     assert done.stdout.decode().split() == ["plain,artifacts"]  # the alias stays hidden
+
+
+def test_logs_keep_colours_on_a_terminal_and_nothing_else(project: Path) -> None:
+    with agentkeep.open(project) as store:
+        sid = store.start_session(source="run").item.id
+        writer = store.open_stream(sid, "pty")
+        writer.write(b"\x1b[31mFAILED\x1b[0m test_x \x1b]0;pwned\x07\x1b[2J\r\n")
+        store.seal_stream(writer.close().id)
+        store.end_session(sid, status="failed", exit_code=1)
+    shown, _ = on_terminal(["logs", str(sid)], project)
+    assert shown == "\x1b[31mFAILED\x1b[0m test_x ␛]0;pwned␇␛[2J\n"
+    plain = run_agentkeep("logs", str(sid), cwd=project).stdout.decode()
+    assert plain == "FAILED test_x ␛]0;pwned␇␛[2J\n"
+    nocolour, _ = on_terminal(["logs", str(sid)], project, env={"NO_COLOR": "1"})
+    assert nocolour == plain

@@ -34,11 +34,31 @@ def _visible(match: re.Match[str]) -> str:
     return "␡" if code == 0x7F else f"<{code:02x}>"
 
 
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")
+
+
 def neutralize(text: str) -> str:
     """``text`` safe to print on a terminal: every control character (but tab and
     newline) shown as a visible symbol, so no escape sequence in stored text runs.
     For human output only; ``--json`` keeps the text as stored."""
     return _CONTROLS.sub(_visible, text)
+
+
+def neutralize_output(text: str, *, colours: bool) -> str:
+    """A line of recorded command output for people: colour sequences (SGR, ``ESC [ … m``,
+    harmless) kept when ``colours`` (a terminal that wants them), else removed; a CRLF
+    line end dropped; every other control character shown as in :func:`neutralize`, so
+    titles, hyperlinks, clipboard writes (OSC), cursor moves and erasures never run."""
+    if text.endswith("\r"):
+        text = text[:-1]
+    if not colours:
+        return neutralize(_SGR.sub("", text))
+    out, position = [], 0
+    for match in _SGR.finditer(text):
+        out += [neutralize(text[position : match.start()]), match.group()]
+        position = match.end()
+    out.append(neutralize(text[position:]))
+    return "".join(out)
 
 
 def use_color(stream: Any = None) -> bool:

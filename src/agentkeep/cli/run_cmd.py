@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 import click
 
 from agentkeep.cli import State
-from agentkeep.cli.output import dumps, fmt_of, neutralize, output_options, print_object
+from agentkeep.cli.output import (
+    dumps,
+    fmt_of,
+    neutralize_output,
+    output_options,
+    print_object,
+    use_color,
+)
 
 if TYPE_CHECKING:
     from agentkeep.streams import Line
@@ -142,6 +149,10 @@ def _print_lines(lines: Iterable[Line], fmt: str) -> None:
     if fmt == "json":
         out.write("[" + ", ".join(dumps(line.to_dict()) for line in lines) + "]\n")
         return
+    colours = use_color()
     for line in lines:
-        out.write((dumps(line.to_dict()) if fmt == "nl" else neutralize(line.text)) + "\n")
+        text = (
+            dumps(line.to_dict()) if fmt == "nl" else neutralize_output(line.text, colours=colours)
+        )
+        out.write(text + "\n")
         out.flush()
