@@ -398,3 +398,33 @@ def test_follow_interleaves_live_streams_by_their_marks(store: agentkeep.Store) 
     out.close()
     err.close()
     assert [line.text for line in store.session_lines(session)] == ["a", "b", "c", "d"]
+
+
+def test_follow_waits_for_another_streams_uncommitted_earlier_output(
+    store: agentkeep.Store,
+) -> None:
+    """stderr wrote first but commits after stdout: follow holds stdout's newer line
+    until stderr's commit shows what came before it."""
+    session = new_session(store)
+    out = store.open_stream(session, "stdout", auto_commit=False)
+    err = store.open_stream(session, "stderr", auto_commit=False)
+    err.write(b"first, on stderr\n")
+    out.write(b"second, on stdout\n")
+    out.commit_progress()  # stderr's bytes are on disk, not yet committed
+    seen: list[str] = []
+    polls: list[list[str]] = []
+
+    def stop() -> bool:
+        polls.append(list(seen))
+        if len(polls) == 1:
+            err.commit_progress()
+        return len(seen) >= 2
+
+    for line in store.follow_stream(session, last=None, stop=stop, hold_seconds=3600):
+        seen.append(line.text)
+        if len(seen) == 2:
+            break
+    assert polls[0] == []  # stdout's line was held while stderr had uncommitted bytes
+    assert seen == ["first, on stderr", "second, on stdout"]
+    out.close()
+    err.close()

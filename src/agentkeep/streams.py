@@ -58,6 +58,9 @@ STREAMS_DIR = "streams"
 FRAME_BYTES = 1 << 20
 COMMIT_BYTES = 64 * 1024
 COMMIT_SECONDS = 0.25
+# How long `follow` waits for another stream's uncommitted bytes before showing a newer
+# line anyway (a writer commits at least every COMMIT_SECONDS; one that died never does).
+HOLD_SECONDS = 1.0
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 # zstd seekable format (contrib/seekable_format/zstd_seekable_compression_format.md).
@@ -626,11 +629,20 @@ class StreamOps(StoreBase):
         grep: str | None = None,
         poll_seconds: float = 0.05,
         stop: Any = None,
+        hold_seconds: float = HOLD_SECONDS,
     ) -> Iterator[Line]:
-        """Yield lines of a session's streams as they are written, until every stream is
-        closed or sealed and read to its end (or ``stop()`` returns true)."""
+        """Yield lines of a session's streams as they are written, in the order they were
+        written, until every stream is closed or sealed and read to its end (or
+        ``stop()`` returns true).
+
+        Only durable bytes are read (their marks commit with them), and the streams
+        commit separately: while another live stream B has bytes on disk that are not
+        yet committed, a line newer than B's last mark waits — those bytes may be older
+        than it — until B's commit (at most ~0.3 s later) or ``hold_seconds``.
+        """
         pattern = _compile(grep)
         readers: dict[int, tuple[Stream, Reader, int, int, bytes]] = {}
+        held: list[tuple[int, int, int, Line, float]] = []  # key, stream order, line, since
         first = True
         try:
             while True:
@@ -644,12 +656,13 @@ class StreamOps(StoreBase):
                     line = self._line_at(stream.id, start, reader) + 1
                     readers[stream.id] = (opened, reader, start, line, b"")
                 finished = 0
-                # This poll's lines of every stream, put in the order they were written
-                # (by the marks, which commit with the lengths read here).
                 batch: list[tuple[int, int, int, Line]] = []
+                waiting: dict[int, int] = {}  # stream order -> last mark, if it has more
                 for order, stream in enumerate(streams):
                     opened, reader, position, line, partial = readers[stream.id]
                     offsets, times = self._marks(stream.id)
+                    if stream.status == "live" and reader.size > stream.length:
+                        waiting[order] = times[-1] if times else 0
                     # Only the durable bytes: their marks are recorded with them.
                     chunk = reader.read(
                         position, max(0, min(FRAME_BYTES, stream.length - position))
@@ -679,11 +692,22 @@ class StreamOps(StoreBase):
                     # Each stream started at its own last N lines: N in all are shown.
                     batch = batch[len(batch) - last :] if last else []
                 first = False
-                yield from (entry[3] for entry in batch)
-                if batch:
+                now = time.monotonic()
+                held += [(*entry, now) for entry in batch]
+                held.sort(key=lambda entry: entry[:3])
+                ended = bool(streams) and finished == len(streams)
+                released = 0
+                for key, order, _, item, since in held:
+                    blocked = any(key > mark for o, mark in waiting.items() if o != order)
+                    if blocked and not ended and now - since < hold_seconds:
+                        break  # later lines wait too: the order holds
+                    released += 1
+                    yield item
+                del held[:released]
+                if released or batch:
                     continue
                 session = self._row("SELECT status FROM sessions WHERE id = ?", (session_id,))
-                if streams and finished == len(streams) and session and session[0] != "running":
+                if ended and not held and session and session[0] != "running":
                     return
                 if stop is not None and stop():
                     return
