@@ -47,7 +47,7 @@ RECORDS = {
 }
 
 # Documented shapes with no dataclass behind them (checked by their commands' own tests).
-NOT_RECORDS = {"Lists", "Mutations", "log line", "transcript"}
+NOT_RECORDS = {"Lists", "Limits", "Mutations", "log line", "transcript"}
 
 
 def _strip_groups(text: str) -> str:
