@@ -401,6 +401,35 @@ def test_the_working_directory_does_not_depend_on_where_a_run_started(
     store.import_history("claude")
     assert session_row(store, s.session_id)["cwd"] == "api"
 
+    # A run that starts after the file's first cwd line, before the file's session has a
+    # row (a hook's progress line makes none): the cwd a run over the whole file gives.
+    late = ClaudeSession(project)
+    late.cwd = str(project / "api")
+    late.progress()
+    store.import_history("claude")
+    assert rows(store, "SELECT id FROM sessions WHERE external_id = ?", (late.session_id,)) == []
+    late.cwd = str(project / "web")
+    late.user("first prompt, in web")
+    store.import_history("claude")
+    assert session_row(store, late.session_id)["cwd"] == "api"
+
+    # Start in the root, cd sub, spawn a subagent there: subagent files are imported first,
+    # and the parent still works where its own file began.
+    (project / "sub").mkdir()
+    parent = ClaudeSession(project)
+    parent.user("start")
+    parent.text("ok")
+    parent.cwd = str(project / "sub")
+    parent.user("cd sub")
+    parent.text("ok")
+    child = parent.subagent("a1")
+    child.user("explore")
+    child.text("found")
+    parent.task("explore", "a1")
+    store.import_history("claude")
+    assert session_row(store, parent.session_id)["cwd"] == "."
+    assert session_row(store, f"{parent.session_id}:a1")["cwd"] == "sub"
+
 
 def test_system_lines_keep_their_data_and_turns_are_counted(
     store: agentkeep.Store, project: Path

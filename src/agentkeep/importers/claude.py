@@ -79,8 +79,10 @@ to that message's session, now or, if it is not imported yet, when it is
 (``pending_titles``).
 
 Working directory. The file's own session takes the ``cwd`` of the file's first line
-that has one (kept on the cursor), whichever line a run starts at; other sessions take
-the first one their lines carry.
+that has one, whichever line a run starts at (each run reads it from the file's head: a
+cursor keeps no absolute path); other sessions take the first one their own lines carry.
+A parent never takes its subagent's: created from a subagent's file (imported first) it
+has none until its own file gives it one.
 """
 
 from __future__ import annotations
@@ -415,12 +417,16 @@ class ClaudeImporter:
             return FileOutcome("unchanged")
         decided = cursor.state.get("project") if cursor is not None else None
         first_at = cursor.state.get("first_at") if cursor is not None else None
-        first_cwd = cursor.state.get("cwd") if cursor is not None else None
+        first_cwd: str | None = None
         if decided is None or cursor is None or cursor.resume_offset(file.path) == 0:
             first_cwd, complete, first_at = prescan_cwd(file.path, _line_cwd)
             if first_cwd is None and complete:
                 return FileOutcome("unchanged")  # no cwd yet: decide when one is written
             decided = "ok" if first_cwd is not None and ctx.belongs(first_cwd) else "foreign"
+        elif decided == "ok":
+            # Read again from the file's head rather than kept on the cursor: a cursor
+            # holds no absolute path (DESIGN.md principle 9), and the head is a few lines.
+            first_cwd, _, _ = prescan_cwd(file.path, _line_cwd)
         if decided == "ok":
             cursor = cursor_for(ctx, SOURCE, file, cursor)
         reader = _ClaudeFile(ctx, file, decided, cursor.id if cursor else None, first_at, first_cwd)
@@ -510,11 +516,12 @@ class _ClaudeFile(TranscriptFile):
     """Reads one transcript: the line handler and batch finisher given to import_lines.
 
     Running state that must survive between runs lives in the cursor's ``state`` dict:
-    ``project`` (the decision), ``first_at`` and ``cwd`` (the file's first timestamp and
-    working directory), ``usage`` (recent message keys and their recorded usage),
-    ``tools`` (open tool_use ids and names), ``session`` (the last session's external
-    id), ``chains`` (recent sidechain line uuids and the subagent they belong to).
-    Row ids are looked up again each run (a cached id could outlive its row).
+    ``project`` (the decision), ``first_at`` (the file's first timestamp), ``usage``
+    (recent message keys and their recorded usage), ``tools`` (open tool_use ids and
+    names), ``session`` (the last session's external id), ``chains`` (recent sidechain
+    line uuids and the subagent they belong to). Row ids are looked up again each run (a
+    cached id could outlive its row); the file's first working directory is read from its
+    head each run (``first_cwd``).
     """
 
     def __init__(
@@ -590,7 +597,8 @@ class _ClaudeFile(TranscriptFile):
         external = f"{session}:{agent}" if agent else session
         row = self.sessions.get(external)
         cwd = cwd if isinstance(cwd, str) and cwd else None
-        if row is None and not agent and session == self.default_session and self.first_cwd:
+        own = not agent and not self.subagent_file and session == self.default_session
+        if row is None and own and self.first_cwd:
             # The file's own session works where the file began, whichever line this run
             # started at (a later line may have moved to a subdirectory).
             cwd = self.first_cwd
@@ -601,7 +609,9 @@ class _ClaudeFile(TranscriptFile):
         if row is None:
             parent = None
             if agent:
-                parent = self._session(writer, state, session, None, at, cwd)
+                # Never the subagent's cwd: the parent's comes from its own file (read
+                # before or after this one), or from the first of its own lines.
+                parent = self._session(writer, state, session, None, at, None)
             row = writer.session(
                 SOURCE,
                 external,
