@@ -3,6 +3,7 @@ redaction, the capture policies, dedupe, counters that converge, and schema v3."
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -83,6 +84,41 @@ def test_duplicates_are_no_ops(store: agentkeep.Store) -> None:
         assert w.message(sid, seq=2, external_id="e", role="user", kind="text", text="x") is None
     assert store._count("SELECT count(*) FROM captures") == 1
     assert store._row("SELECT text FROM messages")["text"] == "hi"  # type: ignore[index]
+
+
+def test_filling_or_retitling_a_session_is_an_event_of_what_changed(
+    store: agentkeep.Store,
+) -> None:
+    with store.transaction() as tx:
+        w = store.capture_writer(tx)
+        sid = w.session("codex", "t-1", started_at="2026-01-01T10:00:00.000Z")
+        w.session(
+            "codex",
+            "t-1",
+            title="Fix the parser",
+            model="gpt-x",
+            cwd=str(store.root / "src"),
+            started_at="2026-01-01T09:00:00.000Z",
+        )
+        w.session("codex", "t-1", title="Another", model="gpt-y")  # already filled: no change
+        assert w.set_title(sid, "Fix the parser", source="agent")  # the same text, now sourced
+        assert not w.set_title(sid, "An old summary", source="summary")  # weaker: no change
+    events = store._rows(
+        "SELECT kind, data FROM events WHERE entity = 'session' AND entity_id = ? ORDER BY seq",
+        (sid,),
+    )
+    assert [(e["kind"], json.loads(e["data"])) for e in events[1:]] == [
+        (
+            "session.updated",
+            {
+                "model": [None, "gpt-x"],
+                "title": [None, "Fix the parser"],
+                "cwd": [None, "src"],
+                "started_at": ["2026-01-01T10:00:00.000Z", "2026-01-01T09:00:00.000Z"],
+            },
+        ),
+        ("session.updated", {"title_source": [None, "agent"]}),
+    ]
 
 
 def test_hook_and_importer_counts_converge(store: agentkeep.Store) -> None:

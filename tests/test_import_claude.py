@@ -36,6 +36,23 @@ def messages(store: agentkeep.Store, external_id: str) -> list[dict[str, Any]]:
     return fixtures.session_messages(store, "claude", external_id)
 
 
+def title_events(store: agentkeep.Store, external_id: str) -> list[dict[str, Any]]:
+    """The title changes of a session's ``session.updated`` events, oldest first."""
+    found = rows(
+        store,
+        "SELECT e.data FROM events e JOIN sessions s ON s.id = e.entity_id"
+        " WHERE e.entity = 'session' AND e.kind = 'session.updated' AND s.source = 'claude'"
+        " AND s.external_id = ? ORDER BY e.seq",
+        (external_id,),
+    )
+    changes = [json.loads(row["data"]) for row in found]
+    return [
+        {k: v for k, v in change.items() if k in ("title", "title_source")}
+        for change in changes
+        if "title" in change or "title_source" in change
+    ]
+
+
 # -- what becomes what --------------------------------------------------------------------
 
 
@@ -343,6 +360,11 @@ def test_a_summary_titles_the_session_that_holds_its_leaf(
     assert session_row(store, b.session_id)["title"] is None
     assert not rows(store, "SELECT id FROM messages WHERE kind = 'summary'")
     assert not rows(store, "SELECT * FROM pending_titles")
+    # held or not, the title's landing is one event
+    assert title_events(store, a.session_id) == [
+        {"title": [None, "Caching the user lookups"], "title_source": [None, "summary"]}
+    ]
+    assert title_events(store, b.session_id) == []
 
 
 def test_a_later_title_replaces_an_older_one_but_not_the_users(
@@ -361,6 +383,24 @@ def test_a_later_title_replaces_an_older_one_but_not_the_users(
     store.import_history("claude")
     row = session_row(store, s.session_id)
     assert (row["title"], row["title_source"]) == ("my session", "user")
+
+
+def test_every_title_change_is_an_event(store: agentkeep.Store, project: Path) -> None:
+    s = ClaudeSession(project)
+    s.user("hi")
+    s.text("ok")
+    s.ai_title("Agent title")
+    store.import_history("claude")
+    s.custom_title("User title")
+    store.import_history("claude")
+    s.ai_title("A weaker title")  # kept out by the user's: no change, no event
+    s.custom_title("User title")  # the same again: no change, no event
+    store.import_history("claude")
+    assert session_row(store, s.session_id)["title"] == "User title"
+    assert title_events(store, s.session_id) == [
+        {"title": [None, "Agent title"], "title_source": [None, "agent"]},
+        {"title": ["Agent title", "User title"], "title_source": ["agent", "user"]},
+    ]
 
 
 def test_tokens_after_a_model_switch_go_to_the_new_model(

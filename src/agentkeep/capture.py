@@ -227,7 +227,8 @@ class Writer:
         """The id of the session ``(source, external_id)``, created on first sight together
         with its agent (named ``<source>-<external id>``) and a ``session.started``
         event. Later calls fill in what was missing (model, title, cwd, parent) and move
-        started_at earlier if an importer knows an earlier time.
+        started_at earlier if an importer knows an earlier time; such a change writes a
+        ``session.updated`` event ``{field: [old, new]}``.
 
         ``external_id`` is stored redacted (a session id comes from a payload) and looked up
         the same way, so every delivery of a session still finds it. ``title`` is cut to
@@ -236,18 +237,17 @@ class Writer:
         external_id = self.ident("external_id", external_id) or external_id
         started_at = self.ident("started_at", started_at)
         row = self.conn.execute(
-            "SELECT id FROM sessions WHERE source = ? AND external_id = ?", (source, external_id)
+            "SELECT id, model, title, cwd, parent_id, started_at FROM sessions"
+            " WHERE source = ? AND external_id = ?",
+            (source, external_id),
         ).fetchone()
         model = self.ident("model", model)
         title = self.text("title", title, max_chars=title_chars)
         rel_cwd = self._cwd(cwd)
         if row is not None:
             session_id = int(row[0])
-            self.conn.execute(
-                "UPDATE sessions SET model = coalesce(model, ?), title = coalesce(title, ?),"
-                " cwd = coalesce(cwd, ?), parent_id = coalesce(parent_id, ?),"
-                " started_at = min(started_at, coalesce(?, started_at)) WHERE id = ?",
-                (model, title, rel_cwd, parent_id, started_at, session_id),
+            self._fill_session(
+                session_id, tuple(row[1:]), (model, title, rel_cwd, parent_id, started_at)
             )
             self._record_redactions("sessions", session_id)
             return session_id
@@ -277,16 +277,46 @@ class Writer:
             self.end_idle_sessions(self.idle_minutes)
         return session_id
 
+    def _fill_session(
+        self, session_id: int, stored: tuple[Any, ...], given: tuple[Any, ...]
+    ) -> None:
+        """Fill a session's empty model, title, cwd and parent from ``given`` and move its
+        start earlier; one ``session.updated`` event names what changed."""
+        names = ("model", "title", "cwd", "parent_id", "started_at")
+        before = dict(zip(names, stored, strict=True))
+        after = {
+            name: before[name] if before[name] is not None else value
+            for name, value in zip(names[:-1], given[:-1], strict=True)
+        }
+        started, earlier = before["started_at"], given[-1]
+        after["started_at"] = (
+            started if started is None or earlier is None else min(started, earlier)
+        )
+        changes = {
+            name: [before[name], after[name]] for name in names if after[name] != before[name]
+        }
+        if not changes:
+            return
+        self.conn.execute(
+            f"UPDATE sessions SET {', '.join(f'{name} = ?' for name in changes)} WHERE id = ?",
+            (*[new for _, new in changes.values()], session_id),
+        )
+        self._event("session", session_id, "session.updated", changes)
+
     def set_title(self, session_id: int, title: str | None, *, source: str) -> bool:
         """Give a session a title an importer read. ``source`` is 'user' (the user named
         it), 'agent' (the tool generated it) or 'summary' (an older version's summary
         line). The new title replaces the stored one unless that came from a stronger
         source (user > agent > summary; a title without a source is the weakest); among
         equals the title written last wins. Redacted first, then cut to 200 characters.
-        Returns whether the title changed."""
+        A change writes ``session.updated`` ``{title: [old, new], title_source: [old,
+        new]}`` (the fields that changed). Returns whether the title changed."""
         rank = TITLE_SOURCES.index(source)
         clean = self.text("title", title.strip() if title else None, max_chars=TITLE_CHARS)
-        if not clean:
+        before = self.conn.execute(
+            "SELECT title, title_source FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        if not clean or before is None:
             self.boundary.discard()
             return False
         cursor = self.conn.execute(
@@ -296,13 +326,24 @@ class Writer:
             " AND (title IS NOT ? OR title_source IS NOT ?)",
             (clean, source, session_id, rank, clean, source),
         )
+        if not cursor.rowcount:
+            self.boundary.discard()
+            return False
         self._record_redactions("sessions", session_id)
-        return bool(cursor.rowcount)
+        after = {"title": clean, "title_source": source}
+        changes = {
+            name: [old, after[name]]
+            for name, old in zip(after, before, strict=True)
+            if old != after[name]
+        }
+        self._event("session", session_id, "session.updated", changes)
+        return True
 
     def hold_title(self, source: str, leaf: str, title: str, *, title_source: str) -> None:
         """Keep a title for the conversation whose last message is ``leaf`` until that
         message is imported (:meth:`release_title`); a later title for the same leaf
-        replaces it."""
+        replaces it. Bookkeeping, no event: the title is nobody's yet, and its event is
+        written when it lands on a session."""
         clean = self.text("title", title.strip(), max_chars=TITLE_CHARS)
         leaf = self.ident("leaf", leaf) or leaf
         if not clean:
@@ -322,7 +363,8 @@ class Writer:
         return {str(row[0]) for row in rows}
 
     def release_title(self, source: str, leaf: str, session_id: int) -> bool:
-        """Move the title waiting for ``leaf`` to the session that holds it."""
+        """Move the title waiting for ``leaf`` to the session that holds it (through
+        :meth:`set_title`, so with its event if the session's title changes)."""
         leaf = self.ident("leaf", leaf) or leaf  # as hold_title stored it
         row = self.conn.execute(
             "SELECT title, title_source FROM pending_titles WHERE source = ? AND leaf = ?",
