@@ -515,6 +515,7 @@ ALLOWED_OWN = {
     "agentkeep.hooklog",  # the one hook-error log (stdlib only)
     "agentkeep.capture",
     "agentkeep.lifecycle",
+    "agentkeep.timeutil",  # the one timestamp format (standard library only)
     "agentkeep.redact",
     "agentkeep.redact.rules",
     "agentkeep.redact.gitleaks",
@@ -522,6 +523,27 @@ ALLOWED_OWN = {
     "agentkeep.spool",  # the spool's file protocol (one stat when there is nothing to drain)
     "agentkeep.failpoints",  # crash injection on the drain path (os and signal only)
 }
+
+
+def test_the_hook_clock_is_the_library_clock() -> None:
+    """One timestamp format for every writer: the hook's stdlib formatter (timeutil.stamp,
+    timeutil.utc_now) gives the text the library's datetime-based iso_utc gives."""
+    from datetime import UTC, datetime
+
+    from agentkeep import capture, hooklog, lifecycle, timeutil
+
+    assert capture.utc_now is timeutil.utc_now and lifecycle.stamp is timeutil.stamp
+    assert hooklog.utc_now is timeutil.utc_now
+    rng = random.Random(9)
+    # Fractions that round across a millisecond or a second, and a spread of times.
+    epochs = [0.0, 1.001, 1.0009995, 1.9999996, -1.5, 253402300799.999]
+    epochs += [rng.uniform(-1e9, 4e9) for _ in range(20000)]
+    for epoch in epochs:
+        assert timeutil.stamp(epoch) == timeutil.iso_utc(datetime.fromtimestamp(epoch, UTC))
+    before = timeutil.iso_utc(datetime.now(UTC))
+    now = timeutil.utc_now()
+    assert before <= now <= timeutil.iso_utc(datetime.now(UTC))
+    assert len(now) == len("2026-11-22T10:04:05.123Z") and now.endswith("Z")
 
 
 def test_fast_path_imports_only_the_standard_library(project: Path) -> None:

@@ -15,11 +15,11 @@ standard library at runtime — not even ``typing`` — and the redactor lazily.
 from __future__ import annotations
 
 import os
-import time
 
 from agentkeep import lifecycle
 from agentkeep.boundary import REPLACE, TITLE_CHARS, Boundary
 from agentkeep.errors import CaptureError
+from agentkeep.timeutil import utc_now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
@@ -61,16 +61,6 @@ TITLE_SOURCES = ("summary", "agent", "user")
 
 __all__ = ["CaptureError", "Writer", "dedupe_key", "relative_path", "stored_key", "utc_now"]
 PATH_CHARS = 4096  # a working directory is cut here (after redaction)
-
-
-def utc_now() -> str:
-    """The same text as :func:`agentkeep.timeutil.utc_now`, without importing datetime."""
-    now = time.time()
-    whole = int(now)
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        + f".{int((now - whole) * 1000):03d}Z"
-    )
 
 
 def relative_path(root: str, path: str | None) -> str | None:

@@ -20,22 +20,13 @@ from __future__ import annotations
 
 import errno
 import os
-import time
 
 from agentkeep.errors import HookError
+from agentkeep.timeutil import utc_now
 
 LOG_NAME = "hook-errors.log"
 MAX_BYTES = 1 << 20  # rotated to hook-errors.log.1 beyond this
 LINE_CHARS = 500
-
-
-def _utc_now() -> str:
-    now = time.time()
-    whole = int(now)
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        + f".{int((now - whole) * 1000):03d}Z"
-    )
 
 
 def describe(who: str, exc: BaseException) -> str:
@@ -59,7 +50,7 @@ def line_for(who: str, exc: BaseException) -> str:
         text = redact_text(describe(who, exc))[0]  # before cutting: no cut hides a secret
     except Exception:
         text = f"? {type(exc).__name__} (message withheld: the redactor failed)"
-    return f"{_utc_now()} {' '.join(text.split())[:LINE_CHARS]}\n"
+    return f"{utc_now()} {' '.join(text.split())[:LINE_CHARS]}\n"
 
 
 def log_failure(store_dir: str | os.PathLike[str], who: str, exc: BaseException) -> bool:

@@ -29,6 +29,8 @@ from __future__ import annotations
 import json
 import time
 
+from agentkeep.timeutil import stamp
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from collections.abc import Callable
@@ -44,15 +46,6 @@ ENDED = ("ended", "failed", "interrupted")
 OBSERVED_SQL = "capture IS NOT NULL AND pid IS NULL"
 # An observed running session with no activity since the cutoff (bound as a parameter).
 IDLE_SQL = f"(status = 'running' AND {OBSERVED_SQL} AND coalesce(last_seen_at, started_at) < ?)"
-
-
-def stamp(epoch: float) -> str:
-    """``epoch`` in the store's timestamp format (UTC, milliseconds, ``Z``)."""
-    whole = int(epoch)
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        + f".{int((epoch - whole) * 1000):03d}Z"
-    )
 
 
 def idle_cutoff(idle_minutes: int, *, now: float | None = None) -> str:

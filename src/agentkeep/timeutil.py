@@ -1,25 +1,50 @@
 """Timestamps as agentkeep stores them: ISO 8601 UTC text with milliseconds and a Z
-(``2026-11-22T10:04:05.123Z``) — sortable as text, readable in SQL."""
+(``2026-11-22T10:04:05.123Z``) — sortable as text, readable in SQL.
+
+Standard library only, and cheap: the hook's fast path imports it (:func:`utc_now`,
+:func:`stamp`). ``datetime`` is only imported by the functions that take or make one.
+"""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+import time
 
-_AGO = re.compile(r"^(\d+)\s*([smhdw])$")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from datetime import datetime
+
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def iso_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def stamp(epoch: float) -> str:
+    """``epoch`` (seconds, as :func:`time.time` gives) in the store's timestamp format: the
+    text :func:`iso_utc` gives for ``datetime.fromtimestamp(epoch, UTC)``."""
+    whole = int(epoch)  # as datetime does: the fraction rounded to microseconds, then cut
+    microseconds = whole * 1_000_000 + round((epoch - whole) * 1_000_000)
+    return _text(microseconds // 1000)
 
 
 def utc_now() -> str:
-    return iso_utc(datetime.now(UTC))
+    """The current time in the store's timestamp format: every writer's clock, the hook's
+    included."""
+    return _text(time.time_ns() // 1_000_000)
+
+
+def _text(milliseconds: int) -> str:
+    whole, fraction = divmod(milliseconds, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{fraction:03d}Z"
+
+
+def iso_utc(moment: datetime) -> str:
+    from datetime import UTC
+
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def file_stamp() -> str:
     """The current UTC time for file names (backups): no colons, microseconds."""
+    from datetime import UTC, datetime
+
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
@@ -28,9 +53,12 @@ def parse_since(value: str | None) -> str | None:
     meaning of ``--since`` on every command."""
     if value is None:
         return None
+    import re
+    from datetime import UTC, datetime, timedelta
+
     from agentkeep.errors import InvalidInput
 
-    match = _AGO.match(value.strip())
+    match = re.match(r"^(\d+)\s*([smhdw])$", value.strip())
     if match:
         try:
             moment = datetime.now(UTC) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
