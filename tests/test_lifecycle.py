@@ -203,6 +203,148 @@ def test_a_parent_session_ending_ends_its_running_subagents(store: agentkeep.Sto
     assert store.status().active_agents == 0
 
 
+def stale_sessions(project: Path, count: int, *, children: int = 0) -> list[int]:
+    """``count`` observed sessions idle since OLD (each with its agent), the first
+    ``children`` of them with a subagent session each, written without a sweep; all
+    their ids, oldest first."""
+    with agentkeep.open(project) as store, store.transaction() as tx:
+        writer = store.capture_writer(tx)  # idle_minutes None: this writer never sweeps
+        made = []
+        for number in range(count):
+            made.append(writer.session("claude", f"stale-{number}", started_at=stamp(OLD)))
+            if number < children:
+                made.append(
+                    writer.session(
+                        "claude", f"stale-{number}:sub", started_at=stamp(OLD), parent_id=made[-1]
+                    )
+                )
+    return made
+
+
+def test_one_hook_delivery_ends_a_few_idle_sessions_and_the_next_import_the_rest(
+    project: Path,
+) -> None:
+    """The hook holds the writer lock while it sweeps: a store with thousands of stale
+    sessions (an upgrade, a first import) costs one delivery at most SWEEP_LIMIT of them;
+    the next import run ends all the others, each agent settled once."""
+    from agentkeep.lifecycle import SWEEP_LIMIT
+
+    made = stale_sessions(project, 3000, children=5)
+    hook(project, {"session_id": "c-new", "cwd": str(project), "hook_event_name": "SessionStart"})
+    with agentkeep.open(project) as store:
+        ended = [e["entity_id"] for e in events(store, "session.ended")]
+        assert sorted(ended) == made[:SWEEP_LIMIT]  # the oldest (subagents with parents)
+        assert store.status().running_sessions == 1  # the rest are idle, not running
+        assert store.status().idle_sessions == 3005 - SWEEP_LIMIT
+        done = [
+            e["entity_id"] for e in events(store, "agent.updated") if e["data"]["status"] == "done"
+        ]
+        assert len(done) == len(set(done)) == len(ended)
+
+        store.import_history("claude")  # no files: the run's sweep ends the rest
+        status = store.status()
+        assert (status.running_sessions, status.idle_sessions) == (1, 0)
+        assert sorted(e["entity_id"] for e in events(store, "session.ended")) == made
+        done = [
+            e["entity_id"] for e in events(store, "agent.updated") if e["data"]["status"] == "done"
+        ]
+        assert len(done) == len(set(done)) == 3005  # each agent settled once
+        [live] = rows(store, "SELECT id FROM agents WHERE status = 'active'")
+        assert store.get_agent(live["id"]).name == "claude-c-new"
+        assert store.end_idle_sessions() == []
+
+
+def test_the_agent_done_question_is_an_index_lookup(store: agentkeep.Store) -> None:
+    """Ending N sessions asks "does its agent still run a session?" N times: through
+    sessions_agent (migration 5), never a walk over every running session."""
+    from agentkeep import lifecycle
+
+    def plan(sql: str, params: tuple[Any, ...]) -> str:
+        found = rows(store, f"EXPLAIN QUERY PLAN {sql}", params)
+        return " | ".join(str(row["detail"]) for row in found)
+
+    done = plan(lifecycle.AGENT_DONE_SQL, ("now", 1, 1))
+    assert "sessions USING COVERING INDEX sessions_agent (agent_id=? AND status=?)" in done
+    assert "SCAN sessions" not in done
+    shown = plan(f"SELECT {lifecycle.AGENT_STATUS_SQL} FROM agents WHERE id = ?", ("z", 1))
+    assert "sessions USING INDEX sessions_agent (agent_id=?)" in shown, shown
+    assert "SCAN sessions" not in shown
+    sweep = plan(
+        f"SELECT id FROM sessions WHERE {lifecycle.IDLE_SQL} ORDER BY id LIMIT ?", ("z", 20)
+    )
+    assert "sessions USING INDEX sessions_status (status=?)" in sweep, sweep
+
+
+def test_a_resume_keeps_what_it_clears_in_its_event(project: Path) -> None:
+    """A resume clears the end (status, ended_at, exit_code, signal); its event's
+    `previous` keeps all of it and the end's reason, so history can restore them."""
+    base = {"session_id": "c-9", "cwd": str(project), "transcript_path": "/dev/null"}
+    hook(project, {**base, "hook_event_name": "SessionStart", "source": "startup"})
+    with agentkeep.open(project) as store:
+        session = session_of(store, "claude", "c-9")
+        store.end_session(session.id, status="failed", exit_code=3, signal=9, reason="crashed")
+        ended_at = store.get_session(session.id).ended_at
+    hook(project, {**base, "hook_event_name": "UserPromptSubmit", "prompt": "go on"})
+    with agentkeep.open(project) as store:
+        resumed = store.get_session(session.id)
+        assert (resumed.status, resumed.exit_code, resumed.signal) == ("running", None, None)
+        [event] = events(store, "session.resumed")
+        assert event["data"]["previous"] == {
+            "status": "failed",
+            "ended_at": ended_at,
+            "exit_code": 3,
+            "signal": 9,
+            "reason": "crashed",
+        }
+        [failed] = events(store, "session.failed")
+        assert {k: failed["data"][k] for k in event["data"]["previous"]} == event["data"][
+            "previous"
+        ]
+
+
+def test_agents_show_the_idle_rule_as_status_counts_it(project: Path, cli: Cli) -> None:
+    """Before a writer ends idle sessions, an agent whose sessions are all idle is shown
+    idle (not active) by `agents`, list_agents and get_agent — as `status` counts it."""
+    [stale] = stale_sessions(project, 1)
+    with agentkeep.open(project) as store:
+        with store.transaction() as tx:
+            live = store.capture_writer(tx).session("claude", "live")
+        lone = store.register_agent("lone").item  # no sessions: as stored
+        again = store.register_agent("again").item  # ran, then registered again: active
+        run = store.start_session(source="lib", external_id="r", agent_id=again.id).item
+        store.end_session(run.id)
+        assert store.get_agent(again.id).status == "done"
+        store.register_agent("again")
+        stale_agent = store.get_session(stale).agent_id or 0
+        live_agent = store.get_session(live).agent_id or 0
+
+        stored = {r["id"]: r["status"] for r in rows(store, "SELECT id, status FROM agents")}
+        assert stored[stale_agent] == "active"  # nothing was written
+        shown = {a.id: a.status for a in store.list_agents()}
+        assert shown == {
+            stale_agent: "idle",
+            live_agent: "active",
+            lone.id: "active",
+            again.id: "active",
+        }
+        assert store.get_agent(stale_agent).status == "idle"
+        active = [a.id for a in store.list_agents(status="active")]
+        assert sorted(active) == sorted([live_agent, lone.id, again.id])
+        assert store.status().active_agents == len(active)
+        assert [a.id for a in store.list_agents(status="idle")] == [stale_agent]
+    listed = {a["id"]: a["status"] for a in cli("agents", "--json").json()}
+    assert listed == shown
+    with agentkeep.open(project, config={"sessions.idle_minutes": 0}) as never_idle:
+        assert never_idle.get_agent(stale_agent).status == "active"
+        assert never_idle.status().active_agents == 4
+    with agentkeep.open(project) as store:
+        store.import_history("claude")  # a writer ends the idle session: the agent is done
+        assert store.get_agent(stale_agent).status == "done"
+        assert rows(store, "SELECT status FROM agents WHERE id = ?", (stale_agent,)) == [
+            {"status": "done"}
+        ]
+
+
 # -- displayable, resumable, `sessions resume` -------------------------------------------------
 
 

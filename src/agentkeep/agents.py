@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from agentkeep import lifecycle
 from agentkeep._core import UNSET, StoreBase, Tx, check_identifier, diff, limit_clause
 from agentkeep.errors import InvalidInput
 from agentkeep.models import Agent, Written
@@ -63,7 +64,7 @@ class AgentOps(StoreBase):
                         "updated_at": tx.now,
                     },
                 )
-                agent = self.get_agent(agent_id)
+                agent = self._stored_agent(agent_id)
                 tx.emit("agent", agent_id, "agent.created", agent.to_dict())
                 return Written(agent, "created")
             before: Agent = Agent.from_row(row)
@@ -96,26 +97,48 @@ class AgentOps(StoreBase):
         if worktree_id is not UNSET:
             changes["worktree_id"] = worktree_id
         with self.transaction() as tx:
-            before = self.get_agent(agent)
+            before = self._stored_agent(agent)
             self._require(worktree_id=changes.get("worktree_id"))
             return self._apply_agent(tx, before, changes, heartbeat=heartbeat)
 
     def get_agent(self, agent: int | str) -> Agent:
-        """An agent by id or by name."""
-        column = "id" if isinstance(agent, int) else "name"
-        return Agent.from_row(self._record("agent", agent, column=column))  # type: ignore[no-any-return]
+        """An agent by id or by name, its status as readers see it (:meth:`list_agents`)."""
+        stored = self._stored_agent(agent)
+        [shown] = self._agents(" WHERE id = ?", [stored.id])
+        return shown
 
     def list_agents(self, *, status: str | None = None, limit: int | None = None) -> list[Agent]:
-        sql, params = "SELECT * FROM agents", []
+        """Agents by id. Their status is the stored one with the idle rule applied on read
+        (as `status` counts them): an agent stored active whose sessions are all idle or
+        ended shows idle (or done) before a writer ends those sessions; ``status``
+        filters on what is shown."""
+        where, params = "", []
         if status is not None:
             if status not in STATUSES:
                 raise InvalidInput(
                     f"unknown agent status {status!r}", hint=f"use one of: {', '.join(STATUSES)}"
                 )
-            sql += " WHERE status = ?"
+            where = " WHERE shown = ?"
             params.append(status)
-        sql += " ORDER BY id" + limit_clause(limit)
-        return [Agent.from_row(row) for row in self._rows(sql, params)]
+        return self._agents(where + " ORDER BY id" + limit_clause(limit), params)
+
+    def _agents(self, tail: str, params: list[Any]) -> list[Agent]:
+        """Agents with their shown status (``tail``: a WHERE on ``shown``/columns, ORDER…)."""
+        cutoff = lifecycle.idle_cutoff(int(self.config["sessions.idle_minutes"]))
+        rows = self._rows(
+            f"SELECT * FROM (SELECT agents.*, {lifecycle.AGENT_STATUS_SQL} AS shown"
+            " FROM agents)" + tail,
+            [cutoff, *params],
+        )
+        return [
+            Agent.from_row({**dict(row), "status": row["shown"]})  # type: ignore[arg-type]
+            for row in rows
+        ]
+
+    def _stored_agent(self, agent: int | str) -> Agent:
+        """The agent's row as stored (what writes compare against and record)."""
+        column = "id" if isinstance(agent, int) else "name"
+        return Agent.from_row(self._record("agent", agent, column=column))  # type: ignore[no-any-return]
 
     def mark_dead_agents(self) -> list[Agent]:
         """Mark dead the active/idle agents on this host whose process no longer exists."""
@@ -129,7 +152,7 @@ class AgentOps(StoreBase):
         marked = []
         for agent_id in dead:
             with self.transaction() as tx:
-                before = self.get_agent(agent_id)
+                before = self._stored_agent(agent_id)
                 # Re-check inside the lock: it may have been re-registered meanwhile.
                 if before.status in ("active", "idle") and not pid_alive(before.pid or 0):
                     marked.append(self._apply_agent(tx, before, {"status": "dead"}))

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 
 # The newest schema this module writes. Equal to migrations.SCHEMA_VERSION (tested); the
 # hook compares it with the store's and lets the full library migrate when they differ.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 POLICIES = ("full", "metadata", "off")
 DEFAULT_POLICY = "full"
@@ -141,7 +141,8 @@ class Writer:
         self.actor = actor
         self.max_field_bytes = max_field_bytes
         self.now = now or utc_now()
-        # The hook passes sessions.idle_minutes: a new session then ends the idle ones.
+        # The hook passes sessions.idle_minutes: a new session then ends idle ones, at most
+        # lifecycle.SWEEP_LIMIT per new session (the rest: the next import run).
         # Importers leave it None and end idle sessions once an import run is over
         # (mid-import, a session's last activity is only as new as the lines read so far).
         self.idle_minutes = idle_minutes
@@ -263,8 +264,8 @@ class Writer:
         session_id = int(cursor.lastrowid or 0)
         self._record_redactions("sessions", session_id)
         lifecycle.session_started(self.conn, self._event, session_id, now=self.now)
-        if self.idle_minutes is not None:
-            self.end_idle_sessions(self.idle_minutes)
+        if self.idle_minutes is not None:  # a few at a time: the hook holds the lock
+            self.end_idle_sessions(self.idle_minutes, limit=lifecycle.SWEEP_LIMIT)
         return session_id
 
     def _fill_session(
@@ -367,11 +368,11 @@ class Writer:
         )
         return self.set_title(session_id, str(row[0]), source=str(row[1]))
 
-    def end_idle_sessions(self, idle_minutes: int) -> list[int]:
+    def end_idle_sessions(self, idle_minutes: int, *, limit: int | None = None) -> list[int]:
         """End the observed sessions idle for longer than ``idle_minutes`` (the lifecycle
-        rule in :mod:`agentkeep.lifecycle`); their ids."""
+        rule in :mod:`agentkeep.lifecycle`), oldest first, at most ``limit``; their ids."""
         return lifecycle.end_idle_sessions(
-            self.conn, self._event, idle_minutes=idle_minutes, now=self.now
+            self.conn, self._event, idle_minutes=idle_minutes, now=self.now, limit=limit
         )
 
     def _agent(self, source: str, external_id: str, kind: str, role: str | None) -> int:

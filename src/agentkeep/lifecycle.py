@@ -39,6 +39,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     Emit = Callable[[str, int, str, dict[str, Any]], None]
 
 DEFAULT_IDLE_MINUTES = 60  # config sessions.idle_minutes
+# A writer that applies the idle rule while it holds the writer lock for something else
+# (the hook, when it sees a new session) ends at most this many idle sessions at a time, so
+# a store with thousands of stale sessions never holds the lock for long; import runs and
+# Store.end_idle_sessions end all of them.
+SWEEP_LIMIT = 20
 ENDED = ("ended", "failed", "interrupted")
 
 # A session agentkeep only observes: the capture writer made it (capture is its policy) and
@@ -88,9 +93,11 @@ def session_ended(
     exit_code: int | None = None,
     signal: int | None = None,
     duration_ms: int | None = None,
+    unsettled: dict[int, None] | None = None,
 ) -> bool:
     """End a running session at ``at``; False if it was not running (an ended session keeps
-    its first end). Ends its running subagent sessions and settles its agent."""
+    its first end). Ends its running subagent sessions and settles their agents — or, with
+    ``unsettled``, adds the agents to it (in order) for the caller to settle once each."""
     if status not in ENDED:
         raise ValueError(f"a session ends as ended, failed or interrupted, not {status!r}")
     cursor = conn.execute(
@@ -114,16 +121,26 @@ def session_ended(
             "reason": reason,
         },
     )
+    agents = {} if unsettled is None else unsettled
     children = conn.execute(
         "SELECT id FROM sessions WHERE parent_id = ? AND status = 'running'", (session_id,)
     ).fetchall()
     for (child,) in children:
         session_ended(
-            conn, emit, int(child), at=at, now=now, reason=f"its parent session {session_id} ended"
+            conn,
+            emit,
+            int(child),
+            at=at,
+            now=now,
+            reason=f"its parent session {session_id} ended",
+            unsettled=agents,
         )
     agent = conn.execute("SELECT agent_id FROM sessions WHERE id = ?", (session_id,)).fetchone()
     if agent is not None and agent[0] is not None:
-        agent_settled(conn, emit, int(agent[0]), now=now)
+        agents[int(agent[0])] = None
+    if unsettled is None:
+        for agent_id in agents:
+            agent_settled(conn, emit, agent_id, now=now)
     return True
 
 
@@ -131,11 +148,31 @@ def session_resumed(conn: Any, emit: Emit, session_id: int, *, at: str, now: str
     """Activity at ``at`` in an observed session that ended before ``at``: running again.
     False (nothing changed) for a running session, a recorded run, or older activity."""
     row = conn.execute(
-        f"SELECT status, ended_at, agent_id FROM sessions WHERE id = ? AND {OBSERVED_SQL}",
+        "SELECT status, ended_at, agent_id, exit_code, signal FROM sessions"
+        f" WHERE id = ? AND {OBSERVED_SQL}",
         (session_id,),
     ).fetchone()
     if row is None or row[0] == "running" or (row[1] is not None and row[1] >= at):
         return False
+    # What the resume clears, kept in its event so history (and undo) can restore it: the
+    # end's columns, and the reason its end event gave.
+    ending = conn.execute(
+        "SELECT data FROM events WHERE entity = 'session' AND entity_id = ?"
+        " AND kind IN ('session.ended', 'session.failed', 'session.interrupted')"
+        " ORDER BY seq DESC LIMIT 1",
+        (session_id,),
+    ).fetchone()
+    try:
+        reason = json.loads(ending[0]).get("reason") if ending is not None else None
+    except (TypeError, ValueError, AttributeError):
+        reason = None
+    previous = {
+        "status": row[0],
+        "ended_at": row[1],
+        "exit_code": row[3],
+        "signal": row[4],
+        "reason": reason,
+    }
     conn.execute(
         "UPDATE sessions SET status = 'running', ended_at = NULL, exit_code = NULL,"
         " signal = NULL, last_seen_at = max(coalesce(last_seen_at, ?), ?) WHERE id = ?",
@@ -145,7 +182,7 @@ def session_resumed(conn: Any, emit: Emit, session_id: int, *, at: str, now: str
         "session",
         session_id,
         "session.resumed",
-        {"status": "running", "at": at, "previous": {"status": row[0], "ended_at": row[1]}},
+        {"status": "running", "at": at, "previous": previous},
     )
     if row[2] is not None:
         agent_active(conn, emit, int(row[2]), now=now)
@@ -153,17 +190,26 @@ def session_resumed(conn: Any, emit: Emit, session_id: int, *, at: str, now: str
 
 
 def end_idle_sessions(
-    conn: Any, emit: Emit, *, idle_minutes: int, now: str, epoch: float | None = None
+    conn: Any,
+    emit: Emit,
+    *,
+    idle_minutes: int,
+    now: str,
+    epoch: float | None = None,
+    limit: int | None = None,
 ) -> list[int]:
-    """End every observed session idle for longer than ``idle_minutes`` (0: never), at its
-    last activity. Returns their ids."""
-    if idle_minutes <= 0:
+    """End the observed sessions idle for longer than ``idle_minutes`` (0: never), at their
+    last activity, oldest first and at most ``limit`` of them (None: all); their ids. Each
+    agent is settled once, after its sessions ended (an index lookup each: sessions_agent)."""
+    if idle_minutes <= 0 or (limit is not None and limit <= 0):
         return []
     rows = conn.execute(
-        f"SELECT id, coalesce(last_seen_at, started_at) FROM sessions WHERE {IDLE_SQL} ORDER BY id",
-        (idle_cutoff(idle_minutes, now=epoch),),
+        f"SELECT id, coalesce(last_seen_at, started_at) FROM sessions WHERE {IDLE_SQL}"
+        " ORDER BY id LIMIT ?",
+        (idle_cutoff(idle_minutes, now=epoch), -1 if limit is None else limit),
     ).fetchall()
     ended = []
+    agents: dict[int, None] = {}
     for session_id, last in rows:
         if session_ended(
             conn,
@@ -172,9 +218,21 @@ def end_idle_sessions(
             at=last,
             now=now,
             reason=f"idle: no activity for more than {idle_minutes} minutes",
+            unsettled=agents,
         ):
             ended.append(int(session_id))
+    for agent_id in agents:
+        agent_settled(conn, emit, agent_id, now=now)
     return ended
+
+
+# An agent none of whose sessions runs is done (now, agent id, agent id). "Does it still
+# have a running session?" is an index lookup (sessions_agent), asked once per agent.
+AGENT_DONE_SQL = (
+    "UPDATE agents SET status = 'done', updated_at = ? WHERE id = ?"
+    " AND status IN ('active', 'idle') AND NOT EXISTS"
+    " (SELECT 1 FROM sessions WHERE agent_id = ? AND status = 'running')"
+)
 
 
 def agent_active(conn: Any, emit: Emit, agent_id: int, *, now: str) -> None:
@@ -190,12 +248,7 @@ def agent_active(conn: Any, emit: Emit, agent_id: int, *, now: str) -> None:
 
 def agent_settled(conn: Any, emit: Emit, agent_id: int, *, now: str) -> None:
     """A session of the agent ended: the agent is done once none of its sessions runs."""
-    cursor = conn.execute(
-        "UPDATE agents SET status = 'done', updated_at = ? WHERE id = ?"
-        " AND status IN ('active', 'idle') AND NOT EXISTS"
-        " (SELECT 1 FROM sessions WHERE agent_id = ? AND status = 'running')",
-        (now, agent_id, agent_id),
-    )
+    cursor = conn.execute(AGENT_DONE_SQL, (now, agent_id, agent_id))
     if cursor.rowcount:
         emit("agent", agent_id, "agent.updated", {"status": "done"})
 
@@ -203,8 +256,19 @@ def agent_settled(conn: Any, emit: Emit, agent_id: int, *, now: str) -> None:
 # What `status` counts (readers never call an idle session running). Each takes the cutoff.
 RUNNING_SESSIONS_SQL = f"SELECT count(*) FROM sessions WHERE status = 'running' AND NOT {IDLE_SQL}"
 IDLE_SESSIONS_SQL = f"SELECT count(*) FROM sessions WHERE {IDLE_SQL}"
+# An agent's status as readers show it (one bound parameter: the cutoff): the stored one,
+# except for an agent stored active none of whose sessions runs by the idle rule — shown
+# idle while some of them are idle, done once all ended after it was last marked active
+# (a store written before agents were settled). Writers make it done when they end those
+# sessions; an agent marked active again after its sessions ended (`agents register`)
+# stays active, and so does one without sessions.
+AGENT_STATUS_SQL = (
+    "(CASE WHEN agents.status != 'active' THEN agents.status ELSE (SELECT CASE max(CASE"
+    f" WHEN status != 'running' THEN 0 WHEN {IDLE_SQL} THEN 1 ELSE 2 END)"
+    " WHEN 1 THEN 'idle' WHEN 0 THEN"
+    " (CASE WHEN max(ended_at) > agents.updated_at THEN 'done' ELSE 'active' END)"
+    " ELSE 'active' END FROM sessions WHERE agent_id = agents.id) END)"
+)
 ACTIVE_AGENTS_SQL = (
-    "SELECT count(*) FROM agents WHERE status = 'active' AND id NOT IN"
-    " (SELECT agent_id FROM sessions WHERE agent_id IS NOT NULL GROUP BY agent_id"
-    f" HAVING max(status = 'running' AND NOT {IDLE_SQL}) = 0)"
+    f"SELECT count(*) FROM agents WHERE status = 'active' AND {AGENT_STATUS_SQL} = 'active'"
 )

@@ -601,12 +601,21 @@ CREATE TABLE stream_marks (
 ) WITHOUT ROWID;
 """
 
+SESSIONS_BY_AGENT = """
+-- An agent's sessions by status: "does this agent still have a running session?" (asked
+-- each time one of its sessions ends, lifecycle.agent_settled) and the agent status
+-- readers derive from the idle rule are index lookups, not a walk over every running
+-- session (which made ending N idle sessions take N x N steps).
+CREATE INDEX sessions_agent ON sessions (agent_id, status) WHERE agent_id IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline", BASELINE),
     Migration(2, "streams_and_artifacts", STREAMS_AND_ARTIFACTS, incremental_vacuum=True),
     Migration(3, "capture", CAPTURE),
     Migration(4, "import_truth", IMPORT_TRUTH),
     Migration(5, "search_everywhere", SEARCH_EVERYWHERE),
+    Migration(6, "sessions_by_agent", SESSIONS_BY_AGENT),
 )
 
 # The newest schema this code knows; it is also "this code's version" in the checks.
