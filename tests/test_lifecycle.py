@@ -400,6 +400,45 @@ def test_a_claude_session_is_resumable_while_its_transcript_exists(
     ]
 
 
+def test_a_listing_looks_at_each_claude_project_directory_once(
+    project: Path, store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sessions list` says whether each session is resumable: every project directory
+    under Claude's root is listed once per listing, not looked at once per session whose
+    transcript is not where its directory says (review finding 11)."""
+    root = Path(os.environ["CLAUDE_CONFIG_DIR"]) / "projects"
+    others = [root / f"-elsewhere-{number}" for number in range(30)]
+    for directory in others:
+        directory.mkdir(parents=True)
+    moved = others[7] / "moved-1.jsonl"  # recorded under another directory
+    moved.write_text("{}\n")
+    with store.transaction() as tx:
+        writer = store.capture_writer(tx)
+        gone = [writer.session("claude", f"gone-{n}", cwd=str(project)) for n in range(20)]
+        found = writer.session("claude", "moved-1", cwd=str(project))
+
+    looked: list[str] = []
+    real_scandir, real_stat = os.scandir, os.stat
+
+    def scandir(path: Any = ".") -> Any:
+        looked.append(os.fspath(path))
+        return real_scandir(path)
+
+    def stat_(path: Any, *args: Any, **kwargs: Any) -> Any:
+        looked.append(os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "scandir", scandir)
+        patch.setattr(os, "stat", stat_)
+        listed = {s.id: s.resumable for s in store.list_sessions(resumable=True)}
+    assert listed == {**{i: False for i in gone}, found: True}
+    assert looked.count(str(root)) == 1
+    for directory in others:
+        assert sum(p == str(directory) or p.startswith(f"{directory}/") for p in looked) == 1
+    assert store.resume_plan(found).upstream == str(moved)
+
+
 def test_a_claude_session_past_claude_retention_says_so(project: Path, cli: Cli) -> None:
     transcript = claude_transcript(project, ANCIENT)
     with agentkeep.open(project) as store:
@@ -424,6 +463,8 @@ def test_a_codex_thread_resumes_with_codex_resume_unless_archived(
         store.import_history("codex")
         live = session_of(store, "codex", rollout.thread_id).id
         gone = session_of(store, "codex", archived.thread_id).id
+        home = Path(os.environ["CODEX_HOME"])  # the import cursor's key finds the rollout
+        assert [home / key for key in store.imported_files(live)] == [rollout.path]
 
     env, record = fake_agent(tmp_path, "codex")
     done = run_agentkeep(

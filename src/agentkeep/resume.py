@@ -54,16 +54,29 @@ class Lookup:
     """The agents' directories, listed once for all the sessions of one listing."""
 
     def __init__(self) -> None:
-        self._dirs: dict[Path, list[Path]] = {}
+        self._transcripts: dict[Path, dict[str, Path]] = {}
         self._rollouts: dict[Path, dict[str, list[Path]]] = {}
 
-    def claude_dirs(self, root: Path) -> list[Path]:
-        if root not in self._dirs:
+    def claude_transcripts(self, root: Path) -> dict[str, Path]:
+        """The transcript files in every project directory under ``root``, by file name
+        (the first directory in listing order wins): each directory is listed once, so a
+        listing costs one scan of the root, not one per session."""
+        if root not in self._transcripts:
+            found: dict[str, Path] = {}
             try:
-                self._dirs[root] = [Path(e.path) for e in os.scandir(root) if e.is_dir()]
+                directories = [e.path for e in os.scandir(root) if e.is_dir()]
             except OSError:
-                self._dirs[root] = []
-        return self._dirs[root]
+                directories = []
+            for directory in directories:
+                try:
+                    with os.scandir(directory) as entries:
+                        for entry in entries:
+                            if entry.name.endswith(".jsonl") and entry.is_file():
+                                found.setdefault(entry.name, Path(entry.path))
+                except OSError:
+                    continue
+            self._transcripts[root] = found
+        return self._transcripts[root]
 
     def codex_rollouts(self, home: Path) -> dict[str, list[Path]]:
         """Rollouts under sessions/ and archived_sessions/ by file stem (the name ends
@@ -159,10 +172,9 @@ def _claude(
         for directory in first:
             if (root / directory / name).is_file():
                 return True, None, str(root / directory / name)
-        for directory_path in lookup.claude_dirs(root):
-            candidate = directory_path / name
-            if candidate.is_file():
-                return True, None, str(candidate)
+        candidate = lookup.claude_transcripts(root).get(name)
+        if candidate is not None:
+            return True, None, str(candidate)
     days = _claude_retention_days()
     idle_days = _days_since(session.last_seen_at or session.started_at)
     if idle_days is not None and idle_days > days:
@@ -219,14 +231,7 @@ def _codex(
 
     home = codex_home()
     external = str(session.external_id)
-    keys = [
-        row["file_key"]
-        for row in ops._rows(
-            "SELECT file_key FROM import_cursors WHERE source = 'codex' AND session_id = ?",
-            (session.id,),
-        )
-    ]
-    candidates = [home / key for key in keys]
+    candidates = [home / key for key in ops.imported_files(session.id)]
     if not candidates:  # seen by hooks only: look for its rollout by thread id
         candidates = [
             p.with_name(p.name.removesuffix(".zst"))

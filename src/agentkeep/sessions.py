@@ -162,6 +162,18 @@ class SessionOps(StoreBase):
         session = _session(row)
         return self._with_resumable(session) if resumable else session
 
+    def imported_files(self, session_id: int) -> list[str]:
+        """The agent files an importer read session ``session_id`` from: their keys (paths
+        under the agent's home, as the import cursors hold them), sorted."""
+        return [
+            str(row[0])
+            for row in self._rows(
+                "SELECT file_key FROM import_cursors WHERE session_id = ?"
+                " AND source = (SELECT source FROM sessions WHERE id = ?) ORDER BY file_key",
+                (session_id, session_id),
+            )
+        ]
+
     def resume_plan(self, session_id: int) -> ResumePlan:
         """Whether session ``session_id`` can be resumed in its agent on this machine, with
         the agent's resume command and directory, or why not (:mod:`agentkeep.resume`)."""

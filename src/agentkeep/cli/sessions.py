@@ -88,17 +88,7 @@ def _list(
 @click.group(invoke_without_command=True)
 @_list_options
 @click.pass_context
-def sessions(
-    ctx: click.Context,
-    status: str | None,
-    agent_id: int | None,
-    task_id: int | None,
-    source: str | None,
-    since: str | None,
-    limit: int,
-    as_json: bool,
-    nl: bool,
-) -> None:
+def sessions(ctx: click.Context, as_json: bool, nl: bool, **filters: Any) -> None:
     """List sessions (newest first), or start/end/show/resume one.
 
     Without a subcommand, the same as `sessions list`.
@@ -110,34 +100,14 @@ def sessions(
       agentkeep sessions end 4 --exit-code 0
       agentkeep sessions resume 12
     """
-    if ctx.invoked_subcommand is not None:
-        return
-    _list(
-        ctx.obj,
-        status=status,
-        agent_id=agent_id,
-        task_id=task_id,
-        source=source,
-        since=since,
-        limit=limit,
-        fmt=fmt_of(as_json, nl),
-    )
+    if ctx.invoked_subcommand is None:
+        _list(ctx.obj, **filters, fmt=fmt_of(as_json, nl))
 
 
 @sessions.command("list")
 @_list_options
 @click.pass_obj
-def list_cmd(
-    state: State,
-    status: str | None,
-    agent_id: int | None,
-    task_id: int | None,
-    source: str | None,
-    since: str | None,
-    limit: int,
-    as_json: bool,
-    nl: bool,
-) -> None:
+def list_cmd(state: State, as_json: bool, nl: bool, **filters: Any) -> None:
     """List sessions, newest first.
 
     A running session that the idle rule (`sessions.idle_minutes`) calls idle shows as
@@ -151,16 +121,7 @@ def list_cmd(
       agentkeep sessions list -s running --source claude
       agentkeep sessions list --since 2d -n 0 --json
     """
-    _list(
-        state,
-        status=status,
-        agent_id=agent_id,
-        task_id=task_id,
-        source=source,
-        since=since,
-        limit=limit,
-        fmt=fmt_of(as_json, nl),
-    )
+    _list(state, **filters, fmt=fmt_of(as_json, nl))
 
 
 @sessions.command("show")
