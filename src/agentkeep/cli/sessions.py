@@ -88,7 +88,7 @@ def _list(
 @click.group(invoke_without_command=True)
 @_list_options
 @click.pass_context
-def sessions(ctx: click.Context, as_json: bool, nl: bool, **filters: Any) -> None:
+def sessions(ctx: click.Context, /, as_json: bool, nl: bool, **filters: Any) -> None:
     """List sessions (newest first), or start/end/show/resume one.
 
     Without a subcommand, the same as `sessions list`.
@@ -107,7 +107,7 @@ def sessions(ctx: click.Context, as_json: bool, nl: bool, **filters: Any) -> Non
 @sessions.command("list")
 @_list_options
 @click.pass_obj
-def list_cmd(state: State, as_json: bool, nl: bool, **filters: Any) -> None:
+def list_cmd(state: State, /, as_json: bool, nl: bool, **filters: Any) -> None:
     """List sessions, newest first.
 
     A running session that the idle rule (`sessions.idle_minutes`) calls idle shows as
