@@ -454,7 +454,8 @@ def test_search_migration_indexes_what_older_schemas_stored(tmp_path: Any) -> No
 
     conn = connect(tmp_path / "old.db")
     try:
-        old = [m for m in MIGRATIONS if m.name != "search_everywhere"]
+        search = next(m for m in MIGRATIONS if m.name == "search_everywhere")
+        old = [m for m in MIGRATIONS if m.version < search.version]
         migrate(conn, backup_dir=None, app_version="test", migrations=old)
         at = "2026-03-01T10:00:00.000Z"
         script = f"""
