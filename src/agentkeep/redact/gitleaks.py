@@ -31,6 +31,10 @@ import re
 from bisect import bisect_right
 from collections import Counter
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from collections.abc import Iterable, Iterator
+
 from agentkeep.redact.gitleaks_rules import GLOBAL_ALLOW_REGEXES, GLOBAL_STOPWORDS, RULES
 
 __all__ = ["RULE_IDS", "hits", "may_match"]
@@ -389,8 +393,12 @@ def _search(
 ) -> None:  # fmt: skip
     """Run ``rule`` over ``text[start:end]``; ``origin`` maps each character of an
     unescaped ``text`` to its span in the original text."""
-    for m in rule.compiled().finditer(text, start, end):
-        s, e = rule.secret_span(m)
+    found: Iterable[tuple[re.Match[str] | _Found, int, int]]
+    if rule.id == _KUBERNETES:
+        found = _kubernetes_secrets(text, start, end)
+    else:
+        found = ((m, *rule.secret_span(m)) for m in rule.compiled().finditer(text, start, end))
+    for m, s, e in found:
         if s < 0 or e <= s:
             continue
         secret = text[s:e]
@@ -402,6 +410,88 @@ def _search(
             out.append((rule.id, s, e, m.start()))
         else:
             out.append((rule.id, origin.start(s), origin.end(e), origin.start(m.start())))
+
+
+# --- the Kubernetes Secret rule ---------------------------------------------------------------
+
+# gitleaks' kubernetes-secret-yaml is "kind: secret" .{0,200}? "data:" .{0,100}? \s+ ENTRY,
+# or "data:" .{0,100}? \s+ ENTRY .{0,200}? "kind: secret". As a regex it tries every
+# position, and from each "kind:" every split of the two lazy gaps: on text made of
+# "kind: secret\ndata:\n" that is seconds per MB. Here each part is found once (three
+# linear searches over the window) and the gaps are checked with bisect, so the work is
+# linear in the window. It finds every ENTRY the regex could end on, not only the first.
+_KUBERNETES = "kubernetes-secret-yaml"
+_K8S_KIND = _Lazy([("k", r"kind:(?<!\wkind:)[ \t]*+[\"']?secret\b")])
+_K8S_DATA = _Lazy([("d", r"data:(?<!\wdata:)")])
+_K8S_ENTRY = _Lazy([("", (
+    r"(?<=\s)[\w.-]++:(?:[ \t]*+(?:\||>[-+]?)\s++)?[ \t]*+"
+    r"(?:[\"']?[a-z0-9+/]{10,}={0,3}[\"']?|\{\{[ \t\w\"|$:=,.-]+}}|\"\"|'')"
+))])  # fmt: skip
+_K8S_NOT_BLANK = re.compile(r"[^ \t\n\r\f\v]", _A)
+_K8S_KIND_GAP = 200  # "kind: secret" .{0,200}? "data:" (and ENTRY .{0,200}? "kind:")
+_K8S_DATA_GAP = 100  # "data:" .{0,100}? \s+ ENTRY
+
+
+class _Found:
+    """What `_allowed` needs of a match that no single regex made."""
+
+    __slots__ = ("_end", "_start", "_text")
+
+    def __init__(self, text: str, start: int, end: int) -> None:
+        self._text = text
+        self._start = start
+        self._end = end
+
+    def group(self) -> str:
+        return self._text[self._start : self._end]
+
+    def start(self) -> int:
+        return self._start
+
+    def end(self) -> int:
+        return self._end
+
+
+def _kubernetes_secrets(text: str, start: int, end: int) -> Iterator[tuple[_Found, int, int]]:
+    """(match, secret start, secret end) of the Kubernetes Secret rule in text[start:end]."""
+    piece = text[start:end].lower()  # the rule is case-insensitive; same length (ASCII)
+    if len(piece) != end - start:
+        piece = "".join(c.lower() if len(c.lower()) == 1 else c for c in text[start:end])
+    kinds = [(m.start() + start, m.end() + start) for m in _K8S_KIND.get()[0][1].finditer(piece)]
+    if not kinds:
+        return
+    datas = [(m.start() + start, m.end() + start) for m in _K8S_DATA.get()[0][1].finditer(piece)]
+    if not datas:
+        return
+    kind_ends = [e for _, e in kinds]
+    kind_starts = [s for s, _ in kinds]
+    # "data:" after a "kind: secret" within the gap: (data end, data start, kind start).
+    after_kind: list[tuple[int, int, int]] = []
+    for d_start, d_end in datas:
+        i = bisect_right(kind_ends, d_start) - 1
+        if i >= 0 and d_start - kind_ends[i] <= _K8S_KIND_GAP + 1:  # +1: a closing quote
+            after_kind.append((d_end, d_start, kinds[i][0]))
+    after_kind_ends = [d_end for d_end, _, _ in after_kind]
+    data_ends = [e for _, e in datas]
+    not_blank = _K8S_NOT_BLANK.search
+    for m in _K8S_ENTRY.get()[0][1].finditer(piece):
+        x_start, x_end = m.start() + start, m.end() + start
+
+        def reaches(d_end: int) -> bool:
+            # .{0,100}? then \s+ up to the entry: blanks from d_end + 100 (or earlier).
+            gap_end = d_end + _K8S_DATA_GAP
+            return gap_end + 1 >= x_start or not_blank(text, gap_end, x_start) is None
+
+        i = bisect_right(after_kind_ends, x_start - 1) - 1
+        if i >= 0 and reaches(after_kind[i][0]):
+            yield _Found(text, after_kind[i][2], x_end), x_start, x_end
+            continue
+        j = bisect_right(data_ends, x_start - 1) - 1
+        if j < 0 or not reaches(data_ends[j]):
+            continue
+        k = bisect_right(kind_starts, x_start)
+        if k < len(kinds) and kinds[k][0] - x_end <= _K8S_KIND_GAP:
+            yield _Found(text, datas[j][0], kinds[k][1]), x_start, x_end
 
 
 # Escapes after which a window is searched again unescaped: quotes, backslashes and \u
