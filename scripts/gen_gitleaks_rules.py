@@ -289,6 +289,20 @@ def build(toml_text: str) -> str:
         head = re.sub(r"^(?:\(\?i\)|\\b|\((?:\?:)?)*", "", literal)
         starts = inside and all(head.startswith(a.lower()) for a, _, _ in anchors)
         back = 8 if starts and rid not in FULL_BACK_REACH else reach
+        if template or rid in AS_TOKEN:  # its leading [\w.-]{0,50}? goes (below)
+            head = head.replace(r"[\w.-]{0,50}?", "", 1)
+        heads = re.match(r"\(\?:([\w|]+)\)", head)  # (?:administrator_login_password|password)
+        if heads and inside and not template and rid not in FULL_BACK_REACH:
+            # A match starts with one of these words: it reaches back from an anchor only
+            # as far as the anchor stands inside the word ("password" is 20 characters into
+            # "administrator_login_password"; 269 would search 546 characters around every
+            # "password" of a transcript).
+            offsets = [
+                min((w.find(a.lower()) for a, _, _ in anchors if a.lower() in w), default=-1)
+                for w in heads.group(1).split("|")
+            ]
+            if min(offsets) >= 0:
+                back = min(back, max(offsets) + 8)
         if template or rid in AS_TOKEN:
             # The template's leading [\w.-]{0,50}? only moves where a match starts; without
             # it a window search does not retry up to 50 name lengths at every position.
