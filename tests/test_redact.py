@@ -1172,3 +1172,84 @@ def test_stream_redacts_a_nested_service_account_and_vendor_tokens() -> None:
         assert token[7:19] not in out
         assert all(row[:16] not in out for row in key.splitlines()[1:-1])
         assert counts.get("digitalocean-pat") == 2 and counts.get("private-key") == 1
+
+
+# --- the Kubernetes Secret rule: linear, and at least as wide as gitleaks' regex ---------------
+
+_K8S_PARTS = (
+    "kind: Secret", "kind: 'secret'", "KIND:secret", "kind: ConfigMap", "data:", "\n", "  ",
+    "\t", "---\n", "  password: ", "{{ .Values.x }}", '""', "apiVersion: v1", "metadata:",
+    " name: foo", "tls.crt: |\n    ", "a" * 150, "x", "stringData:",
+)  # fmt: skip
+
+
+def _k8s_findings(text: str, *, by_regex: bool) -> set[tuple[int, int]]:
+    from agentkeep.redact import gitleaks
+
+    rule = next(r for r in gitleaks._RULES if r.id == gitleaks._KUBERNETES)
+    if by_regex:
+        found = [(m, *rule.secret_span(m)) for m in re.finditer(rule.source, text, re.ASCII)]
+    else:
+        found = list(gitleaks._kubernetes_secrets(text, 0, len(text)))
+    return {
+        (s, e)
+        for m, s, e in found
+        if e > s and not gitleaks._allowed(rule, text[s:e], m, text)  # type: ignore[arg-type]
+    }
+
+
+def test_kubernetes_secret_rule_finds_everything_gitleaks_regex_finds() -> None:
+    """The rule runs as three linear searches instead of gitleaks' regex (two nested lazy
+    gaps, seconds per MB on hostile text); on random manifests it finds every secret the
+    regex finds (and more: every entry of the data block, not only the first)."""
+    rng = random.Random("k8s")
+    wider = 0
+    for _ in range(3000):
+        parts = [rng.choice(_K8S_PARTS) for _ in range(rng.randint(2, 14))]
+        value = base64.b64encode(rng.randbytes(rng.randint(6, 30))).decode()
+        parts.insert(rng.randint(0, len(parts)), f"\n  token: {value}\n")
+        text = "".join(parts)
+        expected = _k8s_findings(text, by_regex=True)
+        found = _k8s_findings(text, by_regex=False)
+        assert expected <= found, text
+        wider += found != expected
+    assert wider  # the random manifests do hold more than one entry sometimes
+
+
+def test_kubernetes_secret_entries_are_redacted_but_not_across_documents() -> None:
+    rng = random.Random("k8s-manifest")
+    first, second = (base64.b64encode(rng.randbytes(24)).decode() for _ in range(2))
+    manifest = f"apiVersion: v1\nkind: Secret\ndata:\n  user: {first}\n  pass: {second}\n"
+    out, counts = redact_text(manifest)
+    assert first not in out and second not in out
+    assert counts == {"kubernetes-secret-yaml": 2}
+    split = f"kind: Secret\nmetadata: {{}}\n---\nkind: ConfigMap\ndata:\n  v: {first}\n"
+    assert _k8s_findings(split, by_regex=False) == _k8s_findings(split, by_regex=True) == set()
+
+
+@pytest.mark.parametrize(
+    "unit", ["kind: secret\ndata:\n", "data:\n  a: b\nkind: secret\n", "kind: secret\n" + " " * 90]
+)
+def test_kubernetes_secret_hostile_input_is_searched_once_per_part(unit: str) -> None:
+    """Work grows with the input, not with its square: on text made of the rule's parts
+    repeated, each part is looked at once (counted, not timed: bench/bench_redact.py
+    reports the time per KB of these inputs)."""
+    from agentkeep.redact import gitleaks
+
+    calls: list[int] = []
+    real = gitleaks._kubernetes_secrets
+
+    def counting(text: str, start: int, end: int):  # type: ignore[no-untyped-def]
+        calls.append(end - start)
+        return real(text, start, end)
+
+    for repeat in (2000, 8000):
+        calls.clear()
+        text = unit * repeat
+        gitleaks._kubernetes_secrets = counting  # type: ignore[assignment]
+        try:
+            assert scan(text) == []
+        finally:
+            gitleaks._kubernetes_secrets = real  # type: ignore[assignment]
+        # One search over the merged windows (the whole text), whatever the repeat count.
+        assert 1 <= len(calls) <= 2 and sum(calls) <= 2 * len(text)
