@@ -11,6 +11,8 @@ then prints:
 - the naive baseline: gitleaks-style patterns (leading ``\\b``, ``(?i)``, one regex per rule)
   each run over the whole text, and the speed-up over it;
 - the cost of one call on a 300-byte benign JSON string (the store's per-field case);
+- hostile inputs (a rule's parts repeated: Kubernetes manifests, assignments, escapes) at
+  two sizes (``--hostile-kb 50,200``), in us per KB: the ratio must stay near 1 (linear);
 - a final line ``redact: N MB/s (target >= 50)``.
 
 ``--against DIR`` instead measures this tree and DIR's ``src`` (a checkout before a change)
@@ -329,6 +331,57 @@ def _one_round(mb: float, seed: int) -> None:
     print(json.dumps({"mb_s": len(text.encode()) / 1e6 / best, "us": per_call}))
 
 
+# Hostile inputs: text made of one rule's parts repeated. Each is timed at two sizes; the
+# time per KB must not grow with the size (the hook must never hold an agent for long).
+HOSTILE = {
+    "k8s kind+data": "kind: secret\ndata:\n",
+    "k8s data+kind": "data:\n  a: b\nkind: secret\n",
+    "k8s kind only": "kind: secret\n",
+    "password": "password ",
+    "assignments": "adafruit_key = ",
+    "json keys": '"aws_key": "',
+    "ey": "ey",
+    "escaped quotes": '\\\\\\"',
+    "key=": "key=",
+    "a=": "a=",
+}
+
+
+def _pathological(sizes: tuple[int, int]) -> None:
+    """Print one JSON line: {input: [us per KB at each size]} (best of 3)."""
+    out: dict[str, list[float]] = {}
+    for name, unit in HOSTILE.items():
+        rates = []
+        for size in sizes:
+            text = (unit * (size // len(unit) + 1))[:size]
+            best = min(timed(redact_text, text) for _ in range(3))
+            rates.append(best * 1e6 / (size / 1000))
+        out[name] = rates
+    print(json.dumps(out))
+
+
+def _report_pathological(trees: dict[str, str], sizes: tuple[int, int]) -> None:
+    import os
+    import subprocess
+
+    print(f"hostile inputs, us per KB at {sizes[0] // 1000} KB -> {sizes[1] // 1000} KB:")
+    rows: dict[str, dict[str, list[float]]] = {}
+    for name, src in trees.items():
+        env = {**os.environ, "PYTHONPATH": src}
+        done = subprocess.run(
+            [sys.executable, __file__, "--one-pathological", "--hostile-kb",
+             ",".join(str(s // 1000) for s in sizes)],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        rows[name] = json.loads(done.stdout.strip().splitlines()[-1])
+    for hostile in HOSTILE:
+        cells = []
+        for name in trees:
+            small, large = rows[name][hostile]
+            cells.append(f"{name}: {small:8.1f} -> {large:8.1f} ({large / small:4.2f}x)")
+        print(f"  {hostile:15} " + "   ".join(cells))
+
+
 def _side_by_side(args: argparse.Namespace) -> None:
     import os
     import subprocess
@@ -351,12 +404,19 @@ def _side_by_side(args: argparse.Namespace) -> None:
             f"{name}: {rates[0]:.1f}-{rates[-1]:.1f} MB/s, {costs[0]:.1f}-{costs[-1]:.1f} us per"
             " short field"
         )
+    if args.hostile_kb:
+        _report_pathological(trees, _hostile_sizes(args.hostile_kb))
     ours = statistics.median(r["mb_s"] for r in results["this tree"])
     theirs = statistics.median(r["mb_s"] for r in results["against"])
     ours_us = statistics.median(r["us"] for r in results["this tree"])
     theirs_us = statistics.median(r["us"] for r in results["against"])
     print(f"ratio (this / against): throughput {ours / theirs:.2f}x, short-field cost"
           f" {ours_us / theirs_us:.2f}x")  # fmt: skip
+
+
+def _hostile_sizes(spec: str) -> tuple[int, int]:
+    small, large = (int(kb) * 1000 for kb in spec.split(","))
+    return small, large
 
 
 def main() -> None:
@@ -366,10 +426,18 @@ def main() -> None:
     parser.add_argument("--naive-mb", type=float, default=4.0, help="size for the baseline")
     parser.add_argument("--against", help="another checkout to measure side by side")
     parser.add_argument("--rounds", type=int, default=3, help="rounds for --against")
+    parser.add_argument(
+        "--hostile-kb", default="50,200",
+        help="two sizes in KB for the hostile inputs (empty: skip them)",
+    )  # fmt: skip
     parser.add_argument("--one-round", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one-pathological", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_round:
         _one_round(args.mb, args.seed)
+        return
+    if args.one_pathological:
+        _pathological(_hostile_sizes(args.hostile_kb))
         return
     if args.against:
         _side_by_side(args)
@@ -416,6 +484,10 @@ def main() -> None:
         redact_text(benign)
     per_call = (time.perf_counter() - start) / n * 1e6
     print(f"redact_text on a {len(benign)}-byte benign JSON string: {per_call:.2f} us per call")
+
+    if args.hostile_kb:
+        here = str(Path(__file__).resolve().parent.parent / "src")
+        _report_pathological({"this tree": here}, _hostile_sizes(args.hostile_kb))
 
     throughput = mb / median
     print(f"redact: {throughput:.1f} MB/s (target >= 50)")
