@@ -1059,7 +1059,7 @@ def test_every_gitleaks_regex_compiles() -> None:
     from agentkeep.redact import gitleaks
 
     for rule in gitleaks._RULES:
-        assert rule.compiled().pattern == rule.source
+        assert rule.compiled().pattern in (rule.source, rule.lower_source)
     for regex, *_ in GITLEAKS.values():
         re.compile(regex, re.ASCII)
 
