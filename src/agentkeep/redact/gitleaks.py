@@ -307,7 +307,7 @@ def _gate_pattern() -> str:
     gate for Vault's "s."."""
     anywhere: set[str] = set(_VENDOR_LIST)
     word_start: set[str] = set()
-    for table in (_FIND_LOWER, _REVERSIBLE, _FIND_CASED, _UPPER):
+    for table in (_FIND_LOWER, _REVERSIBLE, _FIND_CASED):
         for anchor, entries in table.items():
             if all(start for _, start in entries):
                 word_start.add(anchor.lower())
@@ -317,7 +317,9 @@ def _gate_pattern() -> str:
     return _trie_pattern(sorted(anywhere | marked))
 
 
-_GATE = _Lazy([("", _gate_pattern())])
+# The gate over the lower-cased text, and one over the text for the anchors that start with
+# an upper-case letter ("SK" of Twilio: in the lower-cased gate every "task" opened it).
+_GATE = _Lazy([("", _gate_pattern()), ("", _trie_pattern(sorted(_UPPER)))])
 
 
 def _windows(text: str, lowered: str, *, any_start: bool) -> Windows:
@@ -326,8 +328,10 @@ def _windows(text: str, lowered: str, *, any_start: bool) -> Windows:
     ``any_start`` ignores the word-start condition of anchors (see `may_match`)."""
     windows: Windows = {}
     n = len(text)
-    if n <= _SHORT and not any_start and _GATE.get()[0][1].search(lowered) is None:
-        return windows
+    if n <= _SHORT and not any_start:
+        (_, lower_gate), (_, upper_gate) = _GATE.get()
+        if lower_gate.search(lowered) is None and upper_gate.search(text) is None:
+            return windows
     for table, source in ((_FIND_LOWER, lowered), (_FIND_CASED, text)):
         for anchor, entries in table.items():
             if not any_start and anchor in _AT_WORD_START:
