@@ -1192,9 +1192,7 @@ def _k8s_findings(text: str, *, by_regex: bool) -> set[tuple[int, int]]:
     else:
         found = list(gitleaks._kubernetes_secrets(text, 0, len(text)))
     return {
-        (s, e)
-        for m, s, e in found
-        if e > s and not gitleaks._allowed(rule, text[s:e], m, text)  # type: ignore[arg-type]
+        (s, e) for m, s, e in found if e > s and not gitleaks._allowed(rule, text[s:e], m, text)
     }
 
 

@@ -31,11 +31,11 @@ import re
 from bisect import bisect_right
 from collections import Counter
 
+from agentkeep.redact.gitleaks_rules import GLOBAL_ALLOW_REGEXES, GLOBAL_STOPWORDS, RULES
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from collections.abc import Iterable, Iterator
-
-from agentkeep.redact.gitleaks_rules import GLOBAL_ALLOW_REGEXES, GLOBAL_STOPWORDS, RULES
 
 __all__ = ["RULE_IDS", "hits", "may_match"]
 
@@ -109,7 +109,7 @@ RULE_IDS = tuple(rule.id for rule in _RULES)
 _GLOBAL_ALLOW: list[re.Pattern[str]] = []
 
 
-def _allowed(rule: _Rule, secret: str, m: re.Match[str], text: str) -> bool:
+def _allowed(rule: _Rule, secret: str, m: re.Match[str] | _Found, text: str) -> bool:
     """Whether gitleaks' allow-lists let this finding go."""
     lowered = secret.lower()
     if any(word in lowered for word in GLOBAL_STOPWORDS):
@@ -484,6 +484,13 @@ def _on_lower(rule: _Rule, text: str, start: int, end: int) -> Iterator[tuple[_F
         yield _Found(text, m.start() + start, m.end() + start), s + start, e + start
 
 
+def _reaches(text: str, data_end: int, entry_start: int) -> bool:
+    """Whether "data:" .{0,100}? \\s+ can end where an entry starts (a blank precedes it):
+    the text from 100 characters after "data:" up to the entry is blank."""
+    gap_end = data_end + _K8S_DATA_GAP
+    return gap_end + 1 >= entry_start or _K8S_NOT_BLANK.search(text, gap_end, entry_start) is None
+
+
 def _kubernetes_secrets(text: str, start: int, end: int) -> Iterator[tuple[_Found, int, int]]:
     """(match, secret start, secret end) of the Kubernetes Secret rule in text[start:end]."""
     piece = text[start:end].lower()  # the rule is case-insensitive; same length (ASCII)
@@ -505,21 +512,14 @@ def _kubernetes_secrets(text: str, start: int, end: int) -> Iterator[tuple[_Foun
             after_kind.append((d_end, d_start, kinds[i][0]))
     after_kind_ends = [d_end for d_end, _, _ in after_kind]
     data_ends = [e for _, e in datas]
-    not_blank = _K8S_NOT_BLANK.search
     for m in _K8S_ENTRY.get()[0][1].finditer(piece):
         x_start, x_end = m.start() + start, m.end() + start
-
-        def reaches(d_end: int) -> bool:
-            # .{0,100}? then \s+ up to the entry: blanks from d_end + 100 (or earlier).
-            gap_end = d_end + _K8S_DATA_GAP
-            return gap_end + 1 >= x_start or not_blank(text, gap_end, x_start) is None
-
         i = bisect_right(after_kind_ends, x_start - 1) - 1
-        if i >= 0 and reaches(after_kind[i][0]):
+        if i >= 0 and _reaches(text, after_kind[i][0], x_start):
             yield _Found(text, after_kind[i][2], x_end), x_start, x_end
             continue
         j = bisect_right(data_ends, x_start - 1) - 1
-        if j < 0 or not reaches(data_ends[j]):
+        if j < 0 or not _reaches(text, data_ends[j], x_start):
             continue
         k = bisect_right(kind_starts, x_start)
         if k < len(kinds) and kinds[k][0] - x_end <= _K8S_KIND_GAP:
