@@ -451,9 +451,10 @@ def _search(
 _KUBERNETES = "kubernetes-secret-yaml"
 _K8S_KIND = _Lazy([("k", r"kind:(?<!\wkind:)[ \t]*+[\"']?secret\b")])
 _K8S_DATA = _Lazy([("d", r"data:(?<!\wdata:)")])
+# (Possessive repeats: nothing they take could end the pattern, so giving back is futile.)
 _K8S_ENTRY = _Lazy([("", (
     r"(?<=\s)[\w.-]++:(?:[ \t]*+(?:\||>[-+]?)\s++)?[ \t]*+"
-    r"(?:[\"']?[a-z0-9+/]{10,}={0,3}[\"']?|\{\{[ \t\w\"|$:=,.-]+}}|\"\"|'')"
+    r"(?:[\"']?[a-z0-9+/]{10,}={0,3}[\"']?|\{\{[ \t\w\"|$:=,.-]++}}|\"\"|'')"
 ))])  # fmt: skip
 _K8S_NOT_BLANK = re.compile(r"[^ \t\n\r\f\v]", _A)
 _K8S_KIND_GAP = 200  # "kind: secret" .{0,200}? "data:" (and ENTRY .{0,200}? "kind:")
