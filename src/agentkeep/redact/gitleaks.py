@@ -39,6 +39,10 @@ from collections import Counter
 
 from agentkeep.redact.gitleaks_rules import GLOBAL_ALLOW_REGEXES, GLOBAL_STOPWORDS, RULES
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module is on the hook's fast path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from collections.abc import Iterable, Iterator
@@ -211,15 +215,20 @@ class _Lazy:
 
     __slots__ = ("patterns", "sources")
 
-    def __init__(self, sources: list[tuple[str, str]]) -> None:
-        self.sources = sources  # (first character, pattern)
+    def __init__(
+        self, sources: list[tuple[str, str]] | Callable[[], list[tuple[str, str]]]
+    ) -> None:
+        # (first character, pattern) pairs, or a function that builds them: building the
+        # keyword tries costs milliseconds, which a hook that never needs them must not pay.
+        self.sources = sources
         self.patterns: list[tuple[str, re.Pattern[str]]] | None = None
 
     def get(self) -> list[tuple[str, re.Pattern[str]]]:
         """(first character, compiled pattern) pairs."""
         patterns = self.patterns
         if patterns is None:
-            patterns = self.patterns = [(c, re.compile(p, _A)) for c, p in self.sources]
+            sources = self.sources() if callable(self.sources) else self.sources
+            patterns = self.patterns = [(c, re.compile(p, _A)) for c, p in sources]
         return patterns
 
 
@@ -232,8 +241,8 @@ def _by_first_char(words: list[str]) -> list[tuple[str, str]]:
     ]
 
 
-_REVERSED_SEARCH = _Lazy(_by_first_char(sorted(_REVERSED)))
-_UPPER_SEARCH = _Lazy(_by_first_char(sorted(_UPPER)))
+_REVERSED_SEARCH = _Lazy(lambda: _by_first_char(sorted(_REVERSED)))
+_UPPER_SEARCH = _Lazy(lambda: _by_first_char(sorted(_UPPER)))
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 # --- assignments ------------------------------------------------------------------------------
@@ -325,7 +334,7 @@ def _gate_pattern() -> str:
 
 # The gate over the lower-cased text, and one over the text for the anchors that start with
 # an upper-case letter ("SK" of Twilio: in the lower-cased gate every "task" opened it).
-_GATE = _Lazy([("", _gate_pattern()), ("", _trie_pattern(sorted(_UPPER)))])
+_GATE = _Lazy(lambda: [("", _gate_pattern()), ("", _trie_pattern(sorted(_UPPER)))])
 
 
 def _windows(text: str, lowered: str, *, any_start: bool) -> Windows:
