@@ -15,6 +15,7 @@ the redactor fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -91,6 +92,14 @@ LIBRARY: dict[str, Callable[[agentkeep.Store, Any], object]] = {
 }
 TEXT_CALLERS = [name for name in LIBRARY if name != "metric value"]
 NUMBER_CALLERS = ["metric value", "event data", "note data", "integration"]
+# Callers whose value lands inside a JSON document: a NUL there is its escape \u0000.
+JSON_CALLERS = ["note data", "event data", "event batch", "metric labels", "integration"]
+REFUSED_TEXT = [
+    (caller, hostile)
+    for caller in TEXT_CALLERS
+    for hostile in sorted(HOSTILE_TEXT)
+    if not (hostile == "nul" and caller in JSON_CALLERS)
+]
 
 
 def snapshot(store: agentkeep.Store) -> dict[str, int]:
@@ -101,8 +110,7 @@ def snapshot(store: agentkeep.Store) -> dict[str, int]:
     return {t: store._count(f"SELECT count(*) FROM {t}") for t in tables}
 
 
-@pytest.mark.parametrize("caller", TEXT_CALLERS)
-@pytest.mark.parametrize("hostile", sorted(HOSTILE_TEXT))
+@pytest.mark.parametrize(("caller", "hostile"), REFUSED_TEXT)
 def test_library_refuses_text_it_cannot_store(
     store: agentkeep.Store, caller: str, hostile: str
 ) -> None:
@@ -111,6 +119,31 @@ def test_library_refuses_text_it_cannot_store(
         LIBRARY[caller](store, HOSTILE_TEXT[hostile])
     assert not isinstance(refused.value, CaptureError)
     assert snapshot(store) == before  # nothing of the write is stored
+
+
+NUL_COLUMNS = {
+    "notes": "data",
+    "events": "data",
+    "metrics": "labels",
+    "integrations": "settings",
+}
+
+
+@pytest.mark.parametrize("caller", JSON_CALLERS)
+def test_library_keeps_a_nul_inside_json_as_its_escape(store: agentkeep.Store, caller: str) -> None:
+    """A raw NUL byte is refused in a text column (SQL stops at it); inside JSON it is the
+    six characters of its escape, in both modes, so it is stored and reads back equal."""
+    before = snapshot(store)
+    LIBRARY[caller](store, "a\x00b")
+    assert snapshot(store)["events"] > before["events"]  # the write happened
+    kept = []
+    for table, column in NUL_COLUMNS.items():
+        assert store._count(f"SELECT count(*) FROM {table} WHERE instr({column}, char(0))") == 0
+        for (doc,) in store._rows(f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"):
+            if "a\\u0000b" in doc:  # the escape, and it reads back as the NUL it stands for
+                kept.append((table, "'a\\x00b'" in repr(json.loads(doc))))
+    assert kept and all(ok for _, ok in kept), kept
+    assert "events" in dict(kept)  # the event of the write carries it too
 
 
 @pytest.mark.parametrize("caller", NUMBER_CALLERS)
@@ -188,6 +221,73 @@ def test_capture_writer_replaces_and_keeps_everything(store: agentkeep.Store) ->
     audit = {(r.entity, r.field) for r in store.redactions()}
     assert {("sessions", "external_id"), ("sessions", "title"), ("captures", "payload")} <= audit
     assert store._count("SELECT count(*) FROM events WHERE kind = 'session.started'") == 1
+
+
+def test_what_the_capture_writer_stores_the_library_accepts_unchanged(
+    store: agentkeep.Store,
+) -> None:
+    """Everything REPLACE stores, REFUSE accepts as it is (so import-bundle, which writes
+    through the library, takes any bundle of captured data): each stored value of the
+    captured tables, bound again in REFUSE mode, comes out equal."""
+    from agentkeep.bundles import TABLES
+
+    with store.transaction() as tx:
+        w = store.capture_writer(tx)
+        sid = w.session("claude", f"{TOKEN}\x00", title=CUT_TITLE)
+        hostile = {**HOSTILE_TEXT, "secrets": every_secret()}
+        w.capture(
+            source="claude",
+            event="tool_post",
+            dedupe_key=f"claude|{TOKEN}|\x00",
+            session_id=sid,
+            tool_use_id=CUT_IDENT,
+            payload={"nan": float("nan"), **hostile, "k\x00": [float("inf")]},
+        )
+        for seq, text in enumerate(hostile.values()):
+            w.message(sid, seq=seq, external_id=f"{TOKEN}:{seq}", role="user", kind="text",
+                      text=text, raw={"line": text})  # fmt: skip
+    refuse = boundary.Boundary(boundary.REFUSE)
+    checked = 0
+    for spec in TABLES:
+        if spec.name not in ("sessions", "captures", "messages", "events"):
+            continue
+        for row in store._rows(f"SELECT * FROM {spec.name}"):
+            for column, value in dict(row).items():
+                if column in spec.json and value is not None:
+                    assert refuse.json(column, json.loads(value)) == value, (spec.name, column)
+                else:
+                    assert refuse.bind(column, value) == value, (spec.name, column)
+                checked += 1
+    assert checked > 100 and refuse.pending == []  # nothing left to redact either
+
+
+IDENTIFIERS: list[object] = [" ", "", "\t\n", 7, None, "ok-key", TOKEN, "a\x00b", "bad \udcff"]
+
+
+def identifier_answer(value: object) -> str:
+    try:
+        return repr(boundary.Boundary(boundary.REFUSE).ident("the key", value))  # type: ignore[arg-type]
+    except InvalidInput as refused:
+        return f"refused: {refused.message}"
+
+
+def test_identifier_answers_do_not_depend_on_earlier_writes(store: agentkeep.Store) -> None:
+    """Whether an identifier is accepted is decided by the identifier alone, not by what
+    the process bound before (the clean-text cache only saves work)."""
+    boundary.clear_cache()
+    fresh = {repr(value): identifier_answer(value) for value in IDENTIFIERS}
+    assert fresh[repr(" ")].startswith("refused") and fresh[repr("ok-key")] == "'ok-key'"
+    for value in IDENTIFIERS:  # every text bound once, as a row's text, in both modes
+        if isinstance(value, str):
+            for mode in boundary.MODES:
+                with contextlib.suppress(InvalidInput):
+                    boundary.Boundary(mode).text("body", value)
+    store.add_task("t1", body=" ")
+    assert {repr(value): identifier_answer(value) for value in IDENTIFIERS} == fresh
+    with pytest.raises(InvalidInput, match="non-empty"):
+        store.add_task("t2", idempotency_key=" ")
+    assert store.add_task("t3", idempotency_key="k").outcome == "created"
+    assert store.add_task("t4", idempotency_key="k").outcome == "already_exists"
 
 
 # -- a redactor that raises: nothing is stored, by any writer -----------------------------------

@@ -28,7 +28,7 @@ from agentkeep.bundles import (
 )
 from agentkeep.errors import Conflict, Corrupt, InvalidInput
 
-from conftest import Cli, git
+from conftest import Cli, git, run_agentkeep
 
 WRITER = Path(__file__).resolve().parent / "helpers" / "writer.py"
 
@@ -262,6 +262,38 @@ def test_cli_export_import_and_errors(cli: Cli, project: Path, tmp_path: Path) -
     bad = cli("import-bundle", str(garbage))
     assert bad.exit_code in (3, 8) and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("error:")
+
+
+def test_a_bundle_of_captured_data_with_a_nul_imports(project: Path, tmp_path: Path) -> None:
+    """Captured data keeps a NUL inside JSON as its escape (REPLACE); import-bundle writes
+    through the library (REFUSE), which keeps that escape too, so the bundle imports and
+    the rows come out equal (review finding 2)."""
+    payload = {"session_id": "s1", "hook_event_name": "UserPromptSubmit", "cwd": str(project)}
+    delivery = json.dumps({**payload, "prompt": "a\u0000b"}).encode()
+    assert b"\\u0000" in delivery  # the escape, as an agent sends it
+    hooked = run_agentkeep("hook", "--source", "claude", cwd=project, input=delivery)
+    assert hooked.returncode == 0, hooked.stderr
+    out = tmp_path / "nul.tar"
+    exported = run_agentkeep("export", "--all", "-o", str(out), cwd=project)
+    assert exported.returncode == 0, exported.stderr
+    target = new_project(tmp_path, "target")
+    imported = run_agentkeep("import-bundle", str(out), "--json", cwd=target)
+    assert imported.returncode == 0, imported.stderr
+    assert json.loads(imported.stdout)["created"]["captures"] == 1
+
+    def captured(root: Path) -> list[tuple[Any, ...]]:
+        with agentkeep.open(root, read_only=True) as store:
+            rows = store._rows(
+                "SELECT c.source, c.event, c.payload, c.dedupe_key, s.external_id"
+                " FROM captures c JOIN sessions s ON s.id = c.session_id ORDER BY c.id"
+            )
+        return [(*row[:2], json.loads(row[2]), *row[3:]) for row in rows]
+
+    rows = captured(project)
+    assert [row[2]["prompt"] for row in rows] == ["a\x00b"]
+    assert captured(target) == rows
+    again = run_agentkeep("import-bundle", str(out), "--json", cwd=target)
+    assert again.returncode == 0 and json.loads(again.stdout)["outcome"] == "unchanged"
 
 
 # -- backup / restore ---------------------------------------------------------------------

@@ -343,6 +343,45 @@ def test_redact_command_never_prints_the_secret(cli: Cli, tmp_path: Path) -> Non
     assert token[4:16] not in cleaned.stdout and "[REDACTED:" in cleaned.stdout
 
 
+def test_error_text_is_withheld_when_the_redactor_fails(
+    project: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every error the CLI shows goes through the privacy boundary; when the redactor
+    raises, the message is withheld (never the text, never a traceback) and config files
+    are left alone (review finding 6)."""
+    import secrets as random_source
+    import string
+
+    from agentkeep import boundary, redact
+
+    token = "ghp_" + "".join(random_source.choice(string.ascii_letters) for _ in range(36))
+    config = project / ".agentkeep" / "config.toml"
+    before = config.read_bytes()
+
+    def broken(*_: object) -> object:
+        raise RuntimeError(f"rule engine crashed on {token}")  # even its own text is kept
+
+    for name in ("redact_text", "redact_value", "scan", "may_contain_secret"):
+        monkeypatch.setattr(redact, name, broken)
+    boundary.clear_cache()
+    cases = [
+        (["tasks", "show", token], 2),  # click's usage error echoes the argument
+        (["tasks", "show", token, "--json"], 2),
+        (["events", "list", "--since", token], 3),  # ours echoes it too
+        (["events", "list", "--since", token, "--json"], 3),
+        (["config", "set", "actor", token], 10),  # cannot tell whether it is a secret
+        (["redact", "--text"], 10),
+    ]
+    for argv, code in cases:
+        done = cli(*argv, input=f"x {token}\n")
+        assert done.exit_code == code, (argv, done.stderr)
+        assert token[4:16] not in done.stdout + done.stderr, argv
+        assert "Traceback" not in done.stderr
+        if code != 10:  # a failed redaction says so itself, without quoting anything
+            assert "withheld because the redactor failed" in done.stderr, argv
+    assert config.read_bytes() == before
+
+
 @pytest.mark.parametrize("group", [[], ["tasks"], ["db"]], ids=lambda g: " ".join(g) or "-")
 def test_a_bare_group_prints_its_help(cli: Cli, group: list[str]) -> None:
     result = cli(*group)

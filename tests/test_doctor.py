@@ -247,6 +247,26 @@ def test_hook_error_log_is_reported_but_not_a_problem(store: agentkeep.Store, cl
     assert "2 hook failure(s)" in finding["message"] and "locked" in finding["message"]
 
 
+def test_hook_error_log_is_never_followed_out_of_the_store(
+    store: agentkeep.Store, cli: Any, tmp_path: Path
+) -> None:
+    """A hook-errors.log that is a symlink (committed in a cloned repository) or a FIFO is
+    reported unreadable; doctor neither shows what it points at nor blocks on it."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("DB_HOST=x\nlast line of a file outside the store\n")
+    log = store.store_dir / "hook-errors.log"
+    log.symlink_to(outside)
+    result = cli("doctor", "--json")
+    assert result.exit_code == 0, result.stderr
+    (finding,) = result.json()["findings"]
+    assert finding["check"] == "hook-errors" and "symbolic link" in finding["message"]
+    assert "outside" not in result.stdout and "DB_HOST" not in result.stdout
+    log.unlink()
+    os.mkfifo(log)  # opened for reading, a FIFO without a writer would block for ever
+    (finding,) = cli("doctor", "--json").json()["findings"]
+    assert "not a regular file" in finding["message"]
+
+
 def test_json_shape_and_nl(store: agentkeep.Store, cli: Any) -> None:
     stray = store.store_dir / "objects" / "sha256" / "00" / ("00" * 32)
     stray.parent.mkdir(parents=True)

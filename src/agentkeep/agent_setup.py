@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentkeep.boundary import fill_secrets, redact_text, split_secrets
+from agentkeep.boundary import fill_secrets, may_contain_secret, redact_text, split_secrets
 from agentkeep.errors import Conflict, InvalidInput, StorageError
 from agentkeep.models import Record
 
@@ -817,6 +817,8 @@ def apply_setup(plan: SetupPlan, *, dry_run: bool = False) -> SetupResult:
     """Carry out ``plan`` (nothing is written with ``dry_run``)."""
     files = []
     diffs = [_diff(item) for item in plan.files]  # redacted before anything is written
+    if not dry_run:
+        redact_old_backups()
     for item, diff in zip(plan.files, diffs, strict=True):
         backup: Path | None = None
         if item.after != item.before and not dry_run:
@@ -898,8 +900,12 @@ def backup_dir(path: Path) -> Path:
 
 
 def _load_state(path: Path) -> dict[str, Any] | None:
+    return _load_state_file(backup_dir(path) / "state.json")
+
+
+def _load_state_file(state_file: Path) -> dict[str, Any] | None:
     try:
-        value = json.loads((backup_dir(path) / "state.json").read_text(encoding="utf-8"))
+        value = json.loads(state_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
@@ -983,6 +989,51 @@ def _write(item: _Planned, operation: str) -> Path | None:
         if mode is not None:
             os.chmod(tmp, mode)
     return backup
+
+
+def redact_old_backups() -> list[Path]:
+    """Rewrite with its secrets replaced every file in ``setup-backups/`` that still holds
+    one (agentkeep before issue 9 kept the user's bytes as they were); returns the files
+    rewritten. Every setup that writes calls it first.
+
+    An ``original`` is rewritten the way setup writes one now, and its state gains the
+    rules of the secrets replaced (written after the file: a crash in between leaves a
+    redacted original without rules, which ``--remove`` does not refill and so never
+    writes back, keeping the user's file as it is). ``--remove`` then restores it as it
+    restores any original: secrets filled in from the user's live file.
+    """
+    from agentkeep.files import pid_alive, temp_owner
+    from agentkeep.paths import user_data_dir
+
+    rewritten: list[Path] = []
+    root = user_data_dir() / BACKUP_DIR
+    try:
+        folders = [Path(e.path) for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return rewritten
+    except OSError as exc:
+        raise StorageError(f"cannot read {root}: {exc.strerror}") from exc
+    for folder in sorted(folders):
+        try:
+            files = [Path(e.path) for e in os.scandir(folder) if e.is_file(follow_symlinks=False)]
+        except OSError as exc:
+            raise StorageError(f"cannot read {folder}: {exc.strerror}") from exc
+        for path in sorted(files):
+            if path.name == "state.json" or pid_alive(temp_owner(path)):
+                continue  # a temp file another setup is writing (redacted) right now
+            data = _read(path) or b""
+            if not may_contain_secret(data.decode("utf-8", "replace")):
+                continue
+            redacted, rules = _without_secrets(data)
+            if redacted == data:
+                continue
+            _private_write(path, redacted)
+            rewritten.append(path)
+            state = _load_state_file(folder / "state.json")
+            if path.name == "original" and state is not None:
+                state["secret_rules"] = rules
+                _private_write(folder / "state.json", json.dumps(state, indent=2).encode("utf-8"))
+    return rewritten
 
 
 def _without_secrets(data: bytes) -> tuple[bytes, list[str]]:

@@ -17,7 +17,7 @@ input                  ``REFUSE`` (library: the caller   ``REPLACE`` (captured a
                        can fix it; InvalidInput)         never dropped)
 =====================  ===============================  ====================================
 NUL in text            refused                           U+FFFD
-NUL in a JSON string   refused                           kept as the JSON escape \\u0000
+NUL in a JSON string   kept as the JSON escape \\u0000   kept as the JSON escape \\u0000
 lone surrogates        refused (not UTF-8)               U+FFFD (undecodable bytes too)
 NaN, ±Infinity         refused                           null
 oversize text          refused                           middle elided, after redacting
@@ -27,12 +27,20 @@ a secret identifier    refused (looked up as given)      redacted (same text, sa
 the redactor raises    RedactionFailed, nothing stored   RedactionFailed, nothing stored
 =====================  ===============================  ====================================
 
+NUL is refused where it could do harm, a raw NUL byte in a text column (SQL functions and
+search stop at it); inside a JSON document it is the six characters of its escape, which
+nothing truncates, so both modes keep it. Then everything REPLACE stores, REFUSE accepts
+as it is: a bundle of captured data imports through the library's transaction unchanged.
+
 Every cut (titles, identifiers, elided middles, previews) is made after redaction, so no
 cut leaves part of a secret that the redactor would no longer recognise.
 
 Short texts found clean are remembered in one per-process cache (ids, kinds, actors and tool
 names recur on every row). Only texts that passed every check unchanged are cached, so the
-cache never holds a secret and both modes answer the same for them.
+cache never holds a secret and both modes answer the same for them. The cache only saves
+work: every check that depends on more than the text (an identifier's type and blankness,
+a field limit smaller than any cached text) comes first, so no answer depends on what the
+process stored before.
 
 Standard library only, and the redactor is imported on first use: the hook imports this.
 """
@@ -61,6 +69,7 @@ TITLE_CHARS = 200  # session titles are cut here (after redaction)
 PREVIEW_BYTES = 64 * 1024  # of an oversize JSON document kept in its stub
 
 _CACHE_MAX_CHARS = 200
+_CACHE_MAX_BYTES = 4 * _CACHE_MAX_CHARS  # the most a cached text can take in UTF-8
 _CACHE_MAX_ENTRIES = 20_000
 _CLEAN: dict[str, bool] = {}
 
@@ -228,17 +237,6 @@ def finite(value: Any) -> Any:
     return value
 
 
-def _holds_nul(value: Any) -> bool:
-    """Whether a string anywhere in a JSON-like value (keys too) holds a NUL."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_nul(v) for v in value)
-    return False
-
-
 def _utf8_size(text: str) -> int | None:
     """The UTF-8 size of ``text``, or None when it holds lone surrogates."""
     try:
@@ -302,22 +300,14 @@ class Boundary:
             if self.refuse:
                 raise InvalidInput(f"{column}: unsupported value type {type(value).__name__}")
             value = str(value)
-        if value in _CLEAN:
-            return cut(value, max_chars)
         limit = limit or self.max_field_bytes
+        if value in _CLEAN and limit >= _CACHE_MAX_BYTES:  # clean, and small enough anywhere
+            return cut(value, max_chars)
         if "\x00" in value:
             if self.refuse:
                 raise self._nul(column)
             value = value.replace("\x00", "\ufffd")
-        size = _utf8_size(value)
-        if size is None:
-            if self.refuse:
-                raise InvalidInput(
-                    f"{column} is not valid UTF-8 text",
-                    hint="decode the input as UTF-8 (invalid bytes cannot be stored as text)",
-                )
-            value = without_surrogates(value)
-            size = len(value.encode("utf-8"))
+        value, size = self._valid_utf8(column, value)
         if self.refuse and size > limit:  # before redacting: no work for a refused value
             raise self._too_big(column, size, limit)
         clean = cut(self._redact(column, value), max_chars)
@@ -328,6 +318,20 @@ class Boundary:
                     raise self._too_big(column, size, limit)
                 clean = elide(clean, limit)
         return clean
+
+    def _valid_utf8(self, column: str, text: str) -> tuple[str, int]:
+        """``text`` and its UTF-8 size; lone surrogates are refused (REFUSE) or become
+        U+FFFD (REPLACE)."""
+        size = _utf8_size(text)
+        if size is not None:
+            return text, size
+        if self.refuse:
+            raise InvalidInput(
+                f"{column} is not valid UTF-8 text",
+                hint="decode the input as UTF-8 (invalid bytes cannot be stored as text)",
+            )
+        text = without_surrogates(text)
+        return text, len(text.encode("utf-8"))
 
     def _nul(self, column: str) -> AgentkeepError:
         return InvalidInput(
@@ -350,11 +354,15 @@ class Boundary:
         id) is redacted like any text and cut to ``max_chars`` after that; the same input
         always gives the same stored text, so repeats still find their row.
         """
-        if value is None or (isinstance(value, str) and value in _CLEAN):
-            return value
+        if value is None:
+            return None
         if self.refuse:
+            # Type and blank checks come before the cache: a blank text is clean as text,
+            # and the answer must not depend on what this process stored before.
             if not isinstance(value, str) or not value.strip():
                 raise InvalidInput(f"{column} must be non-empty text")
+            if value in _CLEAN and self.max_field_bytes >= _CACHE_MAX_BYTES:
+                return value
             if self.text(column, value) != value:
                 self.pending.clear()
                 raise InvalidInput(
@@ -362,7 +370,14 @@ class Boundary:
                     hint="use an identifier that is not a credential",
                 )
             return value
-        if isinstance(value, str) and len(value) <= _CACHE_MAX_CHARS and "\x00" not in value:
+        if (
+            isinstance(value, str)
+            and len(value) <= min(_CACHE_MAX_CHARS, max_chars)
+            and self.max_field_bytes >= _CACHE_MAX_BYTES
+            and "\x00" not in value
+        ):  # no cut and no size limit can change it: only a secret or a surrogate could
+            if value in _CLEAN:
+                return value
             try:
                 gate = _redactor().may_contain_secret(value)
             except Exception as exc:  # fail closed
@@ -411,8 +426,6 @@ class Boundary:
         starts with, and then no string inside them can hold a secret.
         """
         doc = self._dumps(column, value) if dumped is None else dumped
-        if self.refuse and "\\u0000" in doc and _holds_nul(value):
-            raise self._nul(column)
         try:
             if not checked and _redactor().may_contain_secret(doc):
                 clean_value, counts = _redactor().redact_value(value)
@@ -426,20 +439,17 @@ class Boundary:
             raise _failure(exc, column, self.refuse) from exc
         except Exception as exc:  # fail closed
             raise _failure(exc, column, self.refuse) from exc
-        size = _utf8_size(doc)
-        if size is None:  # lone surrogates inside strings (JSON escapes, undecodable bytes)
-            if self.refuse:
-                raise InvalidInput(
-                    f"{column} is not valid UTF-8 text",
-                    hint="decode the input as UTF-8 (invalid bytes cannot be stored as text)",
-                )
-            doc = without_surrogates(doc)
-            size = len(doc.encode("utf-8"))
+        # lone surrogates inside strings (JSON escapes, undecodable bytes)
+        doc, size = self._valid_utf8(column, doc)
         limit = limit or JSON_FACTOR * self.max_field_bytes
         if size > limit:
             if self.refuse:
                 raise self._too_big(column, size, limit)
-            stub = {"agentkeep_elided_bytes": size, "preview": elide(doc, PREVIEW_BYTES)}
+            # The preview is text now, not a structure: it is redacted as text too (a
+            # key and its value side by side can form what a rule matches), so the stub
+            # is what any later pass of the boundary leaves as it is.
+            preview = self._redact(column, elide(doc, PREVIEW_BYTES))
+            stub = {"agentkeep_elided_bytes": size, "preview": preview}
             doc = json.dumps(stub, ensure_ascii=False)
         return doc
 

@@ -76,7 +76,7 @@ from agentkeep._core import Json, Tx
 from agentkeep._version import __version__
 from agentkeep.artifacts import object_path, redacted_chunks
 from agentkeep.backend.sqlite import backup_to, fsync_path, translate_error, translate_os_error
-from agentkeep.boundary import may_contain_secret, redact_json_text
+from agentkeep.boundary import may_contain_secret, redact_json_text, redact_text
 from agentkeep.errors import Conflict, Corrupt, InvalidInput, NotFound, SchemaTooNew
 from agentkeep.files import (
     maintenance_lock,
@@ -1237,12 +1237,10 @@ def _int(record: Mapping[str, Any], column: str) -> int:
 
 def _redacted(spec: Table, values: Mapping[str, Any]) -> dict[str, Any]:
     """What the choke point would store for ``values`` (used to compare with rows)."""
-    from agentkeep.redact import redact_text, redact_value
-
     out: dict[str, Any] = {}
     for column, value in values.items():
         if column in spec.json:
-            out[column] = redact_value(value)[0]
+            out[column] = redact_json_text(value)
         elif isinstance(value, str):
             out[column] = redact_text(value)[0]
         else:

@@ -479,7 +479,7 @@ def set_in_file(path: Path, key: str, raw: str) -> Any:
 
     value = parse_value(key, raw, source="the command line")
     if isinstance(value, str):
-        from agentkeep.redact import redact_text
+        from agentkeep.boundary import redact_text  # RedactionFailed: nothing is written
 
         if redact_text(value)[1]:
             raise InvalidInput(

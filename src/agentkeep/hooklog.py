@@ -86,13 +86,19 @@ def append_line(store_dir: str | os.PathLike[str], line: str) -> None:
 def read_lines(store_dir: str | os.PathLike[str]) -> list[str]:
     """The lines of the current log ([] when there is none), redacted again on the way
     out (a line written by an older agentkeep, or by hand, may not be). Raises OSError
-    when the log exists but cannot be read."""
+    when the log exists but cannot be read, and when it is a symbolic link or not a
+    regular file: like every file in the store, it is never followed out of it."""
     path = os.path.join(os.fspath(store_dir), LOG_NAME)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return []
+    except OSError:
+        if os.path.islink(path):
+            message = "it is a symbolic link, which agentkeep never follows"
+            raise OSError(errno.ELOOP, message) from None
+        raise
     with open(fd, encoding="utf-8", errors="replace") as handle:
         if (os.fstat(fd).st_mode & 0o170000) != 0o100000:  # stat.S_ISREG: not a FIFO
             raise OSError(errno.EINVAL, "not a regular file")

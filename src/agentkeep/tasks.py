@@ -47,6 +47,8 @@ def check_labels(labels: Iterable[str]) -> list[str]:
     for label in labels:
         if not isinstance(label, str) or not label.strip():
             raise InvalidInput(f"labels must be non-empty text, not {label!r}")
+        if "\x00" in label:  # a JSON escape, but json_each() hands it to SQL as a raw NUL
+            raise InvalidInput("a label contains a NUL byte, which agentkeep does not store")
         if label not in out:
             out.append(label)
     return out

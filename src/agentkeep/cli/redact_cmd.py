@@ -25,7 +25,8 @@ def redact(source: BinaryIO, show_text: bool, as_json: bool, nl: bool) -> None:
       cat transcript.jsonl | agentkeep redact --json
       agentkeep redact --text notes.md > notes.clean.md
     """
-    from agentkeep.redact import redact_text, scan
+    from agentkeep.boundary import redact_text  # RedactionFailed when the redactor fails
+    from agentkeep.redact import scan
 
     if show_text and (as_json or nl):
         raise click.UsageError("--text prints the redacted text itself; it has no JSON form")
