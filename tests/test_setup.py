@@ -613,3 +613,44 @@ def test_secrets_in_the_settings_never_leave_the_file(cli: Cli, project: Path) -
     assert not [n for n in needles if n in removed.stdout + removed.stderr]
     assert path.read_bytes() == original
     assert leaks(Path(os.environ["AGENTKEEP_HOME"]), needles) == []
+
+
+def test_backups_written_before_redaction_are_rewritten_by_the_next_setup(
+    cli: Cli, project: Path
+) -> None:
+    """setup-backups/ from an agentkeep that kept raw bytes (no secret_rules in the state)
+    are rewritten redacted by the next setup that writes; --remove still restores the
+    user's exact bytes (review finding 9)."""
+    from agentkeep.agent_setup import backup_dir
+
+    from secretgen import fragments, generate, leaks
+
+    secrets = {k: v for k, v in generate().items() if k in ("github-classic", "aws", "pem")}
+    path = settings_path(project)
+    path.parent.mkdir()
+    path.write_text(json.dumps({"env": {k: t for k, (t, _) in secrets.items()}}, indent=2) + "\n")
+    original = path.read_bytes()
+    needles = [f for _, secret in secrets.values() for f in fragments(secret)]
+    home = Path(os.environ["AGENTKEEP_HOME"])
+    assert cli("setup", "claude").exit_code == 0
+    # What an older agentkeep left: the raw original, a raw backup, a state without rules.
+    folder = backup_dir(path)
+    (folder / "original").write_bytes(original)
+    (folder / "settings.local.json.20260101T000000Z").write_bytes(original)
+    state = json.loads((folder / "state.json").read_text())
+    del state["secret_rules"]
+    (folder / "state.json").write_text(json.dumps(state))
+    assert leaks(home, needles) != []
+
+    assert cli("setup", "claude", "--dry-run").exit_code == 0
+    assert leaks(home, needles) != []  # a dry run writes nothing, not even this
+    again = cli("setup", "claude")
+    assert again.exit_code == 0, again.stderr
+    assert leaks(home, needles) == []
+    assert json.loads((folder / "state.json").read_text())["secret_rules"]
+
+    removed = cli("setup", "claude", "--remove", "--json")
+    assert removed.exit_code == 0, removed.stderr
+    assert removed.json()["files"][0]["action"] == "restored"
+    assert path.read_bytes() == original
+    assert leaks(home, needles) == []
