@@ -8,12 +8,14 @@ with Python file APIs — only SQLite may touch them.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,3 +155,38 @@ def run_agentkeep(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@contextmanager
+def mounted_tmpfs(where: Path, size: str = "8m") -> Iterator[Path]:
+    """A real, small tmpfs at ``where`` (created) for full-disk tests; needs root."""
+    if os.geteuid() != 0:
+        skip_or_fail("mounting a tmpfs needs root (the RLIMIT_FSIZE tests cover the rest)")
+    where.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        skip_or_fail(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield where
+    finally:
+        if subprocess.run(["umount", str(where)], check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill_disk(path: Path) -> None:
+    """Write to ``path`` until its file system has no byte left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 16, 1 << 12, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)

@@ -11,7 +11,6 @@ there is room again.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import sqlite3
@@ -28,7 +27,7 @@ from agentkeep.files import ensure_reserve
 from agentkeep.runner import run_command
 from agentkeep.streams import verify_sealed_file
 
-from conftest import git, run_agentkeep, skip_or_fail
+from conftest import fill_disk, git, mounted_tmpfs, run_agentkeep
 
 TMPFS_SIZE = "8m"  # the store keeps a 4 MiB reserve (files.RESERVE_BYTES) on it
 FILLER_BYTES = 1 << 20
@@ -85,19 +84,7 @@ def assert_consistent(store_dir: Path) -> dict[str, int]:
 def tmpfs_project(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(project root on an 8 MiB tmpfs with an initialised store and its 4 MiB disk
     reserve, a 1 MiB filler file). AGENTKEEP_HOME stays outside the tmpfs (conftest)."""
-    if os.geteuid() != 0:
-        skip_or_fail("mounting a tmpfs needs root (the RLIMIT_FSIZE tests cover the rest)")
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        skip_or_fail(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
+    with mounted_tmpfs(tmp_path / "mnt", TMPFS_SIZE) as mount:
         root = mount / "proj"
         root.mkdir()
         git(root, "init", "-q", "-b", "main")
@@ -106,9 +93,6 @@ def tmpfs_project(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
         filler = mount / "filler"
         filler.write_bytes(os.urandom(FILLER_BYTES))
         yield root, filler
-    finally:
-        if subprocess.run(["umount", str(mount)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.mark.slow
@@ -254,20 +238,6 @@ def test_file_size_limit_maps_to_the_same_storage_full(project: Path) -> None:
 # -- a full disk and no process holding the store (issue 9 §5) ----------------------------
 
 
-def fill(path: Path) -> None:
-    """Write to ``path`` until the file system has no byte left."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (65536, 4096, 512, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-
-
 def cli_json(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     return run_agentkeep("--store", str(root), *args, cwd=root.parent)
 
@@ -288,7 +258,7 @@ def test_full_disk_with_no_holder_reads_and_gc_work(tmpfs_project: tuple[Path, P
                     ("2000-01-01T00:00:00Z", artifact.id),
                 )
     assert not (store_dir / "state.db-shm").exists()  # nobody holds the store
-    fill(filler.with_name("more-filler"))
+    fill_disk(filler.with_name("more-filler"))
     assert os.statvfs(filler.parent).f_bavail == 0
 
     listed = cli_json(root, "tasks", "list", "--json")
@@ -313,7 +283,7 @@ def test_full_disk_reads_work_even_with_no_reserve_left(
     with agentkeep.open(root) as store:
         store.add_task("readable")
     (store_dir / "reserve").unlink()
-    fill(filler.with_name("more-filler"))
+    fill_disk(filler.with_name("more-filler"))
     listed = cli_json(root, "tasks", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [t["title"] for t in json.loads(listed.stdout)] == ["readable"]
@@ -333,7 +303,7 @@ def test_run_on_a_full_disk_always_runs_the_command(
     store_dir = root / ".agentkeep"
     if not reserve:
         (store_dir / "reserve").unlink()
-    fill(filler.with_name("more-filler"))
+    fill_disk(filler.with_name("more-filler"))
     marker = tmp_path / "ran"  # outside the full file system
     done = cli_json(
         root,

@@ -7,7 +7,6 @@ from ``agentkeep.open(..., config=...)`` (the flag layer) or the project's confi
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import random
@@ -28,7 +27,7 @@ from agentkeep.errors import InvalidInput, NotFound, StorageFull
 from agentkeep.files import RESERVE_NAME, ensure_reserve
 from agentkeep.retention import apply_gc, pin, plan_gc, usage
 
-from conftest import Cli, run_agentkeep, skip_or_fail
+from conftest import Cli, fill_disk, mounted_tmpfs, run_agentkeep
 
 OLD = "2000-01-01T00:00:00.000Z"
 OLDER = "1999-01-01T00:00:00.000Z"
@@ -373,46 +372,9 @@ def test_a_crash_during_gc_leaves_orphan_files_never_rows_without_files(
 # -- a full disk ------------------------------------------------------------------------
 
 
-@contextmanager
-def small_tmpfs(where: Path, size: str = "8m") -> Iterator[Path]:
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        where.rmdir()
-        skip_or_fail(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=True)
-        where.rmdir()
-
-
-def fill(path: Path) -> None:
-    """Write to ``path`` until the file system has no byte left."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (65536, 4096, 512, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-
-
 @pytest.mark.slow
 def test_gc_works_on_a_full_disk(tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        skip_or_fail(
-            "mounting a small tmpfs needs root; test_gc_under_a_file_size_limit covers the "
-            "unprivileged case"
-        )
-    with small_tmpfs(tmp_path / "disk") as disk:
+    with mounted_tmpfs(tmp_path / "disk") as disk:
         agentkeep.init_store(disk)
         store_dir = disk / ".agentkeep"
         assert ensure_reserve(store_dir)
@@ -425,7 +387,7 @@ def test_gc_works_on_a_full_disk(tmp_path: Path) -> None:
             age(store, "artifacts", [a.id for a in added[: len(added) // 2]])
             # Another program takes the last bytes; an empty WAL must grow to write at all.
             store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            fill(disk / "filler")
+            fill_disk(disk / "filler")
             with pytest.raises(StorageFull):
                 store.add_artifact(b"tiny", kind="file")
             free_before = os.statvfs(disk).f_bavail

@@ -23,7 +23,7 @@ import pytest
 import agentkeep
 from agentkeep import spool
 
-from conftest import git, run_agentkeep, skip_or_fail
+from conftest import fill_disk, git, mounted_tmpfs, run_agentkeep
 from hookpayloads import Delivery, claude_script, recorded, totals
 from secretgen import fragments, generate, leaks
 
@@ -385,41 +385,12 @@ def test_doctor_reports_an_undrained_spool_and_fix_drains_it(project: Path) -> N
 @pytest.fixture
 def tmpfs_project(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(project root with a store on a 8 MiB tmpfs, a file that fills the rest of it)."""
-    if os.geteuid() != 0:
-        skip_or_fail("mounting a tmpfs needs root")
-    mount = tmp_path / "mnt"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        skip_or_fail(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
+    with mounted_tmpfs(tmp_path / "mnt") as mount:
         root = mount / "proj"
         root.mkdir()
         git(root, "init", "-q", "-b", "main")
         agentkeep.init_store(root)
         yield root, mount / "filler"
-    finally:
-        if subprocess.run(["umount", str(mount)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(path: Path) -> None:
-    """Write ``path`` until the filesystem has no byte left."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    try:
-        for size in (1 << 20, 1 << 12, 1):
-            try:
-                while os.write(fd, b"\0" * size):
-                    pass
-            except OSError:
-                continue
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize("log", ["room in the log", "no room at all"])
@@ -432,7 +403,7 @@ def test_a_full_disk_loses_nothing_silently(
     store_dir = root / ".agentkeep"
     if log == "room in the log":
         (store_dir / LOG).write_text("an earlier line\n")  # its page has room left
-    fill(filler)
+    fill_disk(filler)
     with writer_lock_held(root, "queue"):
         done = run_agentkeep(*deliveries[1].argv(), cwd=tmp_path, input=deliveries[1].stdin())
     assert (done.returncode, done.stdout) == (0, b"")
