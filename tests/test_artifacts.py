@@ -125,7 +125,7 @@ def test_spill_keeps_small_payloads_inline(store: agentkeep.Store) -> None:
     big_text = "line of tool output\n" * 20_000
     big = store.spill_payload(big_text, preview_chars=100)
     assert big.artifact_id is not None
-    assert big.text.startswith(big_text[:100]) and "agentkeep artifact cat" in big.text
+    assert big.text.startswith(big_text[:100]) and "agentkeep artifacts cat" in big.text
     item = store.get_artifact(big.artifact_id)
     assert item.kind == "payload" and store.read_artifact(item.id) == big_text.encode()
 

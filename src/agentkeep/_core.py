@@ -297,7 +297,7 @@ _NOUNS = {
     "agent": ("agents", "agents"),
     "worktree": ("worktrees", "worktrees"),
     "integration": ("integrations", "status"),
-    "artifact": ("artifacts", "artifact ls"),
+    "artifact": ("artifacts", "artifacts list"),
     "stream": ("streams", "logs"),
 }
 

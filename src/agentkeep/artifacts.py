@@ -425,7 +425,7 @@ class ArtifactOps(StoreBase):
         from agentkeep.boundary import redact_text
 
         preview = redact_text(text)[0][:preview_chars]  # cut after redacting
-        note = f"\n… [{artifact.size:,} bytes in all; `agentkeep artifact cat {artifact.id}`]"
+        note = f"\n… [{artifact.size:,} bytes in all; `agentkeep artifacts cat {artifact.id}`]"
         return Spill(preview + note, artifact.id)
 
     def get_artifact(self, artifact_id: int) -> Artifact:
