@@ -67,7 +67,7 @@ import shutil
 import sqlite3
 import tarfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -542,6 +542,20 @@ def restore(source: str | Path, target: str | Path, *, force: bool = False) -> R
     if src.is_file():
         return _restore_database_file(src, store_dir, force=force)
     manifest = read_backup_manifest(src)
+
+    def assemble(staging: Path) -> int:
+        _assemble(src, manifest, staging)
+        return len(manifest["files"])
+
+    return _swap_in(src, store_dir, assemble, force=force)
+
+
+def _swap_in(
+    src: Path, store_dir: Path, assemble: Callable[[Path], int], *, force: bool
+) -> RestoreResult:
+    """The one way a restore replaces a store: ``assemble`` fills a temp directory beside
+    it (returning how many files it holds), the old store is moved aside (never deleted),
+    and the temp directory is renamed into place; a failure removes only our own copy."""
     if (store_dir / DB_NAME).exists() and not force:
         raise Conflict(
             f"{store_dir} already holds a store",
@@ -551,7 +565,7 @@ def restore(source: str | Path, target: str | Path, *, force: bool = False) -> R
         raise InvalidInput(f"{store_dir.parent} is not a directory")
     staging = store_dir.with_name(f"{STORE_DIRNAME}.restoring-{os.getpid()}-{secrets.token_hex(4)}")
     try:
-        _assemble(src, manifest, staging)
+        files = assemble(staging)
         replaced = _move_aside(store_dir)
         os.rename(staging, store_dir)
         fsync_path(store_dir.parent, directory=True)
@@ -564,7 +578,7 @@ def restore(source: str | Path, target: str | Path, *, force: bool = False) -> R
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return _check_restored(store_dir, src, replaced, len(manifest["files"]))
+    return _check_restored(store_dir, src, replaced, files)
 
 
 def _assemble(src: Path, manifest: Mapping[str, Any], staging: Path) -> None:
@@ -652,30 +666,13 @@ def check_database_file(path: Path) -> int:
 
 def _restore_database_file(src: Path, store_dir: Path, *, force: bool) -> RestoreResult:
     check_database_file(src)
-    if (store_dir / DB_NAME).exists() and not force:
-        raise Conflict(
-            f"{store_dir} already holds a store",
-            hint="pass --force to move it aside (to .agentkeep.replaced-<time>) and restore",
-        )
-    if not store_dir.parent.is_dir():
-        raise InvalidInput(f"{store_dir.parent} is not a directory")
-    staging = store_dir.with_name(f"{STORE_DIRNAME}.restoring-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
+
+    def assemble(staging: Path) -> int:
         files = _carry_files(store_dir, staging)
         _install_database(src, staging)
-        replaced = _move_aside(store_dir)
-        os.rename(staging, store_dir)
-        fsync_path(store_dir.parent, directory=True)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)  # our own unfinished copy
-        raise translate_os_error(exc, str(store_dir)) from exc
-    except sqlite3.Error as exc:  # a damaged backup database
-        shutil.rmtree(staging, ignore_errors=True)
-        raise translate_error(exc, src) from exc
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return _check_restored(store_dir, src, replaced, files + 1)
+        return files + 1
+
+    return _swap_in(src, store_dir, assemble, force=force)
 
 
 def _carry_files(store_dir: Path, staging: Path) -> int:
