@@ -348,7 +348,7 @@ def test_retry_after_crash_between_commit_and_ack_is_idempotent(
 MIX_WRITERS = 4
 MIX_SECONDS = 10.0
 # Writers run back to back (no pause between operations): the writer queue lock in
-# backend/sqlite.py is what keeps every process from waiting past busy_timeout.
+# backends/sqlite/connection.py is what keeps every process from waiting past busy_timeout.
 MIX_THINK_MS = 0.0  # each op is preceded by a pause of U(0, MIX_THINK_MS) ms
 
 

@@ -437,7 +437,7 @@ def test_linked_worktree_and_project_dir_find_the_main_store(project: Path, tmp_
 
 
 def test_older_store_is_migrated_then_captured(tmp_path: Path) -> None:
-    from agentkeep.backend.sqlite import connect
+    from agentkeep.backends.sqlite.connection import connect
     from agentkeep.migrations import MIGRATIONS, migrate
 
     root = tmp_path / "old"

@@ -521,7 +521,7 @@ def test_additive_newer_schema_is_written_normally_and_keeps_unknown_columns(
 def test_rebuilding_a_referenced_table_needs_foreign_keys_off(project: Path) -> None:
     """A 12-step table rebuild of `tasks` (referenced by deps, notes and sub-tasks) fails
     cleanly and changes nothing without ``foreign_keys_off``, and succeeds with it."""
-    from agentkeep.backend.sqlite import connect
+    from agentkeep.backends.sqlite.connection import connect
     from agentkeep.errors import StorageError
     from agentkeep.migrations import MIGRATIONS, Migration, migrate, read_state
 

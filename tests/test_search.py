@@ -449,7 +449,7 @@ def test_search_migration_indexes_what_older_schemas_stored(tmp_path: Any) -> No
     """Rows stored before the search migration (messages, notes, captures, artifacts) are
     found after it, in FTS tables Datasette detects."""
 
-    from agentkeep.backend.sqlite import connect
+    from agentkeep.backends.sqlite.connection import connect
     from agentkeep.migrations import MIGRATIONS, migrate, split_statements
 
     conn = connect(tmp_path / "old.db")

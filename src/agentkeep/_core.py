@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentkeep.backend.sqlite import Connection, write_transaction
+from agentkeep.backends.sqlite.connection import Connection, write_transaction
 from agentkeep.boundary import REFUSE, Boundary
 from agentkeep.config import Config
 from agentkeep.errors import AgentkeepError, InvalidInput, NotFound

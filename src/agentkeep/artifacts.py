@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from agentkeep._core import Json, StoreBase, Tx, check_identifier, limit_clause
-from agentkeep.backend.sqlite import translate_os_error
+from agentkeep.backends.sqlite.connection import translate_os_error
 from agentkeep.errors import AgentkeepError, InvalidInput, NotFound, StorageError
 from agentkeep.failpoints import failpoint
 from agentkeep.files import (

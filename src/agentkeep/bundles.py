@@ -75,7 +75,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from agentkeep._core import Json, Tx
 from agentkeep._version import __version__
 from agentkeep.artifacts import object_path, redacted_chunks
-from agentkeep.backend.sqlite import backup_to, fsync_path, translate_error, translate_os_error
+from agentkeep.backends.sqlite.connection import (
+    backup_to,
+    fsync_path,
+    translate_error,
+    translate_os_error,
+)
 from agentkeep.boundary import may_contain_secret, redact_json_text, redact_text
 from agentkeep.errors import Conflict, Corrupt, InvalidInput, NotFound, SchemaTooNew
 from agentkeep.files import (

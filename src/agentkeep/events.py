@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from agentkeep._core import Json, StoreBase, Tx, limit_clause
-from agentkeep.backend.sqlite import connect
+from agentkeep.backends.sqlite.connection import connect
 from agentkeep.errors import Conflict, InvalidInput, NotFound
 from agentkeep.models import Event, Written
 from agentkeep.tasks import check_parent

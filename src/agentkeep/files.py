@@ -58,13 +58,13 @@ def failpoint(name: str) -> None:
 
 
 def fsync_path(path: Path | str, *, directory: bool = False) -> None:
-    from agentkeep.backend.sqlite import fsync_path as sync
+    from agentkeep.backends.sqlite.connection import fsync_path as sync
 
     sync(path, directory=directory)  # type: ignore[arg-type]
 
 
 def translate_os_error(exc: OSError, what: str) -> Exception:
-    from agentkeep.backend.sqlite import translate_os_error as translate
+    from agentkeep.backends.sqlite.connection import translate_os_error as translate
 
     return translate(exc, what)
 

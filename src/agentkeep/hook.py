@@ -821,7 +821,7 @@ def _schema_version(conn: sqlite3.Connection) -> int:
 
 
 class WriterQueue:
-    """The writers' queue lock, ``state.db.lock`` (see agentkeep/backend/sqlite.py): taken
+    """The writers' queue lock, ``state.db.lock`` (see backends/sqlite/connection.py): taken
     before ``BEGIN IMMEDIATE`` like every agentkeep writer does, polled every 2 ms at most,
     so parallel hooks take turns instead of starving in SQLite's busy handler (whose
     sleeps grow to 100 ms). SQLite's own locking still guarantees correctness.

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentkeep.backend.sqlite import (
+from agentkeep.backends.sqlite.connection import (
     Connection,
     backup_to,
     ensure_wal,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentkeep._version import __version__
-from agentkeep.backend.sqlite import Connection, connect, write_transaction
+from agentkeep.backends.sqlite.connection import Connection, connect, write_transaction
 from agentkeep.files import PRIVATE_DIR, make_private
 from agentkeep.migrations import Migration, migrate
 from agentkeep.models import Record

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentkeep.artifacts import object_path
-from agentkeep.backend.sqlite import fsync_path, translate_error, translate_os_error
+from agentkeep.backends.sqlite.connection import fsync_path, translate_error, translate_os_error
 from agentkeep.config import RETENTION_KINDS, Config
 from agentkeep.errors import AgentkeepError, Conflict, InvalidInput, NotFound
 from agentkeep.failpoints import failpoint

@@ -18,7 +18,7 @@ from agentkeep._core import _Transaction
 from agentkeep._version import __version__
 from agentkeep.agents import AgentOps
 from agentkeep.artifacts import ArtifactOps
-from agentkeep.backend.sqlite import (
+from agentkeep.backends.sqlite.connection import (
     Connection,
     backup_to,
     check_mark,
@@ -402,7 +402,7 @@ def accept_database(path: str | Path | None = None) -> AcceptResult:
         finally:
             conn.unlock_writers()
     except OSError as exc:
-        from agentkeep.backend.sqlite import translate_os_error
+        from agentkeep.backends.sqlite.connection import translate_os_error
 
         raise translate_os_error(exc, str(store_dir / MARK_NAME)) from exc
     finally:

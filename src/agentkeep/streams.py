@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkeep._core import StoreBase
-from agentkeep.backend.sqlite import translate_os_error
+from agentkeep.backends.sqlite.connection import translate_os_error
 from agentkeep.errors import AgentkeepError, Conflict, Corrupt, InvalidInput, RedactionFailed
 from agentkeep.failpoints import failpoint
 from agentkeep.files import (

@@ -1,0 +1,1 @@
+"""The SQLite backend: connections and the writer discipline (:mod:`.connection`)."""
