@@ -51,6 +51,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from agentkeep.backends.sqlite.dialect import DIALECT
 from agentkeep.errors import (
     AgentkeepError,
     Busy,
@@ -123,6 +124,7 @@ class Connection:
         "_lock_fd",
         "busy_timeout_ms",
         "damage",
+        "dialect",
         "guard",
         "path",
         "read_only",
@@ -138,6 +140,7 @@ class Connection:
         self.path = path
         self.read_only = read_only
         self.busy_timeout_ms = busy_timeout_ms
+        self.dialect = DIALECT
         # The store's high-water mark (None: not checked, e.g. global.db, a backup copy).
         self.guard: CommitGuard | None = None
         # Corruption this connection met: writes are refused from then on.
@@ -163,6 +166,12 @@ class Connection:
             raise self._translated(exc) from exc
         except OverflowError as exc:
             raise _too_large(exc) from exc
+
+    def insert(self, sql: str, params: Any = ()) -> int:
+        """Run one ``INSERT`` and return the new row's id (``lastrowid``)."""
+        row_id = self.execute(sql, params).lastrowid
+        assert row_id is not None
+        return row_id
 
     def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
         try:

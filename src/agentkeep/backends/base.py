@@ -1,0 +1,91 @@
+"""What a storage backend provides, as typed protocols.
+
+The layers above the backend (the store and its services, capture, operations) are written
+in portable SQL with ``?`` parameters and call these protocols for everything that differs
+between databases. ``backends/sqlite/`` implements them today; a second backend implements
+the same protocols and must pass ``tests/contract/``.
+
+* :class:`Connection` — statements, and the writer discipline: one writer at a time, queued
+  fairly (:meth:`Connection.lock_writers`), inside explicit write transactions.
+* :class:`Dialect` — the few SQL fragments that are spelled differently (scalar
+  greatest/least, null-safe equality, JSON access) and inserting a row for its new id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Row(Protocol):
+    """A result row: by position and by column name (``row[0]``, ``row["id"]``)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def keys(self) -> list[str]: ...
+
+
+class Cursor(Protocol):
+    """The result of one statement."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def fetchmany(self, size: int = ..., /) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Dialect(Protocol):
+    """SQL fragments that differ between backends. Each returns SQL text to embed."""
+
+    name: str
+
+    def greatest(self, *exprs: str) -> str:
+        """The largest of the arguments (NULL when any is NULL, as in SQLite)."""
+        ...
+
+    def least(self, *exprs: str) -> str:
+        """The smallest of the arguments (NULL when any is NULL, as in SQLite)."""
+        ...
+
+    def same(self, left: str, right: str) -> str:
+        """Null-safe equality: true when both are NULL or both are equal."""
+        ...
+
+    def json_get(self, expr: str, key: str) -> str:
+        """The value of the top-level ``key`` of the JSON object in ``expr``."""
+        ...
+
+    def json_array_has(self, expr: str, value: str) -> str:
+        """True when the JSON array in ``expr`` holds the text ``value`` (a parameter)."""
+        ...
+
+
+class Connection(Protocol):
+    """One connection to a store's database, with agentkeep's settings applied."""
+
+    path: Path
+    read_only: bool
+    dialect: Dialect
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any: ...
+
+    def executemany(self, sql: str, rows: Any) -> Any: ...
+
+    def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one ``INSERT`` and return the new row's id."""
+        ...
+
+    def lock_writers(self) -> None:
+        """Queue for the store's writer lock (fair, bounded by the busy timeout)."""
+        ...
+
+    def unlock_writers(self) -> None: ...
+
+    def close(self) -> None: ...
