@@ -66,7 +66,7 @@ except ImportError:  # not installed: use the source tree
     sys.path.insert(0, str(HERE.parent / "src"))
     import agentkeep
 
-from agentkeep.search import RANK_WINDOW, fts_query  # noqa: E402
+from agentkeep.services.search import RANK_WINDOW, fts_query  # noqa: E402
 
 SEED = 7
 PER_SESSION = 100
@@ -366,7 +366,7 @@ def main() -> None:
 
 def output_scan(rounds: int) -> None:
     """Search over run output: a scan of the newest OUTPUT_SCAN_BYTES, cold and warm."""
-    import agentkeep.search as search_module
+    import agentkeep.services.search as search_module
 
     rng = random.Random(SEED + 2)
     vocab = HEAD[:40] + [f"ident{i}" for i in range(5000)]

@@ -54,7 +54,7 @@ except ImportError:  # not installed: use the source tree
 sys.path.insert(0, str(HERE))
 
 from agentkeep.files import ZSTD_LEVEL, zstd  # noqa: E402
-from agentkeep.streams import StreamWriter  # noqa: E402
+from agentkeep.services.streams import StreamWriter  # noqa: E402
 from bench_redact import FILES, WORDS, make_transcript  # noqa: E402
 
 MiB = 1 << 20

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import agentkeep
-from agentkeep.artifacts import CHUNK, object_path
+from agentkeep.services.artifacts import CHUNK, object_path
 
 from conftest import Cli, git
 from secretgen import fragments, generate

@@ -33,8 +33,8 @@ from typing import Any
 import pytest
 
 import agentkeep
-from agentkeep.artifacts import object_path
 from agentkeep.doctor import diagnose, repair
+from agentkeep.services.artifacts import object_path
 
 HELPERS = Path(__file__).resolve().parent / "helpers"
 sys.path.insert(0, str(HELPERS))

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 import agentkeep
-from agentkeep.artifacts import verify_object
 from agentkeep.files import ensure_reserve
 from agentkeep.runner import run_command
-from agentkeep.streams import verify_sealed_file
+from agentkeep.services.artifacts import verify_object
+from agentkeep.services.streams import verify_sealed_file
 
 from conftest import fill_disk, git, mounted_tmpfs, run_agentkeep
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 import agentkeep
-from agentkeep.artifacts import object_path
 from agentkeep.doctor import diagnose, repair
 from agentkeep.files import HOST
-from agentkeep.streams import stream_file
+from agentkeep.services.artifacts import object_path
+from agentkeep.services.streams import stream_file
 
 
 def dead_pid() -> int:

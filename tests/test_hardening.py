@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import agentkeep
 from agentkeep.bundles import backup as backup_store
-from agentkeep.streams import Line, compile_user_pattern
+from agentkeep.services.streams import Line, compile_user_pattern
 
 from conftest import Cli, run_agentkeep
 

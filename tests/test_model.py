@@ -34,7 +34,7 @@ from hypothesis.stateful import (
 import agentkeep
 from agentkeep import AgentkeepError, Conflict, InvalidInput, NotFound
 
-# The model's own statement of the rules (deliberately not imported from agentkeep.tasks,
+# The model's own statement of the rules (deliberately not imported from agentkeep.services.tasks,
 # so that a changed table in the code is a failing test, not a silently changed model).
 STATUSES = ("open", "in_progress", "blocked", "done", "cancelled")
 CLOSED = frozenset({"done", "cancelled"})

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import agentkeep
-from agentkeep.prime import MAX_CHARS, render_prime
+from agentkeep.services.prime import MAX_CHARS, render_prime
 
 from conftest import Cli, run_agentkeep
 

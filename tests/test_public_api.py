@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
+import re
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import agentkeep
 from agentkeep import errors
@@ -105,3 +109,110 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
         assert "not_a_name" in str(exc)
     else:
         raise AssertionError("agentkeep.not_a_name did not raise")
+
+
+# -- every public name, class member and signature ------------------------------------------
+#
+# tests/public_surface.txt holds the surface as text, one line per name: classes in
+# ``__all__`` with their public members and signatures, and the services a store composes
+# (``store.tasks`` …) with theirs. A change to it is a change to the public API: make it on
+# purpose, then rewrite the file with ``python tests/test_public_api.py``.
+
+SURFACE_FILE = Path(__file__).with_name("public_surface.txt")
+
+
+def _signature(value: object) -> str:
+    try:
+        text = str(inspect.signature(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "(...)"
+    return re.sub(r"<function [\w.<>]+ at 0x[0-9a-f]+>", "<function>", text)
+
+
+def _members(label: str, cls: type) -> list[str]:
+    out = []
+    for attr in sorted(dir(cls)):
+        if attr.startswith("_") and attr not in ("__enter__", "__exit__", "__init__"):
+            continue
+        member = inspect.getattr_static(cls, attr)
+        if isinstance(member, property):
+            out.append(f"{label}.{attr}: property")
+        elif callable(member) or isinstance(member, (staticmethod, classmethod)):
+            out.append(f"{label}.{attr}{_signature(getattr(cls, attr))}")
+        else:
+            out.append(f"{label}.{attr}: attribute")
+    return out
+
+
+def surface(store_root: Path) -> list[str]:
+    out = []
+    for name in agentkeep.__all__:
+        value = getattr(agentkeep, name)
+        if inspect.isclass(value):
+            out.append(f"{name}: class")
+            if not issubclass(value, BaseException):
+                out.extend(_members(name, value))
+        elif callable(value):
+            out.append(f"{name}{_signature(value)}")
+        else:
+            out.append(f"{name}: value")
+    agentkeep.init_store(store_root)
+    with agentkeep.open(store_root) as store:
+        for attr, service in sorted(vars(store).items()):
+            if not attr.startswith("_") and type(service).__module__.startswith(
+                "agentkeep.services."
+            ):
+                out.append(f"store.{attr}: {type(service).__name__}")
+                out.extend(_members(f"store.{attr}", type(service)))
+    return out
+
+
+def test_public_surface_is_pinned(tmp_path: Path) -> None:
+    """Every public name, member and signature, and the store's services, are as pinned:
+    the flat ``Store`` methods keep working however the store is built inside."""
+    expected = SURFACE_FILE.read_text(encoding="utf-8").splitlines()
+    actual = surface(tmp_path)
+    assert actual == expected, "\n".join(
+        difflib.unified_diff(expected, actual, "pinned", "now", lineterm="")
+    )
+
+
+def test_every_flat_store_method_reaches_its_service(tmp_path: Path) -> None:
+    """A flat method is the service's method under the same name: one operation, one name."""
+    agentkeep.init_store(tmp_path)
+    with agentkeep.open(tmp_path) as store:
+        services = {
+            attr: svc
+            for attr, svc in vars(store).items()
+            if type(svc).__module__.startswith("agentkeep.services.")
+        }
+        delegated = set()
+        for name in dir(type(store)):
+            wrapped = getattr(getattr(type(store), name), "__wrapped__", None)
+            if wrapped is None:
+                continue
+            owners = [a for a, svc in services.items() if type(svc).__dict__.get(name) is wrapped]
+            assert len(owners) == 1, name
+            assert inspect.signature(getattr(store, name)) == inspect.signature(
+                getattr(services[owners[0]], name)
+            )
+            delegated.add(name)
+        # … and every public service method has its flat twin (the store's API is whole).
+        public = {
+            name
+            for svc in services.values()
+            for name, member in type(svc).__dict__.items()
+            if not name.startswith("_") and callable(member)
+        }
+        assert delegated == public
+        assert len(services) == 15
+        task = store.add_task("reach the service").item
+        assert store.tasks.get_task(task.id) == store.get_task(task.id)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        SURFACE_FILE.write_text("\n".join(surface(Path(scratch))) + "\n", encoding="utf-8")
+    print(f"wrote {SURFACE_FILE}")

@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 
 import agentkeep
-from agentkeep.artifacts import object_path
 from agentkeep.config import RETENTION_KINDS, SETTINGS_BY_KEY, Config, parse_byte_size
 from agentkeep.errors import InvalidInput, NotFound, StorageFull
 from agentkeep.files import RESERVE_NAME, ensure_reserve
 from agentkeep.retention import apply_gc, pin, plan_gc, usage
+from agentkeep.services.artifacts import object_path
 
 from conftest import Cli, fill_disk, mounted_tmpfs, run_agentkeep
 

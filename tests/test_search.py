@@ -11,7 +11,7 @@ import pytest
 
 import agentkeep
 from agentkeep.errors import InvalidInput, NotFound
-from agentkeep.search import RANK_WINDOW, SearchHit, fts_query
+from agentkeep.services.search import RANK_WINDOW, SearchHit, fts_query
 
 from conftest import Cli
 
@@ -223,7 +223,7 @@ def test_broad_terms_rank_their_newest_matches(
     store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """More matches than RANK_WINDOW: only the newest RANK_WINDOW are ranked."""
-    import agentkeep.search as search_module
+    import agentkeep.services.search as search_module
 
     _, (old_best, *rest) = add_session(
         store, "s1", ["common " * 20, *(f"common filler {i}" for i in range(6))]
@@ -561,7 +561,7 @@ def test_what_the_hook_delivered_is_found_by_the_search_command(cli: Cli, projec
 def test_output_scan_reads_only_the_newest_bytes_and_numbers_lines_right(
     store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agentkeep.search as search_module
+    import agentkeep.services.search as search_module
 
     lines = [f"row {i} {'ibex' if i in (1, 190) else 'filler'}\n".encode() for i in range(1, 201)]
     run_output(store, {"stdout": lines})

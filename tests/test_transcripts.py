@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import agentkeep
-from agentkeep.transcripts import render_jsonl, render_markdown
+from agentkeep.services.transcripts import render_jsonl, render_markdown
 
 from conftest import Cli
 

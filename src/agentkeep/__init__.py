@@ -52,10 +52,10 @@ _LAZY = {
     **dict.fromkeys(("Store", "init_store", "open"), "agentkeep.store"),
     **dict.fromkeys(("RunResult", "run_command"), "agentkeep.runner"),
     "ImportResult": "agentkeep.importers",
-    "Prime": "agentkeep.prime",
-    "SearchHit": "agentkeep.search",
-    "StatsRow": "agentkeep.stats",
-    "Transcript": "agentkeep.transcripts",
+    "Prime": "agentkeep.services.prime",
+    "SearchHit": "agentkeep.services.search",
+    "StatsRow": "agentkeep.services.stats",
+    "Transcript": "agentkeep.services.transcripts",
 }
 
 
@@ -96,12 +96,12 @@ if TYPE_CHECKING:
         Worktree,
         Written,
     )
-    from agentkeep.prime import Prime
     from agentkeep.runner import RunResult, run_command
-    from agentkeep.search import SearchHit
-    from agentkeep.stats import StatsRow
+    from agentkeep.services.prime import Prime
+    from agentkeep.services.search import SearchHit
+    from agentkeep.services.stats import StatsRow
+    from agentkeep.services.transcripts import Transcript
     from agentkeep.store import Store, init_store, open
-    from agentkeep.transcripts import Transcript
 
 __all__ = [
     "Agent",

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         return hook_main(args[1:])
     if args[:1] == ["prime"] and "--hook-json" in args and "--help" not in args:
         # A SessionStart hook too: no click (an unknown flag must not exit 2), always 0.
-        from agentkeep.prime import hook_json_main
+        from agentkeep.services.prime import hook_json_main
 
         return hook_json_main(args[1:])
     from agentkeep.cli import run

@@ -16,11 +16,11 @@ Every mutation writes its event row through :meth:`Tx.emit` in the same transact
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agentkeep.backends.base import Cursor, Row
 from agentkeep.backends.sqlite.connection import Connection, write_transaction
 from agentkeep.boundary import REFUSE, Boundary
 from agentkeep.config import Config
@@ -135,18 +135,18 @@ class Tx:
         self.conn.execute(f"UPDATE {table} SET {assignments} WHERE {key} = ?", [*params, row_id])
         self.record_redactions(table, row_id)
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         """Run a statement whose parameters are bound through the choke point too."""
         bound = [self.bind("?", value) for value in params]
         cursor = self.conn.execute(sql, bound)
         self.record_redactions("?", None)
         return cursor
 
-    def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = self.conn.execute(sql, params).fetchone()
         return row
 
-    def row(self, table: str, row_id: int) -> sqlite3.Row:
+    def row(self, table: str, row_id: int) -> Row:
         """The row ``row_id`` of ``table``, which this transaction knows exists."""
         found = self.one(f"SELECT * FROM {table} WHERE id = ?", (row_id,))
         if found is None:
@@ -215,7 +215,7 @@ class StoreBase:
         actor: str,
         refusal: AgentkeepError | None = None,
     ) -> None:
-        conn.raw.row_factory = sqlite3.Row
+        conn.name_columns()
         self._conn = conn
         self.store_dir = store_dir
         self.root = store_dir.parent
@@ -256,14 +256,14 @@ class StoreBase:
             self._conn, Tx(self._conn, actor=actor or self.actor, max_field_bytes=self._max_field)
         )
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(self._conn.execute(sql, params).fetchall())
 
-    def _row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = self._conn.execute(sql, params).fetchone()
         return row
 
-    def _record(self, noun: str, ident: object, *, column: str = "id") -> sqlite3.Row:
+    def _record(self, noun: str, ident: object, *, column: str = "id") -> Row:
         """The row of a ``noun`` by id (or another unique column), or NotFound.
 
         Inside a transaction this reads the transaction's own state: Tx shares the

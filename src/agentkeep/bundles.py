@@ -74,7 +74,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from agentkeep._core import Json, Tx
 from agentkeep._version import __version__
-from agentkeep.artifacts import object_path, redacted_chunks
 from agentkeep.backends.sqlite.connection import (
     backup_to,
     fsync_path,
@@ -96,10 +95,12 @@ from agentkeep.files import (
 from agentkeep.migrations import SCHEMA_VERSION
 from agentkeep.models import Record
 from agentkeep.paths import DB_NAME, STORE_DIRNAME
-from agentkeep.streams import SealedReader, stream_file
+from agentkeep.services.artifacts import object_path, redacted_chunks
+from agentkeep.services.streams import SealedReader, stream_file
 from agentkeep.timeutil import file_stamp, utc_now
 
 if TYPE_CHECKING:
+    from agentkeep.backends.base import Row
     from agentkeep.store import Store
 
 BACKUP_FORMAT = "agentkeep-backup"
@@ -815,7 +816,7 @@ class _Selection:
             sql = f"SELECT {stored} FROM {table} WHERE {where.replace('?', f'({marks})')}"
             self._add(spec, self.store._rows(sql, part * where.count("?")))
 
-    def _add(self, spec: Table, rows: Iterable[sqlite3.Row]) -> None:
+    def _add(self, spec: Table, rows: Iterable[Row]) -> None:
         for row in rows:
             values = dict(row)
             self.rows[spec.name][_key(spec, values)] = values

@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentkeep.artifacts import OBJECTS_DIR, object_path, verify_object
 from agentkeep.errors import AgentkeepError, Conflict, Corrupt, RollbackDetected
 from agentkeep.files import (
     HOST,
@@ -58,7 +57,8 @@ from agentkeep.files import (
 )
 from agentkeep.migrations import SCHEMA_VERSION
 from agentkeep.models import Record
-from agentkeep.streams import STREAMS_DIR, stream_file, verify_sealed_file
+from agentkeep.services.artifacts import OBJECTS_DIR, object_path, verify_object
+from agentkeep.services.streams import STREAMS_DIR, stream_file, verify_sealed_file
 from agentkeep.timeutil import file_stamp
 
 if TYPE_CHECKING:

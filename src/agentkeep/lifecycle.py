@@ -1,7 +1,7 @@
 """The one rule for when a session starts and ends and when its agent is active or done.
 
-Both session writers follow it — the library (:class:`agentkeep.sessions.SessionOps`, over a
-:class:`agentkeep._core.Tx`) and the capture writer (:class:`agentkeep.capture.Writer`, for
+Both session writers follow it — the library (:class:`~agentkeep.services.sessions.SessionService`,
+over a :class:`agentkeep._core.Tx`) and the capture writer (:class:`agentkeep.capture.Writer`, for
 hooks and importers) — so a ``session.started`` or ``session.ended`` event has one payload
 shape whoever wrote it, and an agent is set done by either.
 

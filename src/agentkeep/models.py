@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from agentkeep.backends.base import Row
 
 T = TypeVar("T")
 
@@ -20,7 +22,7 @@ class Record:
     JSON_FIELDS: tuple[str, ...] = ()
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Any:
+    def from_row(cls, row: Row) -> Any:
         values = dict(row)
         for name in cls.JSON_FIELDS:
             if isinstance(values.get(name), str):

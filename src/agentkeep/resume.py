@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from agentkeep.models import Record, Session
 
 if TYPE_CHECKING:
-    from agentkeep.sessions import SessionOps
+    from agentkeep.services.sessions import SessionService
 
 CLAUDE_DEFAULT_RETENTION_DAYS = 30  # Claude Code's cleanupPeriodDays default (peers.md §4.1)
 
@@ -92,7 +92,7 @@ class Lookup:
         return self._rollouts[home]
 
 
-def plan(ops: SessionOps, session: Session, lookup: Lookup | None = None) -> ResumePlan:
+def plan(ops: SessionService, session: Session, lookup: Lookup | None = None) -> ResumePlan:
     """The resume plan of ``session`` on this machine (``lookup`` shares directory
     listings between the sessions of one listing)."""
     resumable, reason, upstream = _upstream(ops, session, lookup or Lookup())
@@ -126,7 +126,7 @@ def _cwd(root: Path, cwd: str | None) -> str:
 
 
 def _upstream(
-    ops: SessionOps, session: Session, lookup: Lookup
+    ops: SessionService, session: Session, lookup: Lookup
 ) -> tuple[bool, str | None, str | None]:
     """(resumable, why not, the agent's file)."""
     if session.source == "run":
@@ -152,7 +152,7 @@ def _upstream(
 
 
 def _claude(
-    ops: SessionOps, session: Session, lookup: Lookup
+    ops: SessionService, session: Session, lookup: Lookup
 ) -> tuple[bool, str | None, str | None]:
     from agentkeep.importers.claude import claude_roots, encode_project_dir
 
@@ -225,7 +225,7 @@ def _days_since(stamp: str | None) -> float | None:
 
 
 def _codex(
-    ops: SessionOps, session: Session, lookup: Lookup
+    ops: SessionService, session: Session, lookup: Lookup
 ) -> tuple[bool, str | None, str | None]:
     from agentkeep.importers.codex import codex_home
 

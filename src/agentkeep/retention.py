@@ -42,7 +42,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentkeep.artifacts import object_path
 from agentkeep.backends.sqlite.connection import fsync_path, translate_error, translate_os_error
 from agentkeep.config import RETENTION_KINDS, Config
 from agentkeep.errors import AgentkeepError, Conflict, InvalidInput, NotFound
@@ -59,6 +58,7 @@ from agentkeep.files import (
 )
 from agentkeep.models import Outcome, Record
 from agentkeep.paths import DB_NAME
+from agentkeep.services.artifacts import object_path
 from agentkeep.timeutil import file_stamp, iso_utc
 
 if TYPE_CHECKING:

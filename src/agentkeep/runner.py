@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from agentkeep.errors import AgentkeepError, InvalidInput, StorageFull
 from agentkeep.files import HOST, ensure_reserve, release_reserve
 from agentkeep.models import Record
-from agentkeep.streams import StreamWriter
+from agentkeep.services.streams import StreamWriter
 
 if TYPE_CHECKING:
     from agentkeep.store import Store
@@ -96,7 +96,7 @@ class _Committer(threading.Thread):
                     if writer.closed or writer.failed or not writer.due():
                         continue
                     try:
-                        writer.commit_progress(store)
+                        writer.commit_progress(store.streams)
                     except AgentkeepError as exc:
                         # Keep relaying the output; the length stays at the last commit.
                         writer.failed = True
@@ -165,7 +165,7 @@ def run_command(
     streams = []
     for writer in writers:
         try:
-            closed = writer.close(store)
+            closed = writer.close(store.streams)
             streams.append(store.seal_stream(closed.id).to_dict())
         except AgentkeepError as exc:
             writer.abandon()

@@ -7,17 +7,17 @@ write through the same choke point (``_core.Tx``) inside ``BEGIN IMMEDIATE`` tra
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from agentkeep import lifecycle
-from agentkeep._core import _Transaction
+from agentkeep._core import StoreBase, _Transaction
 from agentkeep._version import __version__
-from agentkeep.agents import AgentOps
-from agentkeep.artifacts import ArtifactOps
 from agentkeep.backends.sqlite.connection import (
     Connection,
     backup_to,
@@ -36,12 +36,8 @@ from agentkeep.errors import (
     StorageFull,
     StoreNotFound,
 )
-from agentkeep.events import EventOps
 from agentkeep.files import RESERVE_NAME
 from agentkeep.highwater import MARK_NAME, CommitGuard
-from agentkeep.importers import ImportOps
-from agentkeep.integrations import IntegrationOps
-from agentkeep.metrics import MetricOps
 from agentkeep.migrations import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -52,22 +48,31 @@ from agentkeep.migrations import (
     too_new_error,
 )
 from agentkeep.models import Project, Record, Redaction
-from agentkeep.notes import NoteOps
 from agentkeep.paths import DB_NAME, STORE_DIRNAME, find_store, main_worktree_root
-from agentkeep.prime import PrimeOps
-from agentkeep.search import SearchOps
-from agentkeep.sessions import SessionOps
+from agentkeep.services.agents import AgentService
+from agentkeep.services.artifacts import ArtifactService
+from agentkeep.services.events import EventService
+from agentkeep.services.history import HistoryService
+from agentkeep.services.integrations import IntegrationService
+from agentkeep.services.metrics import MetricService
+from agentkeep.services.notes import NoteService
+from agentkeep.services.prime import PrimeService
+from agentkeep.services.search import SearchService
+from agentkeep.services.sessions import SessionService
+from agentkeep.services.stats import StatsService
+from agentkeep.services.streams import StreamService
+from agentkeep.services.tasks import READY_COUNT_SQL, TaskService
+from agentkeep.services.transcripts import TranscriptService
+from agentkeep.services.worktrees import WorktreeService
 from agentkeep.spool import pending as spool_pending
 from agentkeep.spool import status as spool_status
-from agentkeep.stats import StatsOps
-from agentkeep.streams import StreamOps
-from agentkeep.tasks import READY_COUNT_SQL, TaskOps
 from agentkeep.timeutil import file_stamp
-from agentkeep.transcripts import TranscriptOps
-from agentkeep.worktrees import WorktreeOps
 
 if TYPE_CHECKING:
     from agentkeep.hook import Drained
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 GITIGNORE = """# Everything here is runtime state except config.toml, which is meant for git.
 *
@@ -513,28 +518,150 @@ def _store(
     )
 
 
-class Store(
-    TaskOps,
-    NoteOps,
-    SessionOps,
-    AgentOps,
-    WorktreeOps,
-    MetricOps,
-    IntegrationOps,
-    EventOps,
-    StreamOps,
-    ArtifactOps,
-    ImportOps,
-    TranscriptOps,
-    SearchOps,
-    StatsOps,
-    PrimeOps,
-):
+def _delegate(
+    service: str, method: Callable[Concatenate[Any, P], R]
+) -> Callable[Concatenate[Store, P], R]:
+    """A flat ``Store`` method that calls ``method`` on the service ``store.<service>``,
+    with the service method's name, docstring and signature (``inspect`` and ``help()``
+    show the real thing)."""
+    name = method.__name__
+
+    def call(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = getattr(getattr(self, service), name)(*args, **kwargs)
+        return result
+
+    functools.update_wrapper(call, method)
+    return call
+
+
+class Store(StoreBase):
     """A project's store. Use as a context manager, or call :meth:`close`.
+
+    The nouns are services the store composes, one module each: ``store.tasks``,
+    ``store.notes``, ``store.sessions``, ``store.agents``, ``store.worktrees``,
+    ``store.metrics``, ``store.integrations``, ``store.ledger`` (events),
+    ``store.streams``, ``store.artifacts``, ``store.history`` (imports),
+    ``store.transcripts``, ``store.finder`` (search), ``store.reports`` (stats) and
+    ``store.primer`` (prime). Each service method is also a flat method of the store
+    (``store.add_task(…)`` is ``store.tasks.add_task(…)``): one name per operation,
+    whichever way it is reached.
 
     Safe to use from many processes at once; one ``Store`` object is meant for one thread
     at a time (open one per thread).
     """
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        store_dir: Path,
+        config: Config,
+        actor: str,
+        refusal: AgentkeepError | None = None,
+    ) -> None:
+        super().__init__(conn, store_dir=store_dir, config=config, actor=actor, refusal=refusal)
+        self.tasks = TaskService(self)
+        self.notes = NoteService(self)
+        self.sessions = SessionService(self)
+        self.agents = AgentService(self)
+        self.worktrees = WorktreeService(self)
+        self.metrics = MetricService(self)
+        self.integrations = IntegrationService(self)
+        self.ledger = EventService(self)
+        self.streams = StreamService(self)
+        self.artifacts = ArtifactService(self)
+        self.history = HistoryService(self)
+        self.transcripts = TranscriptService(self)
+        self.finder = SearchService(self)
+        self.reports = StatsService(self)
+        self.primer = PrimeService(self)
+
+    add_task = _delegate("tasks", TaskService.add_task)
+    get_task = _delegate("tasks", TaskService.get_task)
+    list_tasks = _delegate("tasks", TaskService.list_tasks)
+    update_task = _delegate("tasks", TaskService.update_task)
+    claim_task = _delegate("tasks", TaskService.claim_task)
+    ready_tasks = _delegate("tasks", TaskService.ready_tasks)
+    add_dependency = _delegate("tasks", TaskService.add_dependency)
+    remove_dependency = _delegate("tasks", TaskService.remove_dependency)
+
+    add_note = _delegate("notes", NoteService.add_note)
+    get_note = _delegate("notes", NoteService.get_note)
+    list_notes = _delegate("notes", NoteService.list_notes)
+    latest_note = _delegate("notes", NoteService.latest_note)
+
+    start_session = _delegate("sessions", SessionService.start_session)
+    end_session = _delegate("sessions", SessionService.end_session)
+    end_idle_sessions = _delegate("sessions", SessionService.end_idle_sessions)
+    add_session_tokens = _delegate("sessions", SessionService.add_session_tokens)
+    get_session = _delegate("sessions", SessionService.get_session)
+    imported_files = _delegate("sessions", SessionService.imported_files)
+    resume_plan = _delegate("sessions", SessionService.resume_plan)
+    list_sessions = _delegate("sessions", SessionService.list_sessions)
+
+    register_agent = _delegate("agents", AgentService.register_agent)
+    update_agent = _delegate("agents", AgentService.update_agent)
+    get_agent = _delegate("agents", AgentService.get_agent)
+    list_agents = _delegate("agents", AgentService.list_agents)
+    mark_dead_agents = _delegate("agents", AgentService.mark_dead_agents)
+
+    add_worktree = _delegate("worktrees", WorktreeService.add_worktree)
+    lease_worktree = _delegate("worktrees", WorktreeService.lease_worktree)
+    release_worktree = _delegate("worktrees", WorktreeService.release_worktree)
+    remove_worktree = _delegate("worktrees", WorktreeService.remove_worktree)
+    get_worktree = _delegate("worktrees", WorktreeService.get_worktree)
+    list_worktrees = _delegate("worktrees", WorktreeService.list_worktrees)
+
+    record_metric = _delegate("metrics", MetricService.record_metric)
+    list_metrics = _delegate("metrics", MetricService.list_metrics)
+
+    set_integration = _delegate("integrations", IntegrationService.set_integration)
+    list_integrations = _delegate("integrations", IntegrationService.list_integrations)
+
+    record_event = _delegate("ledger", EventService.record_event)
+    record_events = _delegate("ledger", EventService.record_events)
+    events = _delegate("ledger", EventService.events)
+    last_seq = _delegate("ledger", EventService.last_seq)
+    follow = _delegate("ledger", EventService.follow)
+    undo = _delegate("ledger", EventService.undo)
+
+    open_stream = _delegate("streams", StreamService.open_stream)
+    record_progress = _delegate("streams", StreamService.record_progress)
+    close_stream = _delegate("streams", StreamService.close_stream)
+    get_stream = _delegate("streams", StreamService.get_stream)
+    list_streams = _delegate("streams", StreamService.list_streams)
+    session_streams = _delegate("streams", StreamService.session_streams)
+    seal_stream = _delegate("streams", StreamService.seal_stream)
+    open_stream_reader = _delegate("streams", StreamService.open_stream_reader)
+    read_stream = _delegate("streams", StreamService.read_stream)
+    stream_lines = _delegate("streams", StreamService.stream_lines)
+    session_lines = _delegate("streams", StreamService.session_lines)
+    follow_stream = _delegate("streams", StreamService.follow_stream)
+
+    add_artifact = _delegate("artifacts", ArtifactService.add_artifact)
+    add_git_diff = _delegate("artifacts", ArtifactService.add_git_diff)
+    spill_payload = _delegate("artifacts", ArtifactService.spill_payload)
+    get_artifact = _delegate("artifacts", ArtifactService.get_artifact)
+    list_artifacts = _delegate("artifacts", ArtifactService.list_artifacts)
+    artifact_chunks = _delegate("artifacts", ArtifactService.artifact_chunks)
+    read_artifact = _delegate("artifacts", ArtifactService.read_artifact)
+    artifact_file = _delegate("artifacts", ArtifactService.artifact_file)
+    export_artifact = _delegate("artifacts", ArtifactService.export_artifact)
+    verify_artifact = _delegate("artifacts", ArtifactService.verify_artifact)
+
+    project_dirs = _delegate("history", HistoryService.project_dirs)
+    import_history = _delegate("history", HistoryService.import_history)
+    watch_history = _delegate("history", HistoryService.watch_history)
+
+    transcript = _delegate("transcripts", TranscriptService.transcript)
+    session_record = _delegate("transcripts", TranscriptService.session_record)
+    transcript_size = _delegate("transcripts", TranscriptService.transcript_size)
+
+    search = _delegate("finder", SearchService.search)
+
+    stats = _delegate("reports", StatsService.stats)
+
+    prime = _delegate("primer", PrimeService.prime)
 
     def __enter__(self) -> Store:
         return self

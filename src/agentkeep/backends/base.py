@@ -19,9 +19,13 @@ from typing import Any, Protocol
 
 
 class Row(Protocol):
-    """A result row: by position and by column name (``row[0]``, ``row["id"]``)."""
+    """A result row: by position, slice or column name (``row[0]``, ``row["id"]``)."""
 
-    def __getitem__(self, key: int | str, /) -> Any: ...
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
 
     def keys(self) -> list[str]: ...
 
@@ -72,7 +76,9 @@ class Connection(Protocol):
 
     path: Path
     read_only: bool
-    dialect: Dialect
+
+    @property
+    def dialect(self) -> Dialect: ...
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any: ...
 

@@ -7,9 +7,9 @@ from typing import Any, TypeVar
 
 import click
 
-from agentkeep.agents import STATUSES
 from agentkeep.cli import State
 from agentkeep.cli.output import fmt_of, output_options, print_list, print_written
+from agentkeep.services.agents import STATUSES
 
 F = TypeVar("F", bound=Callable[..., Any])
 COLUMNS = ["id", "name", "kind", "role", "status", "pid", "host", "worktree_id", "heartbeat_at"]

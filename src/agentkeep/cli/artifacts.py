@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from agentkeep.artifacts import KINDS
 from agentkeep.cli import State
 from agentkeep.cli.output import (
     cut,
@@ -20,6 +19,7 @@ from agentkeep.cli.output import (
     print_written,
 )
 from agentkeep.errors import InvalidInput
+from agentkeep.services.artifacts import KINDS
 
 COLUMNS = ["id", "kind", "name", "size", "stored_bytes", "session_id", "task_id", "created_at"]
 

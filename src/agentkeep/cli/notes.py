@@ -19,7 +19,7 @@ from agentkeep.cli.output import (
     print_written,
     text_or_stdin,
 )
-from agentkeep.notes import KINDS
+from agentkeep.services.notes import KINDS
 
 COLUMNS = ["id", "kind", "created_at", "author", "task_id", "body", "data"]
 

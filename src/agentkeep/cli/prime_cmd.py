@@ -1,4 +1,4 @@
-"""`agentkeep prime` — a thin adapter over agentkeep.prime."""
+"""`agentkeep prime` — a thin adapter over agentkeep.services.prime."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import click
 
 from agentkeep.cli import State
 from agentkeep.cli.output import fmt_of, neutralize, output_options, print_object
-from agentkeep.prime import MAX_CHARS
+from agentkeep.services.prime import MAX_CHARS
 
 
 @click.command("prime")
@@ -46,7 +46,7 @@ def prime(state: State, hook_json: bool, max_chars: int, as_json: bool, nl: bool
       agentkeep prime --hook-json < /dev/null
     """
     if hook_json:
-        from agentkeep.prime import hook_json as render_hook_json
+        from agentkeep.services.prime import hook_json as render_hook_json
 
         click.echo(render_hook_json(state.store, max_chars=max_chars))
         return

@@ -19,7 +19,7 @@ from agentkeep.cli.output import (
 )
 
 if TYPE_CHECKING:
-    from agentkeep.streams import Line
+    from agentkeep.services.streams import Line
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

@@ -1,4 +1,4 @@
-"""`agentkeep search` — a thin adapter over agentkeep.search."""
+"""`agentkeep search` — a thin adapter over agentkeep.services.search."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from agentkeep.cli.output import (
     table_time,
     use_color,
 )
-from agentkeep.search import HIGHLIGHT, KINDS, MAX_LIMIT
+from agentkeep.services.search import HIGHLIGHT, KINDS, MAX_LIMIT
 
 COLUMNS = ["kind", "id", "session_id", "task_id", "role", "label", "line", "at", "snippet"]
 BOLD = ("\x1b[1m", "\x1b[22m")

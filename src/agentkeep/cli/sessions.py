@@ -18,7 +18,7 @@ from agentkeep.cli.output import (
     print_written,
     since_option,
 )
-from agentkeep.sessions import LIST_STATUSES
+from agentkeep.services.sessions import LIST_STATUSES
 
 COLUMNS = [
     "id",
@@ -161,7 +161,7 @@ def show(state: State, session_id: int, no_transcript: bool, as_json: bool, nl: 
         found = None if no_transcript else store.transcript(session_id)
     print_object({**record, **session, "entries": entries}, fmt)
     if found is not None:
-        from agentkeep.transcripts import render_markdown
+        from agentkeep.services.transcripts import render_markdown
 
         click.echo("")
         click.echo(render_markdown(found, header=False, terminal=True), nl=False)

@@ -1,4 +1,4 @@
-"""`agentkeep stats` — a thin adapter over agentkeep.stats."""
+"""`agentkeep stats` — a thin adapter over agentkeep.services.stats."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 
 from agentkeep.cli import State
 from agentkeep.cli.output import bar, fmt_of, output_options, print_list, render_table, since_option
-from agentkeep.stats import GROUPINGS
+from agentkeep.services.stats import GROUPINGS
 
 _STYLE = re.compile(r"\x1b\[[0-9;]*m")
 CHARTS = ("tokens", "sessions", "tool_calls", "failures", "duration")
@@ -80,7 +80,7 @@ def _measure(row: dict[str, Any], chart: str) -> int:
 
 def render_stats(rows: list[dict[str, Any]], *, chart: str, bars: bool) -> str:
     """The human view: one line per group, a bar for ``chart`` when ``bars``, a total."""
-    from agentkeep.transcripts import human_duration
+    from agentkeep.services.transcripts import human_duration
 
     def label(row: dict[str, Any]) -> str:
         if row["key"] is None:

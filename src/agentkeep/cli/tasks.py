@@ -18,7 +18,7 @@ from agentkeep.cli.output import (
     print_written,
     text_or_stdin,
 )
-from agentkeep.tasks import STATUSES
+from agentkeep.services.tasks import STATUSES
 
 COLUMNS = ["id", "priority", "status", "assignee", "title", "labels", "depends_on"]
 status_choice = click.Choice(STATUSES)

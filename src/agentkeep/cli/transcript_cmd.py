@@ -1,4 +1,4 @@
-"""`agentkeep transcript` — a thin adapter over agentkeep.transcripts."""
+"""`agentkeep transcript` — a thin adapter over agentkeep.services.transcripts."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def transcript(state: State, session_id: int, fmt: str, output: Path | None) -> 
       agentkeep transcript 12 --format json | jq '.entries | length'
       agentkeep transcript 12 --format jsonl -o session-12.jsonl
     """
-    from agentkeep.transcripts import render_json, render_jsonl, render_markdown
+    from agentkeep.services.transcripts import render_json, render_jsonl, render_markdown
 
     with state.open(read_only=True) as store:
         found = store.transcript(session_id)

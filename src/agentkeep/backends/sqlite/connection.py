@@ -167,6 +167,10 @@ class Connection:
         except OverflowError as exc:
             raise _too_large(exc) from exc
 
+    def name_columns(self) -> None:
+        """Rows by column name as well as by position (``sqlite3.Row``) from now on."""
+        self.raw.row_factory = sqlite3.Row
+
     def insert(self, sql: str, params: Any = ()) -> int:
         """Run one ``INSERT`` and return the new row's id (``lastrowid``)."""
         row_id = self.execute(sql, params).lastrowid

@@ -18,7 +18,7 @@ Life of a stream (DESIGN.md principles 1 and 6):
   sealed file is verified against the sha256 of the plain bytes before it is renamed into
   place; the row then commits, and only then is the plain file deleted.
 
-Reading is the same whatever the state: :meth:`StreamOps.read_stream`, ``tail``,
+Reading is the same whatever the state: :meth:`StreamService.read_stream`, ``tail``,
 ``follow``. A reader of a live stream keeps its file descriptor, so sealing (which unlinks
 the plain file) never pulls bytes from under it.
 """
@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentkeep._core import StoreBase
 from agentkeep.backends.sqlite.connection import translate_os_error
 from agentkeep.errors import AgentkeepError, Conflict, Corrupt, InvalidInput, RedactionFailed
 from agentkeep.failpoints import failpoint
@@ -53,6 +52,7 @@ from agentkeep.files import (
     zstd,
 )
 from agentkeep.models import Stream
+from agentkeep.services.base import Service
 
 STREAMS_DIR = "streams"
 FRAME_BYTES = 1 << 20
@@ -238,7 +238,7 @@ class StreamWriter:
     separate thread with its own connection, so the output path never waits for fsync).
     """
 
-    def __init__(self, store: StreamOps, stream: Stream, *, auto_commit: bool = True) -> None:
+    def __init__(self, store: StreamService, stream: Stream, *, auto_commit: bool = True) -> None:
         from agentkeep.boundary import stream_redactor
 
         self.stream = stream
@@ -310,7 +310,7 @@ class StreamWriter:
             raise translate_os_error(exc, str(self.path)) from exc
         return progress
 
-    def commit_progress(self, store: StreamOps | None = None) -> None:
+    def commit_progress(self, store: StreamService | None = None) -> None:
         """Make the bytes written so far durable and record them (one small commit)."""
         length, lines = self.sync()
         if (length, lines) == self._committed:
@@ -327,7 +327,7 @@ class StreamWriter:
             marks, self._marks = self._marks, []
         return marks
 
-    def close(self, store: StreamOps | None = None) -> Stream:
+    def close(self, store: StreamService | None = None) -> Stream:
         """Flush the redactor's held-back tail, record the final length, mark closed."""
         if self.closed:
             return (store or self._store).get_stream(self.stream.id)
@@ -370,7 +370,7 @@ class Line:
         return {"stream": self.stream, "line": self.line, "offset": self.offset, "text": self.text}
 
 
-class StreamOps(StoreBase):
+class StreamService(Service):
     def open_stream(
         self, session_id: int, name: str = "stdout", *, auto_commit: bool = True
     ) -> StreamWriter:

@@ -6,10 +6,11 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from agentkeep import lifecycle
-from agentkeep._core import Json, StoreBase, Tx, check_identifier, limit_clause
+from agentkeep._core import Json, Tx, check_identifier, limit_clause
 from agentkeep.errors import Conflict, InvalidInput
 from agentkeep.models import Session, Written
 from agentkeep.paths import relative_to_root
+from agentkeep.services.base import Service
 
 if TYPE_CHECKING:
     from agentkeep.resume import ResumePlan
@@ -41,7 +42,7 @@ def _emitter(tx: Tx) -> lifecycle.Emit:
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
-class SessionOps(StoreBase):
+class SessionService(Service):
     def start_session(
         self,
         *,
@@ -136,7 +137,7 @@ class SessionOps(StoreBase):
                 tx.conn, _emitter(tx), idle_minutes=minutes, now=tx.now
             )
 
-    def add_session_tokens(self, session_id: int, **tokens: int) -> Session:
+    def add_session_tokens(self, /, session_id: int, **tokens: int) -> Session:
         """Add to a session's token totals (``input_tokens=…, output_tokens=…``)."""
         if not tokens:
             raise InvalidInput(f"name at least one token counter: {', '.join(TOKEN_FIELDS)}")

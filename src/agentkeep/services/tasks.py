@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from agentkeep._core import UNSET, Json, StoreBase, Tx, diff, limit_clause
+from agentkeep._core import UNSET, Json, Tx, diff, limit_clause
 from agentkeep.errors import Conflict, InvalidInput
 from agentkeep.models import Task, Written
+from agentkeep.services.base import Service
 
 STATUSES = ("open", "in_progress", "blocked", "done", "cancelled")
 
@@ -66,7 +67,7 @@ def check_title(title: str) -> str:
     return title
 
 
-class TaskOps(StoreBase):
+class TaskService(Service):
     def add_task(
         self,
         title: str,

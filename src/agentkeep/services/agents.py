@@ -6,9 +6,10 @@ import os
 from typing import Any
 
 from agentkeep import lifecycle
-from agentkeep._core import UNSET, StoreBase, Tx, check_identifier, diff, limit_clause
+from agentkeep._core import UNSET, Tx, check_identifier, diff, limit_clause
 from agentkeep.errors import InvalidInput
 from agentkeep.models import Agent, Written
+from agentkeep.services.base import Service
 
 STATUSES = ("active", "idle", "done", "dead")
 
@@ -30,7 +31,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class AgentOps(StoreBase):
+class AgentService(Service):
     def register_agent(
         self,
         name: str,

@@ -6,12 +6,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from agentkeep._core import Json, StoreBase, limit_clause
+from agentkeep._core import Json, limit_clause
 from agentkeep.errors import InvalidInput
 from agentkeep.models import Metric
+from agentkeep.services.base import Service
 
 
-class MetricOps(StoreBase):
+class MetricService(Service):
     def record_metric(
         self,
         name: str,

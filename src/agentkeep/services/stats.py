@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from agentkeep._core import StoreBase
 from agentkeep.errors import InvalidInput
 from agentkeep.models import Record
+from agentkeep.services.base import Service
 
 GROUPINGS = ("day", "agent", "model", "task")
 COUNTERS = (
@@ -96,7 +96,7 @@ class StatsRow(Record):
     median_duration_ms: int | None
 
 
-class StatsOps(StoreBase):
+class StatsService(Service):
     def stats(self, by: str = "day", since: str | None = None) -> list[StatsRow]:
         """Sessions grouped ``by`` day, agent, model or task; ``since`` (ISO time) keeps
         sessions started at or after it. Days come oldest first; other groups by number

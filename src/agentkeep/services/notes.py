@@ -7,9 +7,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from agentkeep._core import Json, StoreBase, limit_clause
+from agentkeep._core import Json, limit_clause
 from agentkeep.errors import InvalidInput
 from agentkeep.models import Note, Written
+from agentkeep.services.base import Service
 
 KINDS = ("handoff", "decision", "next_action", "validation", "pointer", "health", "fact")
 
@@ -54,7 +55,7 @@ def check_note(kind: str, body: str, data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class NoteOps(StoreBase):
+class NoteService(Service):
     def add_note(
         self,
         kind: str,

@@ -1,6 +1,6 @@
 """Priming: what a new agent session should know about this project.
 
-:meth:`PrimeOps.prime` gathers, with a few indexed queries, the latest handoff notes and
+:meth:`PrimeService.prime` gathers, with a few indexed queries, the latest handoff notes and
 next actions, the tasks ready to claim, the failures of the last 24 hours (failed or
 interrupted sessions, failed tool calls reported by hooks) and the active worktrees with
 their lease owners, and renders them as compact Markdown of at most ``max_chars``
@@ -21,15 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from agentkeep._core import StoreBase
 from agentkeep.errors import AgentkeepError, StoreNotFound
 from agentkeep.models import Record
+from agentkeep.services.base import Service
 from agentkeep.timeutil import iso_utc, utc_now
 
 if TYPE_CHECKING:
-    from agentkeep.store import Store
+    pass
 
 MAX_CHARS = 10_000
 FAILURE_WINDOW = timedelta(hours=24)
@@ -86,10 +86,10 @@ class _Section:
         return len(self.heading()) + sum(len(item) + 1 for item in self.items) + len(tail)
 
 
-class PrimeOps(StoreBase):
+class PrimeService(Service):
     def prime(self, *, max_chars: int = MAX_CHARS, now: datetime | None = None) -> Prime:
         """What a new agent session should know, as Markdown of at most ``max_chars``."""
-        store = cast("Store", self)
+        store = self._store
         moment = now or datetime.now(UTC)
         since = iso_utc(moment - FAILURE_WINDOW)
         handoffs = [n.to_dict() for n in store.list_notes(kind="handoff", limit=SHOWN["handoffs"])]
@@ -97,7 +97,7 @@ class PrimeOps(StoreBase):
             n.to_dict() for n in store.list_notes(kind="next_action", limit=SHOWN["next_actions"])
         ]
         ready = [t.to_dict() for t in store.ready_tasks(limit=SHOWN["ready"])]
-        from agentkeep.tasks import READY_COUNT_SQL
+        from agentkeep.services.tasks import READY_COUNT_SQL
 
         failed = self._failed_sessions(since)
         tools = self._tool_failures(since)

@@ -1,6 +1,6 @@
 """Transcripts: a session's conversation, read the same way whatever captured it.
 
-:meth:`TranscriptOps.transcript` reads only this store — never the agent tool's files — so
+:meth:`TranscriptService.transcript` reads only this store — never the agent tool's files — so
 a session whose upstream file was pruned stays complete. Its entries are the session's
 ``messages`` (from an importer) in ``seq, id`` order; a session that only hooks saw (no
 messages) is read from its ``captures`` instead: prompts, tool calls and their results or
@@ -21,13 +21,13 @@ from __future__ import annotations
 import functools
 import json
 import re
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentkeep._core import StoreBase
+from agentkeep.backends.base import Row
 from agentkeep.models import Record
+from agentkeep.services.base import Service
 
 # Tools that spawn a subagent: Claude Code's Agent (formerly Task), OpenCode's task.
 SPAWN_TOOLS = frozenset({"agent", "task"})
@@ -100,7 +100,7 @@ class Transcript:
         }
 
 
-class TranscriptOps(StoreBase):
+class TranscriptService(Service):
     def transcript(self, session_id: int) -> Transcript:
         """The conversation of session ``session_id`` (NotFound if there is none)."""
         session = self.session_record(session_id)
@@ -215,7 +215,7 @@ def _loads(text: str | None) -> Any:
         return text
 
 
-def _message_entry(row: sqlite3.Row) -> TranscriptEntry:
+def _message_entry(row: Row) -> TranscriptEntry:
     return TranscriptEntry(
         origin="message",
         id=row["id"],
@@ -248,7 +248,7 @@ def _as_text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _capture_entries(rows: list[sqlite3.Row]) -> list[TranscriptEntry]:
+def _capture_entries(rows: list[Row]) -> list[TranscriptEntry]:
     """Hook deliveries read as transcript entries (several may come from one delivery)."""
     entries: list[TranscriptEntry] = []
     used: set[str] = set()
@@ -294,7 +294,7 @@ def _capture_entries(rows: list[sqlite3.Row]) -> list[TranscriptEntry]:
 
 
 def _capture_entry(
-    row: sqlite3.Row, payload: Any, role: str, kind: str, text: Any, **extra: Any
+    row: Row, payload: Any, role: str, kind: str, text: Any, **extra: Any
 ) -> TranscriptEntry:
     return TranscriptEntry(
         origin="capture",
@@ -311,7 +311,7 @@ def _capture_entry(
     )
 
 
-def _event_text(row: sqlite3.Row, data: dict[str, Any]) -> str:
+def _event_text(row: Row, data: dict[str, Any]) -> str:
     event = row["event"]
     detail = {
         "session_start": data.get("source"),

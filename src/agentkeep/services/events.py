@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from agentkeep._core import Json, StoreBase, Tx, limit_clause
+from agentkeep._core import Json, Tx, limit_clause
 from agentkeep.backends.sqlite.connection import connect
 from agentkeep.errors import Conflict, InvalidInput, NotFound
 from agentkeep.models import Event, Written
-from agentkeep.tasks import check_parent
+from agentkeep.services.base import Service
+from agentkeep.services.tasks import check_parent
 
 # Entities whose change events carry {field: [old, new]} and can be undone:
 # entity -> (table, event kinds, the only columns undo may write).
@@ -46,7 +47,7 @@ RESERVED_PREFIXES = tuple(
 _JSON_COLUMNS = {"labels", "settings", "data"}
 
 
-class EventOps(StoreBase):
+class EventService(Service):
     def record_event(
         self,
         kind: str,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from agentkeep._core import Json, StoreBase, Tx, check_identifier, limit_clause
+from agentkeep._core import Json, Tx, check_identifier, limit_clause
 from agentkeep.backends.sqlite.connection import translate_os_error
 from agentkeep.errors import AgentkeepError, InvalidInput, NotFound, StorageError
 from agentkeep.failpoints import failpoint
@@ -46,6 +46,7 @@ from agentkeep.files import (
     zstd,
 )
 from agentkeep.models import Artifact, Record, Written
+from agentkeep.services.base import Service
 
 KINDS = ("diff", "log", "file", "bundle", "payload")
 OBJECTS_DIR = Path("objects") / "sha256"
@@ -303,7 +304,7 @@ def git_diff(rev: str, cwd: Path) -> bytes:
     return b"".join(parts)
 
 
-class ArtifactOps(StoreBase):
+class ArtifactService(Service):
     def add_artifact(
         self,
         source: bytes | str | Path | BinaryIO,
@@ -332,8 +333,8 @@ class ArtifactOps(StoreBase):
             name = source.name
         check_identifier("the idempotency key", idempotency_key)
         self._require(session_id=session_id, task_id=task_id, agent_id=agent_id)
-        if self._refusal is not None:
-            raise self._refusal
+        if self._store._refusal is not None:
+            raise self._store._refusal
         staged = stage_object(self.store_dir, _chunks_of(source))
         try:
             with self.transaction() as tx:

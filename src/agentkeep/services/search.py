@@ -48,14 +48,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from agentkeep._core import StoreBase
 from agentkeep.errors import AgentkeepError, InvalidInput
 from agentkeep.models import Record, Stream
+from agentkeep.services.base import Service
 
 if TYPE_CHECKING:
-    from agentkeep.store import Store
+    pass
 
 KINDS = ("message", "note", "task", "capture", "artifact", "output")
 OUTPUT_SCAN_BYTES = 2 << 20  # `output` scans the last 2 MiB of run output, newest first
@@ -237,7 +237,7 @@ def _remember(key: tuple[str, int, str, int], value: tuple[int, str, str, int]) 
             total -= len(entry[1])
 
 
-class OutputSearch(StoreBase):
+class OutputSearch(Service):
     def _output_hits(
         self,
         query: str,
@@ -329,7 +329,7 @@ class OutputSearch(StoreBase):
         if since is not None:
             where.append("updated_at >= ?")
             params.append(since)
-        store = cast("Store", self)
+        store = self._store
         budget = OUTPUT_SCAN_BYTES
         scanned: list[_Scanned] = []
         rows = self._conn.execute(
@@ -355,7 +355,7 @@ class OutputSearch(StoreBase):
                         cut = data.find(b"\n") + 1
                         data, start = data[cut:], start + cut
                     # Only the oldest stream of the window is cut: one lookup per search.
-                    first = store._line_at(stream.id, start, reader) + 1 if start else 1
+                    first = store.streams._line_at(stream.id, start, reader) + 1 if start else 1
                 finally:
                     reader.close()
                 text = data.decode("utf-8", "replace")
@@ -369,7 +369,7 @@ class OutputSearch(StoreBase):
         return scanned
 
 
-class SearchOps(OutputSearch):
+class SearchService(OutputSearch):
     def search(
         self,
         query: str,

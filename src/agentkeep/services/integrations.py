@@ -11,14 +11,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from agentkeep._core import Json, StoreBase, check_identifier, diff
+from agentkeep._core import Json, check_identifier, diff
 from agentkeep.errors import InvalidInput
 from agentkeep.models import Integration, Written
+from agentkeep.services.base import Service
 
 CREDENTIAL_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|keyring:[\w.@-]+(/[\w.@-]+)?)$")
 
 
-class IntegrationOps(StoreBase):
+class IntegrationService(Service):
     def set_integration(
         self,
         name: str,

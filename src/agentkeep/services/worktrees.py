@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agentkeep._core import StoreBase, Tx, check_identifier, diff, limit_clause
+from agentkeep._core import Tx, check_identifier, diff, limit_clause
 from agentkeep.errors import Conflict, InvalidInput, StorageError
 from agentkeep.models import Worktree, Written
 from agentkeep.paths import git, relative_to_root
+from agentkeep.services.base import Service
 from agentkeep.timeutil import iso_utc, utc_now
 
 
@@ -61,7 +62,7 @@ def check_worktree(path: Path) -> WorktreeCheck:
 MAX_LEASE_SECONDS = 366 * 24 * 3600
 
 
-class WorktreeOps(StoreBase):
+class WorktreeService(Service):
     def add_worktree(
         self, path: str | Path, *, branch: str | None = None, base_commit: str | None = None
     ) -> Written[Worktree]:
