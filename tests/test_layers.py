@@ -209,7 +209,11 @@ LAYER_RULES = [
         ("agentkeep.services", "agentkeep.store", "agentkeep.cli", "agentkeep.ops"),
         "a backend depends on nothing above it",
     ),
-    ("services/", ("agentkeep.cli",), "services are below every adapter"),
+    (
+        "services/",
+        ("agentkeep.cli", "agentkeep.backends.sqlite", "sqlite3"),
+        "services are below every adapter and reach the backend through backends/base.py",
+    ),
     ("cli/", ("agentkeep.backends", "sqlite3"), "the CLI is a shell over the store's API"),
 ]
 
@@ -231,7 +235,11 @@ def test_layer_imports(under: str, forbidden: tuple[str, ...], why: str) -> None
         for name in _imports(tree)
         if any(name == f or name.startswith(f + ".") for f in forbidden)
     ]
-    assert not bad, f"{why}: {bad}"
+    assert set(bad) <= LAYER_PENDING, f"{why}: {sorted(set(bad) - LAYER_PENDING)}"
+
+
+# Issue 10 in progress: imports still to go. Must be empty at the end.
+LAYER_PENDING = {"services/events.py imports agentkeep.backends.sqlite.connection"}
 
 
 def test_no_private_store_attributes_outside_the_store() -> None:

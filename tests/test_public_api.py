@@ -14,6 +14,7 @@ from pathlib import Path
 
 import agentkeep
 from agentkeep import errors
+from agentkeep.services.base import Service
 
 # The whole public surface. Changing it is a deliberate act: edit this list in the same
 # commit, and the changelog/docs with it.
@@ -129,11 +130,13 @@ def _signature(value: object) -> str:
     return re.sub(r"<function [\w.<>]+ at 0x[0-9a-f]+>", "<function>", text)
 
 
-def _members(label: str, cls: type) -> list[str]:
+def _members(label: str, cls: type, *, skip: type | None = None) -> list[str]:
     out = []
     for attr in sorted(dir(cls)):
         if attr.startswith("_") and attr not in ("__enter__", "__exit__", "__init__"):
             continue
+        if skip is not None and hasattr(skip, attr):
+            continue  # the plumbing every service shares, not a noun's operation
         member = inspect.getattr_static(cls, attr)
         if isinstance(member, property):
             out.append(f"{label}.{attr}: property")
@@ -163,7 +166,7 @@ def surface(store_root: Path) -> list[str]:
                 "agentkeep.services."
             ):
                 out.append(f"store.{attr}: {type(service).__name__}")
-                out.extend(_members(f"store.{attr}", type(service)))
+                out.extend(_members(f"store.{attr}", type(service), skip=Service))
     return out
 
 

@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentkeep.backends.base import Cursor, Row
+from agentkeep.backends.base import Backend, Cursor, Row
+from agentkeep.backends.sqlite import BACKEND as SQLITE
 from agentkeep.backends.sqlite.connection import Connection, write_transaction
 from agentkeep.boundary import REFUSE, Boundary
 from agentkeep.config import Config
@@ -217,6 +218,7 @@ class StoreBase:
     ) -> None:
         conn.name_columns()
         self._conn = conn
+        self.backend: Backend = SQLITE
         self.store_dir = store_dir
         self.root = store_dir.parent
         self.config = config

@@ -74,21 +74,18 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from agentkeep._core import Json, Tx
 from agentkeep._version import __version__
-from agentkeep.backends.sqlite.connection import (
-    backup_to,
-    fsync_path,
-    translate_error,
-    translate_os_error,
-)
+from agentkeep.backends.sqlite.connection import backup_to, translate_error
 from agentkeep.boundary import may_contain_secret, redact_json_text, redact_text
 from agentkeep.errors import Conflict, Corrupt, InvalidInput, NotFound, SchemaTooNew
 from agentkeep.files import (
+    fsync_path,
     maintenance_lock,
     make_dirs,
     open_file,
     remove_quietly,
     staged_file,
     temp_path,
+    translate_os_error,
     write_chunks,
     zstd,
 )

@@ -30,7 +30,7 @@ import errno
 import os
 import stat
 
-from agentkeep.errors import StorageError
+from agentkeep.errors import AgentkeepError, StorageError, StorageFull
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - typing and pathlib cost the hook milliseconds
@@ -58,15 +58,23 @@ def failpoint(name: str) -> None:
 
 
 def fsync_path(path: Path | str, *, directory: bool = False) -> None:
-    from agentkeep.backends.sqlite.connection import fsync_path as sync
+    """fsync a file (or a directory, to make a rename or create in it durable)."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if directory else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
-    sync(path, directory=directory)  # type: ignore[arg-type]
 
-
-def translate_os_error(exc: OSError, what: str) -> Exception:
-    from agentkeep.backends.sqlite.connection import translate_os_error as translate
-
-    return translate(exc, what)
+def translate_os_error(exc: OSError, what: str) -> AgentkeepError:
+    """Map an OSError from agentkeep's own file handling to the error tree."""
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return StorageFull(
+            f"no space left while writing {what} ({os.strerror(exc.errno or 0)})",
+            hint="free disk space, then retry",
+        )
+    return StorageError(f"could not write {what}: {exc.strerror or exc}")
 
 
 # -- links and permissions -------------------------------------------------------------------

@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentkeep.backends.sqlite.connection import fsync_path, translate_error, translate_os_error
+from agentkeep.backends.sqlite.connection import translate_error
 from agentkeep.config import RETENTION_KINDS, Config
 from agentkeep.errors import AgentkeepError, Conflict, InvalidInput, NotFound
 from agentkeep.failpoints import failpoint
@@ -51,9 +51,11 @@ from agentkeep.files import (
     PRIVATE_FILE,
     ensure_reserve,
     file_size,
+    fsync_path,
     maintenance_lock,
     make_dirs,
     release_reserve,
+    translate_os_error,
     write_new_file,
 )
 from agentkeep.models import Outcome, Record

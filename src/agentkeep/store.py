@@ -407,7 +407,7 @@ def accept_database(path: str | Path | None = None) -> AcceptResult:
         finally:
             conn.unlock_writers()
     except OSError as exc:
-        from agentkeep.backends.sqlite.connection import translate_os_error
+        from agentkeep.files import translate_os_error
 
         raise translate_os_error(exc, str(store_dir / MARK_NAME)) from exc
     finally:

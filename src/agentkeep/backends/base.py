@@ -7,6 +7,8 @@ the same protocols and must pass ``tests/contract/``.
 
 * :class:`Connection` — statements, and the writer discipline: one writer at a time, queued
   fairly (:meth:`Connection.lock_writers`), inside explicit write transactions.
+* :class:`Backend` — one kind of database and its capabilities; the store holds one
+  (``store.backend``), and services reach it as ``self.backend``.
 * :class:`Dialect` — the few SQL fragments that are spelled differently (scalar
   greatest/least, null-safe equality, JSON access) and inserting a row for its new id.
 """
@@ -69,6 +71,17 @@ class Dialect(Protocol):
     def json_array_has(self, expr: str, value: str) -> str:
         """True when the JSON array in ``expr`` holds the text ``value`` (a parameter)."""
         ...
+
+
+class Backend(Protocol):
+    """One kind of database: what the store composes its services on. Capabilities that
+    are not statements on a connection (full-text search, following new events,
+    maintenance, the hook's fast path) are reached from here."""
+
+    name: str
+
+    @property
+    def dialect(self) -> Dialect: ...
 
 
 class Connection(Protocol):

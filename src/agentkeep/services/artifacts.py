@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from agentkeep._core import Json, Tx, check_identifier, limit_clause
-from agentkeep.backends.sqlite.connection import translate_os_error
 from agentkeep.errors import AgentkeepError, InvalidInput, NotFound, StorageError
 from agentkeep.failpoints import failpoint
 from agentkeep.files import (
@@ -42,6 +41,7 @@ from agentkeep.files import (
     publish,
     remove_quietly,
     temp_path,
+    translate_os_error,
     write_chunks,
     zstd,
 )

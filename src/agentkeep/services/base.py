@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentkeep.backends.base import Connection, Row
+from agentkeep.backends.base import Backend, Connection, Row
 from agentkeep.config import Config
 
 if TYPE_CHECKING:
@@ -27,6 +27,10 @@ class Service:
     @property
     def _conn(self) -> Connection:
         return self._store._conn
+
+    @property
+    def backend(self) -> Backend:
+        return self._store.backend
 
     @property
     def config(self) -> Config:

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentkeep.backends.sqlite.connection import translate_os_error
 from agentkeep.errors import AgentkeepError, Conflict, Corrupt, InvalidInput, RedactionFailed
 from agentkeep.failpoints import failpoint
 from agentkeep.files import (
@@ -48,6 +47,7 @@ from agentkeep.files import (
     open_file,
     remove_quietly,
     staged_file,
+    translate_os_error,
     write_chunks,
     zstd,
 )

@@ -41,7 +41,6 @@ start of each write transaction and advances it after each commit.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import random
@@ -62,6 +61,7 @@ from agentkeep.errors import (
     StorageFull,
     UsedAcrossFork,
 )
+from agentkeep.files import fsync_path, translate_os_error
 from agentkeep.highwater import CommitGuard
 
 SYNCHRONOUS_LEVELS = {"FULL": 2, "NORMAL": 1}
@@ -505,26 +505,6 @@ def translate_error(exc: sqlite3.Error, path: Path) -> AgentkeepError:
     if name == "SQLITE_CANTOPEN":
         return StorageError(f"cannot open {path} ({exc})", hint="check the path and permissions")
     return StorageError(f"database error on {where}: {name or type(exc).__name__}: {exc}")
-
-
-def translate_os_error(exc: OSError, what: str) -> AgentkeepError:
-    """Map an OSError from agentkeep's own file handling to the error tree."""
-    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-        return StorageFull(
-            f"no space left while writing {what} ({os.strerror(exc.errno or 0)})",
-            hint="free disk space, then retry",
-        )
-    return StorageError(f"could not write {what}: {exc.strerror or exc}")
-
-
-def fsync_path(path: Path, *, directory: bool = False) -> None:
-    """fsync a file (or a directory, to make a rename or create in it durable)."""
-    flags = os.O_RDONLY | (os.O_DIRECTORY if directory else 0)
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def backup_to(conn: Connection, dest: Path) -> None:
