@@ -71,7 +71,7 @@ def check_identifier(what: str, value: str | None) -> str | None:
     return Boundary(REFUSE).ident(what, value)
 
 
-# WITHOUT ROWID tables have no lastrowid to name in the redaction audit.
+# Tables keyed by something other than an integer id: the redaction audit names no row.
 _WITHOUT_ROWID = frozenset({"idempotency_keys", "task_deps", "meta"})
 
 
@@ -121,8 +121,7 @@ class Tx:
                 f"INSERT INTO {table} ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' for _ in columns)})"
             )
-        row_id = self.conn.execute(sql, params).lastrowid
-        assert row_id is not None
+        row_id = self.conn.insert(sql, params)
         self.record_redactions(table, None if table in _WITHOUT_ROWID else row_id)
         return row_id
 

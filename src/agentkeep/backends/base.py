@@ -65,7 +65,12 @@ class Dialect(Protocol):
         ...
 
     def json_get(self, expr: str, key: str) -> str:
-        """The value of the top-level ``key`` of the JSON object in ``expr``."""
+        """The value at ``key`` (dotted for nested objects: ``input.command``) of the JSON
+        object in ``expr``, as SQL text or number."""
+        ...
+
+    def is_json(self, expr: str) -> str:
+        """True when the text in ``expr`` is well-formed JSON."""
         ...
 
     def json_array_has(self, expr: str, value: str) -> str:

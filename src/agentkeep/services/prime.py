@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentkeep.backends.base import Dialect
 from agentkeep.errors import AgentkeepError, StoreNotFound
 from agentkeep.models import Record
 from agentkeep.services.base import Service
@@ -134,7 +135,8 @@ class PrimeService(Service):
     def _tool_failures(self, since: str) -> list[dict[str, Any]]:
         try:
             rows = self._rows(
-                f"SELECT * FROM ({TOOL_FAILURES_SQL}) ORDER BY at DESC, id DESC LIMIT ?",
+                f"SELECT * FROM ({tool_failures_sql(self.backend.dialect)})"
+                " ORDER BY at DESC, id DESC LIMIT ?",
                 (since, since, SHOWN["failures"]),
             )
         except AgentkeepError:  # a store not yet migrated to schema 3 has no captures
@@ -142,29 +144,34 @@ class PrimeService(Service):
         return [dict(row) for row in rows]
 
     def _tool_failure_count(self, since: str) -> int:
-        return self._count(f"SELECT count(*) FROM ({TOOL_FAILURES_SQL})", (since, since))
+        sql = f"SELECT count(*) FROM ({tool_failures_sql(self.backend.dialect)})"
+        return self._count(sql, (since, since))
 
 
 # One definition of a failed tool call, the one ``sessions.failures`` (and so ``stats``)
 # counts: a tool result marked as an error in an imported transcript, or a hook's
 # tool_fail delivery — the same call seen both ways (same tool_use_id) counted once.
-TOOL_FAILURES_SQL = (
-    "SELECT 'message' AS origin, m.id, m.at, s.source, m.session_id,"
-    " coalesce(m.tool_name, (SELECT u.tool_name FROM messages u WHERE u.tool_use_id ="
-    " m.tool_use_id AND u.kind = 'tool_use' LIMIT 1)) AS tool_name, NULL AS exit_code,"
-    " NULL AS duration_ms, substr(m.text, 1, 500) AS error,"
-    " (SELECT json_extract(u.raw, '$.input.command') FROM messages u WHERE u.tool_use_id ="
-    " m.tool_use_id AND u.kind = 'tool_use' AND json_valid(u.raw) LIMIT 1) AS command"
-    " FROM messages m JOIN sessions s ON s.id = m.session_id"
-    " WHERE m.kind = 'tool_result' AND m.is_error AND m.at >= ?"
-    " UNION ALL"
-    " SELECT 'capture', c.id, c.at, c.source, c.session_id, c.tool_name, c.exit_code,"
-    " c.duration_ms, json_extract(c.payload, '$.error'),"
-    " json_extract(c.payload, '$.tool_input.command')"
-    " FROM captures c WHERE c.event = 'tool_fail' AND c.at >= ?"
-    " AND NOT (c.tool_use_id IS NOT NULL AND EXISTS (SELECT 1 FROM messages m"
-    " WHERE m.tool_use_id = c.tool_use_id AND m.kind = 'tool_result' AND m.is_error))"
-)
+def tool_failures_sql(dialect: Dialect) -> str:
+    return (
+        "SELECT 'message' AS origin, m.id, m.at, s.source, m.session_id,"
+        " coalesce(m.tool_name, (SELECT u.tool_name FROM messages u WHERE u.tool_use_id ="
+        " m.tool_use_id AND u.kind = 'tool_use' LIMIT 1)) AS tool_name, NULL AS exit_code,"
+        " NULL AS duration_ms, substr(m.text, 1, 500) AS error,"
+        f" (SELECT {dialect.json_get('u.raw', 'input.command')} FROM messages u"
+        " WHERE u.tool_use_id = m.tool_use_id AND u.kind = 'tool_use'"
+        f" AND {dialect.is_json('u.raw')} LIMIT 1) AS command"
+        " FROM messages m JOIN sessions s ON s.id = m.session_id"
+        " WHERE m.kind = 'tool_result' AND m.is_error AND m.at >= ?"
+        " UNION ALL"
+        " SELECT 'capture', c.id, c.at, c.source, c.session_id, c.tool_name, c.exit_code,"
+        f" c.duration_ms, {dialect.json_get('c.payload', 'error')},"
+        f" {dialect.json_get('c.payload', 'tool_input.command')}"
+        " FROM captures c WHERE c.event = 'tool_fail' AND c.at >= ?"
+        " AND NOT (c.tool_use_id IS NOT NULL AND EXISTS (SELECT 1 FROM messages m"
+        " WHERE m.tool_use_id = c.tool_use_id AND m.kind = 'tool_result' AND m.is_error))"
+    )
+
+
 _NOTES_COUNT = "SELECT count(*) FROM notes WHERE kind = ?"
 _FAILED_COUNT = (
     "SELECT count(*) FROM sessions WHERE status IN ('failed', 'interrupted')"

@@ -415,7 +415,8 @@ class StreamService(Service):
                 (length, lines, tx.now, stream_id, length),
             )
             tx.execute(
-                "INSERT OR IGNORE INTO stream_index (stream_id, offset, line) VALUES (?, ?, ?)",
+                "INSERT INTO stream_index (stream_id, offset, line) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (stream_id, length, lines),
             )
 
@@ -802,7 +803,7 @@ def _record_marks(tx: Any, stream_id: int, marks: Sequence[tuple[int, int]]) -> 
     if marks:
         tx.conn.executemany(
             "INSERT INTO stream_marks (stream_id, offset, t) VALUES (?, ?, ?)"
-            " ON CONFLICT DO UPDATE SET t = max(t, excluded.t)",
+            f" ON CONFLICT DO UPDATE SET t = {tx.conn.dialect.greatest('t', 'excluded.t')}",
             [(stream_id, offset, moment) for offset, moment in marks],
         )
 

@@ -48,7 +48,7 @@ def check_labels(labels: Iterable[str]) -> list[str]:
     for label in labels:
         if not isinstance(label, str) or not label.strip():
             raise InvalidInput(f"labels must be non-empty text, not {label!r}")
-        if "\x00" in label:  # a JSON escape, but json_each() hands it to SQL as a raw NUL
+        if "\x00" in label:  # a JSON escape, but the label filter hands it to SQL as a raw NUL
             raise InvalidInput("a label contains a NUL byte, which agentkeep does not store")
         if label not in out:
             out.append(label)
@@ -134,7 +134,7 @@ class TaskService(Service):
             where.append("assignee = ?")
             params.append(assignee)
         if label is not None:
-            where.append("EXISTS (SELECT 1 FROM json_each(tasks.labels) WHERE value = ?)")
+            where.append(self.backend.dialect.json_array_has("tasks.labels", "?"))
             params.append(label)
         sql = "SELECT * FROM tasks"
         if where:
