@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 import agentkeep
 from agentkeep import redact
-from agentkeep.migrations import MIGRATIONS, split_statements
+from agentkeep.backends.sqlite.migrate import split_statements
+from agentkeep.migrations import MIGRATIONS
 
 PAYLOAD = {
     "tool": "Bash",
@@ -59,7 +60,7 @@ def raw_connection(path: Path) -> sqlite3.Connection:
     for pragma in ("synchronous=FULL", "busy_timeout=5000", "foreign_keys=ON"):
         conn.execute(f"PRAGMA {pragma}")
     for migration in MIGRATIONS:
-        for statement in split_statements(migration.sql):
+        for statement in split_statements(migration.sql_for("sqlite")):
             conn.execute(statement)
     return conn
 

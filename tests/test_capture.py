@@ -209,13 +209,13 @@ def test_v2_store_gains_search_over_existing_notes_and_tasks(tmp_path: Path) -> 
     db = tmp_path / "v2.db"
     conn = sqlite3.connect(db, isolation_level=None)
     for migration in migrations.MIGRATIONS[:2]:
-        conn.executescript(migration.sql)
+        conn.executescript(migration.sql_for("sqlite"))
     conn.execute(
         "INSERT INTO tasks (title, body, created_at, updated_at) VALUES"
         " ('Fix the uploader', 'retries', 't', 't')"
     )
     conn.execute("INSERT INTO notes (kind, body, created_at) VALUES ('handoff', 'flaky e2e', 't')")
-    conn.executescript(migrations.MIGRATIONS[2].sql)
+    conn.executescript(migrations.MIGRATIONS[2].sql_for("sqlite"))
     assert conn.execute(
         "SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH 'upload*'"
     ).fetchall() == [(1,)]

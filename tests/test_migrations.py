@@ -31,7 +31,8 @@ import pytest
 
 import agentkeep
 from agentkeep import SchemaTooNew
-from agentkeep.migrations import MIGRATIONS, SCHEMA_VERSION, split_statements
+from agentkeep.backends.sqlite.migrate import split_statements
+from agentkeep.migrations import MIGRATIONS, SCHEMA_VERSION
 
 from conftest import run_agentkeep
 
@@ -78,7 +79,7 @@ import agentkeep.migrations as migrations
 import agentkeep.store as store_module
 from agentkeep.migrations import Migration
 
-NEW = (*migrations.MIGRATIONS, Migration(NEXT, "tasks_estimate_rebuild", REBUILD_SQL))
+NEW = (*migrations.MIGRATIONS, Migration(NEXT, "tasks_estimate_rebuild", {"sqlite": REBUILD_SQL}))
 for module in (migrations, store_module):
     module.MIGRATIONS = NEW
     module.SCHEMA_VERSION = NEXT
@@ -212,7 +213,7 @@ def fill_v1_store(root: Path) -> list[tuple[Any, ...]]:
 def test_fresh_store_schema_is_exactly_the_migrations(project: Path) -> None:
     expected = sqlite3.connect(":memory:")
     for migration in MIGRATIONS:
-        for statement in split_statements(migration.sql):
+        for statement in split_statements(migration.sql_for("sqlite")):
             expected.execute(statement)
     conn = connect_raw(db_path(project))
     try:
@@ -531,14 +532,14 @@ def test_rebuilding_a_referenced_table_needs_foreign_keys_off(project: Path) -> 
         store.add_note("fact", "about a", task_id=first.id)
     conn = connect(db_path(project))
     try:
-        plain = Migration(NEXT, "rebuild", REBUILD_SQL)
+        plain = Migration(NEXT, "rebuild", {"sqlite": REBUILD_SQL})
         with pytest.raises(StorageError, match="failed and was rolled back"):
             migrate(conn, backup_dir=None, app_version="test", migrations=(*MIGRATIONS, plain))
         state = read_state(conn)
         assert state is not None and state.schema_version == SCHEMA_VERSION
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
-        rebuild = Migration(NEXT, "rebuild", REBUILD_SQL, foreign_keys_off=True)
+        rebuild = Migration(NEXT, "rebuild", {"sqlite": REBUILD_SQL}, foreign_keys_off=True)
         applied = migrate(
             conn, backup_dir=None, app_version="test", migrations=(*MIGRATIONS, rebuild)
         )

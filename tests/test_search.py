@@ -450,7 +450,8 @@ def test_search_migration_indexes_what_older_schemas_stored(tmp_path: Any) -> No
     found after it, in FTS tables Datasette detects."""
 
     from agentkeep.backends.sqlite.connection import connect
-    from agentkeep.migrations import MIGRATIONS, migrate, split_statements
+    from agentkeep.backends.sqlite.migrate import split_statements
+    from agentkeep.migrations import MIGRATIONS, migrate
 
     conn = connect(tmp_path / "old.db")
     try:

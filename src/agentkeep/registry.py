@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentkeep._version import __version__
+from agentkeep.backends.sqlite import migrate as sqlite
 from agentkeep.backends.sqlite.connection import Connection, connect, write_transaction
 from agentkeep.files import PRIVATE_DIR, make_private
 from agentkeep.migrations import Migration, migrate
@@ -17,23 +18,8 @@ from agentkeep.models import Record
 from agentkeep.paths import DB_NAME, STORE_DIRNAME, global_db_path
 from agentkeep.timeutil import utc_now
 
-MIGRATIONS = (
-    Migration(
-        1,
-        "baseline",
-        """
--- Projects whose store this user has initialised or opened. root is absolute.
-CREATE TABLE projects (
-    root          TEXT PRIMARY KEY,
-    uid           TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    registered_at TEXT NOT NULL,
-    last_seen_at  TEXT NOT NULL
-);
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-""",
-    ),
-)
+# The registry's own schema (not a store's): backends/sqlite/schema/global/.
+MIGRATIONS = (Migration(1, "baseline", {"sqlite": sqlite.schema("global/0001_baseline.sql")}),)
 
 
 @dataclass(frozen=True)

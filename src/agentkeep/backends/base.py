@@ -11,11 +11,14 @@ the same protocols and must pass ``tests/contract/``.
   (``store.backend``), and services reach it as ``self.backend``.
 * :class:`Dialect` — the few SQL fragments that are spelled differently (scalar
   greatest/least, null-safe equality, JSON access) and inserting a row for its new id.
+* :class:`Migrator`, :class:`AfterCommit` — the backend's half of the migration engine
+  (:mod:`agentkeep.migrations`); each migration carries its SQL per dialect.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -113,3 +116,58 @@ class Connection(Protocol):
     def unlock_writers(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class Migrator(Protocol):
+    """What the migration engine (:mod:`agentkeep.migrations`) needs from a backend.
+
+    The engine is dialect-neutral: it picks the pending migrations, takes the writer lock,
+    the backup and one transaction per step, and records the step in ``meta``. Each
+    migration's SQL comes from its slot for :attr:`dialect`.
+    """
+
+    dialect: str
+
+    def table_exists(self, conn: Connection, name: str) -> bool: ...
+
+    def is_empty(self, conn: Connection) -> bool:
+        """True for a new database: no table, index, view or trigger at all."""
+        ...
+
+    def prepare(self, conn: Connection, *, new: bool) -> None:
+        """File-level settings before the first pending step (outside any transaction,
+        under the writer lock); ``new``: the database is empty."""
+        ...
+
+    def backup(self, conn: Connection, dest: Path) -> None:
+        """A consistent, durable copy of the database at ``dest`` (before migrating)."""
+        ...
+
+    def transaction(self, conn: Connection) -> AbstractContextManager[Connection]:
+        """One write transaction with the writer discipline; rolls back on an exception."""
+        ...
+
+    def statements(self, script: str) -> list[str]:
+        """A migration script split into statements, each run with ``conn.execute``."""
+        ...
+
+    def references_unchecked(self, conn: Connection) -> AbstractContextManager[None]:
+        """Entered outside the transaction of a step that rebuilds a referenced table:
+        references are not enforced while it runs (the step checks them before COMMIT)."""
+        ...
+
+    def dangling_references(self, conn: Connection) -> int:
+        """How many rows reference a missing row (inside the step's transaction)."""
+        ...
+
+
+class AfterCommit(Protocol):
+    """A migration's step that cannot run inside a transaction (SQLite's VACUUM). It runs
+    after the pending steps commit, under the writer lock, and on any later open that
+    finds it unfinished (a crash in between): it must be idempotent."""
+
+    def needed(self, conn: Connection) -> bool:
+        """Cheap: asked on every open of an up-to-date store."""
+        ...
+
+    def run(self, conn: Connection) -> None: ...
