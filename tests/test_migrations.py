@@ -7,6 +7,9 @@
 * Two processes opening an old store at once: exactly one migrates.
 * A file written by a newer agentkeep is refused (or opened read-only) without changing a
   byte; an additive newer schema is written normally and its unknown column survives.
+* The format: one SQL file per migration and dialect (package data, pinned once released),
+  a clear error for a missing dialect slot or file, a Python backfill inside the step's
+  transaction, migration 2's after-commit VACUUM finished on a later open.
 
 Migration 2 exists only in child processes (``CHILD`` below), which patch the registry the
 way a released migration 2 would extend it. They are real processes so that a failpoint's
@@ -550,3 +553,214 @@ def test_rebuilding_a_referenced_table_needs_foreign_keys_off(project: Path) -> 
         assert conn.execute("SELECT count(*) FROM task_deps").fetchone()[0] == 1
     finally:
         conn.close()
+
+
+# -- (e) the migration format: SQL files per dialect, a dialect-neutral engine ----------
+
+REPO = Path(__file__).resolve().parent.parent
+SCHEMA_DIR = REPO / "src" / "agentkeep" / "backends" / "sqlite" / "schema"
+
+# sha256 of each released migration's SQLite script. A released migration is never edited
+# (a store at that version already has what it made); a change is a new migration. Pin a
+# migration here when it is released. These were taken when the scripts moved out of
+# migrations.py, whose strings produced byte-for-byte the same sqlite_master.
+RELEASED = {
+    "0001_baseline.sql": "8ecefd2ae4dcbddc923ede3fee2369dae396a5f6b298c630d0153788d00311d3",
+    "0002_streams_and_artifacts.sql": (
+        "a9c800b04e5cca032f938044dfd7b2be41f983208d675889cd4bc907c2c5b966"
+    ),
+    "0003_capture.sql": "68823fdc150bbbcb3ff3f76f8deba2e2d96d09114e1bf4414a7a570ee3dd37a7",
+    "0004_import_truth.sql": "51b08ef2aa92776c4455ae7932f762dc4c0cdb28035de04372da56cd06de23f3",
+    "0005_search_everywhere.sql": (
+        "0f30760d671831ad5141172a463fe8c7bb625b89fe5bbb01bca6ce7678a6dc0a"
+    ),
+    "0006_sessions_by_agent.sql": (
+        "d296ede0b669d194828fc5377796571b6432c4a02b4e2ac36c77d35318724211"
+    ),
+    "global/0001_baseline.sql": "285c59b869f39129f0ad91a1fb54998dc17e36d5af67ed532f851cf9af571812",
+}
+
+
+def test_released_migrations_are_never_edited() -> None:
+    import hashlib
+
+    for name, digest in RELEASED.items():
+        text = (SCHEMA_DIR / name).read_bytes()
+        assert hashlib.sha256(text).hexdigest() == digest, (
+            f"{name} was released and must not change: add a new migration instead"
+        )
+
+
+def test_schema_files_are_the_registered_migrations_in_order() -> None:
+    """One file per migration, named <version:04d>_<name>.sql, versions 1..N without a gap;
+    SCHEMA_VERSION is the last one (and the hook's copy of it agrees)."""
+    from agentkeep import capture, registry
+    from agentkeep.backends.sqlite.migrate import SchemaFile
+
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    assert SCHEMA_VERSION == MIGRATIONS[-1].version == capture.SCHEMA_VERSION
+    expected = [f"{m.version:04d}_{m.name}.sql" for m in MIGRATIONS]
+    assert sorted(p.name for p in SCHEMA_DIR.glob("*.sql")) == expected
+    slots = [m.sql_by_dialect["sqlite"] for m in MIGRATIONS]
+    assert [s.name if isinstance(s, SchemaFile) else s for s in slots] == expected
+    global_files = [f"global/{p.name}" for p in sorted((SCHEMA_DIR / "global").glob("*.sql"))]
+    assert [m.sql_by_dialect["sqlite"].name for m in registry.MIGRATIONS] == global_files  # type: ignore[union-attr]
+    for migration in MIGRATIONS:
+        assert split_statements(migration.sql_for("sqlite")), migration.name
+
+
+def test_a_migration_without_sql_for_this_backend_changes_nothing(
+    project: Path, tmp_path: Path
+) -> None:
+    from agentkeep.backends.sqlite.connection import connect
+    from agentkeep.errors import StorageError
+    from agentkeep.migrations import Migration, migrate, read_state
+
+    elsewhere = Migration(NEXT, "elsewhere", {"postgresql": "ALTER TABLE tasks ADD x INTEGER"})
+    conn = connect(db_path(project))
+    try:
+        with pytest.raises(
+            StorageError, match=rf"migration {NEXT} \(elsewhere\) has no SQL for the sqlite backend"
+        ) as raised:
+            migrate(
+                conn,
+                backup_dir=tmp_path / "backups",
+                app_version="test",
+                migrations=(*MIGRATIONS, elsewhere),
+            )
+        assert raised.value.hint is not None and "postgresql" in raised.value.hint
+        state = read_state(conn)
+        assert state is not None and state.schema_version == SCHEMA_VERSION
+    finally:
+        conn.close()
+    assert not (tmp_path / "backups").exists()  # refused before the backup, too
+
+
+def test_a_backend_without_a_migrator_is_refused() -> None:
+    """The engine finds the backend's half by ``conn.dialect.name``: an unknown one is a
+    sentence, not a KeyError."""
+    from types import SimpleNamespace
+
+    from agentkeep.errors import StorageError
+    from agentkeep.migrations import read_state
+
+    elsewhere = SimpleNamespace(dialect=SimpleNamespace(name="postgresql"), path=Path("x"))
+    with pytest.raises(StorageError, match="cannot migrate a postgresql database"):
+        read_state(elsewhere)  # type: ignore[arg-type]
+
+
+def test_a_python_backfill_commits_with_its_migration_or_not_at_all(project: Path) -> None:
+    from agentkeep.backends.sqlite.connection import connect
+    from agentkeep.errors import InvalidInput, StorageError
+    from agentkeep.migrations import Migration, migrate, read_state
+
+    with agentkeep.open(project) as store:
+        for title in ("a", "bb", "ccc"):
+            store.add_task(title)
+
+    def fill(conn: Any) -> None:
+        rows = conn.execute("SELECT id, title FROM tasks").fetchall()
+        conn.executemany(
+            "UPDATE tasks SET estimate_minutes = ? WHERE id = ?",
+            [(10 * len(title), task_id) for task_id, title in rows],
+        )
+
+    def broken(conn: Any) -> None:
+        fill(conn)
+        raise InvalidInput("a row the backfill cannot convert")
+
+    add = {"sqlite": "ALTER TABLE tasks ADD COLUMN estimate_minutes INTEGER;"}
+    conn = connect(db_path(project))
+    try:
+        with pytest.raises(StorageError, match="rolled back: a row the backfill cannot convert"):
+            migrate(
+                conn,
+                backup_dir=None,
+                app_version="test",
+                migrations=(*MIGRATIONS, Migration(NEXT, "estimate", add, backfill=broken)),
+            )
+        state = read_state(conn)
+        assert state is not None and state.schema_version == SCHEMA_VERSION
+        assert "estimate_minutes" not in [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
+
+        applied = migrate(
+            conn,
+            backup_dir=None,
+            app_version="test",
+            migrations=(*MIGRATIONS, Migration(NEXT, "estimate", add, backfill=fill)),
+        )
+        assert [m.version for m in applied] == [NEXT]
+        rows = conn.execute("SELECT title, estimate_minutes FROM tasks ORDER BY id").fetchall()
+        assert [tuple(r) for r in rows] == [("a", 10), ("bb", 20), ("ccc", 30)]
+    finally:
+        conn.close()
+
+
+def test_incremental_auto_vacuum_left_unfinished_is_finished_on_next_open(project: Path) -> None:
+    """Migration 2's after-commit step (a VACUUM cannot run in a transaction): a store whose
+    steps committed but whose VACUUM never ran (a crash in between) gets it on next open."""
+    with agentkeep.open(project) as store:
+        store.add_task("before")
+    with closing(connect_raw(db_path(project))) as conn:
+        conn.execute("PRAGMA auto_vacuum=NONE")
+        conn.execute("VACUUM")
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+    with agentkeep.open(project) as store:
+        store.add_task("after")
+    with closing(connect_raw(db_path(project))) as conn:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert [r[0] for r in conn.execute("SELECT title FROM tasks")] == ["before", "after"]
+
+
+def test_a_missing_schema_file_is_a_clear_error() -> None:
+    from agentkeep.backends.sqlite.migrate import schema
+    from agentkeep.errors import StorageError
+
+    with pytest.raises(
+        StorageError, match=r"schema file 0099_nothing\.sql cannot be read"
+    ) as raised:
+        schema("0099_nothing.sql")()
+    assert raised.value.hint is not None and "reinstall" in raised.value.hint
+
+
+def test_a_store_works_from_an_installed_layout(tmp_path: Path) -> None:
+    """The schema files are package data: an installed-like tree holding only the modules
+    and what pyproject's package-data globs select (as setuptools builds a wheel from
+    them) creates and migrates a store and the per-user registry."""
+    import shutil
+    import tomllib
+
+    package = Path(agentkeep.__file__).resolve().parent
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "setuptools"
+    ]["package-data"]["agentkeep"]
+    site = tmp_path / "site"
+    selected = [p for p in package.rglob("*.py") if "__pycache__" not in p.parts]
+    selected += [p for pattern in globs for p in package.glob(pattern)]
+    for path in selected:
+        dest = site / "agentkeep" / path.relative_to(package)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+    assert len(list(site.rglob("*.sql"))) == len(list(SCHEMA_DIR.rglob("*.sql")))
+    script = (
+        "import sys, agentkeep\n"
+        "assert agentkeep.__file__.startswith(sys.argv[2]), agentkeep.__file__\n"
+        "agentkeep.init_store(sys.argv[1])\n"
+        "with agentkeep.open(sys.argv[1]) as store:\n"
+        "    store.add_task('installed')\n"
+        "    print(store.schema_status().db_schema_version)\n"
+        "from agentkeep.registry import list_projects\n"
+        "print(len(list_projects()))\n"
+    )
+    root = tmp_path / "proj"
+    root.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(root), str(site)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(site), "AGENTKEEP_HOME": str(tmp_path / "home")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(SCHEMA_VERSION), "1"]

@@ -14,9 +14,9 @@ table and column exists. ``docs/schema.md`` is generated from those files
 (finding the meta table, splitting a script, file-level settings, the backup, reference
 checks during a table rebuild) is the backend's :class:`~agentkeep.backends.base.Migrator`.
 
-The registry is append-only: a released migration is never edited (``tests/
-test_migrations.py`` pins the schema each released version produces). Adding one is one
-file plus one line: write ``backends/sqlite/schema/0007_<name>.sql`` and append
+The registry is append-only: a released migration is never edited (a test pins each
+released script's hash). Adding one is one file plus one line: write
+``backends/sqlite/schema/0007_<name>.sql`` and append
 ``Migration(7, "<name>", {"sqlite": sqlite.schema("0007_<name>.sql")})`` to
 :data:`MIGRATIONS` (docs/design.md, "Migrations").
 
