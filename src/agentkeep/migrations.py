@@ -32,12 +32,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agentkeep.backends.base import AfterCommit, Connection, Migrator
 from agentkeep.backends.sqlite import migrate as sqlite
 from agentkeep.errors import AgentkeepError, Busy, Corrupt, SchemaTooNew, StorageError
 from agentkeep.failpoints import failpoint
 from agentkeep.timeutil import file_stamp, utc_now
+
+if TYPE_CHECKING:
+    from agentkeep.backends.base import AfterCommit, Connection, Migrator
 
 # The backends that can run migrations, by dialect name (``conn.dialect.name``).
 MIGRATORS: Mapping[str, Migrator] = {sqlite.MIGRATOR.dialect: sqlite.MIGRATOR}
