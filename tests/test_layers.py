@@ -55,9 +55,6 @@ ALLOWED: dict[str, dict[str, str]] = {
         "import sqlite3": "reads OpenCode's own database, a foreign file, not the store",
         "PRAGMA": "opens that foreign database read-only (query_only)",
     },
-    "registry.py": {
-        "WITHOUT ROWID": "the per-user project registry is always a SQLite file (global.db)",
-    },
 }
 
 # Issue 10 in progress: the constructs still to move behind backends/base.py. Must be empty
@@ -70,13 +67,6 @@ PENDING: dict[str, set[str]] = {
     "hook.py": {"PRAGMA", "import sqlite3"},
     "importers/files.py": {"lastrowid"},
     "lifecycle.py": {"scalar min()/max()"},
-    "migrations.py": {
-        "PRAGMA",
-        "WITHOUT ROWID",
-        "import sqlite3",
-        "json_extract()",
-        "sqlite_master",
-    },
     "retention.py": {"PRAGMA", "dbstat", "executescript", "import sqlite3", "sqlite_master"},
     "services/events.py": {"PRAGMA", "data_version"},
     "services/search.py": {"FTS5 MATCH", "bm25()", "snippet()"},

@@ -34,16 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agentkeep.backends.sqlite import BACKEND as SQLITE
 from agentkeep.backends.sqlite import migrate as sqlite
 from agentkeep.errors import AgentkeepError, Busy, Corrupt, SchemaTooNew, StorageError
 from agentkeep.failpoints import failpoint
 from agentkeep.timeutil import file_stamp, utc_now
 
 if TYPE_CHECKING:
-    from agentkeep.backends.base import AfterCommit, Connection, Migrator
+    from agentkeep.backends.base import AfterCommit, Backend, Connection, Migrator
 
-# The backends that can run migrations, by dialect name (``conn.dialect.name``).
-MIGRATORS: Mapping[str, Migrator] = {sqlite.MIGRATOR.dialect: sqlite.MIGRATOR}
+# The backends whose databases this engine migrates, by dialect name (``conn.dialect.name``).
+BACKENDS: Mapping[str, Backend] = {SQLITE.name: SQLITE}
 
 
 @dataclass(frozen=True)
@@ -118,13 +119,13 @@ class SchemaState:
 
 def migrator_for(conn: Connection) -> Migrator:
     """The backend half of the engine for ``conn``'s dialect."""
-    migrator = MIGRATORS.get(conn.dialect.name)
-    if migrator is None:
+    backend = BACKENDS.get(conn.dialect.name)
+    if backend is None:
         raise StorageError(
             f"agentkeep cannot migrate a {conn.dialect.name} database",
-            hint=f"known backends: {', '.join(sorted(MIGRATORS))}",
+            hint=f"known backends: {', '.join(sorted(BACKENDS))}",
         )
-    return migrator
+    return backend.migrator
 
 
 def read_state(conn: Connection) -> SchemaState | None:

@@ -91,6 +91,11 @@ class Backend(Protocol):
     @property
     def dialect(self) -> Dialect: ...
 
+    @property
+    def migrator(self) -> Migrator:
+        """The backend's half of the migration engine (:mod:`agentkeep.migrations`)."""
+        ...
+
 
 class Connection(Protocol):
     """One connection to a store's database, with agentkeep's settings applied."""

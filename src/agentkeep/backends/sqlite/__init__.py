@@ -3,7 +3,12 @@ dialect (:mod:`.dialect`), and the capabilities in :class:`agentkeep.backends.ba
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agentkeep.backends.sqlite.dialect import DIALECT, SQLiteDialect
+
+if TYPE_CHECKING:
+    from agentkeep.backends.sqlite.migrate import SQLiteMigrator
 
 
 class SQLiteBackend:
@@ -12,6 +17,12 @@ class SQLiteBackend:
     @property
     def dialect(self) -> SQLiteDialect:
         return DIALECT
+
+    @property
+    def migrator(self) -> SQLiteMigrator:
+        from agentkeep.backends.sqlite.migrate import MIGRATOR  # not on the hook's path
+
+        return MIGRATOR
 
 
 BACKEND = SQLiteBackend()
