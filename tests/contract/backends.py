@@ -1,0 +1,133 @@
+"""Per-backend adapters: how the contract suite makes a store and, for the few things the
+public API must not offer, lays hands on the backend's storage.
+
+An adapter makes an empty store (``create``), names a place a restore can put a new one
+(``vacant``), writes schema versions a newer agentkeep would have written
+(``set_schema_versions``) and fingerprints the stored data so a test can prove a refused
+open changed nothing (``fingerprint``). Everything else the tests do goes through
+``agentkeep.open(handle.target)`` and the CLI (``agentkeep --store TARGET``), in this
+process or in children, so the same bodies run against every backend.
+
+A PostgreSQL adapter will add ``"postgres"`` to :data:`BACKENDS`: a database per store,
+``target`` its URL plus a directory for the store's files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import agentkeep
+
+from conftest import Cli, CliResult, git, run_agentkeep
+
+BACKENDS = ["sqlite"]
+
+
+@dataclass(frozen=True)
+class StoreHandle:
+    """One store of the backend under test, reachable from any process."""
+
+    backend: str
+    target: str  # what agentkeep.open(), `agentkeep --store` and the workers accept
+    root: Path  # a directory of this store's own: the project root, the CLI's cwd
+
+    def open(self, **options: Any) -> agentkeep.Store:
+        return agentkeep.open(self.target, **options)
+
+    def cli(self, *args: str, input: str | None = None) -> CliResult:
+        """``agentkeep --store TARGET ARGS`` in this process (fast)."""
+        return Cli()("--store", self.target, *args, input=input)
+
+    def cli_process(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """``agentkeep --store TARGET ARGS`` in a real child process."""
+        return run_agentkeep("--store", self.target, *args, cwd=self.root)
+
+
+class Adapter(Protocol):
+    name: str
+
+    def create(self, where: Path) -> StoreHandle:
+        """A new, empty, initialised store whose files live under ``where``."""
+        ...
+
+    def vacant(self, where: Path) -> StoreHandle:
+        """A handle where no store exists yet (a restore's target)."""
+        ...
+
+    def set_schema_versions(
+        self, handle: StoreHandle, *, schema: int, min_reader: int, min_writer: int
+    ) -> None:
+        """Record the versions a newer agentkeep would have (the store is closed)."""
+        ...
+
+    def fingerprint(self, handle: StoreHandle) -> str:
+        """A digest of everything the backend stores for ``handle`` (the store is closed)."""
+        ...
+
+
+class SqliteAdapter:
+    name = "sqlite"
+
+    def create(self, where: Path) -> StoreHandle:
+        where.mkdir(parents=True)
+        git(where, "init", "-q", "-b", "main")
+        agentkeep.init_store(where)
+        return StoreHandle(self.name, str(where), where)
+
+    def vacant(self, where: Path) -> StoreHandle:
+        where.mkdir(parents=True)
+        return StoreHandle(self.name, str(where), where)
+
+    def set_schema_versions(
+        self, handle: StoreHandle, *, schema: int, min_reader: int, min_writer: int
+    ) -> None:
+        conn = sqlite3.connect(_db_path(handle), isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "UPDATE meta SET value = ? WHERE key = ?",
+                [
+                    (str(schema), "schema_version"),
+                    (str(min_reader), "min_reader_version"),
+                    (str(min_writer), "min_writer_version"),
+                ],
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def fingerprint(self, handle: StoreHandle) -> str:
+        """sha256 of the database file and its WAL, read by another process (this one's
+        audit hook forbids opening live database files with Python file APIs)."""
+        db = _db_path(handle)
+        digests = []
+        for path in (db, db.with_name(db.name + "-wal")):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import hashlib, sys, os\n"
+                    "p = sys.argv[1]\n"
+                    "data = open(p, 'rb').read() if os.path.exists(p) else b''\n"
+                    "print(hashlib.sha256(data).hexdigest())",
+                    str(path),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            digests.append(done.stdout.strip())
+        return hashlib.sha256(" ".join(digests).encode()).hexdigest()
+
+
+def _db_path(handle: StoreHandle) -> Path:
+    return handle.root / ".agentkeep" / "state.db"
+
+
+ADAPTERS: dict[str, Adapter] = {"sqlite": SqliteAdapter()}
