@@ -14,7 +14,6 @@ A PostgreSQL adapter will add ``"postgres"`` to :data:`BACKENDS`: a database per
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import subprocess
 import sys
@@ -106,24 +105,24 @@ class SqliteAdapter:
         """sha256 of the database file and its WAL, read by another process (this one's
         audit hook forbids opening live database files with Python file APIs)."""
         db = _db_path(handle)
-        digests = []
-        for path in (db, db.with_name(db.name + "-wal")):
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    "import hashlib, sys, os\n"
-                    "p = sys.argv[1]\n"
-                    "data = open(p, 'rb').read() if os.path.exists(p) else b''\n"
-                    "print(hashlib.sha256(data).hexdigest())",
-                    str(path),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            digests.append(done.stdout.strip())
-        return hashlib.sha256(" ".join(digests).encode()).hexdigest()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import hashlib, os, sys\n"
+                "digest = hashlib.sha256()\n"
+                "for p in sys.argv[1:]:\n"
+                "    digest.update(open(p, 'rb').read() if os.path.exists(p) else b'')\n"
+                "    digest.update(b'|')\n"
+                "print(digest.hexdigest())",
+                str(db),
+                str(db.with_name(db.name + "-wal")),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
 
 
 def _db_path(handle: StoreHandle) -> Path:

@@ -17,7 +17,7 @@ from .backends import StoreHandle
 from .harness import WORKER, WRITER, Child, Children, children, poll, stop_when, wait_until
 
 STREAMERS = 3
-EVENTS_EACH = 40  # single-event commits per streaming writer
+EVENTS_EACH = 30  # single-event commits per streaming writer
 BATCHES = 8  # ... plus one writer committing BATCH events at a time
 BATCH = 5
 EXPECTED = STREAMERS * EVENTS_EACH + BATCHES * BATCH
@@ -97,9 +97,13 @@ def test_follow_sees_every_event_once_in_order_while_processes_write(
     with children(tmp_path / "logs") as kids:
         writers = start_writers(kids, handle)
 
+        final: list[int] = []
+
         def done() -> bool:
-            exited = all(c.proc.poll() is not None for c in writers)
-            return exited and len([e for e in seen if ours(e)]) >= EXPECTED
+            """Every writer exited and the follower reached the newest event then."""
+            if not final and all(c.proc.poll() is not None for c in writers):
+                final.append(store.last_seq())
+            return bool(final) and bool(seen) and seen[-1].seq >= final[0]
 
         stop = stop_when(done, "the follower to see every event")
         for event in store.follow(after=start, stop=stop, poll_interval=0.002):

@@ -12,9 +12,9 @@ from .backends import StoreHandle
 from .harness import WORKER, children, release, wait_until
 
 WRITERS = 4
-WRITES = 45  # per writer: 15 tasks, 15 notes, 15 events
+WRITES = 30  # per writer: 10 tasks, 10 notes, 10 events
 BATCH = 25
-KILL_ROUNDS = 4
+KILL_ROUNDS = 3
 
 
 def test_concurrent_writers_lose_no_acknowledged_write(handle: StoreHandle, tmp_path: Path) -> None:
