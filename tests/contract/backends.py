@@ -59,6 +59,11 @@ class Adapter(Protocol):
         """A handle where no store exists yet (a restore's target)."""
         ...
 
+    def create_at_version(self, where: Path, version: int, *, tasks: list[str]) -> StoreHandle:
+        """A store as an older agentkeep left it: the schema of migrations 1..``version``
+        only, holding ``tasks`` (with their creation events), never opened by this code."""
+        ...
+
     def set_schema_versions(
         self, handle: StoreHandle, *, schema: int, min_reader: int, min_writer: int
     ) -> None:
@@ -81,6 +86,35 @@ class SqliteAdapter:
 
     def vacant(self, where: Path) -> StoreHandle:
         where.mkdir(parents=True)
+        return StoreHandle(self.name, str(where), where)
+
+    def create_at_version(self, where: Path, version: int, *, tasks: list[str]) -> StoreHandle:
+        from agentkeep.backends.sqlite.connection import connect
+        from agentkeep.migrations import MIGRATIONS, migrate
+
+        where.mkdir(parents=True)
+        git(where, "init", "-q", "-b", "main")
+        store_dir = where / ".agentkeep"
+        store_dir.mkdir(mode=0o700)
+        conn = connect(store_dir / "state.db")
+        try:
+            older = [m for m in MIGRATIONS if m.version <= version]
+            migrate(conn, backup_dir=None, app_version="older", migrations=older)
+            at = "2026-01-01T00:00:00.000Z"
+            conn.execute("BEGIN IMMEDIATE")
+            for title in tasks:  # SQL the baseline schema (migration 1) already takes
+                task_id = conn.execute(
+                    "INSERT INTO tasks (title, created_at, updated_at) VALUES (?, ?, ?)",
+                    (title, at, at),
+                ).lastrowid
+                conn.execute(
+                    "INSERT INTO events (at, actor, entity, entity_id, kind, data)"
+                    " VALUES (?, 'older@test', 'task', ?, 'task.created', json_object('title', ?))",
+                    (at, task_id, title),
+                )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
         return StoreHandle(self.name, str(where), where)
 
     def set_schema_versions(

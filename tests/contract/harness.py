@@ -108,7 +108,7 @@ def wait_until(
                 )
         if time.monotonic() > deadline:
             pytest.fail(f"waited {CEILING:.0f}s for {what} of {[c.name for c in pending]}")
-        time.sleep(0.002)
+        time.sleep(0.005)
 
 
 def poll(condition: Callable[[], bool], what: str) -> None:
@@ -117,7 +117,7 @@ def poll(condition: Callable[[], bool], what: str) -> None:
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"waited {CEILING:.0f}s for {what}")
-        time.sleep(0.002)
+        time.sleep(0.005)
 
 
 def release(barrier: Path, name: str = "go") -> None:

@@ -1,18 +1,21 @@
 """Migrations and version refusal: a new store is at the code's schema version with
-nothing pending; a store a newer agentkeep wrote is refused (SchemaTooNew) when this code
-may not read it, opened read-only when it may read but not write it, and written normally
-when the newer schema says older writers are fine — and a refused store is never changed.
+nothing pending; an older store is migrated on open and keeps its rows; a store a newer
+agentkeep wrote is refused (SchemaTooNew) when this code may not read it, opened read-only
+when it may read but not write it, and written normally when the newer schema says older
+writers are fine — and a refused store is never changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import agentkeep
 from agentkeep import SchemaTooNew
+from agentkeep.migrations import SCHEMA_VERSION
 
 from .backends import Adapter, StoreHandle
 
@@ -33,13 +36,31 @@ def fill(handle: StoreHandle) -> int:
 
 def test_a_new_store_is_at_the_codes_schema_version(store: agentkeep.Store) -> None:
     status = store.schema_status()
-    assert status.db_schema_version == status.code_schema_version >= 1
+    assert status.code_schema_version == SCHEMA_VERSION  # the newest registered migration
+    assert status.db_schema_version == SCHEMA_VERSION
     assert status.pending == []
     assert status.writable is True
     assert status.min_reader_version <= status.code_schema_version
     assert status.min_writer_version <= status.code_schema_version
     assert store.status().db_schema_version == status.code_schema_version
     assert store.writable
+
+
+def test_an_older_store_is_migrated_on_open_and_keeps_its_rows(
+    backend: Adapter, tmp_path: Path
+) -> None:
+    titles = ["from the baseline", "ünïcødé ✓"]
+    old = backend.create_at_version(tmp_path / "old", 1, tasks=titles)
+    with old.open() as store:
+        status = store.schema_status()
+        assert (status.db_schema_version, status.pending) == (SCHEMA_VERSION, [])
+        assert [t.title for t in store.list_tasks()] == titles
+        assert [e.data["title"] for e in store.events(kind="task.created")] == titles
+        assert store.check().ok
+        store.add_task("written after the migration")  # the migrated store takes writes
+    with old.open() as store:  # a second open has nothing left to do
+        assert store.schema_status().pending == []
+        assert len(store.list_tasks()) == 3
 
 
 def test_a_store_too_new_to_read_is_refused_and_unchanged(
