@@ -2,9 +2,10 @@
 public API must not offer, lays hands on the backend's storage.
 
 An adapter makes an empty store (``create``), names a place a restore can put a new one
-(``vacant``), writes schema versions a newer agentkeep would have written
-(``set_schema_versions``) and fingerprints the stored data so a test can prove a refused
-open changed nothing (``fingerprint``). Everything else the tests do goes through
+(``vacant``), builds a store as an older agentkeep left it (``create_at_version``), writes
+schema versions a newer agentkeep would have written (``set_schema_versions``) and
+fingerprints the stored data so a test can prove a refused open changed nothing
+(``fingerprint``). Everything else the tests do goes through
 ``agentkeep.open(handle.target)`` and the CLI (``agentkeep --store TARGET``), in this
 process or in children, so the same bodies run against every backend.
 
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 
 import agentkeep
 
-from conftest import Cli, CliResult, git, run_agentkeep
+from conftest import Cli, CliResult, git
 
 BACKENDS = ["sqlite"]
 
@@ -42,10 +43,6 @@ class StoreHandle:
     def cli(self, *args: str, input: str | None = None) -> CliResult:
         """``agentkeep --store TARGET ARGS`` in this process (fast)."""
         return Cli()("--store", self.target, *args, input=input)
-
-    def cli_process(self, *args: str) -> subprocess.CompletedProcess[bytes]:
-        """``agentkeep --store TARGET ARGS`` in a real child process."""
-        return run_agentkeep("--store", self.target, *args, cwd=self.root)
 
 
 class Adapter(Protocol):

@@ -104,9 +104,9 @@ def test_gc_deletes_what_the_policy_says_and_returns_the_space(handle: StoreHand
         ]
 
     # No policy: gc deletes nothing.
-    dry = handle.cli("gc", "--apply", "--json")
-    assert dry.exit_code == 0, dry.stderr
-    assert dry.json()["plan"]["items"] == []
+    no_policy = handle.cli("gc", "--apply", "--json")
+    assert no_policy.exit_code == 0, no_policy.stderr
+    assert no_policy.json()["plan"]["items"] == []
     assert handle.cli("config", "set", "retention.payload.max_total_bytes", "1").exit_code == 0
 
     planned = handle.cli("gc", "--json")
