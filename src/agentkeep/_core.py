@@ -1,4 +1,4 @@
-"""The library's write transaction and the base every noun module builds on.
+"""The library's write transaction (:class:`Tx`) and the store's shared state (:class:`StoreBase`).
 
 Every value that reaches the database passes :meth:`Tx.bind`, inside the write
 transaction, which hands it to the one privacy boundary (:mod:`agentkeep.boundary`, in
@@ -204,7 +204,9 @@ class Tx:
 
 
 class StoreBase:
-    """State and plumbing shared by the noun mixins; see :class:`agentkeep.store.Store`."""
+    """The store's state (connection, backend, settings, actor) and the read plumbing
+    its services share (:class:`~agentkeep.services.base.Service`); see
+    :class:`agentkeep.store.Store`."""
 
     def __init__(
         self,
