@@ -236,6 +236,12 @@ class StoreBase:
     def db_path(self) -> Path:
         return self._conn.path
 
+    def check_writable(self) -> None:
+        """Raise why this store refuses writes (read-only, a newer schema, damage), if it
+        does: for work that must not start at all on such a store."""
+        if self._refusal is not None:
+            raise self._refusal
+
     def capture_writer(self, tx: Tx, *, policy: str | None = None) -> Any:
         """A :class:`agentkeep.capture.Writer` inside ``tx``: the one way captured agent
         data (hook deliveries, transcripts, import cursors) is written."""
@@ -253,8 +259,7 @@ class StoreBase:
     def transaction(self, *, actor: str | None = None) -> _Transaction:
         """A ``BEGIN IMMEDIATE`` write transaction yielding a :class:`Tx`; commits on
         success, rolls back on error."""
-        if self._refusal is not None:
-            raise self._refusal
+        self.check_writable()
         return _Transaction(
             self._conn, Tx(self._conn, actor=actor or self.actor, max_field_bytes=self._max_field)
         )

@@ -333,8 +333,7 @@ class ArtifactService(Service):
             name = source.name
         check_identifier("the idempotency key", idempotency_key)
         self._require(session_id=session_id, task_id=task_id, agent_id=agent_id)
-        if self._store._refusal is not None:
-            raise self._store._refusal
+        self._store.check_writable()
         staged = stage_object(self.store_dir, _chunks_of(source))
         try:
             with self.transaction() as tx:

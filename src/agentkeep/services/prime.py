@@ -93,16 +93,19 @@ class PrimeService(Service):
         store = self._store
         moment = now or datetime.now(UTC)
         since = iso_utc(moment - FAILURE_WINDOW)
-        handoffs = [n.to_dict() for n in store.list_notes(kind="handoff", limit=SHOWN["handoffs"])]
-        actions = [
-            n.to_dict() for n in store.list_notes(kind="next_action", limit=SHOWN["next_actions"])
+        handoffs = [
+            n.to_dict() for n in store.notes.list_notes(kind="handoff", limit=SHOWN["handoffs"])
         ]
-        ready = [t.to_dict() for t in store.ready_tasks(limit=SHOWN["ready"])]
+        actions = [
+            n.to_dict()
+            for n in store.notes.list_notes(kind="next_action", limit=SHOWN["next_actions"])
+        ]
+        ready = [t.to_dict() for t in store.tasks.ready_tasks(limit=SHOWN["ready"])]
         from agentkeep.services.tasks import READY_COUNT_SQL
 
         failed = self._failed_sessions(since)
         tools = self._tool_failures(since)
-        worktrees = [w.to_dict() for w in store.list_worktrees(limit=SHOWN["worktrees"])]
+        worktrees = [w.to_dict() for w in store.worktrees.list_worktrees(limit=SHOWN["worktrees"])]
         parts: dict[str, Any] = {
             "since": since,
             "handoffs": handoffs,
