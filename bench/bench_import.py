@@ -2,7 +2,8 @@
 
     python bench/bench_import.py [--mib 200] [--rounds 1] [--quick] [--profile]
 
-The input is generated at run time in Claude Code's JSONL format (peers.md §4.1): sessions
+The input is generated at run time in Claude Code's JSONL format (docs/design.md
+"Agent tools' formats"): sessions
 of user prompts, assistant responses split one block per line (thinking, text, tool_use)
 with usage, tool calls of Bash/Read/Edit/Grep with realistic inputs, and tool results of a
 few KB (shell output, source code with line numbers, Edit's ``toolUseResult`` with the

@@ -1,4 +1,5 @@
-"""Writers of agent-tool history files in their documented formats (peers.md §4.1, §4.2),
+"""Writers of agent-tool history files in their documented formats (docs/design.md "Agent
+tools' formats"),
 for the importer tests and the benchmark. Everything is generated here; nothing is copied
 from a real user's files.
 

@@ -1,9 +1,9 @@
 """Shared fixtures: a temporary git project with a store, a CLI runner, and a subprocess
 runner. Every test gets its own AGENTKEEP_HOME, so nothing touches the real user dirs.
 
-A session-wide audit hook enforces reliability.md R12: nothing in agentkeep opens, renames
-or removes a live database file (``state.db``, ``global.db`` and their ``-wal``/``-shm``)
-with Python file APIs — only SQLite may touch them.
+A session-wide audit hook enforces invariant 7 of docs/design.md: nothing in agentkeep
+opens, renames or removes a live database file (``state.db``, ``global.db`` and their
+``-wal``/``-shm``) with Python file APIs — only SQLite may touch them.
 """
 
 from __future__ import annotations

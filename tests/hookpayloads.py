@@ -1,6 +1,6 @@
 """Hook payloads of every event type of every source, written from the documented formats
-(integrations.md §2.2 Claude Code, §2.6 Codex hooks and ``notify``, §2.7 OpenCode through
-agentkeep's plugin shim) — never copied from real sessions.
+(docs/design.md "Agent tools' formats": Claude Code, Codex hooks and ``notify``, OpenCode
+through agentkeep's plugin shim) — never copied from real sessions.
 
 ``script(source, session, cwd)`` is one plausible session of a tool, in delivery order;
 ``recorded(n, cwd)`` is at least ``n`` deliveries over many sessions of every source. Each
@@ -56,7 +56,7 @@ def _id(prefix: str) -> str:
     return f"{prefix}{next(_serial):06d}"
 
 
-# -- Claude Code (§2.2) --------------------------------------------------------------------
+# -- Claude Code ---------------------------------------------------------------------------
 
 
 def claude_script(session: str, cwd: str, *, source: str = "claude") -> list[Delivery]:
@@ -299,7 +299,7 @@ def claude_script(session: str, cwd: str, *, source: str = "claude") -> list[Del
     return out
 
 
-# -- Codex notify (§2.6) -------------------------------------------------------------------
+# -- Codex notify --------------------------------------------------------------------------
 
 
 def codex_notify_script(
@@ -336,7 +336,7 @@ def codex_notify_script(
     return out
 
 
-# -- OpenCode through the plugin shim (§2.7) ------------------------------------------------
+# -- OpenCode through the plugin shim -------------------------------------------------------
 
 
 def opencode_script(session: str, cwd: str, *, parent: str | None = None) -> list[Delivery]:

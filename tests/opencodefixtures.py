@@ -1,5 +1,5 @@
 """OpenCode history fixtures, written by the tests in OpenCode's documented formats
-(peers.md §4.3; never copied user data):
+(docs/design.md "Agent tools' formats"; never copied user data):
 
 - :class:`OpenCodeDB` — ``opencode.db`` as OpenCode ≥ 1.2 keeps it: SQLite in WAL mode with
   drizzle's tables ``project``, ``session``, ``message`` and ``part`` (JSON ``data``

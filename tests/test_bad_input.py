@@ -1,4 +1,5 @@
-"""Hostile and malformed input (reliability.md R17, R18), through the library and the CLI.
+"""Hostile and malformed input, through the library and the CLI (docs/design.md "How the
+guarantees are tested").
 
 For every bad input: a clear one-sentence error (JSON on stderr under ``--json``, carrying
 ``code``), the documented exit code (3 invalid input, 4 not found, 5 conflict; 2 for what

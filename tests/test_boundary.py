@@ -1,4 +1,4 @@
-"""One privacy boundary (issue 9 §4, DESIGN.md principle 5).
+"""One privacy boundary (issue 9 §4, principle 5 of docs/design.md).
 
 The same hostile inputs — secrets generated at run time, NUL, lone surrogates, NaN and
 Infinity, oversize text, and a redactor that raises — go through every writer: the library

@@ -1,4 +1,4 @@
-"""Backup, restore, export and import (issue 3; reliability.md R15) on real stores, real
+"""Backup, restore, export and import (issue 3) on real stores, real
 files and a real writer process. No mocks."""
 
 from __future__ import annotations
@@ -318,7 +318,8 @@ def acks(log: Path) -> dict[int, int]:
 def test_backup_under_load_holds_every_earlier_ack(
     store: agentkeep.Store, project: Path, tmp_path: Path
 ) -> None:
-    """R15 for the whole store: database, streams and objects, while a writer commits."""
+    """Backup under load for the whole store: database, streams and objects, while a writer
+    commits."""
     populate(store)
     log, kind = tmp_path / "writer.out", "bundle.backup"
     child = start_writer(project, log, kind)

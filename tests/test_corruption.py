@@ -1,8 +1,8 @@
-"""Corruption never becomes silent loss (issue 9 §5, DESIGN.md principle 10, reliability.md
-R8/R9): every case is made with real files by another real process (tests/helpers/damage.py
-truncates, deletes, flips WAL bytes and smashes pages; tests/helpers/holder.py holds a store
-open), and the store must report it with the corruption exit code, refuse to write until
-the user decides, and never delete data on the word of a damaged database."""
+"""Corruption never becomes silent loss (issue 9 §5, principle 10 of docs/design.md): every
+case is made with real files by another real process (tests/helpers/damage.py truncates,
+deletes, flips WAL bytes and smashes pages; tests/helpers/holder.py holds a store open), and
+the store must report it with the corruption exit code, refuse to write until the user
+decides, and never delete data on the word of a damaged database."""
 
 from __future__ import annotations
 

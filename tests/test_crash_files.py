@@ -1,5 +1,5 @@
 """Crash consistency of the file protocols, and ``doctor --fix`` as the sweeper
-(reliability.md R3; issue 3 "What must be shown").
+(docs/design.md "How the guarantees are tested"; issue 3 "What must be shown").
 
 Children (``tests/helpers/artifact_writer.py``, ``tests/helpers/run_victim.py``) go
 through the library and are killed with SIGKILL: by a failpoint at a named step of the
@@ -214,7 +214,7 @@ def test_artifact_crash_matrix(project: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_repair_beside_a_live_writer_removes_nothing_of_it(project: Path, tmp_path: Path) -> None:
     """doctor --fix while artifacts are being added: the writer's temp files and freshly
-    published objects are never taken for a crash's leftovers (R5: cleanup concurrent
+    published objects are never taken for a crash's leftovers (cleanup concurrent
     with a live writer)."""
     out = tmp_path / "live.out"
     proc = start_writer(project, out, SEED, None)

@@ -1,4 +1,5 @@
-"""Disk full during an artifact write and during a recorded run (reliability.md R6).
+"""Disk full during an artifact write and during a recorded run (docs/design.md "How the
+guarantees are tested").
 
 As root, the store lives on a small tmpfs; a filler file written beforehand is deleted to
 give space back. Without root, the same failures come from ``RLIMIT_FSIZE`` in a

@@ -1,5 +1,5 @@
 """Durability, crash consistency, concurrency and fork safety against real SQLite files and
-real processes (reliability.md R1, R1b, R10, R11, R15, §2.7). No mocks.
+real processes (docs/design.md "How the guarantees are tested"). No mocks.
 
 Writers are ``tests/helpers/writer.py`` child processes that go through the library and
 print one JSON line per acknowledged write, only after the call returned. Their stdout goes
@@ -111,7 +111,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-# -- R1: SIGKILL loop ---------------------------------------------------------------------
+# -- kill loop ----------------------------------------------------------------------------
 
 CRASH_KILLS = 60  # at least this many SIGKILLs in total...
 CRASH_MID_STREAM = 25  # ...and at least this many after the writer's first ack
@@ -156,7 +156,7 @@ def committed_crash_writes(
 
 @pytest.mark.slow
 def test_sigkill_loop_loses_no_acknowledged_write(project: Path, tmp_path: Path) -> None:
-    """R1: SIGKILL the writer U(30, 300) ms after it starts (even rounds: after the process
+    """Kill loop: SIGKILL the writer U(30, 300) ms after it starts (even rounds: after the process
     started, which also hits open(); odd rounds: after it reported its resume point), at
     least CRASH_KILLS times and until CRASH_MID_STREAM kills landed after an ack."""
     rng = random.Random(SEED)
@@ -254,7 +254,7 @@ def test_sigkill_loop_loses_no_acknowledged_write(project: Path, tmp_path: Path)
     assert kills - killed_before_first_ack >= CRASH_MID_STREAM, "too few mid-stream kills"
 
 
-# -- R1b: idempotent retry of in-doubt writes ---------------------------------------------
+# -- idempotent retry of in-doubt writes ---------------------------------------------------
 
 IDEM_ROUNDS = 24
 
@@ -271,8 +271,9 @@ def committed_key(project: Path, key: str) -> int | None:
 def test_retry_after_crash_between_commit_and_ack_is_idempotent(
     project: Path, tmp_path: Path
 ) -> None:
-    """R1b: even rounds die right after a COMMIT returned (before the ack), odd rounds are
-    SIGKILLed at a random time; every next writer first re-sends the unacknowledged key."""
+    """In-doubt retry: even rounds die right after a COMMIT returned (before the ack), odd
+    rounds are SIGKILLed at a random time; every next writer first re-sends the
+    unacknowledged key."""
     rng = random.Random(SEED + 1)
     logs = tmp_path / "logs"
     next_i = 0
@@ -343,7 +344,7 @@ def test_retry_after_crash_between_commit_and_ack_is_idempotent(
     assert check.ok, check
 
 
-# -- R10: concurrent read-then-write processes -------------------------------------------
+# -- concurrent read-then-write processes ------------------------------------------------
 
 MIX_WRITERS = 4
 MIX_SECONDS = 10.0
@@ -354,7 +355,7 @@ MIX_THINK_MS = 0.0  # each op is preceded by a pause of U(0, MIX_THINK_MS) ms
 
 @pytest.mark.slow
 def test_concurrent_read_then_write_processes(project: Path, tmp_path: Path) -> None:
-    """R10: four processes claim tasks (read, then CAS), bump a shared counter (read then
+    """Four processes claim tasks (read, then CAS), bump a shared counter (read then
     write in one BEGIN IMMEDIATE), bump their own counter (get_task then update_task), add
     tasks and record events, for MIX_SECONDS. None may see 'database is locked'."""
     rng = random.Random(SEED + 2)
@@ -533,7 +534,7 @@ def test_claim_race_has_exactly_one_winner(project: Path, tmp_path: Path) -> Non
     )
 
 
-# -- R11: fork safety ---------------------------------------------------------------------
+# -- fork safety --------------------------------------------------------------------------
 
 
 def _use_inherited_store(store: agentkeep.Store, project: Path) -> int:
@@ -557,7 +558,7 @@ def _use_inherited_store(store: agentkeep.Store, project: Path) -> int:
 
 
 def test_store_used_across_fork_raises_in_child(store: agentkeep.Store, project: Path) -> None:
-    """R11: the child gets UsedAcrossFork (reported as exit 11); the parent carries on."""
+    """The child gets UsedAcrossFork (reported as exit 11); the parent carries on."""
     store.record_event("fork.before")
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child process
@@ -578,7 +579,7 @@ def test_store_used_across_fork_raises_in_child(store: agentkeep.Store, project:
 
 
 def test_forked_child_exiting_normally_does_not_harm_parent(project: Path, tmp_path: Path) -> None:
-    """R11 in a plain process: the child tries the inherited store, then exits normally so
+    """Fork safety in a plain process: the child tries the inherited store, then exits normally so
     the interpreter finalises (garbage-collects) the inherited sqlite3 connection."""
     with writer(tmp_path / "logs", "fork", "fork", str(project)) as child:
         assert child.proc.wait(timeout=60) == 0, child.stderr()
@@ -591,7 +592,7 @@ def test_forked_child_exiting_normally_does_not_harm_parent(project: Path, tmp_p
     assert kinds == {"fork.parent_before": 1, "fork.child_fresh": 1, "fork.parent_after": 50}
 
 
-# -- R15: backup under load ---------------------------------------------------------------
+# -- backup under load --------------------------------------------------------------------
 
 
 def inspect_backup(path: Path, kind: str) -> tuple[list[str], str, dict[int, int]]:
@@ -614,7 +615,7 @@ def test_backup_under_load_holds_every_earlier_ack(
     project: Path,
     tmp_path: Path,
 ) -> None:
-    """R15: Store.backup() and `agentkeep db backup` while a writer commits continuously."""
+    """Store.backup() and `agentkeep db backup` while a writer commits continuously."""
     kind = "backup.test"
     lib_dest, cli_dest = tmp_path / "lib-backup.db", tmp_path / "cli-backup.db"
     with writer(tmp_path / "logs", "backup-load", "stream", str(project), "--kind", kind) as child:
@@ -743,7 +744,7 @@ def test_follow_sees_other_process_commits_quickly_and_holds_no_snapshot(
         reader.close()
 
 
-# -- connection settings (§2.7) -----------------------------------------------------------
+# -- connection settings ------------------------------------------------------------------
 
 PRAGMAS = ("journal_mode", "synchronous", "foreign_keys", "busy_timeout", "secure_delete")
 

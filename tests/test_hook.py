@@ -1,7 +1,7 @@
 """`agentkeep hook` end to end, in real subprocesses: every event of every source stored
 with its normalized columns and session counters; parallel deliveries stored exactly once;
 secrets never on disk; capture policies; spilling; garbage in, exit 0 out; worktrees and
-schema upgrades; and the fast path's imports (integrations.md §2.4)."""
+schema upgrades; and the fast path's imports (principle 11 of docs/design.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The Claude Code importer: transcripts written by tests/agentfixtures.py in the documented
-format (peers.md §4.1) become sessions and messages — every line type, subagents,
-compaction, split responses counted once, other projects left alone, incremental and
-idempotent re-imports, the capture policy, secrets, and the CLI (including --watch)."""
+format (docs/design.md "Agent tools' formats") become sessions and messages — every line
+type, subagents, compaction, split responses counted once, other projects left alone,
+incremental and idempotent re-imports, the capture policy, secrets, and the CLI (including
+--watch)."""
 
 from __future__ import annotations
 

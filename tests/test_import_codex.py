@@ -1,7 +1,8 @@
 """The Codex importer: rollouts written by tests/agentfixtures.py in the documented format
-(peers.md §4.2), plain and zstd-compressed — the duplicated text collapsed, injected context
-kept out, tool calls and failures, reasoning summaries only, token counts into session
-totals and metrics exactly once, rotation and archive, other projects left alone."""
+(docs/design.md "Agent tools' formats"), plain and zstd-compressed — the duplicated text
+collapsed, injected context kept out, tool calls and failures, reasoning summaries only,
+token counts into session totals and metrics exactly once, rotation and archive, other
+projects left alone."""
 
 from __future__ import annotations
 

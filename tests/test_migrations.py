@@ -1,4 +1,4 @@
-"""Schema migrations and downgrades (reliability.md §2.8, R13, R14).
+"""Schema migrations and downgrades (docs/design.md "Migrations and versions").
 
 * A new store's schema is exactly what the registered migrations produce.
 * A test-only migration 2 (a table rebuild of ``tasks``) killed at every step leaves the
@@ -398,7 +398,7 @@ def test_two_processes_opening_an_old_store_migrate_it_once(project: Path, tmp_p
     assert len(backups) == 1, backups
 
 
-# -- (d) newer files: refusal, read-only, additive (R14) ---------------------------------
+# -- (d) newer files: refusal, read-only, additive ---------------------------------------
 
 
 def make_newer(root: Path, *, min_reader: int, min_writer: int) -> None:

@@ -1,4 +1,4 @@
-"""Model-based stateful test (reliability.md R19): tasks, notes and events against a dict.
+"""Model-based stateful test: tasks, notes and events against a dict.
 
 Hypothesis drives random sequences of adds, updates (valid and invalid status
 transitions), claims, dependencies, notes, custom events, undos, idempotent retries and

@@ -1,4 +1,4 @@
-"""The privacy boundary through the CLI and the library (reliability.md S2, S5): secrets
+"""The privacy boundary through the CLI and the library (invariant 2 of docs/design.md): secrets
 generated at test time in every format go through every command and library call;
 afterwards not one of them is anywhere under .agentkeep/ (database, WAL, backups, config)
 or the per-user home. The hook, the importers, import cursors, the hook log, bundles and

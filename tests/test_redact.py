@@ -1,4 +1,5 @@
-"""Tests for the privacy boundary: `agentkeep.redact` (reliability plan S1, S3, S4, S7).
+"""Tests for the privacy boundary: `agentkeep.redact` (docs/design.md "How the guarantees
+are tested").
 
 No realistic secret is written down in this file: every positive is built at test time from
 a prefix (itself split so that secret scanners do not flag the source) and random characters
@@ -731,7 +732,7 @@ def test_redact_value_fails_closed_on_absurd_nesting() -> None:
         redact_value(deep)
 
 
-# --- encodings (S4) --------------------------------------------------------------------------
+# --- encodings -------------------------------------------------------------------------------
 
 
 def test_json_unicode_escaped_prefix_is_decoded() -> None:
@@ -784,7 +785,7 @@ def test_secret_as_json_key_is_redacted() -> None:
     assert counts == {"npm-access-token": 1}
 
 
-# --- streaming (S3) --------------------------------------------------------------------------
+# --- streaming -------------------------------------------------------------------------------
 
 
 def _stream(text: str, size: int) -> tuple[str, dict[str, int]]:
@@ -883,7 +884,7 @@ def test_stream_huge_unterminated_key_is_dropped_until_its_end() -> None:
     assert counts == {"private-key": 1}
 
 
-# --- performance and ReDoS (S7) --------------------------------------------------------------
+# --- performance and ReDoS -------------------------------------------------------------------
 
 MB = 1_000_000
 PATHOLOGICAL = {

@@ -1,4 +1,4 @@
-"""The hook spool (DESIGN.md principle 3), in real subprocesses: a hook that finds the
+"""The hook spool (principle 3 of docs/design.md), in real subprocesses: a hook that finds the
 writer lock held spools its redacted delivery and exits 0; the next writer (a hook, the
 CLI, the library) stores every spooled delivery exactly once, in order; a drainer killed
 mid-drain leaves a spool the next one finishes; concurrent drainers apply nothing twice;

@@ -1,4 +1,5 @@
-"""The privacy boundary: every text agentkeep writes passes here first (DESIGN.md principle 5).
+"""The privacy boundary: every text agentkeep writes passes here first (principle 5 of
+docs/design.md).
 
 One :class:`Boundary` validates, redacts and sizes what a writer is about to store, and
 remembers what it redacted (rule, column, count; never the value) until the writer records

@@ -115,7 +115,7 @@ def parse_byte_size(value: Any) -> int:
 
 # Retention (issue 3): what `agentkeep gc` may delete. "streams" are the recorded output
 # of sessions; the other kinds are artifact kinds. Every limit defaults to 0 (no limit):
-# nothing is ever deleted until the user writes a policy (DESIGN.md principle 7).
+# nothing is ever deleted until the user writes a policy (principle 7 of docs/design.md).
 RETENTION_KINDS: tuple[str, ...] = ("streams", "diff", "log", "file", "bundle", "payload")
 
 

@@ -1,4 +1,4 @@
-"""Failpoints: deterministic crash injection for tests (reliability.md R3, R13).
+"""Failpoints: deterministic crash injection for tests (docs/design.md "Failpoints").
 
 Production code calls ``failpoint("name")`` at the steps of a protocol. It is a no-op unless
 the environment variable ``AGENTKEEP_FAILPOINT`` is ``name`` or ``name:N``, in which case the

@@ -1,6 +1,6 @@
 """The commit high-water mark: a small file outside the database that remembers the newest
-commit the store acknowledged, so a rollback of the database is detected (DESIGN.md
-principle 10; docs/design.md, "Recovery").
+commit the store acknowledged, so a rollback of the database is detected (principle
+10 of docs/design.md; docs/design.md "Recovery").
 
 SQLite cannot see its own rollback: deleting a hot ``-wal``, deleting ``-shm`` while
 another process holds the store, or a flipped byte in a WAL frame (recovery stops at the

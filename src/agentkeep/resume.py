@@ -32,7 +32,8 @@ from agentkeep.models import Record, Session
 if TYPE_CHECKING:
     from agentkeep.services.sessions import SessionService
 
-CLAUDE_DEFAULT_RETENTION_DAYS = 30  # Claude Code's cleanupPeriodDays default (peers.md §4.1)
+# Claude Code's cleanupPeriodDays default (docs/design.md "Agent tools' formats").
+CLAUDE_DEFAULT_RETENTION_DAYS = 30
 
 
 @dataclass(frozen=True)

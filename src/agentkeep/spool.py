@@ -1,4 +1,4 @@
-"""The hook spool: deliveries waiting for the writer lock (DESIGN.md principle 3).
+"""The hook spool: deliveries waiting for the writer lock (principle 3 of docs/design.md).
 
 When the writer lock is not free within ``hook.lock_wait_ms``, the hook writes its
 delivery, already redacted, to ``.agentkeep/spool/`` and exits; the next writer (a hook

@@ -347,7 +347,7 @@ def _open(
         probe.close()
     from agentkeep.files import secure_store
 
-    secure_store(store_dir)  # no links among its entries; private (DESIGN.md principle 5)
+    secure_store(store_dir)  # no links among its entries; private (principle 5, docs/design.md)
     conn = connect(db_path, **options)
     try:
         migrate(conn, backup_dir=store_dir / "backups", app_version=__version__)
@@ -484,8 +484,9 @@ def newest_backup(store_dir: Path) -> Path | None:
 
 
 def refuse_fresh_store(store_dir: Path, why: str) -> None:
-    """A missing or empty database beside data files is damage to report, never a new
-    store (DESIGN.md principle 10): raise Corrupt naming what is there and how to restore."""
+    """A missing or empty database beside data files is damage to report, never a new store
+    (principle 10 of docs/design.md): raise Corrupt naming what is there and how to
+    restore."""
     data = store_data(store_dir)
     if not data:
         return
@@ -691,7 +692,7 @@ class Store(StoreBase):
             return problem
         return None
 
-    # -- the hook spool (DESIGN.md principle 3) --------------------------------------------
+    # -- the hook spool (principle 3 of docs/design.md) ------------------------------------
 
     def transaction(self, *, actor: str | None = None) -> _Transaction:
         """A write transaction (see :meth:`StoreBase.transaction`); the hook deliveries

@@ -3,21 +3,22 @@
     python tests/helpers/writer.py MODE STORE [options]
 
 Every mode prints one JSON line per *acknowledged* write on stdout, flushed, and only after
-the library call returned (reliability.md §3: a write is acknowledged once the API call
-returned, i.e. after COMMIT). Tests redirect stdout to a file, kill this process at random
-points and compare the acknowledged writes with what the database holds.
+the library call returned (a write is acknowledged once the API call returned, i.e. after
+COMMIT; docs/design.md "How the guarantees are tested"). Tests redirect stdout to a file,
+kill this process at random points and compare the acknowledged writes with what the
+database holds.
 
 Modes:
 
 * ``crash``  — a mix of record_event / add_task / add_note, each carrying a payload and its
-  sha256; resumes after the highest committed sequence number (R1).
+  sha256; resumes after the highest committed sequence number (the kill loop).
 * ``idem``   — the same kinds of writes with idempotency keys; the first write of a run
   re-sends the key that was in doubt; ``--die-after-commit I`` SIGKILLs the process after
-  write I returned but before its ack is printed (R1b).
-* ``mix``    — read-then-write work for the concurrency test: claims, counters, events (R10).
+  write I returned but before its ack is printed (the in-doubt retry).
+* ``mix``    — read-then-write work for the concurrency test: claims, counters, events.
 * ``claim``  — waits at a file barrier and races the other children to claim a task.
 * ``stream`` — record_event in a loop (backup under load, follow latency).
-* ``fork``   — forks; the child uses the inherited store, then exits normally (R11).
+* ``fork``   — forks; the child uses the inherited store, then exits normally.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-# -- crash (R1) ---------------------------------------------------------------------------
+# -- crash (the kill loop) ----------------------------------------------------------------
 
 CRASH_KINDS = ("event", "task", "note")
 
@@ -116,7 +117,7 @@ def run_crash(store: agentkeep.Store, args: argparse.Namespace) -> None:
         n += 1
 
 
-# -- idempotent retry (R1b) ---------------------------------------------------------------
+# -- idempotent retry ---------------------------------------------------------------------
 
 
 def run_idem(store: agentkeep.Store, args: argparse.Namespace) -> None:
@@ -141,7 +142,7 @@ def run_idem(store: agentkeep.Store, args: argparse.Namespace) -> None:
         i += 1
 
 
-# -- concurrency (R10) --------------------------------------------------------------------
+# -- concurrency --------------------------------------------------------------------------
 
 
 def wait_for(path: Path, timeout: float = 60.0) -> None:
@@ -153,7 +154,7 @@ def wait_for(path: Path, timeout: float = 60.0) -> None:
 
 
 def increment_shared(store: agentkeep.Store, counter_id: int) -> int:
-    """Read-then-write in one BEGIN IMMEDIATE transaction (the pattern R10 guards)."""
+    """Read-then-write in one BEGIN IMMEDIATE transaction (what the concurrency test guards)."""
     with store.transaction() as tx:
         row = tx.one("SELECT body FROM tasks WHERE id = ?", (counter_id,))
         assert row is not None
@@ -271,7 +272,7 @@ def run_stream(store: agentkeep.Store, args: argparse.Namespace) -> None:
             time.sleep(args.interval)
 
 
-# -- fork (R11) ---------------------------------------------------------------------------
+# -- fork ---------------------------------------------------------------------------------
 
 
 def run_fork(store: agentkeep.Store, args: argparse.Namespace) -> None:

@@ -33,7 +33,7 @@ takes about 2-6 us, because:
   and skip every pass that cannot match (see ``_GATE_SPEC``);
 - case-insensitive rules run over one lower-cased copy of the text.
 
-Encodings (§S4 of the reliability plan):
+Encodings (each tested in tests/test_redact.py):
 
 - JSON string escapes, at any depth (a JSON document in a string in a JSON document):
   the rules accept quotes and line breaks with any number of backslashes before them (a

@@ -79,7 +79,7 @@ class LazyPattern:
     """A regular expression compiled on first use.
 
     Compiling the ~40 patterns of this module takes about 10 ms, more than a hook process
-    may spend on everything (DESIGN.md principle 10); most processes need two or three of
+    may spend on everything (principle 11 of docs/design.md); most processes need two or three of
     them, picked by the keyword gates. After the first use, ``search``/``match``/
     ``fullmatch``/``finditer`` are the compiled pattern's own bound methods (stored on the
     instance), so a hot loop pays nothing for the laziness.

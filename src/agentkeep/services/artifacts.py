@@ -1,6 +1,6 @@
 """Artifacts: content-addressed objects (diffs, logs, files, bundles, spilled payloads).
 
-The protocol (DESIGN.md principle 6; crash-tested by the failpoints named here):
+The protocol (principle 6 of docs/design.md; crash-tested by the failpoints named here):
 
 1. The input is read in chunks through the redactor (a secret split across chunks is still
    found), hashed (sha256 of the redacted, uncompressed bytes) and written to a temp file —

@@ -1,6 +1,6 @@
 """Output streams: append-only files indexed by the database, sealed with zstd when done.
 
-Life of a stream (DESIGN.md principles 1 and 6):
+Life of a stream (principles 1 and 6 of docs/design.md):
 
 - **live** — ``streams/<session>/<name>.log``, opened ``O_APPEND``. Bytes arrive through
   the redactor (a secret split across reads is still found; invalid UTF-8 passes through

@@ -1,7 +1,7 @@
 """Worktrees: the git worktrees agents work in, with leases and safe removal.
 
-Removal never loses work silently (DESIGN.md principle 7): a worktree with commits that no
-other branch or remote-tracking ref contains, or with untracked or modified files, is
+Removal never loses work silently (principle 7 of docs/design.md): a worktree with commits
+that no other branch or remote-tracking ref contains, or with untracked or modified files, is
 refused unless forced. Both are checked with git itself.
 """
 
