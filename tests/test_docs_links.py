@@ -38,21 +38,25 @@ OUTSIDE = re.compile(
 
 # Files that other helpers are moving while issue 10 lands; their citations, with the
 # replacement text, are listed in the hand-off (refs-todo.md). Until then they are not
-# scanned (neither for outside notes nor for the sections and principles they name). Emptied
-# once applied: a file here must still hold an outside citation, so a stale entry fails.
+# scanned (neither for outside notes nor for the sections and principles they name). A key
+# ending in "/" covers a package the text may move into. Emptied once applied: an entry
+# whose existing files no longer cite an outside note fails, so it is not forgotten.
 ALLOWED: dict[str, str] = {
     "src/agentkeep/_core.py": "backend seam (issue 10)",
     "src/agentkeep/agent_setup.py": "capture registry (issue 10)",
     "src/agentkeep/backends/sqlite/connection.py": "backend seam (issue 10)",
+    "src/agentkeep/backends/sqlite/fastpath.py": "the hook's backend, from hook.py (issue 10)",
     "src/agentkeep/bundles.py": "ops package (issue 10)",
     "src/agentkeep/capture.py": "capture registry (issue 10)",
+    "src/agentkeep/capture/": "capture registry, if it becomes a package (issue 10)",
     "src/agentkeep/doctor.py": "ops package (issue 10)",
     "src/agentkeep/hook.py": "hook fast path (issue 10)",
-    "src/agentkeep/importers/claude.py": "transcript-import skeleton (issue 10)",
-    "src/agentkeep/importers/codex.py": "transcript-import skeleton (issue 10)",
+    "src/agentkeep/importers/": "transcript-import skeleton (issue 10)",
     "src/agentkeep/migrations.py": "per-dialect migrations (issue 10)",
+    "src/agentkeep/ops/": "ops package: doctor, retention, bundles (issue 10)",
     "src/agentkeep/paths.py": "hook store discovery (issue 10)",
     "src/agentkeep/retention.py": "ops package (issue 10)",
+    "src/agentkeep/tools.py": "the registry of agent tools (issue 10)",
     "tests/contract/__init__.py": "contract suite (issue 10)",
 }
 
@@ -81,6 +85,17 @@ def scanned_files() -> list[Path]:
 
 def rel(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
+
+
+def covered_by(key: str, name: str) -> bool:
+    return name == key or (key.endswith("/") and name.startswith(key))
+
+
+def checked_files() -> list[Path]:
+    """The scanned files that no ALLOWED entry covers."""
+    return [
+        path for path in scanned_files() if not any(covered_by(key, rel(path)) for key in ALLOWED)
+    ]
 
 
 def outside_citations(text: str) -> list[tuple[int, str]]:
@@ -151,16 +166,16 @@ def test_nothing_cites_a_note_outside_the_repository() -> None:
     )
 
 
-@pytest.mark.parametrize("name", sorted(ALLOWED))
-def test_allowed_files_still_need_their_entry(name: str) -> None:
-    path = ROOT / name
-    assert path.is_file() and outside_citations(path.read_text(encoding="utf-8")), (
-        f"{name} no longer cites a note outside the repository: remove it from ALLOWED"
+@pytest.mark.parametrize("key", sorted(ALLOWED))
+def test_allowed_entries_are_still_needed(key: str) -> None:
+    """An entry is needed while one of its files cites an outside note; an entry none of
+    whose files exists yet (a module not moved there yet) is waiting, not stale."""
+    covered = [path for path in scanned_files() if covered_by(key, rel(path))]
+    if not covered:
+        pytest.skip(f"{key}: no such file yet")
+    assert any(outside_citations(path.read_text(encoding="utf-8")) for path in covered), (
+        f"{key} no longer cites a note outside the repository: remove it from ALLOWED"
     )
-
-
-def checked_files() -> list[Path]:
-    return [path for path in scanned_files() if rel(path) not in ALLOWED]
 
 
 def test_cited_design_sections_exist() -> None:
