@@ -37,7 +37,7 @@ BY rank LIMIT 20`` on a plain read-only sqlite3 connection. agentkeep: ``Store.s
 over every query of every round. Targets (issue 4): p99 <= 20 ms for ordinary words,
 <= 50 ms for the most common word and for 3-letter prefixes. For (a) the run also reports
 how often agentkeep's top 20 equals FTS5's (ranking only the newest matches changes the
-result only for words matching more than ``search.RANK_WINDOW`` messages).
+result only for words matching more than ``backends.sqlite.search.RANK_WINDOW`` messages).
 """
 
 from __future__ import annotations
@@ -66,7 +66,15 @@ except ImportError:  # not installed: use the source tree
     sys.path.insert(0, str(HERE.parent / "src"))
     import agentkeep
 
-from agentkeep.services.search import RANK_WINDOW, fts_query  # noqa: E402
+from agentkeep.backends.sqlite import search as sqlite_search  # noqa: E402
+from agentkeep.backends.sqlite.search import RANK_WINDOW  # noqa: E402
+from agentkeep.services.search import parse_terms  # noqa: E402
+
+
+def fts_query(query: str) -> str | None:
+    """The FTS5 expression ``Store.search`` sends for ``query``."""
+    return sqlite_search.fts_query(parse_terms(query))
+
 
 SEED = 7
 PER_SESSION = 100

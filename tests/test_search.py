@@ -10,10 +10,18 @@ from typing import Any
 import pytest
 
 import agentkeep
+from agentkeep.backends.sqlite import search as sqlite_search
+from agentkeep.backends.sqlite.search import RANK_WINDOW
 from agentkeep.errors import InvalidInput, NotFound
-from agentkeep.services.search import RANK_WINDOW, SearchHit, fts_query
+from agentkeep.services.search import SearchHit, parse_terms
 
 from conftest import Cli
+
+
+def fts_query(query: str) -> str | None:
+    """The FTS5 expression ``Store.search`` sends for ``query`` on SQLite."""
+    return sqlite_search.fts_query(parse_terms(query))
+
 
 HIT_KEYS = {
     "kind",
@@ -222,14 +230,12 @@ def test_metadata_policy_messages_are_not_indexed(store: agentkeep.Store) -> Non
 def test_broad_terms_rank_their_newest_matches(
     store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """More matches than RANK_WINDOW: only the newest RANK_WINDOW are ranked."""
-    import agentkeep.services.search as search_module
-
+    """More matches than RANK_WINDOW: only the newest RANK_WINDOW are ranked (SQLite)."""
     _, (old_best, *rest) = add_session(
         store, "s1", ["common " * 20, *(f"common filler {i}" for i in range(6))]
     )
     assert ids(store.search("common", limit=1)) == [old_best]
-    monkeypatch.setattr(search_module, "RANK_WINDOW", 3)
+    monkeypatch.setattr(sqlite_search, "RANK_WINDOW", 3)
     newest = ids(store.search("common", limit=10))
     assert sorted(newest) == sorted(rest[-3:])
     assert RANK_WINDOW >= 1000  # the real window is wide

@@ -13,14 +13,22 @@ the same protocols and must pass ``tests/contract/``.
   greatest/least, null-safe equality, JSON access) and inserting a row for its new id.
 * :class:`Migrator`, :class:`AfterCommit` — the backend's half of the migration engine
   (:mod:`agentkeep.migrations`); each migration carries its SQL per dialect.
+* :class:`Search` — full-text search over the indexed text (``backend.search``).
+* :class:`Follow` — noticing other processes' commits, for live followers
+  (``backend.follow``); a :class:`Watcher` is one such watch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from agentkeep.config import Config
 
 
 class Row(Protocol):
@@ -95,6 +103,12 @@ class Backend(Protocol):
     def migrator(self) -> Migrator:
         """The backend's half of the migration engine (:mod:`agentkeep.migrations`)."""
         ...
+
+    @property
+    def search(self) -> Search: ...
+
+    @property
+    def follow(self) -> Follow: ...
 
 
 class Connection(Protocol):
@@ -176,3 +190,115 @@ class AfterCommit(Protocol):
         ...
 
     def run(self, conn: Connection) -> None: ...
+
+
+# -- full-text search -----------------------------------------------------------------------
+
+
+class SearchTerm(NamedTuple):
+    """One term of a search query, parsed by the search service."""
+
+    text: str  # as typed, without its quotes and trailing ``*``
+    tokens: tuple[str, ...]  # its words (runs of letters and digits), in order
+    prefix: bool  # the last token matches any word it begins
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """A table whose text the backend keeps a full-text index of. Which columns are
+    indexed, and their weights, belong to the schema (``docs/schema.md``)."""
+
+    table: str
+    at: str  # the time column a ``since`` filter compares with
+    has_session: bool  # rows carry ``session_id`` (a ``session`` filter applies)
+
+
+class Search(Protocol):
+    """Full-text search over the indexed tables (messages, notes, tasks, captures,
+    artifacts: the :class:`Indexed` the search service declares).
+
+    What every backend gives (``tests/contract/test_search_semantics.py``): a row matches
+    when it holds every term; a term matches when its tokens appear in order as whole
+    words — the last one as the beginning of a word when the term is a prefix — with case
+    and diacritics ignored; nothing in a term is the engine's query syntax, so no input
+    is a syntax error. The index follows every insert, update and delete in the same
+    transaction. Errors are translated into :mod:`agentkeep.errors`.
+    """
+
+    def rank(
+        self,
+        conn: Connection,
+        source: Indexed,
+        terms: Sequence[SearchTerm],
+        *,
+        session: int | None,
+        since: str | None,
+        limit: int,
+    ) -> list[tuple[int, float]]:
+        """``(id, score)`` of the best ``limit`` rows of ``source`` matching ``terms``
+        (at least one), best first: a higher score is a better match, and among equal
+        scores the newer row (the higher id) comes first. Scores compare only within one
+        source. ``session`` keeps that session's rows, ``since`` those whose time column
+        is at or after it. When very many rows match, a backend may rank only the newest
+        of them (documented where it does)."""
+        ...
+
+    def snippets(
+        self,
+        conn: Connection,
+        source: Indexed,
+        terms: Sequence[SearchTerm],
+        ids: Sequence[int],
+        *,
+        columns: Sequence[str],
+        marks: tuple[str, str],
+        ellipsis: str,
+        tokens: int,
+    ) -> list[Row]:
+        """``(id, snippet, *columns)`` for each of ``ids`` that still matches ``terms``
+        (a row changed since :meth:`rank` may be missing), in no particular order.
+        ``columns`` are portable SQL expressions over the row, aliased ``t``. A snippet is
+        the best-matching part of the indexed text, about ``tokens`` words, with each
+        match between ``marks`` and ``ellipsis`` where the text was cut; it is not
+        cleaned (control characters and escape sequences are the caller's to remove)."""
+        ...
+
+
+# -- following new events -------------------------------------------------------------------
+
+
+class Watcher(Protocol):
+    """A watch on a store's database for commits made by other connections. It holds no
+    read transaction between calls (writers and checkpoints are never held up by it).
+    Used as a context manager, or closed with :meth:`close`."""
+
+    def changed(self, timeout: float = 0.0) -> bool:
+        """True at the first call, and whenever a commit may have happened since the
+        previous call (a spurious True is allowed; a missed commit is not: every commit
+        that finished before this call began is reported by it or an earlier call).
+
+        When nothing changed, it may wait up to ``timeout`` seconds first — for a change
+        to arrive, or only to pace a polling caller; a change it waits through is
+        reported by this call or the next."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Watcher: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class Follow(Protocol):
+    """How live followers (``Store.follow``) learn that new events may have been committed
+    (SQLite: polling ``PRAGMA data_version``; PostgreSQL: ``LISTEN``/``NOTIFY``)."""
+
+    def watch(self, db_path: Path, config: Config) -> Watcher:
+        """A new watch on the store's database at ``db_path``, with its own connection
+        (the store's settings in ``config``)."""
+        ...

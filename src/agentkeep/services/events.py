@@ -7,12 +7,10 @@ this module reads the ledger and lets callers append their own events.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from agentkeep._core import Json, Tx, limit_clause
-from agentkeep.backends.sqlite.connection import connect
 from agentkeep.errors import Conflict, InvalidInput, NotFound
 from agentkeep.models import Event, Written
 from agentkeep.services.base import Service
@@ -150,11 +148,13 @@ class EventService(Service):
     ) -> Iterator[Event]:
         """Yield events as other processes commit them (from ``after``; default: now on).
 
-        Polls ``PRAGMA data_version`` on a dedicated connection — it changes only when
-        another connection commits — so an idle follower costs one cheap PRAGMA per poll and
-        holds no read transaction between polls. ``stop()`` returning True ends the loop.
-        The starting point is taken when ``follow()`` is called, not at the first ``next()``,
-        so nothing committed in between is skipped.
+        The backend's watcher (``backend.follow``; SQLite polls ``PRAGMA data_version`` on a
+        dedicated connection) says when another connection may have committed, every
+        ``poll_interval`` seconds (``events.follow_poll_ms``); only then are the new events
+        read, in batches, until none is left. An idle follower holds no read transaction.
+        ``stop()`` returning True ends the loop. The starting point is taken when
+        ``follow()`` is called, not at the first ``next()``, so nothing committed in
+        between is skipped.
         """
         start = self.last_seq() if after is None else after
         return self._follow_from(
@@ -181,31 +181,21 @@ class EventService(Service):
             if poll_interval is not None
             else self.config["events.follow_poll_ms"] / 1000
         )
-        watcher = connect(
-            self.db_path,
-            synchronous=self.config["store.synchronous"],
-            busy_timeout_ms=self.config["store.busy_timeout_ms"],
-        )
-        try:
-            version = None
+        with self.backend.follow.watch(self.db_path, self.config) as watcher:
             while stop is None or not stop():
-                current = watcher.execute("PRAGMA data_version").fetchone()[0]
-                if current != version:
-                    version = current
-                    while True:
-                        batch = self.events(
-                            after=cursor, entity=entity, entity_id=entity_id, kind=kind, limit=500
-                        )
-                        for event in batch:
-                            cursor = event.seq
-                            yield event
-                        if len(batch) < 500:
-                            break
-                    # Our own reads may have raced a commit: re-check before sleeping.
+                if not watcher.changed(interval):  # waits up to `interval` when idle
                     continue
-                time.sleep(interval)
-        finally:
-            watcher.close()
+                while True:
+                    batch = self.events(
+                        after=cursor, entity=entity, entity_id=entity_id, kind=kind, limit=500
+                    )
+                    for event in batch:
+                        cursor = event.seq
+                        yield event
+                    if len(batch) < 500:
+                        break
+                # Our own reads may have raced a commit: the loop checks again (without
+                # waiting) before it waits.
 
     def undo(self, entity: str, entity_id: int) -> Event:
         """Revert the last reversible change to an entity; returns the undo event.

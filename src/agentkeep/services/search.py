@@ -1,36 +1,28 @@
 """Full-text search over everything stored: transcript messages, notes, tasks, what hooks
 captured, artifact names and ``run`` output.
 
-Query syntax (:func:`fts_query`): words are AND-ed; ``"a quoted phrase"`` matches the
+Query syntax (:func:`parse_terms`): words are AND-ed; ``"a quoted phrase"`` matches the
 words in order; ``word*`` matches words starting with ``word`` (at least two characters
-before the ``*``). Every term is quoted before it reaches FTS5, so its operators (``AND``,
-``NEAR``, ``(``, ``:``, ``^``…) are plain words here and no input is a syntax error. Case
-and diacritics are ignored (the ``unicode61 remove_diacritics 2`` tokenizer).
+before the ``*``). The search engine's own operators (``AND``, ``NEAR``, ``(``, ``:``,
+``^``…) are plain words here and no input is a syntax error. Case and diacritics are
+ignored.
 
-Ranking and its cost. FTS5's ``ORDER BY rank`` computes bm25 for *every* matching row, so
-one very common word or a 2–3 letter prefix — what a search box sends first — costs
-hundreds of milliseconds on 200k messages. FTS5 streams matches in rowid order at almost
-no cost, though, so each kind's query ranks only its **newest** :data:`RANK_WINDOW`
-matches (``ORDER BY rowid DESC LIMIT RANK_WINDOW`` inside, ``ORDER BY bm25`` outside).
-A term with fewer matches than that — nearly every specific word — is ranked exactly as
-FTS5 would; a broader one is ranked among its newest ``RANK_WINDOW`` matches, which is
-what a search over an agent's history wants anyway. Snippets are computed only for the
-final hits, in a second statement. A ``session`` filter narrows FTS5 to the rowid range
-of that session's messages (or captures). ``since`` is checked on the joined row, and the
-index on ``at`` of messages and captures also narrows FTS5 to the rowids of the window.
+Ranking. Each kind but ``output`` is searched by the backend's full-text index
+(``backend.search``, :class:`agentkeep.backends.base.Search`; SQLite's FTS5 and how it
+keeps ranking cheap are described in :mod:`agentkeep.backends.sqlite.search`), which
+returns each kind's best ``limit`` rows; they are merged best score first (among equals,
+the newer row), and snippets are asked for only for the final hits. Scores are higher for
+better matches (SQLite: ``-bm25``); each kind's score comes from its own index, so they
+compare only roughly. A task's title weighs twice its body.
 
-Scores are ``-bm25`` (higher is better; each kind's score comes from its own index, so
-they compare only roughly). A task's title weighs twice its body.
-
-Kinds and where they are indexed (FTS5, external content, kept by triggers; each table
-``<table>_fts`` declares ``content="<table>"``, which is how Datasette finds it):
+Kinds and where they are indexed (the index follows each row in its transaction):
 
 - ``message`` (messages.text), ``note`` (notes.body), ``task`` (tasks.title, body);
 - ``capture``: a hook delivery's ``search_text``, a generated column of ``captures`` (its
   prompt, tool input and response, error, last assistant message…);
 - ``artifact``: artifacts.name;
 - ``output``: the lines of ``run`` output streams. These are **scanned, not indexed**:
-  the bytes live in stream files (zstd once sealed), and an FTS copy would store them a
+  the bytes live in stream files (zstd once sealed), and an index copy would store them a
   second time, uncompressed, in the database, cost every progress commit of a running
   command a tokenizing pass, and tie retention of streams to the index. The scan reads
   the tail of the newest streams, :data:`OUTPUT_SCAN_BYTES` in all (newest first; with
@@ -48,30 +40,27 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agentkeep.backends.base import Indexed, SearchTerm
 from agentkeep.errors import AgentkeepError, InvalidInput
 from agentkeep.models import Record, Stream
 from agentkeep.services.base import Service
-
-if TYPE_CHECKING:
-    pass
 
 KINDS = ("message", "note", "task", "capture", "artifact", "output")
 OUTPUT_SCAN_BYTES = 2 << 20  # `output` scans the last 2 MiB of run output, newest first
 OUTPUT_WINDOW = 200  # … ranks at most its newest 200 matching lines
 OUTPUT_VISITS = 1000  # … after looking at 1,000 candidate lines at most
 OUTPUT_SNIPPET_CHARS = 160
-RANK_WINDOW = 5000  # each kind ranks (bm25) only its newest RANK_WINDOW matches
 MAX_LIMIT = 1000
 MAX_TERMS = 64
 MAX_QUERY_CHARS = 2000
 SNIPPET_TOKENS = 16
 HIGHLIGHT = ("«", "»")
-MIN_PREFIX = 2  # the FTS tables index 2- and 3-character prefixes; shorter ones scan it all
+MIN_PREFIX = 2  # the indexes keep 2- and 3-character prefixes; a shorter one scans them all
 
-# Markers snippet() puts around matches; swapped for the caller's highlight after the
-# snippet is cleaned of control characters (so content cannot fake a highlight).
+# Markers the backend puts around matches in snippets; swapped for the caller's highlight
+# after the snippet is cleaned of control characters (so content cannot fake a highlight).
 _OPEN, _CLOSE = "\x02", "\x03"
 _TERM = re.compile(r'"([^"]*)"?(\**)|([^\s"]+(?:"[^\s"]*)*)')
 _TOKEN_PART = re.compile(r"[^\W_]+")
@@ -114,23 +103,13 @@ class SearchHit(Record):
     line: int | None = None
 
 
-def fts_query(query: str) -> str | None:
-    """The FTS5 MATCH expression for a user's query, or None when it holds no word.
+def parse_terms(query: str) -> list[SearchTerm]:
+    """The terms of a query (see the module doc): each one's text, its tokens and whether
+    it is a prefix; ``[]`` when it holds no word (punctuation only).
 
     Raises InvalidInput for an empty query, a one-letter prefix (it would scan the whole
     index), or an unreasonably long one.
     """
-    terms = parse_terms(query)
-    # Each term is one quoted FTS5 string: operators and syntax inside it are plain text,
-    # and FTS5 tokenizes it exactly like the indexed text.
-    quoted = [
-        '"' + text.replace('"', '""') + '"' + ("*" if prefix else "") for text, _, prefix in terms
-    ]
-    return " ".join(quoted) if quoted else None
-
-
-def parse_terms(query: str) -> list[tuple[str, list[str], bool]]:
-    """The terms of a query: (text, its tokens, is a prefix). See :func:`fts_query`."""
     if not isinstance(query, str) or not query.strip():
         raise InvalidInput(
             "the search query is empty",
@@ -138,7 +117,7 @@ def parse_terms(query: str) -> list[tuple[str, list[str], bool]]:
         )
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidInput(f"the search query is longer than {MAX_QUERY_CHARS:,} characters")
-    terms: list[tuple[str, list[str], bool]] = []
+    terms: list[SearchTerm] = []
     for match in _TERM.finditer(query):
         phrase, stars, word = match.groups()
         if word is not None:
@@ -155,7 +134,7 @@ def parse_terms(query: str) -> list[tuple[str, list[str], bool]]:
                 f"the prefix {parts[-1]}* is too short to search",
                 hint=f"type at least {MIN_PREFIX} characters before the *, or drop the *",
             )
-        terms.append((text, parts, prefix))
+        terms.append(SearchTerm(text, tuple(parts), prefix))
     if len(terms) > MAX_TERMS:
         raise InvalidInput(f"the search query has more than {MAX_TERMS} terms")
     return terms
@@ -168,33 +147,20 @@ def clean_snippet(text: str, highlight: tuple[str, str] = HIGHLIGHT) -> str:
     return text.replace(_OPEN, highlight[0]).replace(_CLOSE, highlight[1])
 
 
-@dataclass(frozen=True)
-class _Kind:
-    """How one kind is searched: its FTS table, content table and filters."""
-
-    name: str
-    fts: str
-    table: str
-    rank: str  # the bm25() call (with column weights)
-    at: str  # the time column `since` compares with
-    has_session: bool
-
-
-_KINDS = {
-    "message": _Kind("message", "messages_fts", "messages", "bm25(messages_fts)", "at", True),
-    "note": _Kind("note", "notes_fts", "notes", "bm25(notes_fts)", "created_at", True),
-    "task": _Kind("task", "tasks_fts", "tasks", "bm25(tasks_fts, 2.0, 1.0)", "updated_at", False),
-    "capture": _Kind("capture", "captures_fts", "captures", "bm25(captures_fts)", "at", True),
-    "artifact": _Kind(
-        "artifact", "artifacts_fts", "artifacts", "bm25(artifacts_fts)", "created_at", True
-    ),
+# The kinds the backend's full-text index holds (all but ``output``).
+_INDEXED = {
+    "message": Indexed("messages", at="at", has_session=True),
+    "note": Indexed("notes", at="created_at", has_session=True),
+    "task": Indexed("tasks", at="updated_at", has_session=False),
+    "capture": Indexed("captures", at="at", has_session=True),
+    "artifact": Indexed("artifacts", at="created_at", has_session=True),
 }
-_COLUMNS = {  # session_id, task_id, role, label of a hit
-    "message": "t.session_id, NULL, t.role, coalesce(t.tool_name, nullif(t.kind, 'text'))",
-    "note": "t.session_id, t.task_id, NULL, t.kind",
-    "task": "NULL, t.id, NULL, t.title",
-    "capture": "t.session_id, NULL, NULL, coalesce(t.tool_name, t.event)",
-    "artifact": "t.session_id, t.task_id, NULL, t.kind",
+_DETAILS = {  # session_id, task_id, role, label of a hit (the row is ``t``)
+    "message": ("t.session_id", "NULL", "t.role", "coalesce(t.tool_name, nullif(t.kind, 'text'))"),
+    "note": ("t.session_id", "t.task_id", "NULL", "t.kind"),
+    "task": ("NULL", "t.id", "NULL", "t.title"),
+    "capture": ("t.session_id", "NULL", "NULL", "coalesce(t.tool_name, t.event)"),
+    "artifact": ("t.session_id", "t.task_id", "NULL", "t.kind"),
 }
 
 
@@ -240,7 +206,7 @@ def _remember(key: tuple[str, int, str, int], value: tuple[int, str, str, int]) 
 class OutputSearch(Service):
     def _output_hits(
         self,
-        query: str,
+        terms: Sequence[SearchTerm],
         session: int | None,
         since: str | None,
         limit: int,
@@ -254,7 +220,6 @@ class OutputSearch(Service):
         :data:`OUTPUT_WINDOW` matching lines (:data:`OUTPUT_VISITS` candidates) at most —
         are checked term by term.
         """
-        terms = parse_terms(query)
         patterns = [term_pattern(parts, prefix) for _, parts, prefix in terms]
         literals = [parts[0].lower() for _, parts, _ in terms]
         if not patterns:
@@ -390,25 +355,29 @@ class SearchService(OutputSearch):
         wanted = _kinds(kinds)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput(f"the number of results must be between 1 and {MAX_LIMIT}")
-        expression = fts_query(query)
+        terms = parse_terms(query)
         if session is not None:
             self._require(session_id=session)
-            wanted = [k for k in wanted if k == "output" or _KINDS[k].has_session]
-        if expression is None or not wanted:
+            wanted = [k for k in wanted if k == "output" or _INDEXED[k].has_session]
+        if not terms or not wanted:
             return []
+        search = self.backend.search
+        # (-score, -id, kind, id): best score first; among equals, the newer row.
         candidates: list[tuple[float, int, str, int]] = []
         output: dict[int, SearchHit] = {}
         for name in wanted:
             if name == "output":
                 for number, hit in enumerate(
-                    self._output_hits(query, session, since, limit, highlight)
+                    self._output_hits(terms, session, since, limit, highlight)
                 ):
                     output[number] = hit
                     candidates.append((-hit.score, -hit.id, name, number))
                 continue
-            for rowid, rank in self._ranked(_KINDS[name], expression, session, since, limit):
-                candidates.append((rank, -rowid, name, rowid))
-        # Best rank first; among equals, the newer row.
+            ranked = search.rank(
+                self._conn, _INDEXED[name], terms, session=session, since=since, limit=limit
+            )
+            for rowid, score in ranked:
+                candidates.append((-score, -rowid, name, rowid))
         candidates.sort()
         chosen = candidates[:limit]
         details: dict[tuple[str, int], SearchHit] = {
@@ -417,85 +386,37 @@ class SearchService(OutputSearch):
         for name in wanted:
             if name == "output":
                 continue
-            rowids = [rowid for _, _, kind, rowid in chosen if kind == name]
-            scores = {rowid: -rank for rank, _, kind, rowid in chosen if kind == name}
-            if rowids:
-                for hit in self._hits(_KINDS[name], expression, rowids, scores, highlight):
+            scores = {rowid: -negative for negative, _, kind, rowid in chosen if kind == name}
+            if scores:
+                for hit in self._hits(name, terms, scores, highlight):
                     details[name, hit.id] = hit
         # A row changed between the two statements has no snippet: it is left out.
         return [details[kind, rowid] for _, _, kind, rowid in chosen if (kind, rowid) in details]
 
-    def _ranked(
-        self, kind: _Kind, expression: str, session: int | None, since: str | None, limit: int
-    ) -> list[tuple[int, float]]:
-        """(rowid, bm25) of the best ``limit`` among the newest RANK_WINDOW matches."""
-        where = [f"{kind.fts} MATCH ?"]
-        params: list[Any] = [expression]
-        join = ""
-        if session is not None or since is not None:
-            # CROSS JOIN keeps FTS5 the outer loop: driven from the other table, each row
-            # would open its own FTS5 cursor, and bm25 recounts a common term every time.
-            join = f" CROSS JOIN {kind.table} t ON t.id = f.rowid"
-        if kind.table in ("messages", "captures") and (session is not None or since is not None):
-            span = self._span(kind, session, since)
-            if span is None:
-                return []
-            where.append("f.rowid BETWEEN ? AND ?")
-            params += list(span)
-        if session is not None:
-            where.append("t.session_id = ?")
-            params.append(session)
-        if since is not None:
-            where.append(f"t.{kind.at} >= ?")
-            params.append(since)
-        sql = (
-            f"SELECT rowid, r FROM (SELECT f.rowid AS rowid, {kind.rank} AS r"
-            f" FROM {kind.fts} f{join} WHERE {' AND '.join(where)}"
-            f" ORDER BY f.rowid DESC LIMIT {RANK_WINDOW}) ORDER BY r, rowid DESC LIMIT {limit}"
-        )
-        return [(int(row[0]), float(row[1])) for row in self._rows(sql, params)]
-
-    def _span(self, kind: _Kind, session: int | None, since: str | None) -> tuple[int, int] | None:
-        """A rowid range holding every message (capture) of ``session`` or made at or
-        after ``since``; None: there is none. FTS5 then seeks to it
-        instead of walking every newer match.
-
-        A session's rows lie in one range (usually contiguous). For ``since`` the range
-        is found by the index on ``at`` (it holds every row of the window even when rows
-        were not stored in time order, as a spooled hook delivery may be).
-        """
-        if session is not None:
-            row = self._row(
-                f"SELECT min(id), max(id) FROM {kind.table} WHERE session_id = ?", (session,)
-            )
-        else:
-            row = self._row(f"SELECT min(id), max(id) FROM {kind.table} WHERE at >= ?", (since,))
-        if row is None or row[0] is None:
-            return None
-        return int(row[0]), int(row[1])
-
     def _hits(
         self,
-        kind: _Kind,
-        expression: str,
-        rowids: Sequence[int],
+        name: str,
+        terms: Sequence[SearchTerm],
         scores: dict[int, float],
         highlight: tuple[str, str],
     ) -> list[SearchHit]:
-        marks = ", ".join("?" for _ in rowids)
-        snippet = f"snippet({kind.fts}, -1, '{_OPEN}', '{_CLOSE}', '…', {SNIPPET_TOKENS})"
-        columns = _COLUMNS[kind.name]
-        sql = (
-            f"SELECT f.rowid, {snippet}, t.{kind.at}, {columns}"
-            f" FROM {kind.fts} f JOIN {kind.table} t ON t.id = f.rowid"
-            f" WHERE {kind.fts} MATCH ? AND f.rowid IN ({marks})"
+        """The hits of kind ``name`` among the chosen rows, with their snippets."""
+        rows = self.backend.search.snippets(
+            self._conn,
+            _INDEXED[name],
+            terms,
+            list(scores),
+            columns=(f"t.{_INDEXED[name].at}", *_DETAILS[name]),
+            marks=(_OPEN, _CLOSE),
+            ellipsis="…",
+            tokens=SNIPPET_TOKENS,
         )
         hits = []
-        for row in self._rows(sql, [expression, *rowids]):
+        for row in rows:
             rowid = int(row[0])
             hits.append(
                 SearchHit(
-                    kind=kind.name,
+                    kind=name,
                     id=rowid,
                     score=float(f"{scores[rowid]:.6g}"),
                     snippet=clean_snippet(row[1] or "", highlight),

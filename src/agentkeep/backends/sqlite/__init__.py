@@ -1,5 +1,7 @@
 """The SQLite backend: connections and the writer discipline (:mod:`.connection`), the SQL
-dialect (:mod:`.dialect`), and the capabilities in :class:`agentkeep.backends.base.Backend`."""
+dialect (:mod:`.dialect`), and the capabilities in :class:`agentkeep.backends.base.Backend`:
+migrations (:mod:`.migrate`), full-text search with FTS5 (:mod:`.search`) and following
+commits by ``data_version`` (:mod:`.follow`)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from typing import TYPE_CHECKING
 from agentkeep.backends.sqlite.dialect import DIALECT, SQLiteDialect
 
 if TYPE_CHECKING:
+    from agentkeep.backends.sqlite.follow import SQLiteFollow
     from agentkeep.backends.sqlite.migrate import SQLiteMigrator
+    from agentkeep.backends.sqlite.search import SQLiteSearch
 
 
 class SQLiteBackend:
@@ -18,11 +22,26 @@ class SQLiteBackend:
     def dialect(self) -> SQLiteDialect:
         return DIALECT
 
+    # The capabilities are imported when first asked for: the hook imports this package
+    # for its fast path and must not pay for modules it never uses.
+
     @property
     def migrator(self) -> SQLiteMigrator:
-        from agentkeep.backends.sqlite.migrate import MIGRATOR  # not on the hook's path
+        from agentkeep.backends.sqlite.migrate import MIGRATOR
 
         return MIGRATOR
+
+    @property
+    def search(self) -> SQLiteSearch:
+        from agentkeep.backends.sqlite.search import SEARCH
+
+        return SEARCH
+
+    @property
+    def follow(self) -> SQLiteFollow:
+        from agentkeep.backends.sqlite.follow import FOLLOW
+
+        return FOLLOW
 
 
 BACKEND = SQLiteBackend()

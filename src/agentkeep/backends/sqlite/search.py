@@ -1,0 +1,159 @@
+"""Full-text search on SQLite: FTS5 (:class:`agentkeep.backends.base.Search`).
+
+The indexes. Each indexed table ``<table>`` has an FTS5 table ``<table>_fts`` with external
+content (``content="<table>"``, which is how Datasette finds it), kept by triggers in the
+same transaction as the row, tokenized by ``unicode61 remove_diacritics 2`` (case and
+diacritics ignored) with 2- and 3-character prefix indexes: ``messages_fts`` (text),
+``notes_fts`` (body), ``tasks_fts`` (title, body), ``captures_fts`` (the generated
+``search_text``), ``artifacts_fts`` (name). See ``docs/schema.md``.
+
+Queries (:func:`fts_query`). Every term is one quoted FTS5 string, so FTS5's operators
+(``AND``, ``NEAR``, ``(``, ``:``, ``^``…) inside it are plain words, no input is a syntax
+error, and FTS5 tokenizes it exactly like the indexed text; a prefix term gets a ``*``
+after its closing quote. The terms are AND-ed.
+
+Ranking and its cost. FTS5's ``ORDER BY rank`` computes bm25 for *every* matching row, so
+one very common word or a 2–3 letter prefix — what a search box sends first — costs
+hundreds of milliseconds on 200k messages. FTS5 streams matches in rowid order at almost
+no cost, though, so each table's query ranks only its **newest** :data:`RANK_WINDOW`
+matches (``ORDER BY rowid DESC LIMIT RANK_WINDOW`` inside, ``ORDER BY bm25`` outside).
+A term with fewer matches than that — nearly every specific word — is ranked exactly as
+FTS5 would; a broader one is ranked among its newest ``RANK_WINDOW`` matches, which is
+what a search over an agent's history wants anyway. Snippets are computed only for the
+final hits, in a second statement (:meth:`SQLiteSearch.snippets`). A ``session`` filter
+narrows FTS5 to the rowid range of that session's messages (or captures). ``since`` is
+checked on the joined row, and the index on ``at`` of messages and captures also narrows
+FTS5 to the rowids of the window.
+
+Scores are ``-bm25`` (higher is better; each table's score comes from its own index, so
+they compare only roughly across tables). A task's title weighs twice its body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from agentkeep.backends.base import Connection, Indexed, Row, SearchTerm
+
+RANK_WINDOW = 5000  # each table ranks (bm25) only its newest RANK_WINDOW matches
+
+# The bm25() call of each indexed table: column weights in the FTS table's column order.
+_RANK = {
+    "messages": "bm25(messages_fts)",
+    "notes": "bm25(notes_fts)",
+    "tasks": "bm25(tasks_fts, 2.0, 1.0)",  # title, body
+    "captures": "bm25(captures_fts)",
+    "artifacts": "bm25(artifacts_fts)",
+}
+# Tables whose rows are found by a rowid range for a session or a time window (an index
+# on session_id and on at makes that range cheap to find).
+_SPANNED = ("messages", "captures")
+
+
+def fts_query(terms: Sequence[SearchTerm]) -> str | None:
+    """The FTS5 MATCH expression for the parsed terms of a query, or None for none."""
+    quoted = [
+        '"' + term.text.replace('"', '""') + '"' + ("*" if term.prefix else "") for term in terms
+    ]
+    return " ".join(quoted) if quoted else None
+
+
+class SQLiteSearch:
+    def rank(
+        self,
+        conn: Connection,
+        source: Indexed,
+        terms: Sequence[SearchTerm],
+        *,
+        session: int | None,
+        since: str | None,
+        limit: int,
+    ) -> list[tuple[int, float]]:
+        """(rowid, -bm25) of the best ``limit`` among the newest RANK_WINDOW matches."""
+        fts = _fts(source)
+        expression = fts_query(terms)
+        if expression is None:
+            return []
+        where = [f"{fts} MATCH ?"]
+        params: list[Any] = [expression]
+        join = ""
+        if session is not None or since is not None:
+            # CROSS JOIN keeps FTS5 the outer loop: driven from the other table, each row
+            # would open its own FTS5 cursor, and bm25 recounts a common term every time.
+            join = f" CROSS JOIN {source.table} t ON t.id = f.rowid"
+        if source.table in _SPANNED and (session is not None or since is not None):
+            span = _span(conn, source, session, since)
+            if span is None:
+                return []
+            where.append("f.rowid BETWEEN ? AND ?")
+            params += list(span)
+        if session is not None:
+            where.append("t.session_id = ?")
+            params.append(session)
+        if since is not None:
+            where.append(f"t.{source.at} >= ?")
+            params.append(since)
+        sql = (
+            f"SELECT rowid, r FROM (SELECT f.rowid AS rowid, {_RANK[source.table]} AS r"
+            f" FROM {fts} f{join} WHERE {' AND '.join(where)}"
+            f" ORDER BY f.rowid DESC LIMIT {RANK_WINDOW}) ORDER BY r, rowid DESC LIMIT {limit}"
+        )
+        return [(int(row[0]), -float(row[1])) for row in conn.execute(sql, params).fetchall()]
+
+    def snippets(
+        self,
+        conn: Connection,
+        source: Indexed,
+        terms: Sequence[SearchTerm],
+        ids: Sequence[int],
+        *,
+        columns: Sequence[str],
+        marks: tuple[str, str],
+        ellipsis: str,
+        tokens: int,
+    ) -> list[Row]:
+        fts = _fts(source)
+        expression = fts_query(terms)
+        if expression is None or not ids:
+            return []
+        snippet = f"snippet({fts}, -1, ?, ?, ?, {int(tokens)})"
+        marks_sql = ", ".join("?" for _ in ids)
+        sql = (
+            f"SELECT f.rowid, {snippet}, {', '.join(columns)}"
+            f" FROM {fts} f JOIN {source.table} t ON t.id = f.rowid"
+            f" WHERE {fts} MATCH ? AND f.rowid IN ({marks_sql})"
+        )
+        params = [*marks, ellipsis, expression, *ids]
+        rows: list[Row] = conn.execute(sql, params).fetchall()
+        return rows
+
+
+def _fts(source: Indexed) -> str:
+    if source.table not in _RANK:
+        raise ValueError(f"{source.table} has no full-text index")
+    return f"{source.table}_fts"
+
+
+def _span(
+    conn: Connection, source: Indexed, session: int | None, since: str | None
+) -> tuple[int, int] | None:
+    """A rowid range holding every message (capture) of ``session`` or made at or after
+    ``since``; None: there is none. FTS5 then seeks to it instead of walking every newer
+    match.
+
+    A session's rows lie in one range (usually contiguous). For ``since`` the range is
+    found by the index on ``at`` (it holds every row of the window even when rows were not
+    stored in time order, as a spooled hook delivery may be).
+    """
+    bounds = f"SELECT min(id), max(id) FROM {source.table}"
+    if session is not None:
+        row = conn.execute(f"{bounds} WHERE session_id = ?", (session,)).fetchone()
+    else:
+        row = conn.execute(f"{bounds} WHERE at >= ?", (since,)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), int(row[1])
+
+
+SEARCH = SQLiteSearch()
