@@ -241,6 +241,61 @@ def test_broad_terms_rank_their_newest_matches(
     assert RANK_WINDOW >= 1000  # the real window is wide
 
 
+class SpySearch:
+    """The store's real ``backend.search``, recording what the service asks of it; its
+    ``snippets`` leaves out the rows in ``drop`` (``(table, id)``), as if they had changed
+    after ``rank``."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.drop: set[tuple[str, int]] = set()
+        self.ranked: list[tuple[str, int]] = []  # (table, limit)
+        self.snippets_for: list[tuple[str, int]] = []  # (table, id)
+
+    def rank(self, conn: Any, source: Any, terms: Any, **options: Any) -> Any:
+        self.ranked.append((source.table, options["limit"]))
+        return self.real.rank(conn, source, terms, **options)
+
+    def snippets(self, conn: Any, source: Any, terms: Any, ids: Any, **options: Any) -> Any:
+        self.snippets_for += [(source.table, rowid) for rowid in ids]
+        rows = self.real.snippets(conn, source, terms, ids, **options)
+        return [row for row in rows if (source.table, row[0]) not in self.drop]
+
+
+class BackendWith:
+    """The store's backend with its ``search`` replaced."""
+
+    def __init__(self, real: Any, search: SpySearch) -> None:
+        self._real, self.search = real, search
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_snippets_are_asked_for_the_final_hits_only_and_a_vanished_row_is_left_out(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seam between the service and backend.search: each kind ranks its best
+    ``limit``, the service merges them, and only the chosen rows get snippets."""
+    add_session(store, "s1", [f"otter number {i}" for i in range(8)])
+    for i in range(8):
+        store.add_note("fact", f"an otter fact {i}")
+    expected = store.search("otter", limit=5)
+    assert {hit.kind for hit in expected} == {"message", "note"}
+    spy = SpySearch(store.backend.search)
+    monkeypatch.setattr(store, "backend", BackendWith(store.backend, spy))
+    assert store.search("otter", limit=5) == expected
+    tables = ["artifacts", "captures", "messages", "notes", "tasks"]
+    assert sorted(spy.ranked) == [(table, 5) for table in tables]
+    table = {"message": "messages", "note": "notes"}
+    assert sorted(spy.snippets_for) == sorted((table[hit.kind], hit.id) for hit in expected)
+    # A chosen row that no longer matches when its snippet is read is left out; the
+    # others keep their order.
+    vanished = expected[1]
+    spy.drop = {(table[vanished.kind], vanished.id)}
+    assert store.search("otter", limit=5) == [hit for hit in expected if hit is not vanished]
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -1,0 +1,158 @@
+"""Following new events: the backend's watcher (``backend.follow``, backends/base.py
+``Watcher``) and how ``Store.follow`` relies on it — read only when told of a change,
+every batch caught up at once, the poll interval handed to the watcher.
+
+End-to-end following across processes is tested in test_durability.py (latency, no held
+snapshot), test_cli.py (``events -f``) and tests/contract/ (order, gap-free resumption).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agentkeep
+from agentkeep.backends.base import Watcher
+
+from conftest import run_agentkeep
+
+
+@pytest.fixture
+def watcher(store: agentkeep.Store) -> Iterator[Watcher]:
+    with store.backend.follow.watch(store.db_path, store.config) as opened:
+        yield opened
+
+
+def test_watcher_reports_the_first_call_and_each_commit_of_another_connection(
+    store: agentkeep.Store, project: Path, watcher: Watcher
+) -> None:
+    assert watcher.changed() is True  # the first call: the caller reads what is there
+    assert watcher.changed() is False  # nothing committed since
+    store.record_event("ci.started")  # the store's connection is another connection
+    assert watcher.changed() is True
+    assert watcher.changed() is False
+    done = run_agentkeep("tasks", "add", "from another process", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert watcher.changed() is True
+    assert watcher.changed(0.001) is False  # idle: it may wait, then says no change
+
+
+def test_watcher_holds_no_read_transaction_between_calls(
+    store: agentkeep.Store, watcher: Watcher
+) -> None:
+    """A TRUNCATE checkpoint needs every reader gone: it succeeds next to a watcher."""
+    for _ in range(3):
+        store.record_event("ci.step")
+        assert watcher.changed() is True
+        other = sqlite3.connect(store.db_path, isolation_level=None, timeout=1)
+        try:
+            busy = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            other.close()
+        assert busy == 0
+
+
+# -- Store.follow over a scripted watcher (the Follow protocol is the seam) ----------------
+
+
+class ScriptedWatcher:
+    """Says "changed" only when the test says so; records each call's timeout."""
+
+    def __init__(self) -> None:
+        self.pending = True  # the first call reports a change, as the protocol says
+        self.timeouts: list[float] = []
+        self.closed = False
+
+    def changed(self, timeout: float = 0.0) -> bool:
+        self.timeouts.append(timeout)
+        pending, self.pending = self.pending, False
+        return pending
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __enter__(self) -> ScriptedWatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class ScriptedFollow:
+    watcher: ScriptedWatcher
+
+    def watch(self, db_path: Path, config: Any) -> ScriptedWatcher:
+        return self.watcher
+
+
+class BackendWith:
+    """The store's backend with its ``follow`` replaced."""
+
+    def __init__(self, real: Any, follow: ScriptedFollow) -> None:
+        self._real = real
+        self.follow = follow
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_follow_reads_only_when_the_watcher_reports_a_change_and_catches_up_in_batches(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watcher = ScriptedWatcher()
+    monkeypatch.setattr(store, "backend", BackendWith(store.backend, ScriptedFollow(watcher)))
+    start = store.last_seq()
+    store.record_events([{"kind": f"ci.e{i}"} for i in range(1234)])  # 3 batches of <= 500
+    seen: list[str] = []
+    read_when: dict[str, int] = {}
+
+    def stop() -> bool:
+        """Called before each poll: after two quiet polls, commit an event the watcher does
+        not report; three polls later, report it."""
+        polls = len(watcher.timeouts)
+        if polls == 3:
+            store.record_event("ci.late")
+            read_when["committed"] = len(seen)
+        elif polls == 6:
+            read_when["reported"] = len(seen)
+            watcher.pending = True
+        return "ci.late" in seen or polls > 50  # the ceiling fails the asserts below
+
+    for event in store.follow(after=start, poll_interval=0.25, stop=stop):
+        seen.append(event.kind)
+    assert seen == [f"ci.e{i}" for i in range(1234)] + ["ci.late"]
+    # One reported change caught up with every batch; the unreported commit was not read.
+    assert read_when == {"committed": 1234, "reported": 1234}
+    assert len(watcher.timeouts) == 7
+    assert set(watcher.timeouts) == {0.25}  # the poll interval is the watcher's to wait
+
+
+def test_a_follower_dropped_early_closes_its_watch(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watcher = ScriptedWatcher()
+    monkeypatch.setattr(store, "backend", BackendWith(store.backend, ScriptedFollow(watcher)))
+    after = store.last_seq()
+    store.record_event("ci.one")
+    follower = store.follow(after=after)
+    assert next(follower).kind == "ci.one"
+    assert not watcher.closed
+    follower.close()  # type: ignore[attr-defined]  # a generator, as a crashed consumer's
+    assert watcher.closed
+
+
+def test_follow_takes_its_starting_point_at_the_call(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watcher = ScriptedWatcher()
+    monkeypatch.setattr(store, "backend", BackendWith(store.backend, ScriptedFollow(watcher)))
+    store.record_event("ci.before")
+    follower = store.follow(stop=lambda: len(watcher.timeouts) > 1)
+    store.record_event("ci.between")  # after follow(), before the first next()
+    assert [event.kind for event in follower] == ["ci.between"]
