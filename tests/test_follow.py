@@ -2,8 +2,9 @@
 ``Watcher``) and how ``Store.follow`` relies on it — read only when told of a change,
 every batch caught up at once, the poll interval handed to the watcher.
 
-End-to-end following across processes is tested in test_durability.py (latency, no held
-snapshot), test_cli.py (``events -f``) and tests/contract/ (order, gap-free resumption).
+What any backend's watcher reports is in tests/contract/test_follow_watcher.py; following
+across processes end to end in test_durability.py (latency, no held snapshot), test_cli.py
+(``events -f``) and tests/contract/test_events.py (order, gap-free resumption).
 """
 
 from __future__ import annotations
@@ -19,27 +20,11 @@ import pytest
 import agentkeep
 from agentkeep.backends.base import Watcher
 
-from conftest import run_agentkeep
-
 
 @pytest.fixture
 def watcher(store: agentkeep.Store) -> Iterator[Watcher]:
     with store.backend.follow.watch(store.db_path, store.config) as opened:
         yield opened
-
-
-def test_watcher_reports_the_first_call_and_each_commit_of_another_connection(
-    store: agentkeep.Store, project: Path, watcher: Watcher
-) -> None:
-    assert watcher.changed() is True  # the first call: the caller reads what is there
-    assert watcher.changed() is False  # nothing committed since
-    store.record_event("ci.started")  # the store's connection is another connection
-    assert watcher.changed() is True
-    assert watcher.changed() is False
-    done = run_agentkeep("tasks", "add", "from another process", cwd=project)
-    assert done.returncode == 0, done.stderr
-    assert watcher.changed() is True
-    assert watcher.changed(0.001) is False  # idle: it may wait, then says no change
 
 
 def test_watcher_holds_no_read_transaction_between_calls(

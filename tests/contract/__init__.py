@@ -12,6 +12,8 @@ test_writers.py            concurrent writer processes lose no acknowledged writ
                            none of it and no lock behind
 test_events.py             one total order; follow() and events(after=) see every event
                            once, in order, while processes write; a cursor resumes
+test_follow_watcher.py     the backend's watcher reports every other connection's and
+                           process's commit, and nothing while the store is idle
 test_idempotency.py        retries return the first record and write nothing; a key
                            belongs to one noun; racing retries create one record
 test_claims.py             racing claimers: one winner, Conflict for the rest, one event

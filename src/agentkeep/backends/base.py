@@ -273,9 +273,11 @@ class Watcher(Protocol):
     Used as a context manager, or closed with :meth:`close`."""
 
     def changed(self, timeout: float = 0.0) -> bool:
-        """True at the first call, and whenever a commit may have happened since the
-        previous call (a spurious True is allowed; a missed commit is not: every commit
-        that finished before this call began is reported by it or an earlier call).
+        """Whether another connection may have added events since the previous call:
+        True at the first call; never False when one did (every commit that finished
+        before this call began is reported by it or an earlier call); False when nothing
+        at all was committed. A commit that added no event may be reported (SQLite's
+        watcher sees every commit).
 
         When nothing changed, it may wait up to ``timeout`` seconds first — for a change
         to arrive, or only to pace a polling caller; a change it waits through is
