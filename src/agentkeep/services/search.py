@@ -445,7 +445,7 @@ def _line_numbers(
 
 
 def term_pattern(parts: Sequence[str], prefix: bool) -> re.Pattern[str]:
-    """A regular expression matching a term the way the FTS tokenizer would: its tokens
+    """A regular expression matching a term the way the index's tokenizer would: its tokens
     in order, separated by non-word characters, case ignored, the last one whole unless
     the term is a prefix."""
     body = r"[\W_]+".join(re.escape(part) for part in parts)
