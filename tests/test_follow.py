@@ -9,6 +9,7 @@ across processes end to end in test_durability.py (latency, no held snapshot), t
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ class ScriptedWatcher:
 class ScriptedFollow:
     watcher: ScriptedWatcher
 
-    def watch(self, db_path: Path, config: Any) -> ScriptedWatcher:
+    def watch(self, db_path: Path, config: Any, *, read_only: bool = False) -> ScriptedWatcher:
         return self.watcher
 
 
@@ -132,6 +133,41 @@ def test_a_follower_dropped_early_closes_its_watch(
     assert watcher.closed
 
 
+def test_following_output_waits_for_the_watcher_once_everything_committed_is_shown(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watcher = ScriptedWatcher()
+    monkeypatch.setattr(store, "backend", BackendWith(store.backend, ScriptedFollow(watcher)))
+    session = store.start_session(source="run").item.id
+    writer = store.open_stream(session, "stdout", auto_commit=False)
+    writer.write(b"one\n")
+    writer.commit_progress()
+    seen: list[str] = []
+    calls: list[int] = []
+    shown_at: dict[str, list[str]] = {}
+
+    def stop() -> bool:
+        """Called between polls: commit a line the watcher does not report, then, three
+        polls later, report it."""
+        calls.append(1)
+        polls = len(watcher.timeouts)
+        if polls == 2 and "committed" not in shown_at:
+            writer.write(b"two\n")
+            writer.commit_progress()
+            shown_at["committed"] = list(seen)
+        elif polls == 5 and "reported" not in shown_at:
+            shown_at["reported"] = list(seen)
+            watcher.pending = True
+        return seen[-1:] == ["two"] or len(calls) > 100  # a ceiling: the asserts then fail
+
+    for line in store.follow_stream(session, last=None, poll_seconds=0.25, stop=stop):
+        seen.append(line.text)
+    writer.close()
+    assert seen == ["one", "two"]
+    assert shown_at == {"committed": ["one"], "reported": ["one"]}
+    assert set(watcher.timeouts) == {0.25}
+
+
 def test_follow_takes_its_starting_point_at_the_call(
     store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,3 +177,45 @@ def test_follow_takes_its_starting_point_at_the_call(
     follower = store.follow(stop=lambda: len(watcher.timeouts) > 1)
     store.record_event("ci.between")  # after follow(), before the first next()
     assert [event.kind for event in follower] == ["ci.between"]
+
+
+def test_a_read_only_store_follows_events_and_output_others_commit(
+    store: agentkeep.Store, project: Path
+) -> None:
+    """The watch of a read-only store is read-only too, and still sees each commit: here
+    the writable store commits from ``stop()`` at the third poll, after the watcher's first
+    "changed" (which every watch reports) was used up."""
+    session = store.start_session(source="run").item.id
+    writer = store.open_stream(session, "stdout", auto_commit=False)
+    start = store.last_seq()
+    polls: list[int] = []
+
+    def commit_at_third_poll(commit: Any) -> Any:
+        polls.clear()
+
+        def stop() -> bool:
+            polls.append(1)
+            if len(polls) == 3:
+                commit()
+            return len(polls) > 100  # a ceiling: the asserts below then fail
+
+        return stop
+
+    def write_line() -> None:
+        writer.write(b"a line, committed while followed\n")
+        writer.commit_progress()
+
+    with agentkeep.open(project, read_only=True) as reader:
+        stop = commit_at_third_poll(lambda: store.record_event("ci.from_writer"))
+        events = [
+            event.kind for event in itertools.islice(reader.follow(after=start, stop=stop), 1)
+        ]
+        assert events == ["ci.from_writer"]
+        assert 3 <= len(polls) <= 100
+        stop = commit_at_third_poll(write_line)
+        follower = reader.follow_stream(session, last=0, stop=stop)
+        assert [line.text for line in itertools.islice(follower, 1)] == [
+            "a line, committed while followed"
+        ]
+        assert 3 <= len(polls) <= 100
+    writer.close()

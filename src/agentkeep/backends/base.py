@@ -300,7 +300,8 @@ class Follow(Protocol):
     """How live followers (``Store.follow``) learn that new events may have been committed
     (SQLite: polling ``PRAGMA data_version``; PostgreSQL: ``LISTEN``/``NOTIFY``)."""
 
-    def watch(self, db_path: Path, config: Config) -> Watcher:
+    def watch(self, db_path: Path, config: Config, *, read_only: bool = False) -> Watcher:
         """A new watch on the store's database at ``db_path``, with its own connection
-        (the store's settings in ``config``)."""
+        (the store's settings in ``config``; ``read_only`` for a store opened so: the
+        watch then needs no more access than the store has)."""
         ...

@@ -181,7 +181,8 @@ class EventService(Service):
             if poll_interval is not None
             else self.config["events.follow_poll_ms"] / 1000
         )
-        with self.backend.follow.watch(self.db_path, self.config) as watcher:
+        watch = self.backend.follow.watch(self.db_path, self.config, read_only=self._conn.read_only)
+        with watch as watcher:
             while stop is None or not stop():
                 if not watcher.changed(interval):  # waits up to `interval` when idle
                     continue

@@ -640,13 +640,19 @@ class StreamService(Service):
         commit separately: while another live stream B has bytes on disk that are not
         yet committed, a line newer than B's last mark waits — those bytes may be older
         than it — until B's commit (at most ~0.3 s later) or ``hold_seconds``.
+
+        Once everything committed is shown, nothing is read again until the backend's
+        watcher (``backend.follow``, as for :meth:`EventService.follow`) reports a commit,
+        checked every ``poll_seconds``.
         """
         pattern = _compile(grep)
         readers: dict[int, tuple[Stream, Reader, int, int, bytes]] = {}
         held: list[tuple[int, int, int, Line, float]] = []  # key, stream order, line, since
         first = True
+        watch = self.backend.follow.watch(self.db_path, self.config, read_only=self._conn.read_only)
         try:
             while True:
+                progressed = False  # bytes were read: there may be more without a commit
                 streams = self.session_streams(session_id, name)
                 for stream in streams:
                     if stream.id in readers:
@@ -669,6 +675,7 @@ class StreamService(Service):
                         position, max(0, min(FRAME_BYTES, stream.length - position))
                     )
                     if chunk:
+                        progressed = True
                         position += len(chunk)
                         data = partial + chunk
                         cut = data.rfind(b"\n") + 1
@@ -712,8 +719,15 @@ class StreamService(Service):
                     return
                 if stop is not None and stop():
                     return
-                time.sleep(poll_seconds)
+                if held or progressed:
+                    time.sleep(poll_seconds)  # held lines wait for time as well as commits
+                    continue
+                # Everything committed is shown: nothing changes until another commit.
+                while not watch.changed(poll_seconds):
+                    if stop is not None and stop():
+                        return
         finally:
+            watch.close()
             for _, reader, *_ in readers.values():
                 reader.close()
 

@@ -51,11 +51,14 @@ class DataVersionWatcher:
 
 
 class SQLiteFollow:
-    def watch(self, db_path: Path, config: Config) -> DataVersionWatcher:
+    def watch(
+        self, db_path: Path, config: Config, *, read_only: bool = False
+    ) -> DataVersionWatcher:
         conn = connect(
             db_path,
             synchronous=config["store.synchronous"],
             busy_timeout_ms=config["store.busy_timeout_ms"],
+            read_only=read_only,
         )
         return DataVersionWatcher(conn)
 
