@@ -1,10 +1,12 @@
-"""Following new events: the backend's watcher (``backend.follow``, backends/base.py
-``Watcher``) and how ``Store.follow`` relies on it — read only when told of a change,
-every batch caught up at once, the poll interval handed to the watcher.
+"""Following new events and output: the backend's watcher (``backend.follow``,
+backends/base.py ``Watcher``) and how ``Store.follow`` and ``Store.follow_stream`` rely on
+it — read only when told of a change, every batch caught up at once, the poll interval
+handed to the watcher, a read-only store watched read-only.
 
 What any backend's watcher reports is in tests/contract/test_follow_watcher.py; following
 across processes end to end in test_durability.py (latency, no held snapshot), test_cli.py
-(``events -f``) and tests/contract/test_events.py (order, gap-free resumption).
+(``events -f``) and tests/contract/test_events.py (order, gap-free resumption); ``logs -f``
+in test_streams.py.
 """
 
 from __future__ import annotations
