@@ -109,3 +109,10 @@ def test_session_tokens_accumulate(store: Store) -> None:
         store.add_session_tokens(session.id, input_tokens=-1)
     with pytest.raises(InvalidInput):
         store.add_session_tokens(session.id, made_up_tokens=1)
+
+
+def test_a_closed_store_raises_an_agentkeep_error_not_a_driver_error(project: Path) -> None:
+    store = agentkeep.open(project)
+    store.close()
+    with pytest.raises(agentkeep.StorageError, match="closed"):
+        store.list_tasks()

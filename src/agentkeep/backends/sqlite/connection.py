@@ -158,9 +158,10 @@ class Connection:
         return self._conn
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
-        cursor = self.raw.cursor(_Cursor)
-        cursor._owner = self
+        raw = self.raw  # UsedAcrossFork in a forked child
         try:
+            cursor = raw.cursor(_Cursor)  # ProgrammingError once closed: translated too
+            cursor._owner = self
             return cursor.execute(sql, params)
         except sqlite3.Error as exc:
             raise self._translated(exc) from exc
