@@ -511,6 +511,11 @@ ALLOWED_OWN = {
     "agentkeep.highwater",  # the commit high-water mark: standard library only
     "agentkeep.errors",
     "agentkeep.hook",
+    "agentkeep.backends",  # package docstrings only
+    "agentkeep.backends.sqlite",
+    "agentkeep.backends.sqlite.fastpath",  # the hook's write path (stdlib only)
+    "agentkeep.backends.sqlite.discipline",  # settings + writer queue, shared with connection.py
+    "agentkeep.backends.sqlite.dialect",  # the SQL fragments capture.Writer asks for
     "agentkeep.boundary",  # the one privacy boundary (stdlib only)
     "agentkeep.hooklog",  # the one hook-error log (stdlib only)
     "agentkeep.capture",

@@ -48,12 +48,18 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 import time
 
 from agentkeep import capture, hooklog, spool
 from agentkeep._version import __version__
+from agentkeep.backends.sqlite import fastpath
+from agentkeep.backends.sqlite.fastpath import (
+    REFUSALS,
+    FastConnection,
+    LockBusy,
+    WriterQueue,
+)
 from agentkeep.errors import HookError
 
 TYPE_CHECKING = False
@@ -680,17 +686,8 @@ _TEXT_FIELDS = (
 )
 
 
-class LockBusy(HookError):
-    """The writer lock was not free within ``hook.lock_wait_ms``."""
-
-
 class DeliveryLost(HookError):
     """Neither the store nor the spool could take a delivery (a full disk, ...)."""
-
-
-class StoreTooNew(HookError):
-    """The store's schema is newer than this code: it may not write it (an agentkeep that
-    can drains what this one spools)."""
 
 
 def store_delivery(
@@ -726,7 +723,7 @@ def store_delivery(
     artifact_id = None
     conn = None
     try:
-        conn = connect(store_dir, settings, timeout_ms=settings["hook.lock_wait_ms"])
+        conn = _connect(store_dir, settings, timeout_ms=settings["hook.lock_wait_ms"])
         if big:
             if _seen(conn, key):
                 return None
@@ -756,8 +753,8 @@ def _busy(exc: BaseException) -> bool:
     to read: a closing connection checkpointing), or the full library's Busy (a spill)."""
     if isinstance(exc, LockBusy):
         return True
-    if isinstance(exc, sqlite3.OperationalError):
-        return _is_busy(exc)
+    if fastpath.is_busy(exc):
+        return True
     if "agentkeep.errors" not in sys.modules:
         return False
     from agentkeep.errors import Busy
@@ -772,39 +769,27 @@ def _reason(exc: BaseException) -> str:
     return f"{name}: {exc}"
 
 
-def connect(
-    store_dir: str, settings: dict[str, Any], *, timeout_ms: int | None = None
-) -> sqlite3.Connection:
-    """A connection with agentkeep's settings (backend/sqlite.py); never creates a file.
-
-    ``timeout_ms`` bounds SQLite's own busy wait (``store.busy_timeout_ms`` by default):
-    the hook waits ``hook.lock_wait_ms`` at most, even for a writer that does not take
-    the queue lock."""
-    path = os.path.join(store_dir, "state.db")
-    for suffix in ("", "-wal", "-shm", "-journal"):  # SQLite would follow a link
-        if os.path.islink(path + suffix):
-            raise HookError(f"{path}{suffix} is a symbolic link; agentkeep never follows one")
-    uri = "file:" + path.replace("%", "%25").replace("?", "%3f").replace("#", "%23") + "?mode=rw"
-    if timeout_ms is None:
-        timeout_ms = settings["store.busy_timeout_ms"]
-    conn = sqlite3.connect(
-        uri,
-        uri=True,
-        isolation_level=None,
-        timeout=timeout_ms / 1000,
-        check_same_thread=False,
+def _connect(store_dir: str, settings: dict[str, Any], *, timeout_ms: int) -> FastConnection:
+    """The store's database on the fast path (:mod:`agentkeep.backends.sqlite.fastpath`)."""
+    return fastpath.connect(
+        store_dir, synchronous=settings["store.synchronous"], timeout_ms=timeout_ms
     )
-    try:
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA synchronous={settings['store.synchronous']}")
-        conn.execute("PRAGMA secure_delete=ON")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
-def _seen(conn: sqlite3.Connection, key: str) -> bool:
+def _begin(conn: FastConnection, store_dir: str, queue: WriterQueue) -> None:
+    """``BEGIN IMMEDIATE`` on a store of this code's schema; an older one is migrated first
+    by the full library (which takes a backup), a newer one refused."""
+
+    def migrate() -> None:
+        import agentkeep
+
+        with _not_draining():
+            agentkeep.open(store_dir, strict_config=False).close()
+
+    fastpath.begin(conn, queue, expected=capture.SCHEMA_VERSION, migrate=migrate)
+
+
+def _seen(conn: FastConnection, key: str) -> bool:
     """Whether a delivery with ``key`` is stored (keys are stored redacted)."""
     stored = capture.stored_key(key)
     return (
@@ -813,104 +798,8 @@ def _seen(conn: sqlite3.Connection, key: str) -> bool:
     )
 
 
-def _schema_version(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
-        raise HookError("the store has no schema version (not an agentkeep store?)")
-    return int(row[0])
-
-
-class WriterQueue:
-    """The writers' queue lock, ``state.db.lock`` (see backends/sqlite/connection.py): taken
-    before ``BEGIN IMMEDIATE`` like every agentkeep writer does, polled every 2 ms at most,
-    so parallel hooks take turns instead of starving in SQLite's busy handler (whose
-    sleeps grow to 100 ms). SQLite's own locking still guarantees correctness.
-
-    The hook waits ``timeout_ms`` (``hook.lock_wait_ms``) at most, then raises
-    :class:`LockBusy`: the delivery goes to the spool instead."""
-
-    def __init__(self, db_path: str, timeout_ms: int) -> None:
-        self.path = db_path + ".lock"
-        self.timeout = timeout_ms / 1000
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: SQLite's busy handler only
-            return
-        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        self.fd = os.open(self.path, flags, 0o600)
-        deadline = None
-        delay = 0.0002
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                pass
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + self.timeout
-            if now >= deadline:
-                self.release()
-                raise LockBusy(f"other writers held the store for {self.timeout * 1000:g} ms")
-            time.sleep(min(delay * (0.5 + (time.perf_counter_ns() % 1000) / 1000), deadline - now))
-            delay = min(delay * 2, 0.002)
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # releases the lock
-            self.fd = None
-
-
-def _begin(conn: sqlite3.Connection, store_dir: str, queue: WriterQueue) -> None:
-    """``BEGIN IMMEDIATE`` on a store of this code's schema, migrating an older one first
-    (with the full library, which takes a backup), refusing a newer one. Raises
-    :class:`LockBusy` when the lock is not free in time (the queue is then released)."""
-    _begin_immediate(conn, queue)
-    version = _schema_version(conn)
-    if version == capture.SCHEMA_VERSION:
-        return
-    conn.execute("ROLLBACK")
-    if version > capture.SCHEMA_VERSION:
-        raise StoreTooNew(
-            f"the store has schema version {version}, newer than this agentkeep's"
-            f" {capture.SCHEMA_VERSION}; upgrade agentkeep (the delivery was spooled)"
-        )
-    queue.release()  # the library takes the same lock to migrate
-    import agentkeep
-
-    with _not_draining():
-        agentkeep.open(store_dir, strict_config=False).close()  # migrates
-    _begin_immediate(conn, queue)
-    version = _schema_version(conn)
-    if version != capture.SCHEMA_VERSION:
-        conn.execute("ROLLBACK")
-        raise HookError(f"the store is at schema version {version} after migrating")
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    return (getattr(exc, "sqlite_errorname", "") or "").startswith("SQLITE_BUSY")
-
-
-def _begin_immediate(conn: sqlite3.Connection, queue: WriterQueue) -> None:
-    queue.acquire()
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        queue.release()
-        # A writer that does not take the queue lock (another tool, a test) holds SQLite's.
-        if _is_busy(exc):
-            raise LockBusy(f"the database was locked for {queue.timeout * 1000:g} ms") from exc
-        raise
-    except BaseException:
-        queue.release()
-        raise
-
-
 def _write(
-    conn: sqlite3.Connection,
+    conn: FastConnection,
     store_dir: str,
     source: str,
     found: Delivery,
@@ -930,7 +819,7 @@ def _write(
     guard = None
     try:
         _begin(conn, store_dir, queue)
-        guard = _checked_mark(conn, store_dir, settings["store.synchronous"])
+        guard = fastpath.checked_mark(conn, store_dir, settings["store.synchronous"])
         if spool.pending(store_dir):
             batch = _drain_into(conn, store_dir, settings, time.monotonic() + HOOK_DRAIN_S)
         capture_id = None
@@ -959,14 +848,13 @@ def _write(
             except capture.CaptureError:
                 if not batch.applied:
                     raise
-                _commit(conn, guard)  # what was drained is kept; this delivery is refused
+                fastpath.commit(conn, guard)  # what was drained is kept; this delivery is refused
                 _drained(store_dir, batch.applied)
                 raise
-        _commit(conn, guard)
+        fastpath.commit(conn, guard)
         _drained(store_dir, batch.applied)
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        conn.rollback()
         raise
     finally:
         queue.release()
@@ -978,7 +866,7 @@ def _write(
 
 
 def _apply(
-    conn: sqlite3.Connection,
+    conn: FastConnection,
     store_dir: str,
     *,
     source: str,
@@ -1069,31 +957,7 @@ def _apply(
         raise
 
 
-def _checked_mark(conn: sqlite3.Connection, store_dir: str, synchronous: str) -> Any:
-    """The store's commit high-water mark (agentkeep/highwater.py), checked inside
-    the write transaction like every library writer does: a database that lost commits or
-    is known to be damaged is not written (the delivery fails and is logged)."""
-    from agentkeep.highwater import MARK_NAME, CommitGuard
-
-    guard = CommitGuard(os.path.join(store_dir, MARK_NAME), synchronous=synchronous)
-    verdict = guard.judge(conn.execute)
-    if verdict.problem is not None:
-        guard.close()
-        raise HookError(
-            f"not written: {verdict.message}; run `agentkeep doctor` (restore a backup, or "
-            "`agentkeep db accept`)"
-        )
-    return guard
-
-
-def _commit(conn: sqlite3.Connection, guard: Any) -> None:
-    """COMMIT, then advance the high-water mark to the newest event it committed."""
-    newest = guard.newest(conn.execute)
-    conn.execute("COMMIT")
-    guard.advance(*newest)
-
-
-def _turn_counted(conn: sqlite3.Connection, session_id: int, capture_id: int) -> bool:
+def _turn_counted(conn: FastConnection, session_id: int, capture_id: int) -> bool:
     """Whether the turn that capture ``capture_id`` ends was counted already: Codex reports
     a turn both to its Stop hook and to ``notify`` (same turn id), and a Claude Stop hook
     that blocks fires Stop again for the same prompt."""
@@ -1261,7 +1125,8 @@ def drain_spool(
     to be spilled needs the full library (``allow_spill``).
 
     Two drainers never apply a record twice: both hold the writer lock while they read,
-    apply and remove. Raises sqlite3.Error/OSError when the store cannot be written."""
+    apply and remove. Raises OSError, or the database's error, when the store cannot be
+    written."""
     done = Drained()
     if _draining or not spool.pending(store_dir):
         return done
@@ -1271,20 +1136,20 @@ def drain_spool(
         wait = settings["hook.lock_wait_ms"] if wait_ms is None else wait_ms
         stop = None if budget_s is None else time.monotonic() + budget_s
         try:
-            conn = connect(store_dir, settings, timeout_ms=max(wait, 1))
+            conn = _connect(store_dir, settings, timeout_ms=max(wait, 1))
             try:
                 _drain_batches(conn, store_dir, settings, done, wait, stop, batch, allow_spill)
             finally:
                 conn.close()
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
+        except Exception as exc:
+            if not fastpath.is_busy(exc):
                 raise
             done.left = True  # busy past the wait (even to read): the next writer drains
     return done
 
 
 def _drain_batches(
-    conn: sqlite3.Connection,
+    conn: FastConnection,
     store_dir: str,
     settings: dict[str, Any],
     done: Drained,
@@ -1307,13 +1172,12 @@ def _drain_batches(
             return
         guard = None
         try:
-            guard = _checked_mark(conn, store_dir, settings["store.synchronous"])
+            guard = fastpath.checked_mark(conn, store_dir, settings["store.synchronous"])
             drained = _drain_into(conn, store_dir, settings, batch_end, batch)
-            _commit(conn, guard)
+            fastpath.commit(conn, guard)
             _drained(store_dir, drained.applied)  # under the lock: no drainer sees them
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            conn.rollback()
             raise
         finally:
             queue.release()
@@ -1344,7 +1208,7 @@ class _Batch:
 
 
 def _drain_into(
-    conn: sqlite3.Connection,
+    conn: FastConnection,
     store_dir: str,
     settings: dict[str, Any],
     deadline: float,
@@ -1375,7 +1239,7 @@ def _drain_into(
             _apply_record(conn, store_dir, record, settings)
         except FileNotFoundError:
             continue
-        except (OSError, spool.SpoolError, capture.CaptureError, HookError, *_REFUSALS) as exc:
+        except (OSError, spool.SpoolError, capture.CaptureError, HookError, *REFUSALS) as exc:
             _quarantine(store_dir, path, exc)
             batch.quarantined += 1
             continue
@@ -1388,18 +1252,8 @@ def _drain_into(
     return batch
 
 
-# What a record the database refuses raises (its savepoint is rolled back; the rest of
-# the batch goes on). Other sqlite3 errors (a full disk, ...) stop the drain.
-_REFUSALS = (
-    sqlite3.IntegrityError,
-    sqlite3.InterfaceError,
-    sqlite3.ProgrammingError,
-    sqlite3.DataError,
-)
-
-
 def _apply_record(
-    conn: sqlite3.Connection, store_dir: str, record: dict[str, Any], settings: dict[str, Any]
+    conn: FastConnection, store_dir: str, record: dict[str, Any], settings: dict[str, Any]
 ) -> None:
     found = Delivery()
     delivery = record["delivery"]
@@ -1449,7 +1303,7 @@ def _quarantine(store_dir: str, path: str, exc: BaseException) -> None:
 
 
 def _spill_record(
-    conn: sqlite3.Connection, store_dir: str, path: str, settings: dict[str, Any]
+    conn: FastConnection, store_dir: str, path: str, settings: dict[str, Any]
 ) -> bool:
     """Store a spooled payload as an artifact (outside the writer lock, like the hook
     does) and rewrite its record to name it; False when the lock was busy."""

@@ -20,7 +20,9 @@ back-to-back writers one process can be locked out past ``busy_timeout`` althoug
 commit holds the lock for under a millisecond (measured: 4 ``Busy`` errors in 10 s with 6
 writers). The lock file is polled with sleeps of at most 2 ms, so every waiter gets its turn
 within a few commits; SQLite's locking still provides correctness — the lock file only adds
-fairness, and processes that do not take it (other tools) are still safe.
+fairness, and processes that do not take it (other tools) are still safe. The settings and
+the queue are implemented once, in :mod:`.discipline`, which the hook's fast path
+(:mod:`.fastpath`) shares.
 
 Connections are poisoned in a forked child: SQLite's locks do not survive ``fork()`` and
 a child that writes through its parent's connection can corrupt the database. Using one
@@ -41,16 +43,21 @@ start of each write transaction and advances it after each commit.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import random
 import sqlite3
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from agentkeep.backends.sqlite.dialect import DIALECT
+from agentkeep.backends.sqlite.discipline import (
+    SYNCHRONOUS_LEVELS,
+    apply_settings,
+    open_lock,
+    release_lock,
+    wait_for_lock,
+)
 from agentkeep.errors import (
     AgentkeepError,
     Busy,
@@ -63,8 +70,6 @@ from agentkeep.errors import (
 )
 from agentkeep.files import fsync_path, translate_os_error
 from agentkeep.highwater import CommitGuard
-
-SYNCHRONOUS_LEVELS = {"FULL": 2, "NORMAL": 1}
 
 # Bumped in every forked child; a connection remembers the generation it was opened in.
 _fork_generation = 0
@@ -222,41 +227,22 @@ class Connection:
             self._lock_depth += 1
             return
         if self._lock_fd is None:
-            lock_path = self.path.with_name(self.path.name + ".lock")
             try:
-                self._lock_fd = os.open(
-                    lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
-                )
+                self._lock_fd = open_lock(str(self.path))
             except OSError as exc:
-                raise translate_os_error(exc, str(lock_path)) from exc
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            self._lock_depth = 1
-            return
-        except BlockingIOError:
-            pass
-        deadline = time.monotonic() + self.busy_timeout_ms / 1000
-        delay = 0.0002
-        while True:
-            time.sleep(delay * random.uniform(0.5, 1.5))
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._lock_depth = 1
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise Busy(
-                        f"{self.path.name} has been locked by other writers for "
-                        f"{self.busy_timeout_ms} ms",
-                        hint="another process is writing for a long time; retry, or raise "
-                        "store.busy_timeout_ms",
-                    ) from None
-                delay = min(delay * 2, 0.002)
+                raise translate_os_error(exc, f"{self.path}.lock") from exc
+        if not wait_for_lock(self._lock_fd, self.busy_timeout_ms / 1000):
+            raise Busy(
+                f"{self.path.name} has been locked by other writers for {self.busy_timeout_ms} ms",
+                hint="another process is writing for a long time; retry, or raise "
+                "store.busy_timeout_ms",
+            )
+        self._lock_depth = 1
 
     def unlock_writers(self) -> None:
         self._lock_depth -= 1
         if self._lock_depth == 0 and self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            release_lock(self._lock_fd)
 
 
 def _too_large(exc: OverflowError) -> InvalidInput:
@@ -309,14 +295,9 @@ def connect(
         make_database_private(path)
     conn = Connection(raw, path, read_only=read_only, busy_timeout_ms=busy_timeout_ms)
     try:
-        for pragma in (
-            f"busy_timeout={int(busy_timeout_ms)}",
-            "foreign_keys=ON",
-            f"synchronous={level}",
-            "secure_delete=ON",
-        ):
-            conn.execute(f"PRAGMA {pragma}")
-        _verify(conn, level, busy_timeout_ms)
+        got = apply_settings(conn.execute, synchronous=level, busy_timeout_ms=busy_timeout_ms)
+        if got is not None:
+            raise StorageError(f"SQLite refused agentkeep's connection settings: {got}")
     except BaseException:
         raw.close()
         raise
@@ -343,23 +324,6 @@ def _immutable_suffix(path: Path) -> str:
     except OSError:
         pass
     return "&immutable=1"
-
-
-def _verify(conn: Connection, level: str, busy_timeout_ms: int) -> None:
-    got = {
-        "synchronous": conn.execute("PRAGMA synchronous").fetchone()[0],
-        "foreign_keys": conn.execute("PRAGMA foreign_keys").fetchone()[0],
-        "busy_timeout": conn.execute("PRAGMA busy_timeout").fetchone()[0],
-        "secure_delete": conn.execute("PRAGMA secure_delete").fetchone()[0],
-    }
-    want = {
-        "synchronous": SYNCHRONOUS_LEVELS[level],
-        "foreign_keys": 1,
-        "busy_timeout": int(busy_timeout_ms),
-        "secure_delete": 1,
-    }
-    if got != want:
-        raise StorageError(f"SQLite refused agentkeep's connection settings: {got} != {want}")
 
 
 def ensure_wal(conn: Connection) -> None:
