@@ -528,7 +528,7 @@ class Boundary:
                 self.json("data", data),
                 undoes,
             )
-            seq = conn.execute(_INSERT_EVENT, values).lastrowid
+            seq = conn.insert(_INSERT_EVENT, values)
             self.record(conn, "events", seq, now)
         finally:
             self.pending = outer

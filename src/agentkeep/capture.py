@@ -124,7 +124,7 @@ class Writer:
 
     def __init__(
         self,
-        conn: Any,  # sqlite3.Connection or backend.sqlite.Connection (execute/executemany)
+        conn: Any,  # a backends.base.Connection (the hook's: backends/sqlite/fastpath.py)
         root: str,
         *,
         policy: str = DEFAULT_POLICY,
@@ -244,24 +244,25 @@ class Writer:
             return session_id
         agent_id = self._agent(source, external_id, agent_kind or source, agent_role)
         at = started_at or self.now
-        cursor = self.conn.execute(
-            "INSERT INTO sessions (agent_id, source, external_id, status, started_at, model, cwd,"
-            " title, parent_id, capture, last_seen_at)"
-            " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
-            (
-                agent_id,
-                source,
-                external_id,
-                at,
-                model,
-                rel_cwd,
-                title,
-                parent_id,
-                self.policy if self.policy != "off" else None,
-                at,
-            ),
+        session_id = int(
+            self.conn.insert(
+                "INSERT INTO sessions (agent_id, source, external_id, status, started_at, model, cwd,"
+                " title, parent_id, capture, last_seen_at)"
+                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    agent_id,
+                    source,
+                    external_id,
+                    at,
+                    model,
+                    rel_cwd,
+                    title,
+                    parent_id,
+                    self.policy if self.policy != "off" else None,
+                    at,
+                ),
+            )
         )
-        session_id = int(cursor.lastrowid or 0)
         self._record_redactions("sessions", session_id)
         lifecycle.session_started(self.conn, self._event, session_id, now=self.now)
         if self.idle_minutes is not None:  # a few at a time: the hook holds the lock
@@ -310,11 +311,12 @@ class Writer:
         if not clean or before is None:
             self.boundary.discard()
             return False
+        same = self.conn.dialect.same
         cursor = self.conn.execute(
             "UPDATE sessions SET title = ?, title_source = ? WHERE id = ?"
             " AND (title IS NULL OR title_source IS NULL OR"
             " CASE title_source WHEN 'summary' THEN 0 WHEN 'agent' THEN 1 ELSE 2 END <= ?)"
-            " AND (title IS NOT ? OR title_source IS NOT ?)",
+            f" AND NOT ({same('title', '?')} AND {same('title_source', '?')})",
             (clean, source, session_id, rank, clean, source),
         )
         if not cursor.rowcount:
@@ -384,12 +386,11 @@ class Writer:
         row = self.conn.execute("SELECT id FROM agents WHERE name = ?", (name,)).fetchone()
         if row is not None:
             return int(row[0])
-        cursor = self.conn.execute(
+        agent_id: int = self.conn.insert(
             "INSERT INTO agents (name, kind, role, status, created_at, updated_at, heartbeat_at)"
             " VALUES (?, ?, ?, 'active', ?, ?, ?)",
             (name, kind, self.ident("role", role), self.now, self.now, self.now),
         )
-        agent_id = int(cursor.lastrowid or 0)
         self._event(
             "agent", agent_id, "agent.created", lifecycle.row_payload(self.conn, "agents", agent_id)
         )
@@ -401,7 +402,9 @@ class Writer:
         at = self.ident("at", at)
         sets = [f"{name} = {name} + ?" for name in counts if name in COUNTER_COLUMNS]
         values: list[Any] = [counts[name] for name in counts if name in COUNTER_COLUMNS]
-        sets.append("last_seen_at = max(coalesce(last_seen_at, ?), ?)")
+        sets.append(
+            f"last_seen_at = {self.conn.dialect.greatest('coalesce(last_seen_at, ?)', '?')}"
+        )
         self.conn.execute(
             f"UPDATE sessions SET {', '.join(sets)} WHERE id = ?",
             (*values, at or self.now, at or self.now, session_id),
@@ -418,8 +421,10 @@ class Writer:
         names = [name for name in counts if name in COUNTER_COLUMNS or name in TOKEN_COLUMNS]
         if not names:
             return
+        greatest = self.conn.dialect.greatest
+        sets = ", ".join(f"{n} = {greatest(n, '?')}" for n in names)
         self.conn.execute(
-            f"UPDATE sessions SET {', '.join(f'{n} = max({n}, ?)' for n in names)} WHERE id = ?",
+            f"UPDATE sessions SET {sets} WHERE id = ?",
             (*[int(counts[n]) for n in names], session_id),
         )
 
@@ -469,11 +474,11 @@ class Writer:
         under the full policy, dropped under metadata.
         """
         at = self.ident("at", at)
-        cursor = self.conn.execute(
+        inserted = self.conn.execute(
             "INSERT INTO captures (at, source, event, vendor_event, session_id, turn_id, tool_name,"
             " tool_use_id, cwd, exit_code, duration_ms, payload, artifact_id, dedupe_key)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (dedupe_key) DO NOTHING",
+            " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
             (
                 at or self.now,
                 self.ident("source", source),
@@ -490,11 +495,11 @@ class Writer:
                 artifact_id,
                 stored_key(dedupe_key, self.boundary),
             ),
-        )
-        if not cursor.rowcount:
+        ).fetchall()
+        if not inserted:  # stored before: nothing was written
             self.boundary.discard()
             return None
-        row_id = int(cursor.lastrowid or 0)
+        row_id = int(inserted[0][0])
         self._record_redactions("captures", row_id)
         if session_id is not None and event in RESUMING_EVENTS:
             # The agent works in the session after it ended (`claude --resume`): it runs
@@ -533,17 +538,16 @@ class Writer:
             once
             and self.conn.execute(
                 "SELECT 1 FROM metrics WHERE name = ? AND value = ? AND labels = ? AND at = ?"
-                " AND session_id IS ?",
+                f" AND {self.conn.dialect.same('session_id', '?')}",
                 row,
             ).fetchone()
         ):
             self.boundary.discard()
             return None
-        cursor = self.conn.execute(
+        row_id: int = self.conn.insert(
             "INSERT INTO metrics (name, value, labels, at, session_id) VALUES (?, ?, ?, ?, ?)",
             row,
         )
-        row_id = int(cursor.lastrowid or 0)
         self._record_redactions("metrics", row_id)
         return row_id
 
@@ -596,18 +600,18 @@ class Writer:
         except BaseException:
             self.boundary.discard()  # nothing of this row is stored
             raise
-        cursor = self.conn.execute(
+        inserted = self.conn.execute(
             "INSERT INTO messages (session_id, seq, at, role, kind, text, tool_name, tool_use_id,"
             " is_error, model, message_key, input_tokens, output_tokens, cache_read_tokens,"
             " cache_write_tokens, external_id, parent_external_id, raw, source_ref)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (session_id, external_id) DO NOTHING",
+            " ON CONFLICT (session_id, external_id) DO NOTHING RETURNING id",
             values,
-        )
-        if not cursor.rowcount:
+        ).fetchall()
+        if not inserted:  # imported before: a no-op
             self.boundary.discard()
             return None
-        row_id = int(cursor.lastrowid or 0)
+        row_id = int(inserted[0][0])
         self._record_redactions("messages", row_id)
         return row_id
 
@@ -640,11 +644,11 @@ class Writer:
         of one streamed response repeat and grow its usage; it is counted once)."""
         message_key = self.ident("message_key", message_key) or message_key
         values = [int(t or 0) for t in tokens]
+        greatest = self.conn.dialect.greatest
+        sets = ", ".join(f"{n} = {greatest(n, '?')}" for n in TOKEN_COLUMNS)
         self.conn.execute(
-            "UPDATE messages SET input_tokens = max(input_tokens, ?), output_tokens ="
-            " max(output_tokens, ?), cache_read_tokens = max(cache_read_tokens, ?),"
-            " cache_write_tokens = max(cache_write_tokens, ?) WHERE id = (SELECT min(id) FROM"
-            " messages WHERE session_id = ? AND message_key = ?)",
+            f"UPDATE messages SET {sets}"
+            " WHERE id = (SELECT min(id) FROM messages WHERE session_id = ? AND message_key = ?)",
             (*values, session_id, message_key),
         )
 
@@ -671,9 +675,11 @@ class Writer:
             prompts=row[6],
         )
         if row[7]:
+            dialect = self.conn.dialect
             self.conn.execute(
-                "UPDATE sessions SET started_at = min(started_at, ?),"
-                " last_seen_at = max(coalesce(last_seen_at, ?), ?) WHERE id = ?",
+                f"UPDATE sessions SET started_at = {dialect.least('started_at', '?')},"
+                f" last_seen_at = {dialect.greatest('coalesce(last_seen_at, ?)', '?')}"
+                " WHERE id = ?",
                 (row[7], row[8], row[8], session_id),
             )
             # New lines after the session ended (resumed without hooks): it runs again.

@@ -53,6 +53,12 @@ OBSERVED_SQL = "capture IS NOT NULL AND pid IS NULL"
 IDLE_SQL = f"(status = 'running' AND {OBSERVED_SQL} AND coalesce(last_seen_at, started_at) < ?)"
 
 
+def _seen_at(conn: Any) -> str:
+    """``last_seen_at`` moved forward to the parameter (never back; its first value when
+    unset): takes the parameter twice."""
+    return conn.dialect.greatest("coalesce(last_seen_at, ?)", "?")  # type: ignore[no-any-return]
+
+
 def idle_cutoff(idle_minutes: int, *, now: float | None = None) -> str:
     """The time before which an observed session's last activity makes it idle. With
     ``idle_minutes`` 0 (never idle) a time no session can be older than."""
@@ -103,7 +109,7 @@ def session_ended(
     cursor = conn.execute(
         "UPDATE sessions SET status = ?, ended_at = ?, exit_code = ?,"
         " signal = coalesce(?, signal), duration_ms = coalesce(?, duration_ms),"
-        " last_seen_at = max(coalesce(last_seen_at, ?), ?) WHERE id = ? AND status = 'running'",
+        f" last_seen_at = {_seen_at(conn)} WHERE id = ? AND status = 'running'",
         (status, at, exit_code, signal, duration_ms, at, at, session_id),
     )
     if not cursor.rowcount:
@@ -175,7 +181,7 @@ def session_resumed(conn: Any, emit: Emit, session_id: int, *, at: str, now: str
     }
     conn.execute(
         "UPDATE sessions SET status = 'running', ended_at = NULL, exit_code = NULL,"
-        " signal = NULL, last_seen_at = max(coalesce(last_seen_at, ?), ?) WHERE id = ?",
+        f" signal = NULL, last_seen_at = {_seen_at(conn)} WHERE id = ?",
         (at, at, session_id),
     )
     emit(
