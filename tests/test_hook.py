@@ -436,6 +436,38 @@ def test_linked_worktree_and_project_dir_find_the_main_store(project: Path, tmp_
     assert not (worktree / ".agentkeep").exists()
 
 
+def test_library_and_hook_find_the_same_store_as_git_does(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One walk (agentkeep.paths.walk_up) for both: the main worktree comes from the linked
+    worktree's .git file, and agrees with `git rev-parse --git-common-dir`; a bare
+    repository's worktree and a directory outside any repository have no store."""
+    from agentkeep.paths import find_store, find_store_dir, main_worktree_root
+
+    monkeypatch.delenv("AGENTKEEP_DIR", raising=False)
+    git(project, "commit", "-q", "--allow-empty", "-m", "first")
+    linked = tmp_path / "linked"
+    git(project, "worktree", "add", "-q", str(linked), "-b", "linked")
+    (linked / "deep" / "er").mkdir(parents=True)
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "clone", "-q", "--bare", str(project), str(bare))
+    bare_wt = tmp_path / "bare-wt"
+    git(bare, "worktree", "add", "-q", str(bare_wt), "-b", "b2")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store = project / ".agentkeep"
+    for where, expected in (
+        (project / ".agentkeep", store),
+        (linked / "deep" / "er", store),
+        (bare_wt, None),
+        (outside, None),
+    ):
+        assert find_store(where) == expected, where
+        assert find_store_dir([str(where)]) == (str(expected) if expected else None), where
+    assert main_worktree_root(linked) == project  # git's own answer, for the linked one
+    assert find_store_dir([str(outside), str(linked)]) == str(store)  # the first that has one
+
+
 def test_older_store_is_migrated_then_captured(tmp_path: Path) -> None:
     from agentkeep.backends.sqlite.connection import connect
     from agentkeep.migrations import MIGRATIONS, migrate
@@ -500,8 +532,8 @@ HEAVY = (
     "agentkeep._core",
     "agentkeep.cli",
     "agentkeep.config",
-    "agentkeep.paths",
     "agentkeep.backend",
+    "agentkeep.backends.sqlite.connection",  # the library's backend: the hook has fastpath
     "agentkeep.models",
 )
 ALLOWED_OWN = {
@@ -517,6 +549,7 @@ ALLOWED_OWN = {
     "agentkeep.backends.sqlite.discipline",  # settings + writer queue, shared with connection.py
     "agentkeep.backends.sqlite.dialect",  # the SQL fragments capture.Writer asks for
     "agentkeep.boundary",  # the one privacy boundary (stdlib only)
+    "agentkeep.paths",  # store discovery, shared with the library (no pathlib at import)
     "agentkeep.hooklog",  # the one hook-error log (stdlib only)
     "agentkeep.capture",
     "agentkeep.lifecycle",

@@ -246,8 +246,8 @@ class Writer:
         at = started_at or self.now
         session_id = int(
             self.conn.insert(
-                "INSERT INTO sessions (agent_id, source, external_id, status, started_at, model, cwd,"
-                " title, parent_id, capture, last_seen_at)"
+                "INSERT INTO sessions (agent_id, source, external_id, status, started_at, model,"
+                " cwd, title, parent_id, capture, last_seen_at)"
                 " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
                 (
                     agent_id,

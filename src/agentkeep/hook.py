@@ -61,6 +61,7 @@ from agentkeep.backends.sqlite.fastpath import (
     WriterQueue,
 )
 from agentkeep.errors import HookError
+from agentkeep.paths import find_store_dir, read_small_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             raw = read
         doc, problem = decode(raw)
         found = normalize(source, doc) if doc is not None else None
-        store_dir = find_store(_start_dirs(found.cwd if found else None), options.get("store"))
+        store_dir = find_store_dir(_start_dirs(found.cwd if found else None), options.get("store"))
         if store_dir is None:
             return 0
         if problem is not None:
@@ -461,94 +462,7 @@ def _start_dirs(cwd: str | None) -> list[str]:
     return starts
 
 
-def find_store(starts: list[str], explicit: str | None = None) -> str | None:
-    """The store directory (``.agentkeep``) for the first of ``starts`` that has one.
-
-    Like :func:`agentkeep.paths.find_store`: ``--store``/``AGENTKEEP_DIR`` name it; else walk
-    up for ``.agentkeep/state.db``; else, in a linked git worktree, the main worktree's.
-    """
-    explicit = explicit or os.environ.get("AGENTKEEP_DIR")
-    if explicit:
-        path = os.path.abspath(os.path.expanduser(explicit))
-        if os.path.isdir(os.path.join(path, ".agentkeep")):
-            path = os.path.join(path, ".agentkeep")
-        return path if os.path.isfile(os.path.join(path, "state.db")) else None
-    for start in starts:
-        found = _walk_up(os.path.abspath(start))
-        if found is not None:
-            return found
-    return None
-
-
-def _walk_up(here: str) -> str | None:
-    dot_git: str | None = None
-    directory = here
-    while True:
-        candidate = os.path.join(directory, ".agentkeep")
-        if os.path.isfile(os.path.join(candidate, "state.db")):
-            return candidate
-        if dot_git is None and os.path.lexists(os.path.join(directory, ".git")):
-            dot_git = os.path.join(directory, ".git")
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            break
-        directory = parent
-    if dot_git is not None and os.path.isfile(dot_git):
-        main = main_worktree_of(dot_git)
-        if main is not None:
-            candidate = os.path.join(main, ".agentkeep")
-            if os.path.isfile(os.path.join(candidate, "state.db")):
-                return candidate
-    return None
-
-
-def main_worktree_of(dot_git_file: str) -> str | None:
-    """The main worktree of a linked worktree, from its ``.git`` file (``gitdir: …``) and
-    that directory's ``commondir``, as ``git rev-parse --git-common-dir`` would find it."""
-    try:
-        first = read_small_file(dot_git_file, 4096).decode("utf-8").split("\n", 1)[0].strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not first.startswith("gitdir:"):
-        return None
-    base = os.path.dirname(dot_git_file)
-    gitdir = os.path.normpath(os.path.join(base, first[7:].strip()))
-    try:
-        line = read_small_file(os.path.join(gitdir, "commondir"), 4096).decode("utf-8")
-        common = os.path.normpath(os.path.join(gitdir, line.split("\n", 1)[0].strip()))
-    except (OSError, UnicodeDecodeError):
-        return None  # a submodule, or not a worktree
-    if os.path.basename(common) != ".git":
-        return None  # a bare repository: no main worktree
-    return os.path.dirname(common)
-
-
 # -- settings --------------------------------------------------------------------------------
-
-
-def read_small_file(path: str, limit: int, *, follow_links: bool = True) -> bytes:
-    """A regular file's bytes, at most ``limit`` of them, without blocking on a FIFO
-    (``O_NONBLOCK`` then ``fstat``) or following a link when ``follow_links`` is false.
-    Raises OSError for anything else (a FIFO, a device, a larger file)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    if not follow_links:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
-    try:
-        st = os.fstat(fd)
-        if (st.st_mode & 0o170000) != 0o100000:  # stat.S_ISREG, without importing stat
-            raise OSError(f"{path} is not a regular file")
-        data = b""
-        while len(data) <= limit:
-            chunk = os.read(fd, limit + 1 - len(data))
-            if not chunk:
-                break
-            data += chunk
-        if len(data) > limit:
-            raise OSError(f"{path} is larger than {limit} bytes")
-        return data
-    finally:
-        os.close(fd)
 
 
 def _stat_key(path: str | None) -> list[int] | None:

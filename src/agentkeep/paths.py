@@ -6,6 +6,11 @@ worktree the walk-up finds nothing, so the main worktree (the parent of git's co
 is tried next; all worktrees of a repository share one store. ``--store`` or
 ``AGENTKEEP_DIR`` name the store directory explicitly.
 
+The walk (:func:`walk_up`) is the one the library and ``agentkeep hook`` both use, so it
+is standard library only and cheap: no ``pathlib`` at import (``Path`` is imported where
+it is returned), and a linked worktree's main worktree is read from its ``.git`` file and
+``commondir`` (:func:`main_worktree_of`) instead of running ``git``.
+
 Per-user files (the project registry ``global.db`` and the user's ``config.toml``) live in
 the platform's data and config dirs, or all under ``AGENTKEEP_HOME`` when it is set.
 """
@@ -13,13 +18,19 @@ the platform's data and config dirs, or all under ``AGENTKEEP_HOME`` when it is 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from collections.abc import Iterable
+    from pathlib import Path
 
 STORE_DIRNAME = ".agentkeep"
 DB_NAME = "state.db"
 
 
 def agentkeep_home() -> Path | None:
+    from pathlib import Path
+
     home = os.environ.get("AGENTKEEP_HOME")
     return Path(home).expanduser() if home else None
 
@@ -28,6 +39,8 @@ def user_data_dir() -> Path:
     home = agentkeep_home()
     if home is not None:
         return home
+    from pathlib import Path
+
     import platformdirs  # lazy: not needed when AGENTKEEP_HOME is set (tests, hooks)
 
     return Path(platformdirs.user_data_dir("agentkeep", appauthor=False))
@@ -37,6 +50,8 @@ def user_config_file() -> Path:
     home = agentkeep_home()
     if home is not None:
         return home / "config.toml"
+    from pathlib import Path
+
     import platformdirs
 
     return Path(platformdirs.user_config_dir("agentkeep", appauthor=False)) / "config.toml"
@@ -47,19 +62,106 @@ def global_db_path() -> Path:
 
 
 def find_store(start: Path | None = None) -> Path | None:
-    """The store directory for ``start`` (default: cwd), or None if there is none."""
+    """The store directory for ``start`` (default: cwd), or None if there is none.
+
+    ``AGENTKEEP_DIR`` is returned as given (the caller reports a missing store there)."""
+    from pathlib import Path
+
     explicit = os.environ.get("AGENTKEEP_DIR")
     if explicit:
         return Path(explicit).expanduser().absolute()
-    here = (start or Path.cwd()).absolute()
-    for directory in (here, *here.parents):
-        candidate = directory / STORE_DIRNAME
-        if (candidate / DB_NAME).exists():
-            return candidate
-    main = main_worktree_root(here)
-    if main is not None and (main / STORE_DIRNAME / DB_NAME).exists():
-        return main / STORE_DIRNAME
+    found = walk_up(str((start or Path.cwd()).absolute()))
+    return Path(found) if found is not None else None
+
+
+def find_store_dir(starts: Iterable[str], explicit: str | None = None) -> str | None:
+    """The store directory for the first of ``starts`` that has one (the hook's lookup:
+    several candidate directories, strings, and nothing that does not exist).
+
+    ``explicit`` (``--store``) or ``AGENTKEEP_DIR`` name a project or its ``.agentkeep``;
+    it counts only if it holds a database."""
+    explicit = explicit or os.environ.get("AGENTKEEP_DIR")
+    if explicit:
+        path = os.path.abspath(os.path.expanduser(explicit))
+        if os.path.isdir(os.path.join(path, STORE_DIRNAME)):
+            path = os.path.join(path, STORE_DIRNAME)
+        return path if os.path.isfile(os.path.join(path, DB_NAME)) else None
+    for start in starts:
+        found = walk_up(os.path.abspath(start))
+        if found is not None:
+            return found
     return None
+
+
+def walk_up(here: str) -> str | None:
+    """The ``.agentkeep`` with a database in ``here`` or the nearest parent; else, in a
+    linked git worktree, its main worktree's (all worktrees share one store)."""
+    dot_git: str | None = None
+    directory = here
+    while True:
+        candidate = os.path.join(directory, STORE_DIRNAME)
+        if os.path.isfile(os.path.join(candidate, DB_NAME)):
+            return candidate
+        if dot_git is None and os.path.lexists(os.path.join(directory, ".git")):
+            dot_git = os.path.join(directory, ".git")
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    if dot_git is not None and os.path.isfile(dot_git):
+        main = main_worktree_of(dot_git)
+        if main is not None:
+            candidate = os.path.join(main, STORE_DIRNAME)
+            if os.path.isfile(os.path.join(candidate, DB_NAME)):
+                return candidate
+    return None
+
+
+def main_worktree_of(dot_git_file: str) -> str | None:
+    """The main worktree of a linked worktree, from its ``.git`` file (``gitdir: …``) and
+    that directory's ``commondir``, as ``git rev-parse --git-common-dir`` would find it
+    (None for a submodule or a bare repository's worktree: no main worktree)."""
+    try:
+        first = read_small_file(dot_git_file, 4096).decode("utf-8").split("\n", 1)[0].strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not first.startswith("gitdir:"):
+        return None
+    base = os.path.dirname(dot_git_file)
+    gitdir = os.path.normpath(os.path.join(base, first[7:].strip()))
+    try:
+        line = read_small_file(os.path.join(gitdir, "commondir"), 4096).decode("utf-8")
+        common = os.path.normpath(os.path.join(gitdir, line.split("\n", 1)[0].strip()))
+    except (OSError, UnicodeDecodeError):
+        return None  # a submodule, or not a worktree
+    if os.path.basename(common) != ".git":
+        return None  # a bare repository: no main worktree
+    return os.path.dirname(common)
+
+
+def read_small_file(path: str, limit: int, *, follow_links: bool = True) -> bytes:
+    """A regular file's bytes, at most ``limit`` of them, without blocking on a FIFO
+    (``O_NONBLOCK`` then ``fstat``) or following a link when ``follow_links`` is false.
+    Raises OSError for anything else (a FIFO, a device, a larger file)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if (st.st_mode & 0o170000) != 0o100000:  # stat.S_ISREG, without importing stat
+            raise OSError(f"{path} is not a regular file")
+        data = b""
+        while len(data) <= limit:
+            chunk = os.read(fd, limit + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+        if len(data) > limit:
+            raise OSError(f"{path} is larger than {limit} bytes")
+        return data
+    finally:
+        os.close(fd)
 
 
 def git(cwd: Path, *args: str) -> str | None:
@@ -84,6 +186,8 @@ def main_worktree_root(cwd: Path) -> Path | None:
     common = git(cwd, "rev-parse", "--path-format=absolute", "--git-common-dir")
     if not common:
         return None
+    from pathlib import Path
+
     common_dir = Path(common)
     if common_dir.name == ".git":
         return common_dir.parent
@@ -97,6 +201,8 @@ def relative_to_root(root: Path, path: Path | str) -> str:
 
     The store never records absolute paths (DESIGN.md principle 9).
     """
+    from pathlib import Path
+
     absolute = Path(path) if Path(path).is_absolute() else Path.cwd() / path
     rel = os.path.relpath(os.path.normpath(absolute), os.path.normpath(root))
     return Path(rel).as_posix()
