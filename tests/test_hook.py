@@ -550,6 +550,8 @@ ALLOWED_OWN = {
     "agentkeep.backends.sqlite.dialect",  # the SQL fragments capture.Writer asks for
     "agentkeep.boundary",  # the one privacy boundary (stdlib only)
     "agentkeep.paths",  # store discovery, shared with the library (no pathlib at import)
+    "agentkeep.tools",  # the registry of agent tools (which payload reader for --source)
+    "agentkeep.payloads",  # each tool's hook payload shape
     "agentkeep.hooklog",  # the one hook-error log (stdlib only)
     "agentkeep.capture",
     "agentkeep.lifecycle",

@@ -61,13 +61,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentkeep import tools
 from agentkeep.boundary import fill_secrets, may_contain_secret, redact_text, split_secrets
 from agentkeep.errors import Conflict, InvalidInput, StorageError
 from agentkeep.models import Record
 
-TOOLS = ("claude", "codex", "opencode")
+TOOLS = tools.NAMES  # the registry (agentkeep/tools.py) lists the agent tools
 SCOPES = ("project", "user")
-DEFAULT_SCOPE = {"claude": "project", "codex": "user", "opencode": "project"}
+DEFAULT_SCOPE = {name: tool.default_scope for name, tool in tools.TOOLS.items()}
 TIMEOUT = 10  # seconds (Claude Code and Codex both count hook timeouts in seconds)
 
 # (event, matcher, timeout). SessionEnd hooks share a 1.5 s budget in Claude Code unless a

@@ -9,11 +9,12 @@ from typing import Any
 
 import click
 
+from agentkeep import tools
 from agentkeep.cli import State
 from agentkeep.cli.output import dumps, fmt_of, output_options
 from agentkeep.timeutil import parse_since
 
-AGENT_SOURCES = ("claude", "codex", "opencode")
+AGENT_SOURCES = tools.NAMES  # the agent tools (agentkeep/tools.py), in order
 
 
 def _progress(enabled: bool) -> Any:
@@ -167,21 +168,8 @@ def _agent_command(source: str, where: str) -> click.Command:
     return import_.command(source)(command)
 
 
-_agent_command(
-    "claude",
-    "Claude Code transcripts: $CLAUDE_CONFIG_DIR/projects (default ~/.claude/projects),\n"
-    "    subagents included; sessions are matched to this project by the cwd inside them.",
-)
-_agent_command(
-    "codex",
-    "Codex rollouts: $CODEX_HOME/sessions (default ~/.codex/sessions), .jsonl and\n"
-    "    .jsonl.zst; sessions are matched to this project by their session_meta cwd.",
-)
-_agent_command(
-    "opencode",
-    "OpenCode sessions: its SQLite database (read-only, undisturbed) or the older JSON\n"
-    "    layout under $XDG_DATA_HOME/opencode (default ~/.local/share/opencode).",
-)
+for _tool in tools.TOOLS.values():
+    _agent_command(_tool.name, _tool.import_help)
 
 
 @import_.command("jsonl")
