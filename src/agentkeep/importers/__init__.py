@@ -29,8 +29,9 @@ from agentkeep.importers.files import (
     save_cursor,
 )
 from agentkeep.models import Record
+from agentkeep.tools import IMPORTERS, load_importer
 
-SOURCES = ("claude", "codex", "opencode", "jsonl")
+SOURCES = tuple(IMPORTERS)  # claude, codex, opencode (agentkeep/tools.py), jsonl
 BATCH_BYTES = 8 * 1024 * 1024
 WATCH_INTERVAL_S = 1.0
 WORKTREE_REFRESH_S = 30.0  # --watch looks for new worktrees this often
@@ -158,20 +159,10 @@ def import_lines(
 
 
 def _importer(source: str) -> Importer:
-    if source == "claude":
-        from agentkeep.importers.claude import ClaudeImporter
-
-        return ClaudeImporter()
-    if source == "codex":
-        from agentkeep.importers.codex import CodexImporter
-
-        return CodexImporter()
-    if source == "opencode":
-        from agentkeep.importers.opencode import OpenCodeImporter
-
-        return OpenCodeImporter()
-    if source == "jsonl":
-        from agentkeep.importers.jsonl import JsonlImporter
-
-        return JsonlImporter()
-    raise InvalidInput(f"unknown import source {source!r}", hint=f"one of: {', '.join(SOURCES)}")
+    """A new importer for ``source`` (the registry in :mod:`agentkeep.tools` names it)."""
+    if source not in IMPORTERS:
+        raise InvalidInput(
+            f"unknown import source {source!r}", hint=f"one of: {', '.join(SOURCES)}"
+        )
+    importer: Importer = load_importer(source)
+    return importer

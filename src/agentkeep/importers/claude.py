@@ -93,38 +93,33 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agentkeep.capture import CaptureError, Writer
-from agentkeep.importers import (
-    FileOutcome,
-    ImportContext,
-    SourceFile,
-    import_lines,
-)
-from agentkeep.importers.files import (
-    Cursor,
-    Line,
-    decode_object,
-    load_cursor,
-    open_source,
-    read_lines,
-    save_cursor,
+from agentkeep.capture import Writer
+from agentkeep.importers import FileOutcome, ImportContext, SourceFile
+from agentkeep.importers.files import Cursor, Line
+from agentkeep.importers.transcript import (
+    OPEN_TOOLS,
+    TranscriptFile,
+    as_int,
+    clean_name,
+    compact_json,
+    epoch_of,
+    flatten_content,
+    import_transcript,
+    iso_timestamp,
+    line_hash,
+    media_placeholder,
+    remember,
+    scrub_media,
 )
 
 SOURCE = "claude"
 # A converted directory name longer than this is truncated and a hash appended (docs).
 NAME_LIMIT = 200
-# How far into a file the project decision looks for a cwd before calling it foreign.
-PRESCAN_BYTES = 8 * 1024 * 1024
-PRESCAN_LINES = 2000
-# Bounded per-file memory saved on the cursor (split responses and open tool calls are
-# always close together in a file).
+# Bounded per-file memory saved on the cursor (split responses are close together).
 RECENT_KEYS = 32
-OPEN_TOOLS = 256
-BAD_LINE_PREVIEW = 2000
 
 SKIPPED_TYPES = frozenset({"queue-operation", "file-history-snapshot"})
 # title line type -> (its field, sessions.title_source)
@@ -133,180 +128,6 @@ TITLE_TYPES = {"ai-title": ("aiTitle", "agent"), "custom-title": ("customTitle",
 # continues (its parentUuid); a subagent's lines are close together in a file.
 SIDECHAIN_UUIDS = 4096
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
-_ISO_FAST = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
-
-
-# -- helpers shared with the Codex importer ----------------------------------------------
-
-
-def iso_timestamp(value: Any) -> str | None:
-    """A vendor timestamp as agentkeep's ISO UTC text (``…T14:02:11.512Z``), or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    if _ISO_FAST.match(value):
-        return value
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def epoch_of(iso: str | None) -> float | None:
-    """Seconds since the epoch of an ISO timestamp (for comparing with file mtimes)."""
-    if not iso:
-        return None
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def as_int(value: Any) -> int:
-    """A token count from a vendor's JSON: ints as they are, anything else (None, NaN,
-    strings) as 0."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return max(value, 0)
-    if isinstance(value, float) and value == value and abs(value) < 1e18:
-        return max(int(value), 0)
-    return 0
-
-
-def line_hash(data: bytes | None, offset: int) -> str:
-    """A stable id for a line that has none of its own (its content, not its position)."""
-    if data is None:
-        return f"@{offset}"
-    return hashlib.sha256(data.strip()).hexdigest()[:20]
-
-
-def compact_json(value: Any) -> str:
-    """``value`` as compact JSON text (NaN kept as the token JSON.parse would refuse: it
-    is text here, not stored JSON)."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def media_placeholder(block: dict[str, Any]) -> str:
-    """A short stand-in for an image or document block (the base64 is never stored)."""
-    kind = str(block.get("type") or "media")
-    source = block.get("source")
-    if isinstance(source, dict):
-        media = source.get("media_type") or source.get("type") or ""
-        data = source.get("data")
-        if isinstance(data, str):
-            return f"[{kind} {media}, {len(data) * 3 // 4 // 1024:,} KB]".replace(" ,", ",")
-        return f"[{kind} {media}]".replace(" ]", "]")
-    for key in ("image_url", "url", "file_id"):
-        if key in block:
-            return f"[{kind}]"
-    return f"[{kind}]"
-
-
-def scrub_media(value: Any, depth: int = 0) -> Any:
-    """``value`` with base64 image/document payloads replaced by placeholders (for rows
-    kept whole in ``raw``)."""
-    if depth > 64:
-        return value
-    if isinstance(value, dict):
-        if value.get("type") in ("image", "document", "input_image") and (
-            isinstance(value.get("source"), dict) or "image_url" in value
-        ):
-            url = value.get("image_url")
-            if isinstance(url, str) and not url.startswith("data:"):
-                return value
-            return {"type": value.get("type"), "placeholder": media_placeholder(value)}
-        return {k: scrub_media(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub_media(v, depth + 1) for v in value]
-    return value
-
-
-def flatten_content(content: Any) -> str:
-    """A tool result's or message's content (a string or a list of blocks) as one text."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for item in content:
-            if isinstance(item, str):
-                parts.append(item)
-            elif isinstance(item, dict):
-                kind = item.get("type")
-                if isinstance(item.get("text"), str):
-                    parts.append(item["text"])
-                elif kind in ("image", "document", "input_image"):
-                    parts.append(media_placeholder(item))
-                else:
-                    parts.append(compact_json(scrub_media(item)))
-            elif item is not None:
-                parts.append(compact_json(item))
-        return "\n".join(parts)
-    if isinstance(content, dict):
-        if isinstance(content.get("text"), str):
-            return str(content["text"])
-        return compact_json(scrub_media(content))
-    return str(content)
-
-
-def clean_name(writer: Writer, cache: dict[str, str], name: str) -> str:
-    """A tool name as the Writer would store it (redacted): cursor state is saved as is,
-    so nothing goes there unredacted. Names repeat, so they are redacted once per file."""
-    clean = cache.get(name)
-    if clean is None:
-        clean = cache[name] = writer.text("tool_name", name, content=False) or ""
-    return clean
-
-
-def remember(table: dict[str, Any], key: str, value: Any, limit: int) -> None:
-    """Put ``key`` last in a bounded insertion-ordered dict (the oldest falls out)."""
-    table.pop(key, None)
-    table[key] = value
-    while len(table) > limit:
-        del table[next(iter(table))]
-
-
-def prescan_cwd(
-    path: Path, find: Any, *, limit_bytes: int = PRESCAN_BYTES, limit_lines: int = PRESCAN_LINES
-) -> tuple[str | None, bool, str | None]:
-    """(the first cwd ``find(obj)`` returns in the file's head, whether the head was read
-    to its end, the first timestamp seen on the way). Reads at most ``limit_bytes`` /
-    ``limit_lines`` complete lines; lines without ``cwd`` in their bytes are not parsed."""
-    first_at: str | None = None
-    with open_source(path) as stream:
-        for number, line in enumerate(read_lines(stream, 0)):
-            if number >= limit_lines or line.offset >= limit_bytes:
-                return None, False, first_at
-            if line.data is None or (b"cwd" not in line.data and first_at is not None):
-                continue
-            try:
-                obj = line.json()
-            except (ValueError, RecursionError):
-                continue
-            if first_at is None and isinstance(obj, dict):
-                first_at = iso_timestamp(obj.get("timestamp"))
-            cwd = find(obj)
-            if cwd:
-                return cwd, True, first_at
-    return None, True, first_at
-
-
-def cursor_for(ctx: ImportContext, source: str, file: SourceFile, cursor: Cursor | None) -> Cursor:
-    """The file's cursor, saved first if new, so rows can name it (``source_ref``)."""
-    if cursor is not None and cursor.id is not None:
-        return cursor
-    with ctx.store.transaction() as tx:
-        save_cursor(tx.conn, cursor or Cursor(source=source, file_key=file.key), tx.now)
-        saved = load_cursor(tx.conn, source, file.key)
-    assert saved is not None
-    return saved
 
 
 # -- discovery ------------------------------------------------------------------------------
@@ -413,24 +234,20 @@ class ClaudeImporter:
     def import_file(
         self, ctx: ImportContext, file: SourceFile, cursor: Cursor | None
     ) -> FileOutcome:
-        if cursor is not None and cursor.unchanged(file.path):
-            return FileOutcome("unchanged")
-        decided = cursor.state.get("project") if cursor is not None else None
-        first_at = cursor.state.get("first_at") if cursor is not None else None
-        first_cwd: str | None = None
-        if decided is None or cursor is None or cursor.resume_offset(file.path) == 0:
-            first_cwd, complete, first_at = prescan_cwd(file.path, _line_cwd)
-            if first_cwd is None and complete:
-                return FileOutcome("unchanged")  # no cwd yet: decide when one is written
-            decided = "ok" if first_cwd is not None and ctx.belongs(first_cwd) else "foreign"
-        elif decided == "ok":
-            # Read again from the file's head rather than kept on the cursor: a cursor
-            # holds no absolute path (DESIGN.md principle 9), and the head is a few lines.
-            first_cwd, _, _ = prescan_cwd(file.path, _line_cwd)
-        if decided == "ok":
-            cursor = cursor_for(ctx, SOURCE, file, cursor)
-        reader = _ClaudeFile(ctx, file, decided, cursor.id if cursor else None, first_at, first_cwd)
-        return import_lines(ctx, file, cursor, reader.handle, source=SOURCE, finish=reader.finish)
+        def open_reader(
+            decided: str, cursor_id: Any, cwd: str | None, first_at: str | None
+        ) -> _ClaudeFile:
+            return _ClaudeFile(ctx, file, decided, cursor_id, first_at, cwd)
+
+        return import_transcript(
+            ctx,
+            file,
+            cursor,
+            source=SOURCE,
+            find_cwd=_line_cwd,
+            open_reader=open_reader,
+            head_cwd=True,  # the file's own session takes the head's cwd on every run
+        )
 
 
 def _projects_files(root: Path, matches: Any) -> Iterator[tuple[Path, str, dict[str, Any]]]:
@@ -449,67 +266,6 @@ def _line_cwd(obj: Any) -> str | None:
         if isinstance(cwd, str) and cwd:
             return cwd
     return None
-
-
-class TranscriptFile:
-    """What the Claude and Codex readers share: the project gate, decoding a line, and a
-    line that cannot be read kept as a 'raw' entry (never dropped, never fatal)."""
-
-    def __init__(self, ctx: ImportContext, decided: str, cursor_id: Any) -> None:
-        self.ctx = ctx
-        self.since = ctx.since
-        self.decided = decided
-        self.cursor_id = cursor_id
-
-    def handle(self, writer: Writer, line: Line, state: dict[str, Any]) -> int:
-        if "project" not in state:
-            state["project"] = self.decided
-            self._start(state)
-        if state["project"] != "ok":
-            state["foreign"] = True
-            return 0
-        obj, problem = decode_object(line)
-        if problem is not None:
-            return self._unreadable(writer, line, state, problem)
-        if obj is None:
-            return 0
-        self._before(writer, obj, state)
-        try:
-            return self._line(writer, line, obj, state)
-        except (CaptureError, RecursionError, ValueError, TypeError, AttributeError) as exc:
-            reason = str(exc) if isinstance(exc, CaptureError) else type(exc).__name__
-            return self._unreadable(writer, line, state, f"unreadable ({reason})")
-
-    def _start(self, state: dict[str, Any]) -> None:
-        """Called once, on a file's first line."""
-
-    def _before(self, writer: Writer, obj: dict[str, Any], state: dict[str, Any]) -> None:
-        """Called before each readable line."""
-
-    def _line(self, writer: Writer, line: Line, obj: dict[str, Any], state: dict[str, Any]) -> int:
-        raise NotImplementedError
-
-    def _bad_line_session(self, writer: Writer, state: dict[str, Any]) -> int:
-        raise NotImplementedError
-
-    def _ref(self, line: Line) -> str | None:
-        return f"{self.cursor_id}:{line.offset}" if self.cursor_id is not None else None
-
-    def _unreadable(self, writer: Writer, line: Line, state: dict[str, Any], reason: str) -> int:
-        text = reason
-        if line.data is not None:
-            text += ": " + line.data.decode("utf-8", "replace")  # cut by the writer
-        added = writer.message(
-            self._bad_line_session(writer, state),
-            seq=line.offset * 16,
-            external_id=f"bad:{line_hash(line.data, line.offset)}",
-            role="system",
-            kind="raw",
-            text=text,
-            text_chars=BAD_LINE_PREVIEW,
-            source_ref=self._ref(line),
-        )
-        return 1 if added else 0
 
 
 class _ClaudeFile(TranscriptFile):

@@ -72,24 +72,23 @@ from typing import Any
 
 from agentkeep.capture import Writer
 from agentkeep.files import zstd
-from agentkeep.importers import FileOutcome, ImportContext, SourceFile, import_lines
-from agentkeep.importers.claude import (
+from agentkeep.importers import FileOutcome, ImportContext, SourceFile
+from agentkeep.importers.files import Cursor, Line, file_key
+from agentkeep.importers.transcript import (
     OPEN_TOOLS,
     TranscriptFile,
     as_int,
     clean_name,
     compact_json,
-    cursor_for,
     epoch_of,
     flatten_content,
+    import_transcript,
     iso_timestamp,
     line_hash,
     media_placeholder,
-    prescan_cwd,
     remember,
     scrub_media,
 )
-from agentkeep.importers.files import Cursor, Line, file_key
 
 SOURCE = "codex"
 PENDING_TEXTS = 64
@@ -205,20 +204,16 @@ class CodexImporter:
     def import_file(
         self, ctx: ImportContext, file: SourceFile, cursor: Cursor | None
     ) -> FileOutcome:
-        if cursor is not None and cursor.unchanged(file.path):
-            return FileOutcome("unchanged")
         try:
-            decided = cursor.state.get("project") if cursor is not None else None
-            if decided is None or cursor is None or cursor.resume_offset(file.path) == 0:
-                cwd, complete, _ = prescan_cwd(file.path, _rollout_cwd)
-                if cwd is None and complete:
-                    return FileOutcome("unchanged")  # no cwd yet: decide when one is written
-                decided = "ok" if cwd is not None and ctx.belongs(cwd) else "foreign"
-            if decided == "ok":
-                cursor = cursor_for(ctx, SOURCE, file, cursor)
-            reader = _CodexFile(ctx, file, decided, cursor.id if cursor else None)
-            return import_lines(
-                ctx, file, cursor, reader.handle, source=SOURCE, finish=reader.finish
+            return import_transcript(
+                ctx,
+                file,
+                cursor,
+                source=SOURCE,
+                find_cwd=_rollout_cwd,
+                open_reader=lambda decided, cursor_id, _cwd, _at: _CodexFile(
+                    ctx, file, decided, cursor_id
+                ),
             )
         except zstd().ZstdError as exc:
             # A damaged .zst fails this file only (batches before the damage are kept).
