@@ -221,7 +221,7 @@ def save_cursor(conn: Any, cursor: Cursor, now: str) -> None:
         " head_sha = excluded.head_sha, tail_sha = excluded.tail_sha, size = excluded.size,"
         " mtime_ns = excluded.mtime_ns, status = excluded.status,"
         " session_id = coalesce(excluded.session_id, session_id), state = excluded.state,"
-        " updated_at = excluded.updated_at",
+        " updated_at = excluded.updated_at RETURNING id",
         (
             cursor.source,
             file_key,
@@ -235,13 +235,8 @@ def save_cursor(conn: Any, cursor: Cursor, now: str) -> None:
             state,
             now,
         ),
-    )
-    if boundary.pending:
-        row = conn.execute(
-            "SELECT id FROM import_cursors WHERE source = ? AND file_key = ?",
-            (cursor.source, file_key),
-        ).fetchone()
-        boundary.record(conn, "import_cursors", row[0] if row else done.lastrowid, now)
+    ).fetchall()  # the row's id, inserted or updated
+    boundary.record(conn, "import_cursors", done[0][0], now)
 
 
 def mtime_ns(path: Path) -> int:
