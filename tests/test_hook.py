@@ -622,3 +622,39 @@ def test_fast_path_imports_only_the_standard_library(project: Path) -> None:
         assert heavy == []
     assert "agentkeep.hook" in everything and "sqlite3" in everything
     assert query(project, "SELECT count(*) FROM captures") == [(3,)]
+
+
+def test_fast_path_shares_the_librarys_settings_and_writer_queue(project: Path) -> None:
+    """The hook's connection (backends/sqlite/fastpath.py) gets the settings a library
+    connection gets, read back; and both queue on the one writer lock: while one side
+    holds it, the other waits its turn and then gets it."""
+    from agentkeep.backends.sqlite import fastpath
+    from agentkeep.backends.sqlite.connection import connect
+
+    store_dir = project / ".agentkeep"
+    pragmas = ("synchronous", "foreign_keys", "busy_timeout", "secure_delete", "journal_mode")
+    library = connect(store_dir / "state.db", busy_timeout_ms=250)
+    fast = fastpath.connect(str(store_dir), synchronous="FULL", timeout_ms=250)
+    try:
+        for name in pragmas:
+            ours = fast.execute(f"PRAGMA {name}").fetchone()[0]
+            assert ours == library.execute(f"PRAGMA {name}").fetchone()[0], name
+        assert fast.dialect is library.dialect  # the SQL capture.Writer asks for
+        queue = fastpath.WriterQueue(str(store_dir / "state.db"), timeout_ms=0)
+        library.lock_writers()
+        try:
+            with pytest.raises(fastpath.LockBusy):
+                queue.acquire()  # the library holds the queue: the hook would spool
+        finally:
+            library.unlock_writers()
+        queue.acquire()
+        try:
+            with pytest.raises(agentkeep.errors.Busy):
+                library.lock_writers()  # and the other way round, after busy_timeout_ms
+        finally:
+            queue.release()
+        library.lock_writers()  # free again
+        library.unlock_writers()
+    finally:
+        fast.close()
+        library.close()
