@@ -5,11 +5,12 @@ commits by ``data_version`` (:mod:`.follow`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from agentkeep.backends.sqlite.dialect import DIALECT, SQLiteDialect
 
-if TYPE_CHECKING:
+# Not `from typing import TYPE_CHECKING`: the hook imports this package (for .fastpath)
+# and may not import typing (tests/test_hook.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from agentkeep.backends.sqlite.follow import SQLiteFollow
     from agentkeep.backends.sqlite.migrate import SQLiteMigrator
     from agentkeep.backends.sqlite.search import SQLiteSearch
