@@ -28,6 +28,7 @@ def test_every_list_of_tools_is_the_registrys() -> None:
         "opencode": "project",
     }
     assert (*tools.NAMES, "jsonl") == importers.SOURCES
+    assert tools.RESUMABLE == ("claude", "codex")  # what `agentkeep resume` continues
     assert hookpayloads.SOURCES == tools.HOOK_SOURCES  # the test scripts cover every source
     assert isinstance(root_command, click.Group)
     ctx = click.Context(root_command)

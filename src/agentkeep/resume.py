@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agentkeep import tools
 from agentkeep.models import Record, Session
 
 if TYPE_CHECKING:
@@ -137,11 +138,12 @@ def _upstream(
             "run the command again to repeat it",
             None,
         )
-    if session.source not in ("claude", "codex") or not session.external_id:
+    if session.source not in tools.RESUMABLE or not session.external_id:
+        titles = " and ".join(tools.TOOLS[name].title for name in tools.RESUMABLE)
         return (
             False,
             f"agentkeep does not know how to resume a {session.source!r} session "
-            "(it resumes Claude Code and Codex sessions)",
+            f"(it resumes {titles} sessions)",
             None,
         )
     if session.source == "claude":

@@ -8,6 +8,7 @@ agentkeep needs to know about it by name:
   legacy ``notify`` program);
 * its setup: the scope ``agentkeep setup <tool>`` installs into by default (the files
   themselves are :func:`agentkeep.agent_setup.targets`);
+* whether ``agentkeep resume`` can continue its sessions;
 * its history importer (:mod:`agentkeep.importers`), loaded only when used, and the help
   of ``agentkeep import <tool>``.
 
@@ -34,7 +35,7 @@ class Tool:
     """One agent tool (see the module docstring). ``hooks`` maps each hook source name to
     its payload reader; ``importer`` is ``"module:Class"``."""
 
-    __slots__ = ("default_scope", "hooks", "import_help", "importer", "name", "title")
+    __slots__ = ("default_scope", "hooks", "import_help", "importer", "name", "resumes", "title")
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class Tool:
         default_scope: str,
         importer: str,
         import_help: str,
+        resumes: bool,
     ) -> None:
         self.name = name
         self.title = title
@@ -52,6 +54,7 @@ class Tool:
         self.default_scope = default_scope
         self.importer = importer
         self.import_help = import_help
+        self.resumes = resumes  # `agentkeep resume` can continue its sessions
 
     def __repr__(self) -> str:
         return f"Tool({self.name!r})"
@@ -69,6 +72,7 @@ TOOLS: dict[str, Tool] = {
             import_help="Claude Code transcripts: $CLAUDE_CONFIG_DIR/projects (default "
             "~/.claude/projects),\n    subagents included; sessions are matched to this "
             "project by the cwd inside them.",
+            resumes=True,
         ),
         Tool(
             "codex",
@@ -80,6 +84,7 @@ TOOLS: dict[str, Tool] = {
             import_help="Codex rollouts: $CODEX_HOME/sessions (default ~/.codex/sessions), "
             ".jsonl and\n    .jsonl.zst; sessions are matched to this project by their "
             "session_meta cwd.",
+            resumes=True,
         ),
         Tool(
             "opencode",
@@ -90,12 +95,16 @@ TOOLS: dict[str, Tool] = {
             import_help="OpenCode sessions: its SQLite database (read-only, undisturbed) or "
             "the older JSON\n    layout under $XDG_DATA_HOME/opencode (default "
             "~/.local/share/opencode).",
+            resumes=False,
         ),
     )
 }
 
 NAMES = tuple(TOOLS)
 """The agent tools, in order: what `setup` and `import all` cover."""
+
+RESUMABLE = tuple(name for name, tool in TOOLS.items() if tool.resumes)
+"""The tools whose sessions `agentkeep resume` continues."""
 
 HOOK_SOURCES = tuple(source for tool in TOOLS.values() for source in tool.hooks)
 """Every ``agentkeep hook --source`` name."""
