@@ -3,8 +3,12 @@
 Claude Code, Codex and OpenCode run this on every prompt, tool call and stop, so it is
 built for a cold process (integrations.md §2.4, DESIGN.md principle 10):
 
-- Only the standard library, :mod:`agentkeep.capture`, :mod:`agentkeep.boundary`,
-  :mod:`agentkeep.hooklog` and (lazily) :mod:`agentkeep.redact` are imported;
+- Only the standard library and agentkeep's own standard-library modules are imported:
+  :mod:`agentkeep.capture` (with :mod:`agentkeep.boundary`, and lazily
+  :mod:`agentkeep.redact`), :mod:`agentkeep.hooklog`, :mod:`agentkeep.spool`, the
+  tools registry and payload readers (:mod:`agentkeep.tools`, :mod:`agentkeep.payloads`),
+  store discovery (:mod:`agentkeep.paths`) and the backend's fast write path
+  (:mod:`agentkeep.backends.sqlite.fastpath`); tests/test_hook.py lists them.
   ``agentkeep/__main__.py`` routes ``hook`` here before click is loaded.
   The full library is imported only on rare paths: a payload to spill into an artifact, a
   store that needs a migration, a stale settings cache.
@@ -32,7 +36,8 @@ change of the file (``Config.load(strict=False)``).
 Nothing inside the store is opened through a symbolic link (``O_NOFOLLOW``; a linked
 ``state.db`` is refused), and what the hook creates there is 0600 (docs/design.md).
 
-Payloads (the formats of integrations.md §2.2, §2.6, §2.7):
+Payloads (the formats of integrations.md §2.2, §2.6, §2.7; read by :mod:`agentkeep.payloads`,
+the reader for each ``--source`` named by :data:`agentkeep.tools.TOOLS`):
 
 - ``claude``, ``codex``: the hook JSON on stdin (``hook_event_name``, ``session_id``, ...).
 - ``codex-notify``: Codex's legacy ``notify`` JSON as the last argument (kebab-case keys).
