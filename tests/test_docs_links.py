@@ -43,20 +43,12 @@ OUTSIDE = re.compile(
 # whose existing files no longer cite an outside note fails, so it is not forgotten.
 ALLOWED: dict[str, str] = {
     "src/agentkeep/_core.py": "backend seam (issue 10)",
-    "src/agentkeep/agent_setup.py": "capture registry (issue 10)",
     "src/agentkeep/backends/sqlite/connection.py": "backend seam (issue 10)",
-    "src/agentkeep/backends/sqlite/fastpath.py": "the hook's backend, from hook.py (issue 10)",
     "src/agentkeep/bundles.py": "ops package (issue 10)",
-    "src/agentkeep/capture.py": "capture registry (issue 10)",
-    "src/agentkeep/capture/": "capture registry, if it becomes a package (issue 10)",
     "src/agentkeep/doctor.py": "ops package (issue 10)",
-    "src/agentkeep/hook.py": "hook fast path (issue 10)",
-    "src/agentkeep/importers/": "transcript-import skeleton (issue 10)",
     "src/agentkeep/migrations.py": "per-dialect migrations (issue 10)",
     "src/agentkeep/ops/": "ops package: doctor, retention, bundles (issue 10)",
-    "src/agentkeep/paths.py": "hook store discovery (issue 10)",
     "src/agentkeep/retention.py": "ops package (issue 10)",
-    "src/agentkeep/tools.py": "the registry of agent tools (issue 10)",
     "tests/contract/__init__.py": "contract suite (issue 10)",
 }
 

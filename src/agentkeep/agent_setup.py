@@ -23,7 +23,7 @@ Rules that make it safe to run any number of times:
   for byte), and a file setup created is deleted.
 - A file that does not parse is never touched: InvalidInput, nothing written.
 
-No secret leaves the user's own file through setup (DESIGN.md principle 5). Settings files
+No secret leaves the user's own file through setup (principle 5 of docs/design.md). Settings files
 may hold secrets (``env`` holds API keys), so what setup writes elsewhere and prints passes
 the privacy boundary first: backups and the original are stored with every secret replaced
 by its ``[REDACTED:<rule>]`` marker, and the diff is printed redacted. The original's state

@@ -8,7 +8,7 @@ one privacy boundary (:mod:`agentkeep.boundary`) in REPLACE mode, fail-closed, a
 redaction is recorded exactly as the library's :class:`agentkeep._core.Tx` records them
 (rule, table, row, column, count), by the same code; so are its events.
 
-This module is on the hook's fast path (DESIGN.md principle 10): it imports only the
+This module is on the hook's fast path (principle 11 of docs/design.md): it imports only the
 standard library at runtime — not even ``typing`` — and the redactor lazily.
 """
 
@@ -66,7 +66,7 @@ PATH_CHARS = 4096  # a working directory is cut here (after redaction)
 def relative_path(root: str, path: str | None) -> str | None:
     """``path`` relative to the project root ('..' allowed), POSIX separators; None stays None.
 
-    The store never records absolute paths (DESIGN.md principle 9). A relative ``path`` is
+    The store never records absolute paths (principle 9 of docs/design.md). A relative ``path`` is
     taken as already relative to the root.
     """
     if not path:
@@ -89,7 +89,8 @@ def under_root(root: str, path: str | None) -> bool:
 def dedupe_key(
     source: str, session: str | None, event: str, tool_use_id: str | None, payload: bytes
 ) -> str:
-    """The key that makes a repeated delivery a no-op (integrations.md §2.4 rule 10)."""
+    """The key that makes a repeated delivery a no-op: hooks can fire twice (one handler in
+    two settings sources, SessionStart again on resume)."""
     if tool_use_id:
         return f"{source}|{session or ''}|{event}|{tool_use_id}"
     digest = _sha256(payload).hexdigest()

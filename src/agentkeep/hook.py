@@ -1,7 +1,8 @@
 """`agentkeep hook`: store what an agent tool reports, as it happens (the fast path).
 
 Claude Code, Codex and OpenCode run this on every prompt, tool call and stop, so it is
-built for a cold process (integrations.md §2.4, DESIGN.md principle 10):
+built for a cold process (principle 11 of docs/design.md; docs/design.md "Agent tools'
+formats"):
 
 - Only the standard library and agentkeep's own standard-library modules are imported:
   :mod:`agentkeep.capture` (with :mod:`agentkeep.boundary`, and lazily
@@ -36,8 +37,8 @@ change of the file (``Config.load(strict=False)``).
 Nothing inside the store is opened through a symbolic link (``O_NOFOLLOW``; a linked
 ``state.db`` is refused), and what the hook creates there is 0600 (docs/design.md).
 
-Payloads (the formats of integrations.md §2.2, §2.6, §2.7; read by :mod:`agentkeep.payloads`,
-the reader for each ``--source`` named by :data:`agentkeep.tools.TOOLS`):
+Payloads (docs/design.md "Agent tools' formats"; read by :mod:`agentkeep.payloads`, the
+reader for each ``--source`` named by :data:`agentkeep.tools.TOOLS`):
 
 - ``claude``, ``codex``: the hook JSON on stdin (``hook_event_name``, ``session_id``, ...).
 - ``codex-notify``: Codex's legacy ``notify`` JSON as the last argument (kebab-case keys).

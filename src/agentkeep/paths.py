@@ -1,4 +1,4 @@
-"""Where things live (DESIGN.md "Where things live").
+"""Where things live (docs/design.md "Where things live").
 
 A project's store is the ``.agentkeep`` directory at the root of its git repository. It is
 found the way git finds ``.git``: walk up from the working directory. From a linked git
@@ -199,7 +199,7 @@ def main_worktree_root(cwd: Path) -> Path | None:
 def relative_to_root(root: Path, path: Path | str) -> str:
     """``path`` relative to the project root, with '..' allowed (worktrees beside the repo).
 
-    The store never records absolute paths (DESIGN.md principle 9).
+    The store never records absolute paths (principle 9 of docs/design.md).
     """
     from pathlib import Path
 

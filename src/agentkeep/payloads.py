@@ -1,7 +1,7 @@
 """What each agent tool's hook payload looks like: its shape, normalized to one Delivery.
 
-A hook delivery is the JSON one agent tool sends ``agentkeep hook`` (integrations.md
-§2.2, §2.6, §2.7); :class:`Delivery` holds the columns agentkeep pulls out of it, and each
+A hook delivery is the JSON one agent tool sends ``agentkeep hook`` (docs/design.md
+"Agent tools' formats"); :class:`Delivery` holds the columns agentkeep pulls out of it, and each
 function here reads one tool's shape (unknown fields are ignored; the whole payload is
 kept as it came). :data:`agentkeep.tools.TOOLS` says which function reads which
 ``--source``.
@@ -86,7 +86,7 @@ class Delivery:
 
 
 def hook_event(doc: dict[str, Any]) -> Delivery:
-    """Claude Code and Codex hooks (integrations.md §2.2, §2.6)."""
+    """Claude Code and Codex hooks (docs/design.md "Agent tools' formats")."""
     found = Delivery()
     found.vendor_event = _text(doc.get("hook_event_name"))
     found.event = HOOK_EVENTS.get(found.vendor_event or "", "other")

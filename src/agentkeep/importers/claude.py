@@ -1,8 +1,8 @@
 """Claude Code transcripts: ``$CLAUDE_CONFIG_DIR/projects/<project>/<session>.jsonl``.
 
-Claude Code writes one JSON object per line (peers.md §4.1) and deletes the files after
-``cleanupPeriodDays`` (30 by default). This importer reads them into the project's store so
-the sessions outlive the files.
+Claude Code writes one JSON object per line (docs/design.md "Agent tools' formats") and
+deletes the files after ``cleanupPeriodDays`` (30 by default). This importer reads them into
+the project's store so the sessions outlive the files.
 
 Which files belong to this project. A project directory's name is the working directory
 with every non-alphanumeric character replaced by ``-``. Only directories named like one of
@@ -134,7 +134,8 @@ _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
 
 def encode_project_dir(path: str) -> str:
-    """Claude Code's directory name for a working directory (peers.md §4.1)."""
+    """Claude Code's directory name for a working directory: every character that is not an
+    ASCII letter or digit becomes '-' (docs/design.md "Agent tools' formats")."""
     return _NOT_ALNUM.sub("-", path)
 
 

@@ -1,7 +1,7 @@
 """Codex CLI rollouts: ``$CODEX_HOME/sessions/YYYY/MM/DD/rollout-*.jsonl`` (and ``.jsonl.zst``).
 
-Each line is ``{"timestamp", "type", "payload"}`` (peers.md §4.2). Codex compresses
-rollouts older than 7 days to ``.jsonl.zst`` and moves archived threads to
+Each line is ``{"timestamp", "type", "payload"}`` (docs/design.md "Agent tools' formats").
+Codex compresses rollouts older than 7 days to ``.jsonl.zst`` and moves archived threads to
 ``archived_sessions/``; both are read. A file's cursor key is its path relative to
 ``$CODEX_HOME`` without ``.zst`` (offsets count decompressed bytes), so a compressed rollout
 continues where the plain one stopped; when both exist the plain file is read.

@@ -242,7 +242,7 @@ def import_transcript(
     the first cwd in the file's head (when it was read), ``first_at`` the file's first
     timestamp (kept on the cursor as ``first_at`` by readers that want it). ``head_cwd``:
     read the head's cwd again on a resumed file of this project (a cursor keeps no
-    absolute path, DESIGN.md principle 9; the head is a few lines)."""
+    absolute path, principle 9 of docs/design.md; the head is a few lines)."""
     if cursor is not None and cursor.unchanged(file.path):
         return FileOutcome("unchanged")
     decided = cursor.state.get("project") if cursor is not None else None

@@ -2,8 +2,8 @@
 
 ``agentkeep hook`` runs in a cold process on every tool call, so it cannot import the full
 backend (:mod:`.connection` pulls in the high-water mark's writer, error translation and
-the files layer) and must finish in a few tens of milliseconds (DESIGN.md principles 3 and
-11). This module gives it the same discipline with the standard library alone:
+the files layer) and must finish in a few tens of milliseconds (principles 3 and 11 of
+docs/design.md). This module gives it the same discipline with the standard library alone:
 
 * :func:`connect` opens an existing ``state.db`` (never creates one, never through a link)
   with the settings every connection gets, read back like :func:`.connection.connect` does
