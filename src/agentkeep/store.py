@@ -20,11 +20,9 @@ from agentkeep._core import StoreBase, _Transaction
 from agentkeep._version import __version__
 from agentkeep.backends.sqlite.connection import (
     Connection,
-    backup_to,
     check_mark,
     connect,
     ensure_wal,
-    journal_mode,
 )
 from agentkeep.config import Config, default_config_toml
 from agentkeep.errors import (
@@ -69,6 +67,7 @@ from agentkeep.spool import status as spool_status
 from agentkeep.timeutil import file_stamp
 
 if TYPE_CHECKING:
+    from agentkeep.backends.base import Maintenance
     from agentkeep.hook import Drained
 
 P = ParamSpec("P")
@@ -678,6 +677,13 @@ class Store(StoreBase):
     def close(self) -> None:
         self._conn.close()
 
+    @property
+    def maintenance(self) -> Maintenance:
+        """Checks, sizes, space reclamation, online backups, read snapshots and the writer
+        lock (:class:`agentkeep.backends.base.Maintenance`): what operations such as gc,
+        doctor, backup and export use instead of the connection."""
+        return self.backend.maintenance(self._conn)
+
     def integrity_problem(self) -> Corrupt | None:
         """Why this database must not be written although its schema allows it: damage
         met on this connection or recorded in the high-water mark, or commits missing
@@ -746,15 +752,17 @@ class Store(StoreBase):
         }
         last = self._row("SELECT seq, at FROM events ORDER BY seq DESC LIMIT 1")
         project = self._row("SELECT name FROM projects ORDER BY id LIMIT 1")
+        maintenance = self.maintenance
+        db_bytes, wal_bytes = maintenance.file_bytes()
         return StoreStatus(
             project=project[0] if project else self.root.name,
             root=str(self.root),
             store_dir=str(self.store_dir),
             db_schema_version=self._db_schema_version(),
             synchronous=self.config["store.synchronous"],
-            journal_mode=journal_mode(self._conn),
-            db_bytes=_size(self.db_path),
-            wal_bytes=_size(self.db_path.with_name(DB_NAME + "-wal")),
+            journal_mode=maintenance.journal_mode(),
+            db_bytes=db_bytes,
+            wal_bytes=wal_bytes,
             counts=counts,
             tasks_by_status=by_status,
             ready_tasks=self._count(READY_COUNT_SQL),
@@ -775,10 +783,8 @@ class Store(StoreBase):
     def schema_status(self) -> SchemaStatus:
         state = read_state(self._conn)
         assert state is not None
-
-        def pragma(name: str) -> int:
-            return self._count(f"PRAGMA {name}")
-
+        maintenance = self.maintenance
+        page_size, page_count, freelist_count = maintenance.pages()
         return SchemaStatus(
             path=str(self.db_path),
             db_schema_version=state.schema_version,
@@ -787,30 +793,28 @@ class Store(StoreBase):
             code_schema_version=SCHEMA_VERSION,
             pending=[f"{m.version} {m.name}" for m in pending(state, MIGRATIONS)],
             writable=state.writable_by(SCHEMA_VERSION),
-            journal_mode=journal_mode(self._conn),
-            synchronous={0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[pragma("synchronous")],
-            page_size=pragma("page_size"),
-            page_count=pragma("page_count"),
-            freelist_count=pragma("freelist_count"),
-            wal_bytes=_size(self.db_path.with_name(DB_NAME + "-wal")),
+            journal_mode=maintenance.journal_mode(),
+            synchronous=maintenance.synchronous(),
+            page_size=page_size,
+            page_count=page_count,
+            freelist_count=freelist_count,
+            wal_bytes=maintenance.file_bytes()[1],
         )
 
     def check(self) -> CheckReport:
         """Full ``integrity_check`` and ``foreign_key_check`` (O(size); not run at open)."""
-        try:
-            integrity = [row[0] for row in self._rows("PRAGMA integrity_check")]
-            fk = [
-                f"{row[0]} row {row[1]} references missing {row[2]}"
-                for row in self._rows("PRAGMA foreign_key_check")
-            ]
-        except Corrupt as exc:  # the check itself fails on some damaged pages
-            integrity, fk = [exc.message], []
-        mode = journal_mode(self._conn)
+        maintenance = self.maintenance
+        integrity = maintenance.integrity(full=True)  # a check that fails says so here
+        fk = [
+            f"{table} row {row} references missing {parent}"
+            for table, row, parent in maintenance.foreign_key_violations()
+        ]
+        mode = maintenance.journal_mode()
         problems = []
         if integrity != ["ok"]:
             problems.append("integrity_check failed")
             # Known damage: every later open refuses writes until the user decides.
-            self._conn.note_damage(Corrupt("integrity_check: " + "; ".join(integrity[:3])))
+            maintenance.note_damage(Corrupt("integrity_check: " + "; ".join(integrity[:3])))
         recorded = self.integrity_problem()
         if recorded is not None and integrity == ["ok"]:
             problems.append(recorded.message)
@@ -839,7 +843,7 @@ class Store(StoreBase):
             raise InvalidInput(
                 f"{target} already exists", hint="choose a new file name for the backup"
             )
-        backup_to(self._conn, target)
+        self.maintenance.backup_to(target)
         return target
 
     def redactions(self, *, limit: int | None = None) -> list[Redaction]:

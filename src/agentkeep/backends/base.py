@@ -16,6 +16,9 @@ the same protocols and must pass ``tests/contract/``.
 * :class:`Search` — full-text search over the indexed text (``backend.search``).
 * :class:`Follow` — noticing other processes' commits, for live followers
   (``backend.follow``); a :class:`Watcher` is one such watch.
+* :class:`Maintenance` — checks, sizes, space reclamation, online backups, read
+  snapshots and the writer lock, for the operations (``agentkeep.ops``); a
+  :class:`Snapshot` is one read transaction.
 """
 
 from __future__ import annotations
@@ -109,6 +112,10 @@ class Backend(Protocol):
 
     @property
     def follow(self) -> Follow: ...
+
+    def maintenance(self, conn: Connection) -> Maintenance:
+        """Checks, sizes, space reclamation, snapshots and locks on ``conn``'s database."""
+        ...
 
 
 class Connection(Protocol):
@@ -304,4 +311,90 @@ class Follow(Protocol):
         """A new watch on the store's database at ``db_path``, with its own connection
         (the store's settings in ``config``; ``read_only`` for a store opened so: the
         watch then needs no more access than the store has)."""
+
+
+class Snapshot(Protocol):
+    """One read transaction: every query sees the same committed state.
+
+    Held only as long as one operation reads (gc's plan, doctor's listing, an export's
+    rows); never across user interaction, so writers and checkpoints are not held up.
+    """
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """The first column of the first row as an int (0 for no row or NULL)."""
+        ...
+
+    def batches(self, sql: str, params: Sequence[Any] = (), *, size: int) -> Iterator[list[Row]]:
+        """The result in lists of at most ``size`` rows, never more in memory at once."""
+        ...
+
+    def columns(self, table: str) -> list[str]:
+        """The stored (not generated) columns of ``table``, in order."""
+        ...
+
+
+class Maintenance(Protocol):
+    """What operations (gc, doctor, backup, bundles, ``db check``) need from a backend
+    beyond statements: checks, sizes, space reclamation, snapshots and locks.
+
+    Every method translates the driver's errors into :mod:`agentkeep.errors`.
+    """
+
+    def integrity(self, *, full: bool) -> list[str]:
+        """``["ok"]`` when the database is healthy, else what is wrong (at most a few
+        lines). ``full``: every byte (O(size)); otherwise the cheaper structural check.
+        A check that cannot even run on a damaged page reports that as its result."""
+        ...
+
+    def foreign_key_violations(self) -> list[tuple[str, int, str]]:
+        """``(table, row id, missing parent table)`` for every broken reference."""
+        ...
+
+    def pages(self) -> tuple[int, int, int]:
+        """``(page_size, page_count, free pages)``."""
+        ...
+
+    def table_bytes(self) -> dict[str, int]:
+        """Bytes per table, its indexes included (exact); ``{}`` when the backend cannot
+        tell. Reads every page, O(size)."""
+        ...
+
+    def journal_mode(self) -> str: ...
+
+    def synchronous(self) -> str:
+        """The durability level in force (``FULL``, ``NORMAL``…)."""
+        ...
+
+    def file_bytes(self) -> tuple[int, int]:
+        """``(database file, write-ahead log)`` bytes on disk."""
+        ...
+
+    def reclaim(self) -> None:
+        """Return free pages to the file system (incremental vacuum, then a checkpoint
+        that lets the file shrink)."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database and truncate it."""
+        ...
+
+    def backup_to(self, dest: Path) -> None:
+        """A consistent online copy of the database to the new file ``dest`` (durable;
+        writers keep writing)."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[Snapshot]:
+        """A read transaction (see :class:`Snapshot`)."""
+        ...
+
+    def writer_lock(self) -> AbstractContextManager[None]:
+        """Hold the writer queue lock: no write transaction starts until it is left."""
+        ...
+
+    def note_damage(self, error: Any) -> None:
+        """Record corruption met by an operation: writes are refused from then on."""
         ...

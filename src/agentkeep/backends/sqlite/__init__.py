@@ -1,7 +1,8 @@
 """The SQLite backend: connections and the writer discipline (:mod:`.connection`), the SQL
 dialect (:mod:`.dialect`), and the capabilities in :class:`agentkeep.backends.base.Backend`:
 migrations (:mod:`.migrate`), full-text search with FTS5 (:mod:`.search`) and following
-commits by ``data_version`` (:mod:`.follow`)."""
+commits by ``data_version`` (:mod:`.follow`), and maintenance: checks, sizes, snapshots,
+backups (:mod:`.maintenance`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from agentkeep.backends.sqlite.dialect import DIALECT, SQLiteDialect
 # and may not import typing (tests/test_hook.py).
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from agentkeep.backends.base import Connection
     from agentkeep.backends.sqlite.follow import SQLiteFollow
+    from agentkeep.backends.sqlite.maintenance import SQLiteMaintenance
     from agentkeep.backends.sqlite.migrate import SQLiteMigrator
     from agentkeep.backends.sqlite.search import SQLiteSearch
 
@@ -43,6 +46,13 @@ class SQLiteBackend:
         from agentkeep.backends.sqlite.follow import FOLLOW
 
         return FOLLOW
+
+    def maintenance(self, conn: Connection) -> SQLiteMaintenance:
+        from agentkeep.backends.sqlite.connection import Connection as SQLiteConnection
+        from agentkeep.backends.sqlite.maintenance import SQLiteMaintenance
+
+        assert isinstance(conn, SQLiteConnection)  # a SQLite backend's own connection
+        return SQLiteMaintenance(conn)
 
 
 BACKEND = SQLiteBackend()
