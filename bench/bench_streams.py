@@ -174,7 +174,7 @@ if sys.argv[1] == "stub":  # attribution only: the redactor replaced by the iden
     import agentkeep.redact
     agentkeep.redact.StreamRedactor = NoRedaction
 del sys.argv[1]
-from agentkeep.runner import run_command
+from agentkeep.ops.runner import run_command
 with agentkeep.open(sys.argv[1]) as store:
     result = run_command(store, sys.argv[2:], echo=True)
 for error in result.recording_errors:
@@ -234,7 +234,7 @@ class Recorder:
             "the CLI: `agentkeep --store DIR run -- CMD`"
             if self.uses_cli
             else "`agentkeep run` is still a placeholder: a `python -c` driver calling "
-            "agentkeep.runner.run_command(store, argv, echo=True) (same process layout: "
+            "agentkeep.ops.runner.run_command(store, argv, echo=True) (same process layout: "
             "recorder -> child, echo to /dev/null)"
         )
 

@@ -29,9 +29,9 @@ import pytest
 import agentkeep
 from agentkeep import boundary, redact
 from agentkeep.agent_setup import setup_agent
-from agentkeep.bundles import export_bundle
 from agentkeep.errors import CaptureError, InvalidInput, RedactionFailed
 from agentkeep.importers.files import Cursor, load_cursor, save_cursor
+from agentkeep.ops.bundle_export import export_bundle
 
 from agentfixtures import ClaudeSession, CodexRollout
 from conftest import run_agentkeep
@@ -229,7 +229,7 @@ def test_what_the_capture_writer_stores_the_library_accepts_unchanged(
     """Everything REPLACE stores, REFUSE accepts as it is (so import-bundle, which writes
     through the library, takes any bundle of captured data): each stored value of the
     captured tables, bound again in REFUSE mode, comes out equal."""
-    from agentkeep.bundles import TABLES
+    from agentkeep.ops.bundle_format import TABLES
 
     with store.transaction() as tx:
         w = store.capture_writer(tx)

@@ -18,15 +18,11 @@ from typing import Any
 import pytest
 
 import agentkeep
-from agentkeep.bundles import (
-    Bundle,
-    backup,
-    export_bundle,
-    import_bundle,
-    read_backup_manifest,
-    restore,
-)
 from agentkeep.errors import Conflict, Corrupt, InvalidInput
+from agentkeep.ops.backup import backup
+from agentkeep.ops.bundle_export import export_bundle
+from agentkeep.ops.bundle_import import Bundle, import_bundle
+from agentkeep.ops.restore import read_backup_manifest, restore
 
 from conftest import Cli, git, run_agentkeep
 

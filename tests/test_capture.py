@@ -226,7 +226,8 @@ def test_v2_store_gains_search_over_existing_notes_and_tasks(tmp_path: Path) -> 
 
 
 def test_bundles_carry_transcripts_and_captures(store: agentkeep.Store, tmp_path: Path) -> None:
-    from agentkeep.bundles import export_bundle, import_bundle
+    from agentkeep.ops.bundle_export import export_bundle
+    from agentkeep.ops.bundle_import import import_bundle
 
     with store.transaction() as tx:
         w = store.capture_writer(tx)
@@ -255,7 +256,7 @@ def test_bundles_carry_transcripts_and_captures(store: agentkeep.Store, tmp_path
 
 
 def test_gc_of_a_spilled_payload_keeps_the_capture(store: agentkeep.Store) -> None:
-    from agentkeep.retention import apply_gc
+    from agentkeep.ops.retention import apply_gc
 
     spill = store.spill_payload("x" * 200_000, limit=1024)
     assert spill.artifact_id is not None

@@ -551,7 +551,7 @@ HOSTILE = (
 def test_escape_sequences_in_stored_text_never_reach_the_terminal(
     cli: Cli, store: agentkeep.Store
 ) -> None:
-    from agentkeep.runner import run_command
+    from agentkeep.ops.runner import run_command
 
     task = store.add_task(HOSTILE).item
     store.add_note("handoff", HOSTILE, task_id=task.id)

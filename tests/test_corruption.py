@@ -95,7 +95,7 @@ def holder(project: Path) -> Iterator[Holder]:
 
 def with_data(store: agentkeep.Store) -> None:
     """A task, an artifact (objects/) and a recorded run (streams/)."""
-    from agentkeep.runner import run_command
+    from agentkeep.ops.runner import run_command
 
     store.add_task("keep me")
     store.add_artifact(b"artifact bytes\n" * 100, name="a.txt")

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 import agentkeep
-from agentkeep.doctor import diagnose, repair
+from agentkeep.ops.doctor import diagnose, repair
 from agentkeep.services.artifacts import object_path
 
 HELPERS = Path(__file__).resolve().parent / "helpers"

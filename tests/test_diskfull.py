@@ -24,7 +24,7 @@ import pytest
 
 import agentkeep
 from agentkeep.files import ensure_reserve
-from agentkeep.runner import run_command
+from agentkeep.ops.runner import run_command
 from agentkeep.services.artifacts import verify_object
 from agentkeep.services.streams import verify_sealed_file
 
@@ -184,7 +184,7 @@ import json, os, resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
 import agentkeep
 from agentkeep.errors import StorageFull
-from agentkeep.runner import run_command
+from agentkeep.ops.runner import run_command
 
 root, limit, child = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))

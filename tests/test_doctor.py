@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 import agentkeep
-from agentkeep.doctor import diagnose, repair
 from agentkeep.files import HOST
+from agentkeep.ops.doctor import diagnose, repair
 from agentkeep.services.artifacts import object_path
 from agentkeep.services.streams import stream_file
 

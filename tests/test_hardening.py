@@ -21,7 +21,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import agentkeep
-from agentkeep.bundles import backup as backup_store
+from agentkeep.ops.backup import backup as backup_store
 from agentkeep.services.streams import Line, compile_user_pattern
 
 from conftest import Cli, run_agentkeep
@@ -88,7 +88,8 @@ os.umask(int(sys.argv[1], 8))
 root, out = sys.argv[2], sys.argv[3]
 import agentkeep
 from agentkeep import hook
-from agentkeep.bundles import backup, export_bundle
+from agentkeep.ops.backup import backup
+from agentkeep.ops.bundle_export import export_bundle
 from agentkeep.cli import run
 from agentkeep.config import set_in_file
 

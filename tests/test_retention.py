@@ -24,7 +24,7 @@ import agentkeep
 from agentkeep.config import RETENTION_KINDS, SETTINGS_BY_KEY, Config, parse_byte_size
 from agentkeep.errors import InvalidInput, NotFound, StorageFull
 from agentkeep.files import RESERVE_NAME, ensure_reserve
-from agentkeep.retention import apply_gc, pin, plan_gc, usage
+from agentkeep.ops.retention import apply_gc, pin, plan_gc, usage
 from agentkeep.services.artifacts import object_path
 
 from conftest import Cli, fill_disk, mounted_tmpfs, run_agentkeep
@@ -406,7 +406,7 @@ _LIMITED_GC = """
 import os, resource, signal, sys
 import agentkeep
 from agentkeep.errors import StorageFull
-from agentkeep.retention import apply_gc
+from agentkeep.ops.retention import apply_gc
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 limit = int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))

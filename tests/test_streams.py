@@ -16,7 +16,7 @@ import pytest
 
 import agentkeep
 from agentkeep.files import zstd
-from agentkeep.runner import run_command
+from agentkeep.ops.runner import run_command
 from agentkeep.services.streams import FRAME_BYTES, SEEKABLE_MAGIC
 
 from conftest import Cli, run_agentkeep

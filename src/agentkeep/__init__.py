@@ -50,7 +50,7 @@ _LAZY = {
         "agentkeep.models",
     ),
     **dict.fromkeys(("Store", "init_store", "open"), "agentkeep.store"),
-    **dict.fromkeys(("RunResult", "run_command"), "agentkeep.runner"),
+    **dict.fromkeys(("RunResult", "run_command"), "agentkeep.ops.runner"),
     "ImportResult": "agentkeep.importers",
     "Prime": "agentkeep.services.prime",
     "SearchHit": "agentkeep.services.search",
@@ -96,7 +96,7 @@ if TYPE_CHECKING:
         Worktree,
         Written,
     )
-    from agentkeep.runner import RunResult, run_command
+    from agentkeep.ops.runner import RunResult, run_command
     from agentkeep.services.prime import Prime
     from agentkeep.services.search import SearchHit
     from agentkeep.services.stats import StatsRow

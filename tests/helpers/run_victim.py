@@ -1,4 +1,4 @@
-"""A recorder for tests/test_crash_files.py: ``agentkeep.runner.run_command`` on a child
+"""A recorder for tests/test_crash_files.py: ``agentkeep.ops.runner.run_command`` on a child
 that prints numbered lines, to be SIGKILLed mid-stream.
 
     python tests/helpers/run_victim.py STORE LINES
@@ -14,7 +14,7 @@ import json
 import sys
 
 import agentkeep
-from agentkeep.runner import run_command
+from agentkeep.ops.runner import run_command
 
 CHILD = """
 import sys, time

@@ -1,4 +1,4 @@
-"""`agentkeep backup|restore|export|import-bundle`: thin adapters over agentkeep.bundles."""
+"""`agentkeep backup|restore|export|import-bundle`: thin adapters over `agentkeep.ops`."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def backup(state: State, dest: Path | None, as_json: bool, nl: bool) -> None:
       agentkeep backup
       agentkeep backup /mnt/backups/agentkeep-monday --json
     """
-    from agentkeep.bundles import backup as run_backup
+    from agentkeep.ops.backup import backup as run_backup
 
     with state.open(read_only=True) as store:
         result = run_backup(store, dest)
@@ -61,7 +61,7 @@ def restore(state: State, src: Path, force: bool, as_json: bool, nl: bool) -> No
       agentkeep restore /mnt/backups/agentkeep-monday --force --json
       agentkeep restore .agentkeep/backups/state-20260101T000000000000Z.db --force
     """
-    from agentkeep.bundles import restore as run_restore
+    from agentkeep.ops.restore import restore as run_restore
 
     result = run_restore(src, _restore_target(state), force=force)
     fmt = fmt_of(as_json, nl)
@@ -113,7 +113,7 @@ def export(
       agentkeep export --task 3 --task 4 -o tasks.tar --json
       agentkeep export --all -o everything.tar
     """
-    from agentkeep.bundles import export_bundle
+    from agentkeep.ops.bundle_export import export_bundle
 
     with state.open(read_only=True) as store:
         result = export_bundle(
@@ -143,7 +143,7 @@ def import_bundle(state: State, file: Path, as_json: bool, nl: bool) -> None:
       agentkeep import-bundle session-12.agentkeep.tar
       agentkeep import-bundle everything.tar --json
     """
-    from agentkeep.bundles import import_bundle as run_import
+    from agentkeep.ops.bundle_import import import_bundle as run_import
 
     with state.open() as store:
         result = run_import(store, file)

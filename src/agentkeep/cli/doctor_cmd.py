@@ -10,7 +10,7 @@ from agentkeep.cli import State
 from agentkeep.cli.output import SCHEMA_VERSION, dumps, fmt_of, output_options
 
 if TYPE_CHECKING:
-    from agentkeep.doctor import Report
+    from agentkeep.ops.doctor import Report
 
 MARKS = {"error": "✗", "warning": "✗", "info": "·"}
 
@@ -40,7 +40,7 @@ def doctor(ctx: click.Context, fix: bool, as_json: bool, nl: bool) -> None:
       agentkeep doctor --fix
       agentkeep doctor --json
     """
-    from agentkeep.doctor import doctor as run_doctor
+    from agentkeep.ops.doctor import doctor as run_doctor
 
     state: State = ctx.obj
     fmt = fmt_of(as_json, nl)

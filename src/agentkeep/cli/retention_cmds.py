@@ -1,4 +1,4 @@
-"""`agentkeep gc`, `usage`, `pin`, `unpin` — thin adapters over agentkeep.retention."""
+"""`agentkeep gc`, `usage`, `pin`, `unpin` — thin adapters over agentkeep.ops.retention."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 
 from agentkeep.cli import State
 from agentkeep.cli.output import bar, dumps, fmt_of, output_options, print_object, render_table
-from agentkeep.retention import GROUPINGS, PIN_ENTITIES, human_bytes
+from agentkeep.ops.retention import GROUPINGS, PIN_ENTITIES, human_bytes
 
 ITEM_COLUMNS = ["what", "id", "session_id", "kind", "size", "created_at", "reason"]
 
@@ -39,7 +39,7 @@ def gc(state: State, do_apply: bool, archive: Path | None, as_json: bool, nl: bo
       agentkeep gc --apply --archive ~/agentkeep-archive
       agentkeep gc --json
     """
-    from agentkeep.retention import apply_gc, plan_gc
+    from agentkeep.ops.retention import apply_gc, plan_gc
 
     fmt = fmt_of(as_json, nl)
     if archive is not None and not do_apply:
@@ -118,7 +118,7 @@ def usage(state: State, by: str | None, as_json: bool, nl: bool) -> None:
       agentkeep usage --by session          # which sessions hold the most output
       agentkeep usage --by day --json
     """
-    from agentkeep.retention import usage as store_usage
+    from agentkeep.ops.retention import usage as store_usage
 
     fmt = fmt_of(as_json, nl)
     with state.open(read_only=True) as store:
@@ -164,7 +164,7 @@ def _pin_command(pinned: bool) -> click.Command:
     @output_options
     @click.pass_obj
     def command(state: State, entity: str, ident: int, as_json: bool, nl: bool) -> None:
-        from agentkeep.retention import pin as set_pin
+        from agentkeep.ops.retention import pin as set_pin
 
         fmt = fmt_of(as_json, nl)
         with state.open() as store:

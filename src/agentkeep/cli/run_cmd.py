@@ -60,7 +60,7 @@ def run(
       agentkeep logs 7 -f                    # follow it from another terminal
     """
     from agentkeep.errors import StorageFull
-    from agentkeep.runner import run_command, run_unrecorded
+    from agentkeep.ops.runner import run_command, run_unrecorded
 
     def announce(session_id: int) -> None:
         if not as_json:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +62,7 @@ from agentkeep.services.streams import STREAMS_DIR, stream_file, verify_sealed_f
 from agentkeep.timeutil import file_stamp
 
 if TYPE_CHECKING:
+    from agentkeep.backends.base import Row
     from agentkeep.store import Store
 
 HOOK_LOG = "hook-errors.log"
@@ -152,7 +153,7 @@ def doctor(store: Store, *, fix: bool = False) -> Report:
     try:
         database_ok = _check_database(store, found, full=fix)
     except Corrupt as exc:
-        store._conn.note_damage(exc)
+        store.maintenance.note_damage(exc)
         found.add("database", "error", "state.db", exc.message, hint=DB_HINT)
         database_ok = False
     fixing = fix and database_ok and store.writable
@@ -173,7 +174,7 @@ def doctor(store: Store, *, fix: bool = False) -> Report:
             _check_stream_files(store, found, fix=fixing)
             _check_object_files(store, found, fix=fixing)
     except Corrupt as exc:  # a damaged page met while reading rows
-        store._conn.note_damage(exc)
+        store.maintenance.note_damage(exc)
         found.add("database", "error", "state.db", exc.message, hint=DB_HINT)
     _check_journal(store, found)
     _check_quarantine(store, found)
@@ -198,16 +199,13 @@ def _check_database(store: Store, found: _Findings, *, full: bool) -> bool:
     elif problem is not None:
         ok = False
         found.add("database", "error", "state.db", problem.message, hint=DB_HINT)
-    pragma = "integrity_check" if full else "quick_check"
-    try:
-        result = [str(row[0]) for row in store._rows(f"PRAGMA {pragma}")]
-        broken = list(store._rows("PRAGMA foreign_key_check"))
-    except Corrupt as exc:  # the check itself can fail on a damaged page
-        result, broken = [exc.message], []
+    check = "integrity_check" if full else "quick_check"
+    result = store.maintenance.integrity(full=full)
+    broken = store.maintenance.foreign_key_violations()
     if result != ["ok"]:
         ok = False
-        message = f"{pragma}: " + "; ".join(result[:5])
-        store._conn.note_damage(Corrupt(message))
+        message = f"{check}: " + "; ".join(result[:5])
+        store.maintenance.note_damage(Corrupt(message))
         if problem is None or isinstance(problem, RollbackDetected):
             found.add("database", "error", "state.db", message, hint=DB_HINT)
     for row in broken:
@@ -219,7 +217,7 @@ def _check_database(store: Store, found: _Findings, *, full: bool) -> bool:
             f"references a missing {row[2]} row",
             hint=DB_HINT,
         )
-    version = store._db_schema_version()
+    version = store.schema_status().db_schema_version
     if version != SCHEMA_VERSION:
         ok = False
         found.add(
@@ -307,15 +305,17 @@ def _check_unfinished_sessions(store: Store, found: _Findings, *, fix: bool) -> 
     """Running sessions whose recorder died, and unsealed streams of sessions that are
     over. Fix seals their streams (a live one as abandoned), then ends a dead session as
     ``interrupted``. Either order of crash in between converges on the next run."""
-    sessions = store._rows(
+    sessions = _read(
+        store,
         "SELECT id, status, pid, host FROM sessions WHERE status = 'running' "
-        "OR id IN (SELECT session_id FROM streams WHERE status != 'sealed') ORDER BY id"
+        "OR id IN (SELECT session_id FROM streams WHERE status != 'sealed') ORDER BY id",
     )
     for session in sessions:
         state = _recorder_state(session)
         if state in ("alive", "unknown"):
             continue
-        streams = store._rows(
+        streams = _read(
+            store,
             "SELECT * FROM streams WHERE session_id = ? AND status != 'sealed' ORDER BY id",
             (session["id"],),
         )
@@ -389,7 +389,7 @@ def _check_stream_files(store: Store, found: _Findings, *, fix: bool) -> None:
     stream's file is created only after its row commits, so a listed file's row is seen."""
     directory = store.store_dir / STREAMS_DIR
     files = {path for path in _files_under(directory) if _temp_owner(path) is None}
-    rows = store._rows("SELECT * FROM streams ORDER BY id")
+    rows = _read(store, "SELECT * FROM streams ORDER BY id")
     referenced = {store.store_dir / row["path"] for row in rows}
     # A .zst beside an unsealed stream: a seal in progress, or _unsealed_stream's business.
     referenced |= {
@@ -406,9 +406,10 @@ def _check_stream_files(store: Store, found: _Findings, *, fix: bool) -> None:
 def _check_stream_row(store: Store, found: _Findings, row: Any) -> None:
     path = store.store_dir / row["path"]
     if not path.exists():
-        row = store._row("SELECT * FROM streams WHERE id = ?", (row["id"],))
-        if row is None:
+        now = _read(store, "SELECT * FROM streams WHERE id = ?", (row["id"],))
+        if not now:
             return  # deleted meanwhile (gc)
+        row = now[0]
         path = store.store_dir / row["path"]  # sealed meanwhile: the path changed
     subject = f"stream {row['id']} ({row['path']})"
     if not path.exists():
@@ -443,17 +444,12 @@ def _check_object_files(store: Store, found: _Findings, *, fix: bool) -> None:
     inside one write transaction, so under the lock no file is between the two); then
     every row's file re-hashed, outside the lock."""
     directory = store.store_dir / OBJECTS_DIR
-    if fix:
-        store._conn.lock_writers()
-    try:
+    with store.maintenance.writer_lock() if fix else contextlib.nullcontext():
         files = {path for path in _files_under(directory) if _temp_owner(path) is None}
-        rows = store._rows("SELECT sha256, encoding, size FROM objects ORDER BY sha256")
+        rows = _read(store, "SELECT sha256, encoding, size FROM objects ORDER BY sha256")
         expected = {object_path(store.store_dir, r["sha256"], r["encoding"]) for r in rows}
         for path in sorted(files - expected):
             _orphan(store, found, path, fix=fix)
-    finally:
-        if fix:
-            store._conn.unlock_writers()
     for row in rows:
         _check_object_row(store, found, row)
 
@@ -462,10 +458,11 @@ def _check_object_row(store: Store, found: _Findings, row: Any) -> None:
     ok, problem = verify_object(store.store_dir, row["sha256"], row["encoding"], row["size"])
     if ok:
         return
-    current = store._row("SELECT encoding FROM objects WHERE sha256 = ?", (row["sha256"],))
-    if current is None or current["encoding"] != row["encoding"]:
-        return  # collected or replaced meanwhile
-    users = store._count("SELECT count(*) FROM artifacts WHERE sha256 = ?", (row["sha256"],))
+    with store.maintenance.snapshot() as read:
+        current = read.one("SELECT encoding FROM objects WHERE sha256 = ?", (row["sha256"],))
+        if current is None or current["encoding"] != row["encoding"]:
+            return  # collected or replaced meanwhile
+        users = read.scalar("SELECT count(*) FROM artifacts WHERE sha256 = ?", (row["sha256"],))
     subject = f"object {row['sha256'][:12]} ({users} artifact(s))"
     check = "missing-file" if problem == "file missing" else "hash-mismatch"
     found.add(check, "error", subject, problem or "unreadable", hint=RESTORE_HINT)
@@ -666,6 +663,13 @@ def _check_privacy(store: Store, found: _Findings, *, fix: bool) -> None:
         fixed=fix and set(exposed) <= changed,
         hint=None if fix else "`agentkeep doctor --fix` makes the store private (0700/0600)",
     )
+
+
+def _read(store: Store, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    """The rows of one query, read in a snapshot of their own: doctor never holds a read
+    transaction across file checks or the repairs it writes."""
+    with store.maintenance.snapshot() as read:
+        return read.rows(sql, params)
 
 
 def _relative(store: Store, path: Path) -> str:

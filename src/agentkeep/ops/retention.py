@@ -24,9 +24,10 @@ Deletion order (the artifact protocol run backwards): rows deleted and their eve
 written in one transaction, COMMIT, then the files unlinked, all under the writer lock (so
 a concurrent add of the same content cannot publish a file between the commit and the
 unlink). A crash after the commit leaves orphan files only — which ``doctor --fix``
-removes — never a row without its file. Then ``PRAGMA incremental_vacuum`` and a WAL
-checkpoint return the freed pages to the file system. The reserve file (files.py) is
-released first, so gc has room for its transaction on a full disk, and recreated last.
+removes — never a row without its file. Then the backend's ``reclaim`` (SQLite: an
+incremental vacuum and a WAL checkpoint) returns the freed pages to the file system. The
+reserve file (files.py) is released first, so gc has room for its transaction on a full
+disk, and recreated last.
 Failpoints: ``gc:after_rows_deleted`` (after the commit), ``gc:mid_unlink``.
 """
 
@@ -35,16 +36,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentkeep.backends.sqlite.connection import translate_error
 from agentkeep.config import RETENTION_KINDS, Config
-from agentkeep.errors import AgentkeepError, Conflict, InvalidInput, NotFound
+from agentkeep.errors import Conflict, InvalidInput, NotFound
 from agentkeep.failpoints import failpoint
 from agentkeep.files import (
     PRIVATE_DIR,
@@ -59,11 +58,11 @@ from agentkeep.files import (
     write_new_file,
 )
 from agentkeep.models import Outcome, Record
-from agentkeep.paths import DB_NAME
 from agentkeep.services.artifacts import object_path
 from agentkeep.timeutil import file_stamp, iso_utc
 
 if TYPE_CHECKING:
+    from agentkeep.backends.base import Row, Snapshot
     from agentkeep.store import Store
 
 GROUPINGS = ("session", "kind", "agent", "day")
@@ -162,17 +161,20 @@ def plan_gc(store: Store, *, now: datetime | None = None) -> GcPlan:
     active = [p for p in policies(store.config).values() if p.deletes_anything]
     if not active:
         return _plan(iso_utc(moment), [], active)
-    objects = _object_files(store)
-    items: list[GcItem] = []
-    for policy in active:
-        doomed: dict[tuple[str, int], str] = {}  # (what, id) -> reason
-        candidates = _candidates(store, policy)
-        _expire_by_age(candidates, policy, moment, doomed)
-        _expire_by_size(candidates, policy, objects, doomed)
-        items += [_item(c, doomed[(c.what, c.id)]) for c in candidates if (c.what, c.id) in doomed]
-    items.sort(key=lambda item: (item.created_at, item.what, str(item.id)))
-    gone = {int(item.id) for item in items if item.what == "artifact"}
-    items += _unreferenced_objects(store, gone, objects)
+    with store.maintenance.snapshot() as read:  # one consistent view of every table
+        objects = _object_files(store.store_dir, read)
+        items: list[GcItem] = []
+        for policy in active:
+            doomed: dict[tuple[str, int], str] = {}  # (what, id) -> reason
+            candidates = _candidates(store.store_dir, read, policy)
+            _expire_by_age(candidates, policy, moment, doomed)
+            _expire_by_size(candidates, policy, objects, doomed)
+            items += [
+                _item(c, doomed[(c.what, c.id)]) for c in candidates if (c.what, c.id) in doomed
+            ]
+        items.sort(key=lambda item: (item.created_at, item.what, str(item.id)))
+        gone = {int(item.id) for item in items if item.what == "artifact"}
+        items += _unreferenced_objects(read, gone, objects)
     return _plan(iso_utc(moment), items, active)
 
 
@@ -208,7 +210,7 @@ def _item(candidate: _Candidate, reason: str) -> GcItem:
     )
 
 
-def _kept_sessions(store: Store, policy: Policy) -> set[int]:
+def _kept_sessions(read: Snapshot, policy: Policy) -> set[int]:
     """The newest ``keep_last_sessions`` sessions that have data of the policy's kind."""
     if not policy.keep_last_sessions:
         return set()
@@ -218,18 +220,18 @@ def _kept_sessions(store: Store, policy: Policy) -> set[int]:
     else:
         where = "EXISTS (SELECT 1 FROM artifacts a WHERE a.session_id = s.id AND a.kind = ?)"
         params = (policy.kind,)
-    rows = store._rows(
+    rows = read.rows(
         f"SELECT s.id FROM sessions s WHERE {where} ORDER BY s.started_at DESC, s.id DESC LIMIT ?",
         (*params, policy.keep_last_sessions),
     )
     return {row[0] for row in rows}
 
 
-def _candidates(store: Store, policy: Policy) -> list[_Candidate]:
+def _candidates(store_dir: Path, read: Snapshot, policy: Policy) -> list[_Candidate]:
     """Every item of the policy's kind, oldest first, with its protection decided."""
-    kept = _kept_sessions(store, policy)
+    kept = _kept_sessions(read, policy)
     if policy.kind == "streams":
-        rows = store._rows(
+        rows = read.rows(
             "SELECT st.id, st.session_id, st.status, st.path, st.created_at, "
             "s.status AS session_status, s.pinned AS session_pinned "
             "FROM streams st JOIN sessions s ON s.id = st.session_id "
@@ -243,7 +245,7 @@ def _candidates(store: Store, policy: Policy) -> list[_Candidate]:
                 "streams",
                 row["created_at"],
                 row["path"],
-                file_size(store.store_dir / row["path"]),
+                file_size(store_dir / row["path"]),
                 None,
                 bool(
                     row["status"] != "sealed"
@@ -254,7 +256,7 @@ def _candidates(store: Store, policy: Policy) -> list[_Candidate]:
             )
             for row in rows
         ]
-    rows = store._rows(
+    rows = read.rows(
         "SELECT a.id, a.session_id, a.sha256, a.created_at, a.pinned, "
         "coalesce(s.pinned, 0) AS session_pinned "
         "FROM artifacts a LEFT JOIN sessions s ON s.id = a.session_id "
@@ -330,29 +332,29 @@ def _expire_by_size(
                 total -= object_bytes(candidate.sha256)
 
 
-def _object_files(store: Store) -> dict[str, tuple[str, int]]:
+def _object_files(store_dir: Path, read: Snapshot) -> dict[str, tuple[str, int]]:
     """sha256 -> (file path relative to the store dir, its size on disk)."""
     out = {}
-    for row in store._rows("SELECT sha256, encoding FROM objects"):
-        path = object_path(store.store_dir, row[0], row[1])
-        out[row[0]] = (str(path.relative_to(store.store_dir)), file_size(path))
+    for row in read.rows("SELECT sha256, encoding FROM objects"):
+        path = object_path(store_dir, row[0], row[1])
+        out[row[0]] = (str(path.relative_to(store_dir)), file_size(path))
     return out
 
 
 def _unreferenced_objects(
-    store: Store, gone: set[int], objects: dict[str, tuple[str, int]]
+    read: Snapshot, gone: set[int], objects: dict[str, tuple[str, int]]
 ) -> list[GcItem]:
     """The objects whose every referring artifact is in ``gone``."""
     if not gone:
         return []
     refs: dict[str, list[int]] = {}
-    for row in store._rows("SELECT sha256, id FROM artifacts"):
+    for row in read.rows("SELECT sha256, id FROM artifacts"):
         refs.setdefault(row[0], []).append(row[1])
     items = []
     for sha, ids in sorted(refs.items()):
         if not set(ids) <= gone:
             continue
-        created = store._row("SELECT created_at FROM objects WHERE sha256 = ?", (sha,))
+        created = read.one("SELECT created_at FROM objects WHERE sha256 = ?", (sha,))
         path, size = objects.get(sha, (None, 0))
         items.append(
             GcItem(
@@ -377,7 +379,8 @@ def _restrict(store: Store, fresh: GcPlan, seen: GcPlan) -> GcPlan:
     if len(kept) == fresh.streams + fresh.artifacts:
         return fresh
     gone = {int(i.id) for i in kept if i.what == "artifact"}
-    objects = _unreferenced_objects(store, gone, _object_files(store))
+    with store.maintenance.snapshot() as read:
+        objects = _unreferenced_objects(read, gone, _object_files(store.store_dir, read))
     return _plan(fresh.now, kept + objects, fresh.policies)
 
 
@@ -417,24 +420,23 @@ def apply_gc(
     moment = datetime.fromisoformat(plan.now) if plan is not None else None
     store_dir = store.store_dir
     with maintenance_lock(store_dir):
-        store._conn.lock_writers()
         try:
-            fresh = plan_gc(store, now=moment)
-            todo = fresh if plan is None else _restrict(store, fresh, plan)
-            db_before = _db_bytes(store)
-            archived = None
-            files = freed = 0
-            if todo.items:
-                release_reserve(store_dir)
-                if archive_dir is not None:
-                    archived = str(_archive(store, todo, Path(archive_dir)))
-                _delete_rows(store, todo)
-                failpoint("gc:after_rows_deleted")
-                files, freed = _unlink_files(store_dir, todo)
-                _vacuum(store)
-            db_after = _db_bytes(store)
+            with store.maintenance.writer_lock():
+                fresh = plan_gc(store, now=moment)
+                todo = fresh if plan is None else _restrict(store, fresh, plan)
+                db_before = _db_bytes(store)
+                archived = None
+                files = freed = 0
+                if todo.items:
+                    release_reserve(store_dir)
+                    if archive_dir is not None:
+                        archived = str(_archive(store, todo, Path(archive_dir)))
+                    _delete_rows(store, todo)
+                    failpoint("gc:after_rows_deleted")
+                    files, freed = _unlink_files(store_dir, todo)
+                    store.maintenance.reclaim()  # the freed pages go back to the file system
+                db_after = _db_bytes(store)
         finally:
-            store._conn.unlock_writers()
             reserve = ensure_reserve(store_dir)
     shrink = max(0, db_before - db_after)
     return GcResult(
@@ -448,7 +450,7 @@ def _delete_rows(store: Store, plan: GcPlan) -> None:
     invariants."""
     with store.transaction() as tx:
         for item in plan.items:
-            data = {**_event_fields(_row_data(store, item)), "reason": item.reason}
+            data = {**_event_fields(_row_data(tx.one, item)), "reason": item.reason}
             if item.what == "stream":
                 done = tx.execute(
                     "DELETE FROM streams WHERE id = ? AND status = 'sealed'", (item.id,)
@@ -494,16 +496,14 @@ def _event_fields(row: dict[str, Any]) -> dict[str, Any]:
     return {key: row[key] for key in _EVENT_FIELDS if key in row}
 
 
-def _row_data(store: Store, item: GcItem) -> dict[str, Any]:
-    row = _row_of(store, item)
-    return dict(row) if row is not None else {}
-
-
-def _row_of(store: Store, item: GcItem) -> Any:
+def _row_data(one: Callable[[str, Sequence[Any]], Row | None], item: GcItem) -> dict[str, Any]:
+    """The row an item stands for, read with ``one`` (a snapshot's or a transaction's)."""
     if item.what == "object":
-        return store._row("SELECT * FROM objects WHERE sha256 = ?", (item.id,))
-    table = "streams" if item.what == "stream" else "artifacts"
-    return store._row(f"SELECT * FROM {table} WHERE id = ?", (item.id,))
+        row = one("SELECT * FROM objects WHERE sha256 = ?", (item.id,))
+    else:
+        table = "streams" if item.what == "stream" else "artifacts"
+        row = one(f"SELECT * FROM {table} WHERE id = ?", (item.id,))
+    return dict(row) if row is not None else {}
 
 
 def _unlink_files(store_dir: Path, plan: GcPlan) -> tuple[int, int]:
@@ -528,21 +528,8 @@ def _unlink_files(store_dir: Path, plan: GcPlan) -> tuple[int, int]:
     return files, freed
 
 
-def _vacuum(store: Store) -> None:
-    """Return free pages to the file system: incremental vacuum, then a WAL checkpoint
-    (in WAL mode the main file only shrinks when the checkpoint copies the new size)."""
-    # sqlite3's execute() steps a statement that returns no rows only once, and
-    # incremental_vacuum frees one page per step: executescript() steps it to the end.
-    try:
-        store._conn.raw.executescript("PRAGMA incremental_vacuum;")
-    except sqlite3.Error as exc:
-        raise translate_error(exc, store.db_path) from exc
-    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-
-
 def _db_bytes(store: Store) -> int:
-    path = store.db_path
-    return file_size(path) + file_size(path.with_name(DB_NAME + "-wal"))
+    return sum(store.maintenance.file_bytes())
 
 
 def _archive(store: Store, plan: GcPlan, archive_dir: Path) -> Path:
@@ -554,9 +541,10 @@ def _archive(store: Store, plan: GcPlan, archive_dir: Path) -> Path:
     tmp = final.with_name(final.name + f".tmp-{os.getpid()}")
     try:
         make_dirs(tmp)
+        with store.maintenance.snapshot() as read:
+            rows = [_row_data(read.one, item) for item in plan.items]
         lines = []
-        for item in plan.items:
-            row = _row_data(store, item)
+        for item, row in zip(plan.items, rows, strict=True):
             lines.append(json.dumps({"what": item.what, "reason": item.reason, "row": row}))
             if item.path is not None and (store.store_dir / item.path).exists():
                 target = tmp / item.path
@@ -617,32 +605,19 @@ def usage(store: Store, *, by: str | None = None) -> Usage:
     streams (live/sealed, raw vs stored), objects, reserve, backups; grouped by ``by``."""
     if by is not None and by not in GROUPINGS:
         raise InvalidInput(f"cannot group usage by {by!r}", hint=f"use one of {GROUPINGS}")
-    tables = _table_bytes(store)
-    areas = [_database_area(store, tables), _wal_area(store), *_stream_areas(store)]
-    areas += [_objects_area(store), _file_area("reserve", store.store_dir / "reserve")]
-    areas.append(_dir_area("backups", store.store_dir / "backups"))
-    groups = _groups(store, by) if by else []
+    tables = store.maintenance.table_bytes()
+    with store.maintenance.snapshot() as read:
+        areas = [_database_area(store, tables), _wal_area(store), *_stream_areas(read)]
+        areas += [_objects_area(read), _file_area("reserve", store.store_dir / "reserve")]
+        areas.append(_dir_area("backups", store.store_dir / "backups"))
+        groups = _groups(read, by) if by else []
     return Usage(sum(a.bytes for a in areas), areas, tables, by, groups)
 
 
-def _table_bytes(store: Store) -> dict[str, int]:
-    try:
-        rows = store._rows(
-            "SELECT coalesce(m.tbl_name, d.name) AS name, sum(d.pgsize) AS bytes "
-            "FROM dbstat d LEFT JOIN sqlite_master m ON m.name = d.name "
-            "GROUP BY 1 ORDER BY 2 DESC"
-        )
-    except AgentkeepError:  # SQLite built without SQLITE_ENABLE_DBSTAT_VTAB
-        return {}
-    return {row["name"]: int(row["bytes"]) for row in rows}
-
-
 def _database_area(store: Store, tables: dict[str, int]) -> UsageArea:
-    page_size = store._count("PRAGMA page_size")
-    pages = store._count("PRAGMA page_count")
-    free = store._count("PRAGMA freelist_count")
+    page_size, pages, free = store.maintenance.pages()
     detail = {
-        "file_bytes": file_size(store.db_path),
+        "file_bytes": store.maintenance.file_bytes()[0],
         "page_size": page_size,
         "pages": pages,
         "free_pages": free,
@@ -652,13 +627,13 @@ def _database_area(store: Store, tables: dict[str, int]) -> UsageArea:
 
 
 def _wal_area(store: Store) -> UsageArea:
-    return _file_area("wal", store.db_path.with_name(DB_NAME + "-wal"))
+    return UsageArea("wal", store.maintenance.file_bytes()[1])
 
 
-def _stream_areas(store: Store) -> list[UsageArea]:
+def _stream_areas(read: Snapshot) -> list[UsageArea]:
     areas = []
     for name, where in (("streams (live)", "!="), ("streams (sealed)", "=")):
-        row = store._row(
+        row = read.one(
             "SELECT count(*), coalesce(sum(length), 0), coalesce(sum(CASE WHEN status = "
             f"'sealed' THEN stored_bytes ELSE length END), 0) FROM streams WHERE status {where} "
             "'sealed'"
@@ -668,12 +643,12 @@ def _stream_areas(store: Store) -> list[UsageArea]:
     return areas
 
 
-def _objects_area(store: Store) -> UsageArea:
-    row = store._row(
+def _objects_area(read: Snapshot) -> UsageArea:
+    row = read.one(
         "SELECT count(*), coalesce(sum(size), 0), coalesce(sum(stored_bytes), 0) FROM objects"
     )
     count, raw, stored = (row[0], row[1], row[2]) if row else (0, 0, 0)
-    artifacts = store._count("SELECT count(*) FROM artifacts")
+    artifacts = read.scalar("SELECT count(*) FROM artifacts")
     return UsageArea("objects", stored, {"count": count, "raw_bytes": raw, "artifacts": artifacts})
 
 
@@ -699,13 +674,13 @@ _GROUP_KEYS = {
 }
 
 
-def _groups(store: Store, by: str) -> list[UsageGroup]:
+def _groups(read: Snapshot, by: str) -> list[UsageGroup]:
     totals: dict[str, list[int]] = {}  # key -> [streams, artifacts, items]
-    for key, size in _stream_holdings(store, by):
+    for key, size in _stream_holdings(read, by):
         entry = totals.setdefault(key, [0, 0, 0])
         entry[0] += size
         entry[2] += 1
-    for key, size in _artifact_holdings(store, by):
+    for key, size in _artifact_holdings(read, by):
         entry = totals.setdefault(key, [0, 0, 0])
         entry[1] += size
         entry[2] += 1
@@ -713,9 +688,9 @@ def _groups(store: Store, by: str) -> list[UsageGroup]:
     return sorted(groups, key=lambda g: (-g.bytes, g.key))
 
 
-def _stream_holdings(store: Store, by: str) -> Iterable[tuple[str, int]]:
+def _stream_holdings(read: Snapshot, by: str) -> Iterable[tuple[str, int]]:
     key = _GROUP_KEYS[by].format(kind="'streams'", created="st.created_at", agent="s.agent_id")
-    rows = store._rows(
+    rows = read.rows(
         f"SELECT {key} AS key, CASE WHEN st.status = 'sealed' THEN st.stored_bytes "
         "ELSE st.length END AS bytes FROM streams st "
         "JOIN sessions s ON s.id = st.session_id LEFT JOIN agents ag ON ag.id = s.agent_id"
@@ -723,11 +698,11 @@ def _stream_holdings(store: Store, by: str) -> Iterable[tuple[str, int]]:
     return [(row["key"], int(row["bytes"])) for row in rows]
 
 
-def _artifact_holdings(store: Store, by: str) -> Iterable[tuple[str, int]]:
+def _artifact_holdings(read: Snapshot, by: str) -> Iterable[tuple[str, int]]:
     """Each artifact with its object's bytes if it is the object's oldest artifact, else 0."""
     agent = "coalesce(a.agent_id, s.agent_id)"
     key = _GROUP_KEYS[by].format(kind="a.kind", created="a.created_at", agent=agent)
-    rows = store._rows(
+    rows = read.rows(
         f"SELECT {key} AS key, CASE WHEN a.id = (SELECT min(id) FROM artifacts f "
         "WHERE f.sha256 = a.sha256) THEN o.stored_bytes ELSE 0 END AS bytes "
         "FROM artifacts a JOIN objects o ON o.sha256 = a.sha256 "
