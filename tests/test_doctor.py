@@ -331,3 +331,43 @@ def test_database_damage_blocks_repairs(store: agentkeep.Store, project: Path) -
     assert ("repairs", "info", False) in found
     assert ("orphan-file", "warning", False) in found
     assert stray.exists(), "no file may be deleted on the word of a damaged database"
+
+
+def test_doctor_rehashes_only_what_changed_and_full_rehashes_all(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    """A file doctor verified and that has not changed since is not read again; one that
+    changed is (even with its size and mtime put back); --full reads every one. Counted
+    at the hashing function doctor calls (the seam), not timed."""
+    from agentkeep.ops import doctor as doctor_module
+
+    # Files created within RACY_S of a check are not recorded (a same-tick change could
+    # hide); these are "old" for the test.
+    monkeypatch.setattr(doctor_module, "RACY_S", 0.0)
+    hashed: list[str] = []
+    real = doctor_module.verify_object
+
+    def counting(store_dir: Path, sha256: str, encoding: str, size: int) -> Any:
+        hashed.append(sha256)
+        return real(store_dir, sha256, encoding, size)
+
+    monkeypatch.setattr(doctor_module, "verify_object", counting)
+    paths = [add_object(store, f"object {i}\n".encode() * 300) for i in range(3)]
+
+    assert diagnose(store).ok and len(hashed) == 3
+    hashed.clear()
+    assert diagnose(store).ok and hashed == []  # nothing changed: nothing re-read
+
+    damaged = paths[0]
+    before = damaged.stat()
+    damaged.chmod(0o600)
+    data = damaged.read_bytes()
+    damaged.write_bytes(bytes([data[0] ^ 1]) + data[1:])  # same size
+    os.utime(damaged, ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime
+    report = diagnose(store)
+    assert checks(report) == [("hash-mismatch", "error", False)] and len(hashed) == 1
+    hashed.clear()
+    assert not diagnose(store, full=True).ok and len(hashed) == 3
+    hashed.clear()
+    result = cli("doctor", "--full", "--json")
+    assert result.exit_code == 1 and len(hashed) == 3

@@ -17,9 +17,15 @@ MARKS = {"error": "✗", "warning": "✗", "info": "·"}
 
 @click.command()
 @click.option("--fix", is_flag=True, help="Repair what is safe to repair; never deletes a row.")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Re-hash every file, not only those new or changed since doctor last verified them, "
+    "and run the full integrity check.",
+)
 @output_options
 @click.pass_context
-def doctor(ctx: click.Context, fix: bool, as_json: bool, nl: bool) -> None:
+def doctor(ctx: click.Context, fix: bool, full: bool, as_json: bool, nl: bool) -> None:
     """Check the database and that files and rows agree. Read-only unless --fix.
 
     Finds: database damage, rows whose file is missing, orphan files, hash
@@ -34,9 +40,14 @@ def doctor(ctx: click.Context, fix: bool, as_json: bool, nl: bool) -> None:
     other problems remain. JSON: {"ok", "fix", "findings": [{check, severity, subject,
     message, fixed, hint}]}.
 
+    A file is re-hashed only when it is new or changed (size, times, inode) since
+    doctor last verified it; --full re-hashes every file (bit rot) and runs the full
+    integrity check, as --fix does for the database.
+
     \b
     Examples:
       agentkeep doctor
+      agentkeep doctor --full
       agentkeep doctor --fix
       agentkeep doctor --json
     """
@@ -45,7 +56,7 @@ def doctor(ctx: click.Context, fix: bool, as_json: bool, nl: bool) -> None:
     state: State = ctx.obj
     fmt = fmt_of(as_json, nl)
     with state.open(read_only=not fix) as store:
-        report = run_doctor(store, fix=fix)
+        report = run_doctor(store, fix=fix, full=full)
     if fmt == "json":
         click.echo(dumps({"schema_version": SCHEMA_VERSION, **report.to_dict()}))
     elif fmt == "nl":

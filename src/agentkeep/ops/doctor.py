@@ -15,7 +15,8 @@ Invariants checked (DESIGN.md principle 6, reliability.md R3/R5):
 - nothing in the store is a symbolic link, or readable by other users (docs/design.md
   "Permissions and links"); ``--fix`` makes it private, links are for a person to remove.
 
-Read-only unless ``fix``. Repairs only ever move aside files nothing refers to, seal streams
+Read-only unless ``fix`` (but for doctor's own record of the files it verified, see
+:class:`Verified`). Repairs only ever move aside files nothing refers to, seal streams
 whose writer is provably gone, and end sessions whose recorder is provably dead. A row
 whose file is missing is never deleted: it is reported (an error) with a hint. A temp file
 of a live process, or a stream of a live recorder, is never touched. Repairs run under
@@ -33,13 +34,16 @@ database are no ground for removing files. Even then an orphan is not deleted bu
 from an older backup are orphans of that backup); doctor reports what the quarantine holds,
 and the user deletes it. Temp files of dead processes are deleted (their names prove what
 they are). Corruption found here is recorded in the mark, so writes are refused until the
-user restores or accepts the database. Cost: O(stored bytes), since every object and
-sealed stream is re-hashed.
+user restores or accepts the database. Cost: the database check (``quick_check``, O(pages))
+plus re-hashing the objects and sealed streams that are new or changed since doctor last
+verified them; ``full`` (``doctor --full``) re-hashes every one and runs the full
+``integrity_check``: O(stored bytes).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -51,8 +55,10 @@ from agentkeep.errors import AgentkeepError, Conflict, Corrupt, RollbackDetected
 from agentkeep.files import (
     HOST,
     maintenance_lock,
+    open_file,
     pid_alive,
     remove_quietly,
+    staged_file,
     temp_owner,
 )
 from agentkeep.migrations import SCHEMA_VERSION
@@ -138,20 +144,24 @@ class _Findings(list[Finding]):
         self.append(Finding(check, severity, subject, message, fixed, hint))
 
 
-def diagnose(store: Store) -> Report:
-    """Check everything; change nothing."""
-    return doctor(store, fix=False)
+def diagnose(store: Store, *, full: bool = False) -> Report:
+    """Check everything; change nothing (but doctor's own record of verified files)."""
+    return doctor(store, fix=False, full=full)
 
 
-def repair(store: Store) -> Report:
+def repair(store: Store, *, full: bool = False) -> Report:
     """Check everything and repair what is safe to repair (see the module docstring)."""
-    return doctor(store, fix=True)
+    return doctor(store, fix=True, full=full)
 
 
-def doctor(store: Store, *, fix: bool = False) -> Report:
+def doctor(store: Store, *, fix: bool = False, full: bool = False) -> Report:
+    """Check the store; with ``fix``, repair what is safe. ``full`` re-hashes every file
+    (otherwise a file unchanged since doctor last verified it is not read again) and runs
+    the full ``integrity_check``, as ``fix`` always does."""
     found = _Findings()
+    verified = Verified(store.store_dir, full=full)
     try:
-        database_ok = _check_database(store, found, full=fix)
+        database_ok = _check_database(store, found, full=fix or full)
     except Corrupt as exc:
         store.maintenance.note_damage(exc)
         found.add("database", "error", "state.db", exc.message, hint=DB_HINT)
@@ -171,8 +181,8 @@ def doctor(store: Store, *, fix: bool = False) -> Report:
         with lock:
             _check_temp_files(store, found, fix=fixing)
             _check_unfinished_sessions(store, found, fix=fixing)
-            _check_stream_files(store, found, fix=fixing)
-            _check_object_files(store, found, fix=fixing)
+            _check_stream_files(store, found, verified, fix=fixing)
+            _check_object_files(store, found, verified, fix=fixing)
     except Corrupt as exc:  # a damaged page met while reading rows
         store.maintenance.note_damage(exc)
         found.add("database", "error", "state.db", exc.message, hint=DB_HINT)
@@ -181,6 +191,7 @@ def doctor(store: Store, *, fix: bool = False) -> Report:
     _check_hook_log(store, found)
     _check_spool(store, found, fix=fixing)
     _check_privacy(store, found, fix=fix)
+    verified.save()
     return Report(ok=not any(f.problem for f in found), fix=fix, findings=list(found))
 
 
@@ -384,7 +395,7 @@ def _unsealed_stream(store: Store, found: _Findings, stream: Any, *, fix: bool) 
 # -- stream files -------------------------------------------------------------------------
 
 
-def _check_stream_files(store: Store, found: _Findings, *, fix: bool) -> None:
+def _check_stream_files(store: Store, found: _Findings, verified: Verified, *, fix: bool) -> None:
     """Files under streams/ against the rows. Files are listed *before* rows are read: a
     stream's file is created only after its row commits, so a listed file's row is seen."""
     directory = store.store_dir / STREAMS_DIR
@@ -400,10 +411,10 @@ def _check_stream_files(store: Store, found: _Findings, *, fix: bool) -> None:
     for path in sorted(files - referenced):
         _orphan(store, found, path, fix=fix)
     for row in rows:
-        _check_stream_row(store, found, row)
+        _check_stream_row(store, found, verified, row)
 
 
-def _check_stream_row(store: Store, found: _Findings, row: Any) -> None:
+def _check_stream_row(store: Store, found: _Findings, verified: Verified, row: Any) -> None:
     path = store.store_dir / row["path"]
     if not path.exists():
         now = _read(store, "SELECT * FROM streams WHERE id = ?", (row["id"],))
@@ -423,9 +434,14 @@ def _check_stream_row(store: Store, found: _Findings, row: Any) -> None:
             hint=STREAM_HINT,
         )
     elif row["status"] == "sealed":
+        key = f"stream:{row['sha256']}:{row['length']}"
+        if verified.unchanged(key, path):
+            return
         problem = verify_sealed_file(path, row["sha256"], row["length"])
         if problem is not None:
             found.add("hash-mismatch", "error", subject, problem, hint=STREAM_HINT)
+        else:
+            verified.record(key, path)
     elif path.stat().st_size < row["length"]:
         found.add(
             "truncated",
@@ -439,7 +455,7 @@ def _check_stream_row(store: Store, found: _Findings, row: Any) -> None:
 # -- object files -------------------------------------------------------------------------
 
 
-def _check_object_files(store: Store, found: _Findings, *, fix: bool) -> None:
+def _check_object_files(store: Store, found: _Findings, verified: Verified, *, fix: bool) -> None:
     """Orphans under the writer lock when fixing (publish and commit of an add happen
     inside one write transaction, so under the lock no file is between the two); then
     every row's file re-hashed, outside the lock."""
@@ -451,12 +467,17 @@ def _check_object_files(store: Store, found: _Findings, *, fix: bool) -> None:
         for path in sorted(files - expected):
             _orphan(store, found, path, fix=fix)
     for row in rows:
-        _check_object_row(store, found, row)
+        _check_object_row(store, found, verified, row)
 
 
-def _check_object_row(store: Store, found: _Findings, row: Any) -> None:
+def _check_object_row(store: Store, found: _Findings, verified: Verified, row: Any) -> None:
+    path = object_path(store.store_dir, row["sha256"], row["encoding"])
+    key = f"object:{row['sha256']}:{row['size']}"
+    if verified.unchanged(key, path):
+        return
     ok, problem = verify_object(store.store_dir, row["sha256"], row["encoding"], row["size"])
     if ok:
+        verified.record(key, path)
         return
     with store.maintenance.snapshot() as read:
         current = read.one("SELECT encoding FROM objects WHERE sha256 = ?", (row["sha256"],))
@@ -466,6 +487,82 @@ def _check_object_row(store: Store, found: _Findings, row: Any) -> None:
     subject = f"object {row['sha256'][:12]} ({users} artifact(s))"
     check = "missing-file" if problem == "file missing" else "hash-mismatch"
     found.add(check, "error", subject, problem or "unreadable", hint=RESTORE_HINT)
+
+
+# -- what was verified --------------------------------------------------------------------
+
+
+VERIFIED_NAME = "doctor-verified.json"
+VERIFIED_FORMAT = 1
+RACY_S = 2.0  # a file changed this recently is re-hashed next time too (see Verified)
+
+
+class Verified:
+    """Doctor's record of the files it re-hashed and found matching their rows, so a later
+    run re-hashes only what is new or changed (issue 10, "Scale": doctor read every byte
+    every time). ``full`` ignores the record (and rewrites it).
+
+    A file counts as unchanged when its size, mtime, ctime and inode are what they were
+    when it was verified. Objects and sealed streams are immutable (0400): anything that
+    rewrites, replaces or truncates one through the file system changes its ctime, which
+    no user tool can set back. What this does not see is damage below the file system
+    (bit rot): that is what ``--full`` is for. Like git's "racy" index entries, a file whose
+    ctime is within ``RACY_S`` of the check is not recorded, so a change in the same clock
+    tick as the check cannot hide.
+
+    The record (``.agentkeep/doctor-verified.json``, private) is a cache: deleting it only
+    makes the next run slower. Failing to write it (a read-only store) is not an error.
+    """
+
+    def __init__(self, store_dir: Path, *, full: bool) -> None:
+        self.path = store_dir / VERIFIED_NAME
+        self.started = time.time()
+        self.before: dict[str, list[int]] = {} if full else self._load()
+        self.now: dict[str, list[int]] = {}
+
+    def _load(self) -> dict[str, list[int]]:
+        try:
+            fd = open_file(self.path, os.O_RDONLY)  # never through a link
+            with os.fdopen(fd, "rb") as handle:
+                data = json.loads(handle.read())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("format") != VERIFIED_FORMAT:
+            return {}
+        files = data.get("files")
+        return files if isinstance(files, dict) else {}
+
+    @staticmethod
+    def _stamp(path: Path) -> list[int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+    def unchanged(self, key: str, path: Path) -> bool:
+        """Whether ``path`` was verified as ``key`` and has not changed since."""
+        stamp = self._stamp(path)
+        if stamp is None or self.before.get(f"{key}:{path.name}") != stamp:
+            return False
+        self.now[f"{key}:{path.name}"] = stamp
+        return True
+
+    def record(self, key: str, path: Path) -> None:
+        """``path`` was just re-hashed and matches ``key``."""
+        stamp = self._stamp(path)
+        if stamp is not None and stamp[2] / 1e9 < self.started - RACY_S:
+            self.now[f"{key}:{path.name}"] = stamp
+
+    def save(self) -> None:
+        if self.now == self.before:
+            return
+        data = json.dumps({"format": VERIFIED_FORMAT, "files": self.now}, sort_keys=True)
+        # A cache: best effort (another user's store, a full disk).
+        with contextlib.suppress(AgentkeepError, OSError), staged_file(self.path) as tmp:
+            fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data.encode("utf-8"))
 
 
 # -- shared -------------------------------------------------------------------------------

@@ -194,6 +194,7 @@ _NOT_CARRIED = frozenset(
         "maintenance.lock",
         "high-water-mark",
         "reserve",
+        "doctor-verified.json",  # doctor's record of the files it verified: a cache
     }
 )
 _IMMUTABLE_DIRS = ("objects", "backups")
