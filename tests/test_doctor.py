@@ -371,3 +371,28 @@ def test_doctor_rehashes_only_what_changed_and_full_rehashes_all(
     hashed.clear()
     result = cli("doctor", "--full", "--json")
     assert result.exit_code == 1 and len(hashed) == 3
+
+
+def test_doctor_page_checks_the_database_only_when_it_changed(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database's page check is skipped while neither its file nor its WAL changed
+    since it last passed; any commit, or --full, checks it again. Counted at the
+    maintenance API (the seam), not timed."""
+    from agentkeep.backends.sqlite.maintenance import SQLiteMaintenance
+    from agentkeep.ops import doctor as doctor_module
+
+    monkeypatch.setattr(doctor_module, "RACY_S", 0.0)
+    checked: list[bool] = []
+    real = SQLiteMaintenance.integrity
+
+    def counting(self: SQLiteMaintenance, *, full: bool) -> list[str]:
+        checked.append(full)
+        return real(self, full=full)
+
+    monkeypatch.setattr(SQLiteMaintenance, "integrity", counting)
+    assert diagnose(store).ok and checked == [False]
+    assert diagnose(store).ok and checked == [False]  # nothing written: not read again
+    store.add_task("a commit")
+    assert diagnose(store).ok and checked == [False, False]
+    assert diagnose(store, full=True).ok and checked == [False, False, True]

@@ -161,7 +161,7 @@ def doctor(store: Store, *, fix: bool = False, full: bool = False) -> Report:
     found = _Findings()
     verified = Verified(store.store_dir, full=full)
     try:
-        database_ok = _check_database(store, found, full=fix or full)
+        database_ok = _check_database(store, found, verified, full=fix or full)
     except Corrupt as exc:
         store.maintenance.note_damage(exc)
         found.add("database", "error", "state.db", exc.message, hint=DB_HINT)
@@ -198,10 +198,13 @@ def doctor(store: Store, *, fix: bool = False, full: bool = False) -> Report:
 # -- database -----------------------------------------------------------------------------
 
 
-def _check_database(store: Store, found: _Findings, *, full: bool) -> bool:
+def _check_database(store: Store, found: _Findings, verified: Verified, *, full: bool) -> bool:
     """The database is healthy enough to prove orphans against: the high-water mark shows
     no rollback or known damage, ``quick_check`` (``integrity_check`` when ``full``) and
-    ``foreign_key_check`` pass, and the schema is this code's. Returns whether it is."""
+    ``foreign_key_check`` pass, and the schema is this code's. Returns whether it is.
+
+    Unless ``full``, the page checks are skipped when the database file and its WAL are
+    exactly as they were when they last passed (no commit since: see :class:`Verified`)."""
     ok = True
     problem = store.integrity_problem()
     if isinstance(problem, RollbackDetected):
@@ -211,8 +214,14 @@ def _check_database(store: Store, found: _Findings, *, full: bool) -> bool:
         ok = False
         found.add("database", "error", "state.db", problem.message, hint=DB_HINT)
     check = "integrity_check" if full else "quick_check"
-    result = store.maintenance.integrity(full=full)
-    broken = store.maintenance.foreign_key_violations()
+    files = (store.db_path, store.db_path.with_name(store.db_path.name + "-wal"))
+    if not full and verified.unchanged("database", *files):
+        result, broken = ["ok"], []
+    else:
+        result = store.maintenance.integrity(full=full)
+        broken = store.maintenance.foreign_key_violations()
+        if result == ["ok"] and not broken:
+            verified.record("database", *files)
     if result != ["ok"]:
         ok = False
         message = f"{check}: " + "; ".join(result[:5])
@@ -503,12 +512,14 @@ class Verified:
     every time). ``full`` ignores the record (and rewrites it).
 
     A file counts as unchanged when its size, mtime, ctime and inode are what they were
-    when it was verified. Objects and sealed streams are immutable (0400): anything that
-    rewrites, replaces or truncates one through the file system changes its ctime, which
-    no user tool can set back. What this does not see is damage below the file system
-    (bit rot): that is what ``--full`` is for. Like git's "racy" index entries, a file whose
-    ctime is within ``RACY_S`` of the check is not recorded, so a change in the same clock
-    tick as the check cannot hide.
+    when it was verified. The database counts as unchanged when its file and its WAL both
+    are (every commit writes the WAL; a checkpoint writes the file), so a store nobody
+    wrote since is not page-checked again. Objects and sealed streams are immutable (0400):
+    anything that rewrites, replaces or truncates one through the file system changes its
+    ctime, which no user tool can set back. What this does not see is damage below the
+    file system (bit rot): that is what ``--full`` is for. Like git's "racy" index
+    entries, a file whose ctime is within ``RACY_S`` of the check is not recorded, so a
+    change in the same clock tick as the check cannot hide.
 
     The record (``.agentkeep/doctor-verified.json``, private) is a cache: deleting it only
     makes the next run slower. Failing to write it (a read-only store) is not an error.
@@ -533,26 +544,37 @@ class Verified:
         return files if isinstance(files, dict) else {}
 
     @staticmethod
-    def _stamp(path: Path) -> list[int] | None:
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    def _stamp(first: Path, *others: Path) -> list[int] | None:
+        """What changes when any of the files changes; None when ``first`` is missing
+        (``others``, such as a WAL, may be absent: that is a state too)."""
+        stamp: list[int] = []
+        for path in (first, *others):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                if path is first:
+                    return None
+                stamp += [-1, -1, -1, -1]
+                continue
+            except OSError:
+                return None
+            stamp += [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        return stamp
 
-    def unchanged(self, key: str, path: Path) -> bool:
-        """Whether ``path`` was verified as ``key`` and has not changed since."""
-        stamp = self._stamp(path)
-        if stamp is None or self.before.get(f"{key}:{path.name}") != stamp:
+    def unchanged(self, key: str, *paths: Path) -> bool:
+        """Whether ``paths`` were verified as ``key`` and none has changed since."""
+        stamp = self._stamp(*paths)
+        name = f"{key}:{paths[0].name}"
+        if stamp is None or self.before.get(name) != stamp:
             return False
-        self.now[f"{key}:{path.name}"] = stamp
+        self.now[name] = stamp
         return True
 
-    def record(self, key: str, path: Path) -> None:
-        """``path`` was just re-hashed and matches ``key``."""
-        stamp = self._stamp(path)
-        if stamp is not None and stamp[2] / 1e9 < self.started - RACY_S:
-            self.now[f"{key}:{path.name}"] = stamp
+    def record(self, key: str, *paths: Path) -> None:
+        """``paths`` were just checked and match ``key``."""
+        stamp = self._stamp(*paths)
+        if stamp is not None and max(stamp[2::4]) / 1e9 < self.started - RACY_S:
+            self.now[f"{key}:{paths[0].name}"] = stamp
 
     def save(self) -> None:
         if self.now == self.before:
