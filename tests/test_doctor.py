@@ -340,10 +340,11 @@ def test_doctor_rehashes_only_what_changed_and_full_rehashes_all(
     changed is (even with its size and mtime put back); --full reads every one. Counted
     at the hashing function doctor calls (the seam), not timed."""
     from agentkeep.ops import doctor as doctor_module
+    from agentkeep.ops import verified
 
     # Files created within RACY_S of a check are not recorded (a same-tick change could
     # hide); these are "old" for the test.
-    monkeypatch.setattr(doctor_module, "RACY_S", 0.0)
+    monkeypatch.setattr(verified, "RACY_S", 0.0)
     hashed: list[str] = []
     real = doctor_module.verify_object
 
@@ -380,9 +381,9 @@ def test_doctor_page_checks_the_database_only_when_it_changed(
     since it last passed; any commit, or --full, checks it again. Counted at the
     maintenance API (the seam), not timed."""
     from agentkeep.backends.sqlite.maintenance import SQLiteMaintenance
-    from agentkeep.ops import doctor as doctor_module
+    from agentkeep.ops import verified
 
-    monkeypatch.setattr(doctor_module, "RACY_S", 0.0)
+    monkeypatch.setattr(verified, "RACY_S", 0.0)
     checked: list[bool] = []
     real = SQLiteMaintenance.integrity
 

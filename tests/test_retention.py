@@ -606,3 +606,31 @@ def test_usage_bar_chart_on_a_terminal() -> None:
     half = next(line for line in bars if "objects" in line)
     assert full.count("█") == 32 and half.count("█") == 16
     assert "█" not in render_usage(report, bars=False)
+
+
+def test_usage_measures_the_tables_again_only_after_a_write(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes per table (a read of every page) are kept while the database is
+    unchanged, so they are still exact; a commit, or full=True, measures them again.
+    Counted at the maintenance API (the seam)."""
+    from agentkeep.backends.sqlite.maintenance import SQLiteMaintenance
+    from agentkeep.ops import verified
+
+    monkeypatch.setattr(verified, "RACY_S", 0.0)
+    measured: list[dict[str, int]] = []
+    real = SQLiteMaintenance.table_bytes
+
+    def counting(self: SQLiteMaintenance) -> dict[str, int]:
+        measured.append(real(self))
+        return measured[-1]
+
+    monkeypatch.setattr(SQLiteMaintenance, "table_bytes", counting)
+    first = usage(store).tables
+    assert len(measured) == 1 and first == measured[0]
+    assert usage(store).tables == first and len(measured) == 1  # nothing written
+    for i in range(50):
+        store.add_note("fact", f"{i} " + "x" * 2000)
+    grown = usage(store).tables
+    assert len(measured) == 2 and grown["notes"] > first.get("notes", 0)
+    assert usage(store, full=True).tables == grown and len(measured) == 3

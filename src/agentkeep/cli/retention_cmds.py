@@ -105,12 +105,17 @@ def _result_text(result: dict[str, Any]) -> str:
 
 @click.command()
 @click.option("--by", type=click.Choice(GROUPINGS), help="Break stream and artifact bytes down.")
+@click.option(
+    "--full", is_flag=True, help="Measure every table again, even if nothing was written since."
+)
 @output_options
 @click.pass_obj
-def usage(state: State, by: str | None, as_json: bool, nl: bool) -> None:
+def usage(state: State, by: str | None, full: bool, as_json: bool, nl: bool) -> None:
     """Where the store's bytes are: database tables, WAL, streams, objects, backups.
 
-    On a terminal the sizes are drawn as bars; --json gives the numbers.
+    On a terminal the sizes are drawn as bars; --json gives the numbers. Measuring the
+    tables reads every page of the database; the result is kept and shown again while
+    nothing is written (--full measures again).
 
     \b
     Examples:
@@ -122,7 +127,7 @@ def usage(state: State, by: str | None, as_json: bool, nl: bool) -> None:
 
     fmt = fmt_of(as_json, nl)
     with state.open(read_only=True) as store:
-        report = store_usage(store, by=by).to_dict()
+        report = store_usage(store, by=by, full=full).to_dict()
     if fmt != "table":
         print_object(report, fmt)
         return

@@ -43,7 +43,6 @@ verified them; ``full`` (``doctor --full``) re-hashes every one and runs the ful
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -55,14 +54,13 @@ from agentkeep.errors import AgentkeepError, Conflict, Corrupt, RollbackDetected
 from agentkeep.files import (
     HOST,
     maintenance_lock,
-    open_file,
     pid_alive,
     remove_quietly,
-    staged_file,
     temp_owner,
 )
 from agentkeep.migrations import SCHEMA_VERSION
 from agentkeep.models import Record
+from agentkeep.ops.verified import Verified
 from agentkeep.services.artifacts import OBJECTS_DIR, object_path, verify_object
 from agentkeep.services.streams import STREAMS_DIR, stream_file, verify_sealed_file
 from agentkeep.timeutil import file_stamp
@@ -75,6 +73,7 @@ HOOK_LOG = "hook-errors.log"
 QUARANTINE_DIR = "quarantine"
 DATABASE_CHECKS = frozenset({"database", "rollback", "foreign-keys"})
 TEMP_DIRS = (str(OBJECTS_DIR.parts[0]), STREAMS_DIR, "backups")
+VERIFIED_NAME = "doctor-verified.json"  # what doctor verified (ops/verified.py)
 RESTORE_HINT = "restore it from a backup (`agentkeep restore`), or re-add the content"
 STREAM_HINT = "restore it from a backup (`agentkeep restore`); the row is kept as a record"
 DB_HINT = (
@@ -159,7 +158,7 @@ def doctor(store: Store, *, fix: bool = False, full: bool = False) -> Report:
     (otherwise a file unchanged since doctor last verified it is not read again) and runs
     the full ``integrity_check``, as ``fix`` always does."""
     found = _Findings()
-    verified = Verified(store.store_dir, full=full)
+    verified = Verified(store.store_dir / VERIFIED_NAME, full=full)
     try:
         database_ok = _check_database(store, found, verified, full=fix or full)
     except Corrupt as exc:
@@ -496,95 +495,6 @@ def _check_object_row(store: Store, found: _Findings, verified: Verified, row: A
     subject = f"object {row['sha256'][:12]} ({users} artifact(s))"
     check = "missing-file" if problem == "file missing" else "hash-mismatch"
     found.add(check, "error", subject, problem or "unreadable", hint=RESTORE_HINT)
-
-
-# -- what was verified --------------------------------------------------------------------
-
-
-VERIFIED_NAME = "doctor-verified.json"
-VERIFIED_FORMAT = 1
-RACY_S = 2.0  # a file changed this recently is re-hashed next time too (see Verified)
-
-
-class Verified:
-    """Doctor's record of the files it re-hashed and found matching their rows, so a later
-    run re-hashes only what is new or changed (issue 10, "Scale": doctor read every byte
-    every time). ``full`` ignores the record (and rewrites it).
-
-    A file counts as unchanged when its size, mtime, ctime and inode are what they were
-    when it was verified. The database counts as unchanged when its file and its WAL both
-    are (every commit writes the WAL; a checkpoint writes the file), so a store nobody
-    wrote since is not page-checked again. Objects and sealed streams are immutable (0400):
-    anything that rewrites, replaces or truncates one through the file system changes its
-    ctime, which no user tool can set back. What this does not see is damage below the
-    file system (bit rot): that is what ``--full`` is for. Like git's "racy" index
-    entries, a file whose ctime is within ``RACY_S`` of the check is not recorded, so a
-    change in the same clock tick as the check cannot hide.
-
-    The record (``.agentkeep/doctor-verified.json``, private) is a cache: deleting it only
-    makes the next run slower. Failing to write it (a read-only store) is not an error.
-    """
-
-    def __init__(self, store_dir: Path, *, full: bool) -> None:
-        self.path = store_dir / VERIFIED_NAME
-        self.started = time.time()
-        self.before: dict[str, list[int]] = {} if full else self._load()
-        self.now: dict[str, list[int]] = {}
-
-    def _load(self) -> dict[str, list[int]]:
-        try:
-            fd = open_file(self.path, os.O_RDONLY)  # never through a link
-            with os.fdopen(fd, "rb") as handle:
-                data = json.loads(handle.read())
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict) or data.get("format") != VERIFIED_FORMAT:
-            return {}
-        files = data.get("files")
-        return files if isinstance(files, dict) else {}
-
-    @staticmethod
-    def _stamp(first: Path, *others: Path) -> list[int] | None:
-        """What changes when any of the files changes; None when ``first`` is missing
-        (``others``, such as a WAL, may be absent: that is a state too)."""
-        stamp: list[int] = []
-        for path in (first, *others):
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                if path is first:
-                    return None
-                stamp += [-1, -1, -1, -1]
-                continue
-            except OSError:
-                return None
-            stamp += [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-        return stamp
-
-    def unchanged(self, key: str, *paths: Path) -> bool:
-        """Whether ``paths`` were verified as ``key`` and none has changed since."""
-        stamp = self._stamp(*paths)
-        name = f"{key}:{paths[0].name}"
-        if stamp is None or self.before.get(name) != stamp:
-            return False
-        self.now[name] = stamp
-        return True
-
-    def record(self, key: str, *paths: Path) -> None:
-        """``paths`` were just checked and match ``key``."""
-        stamp = self._stamp(*paths)
-        if stamp is not None and max(stamp[2::4]) / 1e9 < self.started - RACY_S:
-            self.now[f"{key}:{paths[0].name}"] = stamp
-
-    def save(self) -> None:
-        if self.now == self.before:
-            return
-        data = json.dumps({"format": VERIFIED_FORMAT, "files": self.now}, sort_keys=True)
-        # A cache: best effort (another user's store, a full disk).
-        with contextlib.suppress(AgentkeepError, OSError), staged_file(self.path) as tmp:
-            fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data.encode("utf-8"))
 
 
 # -- shared -------------------------------------------------------------------------------

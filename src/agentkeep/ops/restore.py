@@ -194,7 +194,8 @@ _NOT_CARRIED = frozenset(
         "maintenance.lock",
         "high-water-mark",
         "reserve",
-        "doctor-verified.json",  # doctor's record of the files it verified: a cache
+        "doctor-verified.json",  # what doctor and usage recorded: caches (ops/verified.py)
+        "usage-tables.json",
     }
 )
 _IMMUTABLE_DIRS = ("objects", "backups")

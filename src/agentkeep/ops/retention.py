@@ -58,6 +58,7 @@ from agentkeep.files import (
     write_new_file,
 )
 from agentkeep.models import Outcome, Record
+from agentkeep.ops.verified import Verified
 from agentkeep.services.artifacts import object_path
 from agentkeep.timeutil import file_stamp, iso_utc
 
@@ -600,18 +601,37 @@ class Usage(Record):
         return out
 
 
-def usage(store: Store, *, by: str | None = None) -> Usage:
+USAGE_CACHE = "usage-tables.json"  # bytes per table, while the database is unchanged
+
+
+def usage(store: Store, *, by: str | None = None, full: bool = False) -> Usage:
     """Where the store's bytes are: database (per table when SQLite has ``dbstat``), WAL,
-    streams (live/sealed, raw vs stored), objects, reserve, backups; grouped by ``by``."""
+    streams (live/sealed, raw vs stored), objects, reserve, backups; grouped by ``by``.
+
+    The bytes per table cost a read of every page; they are kept (``usage-tables.json``)
+    and given again while the database file and its WAL are unchanged (no commit since:
+    still exact). ``full`` measures them again whatever the record says."""
     if by is not None and by not in GROUPINGS:
         raise InvalidInput(f"cannot group usage by {by!r}", hint=f"use one of {GROUPINGS}")
-    tables = store.maintenance.table_bytes()
+    tables = _table_bytes(store, full=full)
     with store.maintenance.snapshot() as read:
         areas = [_database_area(store, tables), _wal_area(store), *_stream_areas(read)]
         areas += [_objects_area(read), _file_area("reserve", store.store_dir / "reserve")]
         areas.append(_dir_area("backups", store.store_dir / "backups"))
         groups = _groups(read, by) if by else []
     return Usage(sum(a.bytes for a in areas), areas, tables, by, groups)
+
+
+def _table_bytes(store: Store, *, full: bool) -> dict[str, int]:
+    record = Verified(store.store_dir / USAGE_CACHE, full=full)
+    files = (store.db_path, store.db_path.with_name(store.db_path.name + "-wal"))
+    kept = record.value("tables", *files)
+    if isinstance(kept, dict):
+        return {str(name): int(size) for name, size in kept.items()}
+    tables = store.maintenance.table_bytes()
+    record.record("tables", *files, value=tables)
+    record.save()
+    return tables
 
 
 def _database_area(store: Store, tables: dict[str, int]) -> UsageArea:
