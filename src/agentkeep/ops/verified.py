@@ -63,8 +63,12 @@ class Verified:
 
     @staticmethod
     def _stamp(first: Path, *others: Path) -> list[int] | None:
-        """What changes when any of the files changes; None when ``first`` is missing
-        (``others``, such as a WAL, may be absent: that is a state too)."""
+        """What changes when any of the files changes; None when ``first`` is missing.
+
+        ``others`` (a WAL) may be absent or empty, and that is one state whatever their
+        times: SQLite creates an empty WAL when a connection opens and removes it when the
+        last one closes, so an empty WAL's times change with every open, not with data.
+        A commit makes the WAL non-empty (and a checkpoint writes ``first``)."""
         stamp: list[int] = []
         for path in (first, *others):
             try:
@@ -72,11 +76,14 @@ class Verified:
             except FileNotFoundError:
                 if path is first:
                     return None
-                stamp += [-1, -1, -1, -1]
+                stamp += [0, 0, 0, 0]
                 continue
             except OSError:
                 return None
-            stamp += [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+            if path is not first and st.st_size == 0:
+                stamp += [0, 0, 0, 0]
+            else:
+                stamp += [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         return stamp
 
     def unchanged(self, key: str, *paths: Path) -> bool:
