@@ -57,7 +57,7 @@ sys.path.insert(0, str(HERE))
 from bench_import import SessionWriter  # noqa: E402
 from bench_redact import _prose  # noqa: E402
 
-BUILDER_VERSION = 1  # bump when the built store's shape changes: the cache key
+BUILDER_VERSION = 2  # bump when the built store's shape changes: the cache key
 S_SESSIONS = 500
 EVENTS_PER_SESSION = 250
 CAPTURES_PER_SESSION = 20
@@ -116,8 +116,11 @@ def transcript(rng: random.Random, directory: Path, cwd: str, start: float) -> s
     return writer.session
 
 
-def hook_deliveries(store: Any, rng: random.Random, external_id: str, cwd: str) -> int:
-    """What the hooks would have stored for the session: its row and tool captures."""
+def hook_deliveries(
+    store: Any, rng: random.Random, external_id: str, cwd: str, *, end: bool
+) -> int:
+    """What the hooks would have stored for the session: its row, tool captures and (when
+    ``end``) its end."""
     with store.transaction(actor="hook:claude") as tx:
         writer = store.capture_writer(tx)
         session_id: int = writer.session("claude", external_id, cwd=cwd, started_at=tx.now)
@@ -140,6 +143,14 @@ def hook_deliveries(store: Any, rng: random.Random, external_id: str, cwd: str) 
                 payload={"tool_name": tool, "tool_input": {"command": _prose(rng)[:120]}},
             )
             writer.bump(session_id, tool_calls=1, failures=int(failed))
+        if end:
+            writer.capture(
+                source="claude",
+                event="session_end",
+                dedupe_key=f"{external_id}:end",
+                session_id=session_id,
+            )
+            writer.end_session(session_id, reason="exit")
         return session_id
 
 
@@ -186,7 +197,7 @@ def build(proj: Path, sessions: int, seed: int) -> None:
             for i in range(sessions):
                 clock.t = max(clock.t, time.time() - span + i * step)
                 external_id = transcript(rng, staging, cwd, clock.t)
-                session_id = hook_deliveries(store, rng, external_id, cwd)
+                session_id = hook_deliveries(store, rng, external_id, cwd, end=i < sessions - 2)
                 store.record_events(tool_events(session_id, rng), actor="hook:claude")
                 for _ in range(2):
                     task = store.add_task(
