@@ -98,6 +98,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "import_truth", {"sqlite": sqlite.schema("0004_import_truth.sql")}),
     Migration(5, "search_everywhere", {"sqlite": sqlite.schema("0005_search_everywhere.sql")}),
     Migration(6, "sessions_by_agent", {"sqlite": sqlite.schema("0006_sessions_by_agent.sql")}),
+    Migration(
+        7, "cost_flat_with_history", {"sqlite": sqlite.schema("0007_cost_flat_with_history.sql")}
+    ),
 )
 
 # The newest schema this code knows; it is also "this code's version" in the checks.

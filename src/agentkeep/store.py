@@ -90,6 +90,7 @@ COUNTED_TABLES = (
     "events",
     "redactions",
 )
+ROW_COUNTS_SINCE = 7  # the migration that keeps COUNTED_TABLES' rows in row_counts
 
 
 def default_actor() -> str:
@@ -745,11 +746,8 @@ class Store(StoreBase):
 
     def status(self) -> StoreStatus:
         cutoff = lifecycle.idle_cutoff(int(self.config["sessions.idle_minutes"]))
-        counts = {table: self._count(f"SELECT count(*) FROM {table}") for table in COUNTED_TABLES}
-        by_status = {
-            row[0]: row[1]
-            for row in self._rows("SELECT status, count(*) FROM tasks GROUP BY status")
-        }
+        schema_version = self._db_schema_version()
+        counts, by_status = self._row_counts(schema_version)
         last = self._row("SELECT seq, at FROM events ORDER BY seq DESC LIMIT 1")
         project = self._row("SELECT name FROM projects ORDER BY id LIMIT 1")
         maintenance = self.maintenance
@@ -758,7 +756,7 @@ class Store(StoreBase):
             project=project[0] if project else self.root.name,
             root=str(self.root),
             store_dir=str(self.store_dir),
-            db_schema_version=self._db_schema_version(),
+            db_schema_version=schema_version,
             synchronous=self.config["store.synchronous"],
             journal_mode=maintenance.journal_mode(),
             db_bytes=db_bytes,
@@ -775,6 +773,23 @@ class Store(StoreBase):
             last_event_at=last[1] if last else None,
             spooled=spool_status(str(self.store_dir)).waiting,
         )
+
+    def _row_counts(self, schema_version: int) -> tuple[dict[str, int], dict[str, int]]:
+        """The rows of each counted table and the tasks per status: kept by triggers in
+        every writing transaction since migration 7 (a few rows read, not whole tables
+        counted); counted on a store opened read-only before that migration."""
+        if schema_version < ROW_COUNTS_SINCE:
+            counts = {t: self._count(f"SELECT count(*) FROM {t}") for t in COUNTED_TABLES}
+            grouped = self._rows("SELECT status, count(*) FROM tasks GROUP BY status")
+            return counts, {row[0]: row[1] for row in grouped}
+        kept = {str(row[0]): int(row[1]) for row in self._rows("SELECT name, n FROM row_counts")}
+        counts = {table: kept.get(table, 0) for table in COUNTED_TABLES}
+        by_status = {
+            name.removeprefix("tasks."): n
+            for name, n in sorted(kept.items())
+            if name.startswith("tasks.") and n > 0
+        }
+        return counts, by_status
 
     def _db_schema_version(self) -> int:
         state = read_state(self._conn)

@@ -127,6 +127,15 @@ class EventService(Service):
                 where.append("kind = ?")
                 params.append(kind)
         if since is not None:
+            # A seek, not a scan: the first seq at or after `since` comes from the index
+            # on `at` (its matching entries only, no row read); the rows are then read
+            # from there by seq. `at >= ?` stays, so the answer is exact even where `at`
+            # does not follow seq (a clock set back). `seq + 0`: a bare min(seq) would
+            # walk the table from its first row until `at` matches.
+            first = self._row("SELECT min(seq + 0) FROM events WHERE at >= ?", (since,))
+            if first is None or first[0] is None:
+                return []
+            params[0] = max(after, int(first[0]) - 1)  # one bound on seq: the scan's start
             where.append("at >= ?")
             params.append(since)
         order = "DESC" if newest_first else ""
