@@ -31,6 +31,7 @@ of the medians L/S. Goal: <= 1.2x for everything a user runs often.
 from __future__ import annotations
 
 import argparse
+import calendar
 import importlib
 import json
 import os
@@ -319,15 +320,29 @@ def cli(*args: str) -> Callable[[Path], tuple[float, int | None]]:
     return lambda proj: run_cli(proj, list(args))
 
 
-def since_tenth_newest(proj: Path) -> str:
+@dataclass
+class Moments:
+    """Times relative to the store's own history (a cached store ages)."""
+
+    tenth_newest_event: str
+    week_before_newest_session: str
+
+
+def moments(proj: Path) -> Moments:
     with agentkeep.open(proj) as store:
         newest = store.events(newest_first=True, limit=10)
-        return str(newest[-1].at)
+        session = store.list_sessions(limit=1)[0]
+    started = time.strptime(session.started_at[:19], "%Y-%m-%dT%H:%M:%S")
+    week = time.gmtime(calendar.timegm(started) - 7 * 86_400)
+    return Moments(str(newest[-1].at), time.strftime("%Y-%m-%dT%H:%M:%SZ", week))
 
 
-def commands(proj_for_since: dict[Path, str], work: Path) -> list[Command]:
+def commands(when: dict[Path, Moments], work: Path) -> list[Command]:
     def events_since(proj: Path) -> tuple[float, int | None]:
-        return run_cli(proj, ["events", "list", "--since", proj_for_since[proj], "--json"])
+        return run_cli(proj, ["events", "list", "--since", when[proj].tenth_newest_event, "--json"])
+
+    def stats_week(proj: Path) -> tuple[float, int | None]:
+        return run_cli(proj, ["stats", "--since", when[proj].week_before_newest_session, "--json"])
 
     def backup(proj: Path) -> tuple[float, int | None]:
         dest = work / "backup"
@@ -354,7 +369,8 @@ def commands(proj_for_since: dict[Path, str], work: Path) -> list[Command]:
         Command("sessions", cli("sessions", "--json")),
         Command("search", cli("search", "retry timeout", "--json")),
         Command("prime", cli("prime", "--json")),
-        Command("stats", cli("stats", "--json")),
+        Command("stats --since (last 7 days)", stats_week),
+        Command("stats (all history)", cli("stats", "--json"), often=False),
         Command("status (CLI)", cli("status", "--json")),
         Command("usage", cli("usage", "--json"), often=False),
         Command("doctor", cli("doctor", "--json"), often=False),
@@ -395,7 +411,7 @@ def main() -> None:
         "L": cached_store(args.cache, args.sessions * args.factor, args.seed),
     }
     for label, proj in sizes.items():
-        with agentkeep.open(proj, read_only=True) as store:
+        with agentkeep.open(proj) as store:  # migrated now if this code is newer, not timed
             status = store.status()
         size = (proj / ".agentkeep" / "state.db").stat().st_size
         print(f"{label}: {proj.name}  {size / 1e6:,.0f} MB  {status_line(status)}")
@@ -408,8 +424,7 @@ def main() -> None:
         modes = ["warm"]
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
-        since = {proj: since_tenth_newest(proj) for proj in sizes.values()}
-        chosen = commands(since, work)
+        chosen = commands({proj: moments(proj) for proj in sizes.values()}, work)
         if args.skip_ops:
             chosen = [c for c in chosen if c.often]
         if args.only:
