@@ -326,15 +326,22 @@ class Moments:
 
     tenth_newest_event: str
     week_before_newest_session: str
+    recent_events: int  # how many events `events list --since tenth_newest_event` lists
 
 
 def moments(proj: Path) -> Moments:
+    """Ten fresh events (the store's last transactions may each hold hundreds), and the
+    times the timed commands ask about."""
     with agentkeep.open(proj) as store:
-        newest = store.events(newest_first=True, limit=10)
+        first = store.record_event("bench.marker", data={"n": 0}).item
+        for n in range(1, 10):
+            store.record_event("bench.marker", data={"n": n})
+        since = first.at
+        taken = len(store.events(since=since))
         session = store.list_sessions(limit=1)[0]
     started = time.strptime(session.started_at[:19], "%Y-%m-%dT%H:%M:%S")
     week = time.gmtime(calendar.timegm(started) - 7 * 86_400)
-    return Moments(str(newest[-1].at), time.strftime("%Y-%m-%dT%H:%M:%SZ", week))
+    return Moments(str(since), time.strftime("%Y-%m-%dT%H:%M:%SZ", week), taken)
 
 
 def commands(when: dict[Path, Moments], work: Path) -> list[Command]:
@@ -424,7 +431,10 @@ def main() -> None:
         modes = ["warm"]
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
-        chosen = commands({proj: moments(proj) for proj in sizes.values()}, work)
+        when = {proj: moments(proj) for proj in sizes.values()}
+        recent = ", ".join(f"{when[p].recent_events} at {label}" for label, p in sizes.items())
+        print(f"events list --since lists {recent}")
+        chosen = commands(when, work)
         if args.skip_ops:
             chosen = [c for c in chosen if c.often]
         if args.only:

@@ -43,6 +43,8 @@ def grow(store: agentkeep.Store, events: int, tasks: int) -> None:
     batch = [{"kind": "tool.finished", "data": {"tool": "Bash", "n": n}} for n in range(500)]
     for _ in range(events // len(batch)):
         store.record_events(batch)
+        session = store.start_session(title="a run").item
+        store.end_session(session.id)
     for n in range(tasks):
         task = store.add_task(f"task {n}", body="x" * 200, priority=n % 5).item
         if n >= 10:  # most work gets done; a backlog of ten stays open
@@ -52,7 +54,9 @@ def grow(store: agentkeep.Store, events: int, tasks: int) -> None:
 def costs(store: agentkeep.Store) -> dict[str, int]:
     newest = store.events(newest_first=True, limit=10)
     since = newest[-1].at
+    last_session = store.list_sessions(limit=1)[0]
     return {
+        "stats(since)": steps(store, lambda: store.stats(since=last_session.started_at)),
         "status": steps(store, store.status),
         "list_tasks(limit=20)": steps(store, lambda: store.list_tasks(limit=20)),
         "events(since, newest 50)": steps(

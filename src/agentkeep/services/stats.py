@@ -64,8 +64,9 @@ _KEY = {
     "task": "CAST(r.task_id AS TEXT), r.task_id, t.title",
 }
 # Each session with its top-level session (a subagent's parent's parent...).
+_ROOTS = "SELECT id, id FROM sessions WHERE parent_id IS NULL"
 _TREE = (
-    "WITH RECURSIVE tree (id, root) AS (SELECT id, id FROM sessions WHERE parent_id IS NULL"
+    f"WITH RECURSIVE tree (id, root) AS ({_ROOTS}"
     " UNION ALL SELECT s.id, tree.root FROM sessions s JOIN tree ON s.parent_id = tree.id) "
 )
 
@@ -105,8 +106,11 @@ class StatsService(Service):
             raise InvalidInput(
                 f"unknown grouping {by!r}", hint=f"use one of: {', '.join(GROUPINGS)}"
             )
+        # With `since`, the walk starts from the top-level sessions started since (an index
+        # seek), not from every session ever recorded; the WHERE below is then implied.
+        tree = _TREE if since is None else _TREE.replace(_ROOTS, _ROOTS + " AND started_at >= ?")
         sql = (
-            f"{_TREE}SELECT {_KEY[by]}, c.id, c.id = r.id, c.started_at, c.ended_at,"
+            f"{tree}SELECT {_KEY[by]}, c.id, c.id = r.id, c.started_at, c.ended_at,"
             f" c.last_seen_at, c.duration_ms, {', '.join(f'c.{name}' for name in COUNTERS)}"
             " FROM tree JOIN sessions c ON c.id = tree.id JOIN sessions r ON r.id = tree.root"
             " LEFT JOIN agents a ON a.id = r.agent_id LEFT JOIN tasks t ON t.id = r.task_id"
@@ -114,7 +118,7 @@ class StatsService(Service):
         params: list[Any] = []
         if since is not None:
             sql += " WHERE r.started_at >= ?"
-            params.append(since)
+            params += [since, since]
         by_message = self._tokens_by_model(since) if by == "model" else {}
         groups: dict[str | None, dict[str, Any]] = {}
 

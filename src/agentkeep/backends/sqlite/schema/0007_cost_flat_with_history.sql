@@ -91,3 +91,6 @@ CREATE INDEX tasks_priority ON tasks (priority, id);
 -- `status`'s active agents: every session brings an agent, so the agents table grows with
 -- history; the active ones are a seek.
 CREATE INDEX agents_status ON agents (status);
+-- `prime`'s failed tool calls of the last day (hook deliveries of event 'tool_fail'):
+-- a seek to the day's failures, not a walk over every failure ever delivered.
+CREATE INDEX captures_event_at ON captures (event, at);
