@@ -2,6 +2,7 @@
 
     python bench/bench_scale.py [--sessions N] [--factor 10] [--runs 3] [--cache DIR]
                                 [--only NAME,NAME] [--skip-ops] [--cold-only|--warm-only]
+    python bench/bench_scale.py --write-cost ROUNDS
 
 The stores are built THROUGH THE LIBRARY, as history accumulates: per session of history
 (a simulated clock advances ~5 sessions a day, so the L store is 10x older, not 10x denser)
@@ -11,7 +12,9 @@ The stores are built THROUGH THE LIBRARY, as history accumulates: per session of
 * its Claude Code transcript (generated in Claude's JSONL format by bench_import's writer,
   20-200 KB) through ``Store.import_history("claude")``: messages, FTS, token counts;
 * ~250 tool events through ``Store.record_events`` (one transaction);
-* 2 tasks (``add_task``; one is claimed and, later, closed), 2 notes, 10 metrics.
+* 2 tasks (``add_task``; one is claimed), 2 notes, 10 metrics; once 40 tasks are waiting,
+  one older task is closed per session, so the backlog grows with history (about half the
+  tasks stay open or in progress: ``tasks ready`` lists 10x more at L).
 
 S = 500 sessions (~130k events, ~55 MB of transcripts); L = ``--factor`` x S. Building
 uses ``store.synchronous = NORMAL`` (the building is not what is measured). Built stores
@@ -26,6 +29,8 @@ cached: cold means the store's bytes, not Python's). Library calls (``open()``,
 CLI commands are timed as subprocesses (wall time, start-up included) with their peak RSS
 (``os.wait4``). Printed per command: min-max over the runs at S and at L, and the ratio
 of the medians L/S. Goal: <= 1.2x for everything a user runs often.
+
+``--write-cost`` times what migration 7's row-counting triggers add to an event append.
 """
 
 from __future__ import annotations
@@ -371,7 +376,33 @@ def commands(when: dict[Path, Moments], work: Path) -> list[Command]:
         Command("status()", library(lambda s: s.status())),
         Command("list_tasks(limit=20)", library(lambda s: s.list_tasks(limit=20))),
         Command("open()", lambda proj: (timed_open(proj), None)),
-        Command("tasks ready", cli("tasks", "ready", "--json")),
+        # The same reads in-process: what the CLI rows below cost without start-up.
+        Command(
+            "events(since=10 recent)",
+            lambda proj: (
+                timed_library(
+                    proj,
+                    lambda s: s.events(
+                        since=when[proj].tenth_newest_event, newest_first=True, limit=51
+                    ),
+                ),
+                None,
+            ),
+        ),
+        Command("ready_tasks(limit=20)", library(lambda s: s.ready_tasks(limit=20))),
+        Command("events(newest 50)", library(lambda s: s.events(newest_first=True, limit=51))),
+        Command("list_sessions(limit=20)", library(lambda s: s.list_sessions(limit=20))),
+        Command("search()", library(lambda s: s.search("retry timeout"))),
+        Command("prime()", library(lambda s: s.prime())),
+        Command(
+            "stats(since=7 days)",
+            lambda proj: (
+                timed_library(proj, lambda s: s.stats(since=when[proj].week_before_newest_session)),
+                None,
+            ),
+        ),
+        Command("tasks ready (all of them)", cli("tasks", "ready", "--json")),
+        Command("tasks ready -n 20", cli("tasks", "ready", "-n", "20", "--json")),
         Command("events (newest 50)", cli("events", "list", "--json")),
         Command("sessions", cli("sessions", "--json")),
         Command("search", cli("search", "retry timeout", "--json")),
@@ -387,6 +418,62 @@ def commands(when: dict[Path, Moments], work: Path) -> list[Command]:
     ]
 
 
+def write_cost(rounds: int) -> None:
+    """What migration 7's counting triggers cost an event append: raw sqlite3 on the full
+    schema with and without the events triggers, alternated; CPU time (process_time), so a
+    loaded machine's waiting is left out; synchronous=NORMAL, so no fsync hides it."""
+    import sqlite3
+
+    from agentkeep.backends.sqlite.migrate import split_statements
+    from agentkeep.migrations import MIGRATIONS
+
+    def database(triggers: bool) -> sqlite3.Connection:
+        path = Path(tempfile.mkdtemp(prefix="bench-scale-")) / "state.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        for migration in MIGRATIONS:
+            for statement in split_statements(migration.sql_for("sqlite")):
+                if triggers or "ON events BEGIN" not in statement:
+                    conn.execute(statement)
+        return conn
+
+    insert = (
+        "INSERT INTO events (at, actor, entity, entity_id, kind, data) VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    rng = random.Random(1)
+    rows = [
+        ("2026-12-03T00:00:00.000Z", "bench", "session", 1, "tool.finished", json.dumps(e["data"]))
+        for e in tool_events(1, rng)
+    ] * 4
+    results: dict[str, dict[str, list[float]]] = {"without": {}, "with": {}}
+    conns = {"without": database(False), "with": database(True)}
+    for _ in range(rounds):
+        for label, conn in conns.items():
+            start = time.process_time()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(insert, rows)
+            conn.execute("COMMIT")
+            batched = (time.process_time() - start) / len(rows)
+            start = time.process_time()
+            for row in rows[:200]:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(insert, row)
+                conn.execute("COMMIT")
+            single = (time.process_time() - start) / 200
+            results[label].setdefault("batched", []).append(batched)
+            results[label].setdefault("single", []).append(single)
+    print("event append, raw sqlite3, CPU µs per event (median of rounds; min):")
+    for kind in ("batched", "single"):
+        without, with_ = results["without"][kind], results["with"][kind]
+        added = statistics.median(with_) - statistics.median(without)
+        print(
+            f"  {kind:8} without triggers {statistics.median(without) * 1e6:6.2f} "
+            f"({min(without) * 1e6:.2f}), with {statistics.median(with_) * 1e6:6.2f} "
+            f"({min(with_) * 1e6:.2f}): +{added * 1e6:.2f}"
+        )
+
+
 def spread(values: list[float]) -> str:
     if not values:
         return "-"
@@ -395,6 +482,8 @@ def spread(values: list[float]) -> str:
 
 
 def fmt(seconds: float) -> str:
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
@@ -410,7 +499,13 @@ def main() -> None:
     parser.add_argument("--cold-only", action="store_true")
     parser.add_argument("--warm-only", action="store_true")
     parser.add_argument("--build-only", action="store_true")
+    parser.add_argument(
+        "--write-cost", type=int, metavar="ROUNDS", help="only time the counting triggers"
+    )
     args = parser.parse_args()
+    if args.write_cost:
+        write_cost(args.write_cost)
+        return
 
     args.cache.mkdir(parents=True, exist_ok=True)
     sizes = {
