@@ -157,3 +157,38 @@ def test_status_counts_equal_the_tables_through_every_writer(
         import_bundle(other, bundle)
         assert other.status().counts == real_counts(other_root / ".agentkeep")
         assert other.status().tasks_by_status == real_by_status(other_root / ".agentkeep")
+
+
+def test_a_store_from_before_the_kept_counts_is_counted_then_seeded(tmp_path: Path) -> None:
+    from agentkeep.backends.sqlite.connection import connect
+    from agentkeep.migrations import MIGRATIONS, migrate
+
+    root = tmp_path / "old"
+    (root / ".agentkeep").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    conn = connect(root / ".agentkeep" / "state.db")
+    try:
+        before = [m for m in MIGRATIONS if m.version < 7]
+        migrate(conn, backup_dir=None, app_version="test", migrations=before)
+        for status in ("open", "open", "done"):
+            conn.execute(
+                "INSERT INTO tasks (title, status, created_at, updated_at)"
+                " VALUES ('t', ?, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+                (status,),
+            )
+            conn.execute(
+                "INSERT INTO events (at, actor, entity, kind) VALUES ('2026', 'x', 'task', 'k')"
+            )
+    finally:
+        conn.close()
+    with agentkeep.open(root, read_only=True) as old:  # not migrated: counted
+        status = old.status()
+        assert status.db_schema_version == 6
+        assert (status.counts["tasks"], status.counts["events"]) == (3, 3)
+        assert status.tasks_by_status == {"done": 1, "open": 2}
+    with agentkeep.open(root) as store:  # migrated: seeded from the tables, then kept
+        store.add_task("new")
+        status = store.status()
+        assert status.db_schema_version >= 7
+        assert status.counts == real_counts(root / ".agentkeep")
+        assert status.tasks_by_status == {"done": 1, "open": 3}
