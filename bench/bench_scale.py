@@ -427,8 +427,10 @@ def write_cost(rounds: int) -> None:
     from agentkeep.backends.sqlite.migrate import split_statements
     from agentkeep.migrations import MIGRATIONS
 
+    scratch = tempfile.TemporaryDirectory(prefix="bench-scale-")
+
     def database(triggers: bool) -> sqlite3.Connection:
-        path = Path(tempfile.mkdtemp(prefix="bench-scale-")) / "state.db"
+        path = Path(scratch.name) / f"{'with' if triggers else 'without'}.db"
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -463,6 +465,9 @@ def write_cost(rounds: int) -> None:
             single = (time.process_time() - start) / 200
             results[label].setdefault("batched", []).append(batched)
             results[label].setdefault("single", []).append(single)
+    for conn in conns.values():
+        conn.close()
+    scratch.cleanup()
     print("event append, raw sqlite3, CPU µs per event (median of rounds; min):")
     for kind in ("batched", "single"):
         without, with_ = results["without"][kind], results["with"][kind]
