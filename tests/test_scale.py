@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import agentkeep
-from agentkeep.bundles import export_bundle, import_bundle
+from agentkeep.ops.bundle_export import export_bundle
+from agentkeep.ops.bundle_import import import_bundle
 from agentkeep.store import COUNTED_TABLES
 
 HISTORY = 2_000  # events in the small store; the large one has 8x as many
