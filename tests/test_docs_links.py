@@ -12,8 +12,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 DESIGN = ROOT / "docs" / "design.md"
 SCANNED = ("src", "tests", "bench", "scripts", "docs")
@@ -35,22 +33,6 @@ OUTSIDE = re.compile(
     r"|[(/ ]R(?:[1-9]|1\d|20)b?[):/]"
     r"|§S\d"
 )
-
-# Files that other helpers are moving while issue 10 lands; their citations, with the
-# replacement text, are listed in the hand-off (refs-todo.md). Until then they are not
-# scanned (neither for outside notes nor for the sections and principles they name). A key
-# ending in "/" covers a package the text may move into. Emptied once applied: an entry
-# whose existing files no longer cite an outside note fails, so it is not forgotten.
-ALLOWED: dict[str, str] = {
-    "src/agentkeep/_core.py": "backend seam (issue 10)",
-    "src/agentkeep/backends/sqlite/connection.py": "backend seam (issue 10)",
-    "src/agentkeep/bundles.py": "ops package (issue 10)",
-    "src/agentkeep/doctor.py": "ops package (issue 10)",
-    "src/agentkeep/migrations.py": "per-dialect migrations (issue 10)",
-    "src/agentkeep/ops/": "ops package: doctor, retention, bundles (issue 10)",
-    "src/agentkeep/retention.py": "ops package (issue 10)",
-    "tests/contract/__init__.py": "contract suite (issue 10)",
-}
 
 # docs/design.md "Section" (also after a comma or across a comment's line break), and
 # "Section" in docs/design.md.
@@ -77,17 +59,6 @@ def scanned_files() -> list[Path]:
 
 def rel(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
-
-
-def covered_by(key: str, name: str) -> bool:
-    return name == key or (key.endswith("/") and name.startswith(key))
-
-
-def checked_files() -> list[Path]:
-    """The scanned files that no ALLOWED entry covers."""
-    return [
-        path for path in scanned_files() if not any(covered_by(key, rel(path)) for key in ALLOWED)
-    ]
 
 
 def outside_citations(text: str) -> list[tuple[int, str]]:
@@ -149,7 +120,7 @@ def test_the_patterns_catch_what_they_are_for() -> None:
 
 def test_nothing_cites_a_note_outside_the_repository() -> None:
     problems = []
-    for path in checked_files():
+    for path in scanned_files():
         found = outside_citations(path.read_text(encoding="utf-8", errors="replace"))
         problems += [f"{rel(path)}:{line}: {text!r}" for line, text in found]
     assert not problems, (
@@ -158,22 +129,10 @@ def test_nothing_cites_a_note_outside_the_repository() -> None:
     )
 
 
-@pytest.mark.parametrize("key", sorted(ALLOWED))
-def test_allowed_entries_are_still_needed(key: str) -> None:
-    """An entry is needed while one of its files cites an outside note; an entry none of
-    whose files exists yet (a module not moved there yet) is waiting, not stale."""
-    covered = [path for path in scanned_files() if covered_by(key, rel(path))]
-    if not covered:
-        pytest.skip(f"{key}: no such file yet")
-    assert any(outside_citations(path.read_text(encoding="utf-8")) for path in covered), (
-        f"{key} no longer cites a note outside the repository: remove it from ALLOWED"
-    )
-
-
 def test_cited_design_sections_exist() -> None:
     sections = design_sections()
     missing = []
-    for path in checked_files():
+    for path in scanned_files():
         text = path.read_text(encoding="utf-8", errors="replace")
         for pattern in (SECTION_AFTER, SECTION_BEFORE):
             for match in pattern.finditer(text):
@@ -188,7 +147,7 @@ def test_cited_principles_and_invariants_exist() -> None:
     principles, invariants = numbered_items("Principles"), numbered_items("Invariants")
     assert principles == set(range(1, 12)), principles
     wrong = []
-    for path in checked_files():
+    for path in scanned_files():
         text = path.read_text(encoding="utf-8", errors="replace")
         for pattern, known, what in (
             (PRINCIPLE, principles, "principle"),

@@ -5,7 +5,7 @@ transaction, which hands it to the one privacy boundary (:mod:`agentkeep.boundar
 REFUSE mode: library input is the caller's to fix): text is validated (UTF-8, no NUL, size
 cap) and redacted; JSON values are redacted structurally, then serialised (NaN/Infinity
 refused). Any failure — including the redactor's own — raises before COMMIT, so nothing is
-half-written and nothing unredacted is stored (fail-closed, DESIGN.md principle 5). Each
+half-written and nothing unredacted is stored (fail-closed, principle 5 of docs/design.md). Each
 redaction is recorded in ``redactions`` (rule, table, row, column, count; never the value)
 in the same transaction.
 

@@ -1,4 +1,5 @@
-"""Schema migrations: registered, named, transactional, applied on open (DESIGN.md principle 8).
+"""Schema migrations: registered, named, transactional, applied on open (principle 8 of
+docs/design.md).
 
 Each :class:`Migration` runs in one write transaction together with the update of the
 ``meta`` table, after re-reading the schema version inside the write lock, so two
@@ -18,7 +19,7 @@ The registry is append-only: a released migration is never edited (a test pins e
 released script's hash). Adding one is one file plus one line: write
 ``backends/sqlite/schema/0007_<name>.sql`` and append
 ``Migration(7, "<name>", {"sqlite": sqlite.schema("0007_<name>.sql")})`` to
-:data:`MIGRATIONS` (docs/design.md, "Migrations").
+:data:`MIGRATIONS` (docs/design.md "Migrations and versions").
 
 Compatibility (docs/design.md): ``meta`` records ``schema_version`` and the lowest
 schema version of agentkeep code that may read (``min_reader_version``) and write

@@ -3,8 +3,8 @@
 The test bodies use only the public surface (``agentkeep.open``, ``Store`` methods, the CLI
 with ``--store``) in this process and in child processes, and reach a backend's storage
 through :mod:`.backends` alone, so a new backend is "write its adapter and pass this suite"
-(litestream's pattern; DESIGN.md, Backends). Every test name carries the backend's id
-(``test_…[sqlite]``).
+(litestream's pattern: every backend passes one contract suite). Every test name carries
+the backend's id (``test_…[sqlite]``).
 
 =========================  ===========================================================
 test_writers.py            concurrent writer processes lose no acknowledged write and

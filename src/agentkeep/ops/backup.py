@@ -1,5 +1,5 @@
 """``agentkeep backup``: a directory holding a consistent snapshot of the store
-(reliability.md R15).
+(docs/design.md "Backup, restore, bundles").
 
 - the database, copied by the backend's online backup (``store.maintenance.backup_to``), so
   it is a state some commit left behind; writers keep writing (the writer lock is never

@@ -1,7 +1,8 @@
 """``agentkeep doctor``: check the database and the files ↔ rows invariants; repair what
 is safe to repair.
 
-Invariants checked (DESIGN.md principle 6, reliability.md R3/R5):
+Invariants checked (principle 6 of docs/design.md; docs/design.md "Bulk bytes: streams and
+artifacts"):
 
 - the database passes ``quick_check`` and ``foreign_key_check``;
 - every ``objects`` row has its file, which decompresses to its size and sha256; every
@@ -25,7 +26,7 @@ the writer lock, so no concurrent add can be between publishing a file and commi
 row while doctor looks. Without ``fix``, a write committing at that instant can appear as
 an orphan once; a second run does not report it.
 
-Orphans are only ever *proven* against a healthy database (DESIGN.md principle 10): with
+Orphans are only ever *proven* against a healthy database (principle 10 of docs/design.md): with
 ``fix``, the full ``integrity_check`` (not only ``quick_check``) and ``foreign_key_check``
 must pass, the schema must be this code's, and the high-water mark must show no rollback
 and no known damage. Otherwise nothing is repaired: rows from a damaged or rolled-back
@@ -535,8 +536,8 @@ def _quarantine(store: Store, path: Path) -> Path | None:
 def _check_journal(store: Store, found: _Findings) -> None:
     """A rollback journal beside the WAL-mode database. Opening the store already let
     SQLite roll a hot one back (which deletes it), so one still here is a leftover SQLite
-    ignores; only SQLite may remove it (R12), which it does the next time the database
-    leaves WAL mode. Reported, never deleted by hand."""
+    ignores; only SQLite may remove it (invariant 7 of docs/design.md), which it does the
+    next time the database leaves WAL mode. Reported, never deleted by hand."""
     journal = store.db_path.with_name(store.db_path.name + "-journal")
     if journal.exists():
         found.add(

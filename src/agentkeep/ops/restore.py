@@ -1,4 +1,5 @@
-"""``agentkeep restore``: a backup becomes the store again (reliability.md R15).
+"""``agentkeep restore``: a backup becomes the store again (docs/design.md
+"Backup, restore, bundles").
 
 :func:`restore` verifies every hash before touching anything, builds the new store beside
 the old one, moves an existing store aside to ``.agentkeep.replaced-<time>`` (never deletes

@@ -1,6 +1,6 @@
 """Retention: what ``agentkeep gc`` deletes, where the bytes are, and pins.
 
-Nothing is deleted unless the user wrote a policy (DESIGN.md principle 7). Policies live in
+Nothing is deleted unless the user wrote a policy (principle 7 of docs/design.md). Policies live in
 ``config.toml`` per kind — ``streams`` and the artifact kinds — as ``retention.<kind>.*``
 (config.py). The rules, in order:
 

@@ -1,7 +1,7 @@
 """The SQLite backend: connections, their settings, transactions and error translation.
 
 Every connection agentkeep opens comes from :func:`connect` and gets the same settings
-(DESIGN.md principle 2, docs/design.md):
+(docs/design.md "Connection settings"):
 
 * ``isolation_level=None`` — the sqlite3 module never issues an implicit DEFERRED BEGIN;
   every write is an explicit ``BEGIN IMMEDIATE … COMMIT`` (:func:`write_transaction`).
