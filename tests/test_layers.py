@@ -57,31 +57,15 @@ ALLOWED: dict[str, dict[str, str]] = {
     },
 }
 
-# Issue 10 in progress: the constructs still to move behind backends/base.py. Must be empty
-# when the issue closes; remove an entry in the change that moves its construct.
-PENDING: dict[str, set[str]] = {
-    "store.py": {"PRAGMA", "sqlite_master"},
-}
-
 
 def _allowed(rel: str) -> set[str]:
-    return set(ALLOWED.get(rel, {})) | PENDING.get(rel, set())
+    return set(ALLOWED.get(rel, {}))
 
 
 def _modules() -> Iterator[tuple[str, ast.Module]]:
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()
         yield rel, ast.parse(path.read_text(encoding="utf-8"), filename=rel)
-
-
-def _strings(tree: ast.Module) -> Iterator[str]:
-    """The SQL-looking text of each string literal (an f-string's literal parts joined)."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.JoinedStr):
-            parts = [v.value for v in node.values if isinstance(v, ast.Constant)]
-            yield " {} ".join(str(p) for p in parts)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            yield node.value
 
 
 def _docstrings(tree: ast.Module) -> set[int]:
@@ -149,7 +133,7 @@ def test_sqlite_lives_in_the_sqlite_backend() -> None:
 
 def test_the_allowed_list_only_shrinks() -> None:
     found = violations()
-    listed = {rel: _allowed(rel) for rel in {*ALLOWED, *PENDING}}
+    listed = {rel: _allowed(rel) for rel in ALLOWED}
     stale = [
         f"{rel}: {construct}"
         for rel, constructs in listed.items()
@@ -217,11 +201,7 @@ def test_layer_imports(under: str, forbidden: tuple[str, ...], why: str) -> None
         for name in _imports(tree)
         if any(name == f or name.startswith(f + ".") for f in forbidden)
     ]
-    assert set(bad) <= LAYER_PENDING, f"{why}: {sorted(set(bad) - LAYER_PENDING)}"
-
-
-# Issue 10 in progress: imports still to go. Must be empty at the end.
-LAYER_PENDING: set[str] = set()
+    assert not bad, f"{why}: {bad}"
 
 
 def test_no_private_store_attributes_outside_the_store() -> None:
@@ -240,10 +220,5 @@ def test_no_private_store_attributes_outside_the_store() -> None:
                 and isinstance(node.value, ast.Name)
                 and node.value.id == "store"
             ):
-                users.add(rel)
-    assert users <= PRIVATE_ACCESS_PENDING, sorted(users - PRIVATE_ACCESS_PENDING)
-    assert not PRIVATE_ACCESS_PENDING - users, "remove these from PRIVATE_ACCESS_PENDING"
-
-
-# Issue 10 in progress: operations still reading store internals. Must be empty at the end.
-PRIVATE_ACCESS_PENDING: set[str] = set()
+                users.add(f"{rel}:{node.lineno} store.{node.attr}")
+    assert not users, sorted(users)

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from agentkeep import lifecycle
 from agentkeep._core import StoreBase, _Transaction
 from agentkeep._version import __version__
+from agentkeep.backends.sqlite import BACKEND as SQLITE
 from agentkeep.backends.sqlite.connection import (
     Connection,
     check_mark,
     connect,
     ensure_wal,
+    roll_back_hot_journal,
 )
 from agentkeep.config import Config, default_config_toml
 from agentkeep.errors import (
@@ -319,7 +321,7 @@ def _open(
     refusal: AgentkeepError | None = None
     guard = CommitGuard(str(store_dir / MARK_NAME), synchronous=options["synchronous"])
     if exists and not immutable:
-        _roll_back_hot_journal(db_path, options)
+        roll_back_hot_journal(db_path, **options)
     if exists:
         probe = connect(db_path, read_only=True, immutable=immutable, **options)
         try:
@@ -392,7 +394,7 @@ def accept_database(path: str | Path | None = None) -> AcceptResult:
     try:
         if read_state(conn) is None:
             refuse_fresh_store(store_dir, "empty")
-        integrity = [str(row[0]) for row in conn.execute("PRAGMA integrity_check").fetchall()]
+        integrity = SQLITE.maintenance(conn).integrity(full=True)
         if integrity != ["ok"]:
             raise Corrupt(
                 f"{db_path} fails integrity_check ({'; '.join(integrity[:3])}); a damaged "
@@ -421,26 +423,6 @@ def accept_database(path: str | Path | None = None) -> AcceptResult:
         missing_events=max(0, (mark_seq or 0) - seq),
         damage_cleared=(before.damaged or {}).get("reason") if before is not None else None,
     )
-
-
-def _roll_back_hot_journal(db_path: Path, options: dict[str, Any]) -> None:
-    """A write killed while the database was in rollback-journal mode (a migration's
-    journal-mode switch, a file restored in DELETE mode) leaves a hot ``-journal``. A
-    read-only connection cannot roll it back (SQLITE_READONLY_ROLLBACK: every command
-    failed); a writable one does so on its first read, and deletes the journal. Left to
-    SQLite: agentkeep never deletes a database's side files itself."""
-    if not db_path.with_name(db_path.name + "-journal").exists():
-        return
-    try:
-        conn = connect(db_path, **options)
-    except AgentkeepError:
-        return  # not writable here: the probe reports it
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except AgentkeepError:
-        pass  # the probe reports what is wrong
-    finally:
-        conn.close()
 
 
 def _damage(conn: Connection, guard: CommitGuard) -> AgentkeepError | None:

@@ -501,3 +501,23 @@ def backup_to(conn: Connection, dest: Path) -> None:
         if isinstance(exc, sqlite3.Error):
             raise translate_error(exc, dest) from exc
         raise translate_os_error(exc, str(dest)) from exc
+
+
+def roll_back_hot_journal(db_path: Path, **options: Any) -> None:
+    """A write killed while the database was in rollback-journal mode (a migration's
+    journal-mode switch, a file restored in DELETE mode) leaves a hot ``-journal``. A
+    read-only connection cannot roll it back (SQLITE_READONLY_ROLLBACK: every command
+    failed); a writable one does so on its first read, and deletes the journal. Left to
+    SQLite: agentkeep never deletes a database's side files itself."""
+    if not db_path.with_name(db_path.name + "-journal").exists():
+        return
+    try:
+        conn = connect(db_path, **options)
+    except AgentkeepError:
+        return  # not writable here: the probe reports it
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except AgentkeepError:
+        pass  # the probe reports what is wrong
+    finally:
+        conn.close()
