@@ -17,7 +17,7 @@ import pytest
 
 import agentkeep
 from agentkeep.files import HOST
-from agentkeep.ops.doctor import diagnose, repair
+from agentkeep.ops.doctor import Report, diagnose, repair
 from agentkeep.services.artifacts import object_path
 from agentkeep.services.streams import stream_file
 
@@ -397,3 +397,22 @@ def test_doctor_page_checks_the_database_only_when_it_changed(
     store.add_task("a commit")
     assert diagnose(store).ok and checked == [False, False]
     assert diagnose(store, full=True).ok and checked == [False, False, True]
+
+
+def test_a_fifo_at_the_verified_cache_does_not_stop_doctor(project: Path) -> None:
+    """doctor's record of what it verified is only a cache: a FIFO (or a link, which
+    opening the store already refuses) where it lives is ignored, and doctor runs."""
+    os.mkfifo(project / ".agentkeep" / "doctor-verified.json")
+    with agentkeep.open(project) as store:
+        report = diagnose(store)  # raised StorageError ("not a regular file") before
+    assert isinstance(report, Report)
+
+
+def test_doctor_on_an_empty_database_opened_read_only_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / ".agentkeep").mkdir()
+    sqlite3.connect(tmp_path / ".agentkeep" / "state.db").close()  # an empty database
+    with (
+        agentkeep.open(tmp_path, read_only=True) as store,
+        pytest.raises(agentkeep.StorageError, match="no agentkeep schema"),
+    ):
+        diagnose(store)

@@ -433,3 +433,22 @@ def test_a_full_disk_loses_nothing_silently(
         assert len(findings) == 1 and findings[0]["severity"] == "error"
     deliver(deliveries[-1], tmp_path)
     assert query(root, "SELECT count(*) FROM captures WHERE vendor_event = 'SessionEnd'") == [(1,)]
+
+
+def test_a_spooled_delivery_from_a_tool_this_version_does_not_know_is_stored(
+    project: Path,
+) -> None:
+    """A newer agentkeep sharing the store may spool a source this one has no tool for:
+    the delivery is stored under that source, not quarantined as malformed."""
+    from agentkeep import hook
+
+    store_dir = str(project / ".agentkeep")
+    found = hook.Delivery()
+    found.event, found.session, found.tool_name = "tool_post", "s-1", "Bash"
+    settings = hook.load_settings(store_dir)
+    hook.spool_delivery(store_dir, "newtool", found, "k1", "2026-12-03T10:00:00.000Z", settings, {})
+    with agentkeep.open(project) as store:
+        store.add_task("drains the spool")
+        assert [(s.source, s.external_id) for s in store.list_sessions()] == [("newtool", "s-1")]
+    assert spooled(project) == []
+    assert not any("quarantined" in line for line in log_lines(project))

@@ -625,7 +625,7 @@ def _apply(
             max_field_bytes=max_field_bytes,
             idle_minutes=idle_minutes,  # a new session ends idle ones
         )
-        session_source = tools.tool_of_source(source).name  # codex-notify: codex's
+        session_source = tools.session_source(source)  # codex-notify: codex's
         session_id = None
         if found.session:
             parent_id = None

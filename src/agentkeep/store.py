@@ -779,7 +779,11 @@ class Store(StoreBase):
 
     def schema_status(self) -> SchemaStatus:
         state = read_state(self._conn)
-        assert state is not None
+        if state is None:  # an empty database opened read-only
+            raise StorageError(
+                f"{self.db_path} holds no agentkeep schema",
+                hint="restore a backup, or move .agentkeep/ aside and run `agentkeep init`",
+            )
         maintenance = self.maintenance
         page_size, page_count, freelist_count = maintenance.pages()
         return SchemaStatus(

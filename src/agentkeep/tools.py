@@ -122,6 +122,14 @@ def tool_of_source(source: str) -> Tool:
     return _BY_SOURCE[source]
 
 
+def session_source(source: str) -> str:
+    """The ``source`` a hook delivery's session is stored under: its tool's name
+    (``codex-notify`` is Codex's), or the source itself for one this version does not
+    know (a newer agentkeep may have spooled it)."""
+    tool = _BY_SOURCE.get(source)
+    return tool.name if tool is not None else source
+
+
 def payload_reader(source: str) -> PayloadReader | None:
     """The function that reads hook source ``source``'s payloads (None: no such source)."""
     tool = _BY_SOURCE.get(source)

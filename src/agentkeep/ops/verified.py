@@ -51,7 +51,7 @@ class Verified:
             fd = open_file(self.path, os.O_RDONLY)  # never through a link
             with os.fdopen(fd, "rb") as handle:
                 data = json.loads(handle.read())
-        except (OSError, ValueError):
+        except (OSError, ValueError, AgentkeepError):  # a link, a FIFO: only a cache
             return {}, {}
         if not isinstance(data, dict) or data.get("format") != VERIFIED_FORMAT:
             return {}, {}

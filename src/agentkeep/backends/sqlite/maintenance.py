@@ -130,7 +130,7 @@ class SQLiteMaintenance:
         for name, size in trees:
             table = owners.get(name, name)
             out[table] = out.get(table, 0) + int(size)
-        return dict(sorted(out.items(), key=lambda item: -item[1]))
+        return dict(sorted(out.items(), key=lambda item: (-item[1], item[0])))
 
     def journal_mode(self) -> str:
         return journal_mode(self._conn)
