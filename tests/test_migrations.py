@@ -577,6 +577,9 @@ RELEASED = {
     "0006_sessions_by_agent.sql": (
         "d296ede0b669d194828fc5377796571b6432c4a02b4e2ac36c77d35318724211"
     ),
+    "0007_cost_flat_with_history.sql": (
+        "a0b554436ef881552006b98bfa4c0219e99e5d8f7323994744689116c5805c60"
+    ),
     "global/0001_baseline.sql": "285c59b869f39129f0ad91a1fb54998dc17e36d5af67ed532f851cf9af571812",
 }
 
