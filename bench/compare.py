@@ -30,11 +30,12 @@ SUITE = [
 ]
 
 
-def run(tree: Path, script: str, args: list[str], log: Path) -> list[str]:
+def run(tree: Path, script: str, args: list[str], log: Path, tmp: Path) -> list[str]:
     path = tree / "bench" / script
     if not path.exists():
         return [f"({script} does not exist in {tree})"]
-    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+    tmp.mkdir(parents=True, exist_ok=True)  # each side its own cached corpora
+    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "TMPDIR": str(tmp)}
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, str(path), *args],
@@ -70,7 +71,8 @@ def main() -> int:
         for round_no in range(1, args.rounds + 1):
             for side, tree in sides.items():
                 log = args.out / f"{script}.{side}.{round_no}.log"
-                for line in run(tree, script, script_args, log):
+                tmp = args.out / f"tmp-{side}"
+                for line in run(tree, script, script_args, log, tmp):
                     print(f"  {side:<6} r{round_no} {line}", flush=True)
     return 0
 
