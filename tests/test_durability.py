@@ -26,13 +26,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import agentkeep
+from contract.harness import Child  # one harness for child writers
 
 from conftest import run_agentkeep
 
@@ -42,21 +42,6 @@ CRASH_KINDS = ("event", "task", "note")  # writer.py: write n goes to CRASH_KIND
 
 
 # -- harness ------------------------------------------------------------------------------
-
-
-@dataclass
-class Child:
-    proc: subprocess.Popen[bytes]
-    out: Path
-    err: Path
-
-    def acks(self) -> list[dict[str, Any]]:
-        """The complete lines printed so far (a line cut short by SIGKILL is not an ack)."""
-        text = self.out.read_text(encoding="utf-8")
-        return [json.loads(line) for line in text.split("\n")[:-1] if line]
-
-    def stderr(self) -> str:
-        return self.err.read_text(encoding="utf-8", errors="replace")
 
 
 @contextmanager
@@ -69,7 +54,7 @@ def writer(log_dir: Path, label: str, *args: str) -> Iterator[Child]:
             [sys.executable, str(WRITER), *args], stdout=out_file, stderr=err_file
         )
         try:
-            yield Child(proc, out, err)
+            yield Child(label, proc, out, err)
         finally:
             if proc.poll() is None:
                 proc.kill()
