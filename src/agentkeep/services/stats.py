@@ -27,7 +27,6 @@ none of these count in ``sessions`` but not in the durations.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -162,7 +161,7 @@ class StatsService(Service):
                 **{name: group[name] for name in COUNTERS},
                 duration_ms=sum(group["durations"]),
                 median_duration_ms=(
-                    int(statistics.median(group["durations"])) if group["durations"] else None
+                    _median(group["durations"]) if group["durations"] else None
                 ),
             )
             for key, group in groups.items()
@@ -202,3 +201,10 @@ def _duration_ms(started: str | None, ended: str | None, recorded: int | None) -
     except ValueError:
         return None
     return max(0, round((end - start).total_seconds() * 1000))
+
+
+def _median(values: list[int]) -> int:
+    # statistics (with fractions and decimal) costs ~10 ms to import: not on every command
+    import statistics
+
+    return int(statistics.median(values))
