@@ -1,14 +1,13 @@
-"""Full-text search over transcript messages (or hook captures): raw FTS5 ``ORDER BY rank``
-vs ``Store.search``, side by side, in one run.
+"""Full-text search over transcript messages, notes and tasks (or hook captures): raw FTS5
+doing the same work vs ``Store.search``, side by side, in one run.
 
     python bench/bench_search.py [--messages 200000] [--rounds 3] [--quick] [--rebuild]
                                  [--captures]
 
 ``--captures``: the same texts stored as hook deliveries instead of transcript messages —
 half prompts (``{"prompt": text}``), half tool calls (``{"tool_input": {"command": …},
-"tool_response": {"stdout": text}}``) — written through ``capture.Writer.capture``; the
-baseline then queries ``captures_fts`` and ``Store.search`` runs with every kind (the
-messages index is empty, so this measures the search box over what hooks captured).
+"tool_response": {"stdout": text}}``) — written through ``capture.Writer.capture`` (the
+messages index is then empty, so this measures the search box over what hooks captured).
 
 The corpus is generated at run time: ``--messages`` transcript messages (default 200k,
 ~80 MB of text; ``--quick``: 20k) of 50–2,000 characters, words drawn from a Zipf-like
@@ -16,8 +15,11 @@ vocabulary (s = 1.05) of 40k code and agent terms — English function words and
 programming words first, then made-up identifiers, snake_case compounds and numbered
 names — in sessions of 100 messages, one minute apart. It is written through
 ``capture.Writer`` (redaction included) in transactions of 20k messages; the FTS index is
-kept by the schema's triggers. The built store is cached in the temp directory
-(``agentkeep-bench-search-<n>``) and reused by later runs (``--rebuild`` forces a build).
+kept by the schema's triggers. Beside each session's messages agents leave 2 tasks (a title
+and a body) and 2 notes (``add_task``/``add_note``; ``bench_scale``'s proportions), drawn
+from the same text. The built store is cached in the temp directory
+(``agentkeep-bench-search-<n>-notes``) and reused by later runs (``--rebuild`` forces a
+build).
 
 Queries (each term quoted, as ``Store.search`` sends it):
 
@@ -31,13 +33,25 @@ Run output (kind ``output``) is scanned, not indexed: the last part of the run p
 lines each (built in a fresh temporary store), cold (the tail cache cleared before each
 query) and warm (a search box asking again), with no FTS5 baseline (there is no index).
 
-Baseline: ``SELECT rowid, snippet(...) FROM messages_fts WHERE messages_fts MATCH ? ORDER
-BY rank LIMIT 20`` on a plain read-only sqlite3 connection. agentkeep: ``Store.search(q)``
-(messages, notes and tasks; hits with snippets). Rounds alternate the two; p50/p99 are
-over every query of every round. Targets (issue 4): p99 <= 20 ms for ordinary words,
-<= 50 ms for the most common word and for 3-letter prefixes. For (a) the run also reports
-how often agentkeep's top 20 equals FTS5's (ranking only the newest matches changes the
-result only for words matching more than ``backends.sqlite.search.RANK_WINDOW`` messages).
+Three sides, on the same queries, taking turns to go first (:func:`raw_search`), all over
+the kinds ``Store.search`` searches by default (messages, notes, tasks, captures,
+artifacts; run output is scanned, and these corpora hold none):
+
+- windowed (the baseline): raw FTS5 on a plain read-only sqlite3 connection doing the work
+  ``Store.search`` does — per table, bm25 over its newest ``RANK_WINDOW`` matches (``ORDER
+  BY rowid DESC LIMIT N`` inside, ``ORDER BY bm25`` outside), the best 20 of all tables,
+  then ``snippet()`` and the hit's columns for those 20 only;
+- exact (for reference): the same with bm25 over every match — what ``ORDER BY rank``
+  costs;
+- agentkeep: ``Store.search(q)`` with its default kinds.
+
+Each figure is printed as the range (min–max) of the per-round p50 or p99 over
+``--rounds``, and the ratio agentkeep ÷ windowed likewise; the load average is printed at
+the start and at the end. Targets (issue 4): p99 <= 20 ms for ordinary words, <= 50 ms for
+the most common word and for 3-letter prefixes. The run also checks that agentkeep's hits
+are the windowed query's (same kinds and ids, same order), and for (a) how often its top
+20 scores equal exact FTS5's (ranking only the newest matches changes the result only for
+words matching more than ``backends.sqlite.search.RANK_WINDOW`` rows of one table).
 """
 
 from __future__ import annotations
