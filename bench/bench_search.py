@@ -450,7 +450,7 @@ def main() -> None:
                 f"{name:26} {span(p50['exact']):>11} {span(p99['exact']):>11}"
                 f" {span(p50['windowed']):>13} {span(p99['windowed']):>11}"
                 f" {span(p50['agentkeep']):>14} {span(p99['agentkeep']):>11}"
-                f" {span(ratio50, 2) + 'x':>10} {span(ratio99, 2) + 'x':>10} {verdict:>12}"
+                f" {span(ratio50, 2) + '×':>10} {span(ratio99, 2) + '×':>10} {verdict:>12}"
             )
         print()
         print(
