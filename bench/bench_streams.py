@@ -2,12 +2,19 @@
 their baselines, in one run.
 
     python bench/bench_streams.py [--mib 200] [--rounds 3] [--reads 200] [--quick]
+                                  [--agent-mibs 0.5] [--agent-seconds 4] [--burst-lines 200]
+                                  [--agent-only]
 
 The input is generated at run time: mixed agent output (JSON tool calls, prose, code and
 shell output from ``bench_redact.make_transcript``, plus log lines, Python stack traces and
 pytest output), with a planted fake secret every ~50 KB so the redactor has work to do.
 
-a. ``agentkeep run`` capturing a command that prints ``--mib`` MiB vs the same command
+a. ``agentkeep run`` at an agent's pace vs the same command redirected to a file (``CMD >
+   file``): a producer printing ``--agent-mibs`` MiB/s of lines for ``--agent-seconds``
+   (flushed every 50 lines), and a short burst (``--burst-lines`` lines, then exit). Wall
+   AND CPU time of both sides (``getrusage(RUSAGE_CHILDREN)`` deltas: the command's CPU,
+   and for agentkeep the recorder's as well), ratios as median and range over the runs.
+   Then ``agentkeep run`` capturing a command that prints ``--mib`` MiB vs the same command
    redirected to a file (``CMD > file``): wall-time ratio, target <= 1.3. Two producers:
    a realistic one (a Python script that formats every line it prints, like a test runner
    or an agent) and the worst case, ``cat`` of a pre-generated file. The CLI runs as a
@@ -24,7 +31,8 @@ d. Reading a 1 MiB window at a random offset of the sealed stream: p50/p99/max o
    from a plain file. Every window is checked against the plain bytes.
 
 Rounds alternate baseline and agentkeep so drift on a shared machine hits both; medians are
-reported. Absolute numbers vary +-25% between runs; the ratios are the result.
+reported (ranges too for the agent-paced runs), and the load average at start and end.
+Absolute numbers vary +-25% between runs; the ratios are the result.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import hashlib
 import os
 import platform
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -134,25 +143,29 @@ def make_output(size: int, seed: int = 1) -> bytes:
 
 PRODUCER = """\
 import random, sys, time
+# argv: pool total_bytes [MiB/s (0: flat out) [max lines (0: no limit) [lines per pace check]]]
 pool = open(sys.argv[1], encoding="utf-8").read().splitlines()
 total = int(sys.argv[2])
 rate = float(sys.argv[3]) * 1048576 if len(sys.argv) > 3 else 0.0  # bytes/s; 0: flat out
+max_lines = int(sys.argv[4]) if len(sys.argv) > 4 and int(sys.argv[4]) else -1
+step = int(sys.argv[5]) if len(sys.argv) > 5 else 2000
 rng = random.Random(7)
 levels = ["DEBUG", "INFO", "INFO", "INFO", "WARNING", "ERROR"]
 write = sys.stdout.write
 start = time.monotonic()
 written = n = 0
-while written < total:
+while written < total and n != max_lines:
     for text in pool:
         n += 1
         line = f"[{n:>9}] {time.monotonic() - start:9.4f} {rng.choice(levels):<7} {text}\\n"
         write(line)
         written += len(line)
-        if rate and n % 2000 == 0:
+        if rate and n % step == 0:
+            sys.stdout.flush()
             ahead = written / rate - (time.monotonic() - start)
             if ahead > 0:
                 time.sleep(ahead)
-        if written >= total:
+        if written >= total or n == max_lines:
             break
 sys.stdout.flush()
 """
@@ -207,6 +220,18 @@ class _NoRedaction:
         return ""
 
 
+def children_cpu() -> float:
+    """User + system CPU seconds of every child this process has waited for so far (a
+    recorder's own child, the producer, is included once the recorder has waited for it)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def spread(values: list[float], fmt: str = ".2f") -> str:
+    """Median and range (min-max) of a few runs."""
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
 def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
@@ -250,6 +275,7 @@ class Recorder:
         return [sys.executable, "-c", RUN_DRIVER, mode, str(self.store_dir), *command]
 
     def run(self, command: list[str], *, stub: bool = False) -> tuple[float, dict[str, Any]]:
+        cpu = children_cpu()
         start = time.perf_counter()
         done = subprocess.run(
             self.argv(command, stub=stub),
@@ -258,6 +284,7 @@ class Recorder:
             check=False,
         )
         wall = time.perf_counter() - start
+        cpu = children_cpu() - cpu
         if done.returncode != 0:
             raise SystemExit(f"agentkeep run failed ({done.returncode}): {done.stderr[-2000:]!r}")
         with agentkeep.open(self.store_dir, read_only=True) as store:
@@ -271,16 +298,50 @@ class Recorder:
             "stored": sum(s.stored_bytes for s in streams),
             "sealed": all(s.status == "sealed" for s in streams),
             "stderr": done.stderr.decode("utf-8", "replace").strip(),
+            "cpu": cpu,
         }
         return wall, info
 
 
-def redirected(command: list[str], target: Path) -> float:
+def redirected(command: list[str], target: Path) -> tuple[float, float]:
+    """``CMD > file``: (wall seconds, CPU seconds of the command)."""
     target.unlink(missing_ok=True)
+    cpu = children_cpu()
     start = time.perf_counter()
     with target.open("wb") as out:
         subprocess.run(command, stdout=out, check=True)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu() - cpu
+
+
+def agent_paced(
+    recorder: Recorder, label: str, command: list[str], runs: int, work: Path
+) -> dict[str, Any]:
+    """Alternate ``CMD > file`` and ``agentkeep run``; print wall and CPU time of both
+    sides and their ratios, each as the median and range over ``runs`` pairs."""
+    walls: dict[str, list[float]] = {"base": [], "ours": []}
+    cpus: dict[str, list[float]] = {"base": [], "ours": []}
+    for _ in range(runs):
+        wall, cpu = redirected(command, work / "redirected.log")
+        walls["base"].append(wall)
+        cpus["base"].append(cpu)
+        wall, info = recorder.run(command)
+        walls["ours"].append(wall)
+        cpus["ours"].append(info["cpu"])
+    produced = (work / "redirected.log").stat().st_size
+    lines = (work / "redirected.log").read_bytes().count(b"\n")
+    wall_ratio = [o / b for o, b in zip(walls["ours"], walls["base"], strict=True)]
+    cpu_ratio = [o / b for o, b in zip(cpus["ours"], cpus["base"], strict=True)]
+    print(
+        f"   {label}: {produced / MiB:.2f} MiB, {lines:,} lines, {runs} runs each, "
+        f"median (min-max):\n"
+        f"     CMD > file     wall {spread(walls['base'], '.3f')} s"
+        f"   CPU {spread(cpus['base'], '.3f')} s\n"
+        f"     agentkeep run  wall {spread(walls['ours'], '.3f')} s"
+        f"   CPU {spread(cpus['ours'], '.3f')} s\n"
+        f"     -> wall ratio {spread(wall_ratio)}x, CPU ratio {spread(cpu_ratio)}x"
+        f" (+{statistics.median(cpus['ours']) - statistics.median(cpus['base']):.3f} s CPU)"
+    )
+    return {"wall": wall_ratio, "cpu": cpu_ratio, "walls": walls, "cpus": cpus}
 
 
 # -- b. ingest --------------------------------------------------------------------------------
@@ -372,6 +433,20 @@ def main() -> None:
     parser.add_argument(
         "--paced-mibs", type=float, default=20.0, help="rate of the paced producer, MiB/s"
     )
+    parser.add_argument(
+        "--agent-mibs", type=float, default=0.5, help="rate of the agent-rate producer, MiB/s"
+    )
+    parser.add_argument(
+        "--agent-seconds", type=float, default=4.0, help="how long the agent-rate producer runs"
+    )
+    parser.add_argument(
+        "--burst-lines", type=int, default=200, help="lines the short burst prints, then exits"
+    )
+    parser.add_argument(
+        "--agent-only",
+        action="store_true",
+        help="only the agent-rate producer and the short burst (a. first part)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="16 MiB, 1 round: a smoke test")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -380,7 +455,9 @@ def main() -> None:
         args.mib, args.rounds, args.reads = 16, 1, 50
 
     cores = os.cpu_count()
+    load = os.getloadavg()
     print(
+        f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min) at start\n"
         f"machine: {cores} cores, {platform.machine()}, Python {platform.python_version()}, "
         f"SQLite {sqlite3.sqlite_version}, zstd level {ZSTD_LEVEL} ({zstd().__name__})"
     )
@@ -388,6 +465,8 @@ def main() -> None:
     os.environ["AGENTKEEP_HOME"] = str(work / "home")
     try:
         run_bench(args, work)
+        load = os.getloadavg()
+        print(f"load average: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min) at end")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -401,7 +480,7 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
     store_dir = proj / ".agentkeep"
 
     start = time.perf_counter()
-    data = make_output(args.mib * MiB, args.seed)
+    data = make_output((16 if args.agent_only else args.mib) * MiB, args.seed)
     corpus = work / "corpus.log"
     corpus.write_bytes(data)
     pool_end = data.rfind(b"\n", 0, 16 * MiB) + 1
@@ -417,8 +496,38 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
 
     # -- a. capture a run -------------------------------------------------------------------
     recorder = Recorder(store_dir)
-    print(f"\na. agentkeep run vs CMD > file ({args.rounds} rounds, medians); recorder: ")
-    print(f"   {recorder.note}")
+    runs = max(3, args.rounds)
+    print(
+        f"\na. agentkeep run vs CMD > file at an agent's pace: wall and CPU time "
+        f"(RUSAGE_CHILDREN deltas: the command, and for agentkeep the recorder too); recorder:"
+        f"\n   {recorder.note}"
+    )
+    agent_rate = agent_paced(
+        recorder,
+        f"agent rate ({args.agent_mibs:g} MiB/s for {args.agent_seconds:g} s, flushed every "
+        "50 lines)",
+        [
+            sys.executable,
+            str(producer),
+            str(pool),
+            str(int(args.agent_mibs * MiB * args.agent_seconds)),
+            str(args.agent_mibs),
+            "0",
+            "50",
+        ],
+        runs,
+        work,
+    )
+    burst = agent_paced(
+        recorder,
+        f"short burst ({args.burst_lines} lines, then exit)",
+        [sys.executable, str(producer), str(pool), str(len(data)), "0", str(args.burst_lines)],
+        runs * 3,
+        work,
+    )
+    if args.agent_only:
+        return
+    print(f"\n   bulk output, {len(data) / MiB:.0f} MiB ({args.rounds} rounds, medians):")
     producers = {
         "realistic (python formats each line)": [
             sys.executable,
@@ -442,8 +551,11 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
         ours: list[float] = []
         infos: list[dict[str, Any]] = []
         stubbed: list[float] = []
+        base_cpu: list[float] = []
         for _ in range(args.rounds):
-            base.append(redirected(command, work / "redirected.log"))
+            wall, cpu = redirected(command, work / "redirected.log")
+            base.append(wall)
+            base_cpu.append(cpu)
             wall, info = recorder.run(command)
             ours.append(wall)
             infos.append(info)
@@ -454,12 +566,16 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
             w - i["duration_ms"] / 1000 for w, i in zip(ours, infos, strict=True)
         )
         info = infos[-1]
+        ours_cpu = statistics.median(i["cpu"] for i in infos)
+        base_cpu_median = statistics.median(base_cpu)
         run_results[label] = {"base": b, "ours": o, "ratio": o / b}
         print(
             f"   {label}:\n"
             f"     CMD > file     {b:7.2f} s  ({mibs(produced, b):6.1f} MiB/s)\n"
             f"     agentkeep run  {o:7.2f} s  ({mibs(produced, o):6.1f} MiB/s)"
             f"  -> ratio {o / b:.2f}x (target <= 1.3)\n"
+            f"     CPU (user + sys of the processes) CMD > file {base_cpu_median:.2f} s,"
+            f" agentkeep run {ours_cpu:.2f} s -> {ours_cpu / base_cpu_median:.2f}x\n"
             f"     same, redactor stubbed out (run_command driver, attribution only)"
             f" {statistics.median(stubbed):.2f} s -> {statistics.median(stubbed) / b:.2f}x\n"
             f"     of which start-up + close + seal + end after the child's run: {after:.2f} s;"
@@ -593,8 +709,12 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
         f"({real['ours']:.2f} s vs {real['base']:.2f} s)  target <= 1.3\n"
         f"run capture, cat (worst case):    {cat['ratio']:.2f}x of CMD > file "
         f"({cat['ours']:.2f} s vs {cat['base']:.2f} s)  target <= 1.3\n"
-        f"run capture, paced {args.paced_mibs:g} MiB/s:   {paced['ratio']:.2f}x of CMD > file "
+        f"run capture, paced {args.paced_mibs:g} MiB/s:     {paced['ratio']:.2f}x of CMD > file "
         f"({paced['ours']:.2f} s vs {paced['base']:.2f} s)  target <= 1.3\n"
+        f"run capture, agent rate {args.agent_mibs:g} MiB/s: wall {spread(agent_rate['wall'])}x,"
+        f" CPU {spread(agent_rate['cpu'])}x of CMD > file (median, min-max)\n"
+        f"run capture, {args.burst_lines}-line burst:      wall {spread(burst['wall'])}x,"
+        f" CPU {spread(burst['cpu'])}x of CMD > file (median, min-max)\n"
         f"stream ingest:                    {rate['ak']:.1f} MiB/s = "
         f"{rate['ak'] / rate['plain']:.2f}x plain append, "
         f"{rate['ak'] / rate['plain_sync']:.2f}x plain append+fdatasync, "
