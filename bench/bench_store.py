@@ -8,8 +8,9 @@
 2. Batched recording, 1,000 events per transaction: ``Store.record_events`` vs raw sqlite3
    ``executemany`` in one transaction. Target ≥ 0.8×.
 
-Both run with two payloads: a short tool result without any redaction keyword (the best
-case for the privacy boundary), and transcript-like text (prose and code, 200–2,000 bytes)
+Both run with two payloads: a short tool result without any credential word (meant as the
+privacy boundary's best case; the output says whether the redactor's keyword gate lets it
+through all the same), and transcript-like text (prose and code, 200–2,000 bytes)
 of which about half uses ordinary words such as "token", "key", "password" and "secret"
 the way agent transcripts do — no secrets, but every such event passes the redactor's
 keyword gate and is scanned by its rules.
@@ -268,7 +269,7 @@ def main() -> None:
 
     plain = [PAYLOAD]
     transcript = transcript_payloads(500)
-    gated = sum(redact.may_contain_secret(json.dumps(p)) for p in transcript)
+    gated = [redact.may_contain_secret(json.dumps(p)) for p in transcript]
     load_before = os.getloadavg()
     keys = ("raw1", "ak1", "free1", "rawN", "akN", "freeN", "rawT1", "akT1", "rawTN", "akTN")
     results: dict[str, list[float]] = {k: [] for k in keys}
@@ -313,8 +314,10 @@ def main() -> None:
     line("durable single append:", "raw1", "ak1", "0.85")
     line("batched 1000/txn:", "rawN", "akN", "0.80")
     print(
-        f"transcript payload ({len(transcript)} texts, 200-2,000 bytes, "
-        f"{gated} of them pass the redactor's keyword gate):"
+        f"transcript payload ({len(transcript)} texts, 200-2,000 bytes; the redactor's keyword "
+        f"gate passes {sum(gated[0::2])} of the {len(gated[0::2])} with keyword words, "
+        f"{sum(gated[1::2])} of the {len(gated[1::2])} without; the short tool result above: "
+        f"{'passes' if redact.may_contain_secret(json.dumps(PAYLOAD)) else 'skipped'}):"
     )
     line("  durable single:", "rawT1", "akT1", "0.85")
     line("  batched 1000/txn:", "rawTN", "akTN", "0.80")
