@@ -160,9 +160,7 @@ class StatsService(Service):
                 subagents=group["subagents"],
                 **{name: group[name] for name in COUNTERS},
                 duration_ms=sum(group["durations"]),
-                median_duration_ms=(
-                    _median(group["durations"]) if group["durations"] else None
-                ),
+                median_duration_ms=(_median(group["durations"]) if group["durations"] else None),
             )
             for key, group in groups.items()
         ]
