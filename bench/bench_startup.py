@@ -152,7 +152,6 @@ def usage_floor(db_path: Path, store_dir: Path) -> tuple[object, ...]:
 def usage_rounds(cache: Path, sessions: int, rounds: int) -> None:
     sys.path.insert(0, str(HERE))
     import bench_scale
-
     from agentkeep.ops.retention import usage
 
     proj = bench_scale.cached_store(cache, sessions, seed=1)
