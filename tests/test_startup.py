@@ -1,0 +1,73 @@
+"""The start-up front door (``agentkeep.__main__``): what it prints without click is
+byte for byte what click prints, and the commands it serves do not import click."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+FRONT_DOOR = "import sys; from agentkeep.__main__ import main; sys.exit(main(sys.argv[1:]))"
+# click renders everything: the CLI's own run(), without the front door
+CLICK = "import sys; from agentkeep.cli import run; sys.exit(run(sys.argv[1:]))"
+# what the front door imported, on stderr, after its output
+IMPORTED = (
+    "import sys; from agentkeep.__main__ import main; code = main(sys.argv[1:]); "
+    "print(sorted(m for m in sys.modules if m == 'click' or m.startswith('agentkeep.cli')), "
+    "file=sys.stderr); sys.exit(code)"
+)
+
+
+def python(code: str, args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[bytes]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "_AGENTKEEP_COMPLETE")}
+    environ.update(env, PYTHONPATH=str(SRC))
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=environ, capture_output=True
+    )
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], []])
+@pytest.mark.parametrize("columns", ["", "80", "100", "150", "60", "x"])
+def test_top_level_help_is_clicks_byte_for_byte(
+    tmp_path: Path, args: list[str], columns: str
+) -> None:
+    """At the generated widths (a pipe, 80 and 100+ columns) and at others (click renders
+    those), with and without COLUMNS, for --help, -h and a bare ``agentkeep``."""
+    env = {"COLUMNS": columns} if columns else {}
+    ours = python(FRONT_DOOR, args, tmp_path, **env)
+    theirs = python(CLICK, args, tmp_path, **env)
+    assert ours.stdout.startswith(b"Usage: agentkeep [OPTIONS] COMMAND [ARGS]...\n")
+    assert (ours.returncode, ours.stdout, ours.stderr) == (
+        theirs.returncode,
+        theirs.stdout,
+        theirs.stderr,
+    )
+
+
+@pytest.mark.parametrize("columns", ["", "80", "100", "200"])
+def test_top_level_help_does_not_import_click(tmp_path: Path, columns: str) -> None:
+    env = {"COLUMNS": columns} if columns else {}
+    done = python(IMPORTED, ["--help"], tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == b"[]\n"
+
+
+def test_generated_help_is_current() -> None:
+    """The text the front door prints is what the CLI renders now (gen_docs --check says
+    the same for every generated file; this names the one that matters here)."""
+    from agentkeep._cli_help import HELP
+
+    for width, text in HELP.items():
+        done = python(CLICK, ["--help"], SRC, COLUMNS=str(width + 2))
+        assert done.stdout.decode() == text + "\n", f"rerun scripts/gen_docs.py ({width})"
+
+
+def test_shell_completion_still_goes_through_click(tmp_path: Path) -> None:
+    ours = python(FRONT_DOOR, [], tmp_path, _AGENTKEEP_COMPLETE="bash_source")
+    theirs = python(CLICK, [], tmp_path, _AGENTKEEP_COMPLETE="bash_source")
+    assert b"complete" in ours.stdout
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
