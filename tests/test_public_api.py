@@ -161,13 +161,20 @@ def surface(store_root: Path) -> list[str]:
             out.append(f"{name}: value")
     agentkeep.init_store(store_root)
     with agentkeep.open(store_root) as store:
-        for attr, service in sorted(vars(store).items()):
+        for attr, service in _services(store).items():
             if not attr.startswith("_") and type(service).__module__.startswith(
                 "agentkeep.services."
             ):
                 out.append(f"store.{attr}: {type(service).__name__}")
                 out.extend(_members(f"store.{attr}", type(service), skip=Service))
     return out
+
+
+def _services(store: agentkeep.Store) -> dict[str, object]:
+    """The services a store composes, by attribute (each is made on first use)."""
+    from agentkeep.store import SERVICES
+
+    return {attr: getattr(store, attr) for attr in sorted(SERVICES)}
 
 
 def test_public_surface_is_pinned(tmp_path: Path) -> None:
@@ -186,7 +193,7 @@ def test_every_flat_store_method_reaches_its_service(tmp_path: Path) -> None:
     with agentkeep.open(tmp_path) as store:
         services = {
             attr: svc
-            for attr, svc in vars(store).items()
+            for attr, svc in _services(store).items()
             if type(svc).__module__.startswith("agentkeep.services.")
         }
         delegated = set()

@@ -49,28 +49,79 @@ from agentkeep.migrations import (
 )
 from agentkeep.models import Project, Record, Redaction
 from agentkeep.paths import DB_NAME, STORE_DIRNAME, find_store, main_worktree_root
-from agentkeep.services.agents import AgentService
-from agentkeep.services.artifacts import ArtifactService
-from agentkeep.services.events import EventService
-from agentkeep.services.history import HistoryService
-from agentkeep.services.integrations import IntegrationService
-from agentkeep.services.metrics import MetricService
-from agentkeep.services.notes import NoteService
-from agentkeep.services.prime import PrimeService
-from agentkeep.services.search import SearchService
-from agentkeep.services.sessions import SessionService
-from agentkeep.services.stats import StatsService
-from agentkeep.services.streams import StreamService
-from agentkeep.services.tasks import READY_COUNT_SQL, TaskService
-from agentkeep.services.transcripts import TranscriptService
-from agentkeep.services.worktrees import WorktreeService
+from agentkeep.services.tasks import READY_COUNT_SQL
 from agentkeep.spool import pending as spool_pending
 from agentkeep.spool import status as spool_status
 from agentkeep.timeutil import file_stamp
 
+# The services a store composes: attribute -> (module, class). A service's module is
+# imported when the store first uses it (``store.tasks``, or a flat method such as
+# ``store.add_task``), so a command pays only for the nouns it touches.
+SERVICES: dict[str, tuple[str, str]] = {
+    "tasks": ("agentkeep.services.tasks", "TaskService"),
+    "notes": ("agentkeep.services.notes", "NoteService"),
+    "sessions": ("agentkeep.services.sessions", "SessionService"),
+    "agents": ("agentkeep.services.agents", "AgentService"),
+    "worktrees": ("agentkeep.services.worktrees", "WorktreeService"),
+    "metrics": ("agentkeep.services.metrics", "MetricService"),
+    "integrations": ("agentkeep.services.integrations", "IntegrationService"),
+    "ledger": ("agentkeep.services.events", "EventService"),
+    "streams": ("agentkeep.services.streams", "StreamService"),
+    "artifacts": ("agentkeep.services.artifacts", "ArtifactService"),
+    "history": ("agentkeep.services.history", "HistoryService"),
+    "transcripts": ("agentkeep.services.transcripts", "TranscriptService"),
+    "finder": ("agentkeep.services.search", "SearchService"),
+    "reports": ("agentkeep.services.stats", "StatsService"),
+    "primer": ("agentkeep.services.prime", "PrimeService"),
+}
+
+
+class _Deferred:
+    """A service class named before its module is imported: ``Cls.method`` gives a
+    :class:`_DeferredMethod` that :func:`_delegate` resolves on first use."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def __getattr__(self, method: str) -> _DeferredMethod:
+        return _DeferredMethod(self, method)
+
+    def resolve(self) -> type:
+        import importlib
+
+        cls: type = getattr(importlib.import_module(self.module), self.name)
+        return cls
+
+
+class _DeferredMethod:
+    def __init__(self, owner: _Deferred, name: str) -> None:
+        self.owner, self.name = owner, name
+
+    def resolve(self) -> Callable[..., Any]:
+        method: Callable[..., Any] = getattr(self.owner.resolve(), self.name)
+        return method
+
+
 if TYPE_CHECKING:
     from agentkeep.backends.base import Maintenance
     from agentkeep.hook import Drained
+    from agentkeep.services.agents import AgentService
+    from agentkeep.services.artifacts import ArtifactService
+    from agentkeep.services.events import EventService
+    from agentkeep.services.history import HistoryService
+    from agentkeep.services.integrations import IntegrationService
+    from agentkeep.services.metrics import MetricService
+    from agentkeep.services.notes import NoteService
+    from agentkeep.services.prime import PrimeService
+    from agentkeep.services.search import SearchService
+    from agentkeep.services.sessions import SessionService
+    from agentkeep.services.stats import StatsService
+    from agentkeep.services.streams import StreamService
+    from agentkeep.services.tasks import TaskService
+    from agentkeep.services.transcripts import TranscriptService
+    from agentkeep.services.worktrees import WorktreeService
+else:  # the same names, imported on first use (SERVICES)
+    globals().update({name: _Deferred(module, name) for module, name in SERVICES.values()})
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -507,6 +558,8 @@ def _delegate(
     """A flat ``Store`` method that calls ``method`` on the service ``store.<service>``,
     with the service method's name, docstring and signature (``inspect`` and ``help()``
     show the real thing)."""
+    if not TYPE_CHECKING and isinstance(method, _DeferredMethod):
+        return _LazyDelegate(service, method)  # its module is imported on first use
     name = method.__name__
 
     def call(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -515,6 +568,31 @@ def _delegate(
 
     functools.update_wrapper(call, method)
     return call
+
+
+class _LazyDelegate:
+    """A flat ``Store`` method whose service module is not imported yet: on first access
+    it imports it and puts the real delegate (:func:`_delegate`) in its place."""
+
+    def __init__(self, service: str, method: _DeferredMethod) -> None:
+        self.service, self.method = service, method
+        self.owner: type | None = None
+        self.name = method.name
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.owner, self.name = owner, name
+
+    def resolve(self) -> Callable[..., Any]:
+        real = _delegate(self.service, self.method.resolve())
+        if self.owner is not None:
+            setattr(self.owner, self.name, real)
+        return real
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        return self.resolve().__get__(obj, objtype)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
 
 
 class Store(StoreBase):
@@ -543,21 +621,33 @@ class Store(StoreBase):
         refusal: AgentkeepError | None = None,
     ) -> None:
         super().__init__(conn, store_dir=store_dir, config=config, actor=actor, refusal=refusal)
-        self.tasks = TaskService(self)
-        self.notes = NoteService(self)
-        self.sessions = SessionService(self)
-        self.agents = AgentService(self)
-        self.worktrees = WorktreeService(self)
-        self.metrics = MetricService(self)
-        self.integrations = IntegrationService(self)
-        self.ledger = EventService(self)
-        self.streams = StreamService(self)
-        self.artifacts = ArtifactService(self)
-        self.history = HistoryService(self)
-        self.transcripts = TranscriptService(self)
-        self.finder = SearchService(self)
-        self.reports = StatsService(self)
-        self.primer = PrimeService(self)
+
+    # The services (SERVICES), each made on first use by __getattr__.
+    tasks: TaskService
+    notes: NoteService
+    sessions: SessionService
+    agents: AgentService
+    worktrees: WorktreeService
+    metrics: MetricService
+    integrations: IntegrationService
+    ledger: EventService
+    streams: StreamService
+    artifacts: ArtifactService
+    history: HistoryService
+    transcripts: TranscriptService
+    finder: SearchService
+    reports: StatsService
+    primer: PrimeService
+
+    def __getattr__(self, name: str) -> Any:
+        """A service, made (and its module imported) the first time it is used; then an
+        ordinary attribute of this store."""
+        spec = SERVICES.get(name)
+        if spec is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        service = _Deferred(*spec).resolve()(self)
+        setattr(self, name, service)
+        return service
 
     add_task = _delegate("tasks", TaskService.add_task)
     get_task = _delegate("tasks", TaskService.get_task)
