@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 
 from agentkeep.backends.sqlite.migrate import SchemaFile, split_statements
-from agentkeep.cli import cli
+from agentkeep.cli.main import cli
 from agentkeep.config import MAX_CONFIG_BYTES, SETTINGS
 from agentkeep.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -189,7 +189,7 @@ def cli_help_py() -> str:
     for width in HELP_WIDTHS:
         # Rendered by the CLI itself, in a new process (nothing cached from cli_md's
         # contexts), at a terminal width giving this help width; click.echo adds the "\n".
-        code = "import sys; from agentkeep.cli import run; sys.exit(run(['--help']))"
+        code = "import sys; from agentkeep.cli.main import run; sys.exit(run(['--help']))"
         env = {**os.environ, "COLUMNS": str(width + 2), "PYTHONPATH": str(ROOT / "src")}
         done = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True

@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 
+import agentkeep
+
 SRC = Path(__file__).resolve().parents[1] / "src"
+UNSET = "\0unset"  # an environment variable to remove
 FRONT_DOOR = "import sys; from agentkeep.__main__ import main; sys.exit(main(sys.argv[1:]))"
 # click renders everything: the CLI's own run(), without the front door
-CLICK = "import sys; from agentkeep.cli import run; sys.exit(run(sys.argv[1:]))"
+CLICK = "import sys; from agentkeep.cli.main import run; sys.exit(run(sys.argv[1:]))"
 # what the front door imported, on stderr, after its output
 IMPORTED = (
     "import sys; from agentkeep.__main__ import main; code = main(sys.argv[1:]); "
-    "print(sorted(m for m in sys.modules if m == 'click' or m.startswith('agentkeep.cli')), "
+    "print(sorted(m for m in sys.modules if m == 'click' or m.startswith('agentkeep.cli.')), "
     "file=sys.stderr); sys.exit(code)"
 )
 
@@ -25,6 +28,7 @@ IMPORTED = (
 def python(code: str, args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[bytes]:
     environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "_AGENTKEEP_COMPLETE")}
     environ.update(env, PYTHONPATH=str(SRC))
+    environ = {k: v for k, v in environ.items() if v != UNSET}
     return subprocess.run(
         [sys.executable, "-c", code, *args], cwd=cwd, env=environ, capture_output=True
     )
@@ -53,7 +57,7 @@ def test_top_level_help_does_not_import_click(tmp_path: Path, columns: str) -> N
     env = {"COLUMNS": columns} if columns else {}
     done = python(IMPORTED, ["--help"], tmp_path, **env)
     assert done.returncode == 0, done.stderr
-    assert done.stderr == b"[]\n"
+    assert done.stderr == b"['agentkeep.cli.frontdoor']\n"
 
 
 def test_generated_help_is_current() -> None:
@@ -105,3 +109,63 @@ def test_a_store_imports_a_service_module_on_first_use(tmp_path: Path) -> None:
         "SearchService True",
         "'Store' object has no attribute 'no_such_service'",
     ]
+
+
+def same_as_click(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[bytes]:
+    ours = python(FRONT_DOOR, args, cwd, **env)
+    theirs = python(CLICK, args, cwd, **env)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (
+        theirs.returncode,
+        theirs.stdout,
+        theirs.stderr,
+    )
+    return ours
+
+
+STATUS_ARGS = [["status"], ["status", "--json"], ["status", "--nl"]]
+
+
+@pytest.mark.parametrize("args", STATUS_ARGS)
+def test_status_is_clicks_byte_for_byte(project: Path, args: list[str]) -> None:
+    with agentkeep.open(project) as store:
+        store.add_task("the front door", priority=1)
+        store.add_note("handoff", "status \x1b]0;title\x07 with a control sequence")
+    done = same_as_click(args, project)
+    assert b"tasks" in done.stdout and done.returncode == 0
+    for env in ({"AGENTKEEP_ACTOR": UNSET}, {"AGENTKEEP_ACTOR": ""}, {"AGENTKEEP_DIR": ""}):
+        same_as_click(args, project, **env)
+    # AGENTKEEP_DIR (validated by click) goes through click: the same either way
+    same_as_click(args, project.parent, AGENTKEEP_DIR=str(project))
+    same_as_click(args, project.parent, AGENTKEEP_DIR=str(project / "README"))
+
+
+@pytest.mark.parametrize("args", [*STATUS_ARGS, ["status", "--json", "--nl"], ["status", "-x"]])
+def test_status_failures_are_clicks_byte_for_byte(tmp_path: Path, args: list[str]) -> None:
+    done = same_as_click(args, tmp_path)  # no store here
+    assert done.returncode in (2, 4) and done.stderr
+
+
+@pytest.mark.parametrize("args", STATUS_ARGS)
+def test_status_warnings_are_clicks_byte_for_byte(project: Path, args: list[str]) -> None:
+    """A setting that was ignored, and a store other users could read (made private on
+    open, so loosened again before each run), are told on stderr alike."""
+    (project / ".agentkeep" / "config.toml").write_text("[store]\nsynchronus = 'FULL'\n")
+    for run in (FRONT_DOOR, CLICK):
+        (project / ".agentkeep").chmod(0o755)
+        done = python(run, args, project)
+        assert b"synchronus" in done.stderr and b"private now" in done.stderr, done.stderr
+    (project / ".agentkeep").chmod(0o755)
+    ours = python(FRONT_DOOR, args, project)
+    (project / ".agentkeep").chmod(0o755)
+    theirs = python(CLICK, args, project)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (
+        theirs.returncode,
+        theirs.stdout,
+        theirs.stderr,
+    )
+
+
+def test_status_does_not_import_click(project: Path) -> None:
+    done = python(IMPORTED, ["status", "--json"], project)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == b"['agentkeep.cli.frontdoor', 'agentkeep.cli.output']"

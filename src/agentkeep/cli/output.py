@@ -14,9 +14,10 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import click
+if TYPE_CHECKING:  # imported where used, so the front door (cli/frontdoor.py) renders
+    import click  # without it
 
 SCHEMA_VERSION = 1
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,6 +74,7 @@ def use_color(stream: Any = None) -> bool:
 def output_options(func: F) -> F:
     """Add ``--json`` and ``--nl`` to a command. Using both is a usage error, raised before
     the command runs (so a mutation is never committed and then reported as an error)."""
+    import click
 
     @functools.wraps(func)
     def checked(*args: Any, **kwargs: Any) -> Any:
@@ -89,6 +91,8 @@ def output_options(func: F) -> F:
 def limit_option(default: int) -> Callable[[F], F]:
     """``-n/--limit``, the same on every list command: at most N items (0: all). A list
     cut by it says so on stderr when stderr is a terminal (:func:`cut`)."""
+    import click
+
     return click.option(
         "-n",
         "--limit",
@@ -108,6 +112,8 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> str
 def since_option(what: str) -> Callable[[F], F]:
     """``--since``, the same on every command: a duration ago (30m, 2h, 7d, 1w) or an ISO
     date/time (UTC unless it says otherwise); the command receives an ISO UTC time."""
+    import click
+
     return click.option(
         "--since",
         callback=_since,
@@ -126,6 +132,8 @@ def cut(items: Sequence[Any], limit: int) -> list[Any]:
     a note on stderr says so — if stderr is a terminal: a person reading a pipeline
     (`… --json | jq`) learns the list is partial, while a script's captured stderr is
     left alone and its JSON stays the bare array."""
+    import click
+
     kept = list(items)
     if limit and len(kept) > limit:
         kept = kept[:limit]
@@ -144,6 +152,8 @@ def _isatty(stream: Any) -> bool:
 
 
 def fmt_of(as_json: bool, nl: bool) -> str:
+    import click
+
     if as_json and nl:
         raise click.UsageError("--json and --nl cannot be used together")
     return "json" if as_json else "nl" if nl else "table"
@@ -160,6 +170,8 @@ def dumps(value: Any) -> str:
 def print_list(
     items: Iterable[Any], fmt: str, columns: Sequence[str], *, empty: str = "nothing to show"
 ) -> None:
+    import click
+
     rows = [_dict(item) for item in items]
     if fmt == "json":
         click.echo(dumps(rows))
@@ -175,14 +187,24 @@ def print_list(
 def print_object(
     item: Any, fmt: str, *, human: Callable[[dict[str, Any]], str] | None = None
 ) -> None:
+    import click
+
+    click.echo(render_object(item, fmt, human=human))
+
+
+def render_object(
+    item: Any, fmt: str, *, human: Callable[[dict[str, Any]], str] | None = None
+) -> str:
+    """What :func:`print_object` prints (without its newline)."""
     data = _dict(item)
     if fmt in ("json", "nl"):
-        click.echo(dumps({"schema_version": SCHEMA_VERSION, **data}))
-    else:
-        click.echo(neutralize(human(data)) if human else render_fields(data))
+        return dumps({"schema_version": SCHEMA_VERSION, **data})
+    return neutralize(human(data)) if human else render_fields(data)
 
 
 def print_written(noun: str, item: Any, outcome: str, fmt: str) -> None:
+    import click
+
     data = _dict(item)
     if fmt in ("json", "nl"):
         click.echo(dumps({"schema_version": SCHEMA_VERSION, "outcome": outcome, noun: data}))
@@ -220,6 +242,8 @@ def _is_time(column: str) -> bool:
 
 
 def render_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    import click
+
     cells = [
         [_cell(table_time(row.get(c)) if _is_time(c) else row.get(c)) for c in columns]
         for row in rows

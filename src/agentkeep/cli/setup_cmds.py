@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from agentkeep.cli import State
+from agentkeep.cli.frontdoor import human_status
 from agentkeep.cli.output import fmt_of, output_options, print_list, print_object
 
 
@@ -36,30 +36,6 @@ def init(path: Path | None, name: str | None, quiet: bool, as_json: bool, nl: bo
         click.echo(f"already initialised: {result.store_dir}")
 
 
-def _human_status(data: dict[str, Any]) -> str:
-    counts = data["counts"]
-    by_status = data["tasks_by_status"]
-    tasks = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
-    size_kib = (data["db_bytes"] + data["wal_bytes"]) / 1024
-    lines = [
-        f"project   {data['project']}  ({data['root']})",
-        f"store     {data['store_dir']}  schema v{data['db_schema_version']}, "
-        f"{data['journal_mode']}, synchronous={data['synchronous']}, {size_kib:,.0f} KiB",
-        f"tasks     {counts['tasks']} ({tasks}); {data['ready_tasks']} ready",
-        f"sessions  {counts['sessions']} ({data['running_sessions']} running,"
-        f" {data['idle_sessions']} idle)",
-        f"agents    {counts['agents']} ({data['active_agents']} active)",
-        f"notes     {counts['notes']}    worktrees {counts['worktrees']}    "
-        f"metrics {counts['metrics']}",
-        f"events    {counts['events']} (last #{data['last_event_seq']} "
-        f"at {data['last_event_at'] or '-'})",
-        f"redacted  {counts['redactions']} value(s) kept off disk",
-    ]
-    if data.get("spooled"):
-        lines.append(f"spool     {data['spooled']} hook delivery(ies) waiting for the writer lock")
-    return "\n".join(lines)
-
-
 @click.command()
 @output_options
 @click.pass_obj
@@ -72,7 +48,7 @@ def status(state: State, as_json: bool, nl: bool) -> None:
       agentkeep status --json | jq .ready_tasks
     """
     with state.open() as store:
-        print_object(store.status(), fmt_of(as_json, nl), human=_human_status)
+        print_object(store.status(), fmt_of(as_json, nl), human=human_status)
 
 
 @click.command()
