@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentkeep.backends.base import Backend, Cursor, Row
 from agentkeep.backends.sqlite import BACKEND as SQLITE
@@ -26,8 +26,10 @@ from agentkeep.backends.sqlite.connection import Connection, write_transaction
 from agentkeep.boundary import REFUSE, Boundary
 from agentkeep.config import Config
 from agentkeep.errors import AgentkeepError, InvalidInput, NotFound
-from agentkeep.models import Event
 from agentkeep.timeutil import utc_now
+
+if TYPE_CHECKING:
+    from agentkeep.models import Event
 
 
 class _Unset:
@@ -175,6 +177,8 @@ class Tx:
             undoes=undoes,
         )
         at, bound_actor, bound_entity, _, bound_kind, doc, _ = values
+        from agentkeep.models import Event  # the nouns are imported when one is built
+
         return Event(
             seq, at, bound_actor, bound_entity, entity_id, bound_kind, json.loads(doc), undoes
         )

@@ -259,6 +259,14 @@ def agent_settled(conn: Any, emit: Emit, agent_id: int, *, now: str) -> None:
         emit("agent", agent_id, "agent.updated", {"status": "done"})
 
 
+# A task is ready when it is open and every task it depends on is done (`tasks ready`,
+# `status`, `prime`); over the tasks table aliased ``t``.
+TASK_READY_SQL = (
+    "t.status = 'open' AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks b "
+    "ON b.id = d.depends_on WHERE d.task_id = t.id AND b.status != 'done')"
+)
+READY_COUNT_SQL = f"SELECT count(*) FROM tasks t WHERE {TASK_READY_SQL}"
+
 # What `status` counts (readers never call an idle session running). Each takes the cutoff.
 RUNNING_SESSIONS_SQL = f"SELECT count(*) FROM sessions WHERE status = 'running' AND NOT {IDLE_SQL}"
 IDLE_SESSIONS_SQL = f"SELECT count(*) FROM sessions WHERE {IDLE_SQL}"

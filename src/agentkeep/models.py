@@ -3,37 +3,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-if TYPE_CHECKING:
-    from agentkeep.backends.base import Row
+from agentkeep.record import Record as Record  # its home before record.py; still importable here
 
 T = TypeVar("T")
 
 Outcome = Literal["created", "updated", "unchanged", "already_exists"]
-
-
-class Record:
-    """Mixin: conversion from a database row and to a JSON-ready dict."""
-
-    JSON_FIELDS: tuple[str, ...] = ()
-
-    @classmethod
-    def from_row(cls, row: Row) -> Any:
-        values = dict(row)
-        for name in cls.JSON_FIELDS:
-            if isinstance(values.get(name), str):
-                values[name] = json.loads(values[name])
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-    def to_dict(self) -> dict[str, Any]:
-        # Shallow on purpose: fields hold plain JSON values, and asdict()'s recursive copy
-        # costs time and fails on deeply nested (but valid) data.
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,8 @@ from agentkeep.migrations import (
     read_state,
     too_new_error,
 )
-from agentkeep.models import Project, Record, Redaction
 from agentkeep.paths import DB_NAME, STORE_DIRNAME, find_store, main_worktree_root
-from agentkeep.services.tasks import READY_COUNT_SQL
+from agentkeep.record import Record
 from agentkeep.spool import pending as spool_pending
 from agentkeep.spool import status as spool_status
 from agentkeep.timeutil import file_stamp
@@ -105,6 +104,7 @@ class _DeferredMethod:
 if TYPE_CHECKING:
     from agentkeep.backends.base import Maintenance
     from agentkeep.hook import Drained
+    from agentkeep.models import Project, Redaction
     from agentkeep.services.agents import AgentService
     from agentkeep.services.artifacts import ArtifactService
     from agentkeep.services.events import EventService
@@ -799,6 +799,8 @@ class Store(StoreBase):
 
     def project(self, *, name: str | None = None) -> Project:
         """This store's project row (created on first use)."""
+        from agentkeep.models import Project  # the nouns' module is imported when one is built
+
         row = self._row("SELECT * FROM projects ORDER BY id LIMIT 1")
         if row is not None:
             return Project.from_row(row)  # type: ignore[no-any-return]
@@ -835,7 +837,7 @@ class Store(StoreBase):
             wal_bytes=wal_bytes,
             counts=counts,
             tasks_by_status=by_status,
-            ready_tasks=self._count(READY_COUNT_SQL),
+            ready_tasks=self._count(lifecycle.READY_COUNT_SQL),
             # The lifecycle rule: an idle session is not running, and an agent whose
             # sessions all ended or went idle is not active (even before a writer says so).
             running_sessions=self._count(lifecycle.RUNNING_SESSIONS_SQL, (cutoff,)),
@@ -938,6 +940,8 @@ class Store(StoreBase):
         return target
 
     def redactions(self, *, limit: int | None = None) -> list[Redaction]:
+        from agentkeep.models import Redaction
+
         sql = "SELECT * FROM redactions ORDER BY id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"

@@ -101,7 +101,7 @@ class PrimeService(Service):
             for n in store.notes.list_notes(kind="next_action", limit=SHOWN["next_actions"])
         ]
         ready = [t.to_dict() for t in store.tasks.ready_tasks(limit=SHOWN["ready"])]
-        from agentkeep.services.tasks import READY_COUNT_SQL
+        from agentkeep.lifecycle import READY_COUNT_SQL
 
         failed = self._failed_sessions(since)
         tools = self._tool_failures(since)

@@ -7,6 +7,7 @@ from typing import Any
 
 from agentkeep._core import UNSET, Json, Tx, diff, limit_clause
 from agentkeep.errors import Conflict, InvalidInput
+from agentkeep.lifecycle import TASK_READY_SQL
 from agentkeep.models import Task, Written
 from agentkeep.services.base import Service
 
@@ -225,7 +226,7 @@ class TaskService(Service):
 
     def ready_tasks(self, *, limit: int | None = None) -> list[Task]:
         """Open tasks whose dependencies are all done, most urgent first."""
-        sql = f"SELECT * FROM tasks t WHERE {_READY} ORDER BY t.priority, t.id"
+        sql = f"SELECT * FROM tasks t WHERE {TASK_READY_SQL} ORDER BY t.priority, t.id"
         return self._with_deps(self._rows(sql + limit_clause(limit)))
 
     def add_dependency(self, task_id: int, depends_on: int) -> Task:
@@ -326,11 +327,6 @@ def _task_from(row: Any, deps: list[int]) -> Task:
     return Task(**{**task.__dict__, "depends_on": deps})
 
 
-_READY = (
-    "t.status = 'open' AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks b "
-    "ON b.id = d.depends_on WHERE d.task_id = t.id AND b.status != 'done')"
-)
-READY_COUNT_SQL = f"SELECT count(*) FROM tasks t WHERE {_READY}"
 _DEPS_SQL = "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on"
 _OPEN_BLOCKERS_SQL = (
     "SELECT d.depends_on FROM task_deps d JOIN tasks b ON b.id = d.depends_on "
