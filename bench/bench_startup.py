@@ -15,7 +15,9 @@
 
    Bytecode is cached, as in an installed package: the children run without
    ``PYTHONDONTWRITEBYTECODE`` and with ``PYTHONPYCACHEPREFIX`` in a temporary directory
-   (filled by two warm-up runs of each command), so no run compiles source.
+   (filled by two warm-up runs of each command), so no run compiles source. They run
+   without ``AGENTKEEP_HOME``, as users do (the user config file is looked up in the
+   platform's config dir), with ``HOME`` a fresh directory.
 
 2. ``usage``: ``ops.retention.usage(store, full=True)`` (every figure measured again, no
    cached table sizes) on a realistic store built by bench_scale's builder (``--sessions``
@@ -101,8 +103,12 @@ def cold_starts(work: Path, runs: int) -> None:
         for i in range(5):
             store.add_task(f"task {i}: fix the parser", priority=i % 3)
             store.add_note("handoff", f"left the parser half-done, see test_{i}")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    # As a user runs it: no AGENTKEEP_HOME (so the user config file is looked up in the
+    # platform's config dir), HOME a fresh directory so no real settings are read.
+    drop = {"PYTHONDONTWRITEBYTECODE", "AGENTKEEP_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    env["HOME"] = str(work / "user")
     start, how = entry_point()
     argvs = {"python -c pass": [sys.executable, "-c", "pass"]}
     argvs.update({name: [*start, *args] for name, args in COMMANDS.items()})
