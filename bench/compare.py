@@ -27,6 +27,7 @@ SUITE = [
     ("bench_search.py", ["--messages", "100000", "--rounds", "1"]),
     ("bench_streams.py", ["--mib", "64", "--rounds", "1", "--reads", "100"]),
     ("bench_redact.py", ["--mb", "8"]),
+    ("bench_startup.py", ["--runs", "10", "--usage-rounds", "3"]),
 ]
 
 
