@@ -170,3 +170,26 @@ def test_status_does_not_import_click(project: Path) -> None:
     done = python(IMPORTED, ["status", "--json"], project)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-1] == b"['agentkeep.cli.frontdoor', 'agentkeep.cli.output']"
+
+
+@pytest.mark.parametrize("raised", ["KeyboardInterrupt", "EOFError", "RuntimeError('boom')"])
+@pytest.mark.parametrize("args", [["status"], ["status", "--json"]])
+def test_status_interrupted_or_failing_is_clicks_byte_for_byte(
+    project: Path, raised: str, args: list[str]
+) -> None:
+    """Ctrl-C (or EOF) inside the command: click's blank line, then "aborted" and 130; a
+    bug: the one-line internal error. The same from the front door."""
+    planted = (
+        "import sys, agentkeep.store\n"
+        "def status(self):\n"
+        f"    raise {raised}\n"
+        "agentkeep.store.Store.status = status\n"
+    )
+    ours = python(planted + FRONT_DOOR, args, project)
+    theirs = python(planted + CLICK, args, project)
+    assert ours.returncode in (1, 130), ours.stderr
+    assert (ours.returncode, ours.stdout, ours.stderr) == (
+        theirs.returncode,
+        theirs.stdout,
+        theirs.stderr,
+    )

@@ -116,14 +116,23 @@ def _status(fmt: str) -> int:
     """``agentkeep status``, as the click command runs it (cli/setup_cmds.py)."""
     from agentkeep.cli.output import render_object
 
+    failure: BaseException
     try:
         with open_store(None, os.environ.get("AGENTKEEP_ACTOR") or None) as store:
             _print(render_object(store.status(), fmt, human=human_status))
-    except (Exception, KeyboardInterrupt) as failure:
-        from agentkeep.cli.main import failure_exit
+        return 0
+    except (EOFError, KeyboardInterrupt):
+        import click
 
-        return failure_exit(failure, as_json=fmt != "table")
-    return 0
+        # What click's main does with these: a blank line that closes the terminal's ^C
+        # echo, then Abort (reported as "aborted", exit 130).
+        click.echo(file=sys.stderr)
+        failure = click.exceptions.Abort()
+    except Exception as error:
+        failure = error
+    from agentkeep.cli.main import failure_exit
+
+    return failure_exit(failure, as_json=fmt != "table")
 
 
 def _utf8_stdout() -> bool:
