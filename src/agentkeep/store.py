@@ -639,15 +639,17 @@ class Store(StoreBase):
     reports: StatsService
     primer: PrimeService
 
-    def __getattr__(self, name: str) -> Any:
-        """A service, made (and its module imported) the first time it is used; then an
-        ordinary attribute of this store."""
-        spec = SERVICES.get(name)
-        if spec is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        service = _Deferred(*spec).resolve()(self)
-        setattr(self, name, service)
-        return service
+    if not TYPE_CHECKING:  # hidden from mypy, which still flags a misspelt attribute
+
+        def __getattr__(self, name: str) -> Any:
+            """A service, made (and its module imported) the first time it is used; then
+            an ordinary attribute of this store."""
+            spec = SERVICES.get(name)
+            if spec is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            service = _Deferred(*spec).resolve()(self)
+            setattr(self, name, service)
+            return service
 
     add_task = _delegate("tasks", TaskService.add_task)
     get_task = _delegate("tasks", TaskService.get_task)
