@@ -47,7 +47,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from collections.abc import Iterable, Iterator
 
-__all__ = ["RULE_IDS", "hits", "may_match"]
+__all__ = ["RULE_IDS", "hits", "keywords", "may_match"]
 
 _A = re.ASCII
 TOKEN_PRIORITY = 38
@@ -243,6 +243,14 @@ def _by_first_char(words: list[str]) -> list[tuple[str, str]]:
 
 _REVERSED_SEARCH = _Lazy(lambda: _by_first_char(sorted(_REVERSED)))
 _UPPER_SEARCH = _Lazy(lambda: _by_first_char(sorted(_UPPER)))
+# The anchors (lower-cased) each of those patterns finds, by the pattern's first character.
+_REVERSED_GROUPS: dict[str, frozenset[str]] = {}
+for _cut, _anchors in _REVERSED.items():
+    _REVERSED_GROUPS[_cut[0]] = _REVERSED_GROUPS.get(_cut[0], frozenset()).union(_anchors)
+_UPPER_GROUPS: dict[str, frozenset[str]] = {}
+for _anchor in _UPPER:
+    _UPPER_GROUPS[_anchor[0]] = _UPPER_GROUPS.get(_anchor[0], frozenset()) | {_anchor.lower()}
+_LOWERED = {anchor: anchor.lower() for table in (_FIND_LOWER, _FIND_CASED) for anchor in table}
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 # --- assignments ------------------------------------------------------------------------------
@@ -261,6 +269,7 @@ _NAME_BACK = 75 + 64  # how far before the operator a match may start
 _ASSIGNMENT_FORWARD = 480
 _NAME_CACHE: dict[str, tuple[int, ...]] = {}
 _VENDOR_LIST = sorted(_VENDORS)
+_VENDOR_SET = frozenset(_VENDOR_LIST)
 
 
 def _vendors_in(reversed_name: str) -> tuple[int, ...]:
@@ -337,18 +346,70 @@ def _gate_pattern() -> str:
 _GATE = _Lazy(lambda: [("", _gate_pattern()), ("", _trie_pattern(sorted(_UPPER)))])
 
 
-def _windows(text: str, lowered: str, *, any_start: bool) -> Windows:
+def keywords() -> list[str]:
+    """Every anchor and vendor keyword the scan looks for (see `_windows`'s ``present``)."""
+    return [*_FIND_LOWER, *_FIND_CASED, *_UPPER, *_REVERSIBLE, *_VENDOR_LIST]
+
+
+def _only_cased() -> dict[str, list[str]]:
+    """Lower-cased keyword -> its case-sensitive anchors, where it is nothing else."""
+    other = {*_FIND_LOWER, *_REVERSIBLE, *_VENDOR_LIST}
+    cased: dict[str, list[str]] = {}
+    for anchor in (*_FIND_CASED, *_UPPER):
+        if anchor.lower() not in other:
+            cased.setdefault(anchor.lower(), []).append(anchor)
+    return cased
+
+
+_ONLY_CASED = _only_cased()
+# Lower-case keywords that open windows only where they start a word (see `_add`).
+_ONLY_AT_WORD_START = frozenset(
+    anchor
+    for table in (_FIND_LOWER, _REVERSIBLE)
+    for anchor, entries in table.items()
+    if all(start for _, start in entries)
+    and anchor not in _VENDORS
+    and not any(anchor in t and t is not table for t in (_FIND_LOWER, _REVERSIBLE))
+)
+
+
+def sharpen(present: frozenset[str], text: str, lowered: str) -> frozenset[str]:
+    """``present`` (keywords found in the lower-cased text) without those that open no
+    window: case-sensitive anchors absent from ``text``, and anchors that must start a
+    word and never do."""
+    dropped = []
+    for word in present:
+        cased = _ONLY_CASED.get(word)
+        if cased is not None:
+            if not any(anchor in text for anchor in cased):
+                dropped.append(word)
+        elif word in _ONLY_AT_WORD_START and _AT_WORD_START[word].search(lowered) is None:
+            dropped.append(word)
+    return present.difference(dropped) if dropped else present
+
+
+def _windows(
+    text: str, lowered: str, *, any_start: bool, present: frozenset[str] | None = None
+) -> Windows:
     """rule index -> windows (start, end) where the rule's regex must run.
 
-    ``any_start`` ignores the word-start condition of anchors (see `may_match`)."""
+    ``any_start`` ignores the word-start condition of anchors (see `may_match`).
+    ``present``, when given, holds (lower-cased) every keyword of `keywords` that occurs in
+    the text, and maybe others: the searches for the rest are skipped, since they would
+    find nothing (the compiled engine, `agentkeep.redact.fast`, knows them)."""
     windows: Windows = {}
     n = len(text)
-    if n <= _SHORT and not any_start:
+    if present is not None:
+        if not present:
+            return windows
+    elif n <= _SHORT and not any_start:
         (_, lower_gate), (_, upper_gate) = _GATE.get()
         if lower_gate.search(lowered) is None and upper_gate.search(text) is None:
             return windows
     for table, source in ((_FIND_LOWER, lowered), (_FIND_CASED, text)):
         for anchor, entries in table.items():
+            if present is not None and _LOWERED[anchor] not in present:
+                continue
             if not any_start and anchor in _AT_WORD_START:
                 # A literal first, then a lookbehind: re finds only the word starts.
                 for m in _AT_WORD_START[anchor].finditer(lowered):
@@ -359,13 +420,15 @@ def _windows(text: str, lowered: str, *, any_start: bool) -> Windows:
                 _add(windows, lowered, entries, pos, len(anchor), any_start)
                 pos = source.find(anchor, pos + 1)
     for first, pattern in _UPPER_SEARCH.get():
-        if first not in text:
+        if first not in text or (present is not None and _UPPER_GROUPS[first].isdisjoint(present)):
             continue
         for m in pattern.finditer(text):
             _add(windows, lowered, _UPPER[m.group()], m.start(), m.end() - m.start(), any_start)
     reversed_text = lowered[::-1]
     for first, pattern in _REVERSED_SEARCH.get():
-        if first not in lowered:
+        if first not in lowered or (
+            present is not None and _REVERSED_GROUPS[first].isdisjoint(present)
+        ):
             continue
         for m in pattern.finditer(reversed_text):
             cut_start = n - m.end()  # where the cut anchor starts in the text
@@ -373,26 +436,66 @@ def _windows(text: str, lowered: str, *, any_start: bool) -> Windows:
                 if lowered.startswith(anchor, cut_start):
                     entries = _REVERSIBLE[anchor]
                     _add(windows, lowered, entries, cut_start, len(anchor), any_start)
-    _assignments(windows, lowered, reversed_text)
+    _assignments(windows, lowered, reversed_text, present)
     return windows
 
 
-def _assignments(windows: Windows, lowered: str, reversed_text: str) -> None:
-    """Add windows around assignments to a name that holds a vendor keyword."""
+# Every character an operator match (_OPERATORS) can hold. Where the character before a
+# position is none of these, no match runs across that position, so a scan started there
+# finds what a scan of the whole text finds from there on.
+_OPERATOR_CHARS = frozenset(":=,>|`'\"\\ \t\n\r\f\v")
+_VENDOR_REACH = 3 + 64 + 1 + 75  # the most characters _NAME reads before an operator
+
+
+def _assignments(
+    windows: Windows, lowered: str, reversed_text: str, present: frozenset[str] | None
+) -> None:
+    """Add windows around assignments to a name that holds a vendor keyword.
+
+    Only operators up to _VENDOR_REACH characters after a vendor keyword can have one in
+    their name, so only those stretches are scanned (vendor keywords are rare; operators
+    are not). The scans start where no operator match can run across (_OPERATOR_CHARS), so
+    they find the operators a scan of the whole text finds, in the same order."""
+    n = len(lowered)
+    if present is None and n <= _SHORT:
+        _scan_assignments(windows, lowered, reversed_text, [(0, n)])
+        return
+    stretches: list[tuple[int, int]] = []
+    for kw in _VENDOR_LIST if present is None else _VENDOR_SET & present:
+        i = lowered.find(kw)
+        while i >= 0:
+            stretches.append((i + 1, i + 1 + _VENDOR_REACH))
+            i = lowered.find(kw, i + 1)
+    if stretches:
+        _scan_assignments(windows, lowered, reversed_text, _merge(stretches))
+
+
+def _scan_assignments(
+    windows: Windows, lowered: str, reversed_text: str, stretches: list[tuple[int, int]]
+) -> None:
+    """`_assignments` over the operators that start inside ``stretches`` (sorted)."""
     n = len(lowered)
     name_at = _NAME.get()[0][1].match
     for first, pattern in _OPERATORS.get():
         if first not in lowered:
             continue
-        for m in pattern.finditer(lowered):
-            op = m.start()
-            name = name_at(reversed_text, n - op)
-            if name is None:
-                continue
-            for index in _vendors_in(name.group(1)):
-                windows.setdefault(index, []).append(
-                    (max(0, op - _NAME_BACK), min(n, op + _ASSIGNMENT_FORWARD))
-                )
+        for low, high in stretches:
+            restart = low
+            while restart > 0 and lowered[restart - 1] in _OPERATOR_CHARS:
+                restart -= 1
+            for m in pattern.finditer(lowered, restart):
+                op = m.start()
+                if op >= high:
+                    break
+                if op < low:
+                    continue
+                name = name_at(reversed_text, n - op)
+                if name is None:
+                    continue
+                for index in _vendors_in(name.group(1)):
+                    windows.setdefault(index, []).append(
+                        (max(0, op - _NAME_BACK), min(n, op + _ASSIGNMENT_FORWARD))
+                    )
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -410,11 +513,11 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 Hit = tuple[str, int, int, int]  # (rule id, start, end, match start)
 
 
-def hits(text: str, lowered: str) -> list[Hit]:
+def hits(text: str, lowered: str, present: frozenset[str] | None = None) -> list[Hit]:
     """Findings of the gitleaks rules in ``text`` (``lowered`` is its lower-cased copy of
-    the same length)."""
+    the same length; ``present``: see `_windows`)."""
     out: list[Hit] = []
-    for index, spans in _windows(text, lowered, any_start=False).items():
+    for index, spans in _windows(text, lowered, any_start=False, present=present).items():
         rule = _RULES[index]
         for start, end in _merge(spans):
             _search(rule, text, start, end, None, out)

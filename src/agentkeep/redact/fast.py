@@ -1,0 +1,152 @@
+"""The compiled engine: one RE2 pass finds where any rule can match.
+
+`agentkeep.redact` has two engines with identical results. The standard-library engine
+(the hook's: it may import nothing else) runs each of ~25 hand-written patterns over the
+whole text with ``re``'s literal-prefix search, and looks up each of ~200 gitleaks
+keywords with ``str.find``; about 20 MB/s on agent transcripts. This engine finds the
+same candidates in one linear-time pass, then runs the very same rule code on them:
+
+- **Hand-written rules.** One RE2 alternation (a DFA: ~500 MB/s whatever the number of
+  alternatives) holds, for every pass, its keyword and, for the common keywords (``key``,
+  ``token``, ``://``, ...), a *relaxation* of the pass's pattern: the pattern's first part
+  with every lookaround dropped and every possessive repeat made plain, so that it matches
+  wherever the exact pattern does (``tests/test_redact_engines.py`` checks this for every
+  pass). Every match of a pass starts with one of its keywords (each pattern begins with
+  it), and every position where a relaxation matches lies inside a span RE2 reports (the
+  scan is leftmost: a start it skips is inside the span it reported). So trying the exact
+  pattern, with ``match``, at each keyword occurrence inside the reported spans finds
+  exactly the matches ``search`` would find, in the same order; `agentkeep.redact`
+  replays its search loop over them.
+- **gitleaks rules.** An RE2 ``Set`` of every anchor and vendor keyword (literals only,
+  so its DFA is an Aho-Corasick automaton of ~2,000 states) says which of them occur at
+  all; `agentkeep.redact.gitleaks` then runs its usual searches for those alone. A search
+  for a keyword that does not occur finds nothing, so skipping it changes nothing.
+
+RE2 runs over bytes: the lower-cased text with every non-ASCII code point (and lone
+surrogate) replaced by DEL, one byte per character, so that positions carry over. Every
+rule is ASCII (``re.ASCII``): a non-ASCII character and DEL both fall in the same
+classes (negated ones) and neither equals a keyword character.
+
+Imported only by library processes; the hook never loads RE2 (see
+`agentkeep.redact._fast_engine`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+import re2  # type: ignore[import-untyped,unused-ignore]
+
+from agentkeep.redact import gitleaks as _gitleaks
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    from collections.abc import Sequence
+
+__all__ = ["Engine", "RELAXED"]
+
+_DEL_HANDLER = "agentkeep.redact.del"
+
+
+def _one_byte_each(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeEncodeError)
+    return "\x7f" * (error.end - error.start), error.end
+
+
+codecs.register_error(_DEL_HANDLER, _one_byte_each)
+
+
+def ascii_bytes(text: str) -> bytes:
+    """``text`` as one byte per character: non-ASCII code points become DEL."""
+    return text.encode("ascii", _DEL_HANDLER)
+
+
+# The relaxations (see the module docstring): keyword -> what may follow it. Each is a
+# prefix of its pass's pattern (agentkeep.redact.rules) with lookarounds dropped and
+# possessive repeats plain, written for RE2 over lower-cased text (so classes are closed
+# under case), ``\s`` spelled out as Python's ASCII ``[ \t\n\r\f\v]`` (RE2's lacks \v).
+_ASSIGNMENT_RELAXED = (
+    r"[\w.-]{0,40}(?:\\{0,15}[\"'`])?[ \t]{0,8}(?:=>|:{1,3}=|\?=|={1,3}|:|,|\|\||>)[ \t]{0,8}"
+    r"(?:(?:\\{0,15}[\"'`]){1,3}[^\"'`\\\r\n]{6}|[^ \t\n\r\f\v\"'`,;\\(){}\[\]<>|&]{6})"
+)
+RELAXED: dict[str, str] = {
+    **{
+        kw: re.escape(kw) + _ASSIGNMENT_RELAXED
+        for kw in ("key", "token", "secret", "passw", "pwd", "auth", "cred", "api", "access")
+    },
+    "://": r"://[^ \t\n\r\f\v:/?#@'\"<>\[\]`]{0,256}:",
+    "bearer": r"bearer[ \t]+[\w~+/=.%-]",
+    "sk-": r"sk-[\w-]{20}",
+    "eyJ": r"eyj[\w-]{8}",
+}
+
+
+class Engine:
+    """The compiled prefilter for one rule set (the passes of `agentkeep.redact`)."""
+
+    def __init__(self, keyword_sets: Sequence[tuple[tuple[str, ...], bool]]) -> None:
+        # keyword_sets: for each pass, (keywords, whether they are lower-case).
+        alternatives: dict[str, None] = {}
+        # first character of a lower-cased keyword -> (keyword, its pass, lower-case)
+        self.by_first: dict[str, list[tuple[str, int, bool]]] = {}
+        for index, (keywords, on_lower) in enumerate(keyword_sets):
+            for kw in keywords:
+                alternatives[RELAXED.get(kw) or re.escape(kw.lower())] = None
+                self.by_first.setdefault(kw[0].lower(), []).append((kw, index, on_lower))
+        self.passes = len(keyword_sets)
+        options = re2.Options()
+        options.max_mem = 64 << 20
+        self.search = re2.compile(
+            "|".join(f"(?:{alt})" for alt in alternatives).encode(), options
+        ).search
+        # gitleaks: every anchor and vendor keyword, lower-cased, as a literal of one Set.
+        self.words = sorted({w.lower() for w in _gitleaks.keywords()})
+        words = re2.Set.SearchSet(options)
+        for word in self.words:
+            words.Add(re.escape(word).encode())
+        words.Compile()
+        self.words_in = words.Match
+        # A Set that ran out of memory would report nothing: check that it reports every
+        # keyword, each once and all at once.
+        probe = " ".join(self.words).encode()
+        if sorted(words.Match(probe) or ()) != list(range(len(self.words))):
+            raise RuntimeError("the RE2 keyword set does not find its own keywords")
+
+    def starts(self, data: bytes) -> list[int]:
+        """Every position of ``data`` (`ascii_bytes` of the lower-cased text) where a
+        relaxation (or a bare keyword) matches, in order. Each search resumes one byte
+        after the last start, so a start inside an earlier match is reported too."""
+        search = self.search
+        found: list[int] = []
+        pos = 0
+        while (m := search(data, pos)) is not None:
+            start = m.start()
+            found.append(start)
+            pos = start + 1
+        return found
+
+    def candidates(self, text: str, lowered: str, data: bytes) -> list[list[int]]:
+        """For each pass, the sorted positions where one of its keywords starts and its
+        relaxation matches: a superset of where its pattern matches."""
+        found: list[list[int]] = [[] for _ in range(self.passes)]
+        by_first = self.by_first
+        for start in self.starts(data):
+            for kw, index, on_lower in by_first.get(lowered[start], ()):
+                if (lowered if on_lower else text).startswith(kw, start):
+                    positions = found[index]
+                    if not positions or positions[-1] != start:
+                        positions.append(start)
+        return found
+
+    def present(self, data: bytes, text: str, lowered: str) -> frozenset[str]:
+        """The gitleaks anchors and vendor keywords (lower-cased) that occur in ``data``
+        (`ascii_bytes` of ``lowered``), less those that open no window there
+        (`agentkeep.redact.gitleaks.sharpen`)."""
+        found = self.words_in(data)
+        if not found:
+            return frozenset()
+        words = self.words
+        present = frozenset(words[i] for i in found)
+        # On a long text the searches would run anyway; on a field they are most of it.
+        return _gitleaks.sharpen(present, text, lowered) if len(text) <= 4096 else present
