@@ -44,7 +44,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from collections.abc import Sequence
 
-__all__ = ["Engine", "RELAXED"]
+__all__ = ["RELAXED", "Engine", "ascii_bytes"]
 
 _DEL_HANDLER = "agentkeep.redact.del"
 

@@ -1,0 +1,326 @@
+"""The two redaction engines give identical results.
+
+`agentkeep.redact` runs on the standard library in the hook's process and on a compiled
+prefilter (RE2, `agentkeep.redact.fast`) everywhere else. The compiled engine runs the
+same rule code, only at the positions its prefilter reports; these tests check what that
+rests on, and then the results themselves:
+
+- every position where a pass's exact pattern matches is a candidate of the prefilter
+  (its relaxation matches there: tested position by position);
+- the gitleaks assignment scan limited to the stretches after vendor keywords finds the
+  windows of the whole-text scan;
+- ``scan`` and ``redact_text`` agree on generated text (Hypothesis), on agent payloads
+  (tests/hookpayloads.py), on the bench's transcripts, and on every string literal of
+  the redaction, privacy and boundary tests with the secrets of tests/secretgen.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import random
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import agentkeep.redact as redact
+from agentkeep.redact import fast
+from agentkeep.redact import gitleaks as gl
+
+from secretgen import generate
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _compiled() -> tuple[fast.Engine, object]:
+    engine = redact._fast_engine()
+    if not engine:  # this process imported the hook: build the engine anyway
+        engine = (fast.Engine([(p.keywords, p.on_lower) for p in redact._PASSES]), fast)
+    return engine  # type: ignore[no-any-return]
+
+
+ENGINE = _compiled()
+
+
+@contextmanager
+def engine(kind: str) -> Iterator[None]:
+    saved = redact._fast
+    redact._fast = ENGINE if kind == "re2" else False
+    try:
+        yield
+    finally:
+        redact._fast = saved
+
+
+def both(text: str) -> tuple[object, object]:
+    """(scan, redact_text) of ``text`` with each engine: asserts they are equal."""
+    results = {}
+    for kind in ("stdlib", "re2"):
+        with engine(kind):
+            results[kind] = (redact.scan(text), redact.redact_text(text))
+    assert results["re2"] == results["stdlib"], text[:300]
+    return results["re2"]
+
+
+def missed_matches(text: str, eng: fast.Engine | None = None) -> list[tuple[str, int]]:
+    """(pattern, position) of every exact match the prefilter gives no candidate for."""
+    eng = eng or ENGINE[0]
+    lowered = redact._lower(text)
+    candidates = eng.candidates(text, lowered, fast.ascii_bytes(lowered))
+    missed = []
+    for scan_pass, found in zip(redact._PASSES, candidates, strict=True):
+        source = lowered if scan_pass.on_lower else text
+        match = scan_pass.pattern.match
+        positions = set(found)
+        missed += [
+            (scan_pass.pattern.pattern[:40], p)
+            for p in range(len(source))
+            if p not in positions and match(source, p) is not None
+        ]
+    return missed
+
+
+# -- generated text ----------------------------------------------------------------------
+
+
+def _gitleaks_samples() -> list[str]:
+    """A text each gitleaks rule reports a secret in (tests/test_redact.py draws them)."""
+    from test_redact import GITLEAKS, _gitleaks_positive
+
+    rng = random.Random(1414)
+    samples = []
+    for rule_id in sorted(GITLEAKS):
+        try:
+            samples.append(_gitleaks_positive(rule_id, rng)[0])
+        except AssertionError:  # pragma: no cover - a rule no draw satisfies
+            continue
+    return samples
+
+
+GITLEAKS_SAMPLES = _gitleaks_samples()
+SECRETS = [text for text, _ in generate().values()] + GITLEAKS_SAMPLES
+FRAGMENTS = [
+    "key", "KEY", "token", "Token", "secret", "password", "passwd", "pwd", "auth", "cred",
+    "api", "access", "api_key", "API_KEY", "_KEY", "SERVICE_API_KEY", "aws_secret_access_key",
+    "authorization", "Authorization:", "Bearer ", "bearer\t", "://", "https://", "user:",
+    "@host.example", "@", ":", "=", " = ", ": ", "=>", ":=", "||", "?=", ",", ">", '"', "'",
+    "`", "\\", '\\"', "\\\\\\\"", "\\n", "\\u0067", "%3A", "%20", "%40", "\n", "\t", " ",
+    "\x0b", "\x0c", "\r", "(", ")", "[", "]", "{", "}", ";", "|", "&", "<", ">", ".", "-",
+    "_", "/", "+", "AKIA", "ASIA", "A3T", "ghp_", "gho_", "github_pat_", "glpat-", "sk-",
+    "sk-ant-", "sk-proj-", "xoxb-", "xapp-1-", "hooks.slack.com/services/", "AIza", "hf_",
+    "npm_", "pypi-AgEIcHlwaS5vcmc", "sk_live_", "rk_test_", "eyJ", "eyJhbGciOi.", "-----BEGIN",
+    "PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", "kind: secret", "data:", "adafruit",
+    "ADAFRUIT_KEY", "jira_token", "lob", "global", "s.", "tests.", "hvs.", "SK", "task", "ey",
+    "password ", "curl -u", "4b1d", "EAAA", "dop_v1_", "xoxb-", "İ", "é", "Σ", "\u212a",
+    "\udc80", "日本", "0123456789", "abcdefghijklmnop", "Q9xZ3kLm8pW2vT7r", "A" * 20,
+    "0" * 12, "12345678", "hunter2hunter2",
+]  # fmt: skip
+_pieces = st.one_of(
+    st.sampled_from(FRAGMENTS),
+    st.sampled_from(SECRETS),
+    st.text(alphabet="abcXYZ019_-=:\"' \n\\/.@%", max_size=12),
+    st.text(max_size=6),
+)
+texts = st.lists(_pieces, max_size=40).map("".join)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts)
+def test_generated_text_gives_identical_results(text: str) -> None:
+    both(text)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts)
+def test_the_prefilter_reports_every_match_of_every_pass(text: str) -> None:
+    assert missed_matches(text) == []
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_pieces, min_size=1, max_size=30).map("".join))
+def test_json_documents_give_identical_results(text: str) -> None:
+    # Escapes at depth: a document in a string in a document.
+    doc = json.dumps({"content": text, "inner": json.dumps({"command": text})})
+    both(doc)
+    for kind in ("stdlib", "re2"):
+        with engine(kind):
+            assert redact.redact_value({"k": text, text: [text]}) is not None
+    with engine("stdlib"):
+        expected = redact.redact_value({"k": text, text: [text]})
+    with engine("re2"):
+        assert redact.redact_value({"k": text, text: [text]}) == expected
+
+
+def test_a_relaxation_that_demands_too_much_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The position-by-position check fails when a relaxation is not one."""
+    text = "export API_KEY=" + "Q9xZ3kLm8pW2vT7rQ9xZ"
+    assert missed_matches(text) == []
+    # "key" must now be followed by a digit: the assignment is no longer a candidate.
+    monkeypatch.setitem(fast.RELAXED, "key", "key[0-9]")
+    monkeypatch.setitem(fast.RELAXED, "api", "api[0-9]")
+    wrong = fast.Engine([(p.keywords, p.on_lower) for p in redact._PASSES])
+    assert missed_matches(text, wrong) != []
+
+
+# -- the gitleaks part ---------------------------------------------------------------------
+
+
+def _windows_full_scan(text: str) -> dict[int, list[tuple[int, int]]]:
+    """gitleaks windows with the assignment scan over the whole text (as before)."""
+    lowered = redact._lower(text)
+    assigned: dict[int, list[tuple[int, int]]] = {}
+    gl._scan_assignments(assigned, lowered, lowered[::-1], [(0, len(text))])
+    return assigned
+
+
+def _windows_by_vendor(text: str) -> dict[int, list[tuple[int, int]]]:
+    lowered = redact._lower(text)
+    assigned: dict[int, list[tuple[int, int]]] = {}
+    gl._assignments(assigned, lowered, lowered[::-1], frozenset(gl._VENDOR_LIST))
+    return assigned
+
+
+_ASSIGNMENT_PIECES = st.one_of(
+    st.sampled_from(
+        [
+            "adafruit",
+            "ADOBE",
+            "jira",
+            "lob",
+            "confluence",
+            "_key",
+            " ",
+            "\t",
+            "\n",
+            '"',
+            "'",
+            "`",
+            "\\",
+            ":",
+            "=",
+            "::=",
+            "||",
+            ",",
+            ">",
+            "=>",
+            "?=",
+            "x" * 14,
+            "a1B2" * 5,
+            "global",
+            "value",
+            "-",
+            ".",
+        ]
+    ),
+    st.text(alphabet="ab:=|,> \"'\\\n", max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ASSIGNMENT_PIECES, max_size=60).map("".join))
+def test_the_vendor_stretches_find_the_assignments_of_a_whole_scan(text: str) -> None:
+    full = _windows_full_scan(text)
+    limited = _windows_by_vendor(text)
+    assert list(limited) == list(full)  # the same rules, first seen in the same order
+    assert {i: sorted(set(w)) for i, w in limited.items()} == {
+        i: sorted(set(w)) for i, w in full.items()
+    }
+
+
+def test_the_vendor_stretches_restart_after_a_run_of_operator_characters() -> None:
+    text = "=" * 300 + ' adafruit_key = "' + "a1B2c3D4" * 4 + '"\n'
+    assert _windows_by_vendor(text) == _windows_full_scan(text) != {}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts)
+def test_present_keywords_open_the_same_windows(text: str) -> None:
+    lowered = redact._lower(text)
+    eng = ENGINE[0]
+    present = eng.present(fast.ascii_bytes(lowered), text, lowered)
+    assert gl.hits(text, lowered, present) == gl.hits(text, lowered)
+
+
+# -- real agent text and the existing test inputs ------------------------------------------
+
+
+def test_hook_payloads_give_identical_results(tmp_path: Path) -> None:
+    from hookpayloads import every_source, recorded
+
+    deliveries = every_source(str(tmp_path)) + recorded(40, str(tmp_path))
+    secrets = SECRETS
+    for i, delivery in enumerate(deliveries):
+        body = delivery.body().decode()
+        both(body)
+        both(body.replace('"', '"' + secrets[i % len(secrets)] + " ", 1))
+
+
+def _bench_generator():  # type: ignore[no-untyped-def]
+    path = TESTS.parent / "bench" / "bench_redact.py"
+    spec = importlib.util.spec_from_file_location("bench_redact_for_tests", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.make_transcript
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_bench_transcripts_give_identical_results(seed: int) -> None:
+    text, planted = _bench_generator()(300_000, seed)
+    found, _ = both(text)
+    assert len(found) >= planted  # type: ignore[arg-type]
+    assert missed_matches(text[:20_000]) == []
+
+
+def _string_literals(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    return sorted(
+        {
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        }
+    )
+
+
+LITERALS = [
+    literal
+    for name in ("test_redact.py", "test_privacy.py", "test_boundary.py")
+    for literal in _string_literals(TESTS / name)
+]
+
+
+def test_every_literal_of_the_redaction_tests_gives_identical_results() -> None:
+    rng = random.Random(14)
+    assert len(LITERALS) > 500
+    for literal in LITERALS:
+        both(literal)
+        # and with a secret glued on either side or inside
+        secret = rng.choice(SECRETS)
+        cut = rng.randrange(len(literal) + 1)
+        both(literal[:cut] + secret + literal[cut:])
+        both(f"{literal}={secret}\n{literal}: {secret}")
+
+
+@pytest.mark.parametrize("context", ["line", "json", "json-in-json"])
+def test_every_gitleaks_rule_gives_identical_results(context: str) -> None:
+    from test_redact import GITLEAKS_CONTEXTS
+
+    assert len(GITLEAKS_SAMPLES) > 150
+    wrap = GITLEAKS_CONTEXTS[context]
+    for sample in GITLEAKS_SAMPLES:
+        found, _ = both(wrap(f"some prose, then {sample} and more"))
+        assert found
+
+
+def test_long_hostile_inputs_give_identical_results() -> None:
+    for unit in ("ghp_", "key=", "adafruit_key = ", '"aws_key": "', "eyJ", "://", "s.", "=",
+                 "kind: secret\ndata:\n", "\\\\\\\"", "password ", "İ"):  # fmt: skip
+        both(unit * (20_000 // len(unit)))
