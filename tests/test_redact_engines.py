@@ -72,7 +72,7 @@ def missed_matches(text: str, eng: fast.Engine | None = None) -> list[tuple[str,
     """(pattern, position) of every exact match the prefilter gives no candidate for."""
     eng = eng or ENGINE[0]
     lowered = redact._lower(text)
-    candidates = eng.candidates(text, lowered, fast.ascii_bytes(lowered))
+    *candidates, _vendors = eng.candidates(text, lowered, fast.ascii_bytes(lowered))
     missed = []
     for scan_pass, found in zip(redact._PASSES, candidates, strict=True):
         source = lowered if scan_pass.on_lower else text
@@ -182,7 +182,7 @@ def _windows_full_scan(text: str) -> dict[int, list[tuple[int, int]]]:
 def _windows_by_vendor(text: str) -> dict[int, list[tuple[int, int]]]:
     lowered = redact._lower(text)
     assigned: dict[int, list[tuple[int, int]]] = {}
-    gl._assignments(assigned, lowered, lowered[::-1], frozenset(gl._VENDOR_LIST))
+    gl._assignments(assigned, lowered, lowered[::-1], gl.vendor_keywords(lowered))
     return assigned
 
 
@@ -243,8 +243,11 @@ def test_the_vendor_stretches_restart_after_a_run_of_operator_characters() -> No
 def test_present_keywords_open_the_same_windows(text: str) -> None:
     lowered = redact._lower(text)
     eng = ENGINE[0]
-    present = eng.present(fast.ascii_bytes(lowered), text, lowered)
-    assert gl.hits(text, lowered, present) == gl.hits(text, lowered)
+    data = fast.ascii_bytes(lowered)
+    vendor_at = eng.candidates(text, lowered, data)[-1]
+    assert set(gl.vendor_keywords(lowered)) <= set(vendor_at)
+    present = eng.present(data, text)
+    assert gl.hits(text, lowered, present, vendor_at) == gl.hits(text, lowered)
 
 
 # -- real agent text and the existing test inputs ------------------------------------------

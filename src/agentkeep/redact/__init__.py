@@ -404,7 +404,8 @@ def _raw_hits_located(text: str, lowered: str, engine: Any, fast: Any) -> list[_
     the pass can match (see `agentkeep.redact.fast`) instead of ``pattern.search``."""
     data = fast.ascii_bytes(lowered)
     hits: list[_Hit] = []
-    for scan_pass, found in zip(_PASSES, engine.candidates(text, lowered, data), strict=True):
+    *candidates, vendor_at = engine.candidates(text, lowered, data)
+    for scan_pass, found in zip(_PASSES, candidates, strict=True):
         if found:
             source = lowered if scan_pass.on_lower else text
             match = scan_pass.pattern.match
@@ -439,7 +440,7 @@ def _raw_hits_located(text: str, lowered: str, engine: Any, fast: Any) -> list[_
                     pos = m.end()
                 i = bisect_left(found, pos)
     for rule_id, start, end, match_start in _gitleaks.hits(
-        text, lowered, engine.present(data, text, lowered)
+        text, lowered, engine.present(data, text), vendor_at
     ):
         context = max(0, min(start, match_start) - 4)
         hits.append(_Hit(start, end, _GITLEAKS_PRIORITY, rule_id, context))

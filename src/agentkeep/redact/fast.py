@@ -17,9 +17,10 @@ same candidates in one linear-time pass, then runs the very same rule code on th
   pattern, with ``match``, at each keyword occurrence inside the reported spans finds
   exactly the matches ``search`` would find, in the same order; `agentkeep.redact`
   replays its search loop over them.
-- **gitleaks rules.** An RE2 ``Set`` of every anchor and vendor keyword (literals only,
-  so its DFA is an Aho-Corasick automaton of ~2,000 states) says which of them occur at
-  all; `agentkeep.redact.gitleaks` then runs its usual searches for those alone. A search
+- **gitleaks rules.** An RE2 ``Set`` of every anchor and vendor keyword (literals, the
+  ones that count only at the start of a word after a non-word character: its DFA is
+  an Aho-Corasick automaton of ~2,000 states) says which of them occur at all;
+  `agentkeep.redact.gitleaks` then runs its usual searches for those alone. A search
   for a keyword that does not occur finds nothing, so skipping it changes nothing.
 
 RE2 runs over bytes: the lower-cased text with every non-ASCII code point (and lone
@@ -95,21 +96,30 @@ class Engine:
                 alternatives[RELAXED.get(kw) or re.escape(kw.lower())] = None
                 self.by_first.setdefault(kw[0].lower(), []).append((kw, index, on_lower))
         self.passes = len(keyword_sets)
+        # gitleaks' vendor keywords where an operator may follow (`vendor_keywords`).
+        vendors = "|".join(map(re.escape, _gitleaks.VENDOR_LIST))
+        alternatives[f"(?:{vendors}){_gitleaks.TO_OPERATOR}"] = None
+        for kw in _gitleaks.VENDOR_LIST:
+            self.by_first.setdefault(kw[0], []).append((kw, -1, True))
         options = re2.Options()
         options.max_mem = 64 << 20
         self.search = re2.compile(
             "|".join(f"(?:{alt})" for alt in alternatives).encode(), options
         ).search
         # gitleaks: every anchor and vendor keyword, lower-cased, as a literal of one Set.
-        self.words = sorted({w.lower() for w in _gitleaks.keywords()})
+        self.words = sorted({w.lower() for w in _gitleaks.anchors()})
+        # Anchors that count only where they start a word are looked for there only.
         words = re2.Set.SearchSet(options)
         for word in self.words:
-            words.Add(re.escape(word).encode())
+            literal = re.escape(word)
+            if word in _gitleaks.ONLY_AT_WORD_START:
+                literal = "(?:^|[^a-z0-9_])" + literal
+            words.Add(literal.encode())
         words.Compile()
         self.words_in = words.Match
         # A Set that ran out of memory would report nothing: check that it reports every
         # keyword, each once and all at once.
-        probe = " ".join(self.words).encode()
+        probe = (" " + " ".join(self.words)).encode()
         if sorted(words.Match(probe) or ()) != list(range(len(self.words))):
             raise RuntimeError("the RE2 keyword set does not find its own keywords")
 
@@ -128,8 +138,9 @@ class Engine:
 
     def candidates(self, text: str, lowered: str, data: bytes) -> list[list[int]]:
         """For each pass, the sorted positions where one of its keywords starts and its
-        relaxation matches: a superset of where its pattern matches."""
-        found: list[list[int]] = [[] for _ in range(self.passes)]
+        relaxation matches: a superset of where its pattern matches. Last, one more list:
+        where a gitleaks vendor keyword starts and an operator may follow."""
+        found: list[list[int]] = [[] for _ in range(self.passes + 1)]
         by_first = self.by_first
         for start in self.starts(data):
             for kw, index, on_lower in by_first.get(lowered[start], ()):
@@ -139,14 +150,14 @@ class Engine:
                         positions.append(start)
         return found
 
-    def present(self, data: bytes, text: str, lowered: str) -> frozenset[str]:
+    def present(self, data: bytes, text: str) -> frozenset[str]:
         """The gitleaks anchors and vendor keywords (lower-cased) that occur in ``data``
-        (`ascii_bytes` of ``lowered``), less those that open no window there
-        (`agentkeep.redact.gitleaks.sharpen`)."""
+        (`ascii_bytes` of the lower-cased ``text``), less those that open no window
+        there (`agentkeep.redact.gitleaks.sharpen`)."""
         found = self.words_in(data)
         if not found:
             return frozenset()
         words = self.words
         present = frozenset(words[i] for i in found)
         # On a long text the searches would run anyway; on a field they are most of it.
-        return _gitleaks.sharpen(present, text, lowered) if len(text) <= 4096 else present
+        return _gitleaks.sharpen(present, text) if len(text) <= 4096 else present

@@ -47,7 +47,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from collections.abc import Iterable, Iterator
 
-__all__ = ["RULE_IDS", "hits", "keywords", "may_match"]
+__all__ = [
+    "ONLY_AT_WORD_START", "RULE_IDS", "TO_OPERATOR", "VENDOR_LIST", "anchors", "hits",
+    "may_match", "sharpen", "vendor_keywords",
+]  # fmt: skip
 
 _A = re.ASCII
 TOKEN_PRIORITY = 38
@@ -268,15 +271,14 @@ _NAME = _Lazy([("", r"[:?=|]{0,3}[\"' \t\r\n\\]{0,64},?([\w.\- \t]{1,75})")])
 _NAME_BACK = 75 + 64  # how far before the operator a match may start
 _ASSIGNMENT_FORWARD = 480
 _NAME_CACHE: dict[str, tuple[int, ...]] = {}
-_VENDOR_LIST = sorted(_VENDORS)
-_VENDOR_SET = frozenset(_VENDOR_LIST)
+VENDOR_LIST = sorted(_VENDORS)
 
 
 def _vendors_in(reversed_name: str) -> tuple[int, ...]:
     found = _NAME_CACHE.get(reversed_name)
     if found is None:
         name = reversed_name[::-1]
-        found = tuple(sorted({i for kw in _VENDOR_LIST if kw in name for i in _VENDORS[kw]}))
+        found = tuple(sorted({i for kw in VENDOR_LIST if kw in name for i in _VENDORS[kw]}))
         if len(_NAME_CACHE) > 65536:
             _NAME_CACHE.clear()
         _NAME_CACHE[reversed_name] = found
@@ -329,7 +331,7 @@ def _gate_pattern() -> str:
     short text one search, 2-7 us on 300 characters, is cheaper than 30 scans). Anchors
     that must start a word are behind a lookbehind, so that "tests." does not open the
     gate for Vault's "s."."""
-    anywhere: set[str] = set(_VENDOR_LIST)
+    anywhere: set[str] = set(VENDOR_LIST)
     word_start: set[str] = set()
     for table in (_FIND_LOWER, _REVERSIBLE, _FIND_CASED):
         for anchor, entries in table.items():
@@ -346,14 +348,14 @@ def _gate_pattern() -> str:
 _GATE = _Lazy(lambda: [("", _gate_pattern()), ("", _trie_pattern(sorted(_UPPER)))])
 
 
-def keywords() -> list[str]:
-    """Every anchor and vendor keyword the scan looks for (see `_windows`'s ``present``)."""
-    return [*_FIND_LOWER, *_FIND_CASED, *_UPPER, *_REVERSIBLE, *_VENDOR_LIST]
+def anchors() -> list[str]:
+    """Every anchor the scan looks for (see `_windows`'s ``present``)."""
+    return [*_FIND_LOWER, *_FIND_CASED, *_UPPER, *_REVERSIBLE]
 
 
 def _only_cased() -> dict[str, list[str]]:
     """Lower-cased keyword -> its case-sensitive anchors, where it is nothing else."""
-    other = {*_FIND_LOWER, *_REVERSIBLE, *_VENDOR_LIST}
+    other = {*_FIND_LOWER, *_REVERSIBLE}
     cased: dict[str, list[str]] = {}
     for anchor in (*_FIND_CASED, *_UPPER):
         if anchor.lower() not in other:
@@ -362,34 +364,36 @@ def _only_cased() -> dict[str, list[str]]:
 
 
 _ONLY_CASED = _only_cased()
-# Lower-case keywords that open windows only where they start a word (see `_add`).
-_ONLY_AT_WORD_START = frozenset(
+# Lower-case keywords that open windows only where they start a word (see `_add`): the
+# compiled engine looks for them there only.
+ONLY_AT_WORD_START = frozenset(
     anchor
     for table in (_FIND_LOWER, _REVERSIBLE)
     for anchor, entries in table.items()
     if all(start for _, start in entries)
-    and anchor not in _VENDORS
     and not any(anchor in t and t is not table for t in (_FIND_LOWER, _REVERSIBLE))
 )
 
 
-def sharpen(present: frozenset[str], text: str, lowered: str) -> frozenset[str]:
-    """``present`` (keywords found in the lower-cased text) without those that open no
-    window: case-sensitive anchors absent from ``text``, and anchors that must start a
-    word and never do."""
-    dropped = []
-    for word in present:
-        cased = _ONLY_CASED.get(word)
-        if cased is not None:
-            if not any(anchor in text for anchor in cased):
-                dropped.append(word)
-        elif word in _ONLY_AT_WORD_START and _AT_WORD_START[word].search(lowered) is None:
-            dropped.append(word)
+def sharpen(present: frozenset[str], text: str) -> frozenset[str]:
+    """``present`` (keywords found in the lower-cased text) without the case-sensitive
+    anchors that ``text`` does not hold (``SK``: every "task" holds "sk")."""
+    dropped = [
+        word
+        for word in present
+        if (cased := _ONLY_CASED.get(word)) is not None
+        and not any(anchor in text for anchor in cased)
+    ]
     return present.difference(dropped) if dropped else present
 
 
 def _windows(
-    text: str, lowered: str, *, any_start: bool, present: frozenset[str] | None = None
+    text: str,
+    lowered: str,
+    *,
+    any_start: bool,
+    present: frozenset[str] | None = None,
+    vendor_at: list[int] | None = None,
 ) -> Windows:
     """rule index -> windows (start, end) where the rule's regex must run.
 
@@ -400,7 +404,7 @@ def _windows(
     windows: Windows = {}
     n = len(text)
     if present is not None:
-        if not present:
+        if not present and not vendor_at:
             return windows
     elif n <= _SHORT and not any_start:
         (_, lower_gate), (_, upper_gate) = _GATE.get()
@@ -424,19 +428,20 @@ def _windows(
             continue
         for m in pattern.finditer(text):
             _add(windows, lowered, _UPPER[m.group()], m.start(), m.end() - m.start(), any_start)
-    reversed_text = lowered[::-1]
+    reversed_text = ""  # made when first needed (a copy of a long text costs)
     for first, pattern in _REVERSED_SEARCH.get():
         if first not in lowered or (
             present is not None and _REVERSED_GROUPS[first].isdisjoint(present)
         ):
             continue
+        reversed_text = reversed_text or lowered[::-1]
         for m in pattern.finditer(reversed_text):
             cut_start = n - m.end()  # where the cut anchor starts in the text
             for anchor in _REVERSED[m.group()]:
                 if lowered.startswith(anchor, cut_start):
                     entries = _REVERSIBLE[anchor]
                     _add(windows, lowered, entries, cut_start, len(anchor), any_start)
-    _assignments(windows, lowered, reversed_text, present)
+    _assignments(windows, lowered, reversed_text, vendor_at)
     return windows
 
 
@@ -445,29 +450,45 @@ def _windows(
 # finds what a scan of the whole text finds from there on.
 _OPERATOR_CHARS = frozenset(":=,>|`'\"\\ \t\n\r\f\v")
 _VENDOR_REACH = 3 + 64 + 1 + 75  # the most characters _NAME reads before an operator
+# What lies between a vendor keyword in a name that _NAME reads and the operator after it:
+# the rest of the name, a comma, quotes and blanks, operator characters (no possessive
+# repeats: this must match wherever _NAME can have read backwards). Also RE2 syntax.
+TO_OPERATOR = r"[\w.\- \t]{0,75},?[\"' \t\r\n\\]{0,64}[:?=|]{0,3}[:=,>|]"
+_TO_OPERATOR = re.compile(TO_OPERATOR, _A)
+
+
+def vendor_keywords(lowered: str) -> list[int]:
+    """Where a vendor keyword starts that an operator follows closely enough for it to be
+    in the operator's name (`_NAME`): where an assignment rule may match."""
+    found = []
+    to_operator = _TO_OPERATOR.match
+    for kw in VENDOR_LIST:
+        i = lowered.find(kw)
+        while i >= 0:
+            if to_operator(lowered, i + len(kw)) is not None:
+                found.append(i)
+            i = lowered.find(kw, i + 1)
+    return found
 
 
 def _assignments(
-    windows: Windows, lowered: str, reversed_text: str, present: frozenset[str] | None
+    windows: Windows, lowered: str, reversed_text: str, vendor_at: list[int] | None
 ) -> None:
     """Add windows around assignments to a name that holds a vendor keyword.
 
-    Only operators up to _VENDOR_REACH characters after a vendor keyword can have one in
-    their name, so only those stretches are scanned (vendor keywords are rare; operators
-    are not). The scans start where no operator match can run across (_OPERATOR_CHARS), so
-    they find the operators a scan of the whole text finds, in the same order."""
+    With ``vendor_at`` (`vendor_keywords`, or more: the compiled engine finds them all in
+    its one pass), only operators up to _VENDOR_REACH characters after a vendor keyword
+    can have one in their name, so only those stretches are scanned (vendor keywords are
+    rare; operators are not). The scans start where no operator match can run across
+    (_OPERATOR_CHARS), so they find the operators a scan of the whole text finds, in the
+    same order."""
     n = len(lowered)
-    if present is None and n <= _SHORT:
-        _scan_assignments(windows, lowered, reversed_text, [(0, n)])
+    if vendor_at is None:  # 85 searches for vendor keywords cost more than one of operators
+        _scan_assignments(windows, lowered, reversed_text or lowered[::-1], [(0, n)])
         return
-    stretches: list[tuple[int, int]] = []
-    for kw in _VENDOR_LIST if present is None else _VENDOR_SET & present:
-        i = lowered.find(kw)
-        while i >= 0:
-            stretches.append((i + 1, i + 1 + _VENDOR_REACH))
-            i = lowered.find(kw, i + 1)
+    stretches = [(i + 1, i + 1 + _VENDOR_REACH) for i in vendor_at]
     if stretches:
-        _scan_assignments(windows, lowered, reversed_text, _merge(stretches))
+        _scan_assignments(windows, lowered, reversed_text or lowered[::-1], _merge(stretches))
 
 
 def _scan_assignments(
@@ -513,11 +534,18 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 Hit = tuple[str, int, int, int]  # (rule id, start, end, match start)
 
 
-def hits(text: str, lowered: str, present: frozenset[str] | None = None) -> list[Hit]:
+def hits(
+    text: str,
+    lowered: str,
+    present: frozenset[str] | None = None,
+    vendor_at: list[int] | None = None,
+) -> list[Hit]:
     """Findings of the gitleaks rules in ``text`` (``lowered`` is its lower-cased copy of
-    the same length; ``present``: see `_windows`)."""
+    the same length). The compiled engine passes ``present`` (see `_windows`) and
+    ``vendor_at`` (every place `vendor_keywords` would report, and maybe others)."""
     out: list[Hit] = []
-    for index, spans in _windows(text, lowered, any_start=False, present=present).items():
+    windows = _windows(text, lowered, any_start=False, present=present, vendor_at=vendor_at)
+    for index, spans in windows.items():
         rule = _RULES[index]
         for start, end in _merge(spans):
             _search(rule, text, start, end, None, out)
