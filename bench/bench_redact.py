@@ -7,13 +7,15 @@ Generates about ``--mb`` MB of mixed transcript text at run time (JSONL tool cal
 results, prose, code, shell output, git logs, paths, URLs) with roughly one secret per 50 KB,
 then prints:
 
-- redact_text throughput (median of 3 runs) and how many secrets it found;
+- redact_text throughput (median of 3 runs) and how many secrets it found, with the full
+  rule set (the hand-written rules and every gitleaks default rule), on the compiled
+  engine (RE2: library, importers, ``run``) and on the standard-library one (the hook);
 - the naive baseline: gitleaks-style patterns (leading ``\\b``, ``(?i)``, one regex per rule)
   each run over the whole text, and the speed-up over it;
 - the cost of one call on a 300-byte benign JSON string (the store's per-field case);
 - hostile inputs (a rule's parts repeated: Kubernetes manifests, assignments, escapes) at
   two sizes (``--hostile-kb 50,200``), in us per KB: the ratio must stay near 1 (linear);
-- a final line ``redact: N MB/s (target >= 50)``.
+- a final line ``redact: N MB/s (target >= 100)`` (the compiled engine).
 
 ``--against DIR`` instead measures this tree and DIR's ``src`` (a checkout before a change)
 in alternating subprocesses, ``--rounds`` times each, and prints both ranges and the ratio.
@@ -39,6 +41,7 @@ try:
 except ImportError:  # not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+import agentkeep.redact as _redact
 from agentkeep.redact import redact_text, scan
 
 ALNUM = string.ascii_letters + string.digits
@@ -316,19 +319,49 @@ def timed(fn, *args) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - start
 
 
-def _one_round(mb: float, seed: int) -> None:
-    """Print one JSON line: throughput (best of 3) and the cost of a short field."""
-    text, _ = make_transcript(int(mb * 1_000_000), seed)
-    best = min(timed(redact_text, text) for _ in range(3))
-    field = json.dumps(
-        {"tool_use_id": "toolu_01ABCdef", "content": "3 files changed", "cwd": "/home/dev/p"}
-    )
-    n = 5000
+class standard_library_engine:
+    """Run `agentkeep.redact` on its standard-library engine (the hook's) inside."""
+
+    def __enter__(self) -> None:
+        self.saved = getattr(_redact, "_fast", None)
+        _redact._fast = False  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc: object) -> None:
+        _redact._fast = self.saved  # type: ignore[attr-defined]
+
+
+BENIGN = json.dumps(
+    {
+        "id": "task-0192",
+        "title": "Refactor the session store to batch writes",
+        "status": "in_progress",
+        "assignee": "agent-7",
+        "paths": ["src/agentkeep/store.py", "tests/test_store.py"],
+        "note": "Measured 5.8k commits/s with synchronous=FULL; batching 1,000 rows takes"
+        " about 5 ms.",
+    }
+)[:300]
+
+
+def per_call_us(text: str, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
-        redact_text(field)
-    per_call = (time.perf_counter() - start) / n * 1e6
-    print(json.dumps({"mb_s": len(text.encode()) / 1e6 / best, "us": per_call}))
+        redact_text(text)
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def _one_round(mb: float, seed: int) -> None:
+    """Print one JSON line: throughput (best of 3) and the cost of a short field, on the
+    default engine and on the standard-library one."""
+    text, _ = make_transcript(int(mb * 1_000_000), seed)
+    size = len(text.encode()) / 1e6
+    best = min(timed(redact_text, text) for _ in range(3))
+    us = per_call_us(BENIGN, 5000)
+    with standard_library_engine():
+        best_stdlib = min(timed(redact_text, text) for _ in range(3))
+        us_stdlib = per_call_us(BENIGN, 5000)
+    print(json.dumps({"mb_s": size / best, "us": us, "mb_s_stdlib": size / best_stdlib,
+                      "us_stdlib": us_stdlib}))  # fmt: skip
 
 
 # Hostile inputs: text made of one rule's parts repeated. Each is timed at two sizes; the
@@ -398,12 +431,14 @@ def _side_by_side(args: argparse.Namespace) -> None:
             )  # fmt: skip
             results[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
     for name, rows in results.items():
-        rates = sorted(r["mb_s"] for r in rows)
-        costs = sorted(r["us"] for r in rows)
-        print(
-            f"{name}: {rates[0]:.1f}-{rates[-1]:.1f} MB/s, {costs[0]:.1f}-{costs[-1]:.1f} us per"
-            " short field"
-        )
+        for key, label in (("", "default engine"), ("_stdlib", "standard-library engine")):
+            rates = sorted(r["mb_s" + key] for r in rows)
+            costs = sorted(r["us" + key] for r in rows)
+            print(
+                f"{name}, {label}: {statistics.median(rates):.1f} ({rates[0]:.1f}-"
+                f"{rates[-1]:.1f}) MB/s, {statistics.median(costs):.1f} ({costs[0]:.1f}-"
+                f"{costs[-1]:.1f}) us per {len(BENIGN)}-byte benign field"
+            )
     if args.hostile_kb:
         _report_pathological(trees, _hostile_sizes(args.hostile_kb))
     ours = statistics.median(r["mb_s"] for r in results["this tree"])
@@ -455,6 +490,10 @@ def main() -> None:
         per_rule[m.rule] = per_rule.get(m.rule, 0) + 1
     print(f"redact_text: median {median * 1000:.0f} ms of {[round(r * 1000) for r in runs]} ms")
     print(f"  found {len(found)} secrets: {dict(sorted(per_rule.items()))}")
+    with standard_library_engine():
+        runs_stdlib = [timed(redact_text, text) for _ in range(3)]
+        assert scan(text) == found, "the two engines disagree"
+    print(f"  standard-library engine (the hook's): {mb / statistics.median(runs_stdlib):.1f} MB/s")
 
     sample = text[: int(args.naive_mb * 1_000_000)]
     sample_mb = len(sample.encode()) / 1e6
@@ -467,30 +506,20 @@ def main() -> None:
         f" ({naive / ours:.1f}x faster)"
     )
 
-    benign = json.dumps(
-        {
-            "id": "task-0192",
-            "title": "Refactor the session store to batch writes",
-            "status": "in_progress",
-            "assignee": "agent-7",
-            "paths": ["src/agentkeep/store.py", "tests/test_store.py"],
-            "note": "Measured 5.8k commits/s with synchronous=FULL; batching 1,000 rows takes"
-            " about 5 ms.",
-        }
-    )[:300]
-    n = 20_000
-    start = time.perf_counter()
-    for _ in range(n):
-        redact_text(benign)
-    per_call = (time.perf_counter() - start) / n * 1e6
-    print(f"redact_text on a {len(benign)}-byte benign JSON string: {per_call:.2f} us per call")
+    per_call = per_call_us(BENIGN, 20_000)
+    with standard_library_engine():
+        per_call_stdlib = per_call_us(BENIGN, 20_000)
+    print(
+        f"redact_text on a {len(BENIGN)}-byte benign JSON string: {per_call:.2f} us per call"
+        f" (standard-library engine: {per_call_stdlib:.2f} us)"
+    )
 
     if args.hostile_kb:
         here = str(Path(__file__).resolve().parent.parent / "src")
         _report_pathological({"this tree": here}, _hostile_sizes(args.hostile_kb))
 
     throughput = mb / median
-    print(f"redact: {throughput:.1f} MB/s (target >= 50)")
+    print(f"redact: {throughput:.1f} MB/s (target >= 100)")
 
 
 if __name__ == "__main__":

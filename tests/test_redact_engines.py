@@ -327,3 +327,96 @@ def test_long_hostile_inputs_give_identical_results() -> None:
     for unit in ("ghp_", "key=", "adafruit_key = ", '"aws_key": "', "eyJ", "://", "s.", "=",
                  "kind: secret\ndata:\n", "\\\\\\\"", "password ", "İ"):  # fmt: skip
         both(unit * (20_000 // len(unit)))
+
+
+# -- the keyword gate ------------------------------------------------------------------------
+
+
+def _json_values():  # type: ignore[no-untyped-def]
+    from test_redact import json_values
+
+    return json_values
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_json_values(), st.booleans())
+def test_the_compiled_gate_never_misses_a_secret_in_a_json_document(
+    value: object, ascii_only: bool
+) -> None:
+    document = json.dumps(value, ensure_ascii=ascii_only)
+    with engine("re2"):
+        _, counts = redact.redact_value(value)
+        if counts:
+            assert redact.may_contain_secret(document)
+            assert redact.may_contain_secret(json.dumps({"line": document}))
+        if not redact.may_contain_secret(document):
+            assert redact.redact_text(document) == (document, {})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts, st.booleans())
+def test_the_compiled_gate_never_misses_a_secret_in_text_or_in_its_json(
+    text: str, ascii_only: bool
+) -> None:
+    with engine("re2"):
+        if redact.scan(text):
+            assert redact.may_contain_secret(text)
+            assert redact.may_contain_secret(json.dumps([text], ensure_ascii=ascii_only))
+            assert redact.may_contain_secret(json.dumps({text: 1}, ensure_ascii=ascii_only))
+
+
+def test_the_compiled_gate_passes_every_gitleaks_sample_in_json() -> None:
+    with engine("re2"):
+        for sample in GITLEAKS_SAMPLES + SECRETS:
+            for wrapped in (sample, f"x\t{sample}\n", f"{sample[:3]}\u00e9"):
+                if redact.scan(wrapped):
+                    for ascii_only in (True, False):
+                        doc = json.dumps({"output": wrapped}, ensure_ascii=ascii_only)
+                        assert redact.may_contain_secret(doc), doc
+
+
+def test_the_compiled_gate_lets_ordinary_prose_and_code_through() -> None:
+    """Words such as "token" or "key" in prose and code, and "tests." or "task", open
+    the standard-library gate; the compiled one needs what a rule needs after them."""
+    ordinary = [
+        "The token count is over the model's limit, so I will trim the context first.",
+        "Each key in the cache maps to a parsed file; a missing key means we read it again.",
+        "def refresh_token(self) -> str:\n    return response.json()['access_token']\n",
+        "Reading src/parser/lists.py; the task runs tests. See events.at for details.",
+        "for key in sorted(config):\n    if len(tokens) > max_tokens: break\n",
+    ]
+    for text in ordinary:
+        doc = json.dumps({"role": "assistant", "text": text})
+        with engine("stdlib"):
+            assert redact.may_contain_secret(doc)
+        with engine("re2"):
+            assert not redact.may_contain_secret(doc), text
+
+
+def test_the_compiled_gate_takes_json_escapes_where_a_rule_takes_the_character() -> None:
+    value = "Q9xZ3kLm8pW2vT7rQ9xZ"
+    texts = [
+        f"API_KEY\t=\t{value}",
+        f"api_key:\t'{value}'",
+        f"db_password = '{value[:4]}\t{value[4:]}'",
+        f"api_key = '{value[:4]}\x01{value[4:]}'",
+        f"api_key = {value[:4]}\x08{value[4:]}",
+        f"api_key = {value[:4]}\x02{value[4:]}",
+        f'{{"api_key": "{value}"}}',
+        f'"password"\t:\t"{value}"',
+        f"adafruit_key\t=\t{value}{value[:12]}",
+        f"ADAFRUIT_KEY\n=\n{value}{value[:12]}",
+        f"https://user:{value}@db.internal\x01x/",
+        f"https://us\x01er:{value}@db.internal/",
+    ]
+    with engine("re2"):
+        for text in texts:
+            assert redact.scan(text), text
+            for ascii_only in (True, False):
+                for value in ([text], {text: 0}):
+                    doc = json.dumps(value, ensure_ascii=ascii_only)
+                    assert redact.redact_value(value)[1]
+                    assert redact.may_contain_secret(doc), doc
+                    outer = {"inner": doc}
+                    if redact.redact_value(outer)[1]:  # a rule sees through the escapes
+                        assert redact.may_contain_secret(json.dumps(outer)), doc

@@ -304,7 +304,18 @@ def may_contain_secret(text: str) -> bool:
     Sound for JSON documents too: no keyword contains a character JSON escapes (``"``,
     backslash, control characters; tested), so a keyword inside any string of a value
     also appears in its serialisation.
+
+    With the compiled engine, a keyword counts only with what its rules need after it
+    (``key`` or ``token`` before an assignment operator and a value, not in prose), and
+    an anchor that must start a word (``s.``) only there; the escapes JSON puts into a
+    string are taken wherever a rule takes the character (`agentkeep.redact.fast`).
     """
+    if fast := _fast_engine():
+        return (
+            fast[0].may_contain(text)
+            or _ESCAPE_PROBE.search(text) is not None
+            or _PERCENT_PROBE.search(text) is not None
+        )
     for anchor, entries in _TEXT_GATES:
         if anchor in text:
             for needle, _bits in entries:
@@ -324,8 +335,6 @@ def may_contain_secret(text: str) -> bool:
 # The compiled engine (`agentkeep.redact.fast`), False where it is not used: in the hook's
 # process, which imports the standard library only, or where RE2 cannot be imported.
 _fast: Any = None
-# Below this many characters the standard-library gates are as cheap as RE2's call.
-_FAST_MIN = 0
 
 
 def _fast_engine() -> Any:
@@ -344,7 +353,7 @@ def _fast_engine() -> Any:
 
 def _raw_hits(text: str) -> list[_Hit]:
     lowered = _lower(text)
-    if len(text) >= _FAST_MIN and (fast := _fast_engine()):
+    if fast := _fast_engine():
         return _raw_hits_located(text, lowered, *fast)
     passes: Iterable[_Pass] = _PASSES
     if len(text) <= _SMALL:

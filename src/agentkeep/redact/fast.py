@@ -44,8 +44,9 @@ from agentkeep.redact import gitleaks as _gitleaks
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from collections.abc import Sequence
+    from typing import Any
 
-__all__ = ["RELAXED", "Engine", "ascii_bytes"]
+__all__ = ["GATE_RELAXED", "RELAXED", "Engine", "ascii_bytes", "cased_bytes"]
 
 _DEL_HANDLER = "agentkeep.redact.del"
 
@@ -61,6 +62,54 @@ codecs.register_error(_DEL_HANDLER, _one_byte_each)
 def ascii_bytes(text: str) -> bytes:
     """``text`` as one byte per character: non-ASCII code points become DEL."""
     return text.encode("ascii", _DEL_HANDLER)
+
+
+_CASED_HANDLER = "agentkeep.redact.cased"
+
+
+def _lower_or_del(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeEncodeError)
+    out = []
+    for ch in error.object[error.start : error.end]:
+        low = "i" if ch == "\u0130" else ch.lower()  # as agentkeep.redact._lower has it
+        out.append(low if len(low) == 1 and low.isascii() else "\x7f")
+    return "".join(out), error.end
+
+
+codecs.register_error(_CASED_HANDLER, _lower_or_del)
+
+
+def cased_bytes(text: str) -> bytes:
+    """``text`` as one byte per character, case kept, for patterns that ignore case where
+    the rules do: a non-ASCII code point that lower-cases to an ASCII letter (the Kelvin
+    sign, U+0130) becomes that letter, any other one DEL."""
+    return text.encode("ascii", _CASED_HANDLER)
+
+
+# The keyword gate (`agentkeep.redact.may_contain_secret`) must hold for JSON documents:
+# no rule may match in a string inside one where the gate finds nothing in the document.
+# So its relaxations take, wherever a rule takes a character that JSON escapes, the escape
+# as well (``\t`` for a tab, ``\"`` for a quote, ``\u00XX`` for a control character).
+# (The escapes of the characters a quoted value may hold; a bare value holds no blank.)
+_QUOTED_ESCAPE = r"\\(?:[tbf/]|u[0-9a-fA-F]{4})"
+_BARE_ESCAPE = r"\\(?:[b/]|u[0-9a-fA-F]{4})"
+_GATE_ASSIGNMENT = (
+    r"[\w.-]{0,40}(?:\\*[\"'`])?(?:[ \t]|\\t){0,8}(?:=>|:{1,3}=|\?=|={1,3}|:|,|\|\||>)"
+    r"(?:[ \t]|\\t){0,8}(?:(?:\\*[\"'`]){1,3}"
+    rf"(?:[^\"'`\\\r\n]|{_QUOTED_ESCAPE}){{6}}"
+    rf"|(?:[^ \t\n\r\f\v\"'`,;\\(){{}}\[\]<>|&]|{_BARE_ESCAPE}){{6}})"
+)
+GATE_RELAXED: dict[str, str] = {
+    **{
+        kw: f"(?i:{kw}){_GATE_ASSIGNMENT}"
+        for kw in ("key", "token", "secret", "passw", "pwd", "auth", "cred", "api", "access")
+    },
+    "://": r"://(?:[^ \t\n\r\f\v:/?#@'\"<>\[\]`])*:",
+}
+# An anchor that counts only at the start of a word: after a non-word character, at the
+# start, or after an escape (a newline before it is "\n" in the document).
+_WORD_START = r"(?:^|[^a-zA-Z0-9_]|\\[a-zA-Z]|\\u[0-9a-fA-F]{4})"
+_GATE_TO_OPERATOR = r"(?:[\w.\- \t]|\\t){0,75},?(?:[\"' \t\r\n\\]|\\[tnr]){0,128}[:?=|]{0,3}[:=,>|]"
 
 
 # The relaxations (see the module docstring): keyword -> what may follow it. Each is a
@@ -106,6 +155,7 @@ class Engine:
         self.search = re2.compile(
             "|".join(f"(?:{alt})" for alt in alternatives).encode(), options
         ).search
+        self.gate_search = self._gate(keyword_sets).search
         # gitleaks: every anchor and vendor keyword, lower-cased, as a literal of one Set.
         self.words = sorted({w.lower() for w in _gitleaks.anchors()})
         # Anchors that count only where they start a word are looked for there only.
@@ -122,6 +172,30 @@ class Engine:
         probe = (" " + " ".join(self.words)).encode()
         if sorted(words.Match(probe) or ()) != list(range(len(self.words))):
             raise RuntimeError("the RE2 keyword set does not find its own keywords")
+
+    def _gate(self, keyword_sets: Sequence[tuple[tuple[str, ...], bool]]) -> Any:
+        alternatives: dict[str, None] = {}
+        for keywords, on_lower in keyword_sets:
+            for kw in keywords:
+                literal = re.escape(kw)
+                alternatives[
+                    GATE_RELAXED.get(kw) or (f"(?i:{literal})" if on_lower else literal)
+                ] = None
+        for anchor in _gitleaks.anchors():
+            literal = f"(?i:{re.escape(anchor)})" if anchor == anchor.lower() else re.escape(anchor)
+            if anchor in _gitleaks.ONLY_AT_WORD_START:
+                literal = _WORD_START + literal
+            alternatives[literal] = None
+        vendors = "|".join(map(re.escape, _gitleaks.VENDOR_LIST))
+        alternatives[f"(?i:{vendors}){_GATE_TO_OPERATOR}"] = None
+        options = re2.Options()
+        options.max_mem = 64 << 20
+        return re2.compile("|".join(f"(?:{alt})" for alt in alternatives).encode(), options)
+
+    def may_contain(self, text: str) -> bool:
+        """Whether a rule may match in ``text``, or in a string of the JSON document
+        ``text`` is (escapes aside: see `agentkeep.redact.may_contain_secret`)."""
+        return self.gate_search(cased_bytes(text)) is not None
 
     def starts(self, data: bytes) -> list[int]:
         """Every position of ``data`` (`ascii_bytes` of the lower-cased text) where a
