@@ -39,10 +39,7 @@ TESTS = Path(__file__).resolve().parent
 
 
 def _compiled() -> tuple[fast.Engine, object]:
-    engine = redact._fast_engine()
-    if not engine:  # this process imported the hook: build the engine anyway
-        engine = (fast.Engine([(p.keywords, p.on_lower) for p in redact._PASSES]), fast)
-    return engine  # type: ignore[no-any-return]
+    return fast.Engine([(p.keywords, p.on_lower) for p in redact._PASSES]), fast
 
 
 ENGINE = _compiled()
@@ -420,3 +417,25 @@ def test_the_compiled_gate_takes_json_escapes_where_a_rule_takes_the_character()
                     outer = {"inner": doc}
                     if redact.redact_value(outer)[1]:  # a rule sees through the escapes
                         assert redact.may_contain_secret(json.dumps(outer)), doc
+
+
+def test_the_compiled_engine_is_built_once_enough_text_was_handed_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(redact, "_fast", None)
+    monkeypatch.setattr(redact, "_handed", 0)
+    monkeypatch.delitem(sys.modules, "agentkeep.hook", raising=False)
+    redact.redact_text("a short field")
+    assert redact._fast is None  # a short-lived command never pays for RE2
+    redact.redact_text("x" * redact._FAST_AFTER)
+    assert redact._fast and isinstance(redact._fast[0], fast.Engine)
+
+
+def test_the_hooks_process_keeps_the_standard_library_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(redact, "_fast", None)
+    monkeypatch.setattr(redact, "_handed", 0)
+    monkeypatch.setitem(sys.modules, "agentkeep.hook", sys.modules[__name__])
+    redact.redact_text("x" * (2 * redact._FAST_AFTER))
+    assert redact._fast is False

@@ -18,12 +18,16 @@ Guarantees:
 - Any ``str`` is accepted (lone surrogates, NUL, megabytes). Anything unexpected inside is
   raised as `agentkeep.errors.RedactionFailed`, so the caller can fail closed.
 
-How it is fast (the hand-written rules; the gitleaks rules, see `agentkeep.redact.gitleaks`,
-add two to three times their cost). A straightforward port (one gitleaks-style regex per
-rule over the whole text) runs at about 1 MB/s on the transcripts of ``bench/bench_redact.py``;
-this module runs
-at about 65 MB/s there (20 MB, 2-core machine, single thread), and a 300-character field
-takes about 2-6 us, because:
+Two engines, identical results. In the hook's process (standard library only) the rules
+run as described below. Everywhere else one RE2 pass first finds every position where a
+rule can match, and the same rule code runs at those positions only
+(`agentkeep.redact.fast`; tests/test_redact_engines.py compares the two). A
+straightforward port (one gitleaks-style regex per rule over the whole text) runs at about
+1 MB/s on the transcripts of ``bench/bench_redact.py``; the standard-library engine at
+about 20 MB/s with the full rule set, the compiled one at two to three times that.
+
+How the standard-library engine is fast (the hand-written rules; the gitleaks rules, see
+`agentkeep.redact.gitleaks`, add two to three times their cost):
 
 - every scan pattern starts with a literal keyword, so ``re`` jumps between keyword hits with
   its C literal-prefix search, and the commonest non-secrets are rejected inside the pattern;
@@ -310,7 +314,7 @@ def may_contain_secret(text: str) -> bool:
     an anchor that must start a word (``s.``) only there; the escapes JSON puts into a
     string are taken wherever a rule takes the character (`agentkeep.redact.fast`).
     """
-    if fast := _fast_engine():
+    if fast := _fast_engine(len(text)):
         return (
             fast[0].may_contain(text)
             or _ESCAPE_PROBE.search(text) is not None
@@ -335,11 +339,18 @@ def may_contain_secret(text: str) -> bool:
 # The compiled engine (`agentkeep.redact.fast`), False where it is not used: in the hook's
 # process, which imports the standard library only, or where RE2 cannot be imported.
 _fast: Any = None
+# Building it costs ~20 ms (importing RE2, compiling), more than a short-lived command
+# spends on redaction: it is built once the process has handed over this much text.
+_FAST_AFTER = 1 << 16
+_handed = 0
 
 
-def _fast_engine() -> Any:
-    global _fast
+def _fast_engine(size: int) -> Any:
+    global _fast, _handed
     if _fast is None:
+        _handed += size
+        if _handed < _FAST_AFTER:
+            return False
         _fast = False
         if "agentkeep.hook" not in sys.modules:
             try:
@@ -353,7 +364,7 @@ def _fast_engine() -> Any:
 
 def _raw_hits(text: str) -> list[_Hit]:
     lowered = _lower(text)
-    if fast := _fast_engine():
+    if fast := _fast_engine(len(text)):
         return _raw_hits_located(text, lowered, *fast)
     passes: Iterable[_Pass] = _PASSES
     if len(text) <= _SMALL:
