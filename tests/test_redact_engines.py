@@ -39,7 +39,9 @@ TESTS = Path(__file__).resolve().parent
 
 
 def _compiled() -> tuple[fast.Engine, object]:
-    return fast.Engine([(p.keywords, p.on_lower) for p in redact._PASSES]), fast
+    compiled = fast.Engine([(p.keywords, p.on_lower) for p in redact._PASSES])
+    compiled.dense = 1  # never hand dense text to the standard-library engine here
+    return compiled, fast
 
 
 ENGINE = _compiled()
@@ -69,7 +71,9 @@ def missed_matches(text: str, eng: fast.Engine | None = None) -> list[tuple[str,
     """(pattern, position) of every exact match the prefilter gives no candidate for."""
     eng = eng or ENGINE[0]
     lowered = redact._lower(text)
-    *candidates, _vendors = eng.candidates(text, lowered, fast.ascii_bytes(lowered))
+    found_all = eng.candidates(text, lowered, fast.ascii_bytes(lowered))
+    assert found_all is not None, "a test text this dense is checked elsewhere"
+    *candidates, _vendors = found_all
     missed = []
     for scan_pass, found in zip(redact._PASSES, candidates, strict=True):
         source = lowered if scan_pass.on_lower else text
@@ -162,6 +166,7 @@ def test_a_relaxation_that_demands_too_much_is_caught(monkeypatch: pytest.Monkey
     monkeypatch.setitem(fast.RELAXED, "key", "key[0-9]")
     monkeypatch.setitem(fast.RELAXED, "api", "api[0-9]")
     wrong = fast.Engine([(p.keywords, p.on_lower) for p in redact._PASSES])
+    wrong.dense = 1
     assert missed_matches(text, wrong) != []
 
 
@@ -241,7 +246,10 @@ def test_present_keywords_open_the_same_windows(text: str) -> None:
     lowered = redact._lower(text)
     eng = ENGINE[0]
     data = fast.ascii_bytes(lowered)
-    vendor_at = eng.candidates(text, lowered, data)[-1]
+    found = eng.candidates(text, lowered, data)
+    if found is None:  # dense with keywords: the standard-library engine runs
+        return
+    vendor_at = found[-1]
     assert set(gl.vendor_keywords(lowered)) <= set(vendor_at)
     present = eng.present(data, text)
     assert gl.hits(text, lowered, present, vendor_at) == gl.hits(text, lowered)
@@ -439,3 +447,12 @@ def test_the_hooks_process_keeps_the_standard_library_engine(
     monkeypatch.setitem(sys.modules, "agentkeep.hook", sys.modules[__name__])
     redact.redact_text("x" * (2 * redact._FAST_AFTER))
     assert redact._fast is False
+
+
+def test_text_dense_with_keywords_goes_to_the_standard_library_engine() -> None:
+    default = fast.Engine([(p.keywords, p.on_lower) for p in redact._PASSES])
+    dense = "://" * 10_000
+    assert default.candidates(dense, dense, fast.ascii_bytes(dense)) is None
+    ordinary = _bench_generator()(100_000, 4)[0]
+    lowered = redact._lower(ordinary)
+    assert default.candidates(ordinary, lowered, fast.ascii_bytes(lowered)) is not None

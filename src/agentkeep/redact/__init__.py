@@ -365,7 +365,11 @@ def _fast_engine(size: int) -> Any:
 def _raw_hits(text: str) -> list[_Hit]:
     lowered = _lower(text)
     if fast := _fast_engine(len(text)):
-        return _raw_hits_located(text, lowered, *fast)
+        engine, module = fast
+        data = module.ascii_bytes(lowered)
+        candidates = engine.candidates(text, lowered, data)
+        if candidates is not None:  # else text dense with keywords: see Engine.starts
+            return _raw_hits_located(text, lowered, data, engine, candidates)
     passes: Iterable[_Pass] = _PASSES
     if len(text) <= _SMALL:
         # On a short text a needle check (about 0.2 us on 300 characters) is cheaper than a
@@ -419,13 +423,14 @@ def _raw_hits(text: str) -> list[_Hit]:
     return hits
 
 
-def _raw_hits_located(text: str, lowered: str, engine: Any, fast: Any) -> list[_Hit]:
+def _raw_hits_located(
+    text: str, lowered: str, data: bytes, engine: Any, candidates: list[list[int]]
+) -> list[_Hit]:
     """`_raw_hits` with the compiled engine: the same search loop, over the positions where
     the pass can match (see `agentkeep.redact.fast`) instead of ``pattern.search``."""
-    data = fast.ascii_bytes(lowered)
     hits: list[_Hit] = []
-    *candidates, vendor_at = engine.candidates(text, lowered, data)
-    for scan_pass, found in zip(_PASSES, candidates, strict=True):
+    *by_pass, vendor_at = candidates
+    for scan_pass, found in zip(_PASSES, by_pass, strict=True):
         if found:
             source = lowered if scan_pass.on_lower else text
             match = scan_pass.pattern.match

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from collections.abc import Sequence
     from typing import Any
 
-__all__ = ["GATE_RELAXED", "RELAXED", "Engine", "ascii_bytes", "cased_bytes"]
+__all__ = ["DENSE", "GATE_RELAXED", "RELAXED", "Engine", "ascii_bytes", "cased_bytes"]
 
 _DEL_HANDLER = "agentkeep.redact.del"
 
@@ -126,10 +126,29 @@ RELAXED: dict[str, str] = {
         for kw in ("key", "token", "secret", "passw", "pwd", "auth", "cred", "api", "access")
     },
     "://": r"://[^ \t\n\r\f\v:/?#@'\"<>\[\]`]{0,256}:",
+    "authorization": r"authorization(?:\\{0,15}[\"'`])?[ \t]{0,8}[:=]",
     "bearer": r"bearer[ \t]+[\w~+/=.%-]",
+    # Token formats: the prefix and the shortest body (over lower-cased text).
+    "-----begin": r"-----begin[ a-z0-9_-]{0,100}private key",
+    **{kw: kw.lower() + "[a-z2-7]{16}" for kw in ("AKIA", "ASIA", "ABIA", "ACCA")},
+    "A3T": "a3t[a-z0-9][a-z2-7]{16}",
+    **{f"gh{kind}_": f"gh{kind}_[0-9a-z]{{36}}" for kind in "pousr"},
+    "github_pat_": "github_pat_[0-9a-z_]{82}",
+    "glpat-": "glpat-[0-9a-z_-]{20}",
     "sk-": r"sk-[\w-]{20}",
-    "eyJ": r"eyj[\w-]{8}",
+    "xox": r"xox[a-z](?:\.xox[a-z])?-[0-9a-z-]{8}",
+    "xapp-": "xapp-[0-9]-[0-9a-z-]{10}",
+    "hooks.slack.com": r"hooks\.slack\.com/(?:services|workflows|triggers)/[a-z0-9+/_-]{20}",
+    "AIza": r"aiza[\w-]{35}",
+    "hf_": "hf_[a-z0-9]{34}",
+    "npm_": "npm_[a-z0-9]{36}",
+    "pypi-AgEIcHlwaS5vcmc": r"pypi-ageichlwas5vcmc[\w-]{50}",
+    **{f"k_{env}_": f"k_{env}_[a-z0-9]{{10}}" for env in ("live", "test", "prod")},
+    "eyJ": r"eyj[\w-]{8,1000}[\w-]{0,1000}\.eyj[\w-]{8}",  # (RE2 counts to 1,000)
 }
+
+
+DENSE = 256  # bytes per start above which the standard-library engine is faster
 
 
 class Engine:
@@ -145,6 +164,7 @@ class Engine:
                 alternatives[RELAXED.get(kw) or re.escape(kw.lower())] = None
                 self.by_first.setdefault(kw[0].lower(), []).append((kw, index, on_lower))
         self.passes = len(keyword_sets)
+        self.dense = DENSE
         # gitleaks' vendor keywords where an operator may follow (`vendor_keywords`).
         vendors = "|".join(map(re.escape, _gitleaks.VENDOR_LIST))
         alternatives[f"(?:{vendors}){_gitleaks.TO_OPERATOR}"] = None
@@ -197,26 +217,37 @@ class Engine:
         ``text`` is (escapes aside: see `agentkeep.redact.may_contain_secret`)."""
         return self.gate_search(cased_bytes(text)) is not None
 
-    def starts(self, data: bytes) -> list[int]:
+    def starts(self, data: bytes) -> list[int] | None:
         """Every position of ``data`` (`ascii_bytes` of the lower-cased text) where a
         relaxation (or a bare keyword) matches, in order. Each search resumes one byte
-        after the last start, so a start inside an earlier match is reported too."""
+        after the last start, so a start inside an earlier match is reported too.
+
+        ``None`` when there are more than one per ``DENSE`` bytes (and a few): text made
+        of keywords ("://" * 300_000), where a search per start costs more than the
+        standard-library engine, whose patterns reject them in C."""
         search = self.search
         found: list[int] = []
+        limit = 64 + len(data) // self.dense
         pos = 0
         while (m := search(data, pos)) is not None:
             start = m.start()
             found.append(start)
+            if len(found) > limit:
+                return None
             pos = start + 1
         return found
 
-    def candidates(self, text: str, lowered: str, data: bytes) -> list[list[int]]:
+    def candidates(self, text: str, lowered: str, data: bytes) -> list[list[int]] | None:
         """For each pass, the sorted positions where one of its keywords starts and its
         relaxation matches: a superset of where its pattern matches. Last, one more list:
-        where a gitleaks vendor keyword starts and an operator may follow."""
+        where a gitleaks vendor keyword starts and an operator may follow. ``None`` for
+        text dense with keywords (see `starts`)."""
+        starts = self.starts(data)
+        if starts is None:
+            return None
         found: list[list[int]] = [[] for _ in range(self.passes + 1)]
         by_first = self.by_first
-        for start in self.starts(data):
+        for start in starts:
             for kw, index, on_lower in by_first.get(lowered[start], ()):
                 if (lowered if on_lower else text).startswith(kw, start):
                     positions = found[index]
