@@ -222,17 +222,19 @@ class Engine:
         relaxation (or a bare keyword) matches, in order. Each search resumes one byte
         after the last start, so a start inside an earlier match is reported too.
 
-        ``None`` when there are more than one per ``DENSE`` bytes (and a few): text made
-        of keywords ("://" * 300_000), where a search per start costs more than the
-        standard-library engine, whose patterns reject them in C."""
+        ``None`` when there are more than one per ``DENSE`` bytes (and a few), overall or
+        so far: text made of keywords ("://" * 300_000), where a search per start costs
+        more than the standard-library engine, whose patterns reject them in C."""
         search = self.search
         found: list[int] = []
-        limit = 64 + len(data) // self.dense
+        dense = self.dense
+        limit = 64 + len(data) // dense
         pos = 0
         while (m := search(data, pos)) is not None:
             start = m.start()
             found.append(start)
-            if len(found) > limit:
+            n = len(found)
+            if n > 16 and (n > limit or start < n * dense):
                 return None
             pos = start + 1
         return found
