@@ -456,3 +456,18 @@ def test_text_dense_with_keywords_goes_to_the_standard_library_engine() -> None:
     ordinary = _bench_generator()(100_000, 4)[0]
     lowered = redact._lower(ordinary)
     assert default.candidates(ordinary, lowered, fast.ascii_bytes(lowered)) is not None
+
+
+def test_an_engine_that_cannot_be_built_leaves_the_standard_library_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("the RE2 keyword set does not find its own keywords")
+
+    monkeypatch.setattr(redact, "_fast", None)
+    monkeypatch.setattr(redact, "_handed", redact._FAST_AFTER)
+    monkeypatch.delitem(sys.modules, "agentkeep.hook", raising=False)
+    monkeypatch.setattr(fast, "Engine", broken)
+    secret = SECRETS[0]
+    assert redact.scan(f"x {secret} y")
+    assert redact._fast is False

@@ -355,10 +355,10 @@ def _fast_engine(size: int) -> Any:
         if "agentkeep.hook" not in sys.modules:
             try:
                 from agentkeep.redact import fast
-            except ImportError:  # pragma: no cover - google-re2 is a dependency
-                pass
-            else:
+
                 _fast = fast.Engine([(p.keywords, p.on_lower) for p in _PASSES]), fast
+            except Exception:  # RE2 missing or broken: the standard library does the same
+                _fast = False
     return _fast
 
 
