@@ -750,10 +750,18 @@ def _redact_any(value: object, counts: dict[str, int]) -> object:
                 new_key = f"{new_key}#{n}"
             out[new_key] = _redact_any(item, counts)
         return out
+    # Loops, not comprehensions: a comprehension is a frame of its own (Python 3.11), so
+    # the walk would take two frames per level and fail on values json.loads accepted.
     if isinstance(value, list):
-        return [_redact_any(item, counts) for item in value]
+        items = []
+        for item in value:
+            items.append(_redact_any(item, counts))
+        return items
     if isinstance(value, tuple):
-        return tuple(_redact_any(item, counts) for item in value)
+        members = []
+        for item in value:
+            members.append(_redact_any(item, counts))
+        return tuple(members)
     if isinstance(value, (set, frozenset)):
         return type(value)(_redact_any(item, counts) for item in value)
     if isinstance(value, (bytes, bytearray)):
