@@ -580,6 +580,9 @@ RELEASED = {
     "0007_cost_flat_with_history.sql": (
         "a0b554436ef881552006b98bfa4c0219e99e5d8f7323994744689116c5805c60"
     ),
+    "0008_search_after_capture.sql": (
+        "4f54b2fba8d61cbbe645904a33d44fcba20d7d7149af454aad3a82b4c89d3bea"
+    ),
     "global/0001_baseline.sql": "285c59b869f39129f0ad91a1fb54998dc17e36d5af67ed532f851cf9af571812",
 }
 
@@ -767,3 +770,49 @@ def test_a_store_works_from_an_installed_layout(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(SCHEMA_VERSION), "1"]
+
+
+def test_schema_8_starts_its_watermark_at_the_newest_message_already_indexed(
+    tmp_path: Path,
+) -> None:
+    """An existing store's messages were indexed by schema 5's triggers: the watermark
+    starts at the newest of them, and only messages stored from then on wait for a
+    catch-up."""
+    from agentkeep.backends.sqlite.connection import connect
+    from agentkeep.backends.sqlite.search import SEARCH
+    from agentkeep.migrations import MIGRATIONS, migrate
+
+    path = tmp_path / "state.db"
+    conn = connect(path)
+    try:
+        migrate(conn, backup_dir=None, app_version="test", migrations=MIGRATIONS[:7])
+        conn.execute(
+            "INSERT INTO sessions (source, external_id, status, started_at)"
+            " VALUES ('claude', 's', 'running', '2026-01-01T00:00:00.000Z')"
+        )
+        insert = (
+            "INSERT INTO messages (session_id, seq, role, kind, text, external_id)"
+            " VALUES (1, ?, 'user', 'text', ?, ?)"
+        )
+        for n, text in enumerate(["old walrus", None, "old narwhal"]):
+            conn.execute(insert, (n, text, f"m{n}"))
+        migrate(conn, backup_dir=None, app_version="test", migrations=MIGRATIONS)
+        assert conn.execute("SELECT name, indexed_to FROM search_index").fetchall() == [
+            ("messages", 3)
+        ]
+        assert not SEARCH.behind(conn)
+        conn.execute(insert, (3, "new walrus", "m3"))
+        assert SEARCH.behind(conn)
+
+        def matches(word: str) -> list[int]:
+            sql = "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid"
+            return [row[0] for row in conn.execute(sql, (word,))]
+
+        assert matches("walrus") == [1]
+        conn.execute("BEGIN IMMEDIATE")
+        assert SEARCH.catch_up(conn) == 1
+        conn.execute("COMMIT")
+        assert matches("walrus") == [1, 4] and matches("narwhal") == [3]
+        conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+    finally:
+        conn.close()

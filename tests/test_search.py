@@ -256,6 +256,12 @@ class SpySearch:
         self.ranked.append((source.table, options["limit"]))
         return self.real.rank(conn, source, terms, **options)
 
+    def behind(self, conn: Any) -> bool:
+        return bool(self.real.behind(conn))
+
+    def catch_up(self, conn: Any) -> int:
+        return int(self.real.catch_up(conn))
+
     def snippets(self, conn: Any, source: Any, terms: Any, ids: Any, **options: Any) -> Any:
         self.snippets_for += [(source.table, rowid) for rowid in ids]
         rows = self.real.snippets(conn, source, terms, ids, **options)
@@ -631,3 +637,84 @@ def test_output_scan_reads_only_the_newest_bytes_and_numbers_lines_right(
     assert [(h.line, h.snippet) for h in store.search("ibex")] == [(190, "row 190 «ibex»")]
     monkeypatch.setattr(search_module, "OUTPUT_SCAN_BYTES", 1 << 20)
     assert sorted(h.line for h in store.search("ibex")) == [1, 190]
+
+
+# -- messages are indexed after they are stored (schema 8) ----------------------------------
+
+
+def watermark(store: agentkeep.Store) -> int:
+    row = store._conn.execute("SELECT indexed_to FROM search_index WHERE name = 'messages'")
+    return int(row.fetchone()[0])
+
+
+def indexed(store: agentkeep.Store) -> int:
+    """How many messages messages_fts holds (one docsize row per indexed row)."""
+    return int(store._conn.execute("SELECT count(*) FROM messages_fts_docsize").fetchone()[0])
+
+
+def fts_intact(store: agentkeep.Store) -> None:
+    """The index holds exactly the rows at or below the watermark, with their text."""
+    store._conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+    below = store._conn.execute(
+        "SELECT count(*) FROM messages WHERE id <= ? AND text IS NOT NULL", (watermark(store),)
+    ).fetchone()[0]
+    assert indexed(store) == below
+
+
+def test_messages_are_indexed_by_the_first_search_after_they_are_stored(
+    store: agentkeep.Store,
+) -> None:
+    _, first = add_session(store, "a", ["alpha walrus", "beta"])
+    store.search("beta")
+    assert watermark(store) == first[-1] and indexed(store) == 2
+    _, later = add_session(store, "b", ["gamma walrus", "delta walrus"])
+    assert watermark(store) == first[-1] and indexed(store) == 2  # stored, not indexed
+    assert sorted(ids(store.search("walrus"))) == sorted([first[0], *later])
+    assert watermark(store) == later[-1]
+    fts_intact(store)
+    assert store.catch_up_search() == 0  # nothing left
+
+
+def test_a_read_only_search_finds_the_messages_not_indexed_yet(
+    store: agentkeep.Store, project: Any
+) -> None:
+    _, old = add_session(store, "a", ["walrus one", "nothing"])
+    store.catch_up_search()
+    _, new = add_session(store, "b", ["walrus two", "walrus walrus three"])
+    with agentkeep.open(project, read_only=True) as reader:
+        hits = reader.search("walrus")
+        assert sorted(ids(hits)) == sorted([old[0], new[0], new[1]])
+        snippets = {hit.id: hit.snippet for hit in hits}
+        assert snippets[new[1]] == "«walrus» «walrus» three"
+        assert ids(reader.search("walr*", session=2)) == [new[1], new[0]]
+        assert reader.catch_up_search() == 0  # it cannot write
+    assert watermark(store) == old[-1]  # untouched by the reader
+    # Once caught up, the temporary index is gone and the same rows are found.
+    store.catch_up_search()
+    with agentkeep.open(project, read_only=True) as reader:
+        assert sorted(ids(reader.search("walrus"))) == sorted([old[0], new[0], new[1]])
+
+
+def test_deleting_and_rewriting_messages_on_both_sides_of_the_watermark_keeps_the_index_exact(
+    store: agentkeep.Store,
+) -> None:
+    _, old = add_session(store, "a", ["walrus kept", "walrus gone", "walrus rewritten"])
+    store.catch_up_search()
+    _, new = add_session(store, "b", ["walrus new gone", "walrus new rewritten", "last"])
+    conn = store._conn
+    with store.transaction() as tx:
+        tx.conn.execute("DELETE FROM messages WHERE id IN (?, ?)", (old[1], new[0]))
+        tx.conn.execute("UPDATE messages SET text = 'narwhal' WHERE id IN (?, ?)", (old[2], new[1]))
+    fts_intact(store)  # nothing above the watermark touched the index
+    assert store.catch_up_search() == 2  # new[1] and new[2]
+    fts_intact(store)
+    assert ids(store.search("walrus")) == [old[0]]
+    assert sorted(ids(store.search("narwhal"))) == sorted([old[2], new[1]])
+    # The newest row deleted, its id is used again at or below the watermark: indexed at once.
+    with store.transaction() as tx:
+        tx.conn.execute("DELETE FROM messages WHERE id = ?", (new[2],))
+    _, again = add_session(store, "c", ["walrus reborn"])
+    assert again == [new[2]] and watermark(store) == new[2]
+    fts_intact(store)
+    found = conn.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'reborn'")
+    assert [row[0] for row in found] == [new[2]]

@@ -102,6 +102,13 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         7, "cost_flat_with_history", {"sqlite": sqlite.schema("0007_cost_flat_with_history.sql")}
     ),
+    # Older code would search without catching the index up, missing the newest messages.
+    Migration(
+        8,
+        "search_after_capture",
+        {"sqlite": sqlite.schema("0008_search_after_capture.sql")},
+        min_reader_version=8,
+    ),
 )
 
 # The newest schema this code knows; it is also "this code's version" in the checks.

@@ -733,6 +733,7 @@ class Store(StoreBase):
     transcript_size = _delegate("transcripts", TranscriptService.transcript_size)
 
     search = _delegate("finder", SearchService.search)
+    catch_up_search = _delegate("finder", SearchService.catch_up_search)
 
     stats = _delegate("reports", StatsService.stats)
 

@@ -228,9 +228,22 @@ class Search(Protocol):
     when it holds every term; a term matches when its tokens appear in order as whole
     words — the last one as the beginning of a word when the term is a prefix — with case
     and diacritics ignored; nothing in a term is the engine's query syntax, so no input
-    is a syntax error. The index follows every insert, update and delete in the same
-    transaction. Errors are translated into :mod:`agentkeep.errors`.
+    is a syntax error. A search finds every row stored before it began: the index follows
+    every insert, update and delete in the same transaction, or (a backend that indexes
+    some rows after they are stored) :meth:`catch_up` brings it up to date and
+    :meth:`rank` looks at whatever it has not indexed yet. Errors are translated into
+    :mod:`agentkeep.errors`.
     """
+
+    def behind(self, conn: Connection) -> bool:
+        """Whether rows stored are not in the index yet (:meth:`catch_up` has work)."""
+        ...
+
+    def catch_up(self, conn: Connection) -> int:
+        """Index the rows stored since the last catch-up, inside the caller's write
+        transaction; returns how many. Backends that index every row in its own
+        transaction return 0."""
+        ...
 
     def rank(
         self,

@@ -113,7 +113,8 @@ class HistoryService(Service):
         stop: Callable[[], bool] = lambda: False,
     ) -> None:
         """Import ``sources`` again every ``interval`` seconds until ``stop()`` is true.
-        New lines show up within about one interval plus the time to read them."""
+        New lines show up within about one interval plus the time to read them; after
+        each pass the messages it stored are indexed for search."""
         names = list(sources)
         dirs_at = -WORKTREE_REFRESH_S
         dirs: tuple[str, ...] = ()
@@ -124,6 +125,8 @@ class HistoryService(Service):
                 self.import_history(name, path=path, options=options, project_dirs=dirs)
                 for name in names
             ]
+            # Idle time: index what the pass stored (a search then has nothing to catch up).
+            self._store.catch_up_search()
             if on_pass is not None:
                 on_pass(results)
             deadline = time.monotonic() + interval

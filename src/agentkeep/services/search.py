@@ -15,7 +15,11 @@ the newer row), and snippets are asked for only for the final hits. Scores are h
 better matches (SQLite: ``-bm25``); each kind's score comes from its own index, so they
 compare only roughly. A task's title weighs twice its body.
 
-Kinds and where they are indexed (the index follows each row in its transaction):
+Kinds and where they are indexed (the index follows each row in its transaction, but
+transcript messages, which imports store by the hundred thousand, are indexed after they
+are stored: each search of a writable store first catches the index up
+(:meth:`SearchService.catch_up_search`); on a read-only one the messages not indexed yet are
+searched directly):
 
 - ``message`` (messages.text), ``note`` (notes.body), ``task`` (tasks.title, body);
 - ``capture``: a hook delivery's ``search_text``, a generated column of ``captures`` (its
@@ -362,6 +366,8 @@ class SearchService(OutputSearch):
         if not terms or not wanted:
             return []
         search = self.backend.search
+        if "message" in wanted:
+            self.catch_up_search()
         # (-score, -id, kind, id): best score first; among equals, the newer row.
         candidates: list[tuple[float, int, str, int]] = []
         output: dict[int, SearchHit] = {}
@@ -392,6 +398,20 @@ class SearchService(OutputSearch):
                     details[name, hit.id] = hit
         # A row changed between the two statements has no snippet: it is left out.
         return [details[kind, rowid] for _, _, kind, rowid in chosen if (kind, rowid) in details]
+
+    def catch_up_search(self) -> int:
+        """Index what was stored but is not searchable by the index yet (transcript
+        messages are indexed after an import stores them); returns how many rows. Does
+        nothing on a store this process cannot write, or inside a transaction: a search
+        then looks at those rows directly (slower, never missing one)."""
+        search = self.backend.search
+        if not self.writable or not search.behind(self._conn):
+            return 0
+        try:
+            with self.transaction() as tx:
+                return search.catch_up(tx.conn)
+        except AgentkeepError:  # e.g. inside the caller's own transaction: search the rest
+            return 0
 
     def _hits(
         self,
