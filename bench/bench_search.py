@@ -218,6 +218,7 @@ def build(root: Path, count: int, captures: bool = False) -> tuple[float, int]:
                     )
             size += agent_records(store, first, min(count, first + BATCH), texts)
             print(f"  built {min(count, first + BATCH):,} rows", flush=True)
+        store.catch_up_search()  # messages are indexed after they are stored (schema 8)
     return time.perf_counter() - started, size
 
 
@@ -237,8 +238,9 @@ def agent_records(store: Any, first: int, end: int, texts: Iterator[str]) -> int
 
 def corpus(count: int, rebuild: bool, captures: bool = False) -> Path:
     kind = "captures-" if captures else ""
-    # "-notes": corpora of earlier versions of this script hold no notes or tasks.
-    root = Path(tempfile.gettempdir()) / f"agentkeep-bench-search-{kind}{count}-notes"
+    # "-notes": corpora of earlier versions of this script hold no notes or tasks; "-s8":
+    # schema 8 (opening an older corpus would migrate it, and older code could not read it).
+    root = Path(tempfile.gettempdir()) / f"agentkeep-bench-search-{kind}{count}-notes-s8"
     done = root / "built.txt"
     if rebuild or not done.exists():
         shutil.rmtree(root, ignore_errors=True)
