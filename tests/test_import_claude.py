@@ -942,3 +942,43 @@ def test_watch_picks_up_appended_lines_and_stops_on_sigterm(project: Path) -> No
     assert proc.returncode == 0, err.decode()
     first = json.loads(out.decode().splitlines()[0])
     assert first[0]["source"] == "claude" and first[0]["messages"] == 1
+
+
+def test_repeated_identifiers_are_checked_once_and_a_secret_one_is_redacted_every_time(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer remembers the identifiers it found clean (a role, a model, a tool call's
+    id repeat row after row), never one the redactor changed."""
+    from agentkeep import redact
+
+    secret = generate()["github-classic"][0]
+    model = f"model-{os.getpid()}-{time.monotonic_ns()}"  # not in any cache yet
+    calls: list[str] = []
+    real_gate = redact.may_contain_secret
+
+    def gate(text: str) -> bool:
+        calls.append(text)
+        return bool(real_gate(text))
+
+    monkeypatch.setattr(redact, "may_contain_secret", gate)
+    with store.transaction() as tx:
+        writer = store.capture_writer(tx)
+        session = writer.session("claude", "s-repeat")
+        for n in range(3):
+            writer.message(
+                session,
+                seq=n,
+                external_id=f"e{n}",
+                role="assistant",
+                kind="tool_use",
+                model=model,
+                tool_use_id=secret,
+                text="x",
+            )
+    assert calls.count(model) == 1
+    rows = store._conn.execute("SELECT tool_use_id FROM messages ORDER BY id").fetchall()
+    assert len(rows) == 3 and all(secret not in row[0] for row in rows)
+    recorded = store._conn.execute(
+        "SELECT count(*) FROM redactions WHERE entity = 'messages' AND field = 'tool_use_id'"
+    ).fetchone()[0]
+    assert recorded == 3

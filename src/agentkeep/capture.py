@@ -148,6 +148,10 @@ class Writer:
         # (mid-import, a session's last activity is only as new as the lines read so far).
         self.idle_minutes = idle_minutes
         self.boundary = Boundary(REPLACE, max_field_bytes=max_field_bytes)
+        # Identifiers found clean, for the columns whose values repeat row after row (a
+        # role, a kind, a model, a response's key, a line's time and parent, a tool call's
+        # id): each is checked once per writer instead of once per row (:meth:`_repeated`).
+        self._clean_idents: set[str] = set()
 
     @property
     def keeps_text(self) -> bool:
@@ -174,6 +178,21 @@ class Writer:
         if value is None:
             return None
         return self.boundary.ident(column, value if isinstance(value, str) else str(value))
+
+    def _repeated(self, column: str, value: str | None) -> str | None:
+        """:meth:`ident` for a value that repeats: the boundary's answer is the same for the
+        same text, so a value it kept as it was, without a redaction, is kept again."""
+        if value is None or not isinstance(value, str):
+            return self.ident(column, value)
+        if value in self._clean_idents:
+            return value
+        pending = len(self.boundary.pending)
+        clean = self.ident(column, value)
+        if clean == value and len(self.boundary.pending) == pending:
+            if len(self._clean_idents) >= 4096:
+                self._clean_idents.clear()
+            self._clean_idents.add(value)
+        return clean
 
     def json(self, column: str, value: Any, *, content: bool = True) -> str | None:
         """Serialise and redact a JSON value. NaN and infinities become null (a vendor's
@@ -583,18 +602,18 @@ class Writer:
             values = (
                 session_id,
                 seq,
-                self.ident("at", at),
-                self.ident("role", role),
-                self.ident("kind", kind),
+                self._repeated("at", at),
+                self._repeated("role", role),
+                self._repeated("kind", kind),
                 self.text("text", text, max_chars=text_chars),
-                self.ident("tool_name", tool_name),
-                self.ident("tool_use_id", tool_use_id),
+                self._repeated("tool_name", tool_name),
+                self._repeated("tool_use_id", tool_use_id),  # a call, then its result
                 1 if is_error else 0,
-                self.ident("model", model),
-                self.ident("message_key", message_key),
+                self._repeated("model", model),
+                self._repeated("message_key", message_key),
                 *counts,
                 self.ident("external_id", external_id),
-                self.ident("parent_external_id", parent_external_id),
+                self._repeated("parent_external_id", parent_external_id),  # a line's blocks
                 self.json("raw", raw),
                 self.ident("source_ref", source_ref),
             )
