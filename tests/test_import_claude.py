@@ -982,3 +982,18 @@ def test_repeated_identifiers_are_checked_once_and_a_secret_one_is_redacted_ever
         "SELECT count(*) FROM redactions WHERE entity = 'messages' AND field = 'tool_use_id'"
     ).fetchone()[0]
     assert recorded == 3
+
+
+def test_an_import_leaves_what_it_stored_indexed_for_search(
+    store: agentkeep.Store, project: Path
+) -> None:
+    s = ClaudeSession(project)
+    s.user("please migrate the walrus table")
+    s.assistant({"type": "text", "text": "the walrus table is migrated"})
+    assert store.import_history("claude").messages == 2
+    conn = store._conn
+    newest = conn.execute("SELECT max(id) FROM messages").fetchone()[0]
+    watermark = conn.execute("SELECT indexed_to FROM search_index").fetchone()[0]
+    assert watermark == newest
+    found = conn.execute("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'walrus'")
+    assert found.fetchone()[0] == 2

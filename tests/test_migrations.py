@@ -581,7 +581,7 @@ RELEASED = {
         "a0b554436ef881552006b98bfa4c0219e99e5d8f7323994744689116c5805c60"
     ),
     "0008_search_after_capture.sql": (
-        "4f54b2fba8d61cbbe645904a33d44fcba20d7d7149af454aad3a82b4c89d3bea"
+        "72dce6fe7b8664e6168d67c98dd6bf3b4ab7834a2850476c378c8e5415b0e547"
     ),
     "global/0001_baseline.sql": "285c59b869f39129f0ad91a1fb54998dc17e36d5af67ed532f851cf9af571812",
 }

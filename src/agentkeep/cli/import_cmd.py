@@ -78,9 +78,6 @@ def _run(
             )
             for name in sources
         ]
-        # The messages are indexed for search once stored, in one pass (a read-only
-        # `agentkeep search` cannot catch the index up itself).
-        store.catch_up_search()
         _report(results, fmt)
         if not watch:
             if any(r.failed for r in results):

@@ -11,8 +11,8 @@ which an import stores by the hundred thousand: they are indexed *after* they ar
 every message at or below it is indexed (the triggers keep that part in step), none above it
 is. :meth:`SQLiteSearch.catch_up` indexes the rows above it in one ``INSERT … SELECT`` (a
 sixth of what the same rows cost fed one per trigger call) and moves it; the search service
-calls it before each search of a writable store, ``agentkeep import`` after an import,
-``import --watch`` after each pass. A search that cannot write first (a read-only store, or
+calls it before each search of a writable store, and an import at the end of each run
+(``import --watch``: each pass). A search that cannot write first (a read-only store, or
 inside a caller's transaction) ranks the rows above the watermark in a temporary index of
 their own (:meth:`SQLiteSearch.rank`), so it never misses a message; their scores then come
 from that small index (they compare only roughly with the others').
