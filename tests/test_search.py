@@ -718,3 +718,22 @@ def test_deleting_and_rewriting_messages_on_both_sides_of_the_watermark_keeps_th
     fts_intact(store)
     found = conn.execute("SELECT rowid FROM messages_fts WHERE messages_fts MATCH 'reborn'")
     assert [row[0] for row in found] == [new[2]]
+
+
+def test_a_bundle_import_leaves_its_messages_indexed(store: agentkeep.Store, tmp_path: Any) -> None:
+    import subprocess
+
+    from agentkeep.ops.bundle_export import export_bundle
+    from agentkeep.ops.bundle_import import import_bundle
+
+    add_session(store, "a", ["walrus in a bundle", "nothing"])
+    bundle = tmp_path / "b.tar"
+    export_bundle(store, bundle, all=True)
+    target = tmp_path / "target"
+    target.mkdir()
+    subprocess.run(["git", "init", "-q", str(target)], check=True)
+    agentkeep.init_store(target)
+    with agentkeep.open(target) as other:
+        import_bundle(other, bundle)
+        assert watermark(other) == other._conn.execute("SELECT max(id) FROM messages").fetchone()[0]
+        assert indexed(other) == 2

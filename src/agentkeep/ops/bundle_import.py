@@ -248,6 +248,8 @@ def import_bundle(store: Store, path: str | Path) -> ImportResult:
                         "conflicts": result.conflicts[:100],
                     },
                 )
+        # Its messages are indexed for search now, as an import's are (schema 8).
+        store.catch_up_search()
         return result
     finally:
         bundle.close()
