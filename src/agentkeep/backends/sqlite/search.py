@@ -174,26 +174,30 @@ class SQLiteSearch:
         expression = fts_query(terms)
         if expression is None or not ids:
             return []
-        rows: list[Row] = []
-        indexes = [_fts(source)]
-        if (
-            source.table in DEFERRED
-            and conn.execute(
-                "SELECT 1 FROM temp.sqlite_master WHERE name = ?",
-                (_TAIL.format(table=source.table),),
-            ).fetchone()
-        ):
-            indexes.append(_TAIL.format(table=source.table))  # rows ranked by rank()'s tail
-        for fts in indexes:
+
+        def from_index(fts: str, wanted: Sequence[int], where: str = "") -> list[Row]:
             snippet = f"snippet({fts}, -1, ?, ?, ?, {int(tokens)})"
-            marks_sql = ", ".join("?" for _ in ids)
+            marks_sql = ", ".join("?" for _ in wanted)
             sql = (
                 f"SELECT f.rowid, {snippet}, {', '.join(columns)}"
                 f" FROM {fts} f JOIN {source.table} t ON t.id = f.rowid"
-                f" WHERE {fts} MATCH ? AND f.rowid IN ({marks_sql})"
+                f" WHERE {fts} MATCH ? AND f.rowid IN ({marks_sql}){where}"
             )
-            params = [*marks, ellipsis, expression, *ids]
-            rows += conn.execute(sql, params).fetchall()
+            found: list[Row] = conn.execute(sql, [*marks, ellipsis, expression, *wanted]).fetchall()
+            return found
+
+        rows = from_index(_fts(source), ids)
+        if len(rows) < len(ids) and source.table in DEFERRED:
+            # Rows rank() found in the unindexed tail (or changed since: then nowhere).
+            tail = _TAIL.format(table=source.table)
+            if conn.execute("SELECT 1 FROM temp.sqlite_master WHERE name = ?", (tail,)).fetchone():
+                missing = sorted(set(ids) - {int(row[0]) for row in rows})
+                # only rows still above the watermark: an older search's index is stale
+                above = (
+                    " AND f.rowid > (SELECT indexed_to FROM search_index"
+                    f" WHERE name = '{source.table}')"
+                )
+                rows += from_index(tail, missing, above)
         return rows
 
 
@@ -202,25 +206,28 @@ _COLUMN = {"messages": "text"}  # the indexed column of each table in DEFERRED
 
 def _unindexed(conn: Connection, table: str) -> tuple[int, int] | None:
     """(watermark, newest id) of ``table`` when rows above the watermark exist."""
-    row = conn.execute("SELECT indexed_to FROM search_index WHERE name = ?", (table,)).fetchone()
-    top = conn.execute(f"SELECT max(id) FROM {table}").fetchone()
-    if row is None or top is None or top[0] is None or int(top[0]) <= int(row[0]):
+    row = conn.execute(
+        f"SELECT indexed_to, (SELECT max(id) FROM {table}) FROM search_index WHERE name = ?",
+        (table,),
+    ).fetchone()
+    if row is None or row[1] is None or int(row[1]) <= int(row[0]):
         return None
-    return int(row[0]), int(top[0])
+    return int(row[0]), int(row[1])
 
 
 def _tail(conn: Connection, table: str) -> str | None:
     """The temporary index of ``table``'s rows above the watermark, filled from them now;
     None when the index is complete. A temporary table lives in the connection's own
-    temporary database, so a read-only store can hold one. Rebuilt for each search: only
-    a store nobody has caught up (read-only since an import) has such rows."""
+    temporary database, so a read-only store can hold one. Rebuilt for each search that
+    needs it: an import, a bundle import and a writable search index what they store, so
+    only a search that cannot write while another process imports (or after a crash
+    mid-import) meets such rows."""
     if table not in DEFERRED:
         return None
     tail = _TAIL.format(table=table)
     span = _unindexed(conn, table)
     if span is None:
-        conn.execute(f"DROP TABLE IF EXISTS temp.{tail}")
-        return None
+        return None  # snippets() reads an earlier search's index only above the watermark
     column = _COLUMN[table]
     conn.execute(
         f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{tail} USING fts5 ({column},"
