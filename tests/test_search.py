@@ -688,11 +688,19 @@ def test_a_read_only_search_finds_the_messages_not_indexed_yet(
         assert snippets[new[1]] == "«walrus» «walrus» three"
         assert ids(reader.search("walr*", session=2)) == [new[1], new[0]]
         assert reader.catch_up_search() == 0  # it cannot write
+        # What another process commits meanwhile is seen (the temporary index is refilled):
+        # a new message, and a rewritten one no longer found by its old words.
+        _, more = add_session(store, "c", ["walrus four"])
+        assert sorted(ids(reader.search("walrus"))) == sorted([old[0], *new, more[0]])
+        with store.transaction() as tx:  # the same rows, one of them rewritten
+            tx.conn.execute("UPDATE messages SET text = 'narwhal' WHERE id = ?", (new[0],))
+        assert ids(reader.search("narwhal")) == [new[0]]
+        assert sorted(ids(reader.search("walrus"))) == sorted([old[0], new[1], more[0]])
     assert watermark(store) == old[-1]  # untouched by the reader
-    # Once caught up, the temporary index is gone and the same rows are found.
+    # Once caught up, the same rows are found through the index.
     store.catch_up_search()
     with agentkeep.open(project, read_only=True) as reader:
-        assert sorted(ids(reader.search("walrus"))) == sorted([old[0], new[0], new[1]])
+        assert sorted(ids(reader.search("walrus"))) == sorted([old[0], new[1], more[0]])
 
 
 def test_deleting_and_rewriting_messages_on_both_sides_of_the_watermark_keeps_the_index_exact(
