@@ -745,3 +745,24 @@ def test_a_bundle_import_leaves_its_messages_indexed(store: agentkeep.Store, tmp
         import_bundle(other, bundle)
         assert watermark(other) == other._conn.execute("SELECT max(id) FROM messages").fetchone()[0]
         assert indexed(other) == 2
+
+
+def test_doctor_full_reports_messages_missing_below_the_watermark_only(
+    store: agentkeep.Store,
+) -> None:
+    from agentkeep.ops.doctor import diagnose
+
+    def search_findings() -> list[str]:
+        report = diagnose(store, full=True)
+        return [f.message for f in report.findings if f.check == "search-index"]
+
+    _, first = add_session(store, "a", ["walrus one", "walrus two"])
+    store.catch_up_search()
+    add_session(store, "b", ["not indexed yet"])  # above the watermark: no problem
+    assert search_findings() == []
+    with store.transaction() as tx:  # damage: an indexed message lost from the index
+        tx.conn.execute(
+            "INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', ?, ?)",
+            (first[0], "walrus one"),
+        )
+    assert search_findings() == ["messages missing from the full-text index: 1"]

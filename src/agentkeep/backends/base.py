@@ -367,6 +367,12 @@ class Maintenance(Protocol):
         """``(table, row id, missing parent table)`` for every broken reference."""
         ...
 
+    def search_index_gap(self) -> int:
+        """How many rows the full-text index should hold but does not (negative: holds
+        rows it should not). Rows a backend indexes after capture and has not caught up
+        with yet are not a gap. O(rows)."""
+        ...
+
     def pages(self) -> tuple[int, int, int]:
         """``(page_size, page_count, free pages)``."""
         ...

@@ -105,6 +105,17 @@ class SQLiteMaintenance:
             return []
         return [(str(row[0]), int(row[1]), str(row[2])) for row in rows]
 
+    def search_index_gap(self) -> int:
+        """Messages at or below the search watermark (schema 8) that ``messages_fts`` lacks
+        (one ``messages_fts_docsize`` row per indexed message); those above it wait for a
+        catch-up and are no gap."""
+        row = self._conn.execute(
+            "SELECT (SELECT count(*) FROM messages WHERE id <= w.indexed_to"
+            " AND text IS NOT NULL) - (SELECT count(*) FROM messages_fts_docsize"
+            " WHERE id <= w.indexed_to) FROM search_index w WHERE w.name = 'messages'"
+        ).fetchone()
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
     # -- sizes --------------------------------------------------------------------------
 
     def pages(self) -> tuple[int, int, int]:
