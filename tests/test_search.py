@@ -259,8 +259,8 @@ class SpySearch:
     def behind(self, conn: Any) -> bool:
         return bool(self.real.behind(conn))
 
-    def catch_up(self, conn: Any) -> int:
-        return int(self.real.catch_up(conn))
+    def catch_up(self, conn: Any, **options: Any) -> int:
+        return int(self.real.catch_up(conn, **options))
 
     def snippets(self, conn: Any, source: Any, terms: Any, ids: Any, **options: Any) -> Any:
         self.snippets_for += [(source.table, rowid) for rowid in ids]
@@ -766,3 +766,26 @@ def test_doctor_full_reports_messages_missing_below_the_watermark_only(
             (first[0], "walrus one"),
         )
     assert search_findings() == ["messages missing from the full-text index: 1"]
+
+
+def test_a_catch_up_indexes_a_large_backlog_in_short_transactions(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentkeep.backends.sqlite.search import SQLiteSearch
+    from agentkeep.services import search as service
+
+    monkeypatch.setattr(service, "CATCH_UP_ROWS", 2)
+    marks: list[int] = []
+    real = SQLiteSearch.catch_up
+
+    def recorded(self: Any, conn: Any, **options: Any) -> int:
+        done = real(self, conn, **options)
+        marks.append(int(conn.execute("SELECT indexed_to FROM search_index").fetchone()[0]))
+        return done
+
+    monkeypatch.setattr(SQLiteSearch, "catch_up", recorded)
+    _, new = add_session(store, "a", [f"walrus {n}" for n in range(5)])
+    assert store.catch_up_search() == 5
+    assert marks == [new[1], new[3], new[4]]  # three transactions of two rows at most
+    fts_intact(store)
+    assert sorted(ids(store.search("walrus"))) == sorted(new)

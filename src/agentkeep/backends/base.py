@@ -239,10 +239,10 @@ class Search(Protocol):
         """Whether rows stored are not in the index yet (:meth:`catch_up` has work)."""
         ...
 
-    def catch_up(self, conn: Connection) -> int:
-        """Index the rows stored since the last catch-up, inside the caller's write
-        transaction; returns how many. Backends that index every row in its own
-        transaction return 0."""
+    def catch_up(self, conn: Connection, *, rows: int | None = None) -> int:
+        """Index the rows stored since the last catch-up (the oldest ``rows`` of them, or
+        all), inside the caller's write transaction; returns how many. Backends that index
+        every row in its own transaction return 0."""
         ...
 
     def rank(

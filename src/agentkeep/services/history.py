@@ -53,7 +53,7 @@ class HistoryService(Service):
         default location; ``since`` (ISO UTC) skips older files and entries.
         ``project_dirs`` (default: :meth:`project_dirs`, which asks git) lets a caller
         that imports repeatedly look them up once. What the run stored is indexed for
-        search before it returns, in one statement (schema 8)."""
+        search before it returns, in a few bulk statements (schema 8)."""
         importer = _importer(source)
         ctx = ImportContext(
             store=self._store,
@@ -89,7 +89,7 @@ class HistoryService(Service):
         # Transcripts carry no end marker: sessions idle past sessions.idle_minutes end now,
         # once their lines are all in (mid-run, their last activity is not known yet).
         self._store.sessions.end_idle_sessions()
-        # The messages stored are indexed for search now, in one statement: a fraction of
+        # The messages stored are indexed for search now, in bulk: a fraction of
         # what indexing them row by row inside the import cost (schema 8). A search never
         # misses them anyway (it catches up first, or looks at them directly).
         self._store.catch_up_search()

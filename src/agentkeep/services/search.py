@@ -57,6 +57,7 @@ OUTPUT_WINDOW = 200  # … ranks at most its newest 200 matching lines
 OUTPUT_VISITS = 1000  # … after looking at 1,000 candidate lines at most
 OUTPUT_SNIPPET_CHARS = 160
 MAX_LIMIT = 1000
+CATCH_UP_ROWS = 5000  # messages indexed per transaction by a catch-up
 MAX_TERMS = 64
 MAX_QUERY_CHARS = 2000
 SNIPPET_TOKENS = 16
@@ -405,13 +406,16 @@ class SearchService(OutputSearch):
         nothing on a store this process cannot write, or inside a transaction: a search
         then looks at those rows directly (slower, never missing one)."""
         search = self.backend.search
-        if not self.writable or not search.behind(self._conn):
-            return 0
-        try:
-            with self.transaction() as tx:
-                return search.catch_up(tx.conn)
-        except AgentkeepError:  # e.g. inside the caller's own transaction: search the rest
-            return 0
+        done = 0
+        # In transactions of CATCH_UP_ROWS rows: hooks and other writers wait for the
+        # write lock at most that long (~0.1 s), not for a whole large import's index.
+        while self.writable and search.behind(self._conn):
+            try:
+                with self.transaction() as tx:
+                    done += search.catch_up(tx.conn, rows=CATCH_UP_ROWS)
+            except AgentkeepError:  # e.g. inside the caller's transaction: search the rest
+                break
+        return done
 
     def _hits(
         self,

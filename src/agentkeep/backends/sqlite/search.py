@@ -9,13 +9,14 @@ keep each index in step with its rows in the same transaction — except transcr
 which an import stores by the hundred thousand: they are indexed *after* they are stored
 (:meth:`SQLiteSearch.catch_up`, schema 8). ``search_index.indexed_to`` is the watermark:
 every message at or below it is indexed (the triggers keep that part in step), none above it
-is. :meth:`SQLiteSearch.catch_up` indexes the rows above it in one ``INSERT … SELECT`` (a
-sixth of what the same rows cost fed one per trigger call) and moves it; the search service
-calls it before each search of a writable store, and an import at the end of each run
-(``import --watch``: each pass). A search that cannot write first (a read-only store, or
-inside a caller's transaction) ranks the rows above the watermark in a temporary index of
-their own (:meth:`SQLiteSearch.rank`), so it never misses a message; their scores then come
-from that small index (they compare only roughly with the others').
+is. :meth:`SQLiteSearch.catch_up` indexes the rows above it by ``INSERT … SELECT`` (a sixth
+of what the same rows cost fed one per trigger call) and moves it; the search service calls
+it, in transactions of ``CATCH_UP_ROWS`` (services/search.py), before each search of a
+writable store, and an import at the end of each run (``import --watch``: each pass). A
+search that cannot write first (a read-only store, or inside a caller's transaction) ranks
+the rows above the watermark in a temporary index of their own (:meth:`SQLiteSearch.rank`),
+so it never misses a message; their scores then come from that small index (they compare
+only roughly with the others').
 
 Queries (:func:`fts_query`). Every term is one quoted FTS5 string, so FTS5's operators
 (``AND``, ``NEAR``, ``(``, ``:``, ``^``…) inside it are plain words, no input is a syntax
@@ -79,16 +80,24 @@ class SQLiteSearch:
         lookups of one row each)."""
         return any(_unindexed(conn, table) is not None for table in DEFERRED)
 
-    def catch_up(self, conn: Connection) -> int:
-        """Index every row stored above the watermark and move it to the newest row; call
-        inside a write transaction (the watermark is read under the write lock, so two
-        catch-ups never index a row twice). Returns how many rows were indexed."""
+    def catch_up(self, conn: Connection, *, rows: int | None = None) -> int:
+        """Index the rows stored above the watermark — the next ``rows`` of them, or all —
+        and move it past them; call inside a write transaction (the watermark is read
+        under the write lock, so two catch-ups never index a row twice). Returns how many
+        rows were indexed."""
         done = 0
         for table in DEFERRED:
             span = _unindexed(conn, table)
             if span is None:
                 continue
             low, high = span
+            if rows is not None:
+                last = conn.execute(
+                    f"SELECT max(id) FROM (SELECT id FROM {table} WHERE id > ?"
+                    " ORDER BY id LIMIT ?)",
+                    (low, rows),
+                ).fetchone()
+                high = min(high, int(last[0]))
             fts, column = f"{table}_fts", _COLUMN[table]
             done += conn.execute(
                 f"INSERT INTO {fts} (rowid, {column}) SELECT id, {column} FROM {table}"
