@@ -789,3 +789,17 @@ def test_a_catch_up_indexes_a_large_backlog_in_short_transactions(
     assert marks == [new[1], new[3], new[4]]  # three transactions of two rows at most
     fts_intact(store)
     assert sorted(ids(store.search("walrus"))) == sorted(new)
+
+
+def test_a_search_inside_a_transaction_finds_the_messages_it_stored(
+    store: agentkeep.Store,
+) -> None:
+    with store.transaction() as tx:
+        writer = store.capture_writer(tx)
+        session = writer.session("claude", "inside")
+        row = writer.message(
+            session, seq=0, external_id="m", role="user", kind="text", text="walrus"
+        )
+        # The catch-up cannot run in the caller's transaction: the row is searched directly.
+        assert ids(store.search("walrus")) == [row]
+    assert ids(store.search("walrus")) == [row] and watermark(store) == row
