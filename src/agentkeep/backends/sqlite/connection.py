@@ -231,7 +231,14 @@ class Connection:
                 self._lock_fd = open_lock(str(self.path))
             except OSError as exc:
                 raise translate_os_error(exc, f"{self.path}.lock") from exc
-        if not wait_for_lock(self._lock_fd, self.busy_timeout_ms / 1000):
+        locked = False
+        try:
+            locked = wait_for_lock(self._lock_fd, self.busy_timeout_ms / 1000)
+        finally:
+            if not locked:  # or an exception: a waiter may still be queued on this file
+                os.close(self._lock_fd)
+                self._lock_fd = None
+        if not locked:
             raise Busy(
                 f"{self.path.name} has been locked by other writers for {self.busy_timeout_ms} ms",
                 hint="another process is writing for a long time; retry, or raise "

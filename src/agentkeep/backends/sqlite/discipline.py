@@ -6,16 +6,20 @@ fast path (:mod:`.fastpath`, which may not import anything heavy) use it.
 * The settings every connection gets and reads back (:func:`apply_settings`): a
   connection SQLite did not give them to is refused rather than used.
 * The writers' queue: an exclusive ``flock`` on ``state.db.lock`` taken before
-  ``BEGIN IMMEDIATE``, polled with sleeps of at most 2 ms (:func:`wait_for_lock`). SQLite's
-  own busy handler sleeps up to 100 ms and keeps no queue, so under back-to-back writers
-  one process can starve; polling the lock file gives every waiter its turn within a few
-  commits. SQLite's locking still provides correctness; the lock file only adds fairness.
+  ``BEGIN IMMEDIATE`` (:func:`wait_for_lock`). A writer that does not get it at once waits
+  *in the kernel's queue* (a blocking ``flock`` in a short-lived helper thread, so the wait
+  can time out): the kernel wakes the waiters the moment the holder releases, while the
+  holder, back in its caller's code, is not yet asking again. SQLite's own busy handler
+  sleeps up to 100 ms and keeps no queue, so under back-to-back writers one process can
+  starve; polling the lock file (sleeps of up to 2 ms, the earlier design) left the lock
+  idle between holders and let the releaser take it again first (8 writers: p99 116 ms,
+  0.41x a raw sqlite3 writer's throughput). SQLite's locking still provides correctness;
+  the lock file only adds fairness.
 """
 
 from __future__ import annotations
 
 import os
-import time
 
 try:
     import fcntl
@@ -31,7 +35,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 
 SYNCHRONOUS_LEVELS = {"FULL": 2, "NORMAL": 1}
 LOCK_SUFFIX = ".lock"  # the queue's lock file: state.db.lock
-_MAX_DELAY_S = 0.002
 
 
 def apply_settings(
@@ -67,29 +70,59 @@ def open_lock(db_path: str) -> int:
 
 
 def wait_for_lock(fd: int, timeout_s: float) -> bool:
-    """Take the queue lock on ``fd``, polling with jittered sleeps that grow to 2 ms;
-    False when it was not free within ``timeout_s`` (0: one try)."""
+    """Take the queue lock on ``fd``, waiting at most ``timeout_s`` (0: one try).
+
+    False: not free in time. The waiter may still be queued on ``fd``'s open file (it
+    gives up the lock at once if it is granted after all), so the caller closes ``fd``
+    and opens a new one for its next wait. Any exception (KeyboardInterrupt) means the
+    same."""
     if not HAVE_FLOCK:  # pragma: no cover - Windows
         return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
     except BlockingIOError:
-        pass
-    deadline = time.monotonic() + timeout_s
-    delay = 0.0002
-    while True:
-        now = time.monotonic()
-        if now >= deadline:
+        if timeout_s <= 0:
             return False
-        # Jitter from the clock (the hook does not import random): waiters drift apart.
-        jitter = 0.5 + (time.perf_counter_ns() % 1000) / 1000
-        time.sleep(min(delay * jitter, deadline - now))
+    return _queued_wait(fd, timeout_s)
+
+
+def _queued_wait(fd: int, timeout_s: float) -> bool:
+    """Block on the lock in a helper thread (``flock`` has no timeout of its own) while
+    this thread waits for it with the timeout. The helper locks a duplicate of ``fd``
+    (the same open file, so the lock is ``fd``'s) and closes that duplicate itself."""
+    import _thread  # built in: costs nothing; only waits that queue need it
+
+    waiter_fd = os.dup(fd)
+    done = _thread.allocate_lock()
+    done.acquire()
+    mutex = _thread.allocate_lock()
+    outcome: list[bool | None] = [None]  # None: waiting; True: granted; False: given up
+
+    def wait() -> None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            delay = min(delay * 2, _MAX_DELAY_S)
+            try:
+                fcntl.flock(waiter_fd, fcntl.LOCK_EX)
+                granted = True
+            except OSError:
+                granted = False
+            with mutex:
+                if outcome[0] is None:
+                    outcome[0] = granted
+                elif granted:  # the caller gave up meanwhile: let the next writer in
+                    fcntl.flock(waiter_fd, fcntl.LOCK_UN)
+        finally:
+            os.close(waiter_fd)
+            done.release()
+
+    _thread.start_new_thread(wait, ())
+    try:
+        done.acquire(timeout=timeout_s)
+    finally:
+        with mutex:
+            if outcome[0] is None:
+                outcome[0] = False  # given up (timeout, or an exception such as Ctrl-C)
+    return outcome[0] is True
 
 
 def release_lock(fd: int) -> None:

@@ -152,8 +152,13 @@ class WriterQueue:
 
     def acquire(self) -> None:
         self.fd = open_lock(self.path)
-        if not wait_for_lock(self.fd, self.timeout):
-            self.release()
+        locked = False
+        try:
+            locked = wait_for_lock(self.fd, self.timeout)
+        finally:
+            if not locked:  # or an exception: closing the file leaves the queue
+                self.release()
+        if not locked:
             raise LockBusy(f"other writers held the store for {self.timeout * 1000:g} ms")
 
     def release(self) -> None:

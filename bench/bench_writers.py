@@ -1,0 +1,255 @@
+"""Concurrent writers: 8 processes appending events, agentkeep against raw sqlite3, in one run.
+
+    python bench/bench_writers.py [--writers 8] [--seconds 5] [--rounds 3]
+                                  [--payload transcript|plain] [--stub-redactor]
+
+Each side starts ``--writers`` processes that append single events as fast as they can for
+``--seconds`` seconds, all starting at the same instant:
+
+* agentkeep: ``Store.record_event("tool.finished", data=…)``, one store opened per process
+  (WAL, ``synchronous=FULL``, the writers' queue lock, the high-water mark, redaction);
+* raw sqlite3: the same work without agentkeep — ``json.dumps`` and one INSERT into the
+  same ``events`` table in ``BEGIN IMMEDIATE … COMMIT``, same schema and settings (WAL,
+  ``synchronous=FULL``, ``busy_timeout`` = agentkeep's default 5,000 ms, ``foreign_keys``,
+  ``secure_delete``). A transaction SQLite refuses ("database is locked" after the busy
+  timeout) is counted as an error and the writer goes on.
+
+The payloads are the transcript-like texts of ``bench_store.py`` (200–2,000 bytes, half
+of them with "token", "key", "password" or "secret" in ordinary prose and code), or with
+``--payload plain`` its short tool result. ``--stub-redactor`` replaces the redactor with
+a no-op in the agentkeep writers (attribution only, never a supported mode).
+
+Printed per side and round: aggregate events/s, per-write latency p50/p99/max (the time a
+caller waits for its acknowledged write), fairness (the fewest and most events any writer
+got through), errors; then the ratios agentkeep/raw as median (min–max) over rounds. Rounds
+alternate the sides so drift on a shared machine hits both; the load average is printed
+before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_store  # noqa: E402 - the same payloads and baseline schema
+
+INSERT = bench_store.INSERT
+BUSY_TIMEOUT_MS = 5000
+
+
+def raw_connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    for pragma in (
+        f"busy_timeout={BUSY_TIMEOUT_MS}",
+        "foreign_keys=ON",
+        "synchronous=FULL",
+        "secure_delete=ON",
+    ):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+def _payloads(kind: str) -> list[dict[str, object]]:
+    return [bench_store.PAYLOAD] if kind == "plain" else bench_store.transcript_payloads(500)
+
+
+def _wait_until(start: float) -> None:
+    delay = start - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def raw_writer(
+    path: str, index: int, start: float, seconds: float, kind: str, out: Any
+) -> None:
+    payloads = _payloads(kind)
+    conn = raw_connect(Path(path))
+    latencies: list[float] = []
+    errors = 0
+    i = index * 1_000_000
+    _wait_until(start)
+    end = start + seconds
+    clock = time.perf_counter
+    while time.time() < end:
+        t0 = clock()
+        data = json.dumps({**payloads[i % len(payloads)], "n": i}, ensure_ascii=False)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                INSERT, (bench_store.now(), f"w{index}", "custom", None, "tool.finished", data)
+            )
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError:
+            errors += 1
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            continue
+        latencies.append(clock() - t0)
+        i += 1
+    conn.close()
+    out.put((index, latencies, errors))
+
+
+def agentkeep_writer(
+    root: str, index: int, start: float, seconds: float, kind: str, out: Any, stub: bool
+) -> None:
+    import agentkeep
+    from agentkeep.errors import AgentkeepError
+
+    payloads = _payloads(kind)
+    store = agentkeep.open(Path(root), actor=f"w{index}")
+    if stub:
+        from agentkeep import redact
+
+        redact.redact_text = lambda text: (text, {})  # type: ignore[assignment]
+        redact.may_contain_secret = lambda text: False  # type: ignore[assignment]
+    latencies: list[float] = []
+    errors = 0
+    i = index * 1_000_000
+    _wait_until(start)
+    end = start + seconds
+    clock = time.perf_counter
+    while time.time() < end:
+        t0 = clock()
+        try:
+            store.record_event("tool.finished", data={**payloads[i % len(payloads)], "n": i})
+        except AgentkeepError:
+            errors += 1
+            continue
+        latencies.append(clock() - t0)
+        i += 1
+    store.close()
+    out.put((index, latencies, errors))
+
+
+class Side:
+    """One side's result in one round."""
+
+    def __init__(self, results: list[tuple[int, list[float], int]], seconds: float) -> None:
+        self.counts = [len(lat) for _, lat, _ in results]
+        everything = sorted(x for _, lat, _ in results for x in lat)
+        self.rate = len(everything) / seconds
+        self.errors = sum(err for _, _, err in results)
+        n = len(everything)
+        self.p50 = everything[n // 2] * 1000 if n else float("nan")
+        self.p99 = everything[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan")
+        self.max = everything[-1] * 1000 if n else float("nan")
+        self.fair = min(self.counts) / max(self.counts) if max(self.counts, default=0) else 0.0
+
+    def line(self, label: str) -> str:
+        return (
+            f"{label:<10} {self.rate:8,.0f} events/s  p50 {self.p50:6.2f} ms  "
+            f"p99 {self.p99:7.2f} ms  max {self.max:7.1f} ms  per writer "
+            f"{min(self.counts):,}-{max(self.counts):,} (min/max {self.fair:.2f})  "
+            f"errors {self.errors}"
+        )
+
+
+def run_side(
+    side: str, target: str, writers: int, seconds: float, kind: str, stub: bool
+) -> Side:
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start = time.time() + 1.5  # time to start the interpreters and open the stores
+    procs = []
+    for index in range(writers):
+        if side == "raw":
+            args: tuple[Any, ...] = (target, index, start, seconds, kind, out)
+            proc = ctx.Process(target=raw_writer, args=args)
+        else:
+            args = (target, index, start, seconds, kind, out, stub)
+            proc = ctx.Process(target=agentkeep_writer, args=args)
+        proc.start()
+        procs.append(proc)
+    results = [out.get(timeout=seconds + 120) for _ in procs]
+    for proc in procs:
+        proc.join()
+        if proc.exitcode != 0:
+            raise SystemExit(f"a {side} writer exited with {proc.exitcode}")
+    return Side(results, seconds)
+
+
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    return (
+        f"{fmt.format(statistics.median(values))} "
+        f"({fmt.format(min(values))}-{fmt.format(max(values))})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--writers", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per side and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--payload", choices=("transcript", "plain"), default="transcript")
+    parser.add_argument("--stub-redactor", action="store_true", help="attribution only")
+    args = parser.parse_args()
+
+    import agentkeep
+
+    work = Path(tempfile.mkdtemp(prefix="agentkeep-bench-writers-"))
+    os.environ["AGENTKEEP_HOME"] = str(work / "home")
+    root = work / "proj"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    agentkeep.init_store(root)
+    bench_store.raw_connection(work / "raw.db").close()  # same schema, WAL
+
+    load_before = os.getloadavg()
+    print(
+        f"{args.writers} writers x {args.seconds:g} s per side, {args.rounds} rounds, "
+        f"{args.payload} payload{', redactor stubbed' if args.stub_redactor else ''}; "
+        f"load average {load_before[0]:.2f} ({os.cpu_count()} cores)",
+        flush=True,
+    )
+    rounds: list[tuple[Side, Side]] = []
+    for number in range(1, args.rounds + 1):
+        raw = run_side("raw", str(work / "raw.db"), args.writers, args.seconds, args.payload, False)
+        ours = run_side(
+            "agentkeep", str(root), args.writers, args.seconds, args.payload, args.stub_redactor
+        )
+        print(f"round {number}: load {os.getloadavg()[0]:.2f}")
+        print("  " + raw.line("raw"))
+        print("  " + ours.line("agentkeep"), flush=True)
+        rounds.append((raw, ours))
+
+    print(f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
+    raws = [r for r, _ in rounds]
+    ours_ = [o for _, o in rounds]
+    print(
+        "aggregate ratio agentkeep/raw: "
+        f"{spread([o.rate / r.rate for r, o in rounds])}x (target >= 0.9)"
+    )
+    print(
+        f"p99 ms: agentkeep {spread([o.p99 for o in ours_], '{:.1f}')}, "
+        f"raw {spread([r.p99 for r in raws], '{:.1f}')} (target <= 20 ms)"
+    )
+    print(
+        f"max ms: agentkeep {spread([o.max for o in ours_], '{:.1f}')}, "
+        f"raw {spread([r.max for r in raws], '{:.1f}')}"
+    )
+    print(
+        f"fairness (fewest/most per writer): agentkeep {spread([o.fair for o in ours_])}, "
+        f"raw {spread([r.fair for r in raws])}"
+    )
+    print(
+        f"errors: agentkeep {sum(o.errors for o in ours_)}, "
+        f"raw {sum(r.errors for r in raws)} ('database is locked')"
+    )
+
+
+if __name__ == "__main__":
+    main()
