@@ -20,7 +20,8 @@ of them with "token", "key", "password" or "secret" in ordinary prose and code),
 a no-op in the agentkeep writers (attribution only, never a supported mode).
 
 Printed per side and round: aggregate events/s, per-write latency p50/p99/max (the time a
-caller waits for its acknowledged write), fairness (the fewest and most events any writer
+caller waits for its acknowledged write), CPU per event (user + system of the writers'
+timed loops), fairness (the fewest and most events any writer
 got through), errors; then the ratios agentkeep/raw as median (min–max) over rounds. Rounds
 alternate the sides so drift on a shared machine hits both; the load average is printed
 before and after.
@@ -44,7 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_store  # noqa: E402 - the same payloads and baseline schema
+import bench_store  # the same payloads and baseline schema
 
 INSERT = bench_store.INSERT
 BUSY_TIMEOUT_MS = 5000
@@ -66,21 +67,25 @@ def _payloads(kind: str) -> list[dict[str, object]]:
     return [bench_store.PAYLOAD] if kind == "plain" else bench_store.transcript_payloads(500)
 
 
-def _wait_until(start: float) -> None:
-    delay = start - time.time()
+def _wait_for_start(ready: Any, go: Any, start: Any) -> float:
+    """Say this writer is ready, wait for the common start, and return its time."""
+    ready.put(os.getpid())
+    go.wait()
+    delay = start.value - time.time()
     if delay > 0:
         time.sleep(delay)
+    return float(start.value)
 
 
-def raw_writer(
-    path: str, index: int, start: float, seconds: float, kind: str, out: Any
-) -> None:
+def raw_writer(path: str, index: int, sync: tuple[Any, ...], seconds: float, kind: str) -> None:
     payloads = _payloads(kind)
     conn = raw_connect(Path(path))
     latencies: list[float] = []
     errors = 0
     i = index * 1_000_000
-    _wait_until(start)
+    ready, go, shared_start, out = sync
+    start = _wait_for_start(ready, go, shared_start)
+    cpu = time.process_time()
     end = start + seconds
     clock = time.perf_counter
     while time.time() < end:
@@ -99,12 +104,13 @@ def raw_writer(
             continue
         latencies.append(clock() - t0)
         i += 1
+    cpu = time.process_time() - cpu
     conn.close()
-    out.put((index, latencies, errors))
+    out.put((index, latencies, errors, cpu))
 
 
 def agentkeep_writer(
-    root: str, index: int, start: float, seconds: float, kind: str, out: Any, stub: bool
+    root: str, index: int, sync: tuple[Any, ...], seconds: float, kind: str, stub: bool
 ) -> None:
     import agentkeep
     from agentkeep.errors import AgentkeepError
@@ -119,7 +125,9 @@ def agentkeep_writer(
     latencies: list[float] = []
     errors = 0
     i = index * 1_000_000
-    _wait_until(start)
+    ready, go, shared_start, out = sync
+    start = _wait_for_start(ready, go, shared_start)
+    cpu = time.process_time()
     end = start + seconds
     clock = time.perf_counter
     while time.time() < end:
@@ -131,18 +139,21 @@ def agentkeep_writer(
             continue
         latencies.append(clock() - t0)
         i += 1
+    cpu = time.process_time() - cpu
     store.close()
-    out.put((index, latencies, errors))
+    out.put((index, latencies, errors, cpu))
 
 
 class Side:
     """One side's result in one round."""
 
-    def __init__(self, results: list[tuple[int, list[float], int]], seconds: float) -> None:
-        self.counts = [len(lat) for _, lat, _ in results]
-        everything = sorted(x for _, lat, _ in results for x in lat)
+    def __init__(self, results: list[tuple[int, list[float], int, float]], seconds: float) -> None:
+        self.counts = [len(lat) for _, lat, _, _ in results]
+        everything = sorted(x for _, lat, _, _ in results for x in lat)
         self.rate = len(everything) / seconds
-        self.errors = sum(err for _, _, err in results)
+        self.errors = sum(err for _, _, err, _ in results)
+        # CPU (user + system) the writers spent per acknowledged event, in microseconds
+        self.cpu_us = sum(cpu for *_, cpu in results) / max(1, len(everything)) * 1e6
         n = len(everything)
         self.p50 = everything[n // 2] * 1000 if n else float("nan")
         self.p99 = everything[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan")
@@ -154,27 +165,30 @@ class Side:
             f"{label:<10} {self.rate:8,.0f} events/s  p50 {self.p50:6.2f} ms  "
             f"p99 {self.p99:7.2f} ms  max {self.max:7.1f} ms  per writer "
             f"{min(self.counts):,}-{max(self.counts):,} (min/max {self.fair:.2f})  "
-            f"errors {self.errors}"
+            f"errors {self.errors}  CPU {self.cpu_us:.0f} us/event"
         )
 
 
-def run_side(
-    side: str, target: str, writers: int, seconds: float, kind: str, stub: bool
-) -> Side:
+def run_side(side: str, target: str, writers: int, seconds: float, kind: str, stub: bool) -> Side:
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    start = time.time() + 1.5  # time to start the interpreters and open the stores
+    out, ready, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    start = ctx.Value("d", 0.0)
+    sync = (ready, go, start, out)
     procs = []
     for index in range(writers):
         if side == "raw":
-            args: tuple[Any, ...] = (target, index, start, seconds, kind, out)
+            args: tuple[Any, ...] = (target, index, sync, seconds, kind)
             proc = ctx.Process(target=raw_writer, args=args)
         else:
-            args = (target, index, start, seconds, kind, out, stub)
+            args = (target, index, sync, seconds, kind, stub)
             proc = ctx.Process(target=agentkeep_writer, args=args)
         proc.start()
         procs.append(proc)
-    results = [out.get(timeout=seconds + 120) for _ in procs]
+    for _ in procs:  # every writer has started and opened its store
+        ready.get(timeout=300)
+    start.value = time.time() + 0.2
+    go.set()
+    results = [out.get(timeout=seconds + 300) for _ in procs]
     for proc in procs:
         proc.join()
         if proc.exitcode != 0:
@@ -245,6 +259,7 @@ def main() -> None:
         f"fairness (fewest/most per writer): agentkeep {spread([o.fair for o in ours_])}, "
         f"raw {spread([r.fair for r in raws])}"
     )
+    print(f"CPU per event: agentkeep/raw {spread([o.cpu_us / r.cpu_us for r, o in rounds])}x")
     print(
         f"errors: agentkeep {sum(o.errors for o in ours_)}, "
         f"raw {sum(r.errors for r in raws)} ('database is locked')"

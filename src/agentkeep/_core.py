@@ -61,6 +61,19 @@ class Json:
         self.value = value
 
 
+class PreparedJson:
+    """A JSON value serialised and redacted ahead of its transaction (:meth:`Tx.prepare_json`):
+    the document to store, the redactions made (rule, column, count), and the value as
+    stored (the document parsed back)."""
+
+    __slots__ = ("doc", "redactions", "value")
+
+    def __init__(self, doc: str, redactions: list[tuple[str, str, int]], value: Any) -> None:
+        self.doc = doc
+        self.redactions = redactions
+        self.value = value
+
+
 _INSERT_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
@@ -104,6 +117,18 @@ class Tx:
     def bind_json_batch(self, name: str, values: Sequence[Any]) -> list[str]:
         """Bind many JSON values, pre-checking all their documents in one pass."""
         return self.boundary.json_batch(name, values)
+
+    def prepare_json(self, name: str, value: Any) -> PreparedJson | None:
+        """Serialise and redact a JSON value for :meth:`emit` before the transaction
+        begins, so that work is not done while this process holds the writers' queue
+        (with 8 writers it was most of the time each held it). None when the value is
+        refused: bound inside the transaction, it then raises where it always did."""
+        boundary = Boundary(REFUSE, max_field_bytes=self.max_field_bytes)
+        try:
+            doc = boundary.json(name, value)
+            return PreparedJson(doc, boundary.pending, json.loads(doc))
+        except Exception:  # raised again, where it always was, by the bind in the transaction
+            return None
 
     def add_redactions(self, column: str, counts: Mapping[str, int]) -> None:
         """Count redactions made outside ``bind`` (file contents) for the next record."""
@@ -164,8 +189,10 @@ class Tx:
         *,
         undoes: int | None = None,
         actor: str | None = None,
+        prepared: PreparedJson | None = None,
     ) -> Event:
-        """Append the event for a mutation made in this transaction, and return it."""
+        """Append the event for a mutation made in this transaction, and return it.
+        ``prepared``: ``data`` as :meth:`prepare_json` prepared it."""
         seq, values = self.boundary.event(
             self.conn,
             now=self.now,
@@ -175,13 +202,13 @@ class Tx:
             kind=kind,
             data=data,
             undoes=undoes,
+            prepared=None if prepared is None else (prepared.doc, prepared.redactions),
         )
         at, bound_actor, bound_entity, _, bound_kind, doc, _ = values
         from agentkeep.models import Event  # the nouns are imported when one is built
 
-        return Event(
-            seq, at, bound_actor, bound_entity, entity_id, bound_kind, json.loads(doc), undoes
-        )
+        stored = json.loads(doc) if prepared is None else prepared.value
+        return Event(seq, at, bound_actor, bound_entity, entity_id, bound_kind, stored, undoes)
 
     # -- idempotency --------------------------------------------------------------------
 

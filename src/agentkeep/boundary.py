@@ -512,12 +512,16 @@ class Boundary:
         kind: str,
         data: Any,
         undoes: int | None = None,
+        prepared: tuple[str, list[tuple[str, str, int]]] | None = None,
     ) -> tuple[int, tuple[Any, ...]]:
         """Append an event row (principle 4: in the mutation's transaction) and record its
         redactions; returns its seq and the stored values (in :data:`EVENT_COLUMNS` order).
         ``now`` is the transaction's own timestamp, not input. Redactions pending for the
-        row being written around it stay pending for that row."""
-        outer, self.pending = self.pending, []
+        row being written around it stay pending for that row. ``prepared``: ``data``
+        already passed through :meth:`json` of another boundary of the same mode and
+        limit (before the transaction began), as its document and that boundary's
+        pending redactions."""
+        outer, self.pending = self.pending, [] if prepared is None else list(prepared[1])
         try:
             values = (
                 now,
@@ -525,7 +529,7 @@ class Boundary:
                 self.text("entity", entity),
                 entity_id,
                 self.text("kind", kind),
-                self.json("data", data),
+                self.json("data", data) if prepared is None else prepared[0],
                 undoes,
             )
             seq = conn.insert(_INSERT_EVENT, values)

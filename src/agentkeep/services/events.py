@@ -58,11 +58,14 @@ class EventService(Service):
     ) -> Written[Event]:
         """Append a caller-defined event to the ledger (one durable transaction)."""
         _check_caller_event(kind, entity_id)
-        with self.transaction(actor=actor) as tx:
+        data = {} if data is None else data
+        transaction = self.transaction(actor=actor)
+        prepared = transaction.tx.prepare_json("data", data)  # outside the writers' queue
+        with transaction as tx:
             existing = tx.existing_for_key(idempotency_key, "event")
             if existing is not None:
                 return Written(self._event(tx, existing), "already_exists")
-            event = tx.emit(entity, entity_id, kind, {} if data is None else data)
+            event = tx.emit(entity, entity_id, kind, data, prepared=prepared)
             tx.remember_key(idempotency_key, "event", event.seq)
             return Written(event, "created")
 
