@@ -1,10 +1,11 @@
-"""Store write path and CLI start-up, side by side with their baselines, in one run.
+"""Store write path, side by side with raw sqlite3, in one run.
 
     python bench/bench_store.py [--events N] [--batches N] [--rounds R]
 
 1. Durable single-event append: ``Store.record_event`` vs raw sqlite3 doing the same work
    (json.dumps + INSERT in BEGIN IMMEDIATE … COMMIT) on an identical schema with the same
-   settings (WAL, synchronous=FULL). Target ≥ 0.85×.
+   settings (WAL, synchronous=FULL, foreign_keys, secure_delete). Target ≥ 0.9×, and CPU
+   (user + system, measured per side) ≤ 1.3×.
 2. Batched recording, 1,000 events per transaction: ``Store.record_events`` vs raw sqlite3
    ``executemany`` in one transaction. Target ≥ 0.8×.
 
@@ -14,7 +15,7 @@ through all the same), and transcript-like text (prose and code, 200–2,000 byt
 of which about half uses ordinary words such as "token", "key", "password" and "secret"
 the way agent transcripts do — no secrets, but every such event passes the redactor's
 keyword gate and is scanned by its rules.
-3. ``agentkeep status`` cold start (a new process) vs ``python -c pass``.
+(Start-up is measured by ``bench_startup.py``; concurrent writers by ``bench_writers.py``.)
 
 For attribution only, the same store calls are also timed with the redactor stubbed out
 (never a supported mode): the difference is what the privacy boundary costs. And the commit
@@ -41,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
@@ -106,7 +107,7 @@ def raw_connection(path: Path) -> sqlite3.Connection:
     """The baseline: stdlib sqlite3 with agentkeep's settings and schema, nothing else."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    for pragma in ("synchronous=FULL", "busy_timeout=5000", "foreign_keys=ON"):
+    for pragma in ("synchronous=FULL", "busy_timeout=5000", "foreign_keys=ON", "secure_delete=ON"):
         conn.execute(f"PRAGMA {pragma}")
     for migration in MIGRATIONS:
         for statement in split_statements(migration.sql_for("sqlite")):
@@ -238,20 +239,6 @@ def redaction_stubbed() -> Iterator[None]:
         redact.redact_text, redact.may_contain_secret = saved
 
 
-def cold_start(argv: list[str], cwd: Path, runs: int) -> float:
-    """Median wall time of a new process, with the bytecode cache as users have it (a
-    sandbox may set PYTHONDONTWRITEBYTECODE, which makes every run recompile from source)."""
-    times = []
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)  # warm the cache
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2000, help="single appends per round")
@@ -271,33 +258,52 @@ def main() -> None:
     transcript = transcript_payloads(500)
     gated = [redact.may_contain_secret(json.dumps(p)) for p in transcript]
     load_before = os.getloadavg()
-    keys = ("raw1", "ak1", "free1", "rawN", "akN", "freeN", "rawT1", "akT1", "rawTN", "akTN")
+    keys = (
+        "raw1",
+        "ak1",
+        "free1",
+        "rawN",
+        "akN",
+        "freeN",
+        "rawT1",
+        "akT1",
+        "freeT1",
+        "rawTN",
+        "akTN",
+    )
     results: dict[str, list[float]] = {k: [] for k in keys}
+    cpu: dict[str, list[float]] = {k: [] for k in keys}  # user + system us per event
+
+    def timed(key: str, work: Callable[[], float], events: int) -> None:
+        started = time.process_time()
+        results[key].append(work())
+        cpu[key].append((time.process_time() - started) / events * 1e6)
+
+    single, batched = args.events, args.batches * 1000
     for _ in range(args.rounds):
-        results["raw1"].append(raw_single(raw, args.events, plain))
-        results["ak1"].append(store_single(store, args.events, plain))
-        results["rawN"].append(raw_batched(raw, args.batches, plain))
-        results["akN"].append(store_batched(store, args.batches, plain))
-        results["rawT1"].append(raw_single(raw, args.events, transcript))
-        results["akT1"].append(store_single(store, args.events, transcript))
-        results["rawTN"].append(raw_batched(raw, args.batches, transcript))
-        results["akTN"].append(store_batched(store, args.batches, transcript))
+        timed("raw1", lambda: raw_single(raw, single, plain), single)
+        timed("ak1", lambda: store_single(store, single, plain), single)
+        timed("rawN", lambda: raw_batched(raw, args.batches, plain), batched)
+        timed("akN", lambda: store_batched(store, args.batches, plain), batched)
+        timed("rawT1", lambda: raw_single(raw, single, transcript), single)
+        timed("akT1", lambda: store_single(store, single, transcript), single)
+        timed("rawTN", lambda: raw_batched(raw, args.batches, transcript), batched)
+        timed("akTN", lambda: store_batched(store, args.batches, transcript), batched)
         with redaction_stubbed():
-            results["free1"].append(store_single(store, args.events, plain))
-            results["freeN"].append(store_batched(store, args.batches, plain))
+            timed("free1", lambda: store_single(store, single, plain), single)
+            timed("freeN", lambda: store_batched(store, args.batches, plain), batched)
+            timed("freeT1", lambda: store_single(store, single, transcript), single)
     med = {k: statistics.median(v) for k, v in results.items()}
     fast = agentkeep.open(work / "proj", actor="bench", config={"store.synchronous": "NORMAL"})
     with_mark, without_mark = mark_cost_us(fast, args.events, max(3, args.rounds))
     fast.close()
 
-    python = cold_start([sys.executable, "-c", "pass"], work / "proj", 15)
-    status = cold_start([sys.executable, "-m", "agentkeep", "status"], work / "proj", 15)
     store.close()
     raw.close()
 
-    def ratios(ours: str, base: str) -> str:
+    def ratios(ours: str, base: str, table: dict[str, list[float]] = results) -> str:
         """Median and range of the per-round ratios ours/base."""
-        per_round = [o / b for o, b in zip(results[ours], results[base], strict=True)]
+        per_round = [o / b for o, b in zip(table[ours], table[base], strict=True)]
         low, high = min(per_round), max(per_round)
         return f"{statistics.median(per_round):.2f}x (rounds {low:.2f}-{high:.2f}x)"
 
@@ -307,33 +313,39 @@ def main() -> None:
             f"-> ratio {ratios(ours, base)} (target >= {target})"
         )
 
+    def cpu_line(label: str, base: str, ours: str) -> None:
+        print(
+            f"{label:<22} CPU raw sqlite3 {statistics.median(cpu[base]):.0f} us/event, "
+            f"agentkeep {statistics.median(cpu[ours]):.0f} -> {ratios(ours, base, cpu)} "
+            "(target <= 1.3)"
+        )
+
     print(
         f"{args.rounds} rounds; load average {load_before[0]:.2f} before, "
         f"{os.getloadavg()[0]:.2f} after the appends ({os.cpu_count()} cores)"
     )
-    line("durable single append:", "raw1", "ak1", "0.85")
-    line("batched 1000/txn:", "rawN", "akN", "0.80")
+    line("durable single append:", "raw1", "ak1", "0.9")
+    cpu_line("", "raw1", "ak1")
+    line("batched 1000/txn:", "rawN", "akN", "0.85")
     print(
         f"transcript payload ({len(transcript)} texts, 200-2,000 bytes; the redactor's keyword "
         f"gate passes {sum(gated[0::2])} of the {len(gated[0::2])} with keyword words, "
         f"{sum(gated[1::2])} of the {len(gated[1::2])} without; the short tool result above: "
         f"{'passes' if redact.may_contain_secret(json.dumps(PAYLOAD)) else 'skipped'}):"
     )
-    line("  durable single:", "rawT1", "akT1", "0.85")
-    line("  batched 1000/txn:", "rawTN", "akTN", "0.80")
+    line("  durable single:", "rawT1", "akT1", "0.9")
+    cpu_line("", "rawT1", "akT1")
+    line("  batched 1000/txn:", "rawTN", "akTN", "0.85")
     print(
         f"  attribution, redactor stubbed out: single {ratios('free1', 'raw1')}, "
-        f"batched {ratios('freeN', 'rawN')} (the gap to these is the privacy boundary)"
+        f"CPU {ratios('free1', 'raw1', cpu)}; transcript single {ratios('freeT1', 'rawT1')}, "
+        f"CPU {ratios('freeT1', 'rawT1', cpu)}; batched {ratios('freeN', 'rawN')} "
+        "(the gap to these is the privacy boundary)"
     )
     print(
         f"  high-water mark, synchronous=NORMAL: {with_mark:.1f} us/txn with it, "
         f"{without_mark:.1f} us/txn without -> +{with_mark - without_mark:.1f} us per write "
         "transaction"
-    )
-    print(
-        f"cold start:            python -c pass {python:.1f} ms, "
-        f"agentkeep status {status:.1f} ms -> {status / python:.1f}x "
-        f"(+{status - python:.1f} ms)"
     )
 
 
