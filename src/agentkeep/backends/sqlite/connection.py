@@ -18,11 +18,11 @@ Writers queue on a lock file (``state.db.lock``) before ``BEGIN IMMEDIATE``. SQL
 busy handler retries with sleeps that grow to 100 ms and keeps no queue, so under several
 back-to-back writers one process can be locked out past ``busy_timeout`` although each
 commit holds the lock for under a millisecond (measured: 4 ``Busy`` errors in 10 s with 6
-writers). The lock file is polled with sleeps of at most 2 ms, so every waiter gets its turn
-within a few commits; SQLite's locking still provides correctness — the lock file only adds
-fairness, and processes that do not take it (other tools) are still safe. The settings and
-the queue are implemented once, in :mod:`.discipline`, which the hook's fast path
-(:mod:`.fastpath`) shares.
+writers). A writer that does not get the lock file at once waits in the kernel's queue for
+it, so the writers take turns; SQLite's locking still provides correctness — the lock file
+only adds fairness, and processes that do not take it (other tools) are still safe. The
+settings and the queue are implemented once, in :mod:`.discipline`, which the hook's fast
+path (:mod:`.fastpath`) shares.
 
 Connections are poisoned in a forked child: SQLite's locks do not survive ``fork()`` and
 a child that writes through its parent's connection can corrupt the database. Using one
