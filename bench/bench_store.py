@@ -45,9 +45,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-
-import agentkeep
+try:  # PYTHONPATH picks the checkout to measure (bench/compare.py sets it)
+    import agentkeep
+except ImportError:  # not installed: use the source tree
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    import agentkeep
 from agentkeep import redact
 from agentkeep.backends.sqlite.migrate import split_statements
 from agentkeep.migrations import MIGRATIONS

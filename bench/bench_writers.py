@@ -24,7 +24,8 @@ caller waits for its acknowledged write), CPU per event (user + system of the wr
 timed loops), fairness (the fewest and most events any writer
 got through), errors; then the ratios agentkeep/raw as median (min–max) over rounds. Rounds
 alternate the sides so drift on a shared machine hits both; the load average is printed
-before and after.
+before and after. ``PYTHONPATH=<checkout>/src`` measures another checkout's agentkeep
+with this script (the writers inherit it).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue
 import sqlite3
 import statistics
 import subprocess
@@ -42,7 +44,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_store  # the same payloads and baseline schema
@@ -184,8 +185,16 @@ def run_side(side: str, target: str, writers: int, seconds: float, kind: str, st
             proc = ctx.Process(target=agentkeep_writer, args=args)
         proc.start()
         procs.append(proc)
-    for _ in procs:  # every writer has started and opened its store
-        ready.get(timeout=300)
+    waiting = len(procs)
+    while waiting:  # every writer has started and opened its store
+        try:
+            ready.get(timeout=1)
+            waiting -= 1
+        except queue.Empty:
+            if any(proc.exitcode not in (None, 0) for proc in procs):
+                for proc in procs:
+                    proc.kill()
+                raise SystemExit(f"a {side} writer failed before the start") from None
     start.value = time.time() + 0.2
     go.set()
     results = [out.get(timeout=seconds + 300) for _ in procs]
