@@ -7,7 +7,7 @@ import fcntl
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,6 +53,15 @@ def _wait_free(path: str) -> None:
         raise AssertionError(f"the queue lock was still held after {CEILING_S} s")
     finally:
         timer.cancel()
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    pause = threading.Event()
+    for _ in range(CEILING_S * 1000):
+        if condition():
+            return
+        pause.wait(0.001)
+    raise AssertionError(f"waited {CEILING_S} s for {what}")
 
 
 def test_a_queued_writer_gets_the_lock_when_the_holder_lets_go(lock_path: str) -> None:
@@ -157,3 +166,26 @@ def test_refused_event_data_still_raises_inside_the_transaction(store: Store) ->
     with pytest.raises(InvalidInput, match="NaN"):
         store.record_event("ci.ran", data={"n": math.nan}, idempotency_key="run-2")
     assert store.last_seq() == before
+
+
+def test_the_kept_helper_thread_ends_when_the_contention_does(
+    lock_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process is multi-threaded only while it contends for the lock (fork() warns)."""
+    monkeypatch.setattr(discipline, "_HELPER_IDLE_S", 1.0)  # long enough to see it kept
+    holder = discipline.open_lock(lock_path)
+    waiter = discipline.open_lock(lock_path)
+    try:
+        assert discipline.wait_for_lock(holder, 0)
+        got: list[bool] = []
+        thread = threading.Thread(target=lambda: got.append(discipline.wait_for_lock(waiter, 600)))
+        thread.start()
+        discipline.release_lock(holder)
+        thread.join(CEILING_S)
+        assert got == [True]
+        discipline.release_lock(waiter)
+        _until(lambda: discipline._Helper._idle is not None, "the helper to be kept")
+        _until(lambda: discipline._Helper._idle is None, "the idle helper to end")
+    finally:
+        os.close(holder)
+        os.close(waiter)

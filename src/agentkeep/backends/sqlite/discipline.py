@@ -136,7 +136,8 @@ class _Helper:
     """A thread that blocks on the lock for a waiting writer, kept for the next wait:
     starting a thread per wait cost ~100 us of CPU per write with 8 writers. A wait that
     finds it busy (another thread's wait, or a given-up wait still queued) gets a thread
-    of its own."""
+    of its own. It ends after ``_HELPER_IDLE_S`` without a wait, so a process is only
+    multi-threaded while it is contending for the lock (``fork()`` warns about threads)."""
 
     _idle: _Helper | None = None
 
@@ -157,7 +158,12 @@ class _Helper:
 
     def _serve(self) -> None:
         while True:
-            self.start.acquire()
+            if not self.start.acquire(True, _HELPER_IDLE_S):
+                with _POOL:
+                    if _Helper._idle is self:  # not taken meanwhile: end with the burst
+                        _Helper._idle = None
+                        return
+                continue  # taken just now: its wait is on the way
             wait, self.wait = self.wait, None
             assert wait is not None
             wait.block()
@@ -168,6 +174,7 @@ class _Helper:
 
 
 _POOL = _thread.allocate_lock()
+_HELPER_IDLE_S = 2.0
 
 
 def _after_fork_in_child() -> None:
