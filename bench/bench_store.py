@@ -307,7 +307,7 @@ def main() -> None:
         """Median and range of the per-round ratios ours/base."""
         per_round = [o / b for o, b in zip(table[ours], table[base], strict=True)]
         low, high = min(per_round), max(per_round)
-        return f"{statistics.median(per_round):.2f}x (rounds {low:.2f}-{high:.2f}x)"
+        return f"{statistics.median(per_round):.2f}× (rounds {low:.2f}-{high:.2f}×)"
 
     def line(label: str, base: str, ours: str, target: str) -> None:
         print(

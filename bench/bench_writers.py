@@ -254,7 +254,7 @@ def main() -> None:
     ours_ = [o for _, o in rounds]
     print(
         "aggregate ratio agentkeep/raw: "
-        f"{spread([o.rate / r.rate for r, o in rounds])}x (target >= 0.9)"
+        f"{spread([o.rate / r.rate for r, o in rounds])}× (target >= 0.9)"
     )
     print(
         f"p99 ms: agentkeep {spread([o.p99 for o in ours_], '{:.1f}')}, "
@@ -268,7 +268,7 @@ def main() -> None:
         f"fairness (fewest/most per writer): agentkeep {spread([o.fair for o in ours_])}, "
         f"raw {spread([r.fair for r in raws])}"
     )
-    print(f"CPU per event: agentkeep/raw {spread([o.cpu_us / r.cpu_us for r, o in rounds])}x")
+    print(f"CPU per event: agentkeep/raw {spread([o.cpu_us / r.cpu_us for r, o in rounds])}×")
     print(
         f"errors: agentkeep {sum(o.errors for o in ours_)}, "
         f"raw {sum(r.errors for r in raws)} ('database is locked')"

@@ -22,6 +22,7 @@ AFTER = HERE.parent
 # script, arguments: sized so one round of everything takes a few minutes on 2 cores
 SUITE = [
     ("bench_store.py", ["--rounds", "1"]),
+    ("bench_writers.py", ["--rounds", "1", "--seconds", "4"]),
     ("bench_hook.py", ["--runs", "12"]),
     ("bench_import.py", ["--mib", "40"]),
     ("bench_search.py", ["--messages", "100000", "--rounds", "1"]),
