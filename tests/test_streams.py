@@ -16,8 +16,14 @@ import pytest
 
 import agentkeep
 from agentkeep.files import zstd
+from agentkeep.ops.doctor import doctor
 from agentkeep.ops.runner import run_command
-from agentkeep.services.streams import FRAME_BYTES, SEEKABLE_MAGIC
+from agentkeep.services.streams import (
+    FRAME_BYTES,
+    SEEKABLE_MAGIC,
+    being_sealed,
+    hold_sealing_lock,
+)
 
 from conftest import Cli, run_agentkeep
 from secretgen import fragments, generate
@@ -292,6 +298,99 @@ def test_run_forwards_sigterm_and_returns_the_childs_code(project: Path) -> None
     with agentkeep.open(project) as store:
         (session,) = store.list_sessions()
         assert (session.status, session.exit_code) == ("failed", 7)
+
+
+# -- sealing after `run` has exited -------------------------------------------------------
+
+# A command printing more than SEAL_INLINE_BYTES (1 MiB) of numbered lines.
+BIG_OUTPUT = "import sys\nfor i in range(120_000): sys.stdout.write(f'line {i:08d} of output\\n')"
+
+
+def big_output() -> bytes:
+    return b"".join(f"line {i:08d} of output\n".encode() for i in range(120_000))
+
+
+def wait_until_sealed(store_dir: Path, session_id: int) -> None:
+    """Wait (on the sealer's lock, not the clock) until no sealer works on the session."""
+    deadline = time.monotonic() + 60  # a ceiling that fails loudly, not a timing
+    while being_sealed(store_dir, session_id):
+        assert time.monotonic() < deadline, "the sealer never finished"
+        time.sleep(0.01)
+
+
+def test_run_reports_the_exit_before_large_output_is_sealed(project: Path) -> None:
+    """The sealer is killed at its first step (a failpoint only it reaches): `run` has
+    already exited with the command's code and no recording error, the session is ended,
+    the streams are closed and whole, doctor reports them and --fix seals them."""
+    script = BIG_OUTPUT + "\nsys.exit(4)"
+    done = run_agentkeep(
+        "run",
+        "--",
+        sys.executable,
+        "-c",
+        script,
+        cwd=project,
+        env={"AGENTKEEP_FAILPOINT": "seal:compressed"},
+    )
+    assert done.returncode == 4, done.stderr
+    assert len(done.stdout) == len(big_output())
+    assert b"session 1 failed (exit 4" in done.stderr and b"stdout:" not in done.stderr
+    store_dir = project / ".agentkeep"
+    wait_until_sealed(store_dir, 1)  # the sealer died: its lock is gone
+    with agentkeep.open(project) as store:
+        session = store.get_session(1)
+        assert (session.status, session.exit_code) == ("failed", 4)
+        streams = {s.name: s for s in store.session_streams(1)}
+        assert {s.status for s in streams.values()} == {"closed"}
+        assert store.read_stream(streams["stdout"].id) == big_output()
+    report = json.loads(run_agentkeep("doctor", "--json", cwd=project).stdout)
+    unsealed = [f["subject"] for f in report["findings"] if f["check"] == "unsealed-stream"]
+    assert len(unsealed) == 2
+    fixed = run_agentkeep("doctor", "--fix", "--json", cwd=project)
+    assert fixed.returncode == 0, fixed.stdout
+    with agentkeep.open(project) as store:
+        streams = {s.name: s for s in store.session_streams(1)}
+        assert {s.status for s in streams.values()} == {"sealed"}
+        assert store.read_stream(streams["stdout"].id) == big_output()
+
+
+def test_run_seals_large_output_after_it_exits(project: Path) -> None:
+    done = run_agentkeep("run", "--", sys.executable, "-c", BIG_OUTPUT, cwd=project)
+    assert done.returncode == 0, done.stderr
+    wait_until_sealed(project / ".agentkeep", 1)
+    with agentkeep.open(project) as store:
+        streams = {s.name: s for s in store.session_streams(1)}
+        assert {s.status for s in streams.values()} == {"sealed"}
+        assert store.read_stream(streams["stdout"].id) == big_output()
+        kinds = [e.kind for e in store.events(entity="stream", entity_id=streams["stdout"].id)]
+        assert kinds == ["stream.opened", "stream.closed", "stream.sealed"]
+    assert json.loads(run_agentkeep("doctor", "--json", cwd=project).stdout)["ok"]
+
+
+def test_run_json_still_reports_its_streams_sealed(project: Path) -> None:
+    done = run_agentkeep("run", "--json", "--", sys.executable, "-c", BIG_OUTPUT, cwd=project)
+    summary = json.loads(done.stdout.decode().splitlines()[-1])
+    assert {s["status"] for s in summary["streams"]} == {"sealed"}
+
+
+def test_doctor_leaves_streams_alone_while_their_sealer_works(store: agentkeep.Store) -> None:
+    session = store.start_session(source="run").item
+    writer = store.open_stream(session.id, "stdout")
+    writer.write(b"some output\n")
+    stream = writer.close()
+    store.end_session(session.id, status="ended", exit_code=0)
+    lock = hold_sealing_lock(store.store_dir, session.id)
+    try:
+        assert being_sealed(store.store_dir, session.id)
+        report = doctor(store, fix=True)
+        assert [f for f in report.findings if f.check == "unsealed-stream"] == []
+        assert store.get_stream(stream.id).status == "closed"
+    finally:
+        os.close(lock)
+    assert not being_sealed(store.store_dir, session.id)
+    report = doctor(store, fix=True)
+    assert [f.fixed for f in report.findings if f.check == "unsealed-stream"] == [True]
+    assert store.get_stream(stream.id).status == "sealed"
 
 
 # -- agentkeep logs ---------------------------------------------------------------------

@@ -60,7 +60,7 @@ def run(
       agentkeep logs 7 -f                    # follow it from another terminal
     """
     from agentkeep.errors import StorageFull
-    from agentkeep.ops.runner import run_command, run_unrecorded
+    from agentkeep.ops.runner import SEAL_INLINE_BYTES, record_command, run_unrecorded
 
     def announce(session_id: int) -> None:
         if not as_json:
@@ -72,7 +72,7 @@ def run(
         code = run_unrecorded(list(command), reason=exc.message, use_pty=use_pty)
         click.get_current_context().exit(128 - code if code < 0 else code)
     with opened as store:
-        result = run_command(
+        result, pending = record_command(
             store,
             list(command),
             agent=agent,
@@ -80,7 +80,12 @@ def run(
             title=title,
             use_pty=use_pty,
             on_start=announce,
+            # The exit status is not kept waiting for large output to be compressed; with
+            # --json the summary reports the streams sealed, as documented.
+            seal_later_over=None if as_json else SEAL_INLINE_BYTES,
         )
+    if pending is not None:  # the store is closed: the sealer opens its own
+        pending.start()
     for problem in result.recording_errors:
         click.echo(f"agentkeep: {problem}", err=True)
     if as_json:

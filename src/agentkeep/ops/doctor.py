@@ -64,7 +64,12 @@ from agentkeep.migrations import SCHEMA_VERSION
 from agentkeep.models import Record
 from agentkeep.ops.verified import Verified
 from agentkeep.services.artifacts import OBJECTS_DIR, object_path, verify_object
-from agentkeep.services.streams import STREAMS_DIR, stream_file, verify_sealed_file
+from agentkeep.services.streams import (
+    STREAMS_DIR,
+    being_sealed,
+    stream_file,
+    verify_sealed_file,
+)
 from agentkeep.timeutil import file_stamp
 
 if TYPE_CHECKING:
@@ -348,6 +353,8 @@ def _check_unfinished_sessions(store: Store, found: _Findings, *, fix: bool) -> 
         state = _recorder_state(session)
         if state in ("alive", "unknown"):
             continue
+        if state == "over" and being_sealed(store.store_dir, session["id"]):
+            continue  # `run` exited and its sealer is at work (it holds the lock)
         streams = _read(
             store,
             "SELECT * FROM streams WHERE session_id = ? AND status != 'sealed' ORDER BY id",

@@ -5,6 +5,11 @@ session's streams. The main thread only relays and appends; a committer thread w
 database connection makes progress durable (fdatasync, then one small commit) at least
 every 64 KiB or 250 ms, so the child never waits for an fsync.
 
+When the child exits, the streams are closed and the session ended; more than
+SEAL_INLINE_BYTES of output is sealed by a forked process after ``agentkeep run`` has
+exited with the child's status (:class:`PendingSeal`), so compressing it does not delay
+the caller.
+
 If agentkeep dies, the child's output up to the last recorded length is intact; the
 session stays ``running`` with the recorder's pid, which ``agentkeep doctor`` finds dead,
 and marks the session interrupted and seals its streams.
@@ -33,13 +38,17 @@ from typing import TYPE_CHECKING, Any
 
 from agentkeep.errors import AgentkeepError, InvalidInput, StorageFull
 from agentkeep.files import HOST, ensure_reserve, release_reserve
-from agentkeep.models import Record
-from agentkeep.services.streams import StreamWriter
+from agentkeep.models import Record, Stream
+from agentkeep.services.streams import StreamWriter, hold_sealing_lock
 
 if TYPE_CHECKING:
     from agentkeep.store import Store
 
 READ_BYTES = 1 << 20
+PIPE_BYTES = 1 << 20  # the default /proc/sys/fs/pipe-max-size
+# `agentkeep run` seals output up to this size before it exits (~10 ms); larger output is
+# sealed by a process of its own after the command's exit status is reported.
+SEAL_INLINE_BYTES = 1 << 20
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 INTERRUPTING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL}
 
@@ -90,7 +99,7 @@ class _Committer(threading.Thread):
             return
         with store:
             while not self.stopping.is_set():
-                self.wake.wait(0.05)
+                self.wake.wait(self._next_wait())
                 self.wake.clear()
                 for writer in self.writers:
                     if writer.closed or writer.failed or not writer.due():
@@ -101,6 +110,72 @@ class _Committer(threading.Thread):
                         # Keep relaying the output; the length stays at the last commit.
                         writer.failed = True
                         self.errors.append(f"{writer.stream.name}: {exc.message}")
+
+    def _next_wait(self) -> float | None:
+        """Until the first writer's bytes are due by time; None (until woken) when no
+        writer has had a commit within COMMIT_SECONDS: new bytes on such a writer are due
+        at once, and the relay wakes us as soon as a writer is due."""
+        waits = [
+            left
+            for writer in self.writers
+            if not (writer.closed or writer.failed)
+            and (left := writer.seconds_until_due()) is not None
+        ]
+        return min(waits) if waits else None
+
+
+@dataclass
+class PendingSeal:
+    """The closed streams of a finished run, sealed after ``agentkeep run`` has reported
+    the command's exit status (compressing and verifying large output took seconds).
+
+    Holds the session's sealing lock (:func:`~agentkeep.services.streams.hold_sealing_lock`),
+    taken before the session ended. :meth:`start` forks a sealer that inherits it; nothing
+    is lost if the sealer is killed: the streams stay closed (readable as they are) and
+    ``doctor --fix`` seals them, as it does for a recorder that died."""
+
+    store_dir: Path
+    actor: str
+    stream_ids: list[int]
+    lock_fd: int
+
+    def start(self) -> None:
+        """Fork the sealer and return at once. Call with no database connection open in
+        this process (SQLite's locks do not survive ``fork()``): the sealer opens its own."""
+        try:
+            pid = os.fork()
+        except (OSError, AttributeError):  # no process to spare (or no fork): seal here
+            try:
+                self._seal()
+            finally:
+                self.release()
+            return
+        if pid != 0:
+            self.release()  # the sealer's copy keeps the lock
+            return
+        try:  # the sealer: never returns into the caller's code
+            os.setsid()  # not in the terminal's process group: Ctrl-C and hang-ups pass it by
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):  # nobody waits for output of ours on a pipe
+                os.dup2(devnull, fd)
+            self._seal()
+        finally:
+            os._exit(0)
+
+    def _seal(self) -> None:
+        from agentkeep.store import open as open_store
+
+        with (
+            contextlib.suppress(AgentkeepError),
+            open_store(self.store_dir, actor=self.actor) as store,
+        ):
+            for stream_id in self.stream_ids:
+                with contextlib.suppress(AgentkeepError):  # left closed: doctor --fix seals it
+                    store.seal_stream(stream_id)
+
+    def release(self) -> None:
+        """Close this process's copy of the lock (the lock ends with the last copy)."""
+        os.close(self.lock_fd)
 
 
 def run_command(
@@ -116,6 +191,34 @@ def run_command(
 ) -> RunResult:
     """Run ``argv`` as a recorded session; returns how it ended (never raises for the
     child's own failure)."""
+    result, _ = record_command(
+        store,
+        argv,
+        agent=agent,
+        task_id=task_id,
+        title=title,
+        use_pty=use_pty,
+        echo=echo,
+        on_start=on_start,
+    )
+    return result
+
+
+def record_command(
+    store: Store,
+    argv: Sequence[str],
+    *,
+    agent: str | None = None,
+    task_id: int | None = None,
+    title: str | None = None,
+    use_pty: bool = False,
+    echo: bool = True,
+    on_start: Callable[[int], None] | None = None,
+    seal_later_over: int | None = None,
+) -> tuple[RunResult, PendingSeal | None]:
+    """:func:`run_command`; with ``seal_later_over``, streams holding more bytes than that
+    in all are left closed and returned as a :class:`PendingSeal` (the result lists them
+    as closed) for the caller to :meth:`~PendingSeal.start` once its store is closed."""
     if not argv:
         raise InvalidInput("name a command to run", hint="agentkeep run -- pytest -x")
     if shutil.which(argv[0]) is None:
@@ -141,7 +244,7 @@ def run_command(
             signal=sig,
             duration_ms=int((time.monotonic() - started) * 1000),
             recording_errors=[f"the run was not recorded: {exc.message}"],
-        )
+        ), None
     if on_start is not None:
         on_start(session.id)
     committer = _Committer(store.store_dir, writers)
@@ -162,14 +265,28 @@ def run_command(
         # The disk filled: give the closing bookkeeping the reserve's room (gc or the next
         # run recreates it once there is space again).
         release_reserve(store.store_dir)
-    streams = []
+    closed: list[Stream] = []
     for writer in writers:
         try:
-            closed = writer.close(store.streams)
-            streams.append(store.seal_stream(closed.id).to_dict())
+            closed.append(writer.close(store.streams))
         except AgentkeepError as exc:
             writer.abandon()
             errors.append(f"{writer.stream.name}: {exc.message}")
+    pending = None
+    if seal_later_over is not None and sum(s.length for s in closed) > seal_later_over:
+        # No lock (or no flock on this system), no deferral: sealed below.
+        with contextlib.suppress(AgentkeepError, OSError, ImportError):
+            lock = hold_sealing_lock(store.store_dir, session.id)
+            pending = PendingSeal(store.store_dir, store.actor, [s.id for s in closed], lock)
+    streams = []
+    for stream in closed:
+        if pending is not None:
+            streams.append(stream.to_dict())
+            continue
+        try:
+            streams.append(store.seal_stream(stream.id).to_dict())
+        except AgentkeepError as exc:
+            errors.append(f"{stream.name}: {exc.message}")
     sig = -returncode if returncode < 0 else None
     if sig is not None:
         status = "interrupted" if sig in INTERRUPTING else "failed"
@@ -187,7 +304,7 @@ def run_command(
         # The command's own result still reaches the caller; `doctor` finds the session
         # (its recorder will be dead) and marks it interrupted.
         errors.append(f"the end of session {session.id} was not recorded: {exc.message}")
-    return RunResult(
+    result = RunResult(
         session_id=session.id,
         status=status,
         exit_code=None if sig is not None else returncode,
@@ -196,6 +313,7 @@ def run_command(
         streams=streams,
         recording_errors=errors,
     )
+    return result, pending
 
 
 def _start(
@@ -269,6 +387,8 @@ def _relay(
             proc.stdout.fileno(): (writers[0], 1),
             proc.stderr.fileno(): (writers[1], 2),
         }
+        for fd in sources:
+            _widen_pipe(fd)
     previous = _forward_signals(proc)
     recording = {fd: True for fd in sources}
     try:
@@ -302,7 +422,7 @@ def _relay(
                                 f"{exc.message}",
                                 file=sys.stderr,
                             )
-                        if writer.due():
+                        if writer.due() and not committer.wake.is_set():
                             committer.wake.set()
         return proc.wait()
     finally:
@@ -317,6 +437,17 @@ def _relay(
         if proc.poll() is None:  # we are failing ourselves: do not leave the child behind
             proc.terminate()
             proc.wait()
+
+
+def _widen_pipe(fd: int) -> None:
+    """Let the command write up to PIPE_BYTES ahead of us (Linux; 64 KiB by default):
+    while we redact a burst it keeps running instead of blocking on a full pipe, and we
+    then read (and redact) in larger pieces. Echo latency is unchanged: we read as soon
+    as anything is there."""
+    import fcntl
+
+    with contextlib.suppress(OSError, AttributeError):  # other systems; a lower limit
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def _write_quietly(fd: int, data: bytes) -> None:

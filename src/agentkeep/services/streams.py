@@ -43,6 +43,7 @@ from agentkeep.failpoints import failpoint
 from agentkeep.files import (
     READ_ONLY_FILE,
     ZSTD_LEVEL,
+    check_no_links,
     make_dirs,
     open_file,
     remove_quietly,
@@ -301,6 +302,15 @@ class StreamWriter:
             or time.monotonic() - self._committed_at >= COMMIT_SECONDS
         )
 
+    def seconds_until_due(self) -> float | None:
+        """How long until bytes written now would be due for a progress commit by time
+        (0: at once); None when the last commit is older than COMMIT_SECONDS, so that new
+        bytes are due as soon as they are written (:meth:`due` says so to the relay)."""
+        left = self._committed_at + COMMIT_SECONDS - time.monotonic()
+        if self.progress[0] != self._committed[0]:
+            return max(left, 0.0)
+        return left if left > 0 else None
+
     def sync(self) -> tuple[int, int]:
         """fdatasync what was written; returns the (length, lines) now durable."""
         progress = self.progress
@@ -354,6 +364,59 @@ class StreamWriter:
         if not self.closed:
             self.closed = True
             os.close(self._fd)
+
+
+# -- sealing after the fact ------------------------------------------------------------------
+
+_DIRECTORY_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def hold_sealing_lock(store_dir: Path, session_id: int) -> int:
+    """Lock a session's stream directory (``flock``, exclusive) for the process that seals
+    its closed streams after ``agentkeep run`` has exited, and return the descriptor.
+
+    The lock belongs to the open file description: a forked sealer inherits it, so it is
+    held from before the session ends until the sealer is done or dies. While it is held,
+    ``doctor`` leaves the session's streams alone (:func:`being_sealed`): a closed stream
+    of a finished session is otherwise one a recorder left unsealed, which ``--fix``
+    seals — and whose half-published ``.zst`` it removes."""
+    import fcntl
+
+    directory = store_dir / STREAMS_DIR / str(session_id)
+    check_no_links(store_dir, directory)
+    try:
+        fd = os.open(directory, _DIRECTORY_FLAGS)
+    except OSError as exc:
+        raise translate_os_error(exc, str(directory)) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def being_sealed(store_dir: Path, session_id: int) -> bool:
+    """Whether a sealer holds the session's lock (:func:`hold_sealing_lock`)."""
+    import fcntl
+
+    directory = store_dir / STREAMS_DIR / str(session_id)
+    try:
+        fd = os.open(directory, _DIRECTORY_FLAGS)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases the probe's own lock
+    return False
 
 
 # -- the service ---------------------------------------------------------------------------
