@@ -13,7 +13,10 @@ a. ``agentkeep run`` at an agent's pace vs the same command redirected to a file
    file``): a producer printing ``--agent-mibs`` MiB/s of lines for ``--agent-seconds``
    (flushed every 50 lines), and a short burst (``--burst-lines`` lines, then exit). Wall
    AND CPU time of both sides (``getrusage(RUSAGE_CHILDREN)`` deltas: the command's CPU,
-   and for agentkeep the recorder's as well), ratios as median and range over the runs.
+   and for agentkeep the recorder's as well, and the sealer's that `run` may leave behind
+   after it exits: the bench is a child subreaper and waits for it), ratios as median and
+   range over the runs; then the same with the redactor stubbed out (attribution). The CLI
+   runs with its bytecode cache written, as installed (PYTHONDONTWRITEBYTECODE removed).
    Then ``agentkeep run`` capturing a command that prints ``--mib`` MiB vs the same command
    redirected to a file (``CMD > file``): wall-time ratio, target <= 1.3. Two producers:
    a realistic one (a Python script that formats every line it prints, like a test runner
@@ -172,27 +175,26 @@ sys.stdout.flush()
 
 RUN_DRIVER = """\
 import sys
-import agentkeep
-if sys.argv[1] == "stub":  # attribution only: the redactor replaced by the identity
+# Attribution only: `agentkeep run` (the CLI, in this process) with the redactor replaced by
+# the identity.
 
-    class NoRedaction:
-        counts = {}
 
-        def feed(self, chunk):
-            return chunk
+class NoRedaction:
+    counts = {}
 
-        def flush(self):
-            return ""
+    def feed(self, chunk):
+        return chunk
 
-    import agentkeep.redact
-    agentkeep.redact.StreamRedactor = NoRedaction
-del sys.argv[1]
-from agentkeep.ops.runner import run_command
-with agentkeep.open(sys.argv[1]) as store:
-    result = run_command(store, sys.argv[2:], echo=True)
-for error in result.recording_errors:
-    print("recording error:", error, file=sys.stderr)
-sys.exit(result.shell_status)
+    def flush(self):
+        return ""
+
+
+import agentkeep.redact
+
+agentkeep.redact.StreamRedactor = NoRedaction
+from agentkeep.cli import run
+
+sys.exit(run(sys.argv[1:]))
 """
 
 
@@ -241,49 +243,69 @@ def timed(fn: Callable[[], Any]) -> float:
 # -- a. agentkeep run vs CMD > file ----------------------------------------------------------
 
 
+def become_subreaper() -> bool:
+    """Make orphaned descendants our children (Linux ``PR_SET_CHILD_SUBREAPER``), so that
+    the sealer `agentkeep run` leaves behind is waited for and its CPU counted."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(36, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def reap_orphans() -> None:
+    """Wait for every descendant that outlived its parent (the detached sealer)."""
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            return
+
+
 class Recorder:
-    """How ``agentkeep run`` is invoked: the CLI, or runner.run_command while the CLI
-    command is still a placeholder."""
+    """``agentkeep --store DIR run -- CMD`` as a user runs it (the console script, with the
+    bytecode cache written as in a real install: PYTHONDONTWRITEBYTECODE, which a sandbox
+    may set, is removed); ``stub``: the same CLI in a ``python -c`` driver with the
+    redactor stubbed out (attribution only)."""
 
     def __init__(self, store_dir: Path) -> None:
         self.store_dir = store_dir
         exe = Path(sys.executable).parent / "agentkeep"
         self.cli = [str(exe)] if exe.exists() else [sys.executable, "-m", "agentkeep"]
-        probe = subprocess.run(
-            [*self.cli, "--store", str(store_dir), "run", "--", "true"],
-            capture_output=True,
-            check=False,
-        )
-        self.uses_cli = probe.returncode == 0 and self._last_session_source() == "run"
+        self.env = dict(os.environ)
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.subreaper = become_subreaper()
         self.note = (
-            "the CLI: `agentkeep --store DIR run -- CMD`"
-            if self.uses_cli
-            else "`agentkeep run` is still a placeholder: a `python -c` driver calling "
-            "agentkeep.ops.runner.run_command(store, argv, echo=True) (same process layout: "
-            "recorder -> child, echo to /dev/null)"
+            "the CLI: `agentkeep --store DIR run -- CMD`; wall = until agentkeep exits with "
+            "the command's status; CPU includes the sealer it may leave running"
+            + (
+                " (waited for as a subreaper)"
+                if self.subreaper
+                else " -- NOT counted here: PR_SET_CHILD_SUBREAPER is unavailable"
+            )
         )
-
-    def _last_session_source(self) -> str | None:
-        with agentkeep.open(self.store_dir, read_only=True) as store:
-            row = store._row("SELECT source FROM sessions ORDER BY id DESC LIMIT 1", ())
-        return None if row is None else str(row[0])
+        for stub in (False, True):  # warm the bytecode cache
+            subprocess.run(
+                self.argv(["true"], stub=stub), env=self.env, capture_output=True, check=True
+            )
+            reap_orphans()
 
     def argv(self, command: list[str], *, stub: bool = False) -> list[str]:
-        if self.uses_cli and not stub:
-            return [*self.cli, "--store", str(self.store_dir), "run", "--", *command]
-        mode = "stub" if stub else "real"
-        return [sys.executable, "-c", RUN_DRIVER, mode, str(self.store_dir), *command]
+        front = [sys.executable, "-c", RUN_DRIVER] if stub else self.cli
+        return [*front, "--store", str(self.store_dir), "run", "--", *command]
 
     def run(self, command: list[str], *, stub: bool = False) -> tuple[float, dict[str, Any]]:
+        argv = self.argv(command, stub=stub)
         cpu = children_cpu()
         start = time.perf_counter()
         done = subprocess.run(
-            self.argv(command, stub=stub),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            check=False,
+            argv, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
         )
         wall = time.perf_counter() - start
+        reap_orphans()
+        sealed_after = time.perf_counter() - start
         cpu = children_cpu() - cpu
         if done.returncode != 0:
             raise SystemExit(f"agentkeep run failed ({done.returncode}): {done.stderr[-2000:]!r}")
@@ -299,6 +321,7 @@ class Recorder:
             "sealed": all(s.status == "sealed" for s in streams),
             "stderr": done.stderr.decode("utf-8", "replace").strip(),
             "cpu": cpu,
+            "sealed_after": sealed_after,
         }
         return wall, info
 
@@ -316,10 +339,11 @@ def redirected(command: list[str], target: Path) -> tuple[float, float]:
 def agent_paced(
     recorder: Recorder, label: str, command: list[str], runs: int, work: Path
 ) -> dict[str, Any]:
-    """Alternate ``CMD > file`` and ``agentkeep run``; print wall and CPU time of both
-    sides and their ratios, each as the median and range over ``runs`` pairs."""
-    walls: dict[str, list[float]] = {"base": [], "ours": []}
-    cpus: dict[str, list[float]] = {"base": [], "ours": []}
+    """Alternate ``CMD > file``, ``agentkeep run`` and the same with the redactor stubbed;
+    print wall and CPU time of each and the ratios, as the median and range over ``runs``."""
+    walls: dict[str, list[float]] = {"base": [], "ours": [], "stub": []}
+    cpus: dict[str, list[float]] = {"base": [], "ours": [], "stub": []}
+    sealed: list[float] = []
     for _ in range(runs):
         wall, cpu = redirected(command, work / "redirected.log")
         walls["base"].append(wall)
@@ -327,21 +351,41 @@ def agent_paced(
         wall, info = recorder.run(command)
         walls["ours"].append(wall)
         cpus["ours"].append(info["cpu"])
+        sealed.append(info["sealed_after"])
+        wall, info = recorder.run(command, stub=True)
+        walls["stub"].append(wall)
+        cpus["stub"].append(info["cpu"])
     produced = (work / "redirected.log").stat().st_size
     lines = (work / "redirected.log").read_bytes().count(b"\n")
-    wall_ratio = [o / b for o, b in zip(walls["ours"], walls["base"], strict=True)]
-    cpu_ratio = [o / b for o, b in zip(cpus["ours"], cpus["base"], strict=True)]
+
+    def ratios(side: str, what: dict[str, list[float]]) -> list[float]:
+        return [o / b for o, b in zip(what[side], what["base"], strict=True)]
+
+    def extra(side: str, what: dict[str, list[float]]) -> float:
+        return statistics.median(what[side]) - statistics.median(what["base"])
+
+    wall_ratio, cpu_ratio = ratios("ours", walls), ratios("ours", cpus)
     print(
         f"   {label}: {produced / MiB:.2f} MiB, {lines:,} lines, {runs} runs each, "
         f"median (min-max):\n"
         f"     CMD > file     wall {spread(walls['base'], '.3f')} s"
         f"   CPU {spread(cpus['base'], '.3f')} s\n"
         f"     agentkeep run  wall {spread(walls['ours'], '.3f')} s"
-        f"   CPU {spread(cpus['ours'], '.3f')} s\n"
+        f"   CPU {spread(cpus['ours'], '.3f')} s   (all sealed {spread(sealed, '.3f')} s)\n"
         f"     -> wall ratio {spread(wall_ratio)}x, CPU ratio {spread(cpu_ratio)}x"
-        f" (+{statistics.median(cpus['ours']) - statistics.median(cpus['base']):.3f} s CPU)"
+        f" (+{extra('ours', walls) * 1000:.0f} ms wall, +{extra('ours', cpus) * 1000:.0f} ms CPU)\n"
+        f"     redactor stubbed (attribution): wall {spread(ratios('stub', walls))}x,"
+        f" CPU {spread(ratios('stub', cpus))}x"
+        f" (+{extra('stub', walls) * 1000:.0f} ms wall, +{extra('stub', cpus) * 1000:.0f} ms CPU)"
     )
-    return {"wall": wall_ratio, "cpu": cpu_ratio, "walls": walls, "cpus": cpus}
+    return {
+        "wall": wall_ratio,
+        "cpu": cpu_ratio,
+        "walls": walls,
+        "cpus": cpus,
+        "stub_wall": ratios("stub", walls),
+        "stub_cpu": ratios("stub", cpus),
+    }
 
 
 # -- b. ingest --------------------------------------------------------------------------------
@@ -576,6 +620,9 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
         after = statistics.median(
             w - i["duration_ms"] / 1000 for w, i in zip(ours, infos, strict=True)
         )
+        sealed_after = statistics.median(
+            i["sealed_after"] - w for w, i in zip(ours, infos, strict=True)
+        )
         info = infos[-1]
         ours_cpu = statistics.median(i["cpu"] for i in infos)
         base_cpu_median = statistics.median(base_cpu)
@@ -587,9 +634,10 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
             f"  -> ratio {o / b:.2f}x (target <= 1.3)\n"
             f"     CPU (user + sys of the processes) CMD > file {base_cpu_median:.2f} s,"
             f" agentkeep run {ours_cpu:.2f} s -> {ours_cpu / base_cpu_median:.2f}x\n"
-            f"     same, redactor stubbed out (run_command driver, attribution only)"
+            f"     same, redactor stubbed out (the CLI in a driver, attribution only)"
             f" {statistics.median(stubbed):.2f} s -> {statistics.median(stubbed) / b:.2f}x\n"
-            f"     of which start-up + close + seal + end after the child's run: {after:.2f} s;"
+            f"     of which start-up + close (+ seal) + end outside the child's run: {after:.2f}"
+            f" s; sealed {sealed_after:.2f} s after agentkeep exited;"
             f" recorded {info['length'] / MiB:.1f} MiB of {produced / MiB:.1f} MiB"
             f" (redaction changes lengths), sealed={info['sealed']}, status={info['status']}"
         )
