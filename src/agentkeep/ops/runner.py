@@ -46,8 +46,11 @@ if TYPE_CHECKING:
 
 READ_BYTES = 1 << 20
 PIPE_BYTES = 1 << 20  # the default /proc/sys/fs/pipe-max-size
-# `agentkeep run` seals output up to this size before it exits (~10 ms); larger output is
-# sealed by a process of its own after the command's exit status is reported.
+# `agentkeep run` seals output up to this size before it exits; larger output is sealed by
+# a forked process after the command's exit status is reported. Measured: sealing costs
+# ~3 ms + ~7.5 ms per MiB, and a forked sealer ~10 ms more CPU (its own store open,
+# copy-on-write faults) than sealing in place, so below ~1 MiB it would buy little wall
+# time for the CPU it costs.
 SEAL_INLINE_BYTES = 1 << 20
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 INTERRUPTING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL}
