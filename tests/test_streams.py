@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 import agentkeep
 from agentkeep.files import zstd
 from agentkeep.ops.doctor import doctor
-from agentkeep.ops.runner import run_command
+from agentkeep.ops.runner import _findable, run_command
 from agentkeep.services.streams import (
     FRAME_BYTES,
     SEEKABLE_MAGIC,
@@ -266,6 +267,21 @@ def test_run_cli_exit_code_output_and_json(project: Path) -> None:
     # A --json after `--` belongs to the command, not to agentkeep.
     done = run_agentkeep("run", "--", "echo", "--json", cwd=project)
     assert done.stdout == b"--json\n" and done.returncode == 0
+
+
+@pytest.mark.parametrize("path", [None, "", "/nonexistent", "/usr/bin::/bin"])
+def test_run_finds_commands_as_shutil_which_does(
+    path: str | None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    not_executable = tmp_path / "script.sh"
+    not_executable.write_text("echo hi\n")
+    commands = ["true", "sh", "no-such-command-xyz", "/bin/true", "/bin", str(not_executable)]
+    if path is None:
+        monkeypatch.delenv("PATH", raising=False)
+    else:
+        monkeypatch.setenv("PATH", path)
+    for command in [*commands, sys.executable, os.path.basename(sys.executable)]:
+        assert _findable(command) == (shutil.which(command) is not None), command
 
 
 def test_run_cli_refuses_an_unknown_command(cli: Cli) -> None:
