@@ -495,6 +495,50 @@ def test_logs_interleave_streams_by_time_and_n_is_exact(project: Path, cli: Cli)
     assert [(r["stream"], r["text"]) for r in rows] == [("stdout", "out 5"), ("stderr", "err 5")]
 
 
+INTERLEAVED = """\
+import sys
+control = open(sys.argv[1], "rb", buffering=0)
+for i in range(1, 4):
+    for stream, name in ((sys.stdout, "out"), (sys.stderr, "err")):
+        stream.write(f"{name} {i}\\n")
+        stream.flush()
+        control.read(1)  # until the recorder has relayed it
+"""
+
+
+def test_run_records_stdout_and_stderr_in_the_order_they_were_written(
+    project: Path, tmp_path: Path
+) -> None:
+    """Each line is written only after `run` has relayed the previous one (a handshake
+    through its echo), so the order is known; the relay's batching of reads must keep it."""
+    control = tmp_path / "control"
+    os.mkfifo(control)
+    command = [sys.executable, "-c", INTERLEAVED, str(control)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentkeep", "run", "--", *command],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stderr.readline().startswith(b"agentkeep: recording session")
+    fd = os.open(control, os.O_WRONLY)
+    try:
+        for i in range(1, 4):
+            assert proc.stdout.readline() == f"out {i}\n".encode()
+            os.write(fd, b"x")
+            assert proc.stderr.readline() == f"err {i}\n".encode()
+            os.write(fd, b"x")
+    finally:
+        os.close(fd)
+    _, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    done = run_agentkeep("logs", "1", "--nl", cwd=project)
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    expected = [(f"std{kind}", f"{kind} {i}") for i in range(1, 4) for kind in ("out", "err")]
+    assert [(row["stream"], row["text"]) for row in rows] == expected
+
+
 def test_follow_interleaves_live_streams_by_their_marks(store: agentkeep.Store) -> None:
     session = new_session(store)
     out = store.open_stream(session, "stdout", auto_commit=False)

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 READ_BYTES = 1 << 20
 PIPE_BYTES = 1 << 20  # the default /proc/sys/fs/pipe-max-size
+RECORD_BYTES = 64 * 1024  # the relay redacts consecutive reads of a stream together up to
+RECORD_HOLD = 0.02  # this many bytes, holding them at most this long (seconds)
 # `agentkeep run` seals output up to this size before it exits; larger output is sealed by
 # a forked process after the command's exit status is reported. Measured: sealing costs
 # ~3 ms + ~7.5 ms per MiB, and a forked sealer ~10 ms more CPU (its own store open,
@@ -415,39 +417,71 @@ def _relay(
             _widen_pipe(fd)
     previous = _forward_signals(proc)
     recording = {fd: True for fd in sources}
+    # Consecutive reads of one stream are redacted and appended together (up to
+    # RECORD_BYTES, for at most RECORD_HOLD): a command writing 4-8 KB at a time otherwise
+    # costs a redactor call, an append and a line count per piece (the redactor runs ~50%
+    # faster on 64 KiB than on 4 KiB). A read of the other stream flushes first, so the
+    # streams' marks keep the order the output was written in; the terminal gets every
+    # read at once.
+    batch: list[bytes] = []
+    batch_fd = -1
+    batch_since = 0.0
+
+    def record() -> None:
+        nonlocal batch, batch_fd
+        if not batch:
+            return
+        data = batch[0] if len(batch) == 1 else b"".join(batch)
+        writer = sources[batch_fd][0]
+        fd, batch, batch_fd = batch_fd, [], -1
+        try:
+            writer.write(data)
+        except AgentkeepError as exc:
+            # The child is never harmed by a recording failure (a full disk): its output
+            # keeps flowing to the terminal.
+            recording[fd] = False
+            writer.failed = True
+            failures.append((writer.stream.name, exc))
+            print(
+                f"agentkeep: recording of {writer.stream.name} stopped: {exc.message}",
+                file=sys.stderr,
+            )
+        if writer.due() and not committer.wake.is_set():
+            committer.wake.set()
+
     try:
         with selectors.DefaultSelector() as selector:
             for fd in sources:
                 selector.register(fd, selectors.EVENT_READ)
             while selector.get_map():
-                for key, _ in selector.select():
+                wait = None
+                if batch:
+                    wait = max(0.0, batch_since + RECORD_HOLD - time.monotonic())
+                ready = selector.select(wait)
+                for key, _ in ready:
                     fd = key.fd
                     try:
                         data = os.read(fd, READ_BYTES)
                     except OSError:  # EIO: the pty's other side closed
                         data = b""
                     if not data:
+                        if fd == batch_fd:
+                            record()
                         selector.unregister(fd)
                         continue
-                    writer, out_fd = sources[fd]
                     if echo:
-                        _write_quietly(out_fd, data)
-                    if recording[fd]:
-                        try:
-                            writer.write(data)
-                        except AgentkeepError as exc:
-                            # The child is never harmed by a recording failure (a full
-                            # disk): its output keeps flowing to the terminal.
-                            recording[fd] = False
-                            writer.failed = True
-                            failures.append((writer.stream.name, exc))
-                            print(
-                                f"agentkeep: recording of {writer.stream.name} stopped: "
-                                f"{exc.message}",
-                                file=sys.stderr,
-                            )
-                        if writer.due() and not committer.wake.is_set():
-                            committer.wake.set()
+                        _write_quietly(sources[fd][1], data)
+                    if not recording[fd]:
+                        continue
+                    if fd != batch_fd:
+                        record()
+                        batch_fd, batch_since = fd, time.monotonic()
+                    batch.append(data)
+                    if sum(map(len, batch)) >= RECORD_BYTES:
+                        record()
+                if batch and (not ready or time.monotonic() - batch_since >= RECORD_HOLD):
+                    record()
+            record()
         return proc.wait()
     finally:
         _restore_signals(previous)
