@@ -651,6 +651,10 @@ class Store(StoreBase):
             setattr(self, name, service)
             return service
 
+    def __dir__(self) -> list[str]:
+        """The services too, made or not (REPL completion, ``inspect.getmembers``)."""
+        return sorted({*super().__dir__(), *SERVICES})
+
     add_task = _delegate("tasks", TaskService.add_task)
     get_task = _delegate("tasks", TaskService.get_task)
     list_tasks = _delegate("tasks", TaskService.list_tasks)
