@@ -5,6 +5,12 @@ marked ``xfail(strict=True)`` with the reason, so they turn into failures once f
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 import agentkeep
 from agentkeep.store import SERVICES
 
@@ -19,3 +25,32 @@ def test_a_fresh_store_lists_its_services_in_dir(store: agentkeep.Store) -> None
     assert "add_task" in listed and "search" in listed
     # Listing them does not make them (nor import their modules).
     assert not set(SERVICES) & set(vars(store))
+
+
+# -- the compiled redaction engine (redact/__init__.py) ---------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="redact._fast_engine takes 'agentkeep.hook in sys.modules' to mean 'this is the "
+    "hook process'; a library process that drains the spool (Store.drain_spool, doctor) "
+    "imports agentkeep.hook and then redacts on the standard-library engine for good. Fix "
+    "in redact/** (another helper's files): let hook.main() say so explicitly instead.",
+)
+def test_draining_the_spool_does_not_turn_the_compiled_engine_off(project: Path) -> None:
+    pytest.importorskip("re2")
+    script = (
+        "import sys, agentkeep\n"
+        "from agentkeep import spool\n"
+        "import agentkeep.redact as redact\n"
+        "with agentkeep.open('.') as store:\n"
+        "    spool.append(str(store.store_dir), {'source': 'claude', 'event': 'x'})\n"
+        "    store.drain_spool()  # what the next write transaction does\n"
+        "    assert 'agentkeep.hook' in sys.modules\n"
+        "    redact.redact_text('plain words ' * 12000)  # past the 64 KB threshold\n"
+        "    print(bool(redact._fast))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=project, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "True", done.stderr
