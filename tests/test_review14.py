@@ -54,3 +54,44 @@ def test_draining_the_spool_does_not_turn_the_compiled_engine_off(project: Path)
         [sys.executable, "-c", script], cwd=project, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "True", done.stderr
+
+
+# -- the writers' queue (backends/sqlite/discipline.py) ---------------------------------------
+
+
+def test_a_wait_that_cannot_start_its_helper_thread_still_waits_and_leaks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process at its thread limit (a container's pids.max, RLIMIT_NPROC) cannot start
+    the helper that blocks on the lock: before the kernel-queue wait, the writer polled and
+    got its turn; it must still wait (here: time out, False) rather than fail with an
+    internal RuntimeError, and must not leave the helper's duplicate descriptor open."""
+    import _thread
+    import fcntl
+    import os
+
+    from agentkeep.backends.sqlite import discipline
+
+    path = str(tmp_path / "state.db")
+    holder = discipline.open_lock(path)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another writer holds the queue
+    monkeypatch.setattr(discipline._Helper, "_idle", None)
+
+    def no_thread(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(_thread, "start_new_thread", no_thread)
+    before = set(os.listdir("/proc/self/fd"))
+    fd = discipline.open_lock(path)
+    try:
+        assert discipline.wait_for_lock(fd, 0.05) is False
+    finally:
+        os.close(fd)
+    assert set(os.listdir("/proc/self/fd")) == before
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    fd = discipline.open_lock(path)
+    try:
+        assert discipline.wait_for_lock(fd, 0.05) is True  # free: taken at once
+    finally:
+        os.close(fd)
+        os.close(holder)

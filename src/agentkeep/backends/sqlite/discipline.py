@@ -93,7 +93,11 @@ def _queued_wait(fd: int, timeout_s: float) -> bool:
     this thread waits for it with the timeout. The helper locks a duplicate of ``fd``
     (the same open file, so the lock is ``fd``'s) and closes that duplicate itself."""
     wait = _Wait(os.dup(fd))
-    _Helper.run(wait)
+    try:
+        _Helper.run(wait)
+    except RuntimeError:  # no thread to be had (a pids limit): poll, as before the queue
+        os.close(wait.fd)
+        return _polled_wait(fd, timeout_s)
     try:
         wait.done.acquire(True, timeout_s)
     finally:
@@ -101,6 +105,26 @@ def _queued_wait(fd: int, timeout_s: float) -> bool:
             if wait.outcome is None:
                 wait.outcome = False  # given up (timeout, or an exception such as Ctrl-C)
     return wait.outcome is True
+
+
+def _polled_wait(fd: int, timeout_s: float) -> bool:
+    """Poll the lock with sleeps that grow to 2 ms (jittered from the clock: the hook does
+    not import random) until ``timeout_s``: the wait of a process that cannot start a
+    helper thread."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    delay = 0.0002
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            return False
+        time.sleep(min(delay * (0.5 + (time.perf_counter_ns() % 1000) / 1000), deadline - now))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            delay = min(delay * 2, 0.002)
 
 
 class _Wait:
