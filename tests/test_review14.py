@@ -95,3 +95,39 @@ def test_a_wait_that_cannot_start_its_helper_thread_still_waits_and_leaks_nothin
     finally:
         os.close(fd)
         os.close(holder)
+
+
+# -- doctor and the search watermark (ops/doctor.py, backends/sqlite/maintenance.py) ----------
+
+
+def _old_store(root: Path, version: int) -> Path:
+    """A store an older agentkeep made (schema ``version``) in a new git repository
+    ``root``, not opened for writing by this one yet."""
+    from agentkeep.backends.sqlite.connection import connect
+    from agentkeep.migrations import MIGRATIONS, migrate
+
+    (root / ".agentkeep").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    conn = connect(root / ".agentkeep" / "state.db")
+    try:
+        migrate(conn, backup_dir=None, app_version="0.0.1", migrations=MIGRATIONS[:version])
+    finally:
+        conn.close()
+    return root
+
+
+@pytest.mark.parametrize("version", [7, 2])
+def test_doctor_full_checks_a_store_not_migrated_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: int
+) -> None:
+    """`doctor` opens read-only (no migration): on a store of schema 7 or older, the full
+    check's search-index count asked for the schema-8 table ``search_index`` and the whole
+    run failed with a storage error (exit 12) instead of reporting."""
+    from conftest import Cli
+
+    monkeypatch.chdir(_old_store(tmp_path / "old", version))
+    done = Cli()("doctor", "--full", "--json")
+    assert "search_index" not in done.stderr, done.stderr
+    report = done.json()
+    assert any(f["check"] == "schema" for f in report["findings"]), report
+    assert not any(f["check"] == "search-index" for f in report["findings"]), report

@@ -108,7 +108,12 @@ class SQLiteMaintenance:
     def search_index_gap(self) -> int:
         """Messages at or below the search watermark (schema 8) that ``messages_fts`` lacks
         (one ``messages_fts_docsize`` row per indexed message); those above it wait for a
-        catch-up and are no gap."""
+        catch-up and are no gap. A store of an older schema, read before it is migrated
+        (``doctor`` opens read-only), has no watermark: nothing to count."""
+        if not self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search_index'"
+        ).fetchone():
+            return 0
         row = self._conn.execute(
             "SELECT (SELECT count(*) FROM messages WHERE id <= w.indexed_to"
             " AND text IS NOT NULL) - (SELECT count(*) FROM messages_fts_docsize"
