@@ -131,3 +131,38 @@ def test_doctor_full_checks_a_store_not_migrated_yet(
     report = done.json()
     assert any(f["check"] == "schema" for f in report["findings"]), report
     assert not any(f["check"] == "search-index" for f in report["findings"]), report
+
+
+# -- search on a store not migrated yet (backends/sqlite/search.py) ---------------------------
+
+
+def test_a_read_only_search_of_a_store_not_migrated_yet_finds_its_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`agentkeep search` opens read-only, so right after an upgrade it reads a store of
+    schema 7 as it is: its search asked for the schema-8 watermark table and failed
+    (storage error, exit 12). Before schema 8 the triggers kept every message indexed."""
+    from agentkeep.backends.sqlite.connection import connect
+
+    from conftest import Cli
+
+    root = _old_store(tmp_path / "old", 7)
+    conn = connect(root / ".agentkeep" / "state.db")
+    try:
+        conn.execute(
+            "INSERT INTO sessions (source, external_id, status, started_at)"
+            " VALUES ('claude', 's', 'running', '2026-01-01T00:00:00.000Z')"
+        )
+        conn.execute(
+            "INSERT INTO messages (session_id, seq, role, kind, text, external_id)"
+            " VALUES (1, 0, 'user', 'text', 'an old walrus', 'm0')"
+        )
+    finally:
+        conn.close()
+    with agentkeep.open(root, read_only=True) as reader:
+        assert reader.schema_status().db_schema_version == 7
+        assert [hit.kind for hit in reader.search("walrus")] == ["message"]
+    monkeypatch.chdir(root)
+    done = Cli()("search", "walrus", "--json")
+    assert done.exit_code == 0, done.stderr
+    assert [hit["kind"] for hit in done.json()] == ["message"]

@@ -214,7 +214,13 @@ _COLUMN = {"messages": "text"}  # the indexed column of each table in DEFERRED
 
 
 def _unindexed(conn: Connection, table: str) -> tuple[int, int] | None:
-    """(watermark, newest id) of ``table`` when rows above the watermark exist."""
+    """(watermark, newest id) of ``table`` when rows above the watermark exist. A store of
+    an older schema read before it is migrated (a read-only open) has no watermark: its
+    triggers kept every row indexed."""
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search_index'"
+    ).fetchone():
+        return None
     row = conn.execute(
         f"SELECT indexed_to, (SELECT max(id) FROM {table}) FROM search_index WHERE name = ?",
         (table,),
