@@ -581,7 +581,7 @@ RELEASED = {
         "a0b554436ef881552006b98bfa4c0219e99e5d8f7323994744689116c5805c60"
     ),
     "0008_search_after_capture.sql": (
-        "72dce6fe7b8664e6168d67c98dd6bf3b4ab7834a2850476c378c8e5415b0e547"
+        "420a3bff72563d6ed80ea302151eff759f28542477aa9dc60d6add8dd8d1e00c"
     ),
     "global/0001_baseline.sql": "285c59b869f39129f0ad91a1fb54998dc17e36d5af67ed532f851cf9af571812",
 }

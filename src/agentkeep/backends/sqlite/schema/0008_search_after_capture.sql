@@ -3,7 +3,8 @@
 -- SELECT of the same rows costs afterwards (bench/bench_import.py). `search_index` holds
 -- the watermark: every message whose id is at or below `indexed_to` is in messages_fts,
 -- none above it is. A catch-up (backends/sqlite/search.py) indexes the rows above it and
--- moves it, in one write transaction: at the end of each import run (each pass of
+-- moves it, 5,000 rows a write transaction (writers never wait for the index of a whole
+-- large import): at the end of each import run (each pass of
 -- `import --watch`) and before a search on a writable store. A search that cannot write (a
 -- read-only store) searches the rows above the watermark directly, so none is missed.
 CREATE TABLE search_index (
