@@ -20,6 +20,7 @@ import ast
 import importlib.util
 import json
 import random
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,7 +72,7 @@ def missed_matches(text: str, eng: fast.Engine | None = None) -> list[tuple[str,
     """(pattern, position) of every exact match the prefilter gives no candidate for."""
     eng = eng or ENGINE[0]
     lowered = redact._lower(text)
-    found_all = eng.candidates(text, lowered, fast.ascii_bytes(lowered))
+    found_all = eng.candidates(text, lowered, fast.cased_bytes(text))
     assert found_all is not None, "a test text this dense is checked elsewhere"
     *candidates, _vendors = found_all
     missed = []
@@ -240,19 +241,81 @@ def test_the_vendor_stretches_restart_after_a_run_of_operator_characters() -> No
     assert _windows_by_vendor(text) == _windows_full_scan(text) != {}
 
 
+WORD = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts)
 def test_present_keywords_open_the_same_windows(text: str) -> None:
     lowered = redact._lower(text)
     eng = ENGINE[0]
-    data = fast.ascii_bytes(lowered)
-    found = eng.candidates(text, lowered, data)
-    if found is None:  # dense with keywords: the standard-library engine runs
+    located = eng.locate(text, lowered, fast.cased_bytes(text))
+    if located is None:  # dense with keywords: the standard-library engine runs
         return
+    found, present, at = located
     vendor_at = found[-1]
     assert set(gl.vendor_keywords(lowered)) <= set(vendor_at)
-    present = eng.present(data, text)
-    assert gl.hits(text, lowered, present, vendor_at) == gl.hits(text, lowered)
+    assert gl.hits(text, lowered, present, vendor_at, at) == gl.hits(text, lowered)
+    # every anchor that occurs is present, and its positions are all there (those at the
+    # start of a word at least, for an anchor that counts only there)
+    cased = dict(gl.searched_anchors())
+    for anchor in gl.anchors():
+        source = text if cased.get(anchor) else lowered
+        expected = [i for i in range(len(source)) if source.startswith(anchor, i)]
+        if anchor in gl.ONLY_AT_WORD_START:
+            expected = [i for i in expected if i == 0 or lowered[i - 1] not in WORD]
+        assert bool(expected) <= (anchor.lower() in present), anchor
+        if anchor in cased and expected:
+            assert set(expected) <= set(at[anchor]), anchor
+
+
+def _every_window_searched(text: str) -> list[gl.Hit]:
+    """`gl.hits` with no window skipped by its rule's probe."""
+    saved = gl._Rule.may_match_in
+    gl._Rule.may_match_in = lambda *_: True  # type: ignore[method-assign]
+    try:
+        return gl.hits(text, redact._lower(text))
+    finally:
+        gl._Rule.may_match_in = saved  # type: ignore[method-assign]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts)
+def test_the_window_probes_skip_only_windows_without_a_match(text: str) -> None:
+    assert gl.hits(text, redact._lower(text)) == _every_window_searched(text)
+
+
+@pytest.mark.parametrize("context", ["line", "json", "json-in-json"])
+def test_the_window_probes_keep_every_gitleaks_sample(context: str) -> None:
+    from test_redact import GITLEAKS_CONTEXTS
+
+    wrap = GITLEAKS_CONTEXTS[context]
+    for sample in GITLEAKS_SAMPLES:
+        # the sample, then a mention of its rule's keyword that holds no secret
+        text = wrap(f"some prose, then {sample} and the password is elsewhere")
+        assert gl.hits(text, redact._lower(text)) == _every_window_searched(text), sample
+
+
+def test_the_window_probes_are_where_the_time_was() -> None:
+    """hashicorp-tf-password's window opens at every "password": its probe starts with
+    the word, so that re finds it at C speed (not at every "a" and "p")."""
+    rule = next(r for r in gl._RULES if r.id == "hashicorp-tf-password")
+    assert rule.probe_source is not None
+    assert [p[:9] for p in gl._probes(rule.probe_source)] == ["password("]
+    prose = "Set the password in the vault, then review the password policy.\n" * 20
+    windows = gl._windows(prose, prose.lower(), any_start=False)
+    index = gl._RULES.index(rule)
+    assert windows[index]
+    assert not any(rule.may_match_in(prose, prose.lower(), a, b) for a, b in windows[index])
+
+
+def test_a_probe_that_demands_too_much_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison fails when a probe skips a window that holds a match."""
+    rule = next(r for r in gl._RULES if r.id == "hashicorp-tf-password")
+    text = 'password = "' + "q9xz3klm8p" + '"\n'
+    assert gl.hits(text, text.lower()) == _every_window_searched(text) != []
+    monkeypatch.setattr(rule, "probes", [re.compile("password[0-9]").search])
+    assert gl.hits(text, text.lower()) != _every_window_searched(text)
 
 
 # -- real agent text and the existing test inputs ------------------------------------------
@@ -452,10 +515,10 @@ def test_the_hooks_process_keeps_the_standard_library_engine(
 def test_text_dense_with_keywords_goes_to_the_standard_library_engine() -> None:
     default = fast.Engine([(p.keywords, p.on_lower) for p in redact._PASSES])
     dense = "://" * 10_000
-    assert default.candidates(dense, dense, fast.ascii_bytes(dense)) is None
+    assert default.candidates(dense, dense, fast.cased_bytes(dense)) is None
     ordinary = _bench_generator()(100_000, 4)[0]
     lowered = redact._lower(ordinary)
-    assert default.candidates(ordinary, lowered, fast.ascii_bytes(lowered)) is not None
+    assert default.candidates(ordinary, lowered, fast.cased_bytes(ordinary)) is not None
 
 
 def test_an_engine_that_cannot_be_built_leaves_the_standard_library_engine(

@@ -366,10 +366,9 @@ def _raw_hits(text: str) -> list[_Hit]:
     lowered = _lower(text)
     if fast := _fast_engine(len(text)):
         engine, module = fast
-        data = module.ascii_bytes(lowered)
-        candidates = engine.candidates(text, lowered, data)
-        if candidates is not None:  # else text dense with keywords: see Engine.starts
-            return _raw_hits_located(text, lowered, data, engine, candidates)
+        located = engine.locate(text, lowered, module.cased_bytes(text))
+        if located is not None:  # else text dense with keywords: see Engine.starts
+            return _raw_hits_located(text, lowered, *located)
     passes: Iterable[_Pass] = _PASSES
     if len(text) <= _SMALL:
         # On a short text a needle check (about 0.2 us on 300 characters) is cheaper than a
@@ -424,10 +423,15 @@ def _raw_hits(text: str) -> list[_Hit]:
 
 
 def _raw_hits_located(
-    text: str, lowered: str, data: bytes, engine: Any, candidates: list[list[int]]
+    text: str,
+    lowered: str,
+    candidates: list[list[int]],
+    present: frozenset[str],
+    at: dict[str, list[int]],
 ) -> list[_Hit]:
     """`_raw_hits` with the compiled engine: the same search loop, over the positions where
-    the pass can match (see `agentkeep.redact.fast`) instead of ``pattern.search``."""
+    the pass can match (see `agentkeep.redact.fast`) instead of ``pattern.search``, and
+    the gitleaks rules' windows opened where the engine found their anchors."""
     hits: list[_Hit] = []
     *by_pass, vendor_at = candidates
     for scan_pass, found in zip(_PASSES, by_pass, strict=True):
@@ -464,9 +468,7 @@ def _raw_hits_located(
                 else:
                     pos = m.end()
                 i = bisect_left(found, pos)
-    for rule_id, start, end, match_start in _gitleaks.hits(
-        text, lowered, engine.present(data, text), vendor_at
-    ):
+    for rule_id, start, end, match_start in _gitleaks.hits(text, lowered, present, vendor_at, at):
         context = max(0, min(start, match_start) - 4)
         hits.append(_Hit(start, end, _GITLEAKS_PRIORITY, rule_id, context))
     return hits

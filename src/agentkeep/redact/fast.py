@@ -17,11 +17,13 @@ same candidates in one linear-time pass, then runs the very same rule code on th
   pattern, with ``match``, at each keyword occurrence inside the reported spans finds
   exactly the matches ``search`` would find, in the same order; `agentkeep.redact`
   replays its search loop over them.
-- **gitleaks rules.** An RE2 ``Set`` of every anchor and vendor keyword (literals, the
-  ones that count only at the start of a word after a non-word character: its DFA is
-  an Aho-Corasick automaton of ~2,000 states) says which of them occur at all;
-  `agentkeep.redact.gitleaks` then runs its usual searches for those alone. A search
-  for a keyword that does not occur finds nothing, so skipping it changes nothing.
+- **gitleaks rules.** One more RE2 pass, over the text with its case, finds every
+  occurrence of every anchor (literals; lower-case anchors in any case, the ones that
+  count only at the start of a word after a non-word character). `agentkeep.redact.gitleaks`
+  opens its windows at those positions instead of searching the text for each anchor
+  that occurs (about 5 ms per anchor on 8 MB), and runs its usual searches only for the
+  anchors it finds over the reversed text, where one occurs. A search for a keyword that
+  does not occur finds nothing, so skipping it changes nothing.
 
 RE2 runs over bytes: the lower-cased text with every non-ASCII code point (and lone
 surrogate) replaced by DEL, one byte per character, so that positions carry over. Every
@@ -35,6 +37,7 @@ Imported only by library processes; the hook never loads RE2 (see
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 
 import re2  # type: ignore[import-untyped,unused-ignore]
@@ -157,41 +160,67 @@ class Engine:
     def __init__(self, keyword_sets: Sequence[tuple[tuple[str, ...], bool]]) -> None:
         # keyword_sets: for each pass, (keywords, whether they are lower-case).
         alternatives: dict[str, None] = {}
-        # first character of a lower-cased keyword -> (keyword, its pass, lower-case)
+        # first two characters of a lower-cased keyword (every one has two or more) ->
+        # (keyword, its pass, lower-case)
         self.by_first: dict[str, list[tuple[str, int, bool]]] = {}
         for index, (keywords, on_lower) in enumerate(keyword_sets):
             for kw in keywords:
                 alternatives[RELAXED.get(kw) or re.escape(kw.lower())] = None
-                self.by_first.setdefault(kw[0].lower(), []).append((kw, index, on_lower))
+                self.by_first.setdefault(kw[:2].lower(), []).append((kw, index, on_lower))
         self.passes = len(keyword_sets)
         self.dense = DENSE
         # gitleaks' vendor keywords where an operator may follow (`vendor_keywords`).
         vendors = "|".join(map(re.escape, _gitleaks.VENDOR_LIST))
         alternatives[f"(?:{vendors}){_gitleaks.TO_OPERATOR}"] = None
         for kw in _gitleaks.VENDOR_LIST:
-            self.by_first.setdefault(kw[0], []).append((kw, -1, True))
+            self.by_first.setdefault(kw[:2], []).append((kw, -1, True))
+        # gitleaks' anchors: lower-case ones in any case, the others (``SK``, ``AKCp``) as
+        # they are, and those that count only at the start of a word only after a non-word
+        # character (or at the start): the match then starts one byte before the anchor.
+        cased_alternatives: list[str] = []
+        # first two characters, lower-cased -> (anchor, case-sensitive), and of the
+        # anchors looked for after a non-word character
+        self.anchors_by_first: dict[str, list[tuple[str, bool]]] = {}
+        self.word_start_by_first: dict[str, list[str]] = {}
+        searched = dict(_gitleaks.searched_anchors())
+        for anchor in _gitleaks.anchors():
+            cased = searched.get(anchor, False)
+            if cased:
+                cased_alternatives.append(re.escape(anchor))
+            elif anchor in _gitleaks.ONLY_AT_WORD_START:
+                alternatives["(?:^|[^a-z0-9_])" + re.escape(anchor)] = None
+                self.word_start_by_first.setdefault(anchor[:2], []).append(anchor)
+            else:
+                alternatives[re.escape(anchor)] = None
+            self.anchors_by_first.setdefault(anchor[:2].lower(), []).append((anchor, cased))
+        self.searched = frozenset(searched)
+        # Positions and ``present`` are kept by anchor, lower-cased: no two may share one.
+        words = [anchor.lower() for anchor in _gitleaks.anchors()]
+        if len(set(words)) != len(words):
+            raise RuntimeError("two gitleaks anchors differ only in case")
+        # One pass over the text with its case: everything but the case-sensitive anchors
+        # ignores case (and so reads the text as its lower-cased copy, see `cased_bytes`).
         options = re2.Options()
         options.max_mem = 64 << 20
-        self.search = re2.compile(
-            "|".join(f"(?:{alt})" for alt in alternatives).encode(), options
-        ).search
+        lower = "|".join(f"(?:{alt})" for alt in alternatives)
+        compiled = re2.compile("|".join([f"(?i:{lower})", *cased_alternatives]).encode(), options)
+        self.search = compiled.search
+        # A search per start: the binding's own call (a generator and a match object)
+        # costs twice what RE2 does on ordinary text, so the underlying one is called when
+        # it is there: (anchor, text, pos, endpos) -> [(start, end)], (-1, -1) for none.
+        regexp = getattr(compiled, "_regexp", None)
+        anchors = getattr(re2, "_Anchor", None)
+        self.first_match: Any = None
+        if regexp is not None and anchors is not None:
+            self.first_match = functools.partial(regexp.Match, anchors.UNANCHORED)
         self.gate_search = self._gate(keyword_sets).search
-        # gitleaks: every anchor and vendor keyword, lower-cased, as a literal of one Set.
-        self.words = sorted({w.lower() for w in _gitleaks.anchors()})
-        # Anchors that count only where they start a word are looked for there only.
-        words = re2.Set.SearchSet(options)
-        for word in self.words:
-            literal = re.escape(word)
-            if word in _gitleaks.ONLY_AT_WORD_START:
-                literal = "(?:^|[^a-z0-9_])" + literal
-            words.Add(literal.encode())
-        words.Compile()
-        self.words_in = words.Match
-        # A Set that ran out of memory would report nothing: check that it reports every
-        # keyword, each once and all at once.
-        probe = (" " + " ".join(self.words)).encode()
-        if sorted(words.Match(probe) or ()) != list(range(len(self.words))):
-            raise RuntimeError("the RE2 keyword set does not find its own keywords")
+        # A pattern that ran out of memory would miss anchors: check that it finds each.
+        probe = " " + " ".join(_gitleaks.anchors())
+        self.dense = 1  # (the probe is nothing but anchors)
+        located = self.locate(probe, probe.lower(), cased_bytes(probe))
+        self.dense = DENSE
+        if located is None or len(located[1]) != len(words):
+            raise RuntimeError("the RE2 pattern does not find the gitleaks anchors")
 
     def _gate(self, keyword_sets: Sequence[tuple[tuple[str, ...], bool]]) -> Any:
         alternatives: dict[str, None] = {}
@@ -218,20 +247,30 @@ class Engine:
         return self.gate_search(cased_bytes(text)) is not None
 
     def starts(self, data: bytes) -> list[int] | None:
-        """Every position of ``data`` (`ascii_bytes` of the lower-cased text) where a
-        relaxation (or a bare keyword) matches, in order. Each search resumes one byte
+        """Every position of ``data`` (`cased_bytes` of the text) where a relaxation, a
+        bare keyword or a gitleaks anchor matches, in order. Each search resumes one byte
         after the last start, so a start inside an earlier match is reported too.
 
         ``None`` when there are more than one per ``DENSE`` bytes (and a few), overall or
         so far: text made of keywords ("://" * 300_000), where a search per start costs
         more than the standard-library engine, whose patterns reject them in C."""
-        search = self.search
         found: list[int] = []
         dense = self.dense
-        limit = 64 + len(data) // dense
+        end = len(data)
+        limit = 64 + end // dense
         pos = 0
-        while (m := search(data, pos)) is not None:
-            start = m.start()
+        first_match = self.first_match
+        search = self.search
+        while True:
+            if first_match is not None:
+                start = first_match(data, pos, end)[0][0]
+                if start < 0:
+                    break
+            else:
+                m = search(data, pos)
+                if m is None:
+                    break
+                start = m.start()
             found.append(start)
             n = len(found)
             if n > 16 and (n > limit or start < n * dense):
@@ -243,28 +282,49 @@ class Engine:
         """For each pass, the sorted positions where one of its keywords starts and its
         relaxation matches: a superset of where its pattern matches. Last, one more list:
         where a gitleaks vendor keyword starts and an operator may follow. ``None`` for
-        text dense with keywords (see `starts`)."""
+        text dense with keywords (see `starts`). ``data`` is `cased_bytes` of ``text``."""
+        located = self.locate(text, lowered, data)
+        return None if located is None else located[0]
+
+    def locate(
+        self, text: str, lowered: str, data: bytes
+    ) -> tuple[list[list[int]], frozenset[str], dict[str, list[int]]] | None:
+        """`candidates`, the gitleaks anchors that occur in ``text`` (lower-cased:
+        ``present`` of `agentkeep.redact.gitleaks.hits`), and where each of them that
+        `agentkeep.redact.gitleaks.searched_anchors` lists occurs (``at``: every
+        occurrence; of one that counts only at the start of a word, at least those).
+
+        Every start of every alternative is a start (see `starts`), and an anchor that
+        must start a word starts one byte after its alternative does: so each start and,
+        for those anchors, the byte after it are checked."""
         starts = self.starts(data)
         if starts is None:
             return None
         found: list[list[int]] = [[] for _ in range(self.passes + 1)]
         by_first = self.by_first
+        anchors_by_first = self.anchors_by_first
+        word_start_by_first = self.word_start_by_first
+        at: dict[str, list[int]] = {}
+        n = len(text)
         for start in starts:
-            for kw, index, on_lower in by_first.get(lowered[start], ()):
+            first = lowered[start : start + 2]
+            for kw, index, on_lower in by_first.get(first, ()):
                 if (lowered if on_lower else text).startswith(kw, start):
                     positions = found[index]
                     if not positions or positions[-1] != start:
                         positions.append(start)
-        return found
-
-    def present(self, data: bytes, text: str) -> frozenset[str]:
-        """The gitleaks anchors and vendor keywords (lower-cased) that occur in ``data``
-        (`ascii_bytes` of the lower-cased ``text``), less those that open no window
-        there (`agentkeep.redact.gitleaks.sharpen`)."""
-        found = self.words_in(data)
-        if not found:
-            return frozenset()
-        words = self.words
-        present = frozenset(words[i] for i in found)
-        # On a long text the searches would run anyway; on a field they are most of it.
-        return _gitleaks.sharpen(present, text) if len(text) <= 4096 else present
+            for anchor, cased in anchors_by_first.get(first, ()):
+                if (text if cased else lowered).startswith(anchor, start):
+                    positions = at.setdefault(anchor, [])
+                    if not positions or positions[-1] != start:
+                        positions.append(start)
+            after = start + 1
+            if after < n:
+                for anchor in word_start_by_first.get(lowered[after : after + 2], ()):
+                    if lowered.startswith(anchor, after):
+                        positions = at.setdefault(anchor, [])
+                        if not positions or positions[-1] != after:
+                            positions.append(after)
+        present = frozenset(anchor.lower() for anchor in at)
+        searched = self.searched
+        return found, present, {a: at[a] for a in searched if a in at}

@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 
 __all__ = [
     "ONLY_AT_WORD_START", "RULE_IDS", "TO_OPERATOR", "VENDOR_LIST", "anchors", "hits",
-    "may_match", "sharpen", "vendor_keywords",
+    "may_match", "searched_anchors", "sharpen", "vendor_keywords",
 ]  # fmt: skip
 
 _A = re.ASCII
@@ -70,8 +70,8 @@ def _entropy(value: str) -> float:
 
 class _Rule:
     __slots__ = (
-        "allow", "back", "entropy", "forward", "id", "line_breaks", "lower_source", "regex",
-        "secret_group", "source",
+        "allow", "back", "entropy", "forward", "id", "line_breaks", "lower_source", "probe_source",
+        "probes", "regex", "secret_group", "source",
     )  # fmt: skip
 
     def __init__(self, row: tuple[object, ...]) -> None:
@@ -97,6 +97,17 @@ class _Rule:
         self.line_breaks = any(t in self.source for t in (r"\r", r"\n", "(?s", r"\s+"))
         self.back: int = reach[0]  # type: ignore[index]
         self.forward: int = reach[1]  # type: ignore[index]
+        self.probe_source = _probe_source(self.lower_source or self.source)
+        self.probes: list[Callable[[str, int, int], re.Match[str] | None]] | None = None
+
+    def may_match_in(self, text: str, lowered: str, start: int, end: int) -> bool:
+        """False only when the regex cannot match in ``text[start:end]`` as it stands
+        (escapes not undone): no probe (`_probes`) finds anything there."""
+        probes = self.probes
+        if probes is None:
+            probes = self.probes = [re.compile(p, _A).search for p in _probes(self.probe_source)]
+        source = lowered if self.lower_source is not None else text
+        return not probes or any(probe(source, start, end) is not None for probe in probes)
 
     def compiled(self) -> re.Pattern[str]:
         """The regex; with `lower_source`, to be run over lower-cased text."""
@@ -114,6 +125,51 @@ class _Rule:
             if end > start:
                 return start, end
         return m.span()
+
+
+# gitleaks' closing boundary: the one place a rule looks at where its window ends.
+_END_BOUNDARY = "(?:[\\x60'\"\\s;\\\\]|$)"
+# What makes a match depend on the text around it, or on where the window starts or ends.
+# (A "^" right after an unescaped "[" negates a class; any other one counts.)
+_CONTEXT = re.compile(r"(?<!(?<!\\)\[)\^|\$|\\[bBAZ]|\(\?<|\(\?=|\(\?!")
+
+
+def _probe_source(source: str) -> str | None:
+    """A pattern that finds something in a window wherever ``source`` does: ``source``
+    without its closing boundary and a leading or closing ``\\b`` (dropped, they let it
+    find more, never less), when nothing else in it looks beyond the characters it takes
+    (no anchors, word boundaries or lookarounds). Searched with ``pos``/``endpos`` over
+    the whole text, it then sees exactly what a search of the window's slice sees, and
+    runs without copying the window (`hits` skips the windows where it finds nothing)."""
+    body = source.removesuffix(_END_BOUNDARY)
+    for start in ("\\b", "(?i)\\b"):
+        if body.startswith(start):
+            body = body[: len(start) - 2] + body[len(start) :]
+    if body.endswith("\\b") and not body.endswith("\\\\b"):
+        body = body[:-2]
+    if _CONTEXT.search(body) is not None:
+        return None
+    return body
+
+
+_LEADING_WORDS = re.compile(r"\(\?:([a-z0-9_-]+(?:\|[a-z0-9_-]+)+)\)")
+
+
+def _probes(source: str | None) -> list[str]:
+    """``source`` as patterns that ``re`` searches for their literal prefix: one for each
+    word of a leading alternation of words (``(?:administrator_login_password|password)``
+    makes ``re`` try every "a" and "p"), less the words that end with another one (where
+    "administrator_login_password" is followed by the rest, "password" is too).
+    Nothing when there is no `_probe_source` (the window is always searched)."""
+    if source is None:
+        return []
+    m = _LEADING_WORDS.match(source)
+    if m is None:
+        return [source]
+    words = m.group(1).split("|")
+    rest = source[m.end() :]
+    kept = [w for w in words if not any(o != w and w.endswith(o) for o in words)]
+    return [w + rest for w in kept]
 
 
 _RULES = tuple(_Rule(row) for row in RULES)
@@ -250,6 +306,9 @@ _UPPER_SEARCH = _Lazy(lambda: _by_first_char(sorted(_UPPER)))
 _REVERSED_GROUPS: dict[str, frozenset[str]] = {}
 for _cut, _anchors in _REVERSED.items():
     _REVERSED_GROUPS[_cut[0]] = _REVERSED_GROUPS.get(_cut[0], frozenset()).union(_anchors)
+_UPPER_BY_FIRST: dict[str, list[str]] = {}  # first character -> its anchors, shortest first
+for _anchor in sorted(_UPPER, key=len):
+    _UPPER_BY_FIRST.setdefault(_anchor[0], []).append(_anchor)
 _UPPER_GROUPS: dict[str, frozenset[str]] = {}
 for _anchor in _UPPER:
     _UPPER_GROUPS[_anchor[0]] = _UPPER_GROUPS.get(_anchor[0], frozenset()) | {_anchor.lower()}
@@ -353,6 +412,13 @@ def anchors() -> list[str]:
     return [*_FIND_LOWER, *_FIND_CASED, *_UPPER, *_REVERSIBLE]
 
 
+def searched_anchors() -> list[tuple[str, bool]]:
+    """(anchor, case-sensitive) of the anchors whose positions `_windows` can take (its
+    ``at``): those it searches with ``str.find`` and `_UPPER`'s; the others (a vendor
+    prefix with punctuation) are searched over the reversed text."""
+    return [(a, False) for a in _FIND_LOWER] + [(a, True) for a in (*_FIND_CASED, *_UPPER)]
+
+
 def _only_cased() -> dict[str, list[str]]:
     """Lower-cased keyword -> its case-sensitive anchors, where it is nothing else."""
     other = {*_FIND_LOWER, *_REVERSIBLE}
@@ -394,13 +460,17 @@ def _windows(
     any_start: bool,
     present: frozenset[str] | None = None,
     vendor_at: list[int] | None = None,
+    at: dict[str, list[int]] | None = None,
 ) -> Windows:
     """rule index -> windows (start, end) where the rule's regex must run.
 
     ``any_start`` ignores the word-start condition of anchors (see `may_match`).
     ``present``, when given, holds (lower-cased) every keyword of `keywords` that occurs in
     the text, and maybe others: the searches for the rest are skipped, since they would
-    find nothing (the compiled engine, `agentkeep.redact.fast`, knows them)."""
+    find nothing (the compiled engine, `agentkeep.redact.fast`, knows them).
+    ``at``, when given (with ``present``), holds for each anchor of `searched_anchors` in
+    ``present`` every position where it occurs (an anchor that must start a word: at
+    least where it does), in order; the searches for them are not run again."""
     windows: Windows = {}
     n = len(text)
     if present is not None:
@@ -414,7 +484,19 @@ def _windows(
         for anchor, entries in table.items():
             if present is not None and _LOWERED[anchor] not in present:
                 continue
-            if not any_start and anchor in _AT_WORD_START:
+            word_start = not any_start and anchor in _AT_WORD_START
+            if at is not None:
+                # What the searches below find, from the positions: the word-start search
+                # (finditer) takes no occurrence inside the one before.
+                taken_to = 0
+                for pos in at.get(anchor, ()):
+                    if word_start:
+                        if pos < taken_to or (pos > 0 and lowered[pos - 1] in _WORD_CHARS):
+                            continue
+                        taken_to = pos + len(anchor)
+                    _add(windows, lowered, entries, pos, len(anchor), any_start)
+                continue
+            if word_start:
                 # A literal first, then a lookbehind: re finds only the word starts.
                 for m in _AT_WORD_START[anchor].finditer(lowered):
                     _add(windows, lowered, entries, m.start(), len(anchor), any_start)
@@ -423,11 +505,17 @@ def _windows(
             while pos >= 0:
                 _add(windows, lowered, entries, pos, len(anchor), any_start)
                 pos = source.find(anchor, pos + 1)
-    for first, pattern in _UPPER_SEARCH.get():
-        if first not in text or (present is not None and _UPPER_GROUPS[first].isdisjoint(present)):
-            continue
-        for m in pattern.finditer(text):
-            _add(windows, lowered, _UPPER[m.group()], m.start(), m.end() - m.start(), any_start)
+    if at is not None:
+        _upper_at(windows, lowered, at, any_start)
+    else:
+        for first, pattern in _UPPER_SEARCH.get():
+            if (present is not None and _UPPER_GROUPS[first].isdisjoint(present)) or (
+                first not in text
+            ):
+                continue
+            for m in pattern.finditer(text):
+                anchor = m.group()
+                _add(windows, lowered, _UPPER[anchor], m.start(), len(anchor), any_start)
     reversed_text = ""  # made when first needed (a copy of a long text costs)
     for first, pattern in _REVERSED_SEARCH.get():
         if first not in lowered or (
@@ -469,6 +557,24 @@ def vendor_keywords(lowered: str) -> list[int]:
                 found.append(i)
             i = lowered.find(kw, i + 1)
     return found
+
+
+def _upper_at(windows: Windows, lowered: str, at: dict[str, list[int]], any_start: bool) -> None:
+    """The windows of `_UPPER`'s anchors from their positions: what each group's pattern
+    (`_UPPER_SEARCH`, a trie) finds with ``finditer``: at each position the longest anchor
+    that starts there, none inside the one before."""
+    for first in sorted(_UPPER_BY_FIRST):
+        longest: dict[int, str] = {}
+        for anchor in _UPPER_BY_FIRST[first]:  # shortest first
+            for pos in at.get(anchor, ()):
+                longest[pos] = anchor
+        taken_to = 0
+        for pos in sorted(longest):
+            if pos < taken_to:
+                continue
+            anchor = longest[pos]
+            _add(windows, lowered, _UPPER[anchor], pos, len(anchor), any_start)
+            taken_to = pos + len(anchor)
 
 
 def _assignments(
@@ -539,18 +645,25 @@ def hits(
     lowered: str,
     present: frozenset[str] | None = None,
     vendor_at: list[int] | None = None,
+    at: dict[str, list[int]] | None = None,
 ) -> list[Hit]:
     """Findings of the gitleaks rules in ``text`` (``lowered`` is its lower-cased copy of
-    the same length). The compiled engine passes ``present`` (see `_windows`) and
-    ``vendor_at`` (every place `vendor_keywords` would report, and maybe others)."""
+    the same length). The compiled engine passes ``present`` and ``at`` (see `_windows`)
+    and ``vendor_at`` (every place `vendor_keywords` would report, and maybe others)."""
     out: list[Hit] = []
-    windows = _windows(text, lowered, any_start=False, present=present, vendor_at=vendor_at)
+    windows = _windows(text, lowered, any_start=False, present=present, vendor_at=vendor_at, at=at)
     for index, spans in windows.items():
         rule = _RULES[index]
+        escapes = _ESCAPE_THAT_MATTERS[rule.line_breaks].search
+        may_match_in = rule.may_match_in
         for start, end in _merge(spans):
-            _search(rule, text, start, end, None, out)
-            if _ESCAPE_THAT_MATTERS[rule.line_breaks].search(text, start, end) is not None:
+            # Most windows (every "password" in prose) hold no match: where the rule's probe
+            # finds nothing and no escape would be undone, the search is skipped.
+            if escapes(text, start, end) is not None:
+                _search(rule, text, start, end, None, out)
                 _search_unescaped(rule, text, start, end, out)
+            elif may_match_in(text, lowered, start, end):
+                _search(rule, text, start, end, None, out)
     return out
 
 
