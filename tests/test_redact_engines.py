@@ -309,12 +309,26 @@ def test_the_window_probes_are_where_the_time_was() -> None:
     assert not any(rule.may_match_in(prose, prose.lower(), a, b) for a, b in windows[index])
 
 
+def test_a_probe_that_looks_before_a_position_sees_the_window_as_a_slice() -> None:
+    """Searched with ``pos``, ``\\b`` at the window's first character looks at the one
+    before it, which a search of the slice does not see: that match is tried on the
+    slice."""
+    rule = next(r for r in gl._RULES if r.id == "jwt")
+    assert rule.edge
+    body = "eyJ" + "hbGciOiJIUzI1NiJ9" + ".eyJ" + "zdWIiOiIxMjM0NTY3ODkwIn0" + ".c2lnbmF0dXJl" + "LXNpZ25hdHVyZQ"
+    text = "x" + body
+    probes = [re.compile(p, re.ASCII) for p in gl._probes(rule.probe_source)]
+    assert all(p.search(text, 1, len(text)) is None for p in probes)  # "xey": no \b
+    assert rule.compiled().search(text[1:]) is not None
+    assert rule.may_match_in(text, text.lower(), 1, len(text))
+
+
 def test_a_probe_that_demands_too_much_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """The comparison fails when a probe skips a window that holds a match."""
     rule = next(r for r in gl._RULES if r.id == "hashicorp-tf-password")
     text = 'password = "' + "q9xz3klm8p" + '"\n'
     assert gl.hits(text, text.lower()) == _every_window_searched(text) != []
-    monkeypatch.setattr(rule, "probes", [re.compile("password[0-9]").search])
+    monkeypatch.setattr(rule, "probes", [re.compile("password[0-9]")])
     assert gl.hits(text, text.lower()) != _every_window_searched(text)
 
 

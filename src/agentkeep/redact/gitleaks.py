@@ -53,6 +53,7 @@ __all__ = [
 ]  # fmt: skip
 
 _A = re.ASCII
+_KUBERNETES = "kubernetes-secret-yaml"  # see `_kubernetes_secrets`
 TOKEN_PRIORITY = 38
 ASSIGNMENT_PRIORITY = 12
 
@@ -70,8 +71,19 @@ def _entropy(value: str) -> float:
 
 class _Rule:
     __slots__ = (
-        "allow", "back", "entropy", "forward", "id", "line_breaks", "lower_source", "probe_source",
-        "probes", "regex", "secret_group", "source",
+        "allow",
+        "back",
+        "edge",
+        "entropy",
+        "forward",
+        "id",
+        "line_breaks",
+        "lower_source",
+        "probe_source",
+        "probes",
+        "regex",
+        "secret_group",
+        "source",
     )  # fmt: skip
 
     def __init__(self, row: tuple[object, ...]) -> None:
@@ -97,17 +109,32 @@ class _Rule:
         self.line_breaks = any(t in self.source for t in (r"\r", r"\n", "(?s", r"\s+"))
         self.back: int = reach[0]  # type: ignore[index]
         self.forward: int = reach[1]  # type: ignore[index]
-        self.probe_source = _probe_source(self.lower_source or self.source)
-        self.probes: list[Callable[[str, int, int], re.Match[str] | None]] | None = None
+        # (The Kubernetes rule runs as three searches: its regex is what must not run.)
+        self.probe_source = (
+            None if self.id == _KUBERNETES else _probe_source(self.lower_source or self.source)
+        )
+        self.probes: list[re.Pattern[str]] | None = None
+        self.edge = self.probe_source is not None and _AT_EDGE.search(self.probe_source) is not None
 
     def may_match_in(self, text: str, lowered: str, start: int, end: int) -> bool:
         """False only when the regex cannot match in ``text[start:end]`` as it stands
-        (escapes not undone): no probe (`_probes`) finds anything there."""
+        (escapes not undone): no probe (`_probes`) finds anything there. A match of the
+        slice that starts after its first character is one of the whole text too; where
+        a probe looks at the character before a position (``\\b``, ``^``), a match at
+        the very start is tried on the slice itself."""
         probes = self.probes
         if probes is None:
-            probes = self.probes = [re.compile(p, _A).search for p in _probes(self.probe_source)]
+            probes = self.probes = [re.compile(p, _A) for p in _probes(self.probe_source)]
+        if not probes:
+            return True
         source = lowered if self.lower_source is not None else text
-        return not probes or any(probe(source, start, end) is not None for probe in probes)
+        for probe in probes:
+            if probe.search(source, start, end) is not None:
+                return True
+        if self.edge:
+            piece = source[start:end]
+            return any(probe.match(piece) is not None for probe in probes)
+        return False
 
     def compiled(self) -> re.Pattern[str]:
         """The regex; with `lower_source`, to be run over lower-cased text."""
@@ -127,29 +154,24 @@ class _Rule:
         return m.span()
 
 
-# gitleaks' closing boundary: the one place a rule looks at where its window ends.
+# gitleaks' closing boundary (what may follow a secret): the probe does without it.
 _END_BOUNDARY = "(?:[\\x60'\"\\s;\\\\]|$)"
-# What makes a match depend on the text around it, or on where the window starts or ends.
-# (A "^" right after an unescaped "[" negates a class; any other one counts.)
-_CONTEXT = re.compile(r"(?<!(?<!\\)\[)\^|\$|\\[bBAZ]|\(\?<|\(\?=|\(\?!")
+# A lookbehind looks before where a search starts (at characters a slice does not have).
+_LOOKBEHIND = re.compile(r"\(\?<[=!]")
+# What looks at the character before a position: searched with ``pos``, at ``pos`` itself
+# it sees the character before the window, which a slice does not have.
+_AT_EDGE = re.compile(r"\\[bBA]|\^")
 
 
 def _probe_source(source: str) -> str | None:
     """A pattern that finds something in a window wherever ``source`` does: ``source``
-    without its closing boundary and a leading or closing ``\\b`` (dropped, they let it
-    find more, never less), when nothing else in it looks beyond the characters it takes
-    (no anchors, word boundaries or lookarounds). Searched with ``pos``/``endpos`` over
-    the whole text, it then sees exactly what a search of the window's slice sees, and
-    runs without copying the window (`hits` skips the windows where it finds nothing)."""
-    body = source.removesuffix(_END_BOUNDARY)
-    for start in ("\\b", "(?i)\\b"):
-        if body.startswith(start):
-            body = body[: len(start) - 2] + body[len(start) :]
-    if body.endswith("\\b") and not body.endswith("\\\\b"):
-        body = body[:-2]
-    if _CONTEXT.search(body) is not None:
+    without its closing boundary (which lets it find more, never less), unless it holds
+    a lookbehind. Searched with ``pos``/``endpos`` over the whole text it sees what a
+    search of the window's slice sees, except at ``pos`` itself (a word boundary, ``^``;
+    see `_Rule.may_match_in`), and runs without copying the window."""
+    if _LOOKBEHIND.search(source) is not None:
         return None
-    return body
+    return source.removesuffix(_END_BOUNDARY)
 
 
 _LEADING_WORDS = re.compile(r"\(\?:([a-z0-9_-]+(?:\|[a-z0-9_-]+)+)\)")
@@ -701,7 +723,6 @@ def _search(
 # "kind: secret\ndata:\n" that is seconds per MB. Here each part is found once (three
 # linear searches over the window) and the gaps are checked with bisect, so the work is
 # linear in the window. It finds every ENTRY the regex could end on, not only the first.
-_KUBERNETES = "kubernetes-secret-yaml"
 _K8S_KIND = _Lazy([("k", r"kind:(?<!\wkind:)[ \t]*+[\"']?secret\b")])
 _K8S_DATA = _Lazy([("d", r"data:(?<!\wdata:)")])
 # (Possessive repeats: nothing they take could end the pattern, so giving back is futile.)
