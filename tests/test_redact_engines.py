@@ -315,7 +315,16 @@ def test_a_probe_that_looks_before_a_position_sees_the_window_as_a_slice() -> No
     slice."""
     rule = next(r for r in gl._RULES if r.id == "jwt")
     assert rule.edge
-    body = "eyJ" + "hbGciOiJIUzI1NiJ9" + ".eyJ" + "zdWIiOiIxMjM0NTY3ODkwIn0" + ".c2lnbmF0dXJl" + "LXNpZ25hdHVyZQ"
+    body = "".join(
+        [
+            "eyJ",
+            "hbGciOiJIUzI1NiJ9",
+            ".eyJ",
+            "zdWIiOiIxMjM0NTY3ODkwIn0",
+            ".c2lnbmF0dXJl",
+            "LXNpZ25h",
+        ]
+    )
     text = "x" + body
     probes = [re.compile(p, re.ASCII) for p in gl._probes(rule.probe_source)]
     assert all(p.search(text, 1, len(text)) is None for p in probes)  # "xey": no \b
