@@ -24,7 +24,7 @@ rule can match, and the same rule code runs at those positions only
 (`agentkeep.redact.fast`; tests/test_redact_engines.py compares the two). A
 straightforward port (one gitleaks-style regex per rule over the whole text) runs at about
 1 MB/s on the transcripts of ``bench/bench_redact.py``; the standard-library engine at
-about 20 MB/s with the full rule set, the compiled one at two to three times that.
+about 20 MB/s with the full rule set, the compiled one at three to eight times that.
 
 How the standard-library engine is fast (the hand-written rules; the gitleaks rules, see
 `agentkeep.redact.gitleaks`, add two to three times their cost):
