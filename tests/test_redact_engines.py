@@ -269,6 +269,23 @@ def test_present_keywords_open_the_same_windows(text: str) -> None:
             assert set(expected) <= set(at[anchor]), anchor
 
 
+def test_the_compiled_pass_finds_every_gitleaks_anchor_at_its_place() -> None:
+    eng = fast.Engine([(p.keywords, p.on_lower) for p in redact._PASSES])
+    eng.dense = 1  # the text is nothing but anchors
+    anchors = gl.anchors()
+    text = " " + " ".join(anchors)
+    located = eng.locate(text, text.lower(), fast.cased_bytes(text))
+    assert located is not None
+    _found, present, at = located
+    assert present == {a.lower() for a in anchors}
+    place = 1
+    for anchor in anchors:
+        if anchor in at:
+            assert place in at[anchor], anchor
+        place += len(anchor) + 1
+    assert set(at) == set(dict(gl.searched_anchors()))
+
+
 def _every_window_searched(text: str) -> list[gl.Hit]:
     """`gl.hits` with no window skipped by its rule's probe."""
     saved = gl._Rule.may_match_in
