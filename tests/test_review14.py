@@ -30,13 +30,6 @@ def test_a_fresh_store_lists_its_services_in_dir(store: agentkeep.Store) -> None
 # -- the compiled redaction engine (redact/__init__.py) ---------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="redact._fast_engine takes 'agentkeep.hook in sys.modules' to mean 'this is the "
-    "hook process'; a library process that drains the spool (Store.drain_spool, doctor) "
-    "imports agentkeep.hook and then redacts on the standard-library engine for good. Fix "
-    "in redact/** (another helper's files): let hook.main() say so explicitly instead.",
-)
 def test_draining_the_spool_does_not_turn_the_compiled_engine_off(project: Path) -> None:
     pytest.importorskip("re2")
     script = (

@@ -135,6 +135,9 @@ USAGE = f"Usage: agentkeep hook --source {'|'.join(SOURCES)} [--chain JSON] [PAY
 
 def main(argv: list[str] | None = None) -> int:
     """Run the hook; always returns 0 (the agent must never be blocked by it)."""
+    from agentkeep import redact
+
+    redact.keep_standard_library_engine()  # stdlib only on the hook path
     args = sys.argv[1:] if argv is None else list(argv)
     source = "claude"
     store_dir: str | None = None

@@ -66,7 +66,6 @@ Non-goals (documented gaps):
 from __future__ import annotations
 
 import re
-import sys
 from bisect import bisect_left
 
 from agentkeep.errors import RedactionFailed
@@ -337,7 +336,8 @@ def may_contain_secret(text: str) -> bool:
 
 
 # The compiled engine (`agentkeep.redact.fast`), False where it is not used: in the hook's
-# process, which imports the standard library only, or where RE2 cannot be imported.
+# process, which imports the standard library only (`keep_standard_library_engine`), or where
+# RE2 cannot be imported.
 _fast: Any = None
 # Building it costs ~20 ms (importing RE2, compiling), more than a short-lived command
 # spends on redaction: it is built once the process has handed over this much text.
@@ -352,14 +352,21 @@ def _fast_engine(size: int) -> Any:
         if _handed < _FAST_AFTER:
             return False
         _fast = False
-        if "agentkeep.hook" not in sys.modules:
-            try:
-                from agentkeep.redact import fast
+        try:
+            from agentkeep.redact import fast
 
-                _fast = fast.Engine([(p.keywords, p.on_lower) for p in _PASSES]), fast
-            except Exception:  # RE2 missing or broken: the standard library does the same
-                _fast = False
+            _fast = fast.Engine([(p.keywords, p.on_lower) for p in _PASSES]), fast
+        except Exception:  # RE2 missing or broken: the standard library does the same
+            _fast = False
     return _fast
+
+
+def keep_standard_library_engine() -> None:
+    """Redact on the standard-library engine for the rest of this process: the hook's
+    (`agentkeep.hook.main`), which imports nothing but the standard library. Library
+    processes that merely import `agentkeep.hook` (draining the spool) keep the compiled one."""
+    global _fast
+    _fast = False
 
 
 def _raw_hits(text: str) -> list[_Hit]:
