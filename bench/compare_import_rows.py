@@ -63,8 +63,9 @@ out.write_text(json.dumps(dump, default=repr))
 
 def adversarial(directory: Path, cwd: str) -> list[str]:
     """A transcript whose every field holds a generated secret somewhere; the secrets."""
-    secrets = [text for text, _ in secretgen.generate().values()]
-    found = [part for _, part in secretgen.generate().values()]
+    generated = list(secretgen.generate().values())
+    secrets = [text for text, _ in generated]
+    found = [part for _, part in generated]
     session = "0f0e0d0c-0b0a-4909-8807-060504030201"
     lines: list[dict[str, Any]] = []
     for n, secret in enumerate(secrets):
@@ -90,7 +91,7 @@ def adversarial(directory: Path, cwd: str) -> list[str]:
                 "cwd": cwd,
                 "requestId": one_line,
                 "message": {
-                    "id": f"msg_{n}{one_line}",
+                    "id": f"msg_{n}:{one_line}",
                     "model": "claude-opus-4-5",
                     "role": "assistant",
                     "content": [
@@ -185,7 +186,7 @@ def main() -> int:
         text = (work / "after.json").read_text()
         leaked = [s for s in secrets if s and s in text]
         if leaked:
-            print(f"LEAK: {len(leaked)} generated secrets stored by --after")
+            print(f"LEAK: {len(leaked)} generated secrets stored by --after: {leaked}")
             problems += 1
         print("same rows" if not problems else f"{problems} difference(s)")
         return 1 if problems else 0

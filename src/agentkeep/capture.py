@@ -62,6 +62,29 @@ TITLE_SOURCES = ("summary", "agent", "user")
 __all__ = ["CaptureError", "Writer", "dedupe_key", "relative_path", "stored_key", "utc_now"]
 PATH_CHARS = 4096  # a working directory is cut here (after redaction)
 
+# Identifiers no redaction rule can match, by their shape alone (:meth:`Writer._shaped`):
+# a lower-case UUID with an optional ``:<block index>`` (a transcript line's uuid, its
+# parent's, a row's external id), agentkeep's own ISO time (``iso_timestamp``), and
+# ``<cursor id>:<byte offset>`` (``source_ref``). Every rule needs a keyword (the gate of
+# agentkeep.redact.may_contain_secret), and none is written in these characters
+# (``[0-9a-f:-]``, ``[0-9T:.Z-]``) except ``4b1d`` and ``a3-``: a value holding either goes
+# through the redactor like any other (tests/test_capture_shapes.py checks the rule set).
+_SHAPE_PATTERN = (
+    r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?::[0-9]{1,6})?"
+    r"|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z"
+    r"|[0-9]{1,18}:[0-9]{1,18})\Z"
+)
+SHAPE_KEYWORDS = ("4b1d", "a3-")  # the rule set's keywords written in those characters
+_shape_match: Any = None  # compiled on first use: the hook's start-up does not need re
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (session_id, seq, at, role, kind, text, tool_name, tool_use_id,"
+    " is_error, model, message_key, input_tokens, output_tokens, cache_read_tokens,"
+    " cache_write_tokens, external_id, parent_external_id, raw, source_ref)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (session_id, external_id) DO NOTHING"
+)
+
 
 def relative_path(root: str, path: str | None) -> str | None:
     """``path`` relative to the project root ('..' allowed), POSIX separators; None stays None.
@@ -152,6 +175,9 @@ class Writer:
         # role, a kind, a model, a response's key, a line's time and parent, a tool call's
         # id): each is checked once per writer instead of once per row (:meth:`_repeated`).
         self._clean_idents: set[str] = set()
+        # A shaped identifier (at most 43 ASCII characters) is never cut nor elided unless
+        # the field limit is absurdly small; then the boundary decides, as for any value.
+        self._shapes_kept = max_field_bytes >= 256
 
     @property
     def keeps_text(self) -> bool:
@@ -193,6 +219,27 @@ class Writer:
                 self._clean_idents.clear()
             self._clean_idents.add(value)
         return clean
+
+    def _shaped(self, column: str, value: str | None, *, repeats: bool = True) -> str | None:
+        """:meth:`_repeated` for an identifier that is usually unique to its row (a time, a
+        uuid, an external id, a source reference): one whose shape no redaction rule can
+        match (``_SHAPE_PATTERN``) is stored as it is, without asking the redactor."""
+        global _shape_match
+        if value is None:
+            return None
+        if _shape_match is None:
+            import re
+
+            _shape_match = re.compile(_SHAPE_PATTERN).match
+        if (
+            isinstance(value, str)
+            and self._shapes_kept
+            and _shape_match(value) is not None
+            and "4b1d" not in value
+            and "a3-" not in value
+        ):
+            return value
+        return self._repeated(column, value) if repeats else self.ident(column, value)
 
     def json(self, column: str, value: Any, *, content: bool = True) -> str | None:
         """Serialise and redact a JSON value. NaN and infinities become null (a vendor's
@@ -602,7 +649,7 @@ class Writer:
             values = (
                 session_id,
                 seq,
-                self._repeated("at", at),
+                self._shaped("at", at),
                 self._repeated("role", role),
                 self._repeated("kind", kind),
                 self.text("text", text, max_chars=text_chars),
@@ -612,27 +659,20 @@ class Writer:
                 self._repeated("model", model),
                 self._repeated("message_key", message_key),
                 *counts,
-                self.ident("external_id", external_id),
-                self._repeated("parent_external_id", parent_external_id),  # a line's blocks
+                self._shaped("external_id", external_id, repeats=False),
+                self._shaped("parent_external_id", parent_external_id),  # a line's blocks
                 self.json("raw", raw),
-                self.ident("source_ref", source_ref),
+                self._shaped("source_ref", source_ref, repeats=False),
             )
         except BaseException:
             self.boundary.discard()  # nothing of this row is stored
             raise
-        inserted = self.conn.execute(
-            "INSERT INTO messages (session_id, seq, at, role, kind, text, tool_name, tool_use_id,"
-            " is_error, model, message_key, input_tokens, output_tokens, cache_read_tokens,"
-            " cache_write_tokens, external_id, parent_external_id, raw, source_ref)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (session_id, external_id) DO NOTHING RETURNING id",
-            values,
-        ).fetchall()
-        if not inserted:  # imported before: a no-op
+        row_id: int | None = self.conn.insert_new(_INSERT_MESSAGE, values)  # no RETURNING row
+        if row_id is None:  # imported before: a no-op
             self.boundary.discard()
             return None
-        row_id = int(inserted[0][0])
-        self._record_redactions("messages", row_id)
+        if self.boundary.pending:
+            self._record_redactions("messages", row_id)
         return row_id
 
     def update_message(

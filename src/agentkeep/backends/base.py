@@ -135,6 +135,11 @@ class Connection(Protocol):
         """Run one ``INSERT`` and return the new row's id."""
         ...
 
+    def insert_new(self, sql: str, params: Sequence[Any] = ()) -> int | None:
+        """Run one ``INSERT … ON CONFLICT DO NOTHING``: the new row's id, or None when the
+        row existed (nothing was inserted)."""
+        ...
+
     def lock_writers(self) -> None:
         """Queue for the store's writer lock (fair, bounded by the busy timeout)."""
         ...

@@ -183,6 +183,13 @@ class Connection:
         assert row_id is not None
         return row_id
 
+    def insert_new(self, sql: str, params: Any = ()) -> int | None:
+        """Run one ``INSERT … ON CONFLICT DO NOTHING``: the new row's id, or None when the
+        row existed. ``rowcount`` and ``lastrowid`` count the statement's own row, never a
+        trigger's; no RETURNING row to step to and fetch."""
+        cursor = self.execute(sql, params)
+        return cursor.lastrowid if cursor.rowcount else None
+
     def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
         try:
             return self.raw.executemany(sql, rows)

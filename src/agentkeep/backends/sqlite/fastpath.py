@@ -17,7 +17,7 @@ docs/design.md). This module gives it the same discipline with the standard libr
   high-water mark exactly as library writers do.
 
 :class:`FastConnection` offers what :class:`agentkeep.capture.Writer` needs of any
-backend connection (:class:`agentkeep.backends.base.Connection`): ``execute``,
+backend connection (:class:`agentkeep.backends.base.Connection`): ``execute``, ``insert_new``,
 ``insert`` and ``dialect``.
 """
 
@@ -81,6 +81,11 @@ class FastConnection:
         row_id = self.raw.execute(sql, params).lastrowid
         assert row_id is not None
         return row_id
+
+    def insert_new(self, sql: str, params: Any = ()) -> int | None:
+        """Run one ``INSERT … ON CONFLICT DO NOTHING``: the new row's id, or None."""
+        cursor = self.raw.execute(sql, params)
+        return cursor.lastrowid if cursor.rowcount else None
 
     @property
     def in_transaction(self) -> bool:
