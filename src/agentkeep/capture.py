@@ -209,7 +209,7 @@ class Writer:
         """:meth:`ident` for a value that repeats: the boundary's answer is the same for the
         same text, so a value it kept as it was, without a redaction, is kept again."""
         if value is None or not isinstance(value, str):
-            return self.ident(column, value)
+            return None if value is None else self.ident(column, value)
         if value in self._clean_idents:
             return value
         pending = len(self.boundary.pending)
