@@ -24,6 +24,7 @@ from agentkeep.errors import InvalidInput
 from agentkeep.importers.files import (
     Cursor,
     Line,
+    load_cursor,
     open_source,
     read_lines,
     save_cursor,
@@ -111,12 +112,15 @@ def import_lines(
     *,
     source: str,
     finish: Callable[[Writer, dict[str, Any]], None] | None = None,
+    named: Callable[[int], None] | None = None,
 ) -> FileOutcome:
     """Read ``file``'s new complete lines through ``handle`` and move its cursor.
 
     Lines are committed in batches of ~8 MB together with the cursor. ``finish`` runs in
     each batch's transaction after its lines (for example to update session totals).
     ``state["session_id"]``, if the handler sets it, is saved on the cursor.
+    ``named``: a cursor without an id is saved first, in the first batch's transaction,
+    and ``named`` is told its id before any line is handled (rows can name it).
     """
     path = file.path
     if cursor is not None and cursor.unchanged(path):
@@ -133,6 +137,12 @@ def import_lines(
         while not exhausted:
             batch = 0
             with ctx.store.transaction() as tx:
+                if named is not None and cursor.id is None:
+                    save_cursor(tx.conn, cursor, tx.now)
+                    saved = load_cursor(tx.conn, source, file.key)
+                    assert saved is not None and saved.id is not None
+                    cursor.id = saved.id
+                    named(saved.id)
                 writer = ctx.store.capture_writer(tx)
                 for line in lines:
                     outcome.messages += handle(writer, line, state)

@@ -6,8 +6,8 @@ runs. Reading one has the same skeleton whatever the format (:func:`import_trans
 1. a file whose size and mtime match its cursor is skipped by that stat alone;
 2. which project it belongs to is decided once, from the first ``cwd`` in its head
    (:func:`prescan_cwd`; a file without one yet is left for later), and kept on the cursor;
-3. the cursor of a file of this project is saved before its rows (:func:`cursor_for`), so
-   rows can name it (``source_ref``);
+3. the cursor of a file of this project is saved before its rows, in the first batch's
+   transaction (``import_lines``'s ``named``), so rows can name it (``source_ref``);
 4. the new complete lines go through the format's reader (a :class:`TranscriptFile`) in
    :func:`agentkeep.importers.import_lines` batches, each committed with its cursor.
 
@@ -34,10 +34,8 @@ from agentkeep.importers.files import (
     Cursor,
     Line,
     decode_object,
-    load_cursor,
     open_source,
     read_lines,
-    save_cursor,
 )
 
 # How far into a file the project decision looks for a cwd before calling it foreign.
@@ -211,17 +209,6 @@ def prescan_cwd(
     return None, True, first_at
 
 
-def cursor_for(ctx: ImportContext, source: str, file: SourceFile, cursor: Cursor | None) -> Cursor:
-    """The file's cursor, saved first if new, so rows can name it (``source_ref``)."""
-    if cursor is not None and cursor.id is not None:
-        return cursor
-    with ctx.store.transaction() as tx:
-        save_cursor(tx.conn, cursor or Cursor(source=source, file_key=file.key), tx.now)
-        saved = load_cursor(tx.conn, source, file.key)
-    assert saved is not None
-    return saved
-
-
 # -- the skeleton ---------------------------------------------------------------------------
 
 
@@ -255,10 +242,22 @@ def import_transcript(
         decided = "ok" if cwd is not None and ctx.belongs(cwd) else "foreign"
     elif decided == "ok" and head_cwd:
         cwd, _, _ = prescan_cwd(file.path, find_cwd)
-    if decided == "ok":
-        cursor = cursor_for(ctx, source, file, cursor)
     reader = open_reader(decided, cursor.id if cursor else None, cwd, first_at)
-    return import_lines(ctx, file, cursor, reader.handle, source=source, finish=reader.finish)
+
+    def named(cursor_id: int) -> None:
+        reader.cursor_id = cursor_id
+
+    return import_lines(
+        ctx,
+        file,
+        cursor,
+        reader.handle,
+        source=source,
+        finish=reader.finish,
+        # a new file's cursor is saved in the transaction of its first rows: one commit
+        # (and fsync) a file fewer than a transaction of its own
+        named=named if decided == "ok" else None,
+    )
 
 
 class TranscriptFile(ABC):
