@@ -251,15 +251,24 @@ class SessionWriter:
         return "Grep", {"pattern": pattern, "path": "src", "output_mode": "content"}, hits, result
 
 
-def generate(directory: Path, cwd: str, size: int, seed: int) -> tuple[int, int, int]:
-    """About ``size`` bytes of transcripts in ``directory``: (bytes, lines, files)."""
+def generate(
+    directory: Path, cwd: str, size: int, seed: int, session_bytes: int | None = None
+) -> tuple[int, int, int]:
+    """About ``size`` bytes of transcripts in ``directory``: (bytes, lines, files), each
+    file 2-8 MiB, or about ``session_bytes`` (many small sessions, as a real projects
+    directory holds)."""
     rng = random.Random(seed)
     directory.mkdir(parents=True, exist_ok=True)
     clock = [0.0]
     total = lines = files = 0
     while total < size:
         session = SessionWriter(rng, cwd, clock)
-        target = min(size - total, rng.randint(2 * MiB, 8 * MiB))
+        target = min(
+            size - total,
+            rng.randint(session_bytes // 2, session_bytes * 3 // 2)
+            if session_bytes
+            else rng.randint(2 * MiB, 8 * MiB),
+        )
         with (directory / f"{session.session}.jsonl").open("w", encoding="utf-8") as out:
             out.write(session.user("<command-name>/clear</command-name>", isMeta=True))
             while session.written < target:
@@ -509,6 +518,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="20 MiB: a smoke test")
+    parser.add_argument(
+        "--session-kib",
+        type=int,
+        default=0,
+        help="sessions of about this size (default 2-8 MiB each): the per-file costs",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the import")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
@@ -532,7 +547,9 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
     proj = fresh_store(work, "proj")
     source = work / "claude" / "projects" / "-bench-project"
     start = time.perf_counter()
-    size, lines, count = generate(source, str(proj), args.mib * MiB, args.seed)
+    size, lines, count = generate(
+        source, str(proj), args.mib * MiB, args.seed, args.session_kib * 1024 or None
+    )
     files = sorted(source.glob("*.jsonl"))
     print(
         f"input: {size / MB:.1f} MB of Claude Code JSONL, {lines:,} lines in {count} sessions, "
