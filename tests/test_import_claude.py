@@ -997,3 +997,31 @@ def test_an_import_leaves_what_it_stored_indexed_for_search(
     assert watermark == newest
     found = conn.execute("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'walrus'")
     assert found.fetchone()[0] == 2
+
+
+def test_an_import_that_fails_midway_still_indexes_what_it_stored(
+    store: agentkeep.Store, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in one file ends the run with an internal error; the sessions stored before it
+    are indexed all the same, not left for every read-only search to index in memory."""
+    from agentkeep.importers.claude import ClaudeImporter
+
+    for word in ("walrus", "narwhal"):
+        s = ClaudeSession(project)
+        s.user(f"please migrate the {word} table")
+    original = ClaudeImporter.import_file
+    calls: list[int] = []
+
+    def second_fails(self: ClaudeImporter, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("a bug in the importer")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClaudeImporter, "import_file", second_fails)
+    with pytest.raises(RuntimeError):
+        store.import_history("claude")
+    conn = store._conn
+    assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 1
+    newest = conn.execute("SELECT max(id) FROM messages").fetchone()[0]
+    assert conn.execute("SELECT indexed_to FROM search_index").fetchone()[0] == newest

@@ -69,23 +69,33 @@ class HistoryService(Service):
         sessions: set[int] = set()
         messages = read = 0
         errors: list[str] = []
-        for number, file in enumerate(files, 1):
-            if progress is not None:
-                progress(number, len(files), file.key)
-            cursor = load_cursor(self._conn, importer.source, file.key)
-            if cursor is not None and cursor.status == "foreign" and cursor.unchanged(file.path):
-                counts["foreign"] += 1
-                continue
-            try:
-                outcome = importer.import_file(ctx, file, cursor)
-            except (OSError, ValueError, EOFError, zstd().ZstdError) as exc:
-                outcome = FileOutcome("error", error=f"{file.key}: {exc}")
-            counts[outcome.status] = counts.get(outcome.status, 0) + 1
-            sessions |= outcome.sessions
-            messages += outcome.messages
-            read += outcome.bytes
-            if outcome.error:
-                errors.append(outcome.error)
+        try:
+            for number, file in enumerate(files, 1):
+                if progress is not None:
+                    progress(number, len(files), file.key)
+                cursor = load_cursor(self._conn, importer.source, file.key)
+                if (
+                    cursor is not None
+                    and cursor.status == "foreign"
+                    and cursor.unchanged(file.path)
+                ):
+                    counts["foreign"] += 1
+                    continue
+                try:
+                    outcome = importer.import_file(ctx, file, cursor)
+                except (OSError, ValueError, EOFError, zstd().ZstdError) as exc:
+                    outcome = FileOutcome("error", error=f"{file.key}: {exc}")
+                counts[outcome.status] = counts.get(outcome.status, 0) + 1
+                sessions |= outcome.sessions
+                messages += outcome.messages
+                read += outcome.bytes
+                if outcome.error:
+                    errors.append(outcome.error)
+        except Exception:
+            # What the files before the failure stored is indexed all the same: a read-only
+            # search would otherwise index it afresh, in memory, until the next import.
+            self._store.catch_up_search()
+            raise
         # Transcripts carry no end marker: sessions idle past sessions.idle_minutes end now,
         # once their lines are all in (mid-run, their last activity is not known yet).
         self._store.sessions.end_idle_sessions()
