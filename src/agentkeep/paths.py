@@ -18,6 +18,7 @@ the platform's data and config dirs, or all under ``AGENTKEEP_HOME`` when it is 
 from __future__ import annotations
 
 import os
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
@@ -41,9 +42,7 @@ def user_data_dir() -> Path:
         return home
     from pathlib import Path
 
-    import platformdirs  # lazy: not needed when AGENTKEEP_HOME is set (tests, hooks)
-
-    return Path(platformdirs.user_data_dir("agentkeep", appauthor=False))
+    return Path(_user_dir("XDG_DATA_HOME", "~/.local/share"))
 
 
 def user_config_file() -> Path:
@@ -52,9 +51,32 @@ def user_config_file() -> Path:
         return home / "config.toml"
     from pathlib import Path
 
-    import platformdirs
+    return Path(_user_dir("XDG_CONFIG_HOME", "~/.config")) / "config.toml"
 
-    return Path(platformdirs.user_config_dir("agentkeep", appauthor=False)) / "config.toml"
+
+def _user_dir(xdg_variable: str, default: str) -> str:
+    """platformdirs' ``user_data_dir`` / ``user_config_dir`` for ``agentkeep``.
+
+    On Linux that is the XDG rule: ``$XDG_…_HOME`` if it is an absolute path, else
+    ``default`` under an absolute ``$HOME`` (or the password database's home when HOME is
+    unset), then ``agentkeep``. It is computed here because importing platformdirs (it
+    imports tempfile, shutil, bz2, lzma) was ~8 ms of every ``agentkeep status``. Other
+    platforms, and the cases platformdirs resolves its own way (a relative HOME), ask
+    platformdirs; tests/test_paths_xdg.py compares both over the environments."""
+    if sys.platform == "linux":
+        path = os.environ.get(xdg_variable, "")
+        if os.path.isabs(path):
+            return os.path.join(path, "agentkeep")
+        home = os.environ.get("HOME")
+        if home is None or os.path.isabs(home):
+            expanded = os.path.expanduser(default)
+            if os.path.isabs(expanded):
+                return os.path.join(expanded, "agentkeep")
+    import platformdirs  # lazy: not needed when AGENTKEEP_HOME is set (tests, hooks)
+
+    if xdg_variable == "XDG_DATA_HOME":
+        return platformdirs.user_data_dir("agentkeep", appauthor=False)
+    return platformdirs.user_config_dir("agentkeep", appauthor=False)
 
 
 def global_db_path() -> Path:
