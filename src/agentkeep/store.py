@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -102,6 +102,7 @@ class _DeferredMethod:
 
 
 if TYPE_CHECKING:
+    from agentkeep._store_results import AcceptResult, CheckReport, InitResult, SchemaStatus
     from agentkeep.backends.base import Maintenance
     from agentkeep.hook import Drained
     from agentkeep.models import Project, Redaction
@@ -159,13 +160,6 @@ def default_actor() -> str:
 
 
 @dataclass(frozen=True)
-class InitResult(Record):
-    store_dir: str
-    root: str
-    outcome: str  # created | already_exists
-
-
-@dataclass(frozen=True)
 class StoreStatus(Record):
     project: str
     root: str
@@ -184,44 +178,6 @@ class StoreStatus(Record):
     last_event_at: str | None
     idle_sessions: int = 0  # running sessions the idle rule calls idle (not running)
     spooled: int = 0  # hook deliveries waiting in .agentkeep/spool/ for the writer lock
-
-
-@dataclass(frozen=True)
-class CheckReport(Record):
-    ok: bool
-    integrity: list[str]
-    foreign_keys: list[str]
-    journal_mode: str
-    db_schema_version: int
-    problems: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class AcceptResult(Record):
-    """What ``db accept`` decided: the database as it is now is the truth."""
-
-    path: str
-    db_event_seq: int  # the newest event the database holds
-    mark_event_seq: int | None  # what the high-water mark said before (None: no mark)
-    missing_events: int  # how many acknowledged events the database lacked
-    damage_cleared: str | None  # the recorded damage that was cleared, if any
-
-
-@dataclass(frozen=True)
-class SchemaStatus(Record):
-    path: str
-    db_schema_version: int
-    min_reader_version: int
-    min_writer_version: int
-    code_schema_version: int
-    pending: list[str]
-    writable: bool
-    journal_mode: str
-    synchronous: str
-    page_size: int
-    page_count: int
-    freelist_count: int
-    wal_bytes: int
 
 
 def resolve_store_dir(path: str | Path | None) -> Path:
@@ -282,6 +238,8 @@ def init_store(root: str | Path | None = None, *, name: str | None = None) -> In
     from agentkeep.registry import register_project
 
     register_project(root_path, uid=project.uid, name=project.name)
+    from agentkeep._store_results import InitResult
+
     return InitResult(str(store_dir), str(root_path), "already_exists" if existed else "created")
 
 
@@ -467,6 +425,8 @@ def accept_database(path: str | Path | None = None) -> AcceptResult:
         conn.close()
         guard.close()
     mark_seq = before.seq if before is not None else None
+    from agentkeep._store_results import AcceptResult
+
     return AcceptResult(
         path=str(db_path),
         db_event_seq=seq,
@@ -885,6 +845,8 @@ class Store(StoreBase):
             )
         maintenance = self.maintenance
         page_size, page_count, freelist_count = maintenance.pages()
+        from agentkeep._store_results import SchemaStatus
+
         return SchemaStatus(
             path=str(self.db_path),
             db_schema_version=state.schema_version,
@@ -922,6 +884,8 @@ class Store(StoreBase):
             problems.append(f"{len(fk)} foreign key violation(s)")
         if mode != "wal":
             problems.append(f"journal_mode is {mode}, not wal")
+        from agentkeep._store_results import CheckReport
+
         return CheckReport(
             ok=not problems,
             integrity=integrity,
@@ -960,6 +924,18 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+_RESULTS = ("AcceptResult", "CheckReport", "InitResult", "SchemaStatus")
+
+
+def __getattr__(name: str) -> Any:
+    """The results defined in :mod:`agentkeep._store_results` (imported on first use)."""
+    if name in _RESULTS:
+        from agentkeep import _store_results
+
+        return getattr(_store_results, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from agentkeep.backends.indexed import Indexed as Indexed
     from agentkeep.config import Config
 
 
@@ -213,16 +213,6 @@ class SearchTerm(NamedTuple):
     text: str  # as typed, without its quotes and trailing ``*``
     tokens: tuple[str, ...]  # its words (runs of letters and digits), in order
     prefix: bool  # the last token matches any word it begins
-
-
-@dataclass(frozen=True)
-class Indexed:
-    """A table whose text the backend keeps a full-text index of. Which columns are
-    indexed, and their weights, belong to the schema (``docs/schema.md``)."""
-
-    table: str
-    at: str  # the time column a ``since`` filter compares with
-    has_session: bool  # rows carry ``session_id`` (a ``session`` filter applies)
 
 
 class Search(Protocol):
@@ -422,3 +412,13 @@ class Maintenance(Protocol):
     def note_damage(self, error: Any) -> None:
         """Record corruption met by an operation: writes are refused from then on."""
         ...
+
+
+def __getattr__(name: str) -> Any:
+    """:class:`~agentkeep.backends.indexed.Indexed`, defined apart so that the commands
+    that do not search (``status``) do not build its dataclass at start-up."""
+    if name == "Indexed":
+        from agentkeep.backends.indexed import Indexed
+
+        return Indexed
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
