@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,6 +318,10 @@ def parse_toml(text: str, path: Path) -> dict[str, Any]:
                 f"{path} line {number} is nested too deeply to be a setting",
                 hint="settings are at most three names deep, like retention.streams.max_age_days",
             )
+    if _only_comments(text):
+        return {}
+    import tomllib  # ~2.5 ms; the config.toml init writes is all comments
+
     try:
         return _flatten(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
@@ -429,6 +433,16 @@ class Config:
                         raise
                     problems.append(f"{exc.message}; the value is ignored")
         return cls(values, warnings=warnings, problems=problems)
+
+
+def _only_comments(text: str) -> bool:
+    """Whether ``text`` is TOML that holds nothing: blank lines and comments only, without
+    the control characters TOML refuses in them (those, a lone CR, a BOM: left to
+    tomllib, which reports them)."""
+    text = text.replace("\r\n", "\n")
+    if re.search("[\x00-\x08\x0b-\x1f\x7f]", text):
+        return False
+    return all(not (s := line.lstrip(" \t")) or s[0] == "#" for line in text.split("\n"))
 
 
 def default_config_toml() -> str:
