@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import sqlite3
 from pathlib import Path
 from types import TracebackType
@@ -493,6 +492,8 @@ def backup_to(conn: Connection, dest: Path) -> None:
     another connection writes, so under continuous writes it might never finish. The
     copy is written through SQLite (never a file copy), fsynced, then its directory.
     """
+    import random  # here: its import (math, bisect, hashlib's sha512) is no start-up cost
+
     from agentkeep.files import check_database_files
 
     dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
