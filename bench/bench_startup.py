@@ -6,7 +6,8 @@
    installed console script runs it (the ``agentkeep`` script beside ``sys.executable``
    when there is one, else ``python -c "from agentkeep.__main__ import main; …"``), in a
    small store (a few tasks and notes). Measured: ``python -c pass``, ``agentkeep --help``,
-   ``status``, ``status --json``, ``tasks ready``, ``search x``. The commands are
+   ``status``, ``status --json``, ``tasks ready``, ``search x``, and ``run -- true``
+   against ``true`` (run's fixed cost: the extra wall and CPU). The commands are
    interleaved (one run of each, in turn, ``--runs`` times) so load on a shared machine
    falls on all alike; each ratio is taken within a turn and printed as the median and
    the range (min-max) over the turns, for wall time and for the child's CPU time (user +
@@ -55,6 +56,9 @@ COMMANDS: dict[str, list[str]] = {
     "tasks ready": ["tasks", "ready"],
     "search x": ["search", "x"],
 }
+# ``agentkeep run``'s fixed cost (issue 14: <= 100 ms): the command is ``true``, so what is
+# measured is agentkeep's start, the session's start and end, against ``true`` alone.
+RUN = ["run", "--", "true"]
 
 
 def entry_point() -> tuple[list[str], str]:
@@ -69,6 +73,11 @@ def entry_point() -> tuple[list[str], str]:
 def load() -> str:
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (5 min {five:.2f}), {os.cpu_count()} cores"
+
+
+def spread_ms(seconds: list[float]) -> str:
+    ms = [value * 1000 for value in seconds]
+    return f"+{statistics.median(ms):.0f} ms ({min(ms):.0f}-{max(ms):.0f})"
 
 
 def spread(values: list[float], digits: int = 2) -> str:
@@ -112,6 +121,8 @@ def cold_starts(work: Path, runs: int) -> None:
     start, how = entry_point()
     argvs = {"python -c pass": [sys.executable, "-c", "pass"]}
     argvs.update({name: [*start, *args] for name, args in COMMANDS.items()})
+    argvs["true"] = ["true"]
+    argvs["run -- true"] = [*start, *RUN]
     for _ in range(2):  # warm-up: bytecode written, files in the page cache
         for argv in argvs.values():
             timed(argv, proj, env)
@@ -138,6 +149,14 @@ def cold_starts(work: Path, runs: int) -> None:
             f"-> {spread(ratios)}; CPU {statistics.median(cpu[name]) * 1000:5.1f} ms -> "
             f"{spread(cpu_ratios)} python -c pass (goal <= 3x)"
         )
+    run, bare = times["run -- true"], times["true"]
+    run_cpu, bare_cpu = cpu["run -- true"], cpu["true"]
+    print(
+        f"  agentkeep run -- true      wall {statistics.median(run) * 1000:6.1f} ms: "
+        f"{spread_ms([r - b for r, b in zip(run, bare, strict=True)])} more than `true`;"
+        f" CPU {spread_ms([r - b for r, b in zip(run_cpu, bare_cpu, strict=True)])} more"
+        " (goal: fixed cost <= 100 ms)"
+    )
 
 
 def usage_floor(db_path: Path, store_dir: Path) -> tuple[object, ...]:
