@@ -408,14 +408,7 @@ def _raw_hits(text: str) -> list[_Hit]:
         retries = _RETRY_BUDGET + len(source) // 2048
         pos = 0
         while (m := search(source, pos)) is not None:
-            claimed_to = -1
-            for rule in scan_pass.rules:
-                span = rule.claim(m, text)
-                if span is not None:
-                    start, claimed_to = span
-                    context = max(0, min(start, m.start()) - rule.context_before)
-                    hits.append(_Hit(start, claimed_to, rule.priority, rule.id, context))
-                    break
+            claimed_to = _claim(scan_pass, m, text, hits)
             if claimed_to > m.end():
                 pos = claimed_to  # past a private-key block
             elif retries > 0:
@@ -427,6 +420,19 @@ def _raw_hits(text: str) -> list[_Hit]:
         context = max(0, min(start, match_start) - 4)
         hits.append(_Hit(start, end, _GITLEAKS_PRIORITY, rule_id, context))
     return hits
+
+
+def _claim(scan_pass: _Pass, m: re.Match[str], text: str, hits: list[_Hit]) -> int:
+    """Let the pass's rules claim its match ``m``: the first that does adds its hit. Returns
+    where the claimed secret ends, or -1."""
+    for rule in scan_pass.rules:
+        span = rule.claim(m, text)
+        if span is not None:
+            start, end = span
+            context = max(0, min(start, m.start()) - rule.context_before)
+            hits.append(_Hit(start, end, rule.priority, rule.id, context))
+            return end
+    return -1
 
 
 def _raw_hits_located(
@@ -459,14 +465,7 @@ def _raw_hits_located(
                         break
                 if m is None:
                     break
-                claimed_to = -1
-                for rule in scan_pass.rules:
-                    span = rule.claim(m, text)
-                    if span is not None:
-                        start, claimed_to = span
-                        context = max(0, min(start, m.start()) - rule.context_before)
-                        hits.append(_Hit(start, claimed_to, rule.priority, rule.id, context))
-                        break
+                claimed_to = _claim(scan_pass, m, text, hits)
                 if claimed_to > m.end():
                     pos = claimed_to
                 elif retries > 0:
