@@ -1252,3 +1252,15 @@ def test_kubernetes_secret_hostile_input_is_searched_once_per_part(unit: str) ->
             gitleaks._kubernetes_secrets = real  # type: ignore[assignment]
         # One search over the merged windows (the whole text), whatever the repeat count.
         assert 1 <= len(calls) <= 2 and sum(calls) <= 2 * len(text)
+
+
+def test_a_marker_after_a_quoted_space_is_not_taken_for_a_passphrase() -> None:
+    # Found by the idempotence property test: a private key assigned to "password" is
+    # redacted as a whole; the space between the opening backtick and the marker made the
+    # marker look like a passphrase, so a second redaction replaced it again.
+    text = "E501 password:` -----BEGIN PRIVATE KEY-----"
+    out, counts = redact_text(text)
+    assert out == "E501 password:` [REDACTED:private-key]"
+    assert counts == {"private-key": 1}
+    assert redact_text(out) == (out, {})
+    assert scan(out) == []

@@ -339,7 +339,7 @@ def _entropy_floor(length: int, scale: float) -> float:
 
 def plausible_secret_value(value: str, *, password_like: bool = False) -> bool:
     """Whether ``value`` (the right-hand side of an assignment) may be a secret."""
-    if not value or value.startswith(REDACTION_MARKER_PREFIX):
+    if not value or value.lstrip().startswith(REDACTION_MARKER_PREFIX):
         return False
     if _PLACEHOLDER.fullmatch(value):
         return False
