@@ -75,6 +75,18 @@ class PreparedJson:
 
 
 _INSERT_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
+_EVENT: type[Event] | None = None
+
+
+def _event_class() -> type[Event]:
+    """The Event noun, imported when the first one is built (the nouns' module is not
+    imported by commands that build none); kept, as an import statement per event costs
+    about a microsecond."""
+    global _EVENT
+    from agentkeep.models import Event
+
+    _EVENT = Event
+    return Event
 
 
 def check_identifier(what: str, value: str | None) -> str | None:
@@ -205,10 +217,10 @@ class Tx:
             prepared=None if prepared is None else (prepared.doc, prepared.redactions),
         )
         at, bound_actor, bound_entity, _, bound_kind, doc, _ = values
-        from agentkeep.models import Event  # the nouns are imported when one is built
-
         stored = json.loads(doc) if prepared is None else prepared.value
-        return Event(seq, at, bound_actor, bound_entity, entity_id, bound_kind, stored, undoes)
+        return (_EVENT or _event_class())(
+            seq, at, bound_actor, bound_entity, entity_id, bound_kind, stored, undoes
+        )
 
     # -- idempotency --------------------------------------------------------------------
 

@@ -248,6 +248,10 @@ def _utf8_size(text: str) -> int | None:
 
 # -- the boundary ------------------------------------------------------------------------------
 
+# json.dumps(value, ensure_ascii=False, allow_nan=False) builds this encoder on every call
+# (~1 us of a single append); built once, it encodes the same text.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
 _INSERT_REDACTIONS = (
     "INSERT INTO redactions (at, rule, entity, entity_id, field, count) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -399,7 +403,7 @@ class Boundary:
 
     def _dumps(self, column: str, value: Any) -> str:
         try:
-            return json.dumps(value, ensure_ascii=False, allow_nan=False)
+            doc: str = _ENCODE(value)
         except ValueError as exc:
             if self.refuse:
                 raise InvalidInput(f"{column}: NaN and Infinity are not valid JSON") from exc
@@ -410,6 +414,7 @@ class Boundary:
             return json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
         except RecursionError as exc:
             raise self._refused(f"{column}: the JSON value is nested too deeply to store") from exc
+        return doc
 
     def json(
         self,

@@ -30,9 +30,17 @@ def utc_now() -> str:
     return _text(time.time_ns() // 1_000_000)
 
 
+_SECOND: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
 def _text(milliseconds: int) -> str:
+    global _SECOND
     whole, fraction = divmod(milliseconds, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{fraction:03d}Z"
+    second, prefix = _SECOND  # one read: another thread may replace it meanwhile
+    if second != whole:  # strftime + gmtime once a second, not on every write
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _SECOND = (whole, prefix)
+    return f"{prefix}.{fraction:03d}Z"
 
 
 def iso_utc(moment: datetime) -> str:
