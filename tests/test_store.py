@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -116,3 +117,33 @@ def test_a_closed_store_raises_an_agentkeep_error_not_a_driver_error(project: Pa
     store.close()
     with pytest.raises(agentkeep.StorageError, match="closed"):
         store.list_tasks()
+
+
+def test_a_batch_redacts_and_counts_every_repeat_of_a_secret_kind(store: Store) -> None:
+    """record_events binds each clean kind once per batch; a kind the redactor changes is
+    bound (and its redaction recorded) for every event that carries it."""
+    from secretgen import generate
+
+    text, secret = generate()["github-classic"]
+    kind = f"ci.{text}"
+    store.record_events([{"kind": "ci.ok"}, {"kind": kind}, {"kind": "ci.ok"}, {"kind": kind}])
+    events = store.events(kind="ci.*")
+    assert [e.kind == "ci.ok" for e in events] == [True, False, True, False]
+    assert all(secret not in e.kind for e in events)
+    assert events[1].kind == events[3].kind
+    rows = store._rows("SELECT entity_id, field, count FROM redactions WHERE entity = 'events'")
+    assert [tuple(row) for row in rows] == [(None, "kind", 1), (None, "kind", 1)]
+
+
+def test_utc_now_follows_the_clock_across_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """utc_now formats each whole second once; a later second is formatted afresh."""
+    from agentkeep import timeutil
+
+    clock = iter([1_764_806_399_998_000_000, 1_764_806_399_999_000_000, 1_764_806_400_001_000_000])
+    fake = SimpleNamespace(time_ns=lambda: next(clock), strftime=time.strftime, gmtime=time.gmtime)
+    monkeypatch.setattr(timeutil, "time", fake)
+    assert [timeutil.utc_now() for _ in range(3)] == [
+        "2025-12-03T23:59:59.998Z",
+        "2025-12-03T23:59:59.999Z",
+        "2025-12-04T00:00:00.001Z",
+    ]

@@ -112,14 +112,6 @@ class Mark:
         return f"Mark(seq={self.seq}, at={self.at!r}, sync={self.sync}, damaged={self.damaged})"
 
     def encode(self) -> bytes:
-        body = {
-            "v": 1,
-            "seq": self.seq,
-            "at": self.at,
-            "boot": self.boot,
-            "sync": self.sync,
-            "damaged": self.damaged,
-        }
         if self.damaged is None and _PLAIN.fullmatch(f"{self.at or ''}{self.boot}{self.sync}"):
             # The common case, once per commit: formatted by hand (json.dumps costs ~3x).
             at = "null" if self.at is None else f'"{self.at}"'
@@ -128,6 +120,14 @@ class Mark:
                 f'"sync":"{self.sync}","damaged":null}}'
             ).encode()
         else:
+            body = {
+                "v": 1,
+                "seq": self.seq,
+                "at": self.at,
+                "boot": self.boot,
+                "sync": self.sync,
+                "damaged": self.damaged,
+            }
             text = json.dumps(body, separators=(",", ":")).encode()
         # The CRC covers the JSON object as written; it is appended as its last member.
         line = text[:-1] + b',"crc":%d}' % zlib.crc32(text)
@@ -288,10 +288,12 @@ class CommitGuard:
             return
         mark = Mark(seq, at, _BOOT, self.sync, before.damaged if before is not None else None)
         record = mark.encode()
-        with contextlib.suppress(OSError):  # a mark we cannot write is a mark that lags
+        try:  # (not contextlib.suppress: this runs on every commit)
             os.pwrite(self._open_for_write(), record, 0)
-            self._cache = (record, mark)
-            self._written = record
+        except OSError:  # a mark we cannot write is a mark that lags
+            return
+        self._cache = (record, mark)
+        self._written = record
 
     def reset(self, seq: int, at: str | None) -> None:
         """The user's decision: the database as it is now is the truth (durable)."""
