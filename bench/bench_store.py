@@ -272,6 +272,7 @@ def main() -> None:
         "freeT1",
         "rawTN",
         "akTN",
+        "freeTN",
     )
     results: dict[str, list[float]] = {k: [] for k in keys}
     cpu: dict[str, list[float]] = {k: [] for k in keys}  # user + system us per event
@@ -295,6 +296,7 @@ def main() -> None:
             timed("free1", lambda: store_single(store, single, plain), single)
             timed("freeN", lambda: store_batched(store, args.batches, plain), batched)
             timed("freeT1", lambda: store_single(store, single, transcript), single)
+            timed("freeTN", lambda: store_batched(store, args.batches, transcript), batched)
     med = {k: statistics.median(v) for k, v in results.items()}
     fast = agentkeep.open(work / "proj", actor="bench", config={"store.synchronous": "NORMAL"})
     with_mark, without_mark = mark_cost_us(fast, args.events, max(3, args.rounds))
@@ -341,8 +343,9 @@ def main() -> None:
     print(
         f"  attribution, redactor stubbed out: single {ratios('free1', 'raw1')}, "
         f"CPU {ratios('free1', 'raw1', cpu)}; transcript single {ratios('freeT1', 'rawT1')}, "
-        f"CPU {ratios('freeT1', 'rawT1', cpu)}; batched {ratios('freeN', 'rawN')} "
-        "(the gap to these is the privacy boundary)"
+        f"CPU {ratios('freeT1', 'rawT1', cpu)}; batched {ratios('freeN', 'rawN')}, "
+        f"transcript batched {ratios('freeTN', 'rawTN')} (the gap to these is the privacy "
+        "boundary)"
     )
     print(
         f"  high-water mark, synchronous=NORMAL: {with_mark:.1f} us/txn with it, "
