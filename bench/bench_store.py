@@ -4,8 +4,8 @@
 
 1. Durable single-event append: ``Store.record_event`` vs raw sqlite3 doing the same work
    (json.dumps + INSERT in BEGIN IMMEDIATE … COMMIT) on an identical schema with the same
-   settings (WAL, synchronous=FULL, foreign_keys, secure_delete, auto_vacuum=INCREMENTAL). Target ≥ 0.9×, and CPU
-   (user + system, measured per side) ≤ 1.3×.
+   settings (WAL, synchronous=FULL, foreign_keys, secure_delete, auto_vacuum=INCREMENTAL).
+   Target ≥ 0.9×, and CPU (user + system, measured per side) ≤ 1.3×.
 2. Batched recording, 1,000 events per transaction: ``Store.record_events`` vs raw sqlite3
    ``executemany`` in one transaction. Target ≥ 0.8×.
 
