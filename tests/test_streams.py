@@ -239,6 +239,33 @@ def test_run_records_both_streams_and_how_it_ended(store: agentkeep.Store) -> No
     assert kinds == ["session.started", "session.failed"]
 
 
+def test_run_starts_a_session_with_its_streams_or_not_at_all(
+    store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The session's row and its streams are written in one transaction (one commit).
+    opened = store.open_stream
+
+    def second_fails(session_id: int, name: str = "stdout", **kwargs: object) -> object:
+        if name == "stderr":
+            raise agentkeep.StorageError("no room for stderr")
+        return opened(session_id, name, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "open_stream", second_fails)
+    with pytest.raises(agentkeep.StorageError):
+        run_command(store, ["true"], title="t", echo=False)
+    assert store.list_sessions() == []
+    assert store.list_streams() == []
+
+
+def test_joined_writes_undo_only_the_write_that_failed(store: agentkeep.Store) -> None:
+    with store._joined_writes():
+        kept = store.add_task("kept").item.id
+        with pytest.raises(agentkeep.InvalidInput), store.transaction():
+            store.add_task("undone")
+            raise agentkeep.InvalidInput("changed my mind")
+    assert [t.id for t in store.list_tasks()] == [kept]
+
+
 def test_run_reports_a_signal_as_interrupted_and_128_plus_n(store: agentkeep.Store) -> None:
     script = "import os, signal; print('bye', flush=True); os.kill(os.getpid(), signal.SIGTERM)"
     result = run_command(store, [sys.executable, "-c", script], echo=False)

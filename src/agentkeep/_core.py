@@ -29,6 +29,8 @@ from agentkeep.errors import AgentkeepError, InvalidInput, NotFound
 from agentkeep.timeutil import utc_now
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from agentkeep.models import Event
 
 
@@ -270,6 +272,7 @@ class StoreBase:
         # Why writes are refused (a newer schema, or opened read-only); None: writable.
         self._refusal = refusal
         self._max_field: int = config["store.max_field_bytes"]
+        self._joined: Tx | None = None  # the transaction _joined_writes() holds open
 
     @property
     def writable(self) -> bool:
@@ -303,9 +306,18 @@ class StoreBase:
         """A ``BEGIN IMMEDIATE`` write transaction yielding a :class:`Tx`; commits on
         success, rolls back on error."""
         self.check_writable()
+        joined = self._joined
+        if joined is not None and (actor is None or actor == joined.actor):
+            return _Joined(self._conn, joined)
         return _Transaction(
             self._conn, Tx(self._conn, actor=actor or self.actor, max_field_bytes=self._max_field)
         )
+
+    def _joined_writes(self) -> _JoinedWrites:
+        """One write transaction for every :meth:`transaction` opened inside (same actor):
+        several writes that belong together cost one commit (one WAL fsync) instead of one
+        each, and all of them are stored or none."""
+        return _JoinedWrites(self)
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(self._conn.execute(sql, params).fetchall())
@@ -370,6 +382,54 @@ class _Transaction(write_transaction):
             super().__exit__(type(exc), exc, exc.__traceback__)
             raise
         return self.tx
+
+
+class _JoinedWrites:
+    """:meth:`StoreBase._joined_writes`: the enclosing transaction."""
+
+    __slots__ = ("outer", "previous", "store")
+
+    def __init__(self, store: StoreBase) -> None:
+        self.store = store
+        self.outer = store.transaction()
+        self.previous: Tx | None = None
+
+    def __enter__(self) -> Tx:
+        tx = self.outer.__enter__()
+        self.previous, self.store._joined = self.store._joined, tx
+        return tx
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.store._joined = self.previous
+        self.outer.__exit__(exc_type, exc, tb)
+
+
+class _Joined(_Transaction):
+    """A transaction inside :meth:`StoreBase._joined_writes`: a savepoint in the enclosing
+    one, with its Tx. An exception undoes this one's writes (all or none, as on its own);
+    the enclosing transaction commits the rest."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Tx:  # type: ignore[override]
+        self.conn.execute("SAVEPOINT joined")
+        return self.tx
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and self.conn.raw.in_transaction:
+            self.conn.execute("ROLLBACK TO joined")
+        if self.conn.raw.in_transaction:
+            self.conn.execute("RELEASE joined")
 
 
 def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:

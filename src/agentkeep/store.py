@@ -743,7 +743,7 @@ class Store(StoreBase):
     def transaction(self, *, actor: str | None = None) -> _Transaction:
         """A write transaction (see :meth:`StoreBase.transaction`); the hook deliveries
         waiting in the spool are stored first (one ``stat`` when there are none)."""
-        if self._refusal is None and spool_pending(str(self.store_dir)):
+        if self._refusal is None and self._joined is None and spool_pending(str(self.store_dir)):
             self.drain_spool()
         return super().transaction(actor=actor)
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from agentkeep.errors import AgentkeepError, InvalidInput, StorageFull
 from agentkeep.files import HOST, ensure_reserve, release_reserve
 from agentkeep.models import Record, Stream
-from agentkeep.services.streams import StreamWriter, hold_sealing_lock
+from agentkeep.services.streams import StreamWriter, hold_sealing_lock, start_with_streams
 
 if TYPE_CHECKING:
     from agentkeep.store import Store
@@ -328,20 +328,22 @@ def _start(
     title: str | None,
     names: Sequence[str],
 ) -> tuple[Any, list[StreamWriter]]:
-    """The session's row and its stream writers, before the child starts."""
-    agent_id = store.register_agent(agent, kind="run").item.id if agent else None
-    session = store.start_session(
+    """The session's row and its stream writers, before the child starts: one transaction
+    (one commit's fsync rather than three or four), so a session is recorded with its
+    streams or not at all."""
+    return start_with_streams(
+        store,
+        names,
+        agent=agent,
         source="run",
-        agent_id=agent_id,
         task_id=task_id,
         cwd=os.getcwd(),
+        # Redacting the title is CPU: done here, not while holding the writers' lock.
         title=title or _title(argv),
         command=list(argv),
         pid=os.getpid(),
         host=HOST,
-    ).item
-    writers = [store.open_stream(session.id, name, auto_commit=False) for name in names]
-    return session, writers
+    )
 
 
 def _findable(command: str) -> bool:

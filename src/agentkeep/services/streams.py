@@ -433,6 +433,19 @@ class Line:
         return {"stream": self.stream, "line": self.line, "offset": self.offset, "text": self.text}
 
 
+def start_with_streams(
+    store: Any, names: Sequence[str], *, agent: str | None = None, **session: Any
+) -> tuple[Any, list[StreamWriter]]:
+    """Start a session (``store.start_session(**session)``; ``agent``, when given, is
+    registered as a ``run`` agent first) with a live stream of each name, in one write
+    transaction: one commit instead of one per row, and all of it recorded or none."""
+    with store._joined_writes():
+        agent_id = store.register_agent(agent, kind="run").item.id if agent else None
+        started = store.start_session(agent_id=agent_id, **session).item
+        writers = [store.open_stream(started.id, name, auto_commit=False) for name in names]
+    return started, writers
+
+
 class StreamService(Service):
     def open_stream(
         self, session_id: int, name: str = "stdout", *, auto_commit: bool = True
