@@ -94,26 +94,38 @@ class _Committer(threading.Thread):
         self.errors: list[str] = []
 
     def run(self) -> None:
-        from agentkeep.store import open as open_store
-
+        # The connection is opened when the first progress is due: a command that ends
+        # before (most quick ones) needs none, and its start is not slowed by our open.
+        store: Store | None = None
         try:
-            store = open_store(self.store_dir, config={"store.synchronous": "NORMAL"})
-        except AgentkeepError as exc:
-            self.errors.append(f"progress not recorded: {exc.message}")
-            return
-        with store:
             while not self.stopping.is_set():
                 self.wake.wait(self._next_wait())
                 self.wake.clear()
                 for writer in self.writers:
                     if writer.closed or writer.failed or not writer.due():
                         continue
+                    if store is None:
+                        store = self._open()
+                        if store is None:
+                            return
                     try:
                         writer.commit_progress(store.streams)
                     except AgentkeepError as exc:
                         # Keep relaying the output; the length stays at the last commit.
                         writer.failed = True
                         self.errors.append(f"{writer.stream.name}: {exc.message}")
+        finally:
+            if store is not None:
+                store.close()
+
+    def _open(self) -> Store | None:
+        from agentkeep.store import open as open_store
+
+        try:
+            return open_store(self.store_dir, config={"store.synchronous": "NORMAL"})
+        except AgentkeepError as exc:
+            self.errors.append(f"progress not recorded: {exc.message}")
+            return None
 
     def _next_wait(self) -> float | None:
         """Until the first writer's bytes are due by time; None (until woken) when no
