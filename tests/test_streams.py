@@ -3,6 +3,7 @@ seek table, reads that look the same live or sealed, `agentkeep run` and `agentk
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -24,6 +25,7 @@ from agentkeep.services.streams import (
     SEEKABLE_MAGIC,
     being_sealed,
     hold_sealing_lock,
+    verify_sealed_file,
 )
 
 from conftest import Cli, run_agentkeep
@@ -167,6 +169,16 @@ def test_sealed_file_is_standard_zstd_with_a_seek_table(store: agentkeep.Store) 
     assert stream.sha256 == hashlib.sha256(data).hexdigest()
     assert os.stat(path).st_mode & 0o222 == 0  # read-only
     assert store.seal_stream(stream.id) == stream  # idempotent
+
+
+@pytest.mark.parametrize("data", [b"", b"one line\n"])
+def test_sealed_stream_has_the_sha256_of_its_bytes(store: agentkeep.Store, data: bytes) -> None:
+    # An empty stream is sealed without hashlib or zstd being imported: its hash is a
+    # constant, which must still be the real one (doctor verifies it).
+    stream = store.seal_stream(write_stream(store, data).id)
+    assert stream.sha256 == hashlib.sha256(data).hexdigest()
+    assert verify_sealed_file(store.store_dir / stream.path, stream.sha256, len(data)) is None
+    assert store.read_stream(stream.id) == data
 
 
 def test_random_reads_are_identical_live_and_sealed(store: agentkeep.Store) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import bisect
 import codecs
-import hashlib
 import os
 import re
 import struct
@@ -959,6 +958,29 @@ def _start_of_last_lines(reader: Reader, size: int, count: int) -> int:
     return 0
 
 
+class _Sha256:
+    """``hashlib.sha256()``, importing hashlib (OpenSSL: ~7 ms of a cold start) only when
+    there are bytes to hash: an empty stream (``agentkeep run -- true``) needs neither it
+    nor zstd to be sealed."""
+
+    __slots__ = ("_hash",)
+
+    EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+    def __init__(self) -> None:
+        self._hash: Any = None
+
+    def update(self, data: bytes) -> None:
+        if self._hash is None:
+            import hashlib
+
+            self._hash = hashlib.sha256()
+        self._hash.update(data)
+
+    def hexdigest(self) -> str:
+        return self.EMPTY if self._hash is None else str(self._hash.hexdigest())
+
+
 def _compress_file(
     plain: Path, tmp: Path, store_dir: Path
 ) -> tuple[int, int, str, int, list[tuple[int, int]]]:
@@ -967,8 +989,8 @@ def _compress_file(
 
     Returns (length, lines, sha256, stored bytes, the sparse index: (offset, lines before
     it) of each frame)."""
-    module = zstd()
-    digest = hashlib.sha256()
+    module: Any = None
+    digest = _Sha256()
     frames: list[tuple[int, int]] = []
     index: list[tuple[int, int]] = []
     length = lines = stored = 0
@@ -976,6 +998,8 @@ def _compress_file(
         fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode=READ_ONLY_FILE)
         try:
             while piece := source.read(FRAME_BYTES):
+                if module is None:
+                    module = zstd()
                 index.append((length, lines))
                 digest.update(piece)
                 lines += piece.count(b"\n")
@@ -996,7 +1020,7 @@ def _verify_sealed(path: Path, sha256: str, length: int) -> None:
     fd = open_file(path, os.O_RDONLY)
     try:
         reader = SealedReader(fd)
-        digest = hashlib.sha256()
+        digest = _Sha256()
         for index in range(len(reader.table.starts)):
             digest.update(reader._frame(index))
     finally:
