@@ -75,6 +75,17 @@ _CACHE_MAX_ENTRIES = 20_000
 _CLEAN: dict[str, bool] = {}
 
 _redact_module: Any = None
+_standard_library_only = False
+
+
+def standard_library_only() -> None:
+    """Redact on the standard-library engine for the rest of this process: the hook's
+    (`agentkeep.hook.main`), which imports nothing else. Costs nothing until the first
+    redaction imports the redactor."""
+    global _standard_library_only
+    _standard_library_only = True
+    if _redact_module is not None:
+        _redact_module.keep_standard_library_engine()
 
 
 def _redactor() -> Any:
@@ -85,6 +96,8 @@ def _redactor() -> Any:
     if _redact_module is None:
         from agentkeep import redact
 
+        if _standard_library_only:
+            redact.keep_standard_library_engine()
         _redact_module = redact
     return _redact_module
 

@@ -57,7 +57,7 @@ import os
 import sys
 import time
 
-from agentkeep import capture, hooklog, payloads, spool, tools
+from agentkeep import boundary, capture, hooklog, payloads, spool, tools
 from agentkeep._version import __version__
 from agentkeep.backends.sqlite import fastpath
 from agentkeep.backends.sqlite.fastpath import (
@@ -135,9 +135,7 @@ USAGE = f"Usage: agentkeep hook --source {'|'.join(SOURCES)} [--chain JSON] [PAY
 
 def main(argv: list[str] | None = None) -> int:
     """Run the hook; always returns 0 (the agent must never be blocked by it)."""
-    from agentkeep import redact
-
-    redact.keep_standard_library_engine()  # stdlib only on the hook path
+    boundary.standard_library_only()  # the hook's path imports the standard library only
     args = sys.argv[1:] if argv is None else list(argv)
     source = "claude"
     store_dir: str | None = None
