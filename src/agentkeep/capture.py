@@ -235,8 +235,7 @@ class Writer:
             isinstance(value, str)
             and self._shapes_kept
             and _shape_match(value) is not None
-            and "4b1d" not in value
-            and "a3-" not in value
+            and not any(keyword in value for keyword in SHAPE_KEYWORDS)
         ):
             return value
         return self._repeated(column, value) if repeats else self.ident(column, value)

@@ -49,23 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from collections.abc import Sequence
     from typing import Any
 
-__all__ = ["DENSE", "GATE_RELAXED", "RELAXED", "Engine", "ascii_bytes", "cased_bytes"]
-
-_DEL_HANDLER = "agentkeep.redact.del"
-
-
-def _one_byte_each(error: UnicodeError) -> tuple[str, int]:
-    assert isinstance(error, UnicodeEncodeError)
-    return "\x7f" * (error.end - error.start), error.end
-
-
-codecs.register_error(_DEL_HANDLER, _one_byte_each)
-
-
-def ascii_bytes(text: str) -> bytes:
-    """``text`` as one byte per character: non-ASCII code points become DEL."""
-    return text.encode("ascii", _DEL_HANDLER)
-
+__all__ = ["DENSE", "GATE_RELAXED", "RELAXED", "Engine", "cased_bytes"]
 
 _CASED_HANDLER = "agentkeep.redact.cased"
 

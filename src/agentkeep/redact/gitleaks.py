@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 
 __all__ = [
     "ONLY_AT_WORD_START", "RULE_IDS", "TO_OPERATOR", "VENDOR_LIST", "anchors", "hits",
-    "may_match", "searched_anchors", "sharpen", "vendor_keywords",
+    "may_match", "searched_anchors", "vendor_keywords",
 ]  # fmt: skip
 
 _A = re.ASCII
@@ -441,17 +441,6 @@ def searched_anchors() -> list[tuple[str, bool]]:
     return [(a, False) for a in _FIND_LOWER] + [(a, True) for a in (*_FIND_CASED, *_UPPER)]
 
 
-def _only_cased() -> dict[str, list[str]]:
-    """Lower-cased keyword -> its case-sensitive anchors, where it is nothing else."""
-    other = {*_FIND_LOWER, *_REVERSIBLE}
-    cased: dict[str, list[str]] = {}
-    for anchor in (*_FIND_CASED, *_UPPER):
-        if anchor.lower() not in other:
-            cased.setdefault(anchor.lower(), []).append(anchor)
-    return cased
-
-
-_ONLY_CASED = _only_cased()
 # Lower-case keywords that open windows only where they start a word (see `_add`): the
 # compiled engine looks for them there only.
 ONLY_AT_WORD_START = frozenset(
@@ -461,18 +450,6 @@ ONLY_AT_WORD_START = frozenset(
     if all(start for _, start in entries)
     and not any(anchor in t and t is not table for t in (_FIND_LOWER, _REVERSIBLE))
 )
-
-
-def sharpen(present: frozenset[str], text: str) -> frozenset[str]:
-    """``present`` (keywords found in the lower-cased text) without the case-sensitive
-    anchors that ``text`` does not hold (``SK``: every "task" holds "sk")."""
-    dropped = [
-        word
-        for word in present
-        if (cased := _ONLY_CASED.get(word)) is not None
-        and not any(anchor in text for anchor in cased)
-    ]
-    return present.difference(dropped) if dropped else present
 
 
 def _windows(
