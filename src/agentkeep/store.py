@@ -934,7 +934,9 @@ def __getattr__(name: str) -> Any:
     if name in _RESULTS:
         from agentkeep import _store_results
 
-        return getattr(_store_results, name)
+        value = getattr(_store_results, name)
+        globals()[name] = value  # looked up once
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -438,16 +438,17 @@ def _relay(
     # streams' marks keep the order the output was written in; the terminal gets every
     # read at once.
     batch: list[bytes] = []
+    batch_bytes = 0
     batch_fd = -1
     batch_since = 0.0
 
     def record() -> None:
-        nonlocal batch, batch_fd
+        nonlocal batch, batch_fd, batch_bytes
         if not batch:
             return
         data = batch[0] if len(batch) == 1 else b"".join(batch)
         writer = sources[batch_fd][0]
-        fd, batch, batch_fd = batch_fd, [], -1
+        fd, batch, batch_fd, batch_bytes = batch_fd, [], -1, 0
         try:
             writer.write(data)
         except AgentkeepError as exc:
@@ -491,7 +492,8 @@ def _relay(
                         record()
                         batch_fd, batch_since = fd, time.monotonic()
                     batch.append(data)
-                    if sum(map(len, batch)) >= RECORD_BYTES:
+                    batch_bytes += len(data)
+                    if batch_bytes >= RECORD_BYTES:
                         record()
                 if batch and (not ready or time.monotonic() - batch_since >= RECORD_HOLD):
                     record()

@@ -91,18 +91,16 @@ class HistoryService(Service):
                 read += outcome.bytes
                 if outcome.error:
                     errors.append(outcome.error)
-        except Exception:
-            # What the files before the failure stored is indexed all the same: a read-only
-            # search would otherwise index it afresh, in memory, until the next import.
+            # Transcripts carry no end marker: sessions idle past sessions.idle_minutes end
+            # now, once their lines are all in (mid-run, their last activity is not known).
+            self._store.sessions.end_idle_sessions()
+        finally:
+            # The messages stored are indexed for search now, in bulk: a fraction of what
+            # indexing them row by row inside the import cost (schema 8) — after a failure
+            # too, or every read-only search would index them afresh, in memory, until the
+            # next import. A search never misses them anyway (it catches up first, or looks
+            # at them directly).
             self._store.catch_up_search()
-            raise
-        # Transcripts carry no end marker: sessions idle past sessions.idle_minutes end now,
-        # once their lines are all in (mid-run, their last activity is not known yet).
-        self._store.sessions.end_idle_sessions()
-        # The messages stored are indexed for search now, in bulk: a fraction of
-        # what indexing them row by row inside the import cost (schema 8). A search never
-        # misses them anyway (it catches up first, or looks at them directly).
-        self._store.catch_up_search()
         return ImportResult(
             source=importer.source,
             files=len(files),

@@ -375,6 +375,11 @@ _DIRECTORY_FLAGS = (
 )
 
 
+def _session_dir(store_dir: Path, session_id: int) -> Path:
+    """The directory of a session's stream files."""
+    return store_dir / STREAMS_DIR / str(session_id)
+
+
 def hold_sealing_lock(store_dir: Path, session_id: int) -> int:
     """Lock a session's stream directory (``flock``, exclusive) for the process that seals
     its closed streams after ``agentkeep run`` has exited, and return the descriptor.
@@ -386,7 +391,7 @@ def hold_sealing_lock(store_dir: Path, session_id: int) -> int:
     seals — and whose half-published ``.zst`` it removes."""
     import fcntl
 
-    directory = store_dir / STREAMS_DIR / str(session_id)
+    directory = _session_dir(store_dir, session_id)
     check_no_links(store_dir, directory)
     try:
         fd = os.open(directory, _DIRECTORY_FLAGS)
@@ -404,9 +409,8 @@ def being_sealed(store_dir: Path, session_id: int) -> bool:
     """Whether a sealer holds the session's lock (:func:`hold_sealing_lock`)."""
     import fcntl
 
-    directory = store_dir / STREAMS_DIR / str(session_id)
     try:
-        fd = os.open(directory, _DIRECTORY_FLAGS)
+        fd = os.open(_session_dir(store_dir, session_id), _DIRECTORY_FLAGS)
     except OSError:
         return False
     try:
