@@ -28,6 +28,7 @@ from agentkeep.backends.sqlite.connection import (
     journal_mode,
     translate_error,
 )
+from agentkeep.backends.sqlite.migrate import MIGRATOR
 from agentkeep.errors import AgentkeepError, Corrupt, InvalidInput
 from agentkeep.files import fsync_path
 
@@ -110,9 +111,7 @@ class SQLiteMaintenance:
         (one ``messages_fts_docsize`` row per indexed message); those above it wait for a
         catch-up and are no gap. A store of an older schema, read before it is migrated
         (``doctor`` opens read-only), has no watermark: nothing to count."""
-        if not self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search_index'"
-        ).fetchone():
+        if not MIGRATOR.table_exists(self._conn, "search_index"):
             return 0
         row = self._conn.execute(
             "SELECT (SELECT count(*) FROM messages WHERE id <= w.indexed_to"

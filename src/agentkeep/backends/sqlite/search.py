@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentkeep.backends.base import Connection, Indexed, Row, SearchTerm
+from agentkeep.backends.sqlite.migrate import MIGRATOR
 
 RANK_WINDOW = 5000  # each table ranks (bm25) only its newest RANK_WINDOW matches
 # Tables indexed after their rows are stored: the watermark's name in ``search_index``.
@@ -217,9 +218,7 @@ def _unindexed(conn: Connection, table: str) -> tuple[int, int] | None:
     """(watermark, newest id) of ``table`` when rows above the watermark exist. A store of
     an older schema read before it is migrated (a read-only open) has no watermark: its
     triggers kept every row indexed."""
-    if not conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search_index'"
-    ).fetchone():
+    if not MIGRATOR.table_exists(conn, "search_index"):
         return None
     row = conn.execute(
         f"SELECT indexed_to, (SELECT max(id) FROM {table}) FROM search_index WHERE name = ?",
