@@ -69,6 +69,38 @@ class AgentkeepError(Exception):
             out["hint"] = self.hint
         return out
 
+    def shown(self) -> dict[str, Any]:
+        """The JSON error shape every front end shows (CLI ``--json``, HTTP API, MCP):
+        ``{"schema_version": 1, "error", "code", "hint"?}``. Error text can echo user
+        input, so it passes the privacy boundary first; when the redactor itself fails the
+        text is withheld (fail closed) rather than shown as it came."""
+        payload: dict[str, Any] = {"schema_version": 1, **self.to_dict()}
+        shown: dict[str, str | None] = {
+            k: shown_text(payload[k]) for k in ("error", "hint") if k in payload
+        }
+        if None in shown.values():
+            payload["error"] = f"{WITHHELD} ({self.code})"
+            payload["hint"] = (
+                "this is a bug in agentkeep; `agentkeep redact` shows whether it recurs"
+            )
+        else:
+            payload.update(shown)
+        return payload
+
+
+WITHHELD = "the message was withheld because the redactor failed"
+
+
+def shown_text(text: str) -> str | None:
+    """``text`` through the privacy boundary for display, or None when the redactor
+    failed: then the text is never shown (fail closed, like the hook log)."""
+    from agentkeep.boundary import redact_text
+
+    try:
+        return redact_text(text)[0]
+    except AgentkeepError:
+        return None
+
 
 class InvalidInput(AgentkeepError):
     code = "invalid_input"

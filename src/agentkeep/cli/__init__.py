@@ -14,13 +14,13 @@ if TYPE_CHECKING:
     from typing import Any
 
     from agentkeep.cli.main import COMMANDS as COMMANDS
-    from agentkeep.cli.main import WITHHELD as WITHHELD
     from agentkeep.cli.main import LazyGroup as LazyGroup
     from agentkeep.cli.main import State as State
     from agentkeep.cli.main import cli as cli
     from agentkeep.cli.main import failure_exit as failure_exit
     from agentkeep.cli.main import run as run
     from agentkeep.cli.main import warn_about_config as warn_about_config
+    from agentkeep.errors import WITHHELD as WITHHELD
 
 
 def __getattr__(name: str) -> Any:

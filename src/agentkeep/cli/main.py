@@ -20,7 +20,7 @@ import click
 
 from agentkeep._version import __version__
 from agentkeep.cli.frontdoor import open_store
-from agentkeep.errors import AgentkeepError
+from agentkeep.errors import WITHHELD, AgentkeepError, shown_text
 
 # command name -> "module:attribute", imported on first use.
 COMMANDS: dict[str, str] = {
@@ -138,32 +138,9 @@ class _UsageError(AgentkeepError):
     exit_code = 2
 
 
-WITHHELD = "the message was withheld because the redactor failed"
-
-
-def _shown(text: str) -> str | None:
-    """``text`` through the privacy boundary for display, or None when the redactor
-    failed: then the text is never shown (fail closed, like the hook log)."""
-    from agentkeep.boundary import redact_text
-
-    try:
-        return redact_text(text)[0]
-    except AgentkeepError:
-        return None
-
-
 def _report(error: AgentkeepError, *, as_json: bool) -> None:
-    # Error text can echo user input; it passes the redactor before it is shown anywhere.
     # Nothing here raises, so no chained traceback can show the original text either.
-    payload: dict[str, Any] = {"schema_version": 1, **error.to_dict()}
-    shown: dict[str, str | None] = {
-        k: _shown(payload[k]) for k in ("error", "hint") if k in payload
-    }
-    if None in shown.values():
-        payload["error"] = f"{WITHHELD} ({error.code})"
-        payload["hint"] = "this is a bug in agentkeep; `agentkeep redact` shows whether it recurs"
-    else:
-        payload.update(shown)
+    payload = error.shown()
     if as_json:
         click.echo(json.dumps(payload, ensure_ascii=False), err=True)
         return
@@ -183,7 +160,7 @@ def _show_click_error(error: click.ClickException, *, as_json: bool) -> None:
     if isinstance(error, click.UsageError) and ctx is not None:
         click.echo(ctx.get_usage(), err=True)
         click.echo(f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n", err=True)
-    message = _shown(error.format_message())
+    message = shown_text(error.format_message())
     click.echo(f"Error: {WITHHELD if message is None else message}", err=True)
 
 
