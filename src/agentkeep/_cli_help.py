@@ -53,6 +53,7 @@ HELP = {
         '  import-bundle  Merge a bundle made by `agentkeep export` into this store.\n'
         '  init           Create the store (.agentkeep/) in this git repository,...\n'
         "  logs           Show a session's recorded output, live or finished alike.\n"
+        "  mcp            Run the MCP server for this project's store over stdio...\n"
         '  metrics        List metric observations (newest first), or record one.\n'
         '  notes          Handoffs, decisions, next actions, validation results,...\n'
         '  pin            Pin a session or an artifact: gc never deletes it (a...\n'
@@ -62,6 +63,8 @@ HELP = {
         "  restore        Restore a backup as this project's store.\n"
         '  run            Run a command as a recorded session.\n'
         '  search         Search everything stored; best matches first.\n'
+        '  serve          Serve the HTTP API, the dashboard and MCP for this...\n'
+        "  server         Status, stop and token of this project's server...\n"
         '  sessions       List sessions (newest first), or start/end/show/resume one.\n'
         "  setup          Install agentkeep's hooks into Claude Code, Codex or...\n"
         '  stats          Sessions, tool calls, failures, tokens and durations per...\n'
@@ -116,6 +119,7 @@ HELP = {
         '  import-bundle  Merge a bundle made by `agentkeep export` into this store.\n'
         '  init           Create the store (.agentkeep/) in this git repository, if it does not exist.\n'
         "  logs           Show a session's recorded output, live or finished alike.\n"
+        "  mcp            Run the MCP server for this project's store over stdio (for agents).\n"
         '  metrics        List metric observations (newest first), or record one.\n'
         '  notes          Handoffs, decisions, next actions, validation results, pointers, health, facts.\n'
         '  pin            Pin a session or an artifact: gc never deletes it (a pinned session keeps...\n'
@@ -125,6 +129,8 @@ HELP = {
         "  restore        Restore a backup as this project's store.\n"
         '  run            Run a command as a recorded session.\n'
         '  search         Search everything stored; best matches first.\n'
+        "  serve          Serve the HTTP API, the dashboard and MCP for this project's store.\n"
+        "  server         Status, stop and token of this project's server (`agentkeep serve`).\n"
         '  sessions       List sessions (newest first), or start/end/show/resume one.\n'
         "  setup          Install agentkeep's hooks into Claude Code, Codex or OpenCode.\n"
         '  stats          Sessions, tool calls, failures, tokens and durations per day, agent, model...\n'

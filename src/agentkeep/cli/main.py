@@ -58,6 +58,9 @@ COMMANDS: dict[str, str] = {
     "transcript": "agentkeep.cli.transcript_cmd:transcript",
     "search": "agentkeep.cli.search_cmd:search",
     "stats": "agentkeep.cli.stats_cmd:stats",
+    "serve": "agentkeep.cli.serve_cmd:serve",
+    "server": "agentkeep.cli.serve_cmd:server",
+    "mcp": "agentkeep.cli.mcp_cmd:mcp",
 }
 
 
