@@ -1,4 +1,4 @@
-"""Localhost security (next-capabilities.md §1.3): Host allowlist on every route, a token
+"""Localhost security (docs/server.md): Host allowlist on every route, a token
 for every mutation, Origin / Sec-Fetch-Site checks, no CORS, bounded bodies, an access log.
 
 TODO(serve-core): the middleware. Until it lands nothing is checked.
