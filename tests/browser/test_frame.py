@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from browser.conftest import screenshot
+
 from helpers.server import RunningServer
 
 
