@@ -176,6 +176,16 @@ LAYER_RULES = [
     ),
     ("cli/", ("agentkeep.backends", "sqlite3"), "the CLI is a shell over the store's API"),
     (
+        "server/",
+        ("agentkeep.backends", "sqlite3", "agentkeep.cli"),
+        "the server is a shell over the store's API, like the CLI and beside it",
+    ),
+    (
+        "mcp/",
+        ("agentkeep.backends", "sqlite3", "agentkeep.cli", "agentkeep.server.app"),
+        "the MCP tools are a shell over the store's API; serve mounts them, not the reverse",
+    ),
+    (
         "ops/",
         ("agentkeep.backends.sqlite.connection", "agentkeep.cli", "sqlite3"),
         "operations use public service and maintenance APIs (store.maintenance); a backup's "
@@ -202,6 +212,40 @@ def test_layer_imports(under: str, forbidden: tuple[str, ...], why: str) -> None
         if any(name == f or name.startswith(f + ".") for f in forbidden)
     ]
     assert not bad, f"{why}: {bad}"
+
+
+SQL_STATEMENT = re.compile(
+    r"^\s*(SELECT\b.*\bFROM\b|INSERT\s+INTO\b|UPDATE\s+\w+\s+SET\b|DELETE\s+FROM\b"
+    r"|CREATE\s+(TABLE|INDEX|VIEW)\b|WITH\s+\w+\s+AS\b)",
+    re.I | re.S,
+)
+
+
+def sql_literals(tree: ast.Module) -> set[int]:
+    """Lines of string literals (docstrings aside) that start like an SQL statement."""
+    docs = _docstrings(tree)
+    return {
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docs
+        and SQL_STATEMENT.match(node.value)
+    }
+
+
+def test_adapters_write_no_sql() -> None:
+    """The CLI, the server and the MCP tools call the store; SQL is the services' and the
+    backend's (docs/design.md, Layers)."""
+    bad = [
+        f"{rel}:{line}"
+        for rel, tree in _modules()
+        if rel.startswith(("cli/", "server/", "mcp/"))
+        for line in sorted(sql_literals(tree))
+    ]
+    assert not bad, bad
+    assert sql_literals(ast.parse('q = "SELECT id FROM tasks"\n')) == {1}
+    assert sql_literals(ast.parse('h = "Delete (default: only show what)."\n')) == set()
 
 
 def test_no_private_store_attributes_outside_the_store() -> None:
