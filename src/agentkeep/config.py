@@ -221,6 +221,20 @@ SETTINGS: tuple[Setting, ...] = (
         "(redacted) delivery to .agentkeep/spool/ instead and exits; the next writer "
         "stores it. Keeps an agent's tool call from waiting on agentkeep.",
     ),
+    Setting(
+        "serve.max_json_bytes",
+        1_048_576,
+        parse_byte_size,
+        "Largest JSON request body `agentkeep serve` accepts, in bytes (a number, or text "
+        'like "2MiB"); a larger one is refused with 413 and nothing is written.',
+    ),
+    Setting(
+        "serve.max_upload_bytes",
+        256 * 1_048_576,
+        parse_byte_size,
+        "Largest artifact upload (`POST /api/v1/artifacts`, raw bytes) `agentkeep serve` "
+        "accepts, in bytes; a larger one is refused with 413 and nothing is written.",
+    ),
     *_retention_settings(),
 )
 

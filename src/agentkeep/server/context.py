@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,13 @@ class ServerContext:
     # Origins whose browsers may send mutations (``http://127.0.0.1:8765`` …).
     origins: frozenset[str] = frozenset()
     actor: str | None = None
+    # ``serve --require-auth``: reads need the token too, not only mutations.
+    require_auth: bool = False
+    # Largest request body, in bytes: JSON bodies, and raw artifact uploads (413 above).
+    max_json_bytes: int = 1_048_576
+    max_upload_bytes: int = 256 * 1_048_576
+    # Where the access log goes (one line per request); None: stderr.
+    access_log: Callable[[str], None] | None = None
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _opened: list[Store] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
