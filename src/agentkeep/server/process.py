@@ -346,8 +346,6 @@ def run_server(
     """Serve ``store_dir`` until SIGINT/SIGTERM: hold the lock, listen, write
     ``server.json``, call ``announce`` (and write the info to ``ready_fd``, which
     ``serve --background`` waits on), and clean up on the way out."""
-    import uvicorn
-
     from agentkeep.server.app import create_app
     from agentkeep.server.context import ServerContext
 
@@ -373,16 +371,7 @@ def run_server(
             max_json_bytes=options.max_json_bytes,
             max_upload_bytes=options.max_upload_bytes,
         )
-        config = uvicorn.Config(
-            create_app(ctx),
-            http="h11",
-            ws="none",
-            lifespan="on",
-            log_level="warning",
-            access_log=False,  # security.py writes one without query strings
-            server_header=False,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        )
+        config = uvicorn_config(create_app(ctx))
 
         def started() -> None:
             write_info(store_dir, info)
@@ -393,9 +382,27 @@ def run_server(
                     os.close(ready_fd)
 
         try:
-            _uvicorn_server(config, started).run(sockets=[sock])
+            uvicorn_server(config, started).run(sockets=[sock])
         finally:
             remove_info(store_dir, info.pid)
+
+
+def uvicorn_config(app: Any) -> Any:
+    """How the server runs ``app``: plain h11, no websockets, our access log instead of
+    uvicorn's, and open streams cut after GRACEFUL_SHUTDOWN_SECONDS on Ctrl-C/SIGTERM
+    (uvicorn's default waits for them forever)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        http="h11",
+        ws="none",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,  # security.py writes one without query strings
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
 
 
 def _now() -> str:
@@ -404,7 +411,7 @@ def _now() -> str:
     return utc_now()
 
 
-def _uvicorn_server(config: Any, on_started: Callable[[], None]) -> Any:
+def uvicorn_server(config: Any, on_started: Callable[[], None]) -> Any:
     """uvicorn's server, telling when it listens (``on_started``), and leaving the
     process alive after a signal: uvicorn re-raises it once it has shut down, which for
     SIGTERM would end the process before ``server.json`` is removed."""

@@ -1,0 +1,242 @@
+"""The server process (server/process.py, cli/serve_cmd.py): real ``agentkeep serve``
+subprocesses, stopped with SIGINT/SIGTERM and killed with SIGKILL. Every wait is for an
+event (a line on stderr, a process exit, a pipe); the timeouts are only safety nets."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agentkeep.server import process
+
+from conftest import run_agentkeep
+
+SAFETY = 60.0  # seconds; never reached unless something is broken
+
+
+@contextmanager
+def foreground(project: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``agentkeep serve --port 0 ARGS`` in the foreground; yields it and its URL once it
+    says it is serving. Killed (SIGKILL) at the end if still running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentkeep", "serve", "--port", "0", *args],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    lines: queue.Queue[bytes] = queue.Queue()
+    assert proc.stderr is not None
+    stderr = proc.stderr
+
+    def pump() -> None:
+        for line in stderr:
+            lines.put(line)
+        lines.put(b"")
+
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
+    try:
+        while True:
+            line = lines.get(timeout=SAFETY)
+            assert line, "the server exited before it served"
+            if b"serving" in line:
+                break
+        info = json.loads((project / ".agentkeep" / process.SERVER_JSON).read_text())
+        assert info["pid"] == proc.pid
+        yield proc, info["url"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(SAFETY)
+        pumping.join(SAFETY)  # it ends at EOF, once the server is gone
+        stderr.close()
+
+
+def cli(project: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return run_agentkeep(*args, cwd=project, timeout=SAFETY)
+
+
+def server_status(project: Path) -> dict[str, object]:
+    done = cli(project, "server", "status", "--json")
+    assert done.returncode == 0, done.stderr
+    found: dict[str, object] = json.loads(done.stdout)
+    return found
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "::", "example.com"])
+def test_a_non_loopback_host_without_require_auth_is_refused(project: Path, host: str) -> None:
+    done = cli(project, "serve", "--host", host, "--port", "0")
+    assert done.returncode == 2
+    assert b"--require-auth" in done.stderr
+    assert not (project / ".agentkeep" / process.SERVER_JSON).exists()
+    assert not (project / ".agentkeep" / process.LOCK_FILE).exists()  # nothing started
+
+
+def test_second_serve_is_refused_and_sigint_stops_the_first(project: Path) -> None:
+    with foreground(project) as (first, url):
+        assert httpx.get(url + "/-/health").json()["ok"] is True
+        second = cli(project, "serve", "--port", "0")
+        assert second.returncode == 5  # conflict
+        assert url.encode() in second.stderr
+        assert b"already running" in second.stderr
+        as_json = cli(project, "serve", "--background", "--port", "0")
+        assert as_json.returncode == 5
+        first.send_signal(signal.SIGINT)
+        assert first.wait(SAFETY) == 0
+    assert not (project / ".agentkeep" / process.SERVER_JSON).exists()
+    assert server_status(project) == {"schema_version": 1, "running": False, "stale": False}
+
+
+def test_sigterm_stops_a_foreground_server_and_it_cleans_up(project: Path) -> None:
+    with foreground(project) as (proc, _):
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(SAFETY) == 0
+    assert not (project / ".agentkeep" / process.SERVER_JSON).exists()
+
+
+def test_background_start_status_stop(project: Path) -> None:
+    started = cli(project, "serve", "--background", "--port", "0")
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.decode().strip()
+    assert url.startswith("http://127.0.0.1:")
+    token = process.install_token()
+    assert f"{url}/?token={token}".encode() in started.stderr
+    try:
+        assert httpx.get(url + "/-/health").status_code == 200
+        status = server_status(project)
+        assert status["running"] is True
+        assert status["url"] == url
+        assert isinstance(status["uptime_seconds"], int)
+        pid = status["pid"]
+        assert isinstance(pid, int)
+        log = (project / ".agentkeep" / process.LOG_FILE).read_text()
+        assert "serving" in log
+        assert token not in log  # the dashboard URL never goes into server.log
+        human = cli(project, "server", "status")
+        assert f"running at {url}".encode() in human.stdout
+    finally:
+        stopped = cli(project, "server", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"pid {pid}".encode() in stopped.stdout
+    assert server_status(project)["running"] is False
+    assert not (project / ".agentkeep" / process.SERVER_JSON).exists()
+    again = cli(project, "server", "stop")
+    assert again.returncode == 0
+    assert b"no server is running" in again.stderr
+
+
+def test_after_a_sigkill_status_says_not_running_and_serve_starts_again(project: Path) -> None:
+    started = cli(project, "serve", "--background", "--port", "0")
+    assert started.returncode == 0, started.stderr
+    pid = server_status(project)["pid"]
+    assert isinstance(pid, int)
+    os.kill(pid, signal.SIGKILL)
+    # The kernel drops the lock when the process is gone: wait for that, not for a clock.
+    fd = os.open(project / ".agentkeep" / process.LOCK_FILE, os.O_RDWR)
+    try:
+        waiter = process._LockWaiter(fd)
+        assert waiter.wait(SAFETY)
+    finally:
+        os.close(fd)
+    status = server_status(project)
+    assert status["running"] is False
+    assert status["stale"] is True  # its server.json is still there
+    assert status["pid"] == pid
+    assert b"stale" in cli(project, "server", "status").stdout
+
+    again = cli(project, "serve", "--background", "--port", "0")
+    assert again.returncode == 0, again.stderr
+    url = again.stdout.decode().strip()
+    try:
+        assert httpx.get(url + "/-/health").status_code == 200
+        status = server_status(project)
+        assert status["running"] is True and status["pid"] != pid
+    finally:
+        assert cli(project, "server", "stop").returncode == 0
+
+
+def test_require_auth_serves_beyond_loopback_with_the_token_for_reads(project: Path) -> None:
+    started = cli(project, "serve", "--background", "--port", "0", "--host", "0.0.0.0",
+                  "--require-auth")  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.decode().strip()
+    try:
+        assert httpx.get(url + "/api/v1/tasks").status_code == 401
+        token = process.install_token()
+        headers = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(url + "/api/v1/tasks", headers=headers).status_code == 200
+    finally:
+        assert cli(project, "server", "stop").returncode == 0
+
+
+def test_a_port_in_use_is_a_clear_error(project: Path) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = cli(project, "serve", "--port", str(port))
+    assert done.returncode == 5
+    assert f"port {port}".encode() in done.stderr
+    assert not (project / ".agentkeep" / process.SERVER_JSON).exists()
+
+
+STREAMING_SERVER = textwrap.dedent(
+    """
+    import sys
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+    from agentkeep.server import process
+
+    async def endless(request):
+        async def forever():
+            while True:
+                yield b"data: tick\\n\\n"
+                import asyncio
+                await asyncio.sleep(0.05)
+        return StreamingResponse(forever(), media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/stream", endless)])
+    with process.listen("127.0.0.1", 0) as sock:
+        def started():
+            print(sock.getsockname()[1], flush=True)
+        process.uvicorn_server(process.uvicorn_config(app), started).run(sockets=[sock])
+    print("stopped", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_server_with_a_live_stream_open(tmp_path: Path, sig: int) -> None:
+    """uvicorn waits for open streams forever by default: the server's config cuts them."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STREAMING_SERVER], stdout=subprocess.PIPE, cwd=tmp_path
+    )
+    assert proc.stdout is not None
+    with proc:
+        try:
+            port = int(proc.stdout.readline())
+            with (
+                httpx.Client(timeout=SAFETY) as client,
+                client.stream("GET", f"http://127.0.0.1:{port}/stream") as stream,
+            ):
+                chunks = stream.iter_bytes()
+                assert next(chunks).startswith(b"data: tick")
+                proc.send_signal(sig)
+                assert proc.wait(SAFETY) == 0
+            assert proc.stdout.read() == b"stopped\n"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
