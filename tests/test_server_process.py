@@ -84,6 +84,13 @@ def test_a_non_loopback_host_without_require_auth_is_refused(project: Path, host
     assert not (project / ".agentkeep" / process.LOCK_FILE).exists()  # nothing started
 
 
+def test_a_public_url_beyond_loopback_without_require_auth_is_refused(project: Path) -> None:
+    done = cli(project, "serve", "--port", "0", "--public-url", "https://box.example")
+    assert done.returncode == 2
+    assert b"--require-auth" in done.stderr
+    assert not (project / ".agentkeep" / process.LOCK_FILE).exists()
+
+
 def test_second_serve_is_refused_and_sigint_stops_the_first(project: Path) -> None:
     with foreground(project) as (first, url):
         assert httpx.get(url + "/-/health").json()["ok"] is True
@@ -144,12 +151,7 @@ def test_after_a_sigkill_status_says_not_running_and_serve_starts_again(project:
     assert isinstance(pid, int)
     os.kill(pid, signal.SIGKILL)
     # The kernel drops the lock when the process is gone: wait for that, not for a clock.
-    fd = os.open(project / ".agentkeep" / process.LOCK_FILE, os.O_RDWR)
-    try:
-        waiter = process._LockWaiter(fd)
-        assert waiter.wait(SAFETY)
-    finally:
-        os.close(fd)
+    assert process.wait_until_stopped(project / ".agentkeep", SAFETY)
     status = server_status(project)
     assert status["running"] is False
     assert status["stale"] is True  # its server.json is still there
@@ -240,3 +242,25 @@ def test_a_signal_stops_the_server_with_a_live_stream_open(tmp_path: Path, sig: 
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_the_hosts_and_origins_a_server_answers() -> None:
+    hosts, origins = process.allowed_hosts_and_origins("127.0.0.1", 8765, None)
+    assert hosts == {"127.0.0.1", "localhost", "[::1]"}
+    assert "http://127.0.0.1:8765" in origins and "http://localhost:8765" in origins
+    hosts, origins = process.allowed_hosts_and_origins("::1", 9, "https://Box.example:9000/x")
+    assert {"[::1]", "box.example"} <= hosts
+    assert "https://box.example:9000" in origins
+    hosts, _ = process.allowed_hosts_and_origins("0.0.0.0", 9, None)
+    assert "0.0.0.0" not in hosts  # a wildcard is not a name anyone should send
+
+
+def test_an_ipv6_loopback_server(project: Path) -> None:
+    started = cli(project, "serve", "--background", "--port", "0", "--host", "::1")
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.decode().strip()
+    try:
+        assert url.startswith("http://[::1]:")
+        assert httpx.get(url + "/api/v1/tasks").status_code == 200
+    finally:
+        assert cli(project, "server", "stop").returncode == 0

@@ -7,6 +7,7 @@ Thin adapters over :mod:`agentkeep.server.process`; the web stack is imported on
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -79,6 +80,7 @@ def serve(
       agentkeep serve --port 0             # any free port
       agentkeep serve --background         # detached; `agentkeep server stop` ends it
       agentkeep serve --host 0.0.0.0 --require-auth --public-url http://box.lan:8765
+      agentkeep serve --public-url http://localhost:9000   # behind `ssh -L 9000:…`
       curl -H "Authorization: Bearer $(agentkeep server token)" \\
            -H 'Content-Type: application/json' -d '{"title":"Fix login"}' \\
            http://127.0.0.1:8765/api/v1/tasks
@@ -89,6 +91,12 @@ def serve(
             "request (reads too) needs the token"
         )
     process.check_public_url(public_url)
+    public_host = urlsplit(public_url).hostname if public_url else None
+    if public_host and not process.is_loopback(public_host) and not require_auth:
+        raise click.UsageError(
+            f"--public-url {public_url} exposes the server beyond this machine; add "
+            "--require-auth so that every request (reads too) needs the token"
+        )
     _need_web_stack()
     with state.open() as store:
         store_dir = Path(store.store_dir)

@@ -554,6 +554,18 @@ def stop(store_dir: Path, *, timeout: float = STOP_TIMEOUT_SECONDS) -> ServerSta
         os.close(fd)
 
 
+def wait_until_stopped(store_dir: Path, timeout: float) -> bool:
+    """Wait until no server holds the store's lock (it exited, however it ended): a
+    wait on the lock itself, not a poll. False if one still holds it after ``timeout``."""
+    fd = _open_lock(store_dir, create=False)
+    if fd is None:
+        return True
+    try:
+        return _LockWaiter(fd).wait(timeout)
+    finally:
+        os.close(fd)
+
+
 def _signal(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
