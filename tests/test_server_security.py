@@ -269,6 +269,10 @@ def probe_app(tmp_path: Path) -> Iterator[tuple[str, ServerContext, list[bytes],
         stored.append(body)
         return JSONResponse({"stored": len(body)}, headers={"Access-Control-Allow-Origin": "*"})
 
+    async def read_json(request: Request) -> Response:
+        stored.append(await request.body())  # a failed read propagates
+        return JSONResponse({"stored": True})
+
     async def stream(request: Request) -> Response:
         async def lines() -> AsyncIterator[bytes]:
             for n in range(3):
@@ -283,6 +287,7 @@ def probe_app(tmp_path: Path) -> Iterator[tuple[str, ServerContext, list[bytes],
         routes=[
             Route("/api/v1/things", store_body, methods=["POST"]),
             Route("/api/v1/artifacts", store_body, methods=["POST"]),
+            Route("/api/v1/json", read_json, methods=["POST"]),
             Route("/api/v1/stream", stream),
             Route("/page", page),
         ],
@@ -316,6 +321,12 @@ def test_a_chunked_body_past_the_limit_is_413_and_never_reaches_the_app(
     assert upload.status_code == 200
     _error(
         httpx.post(url + "/api/v1/artifacts", content=_chunks(6000), headers=auth),
+        413,
+        "payload_too_large",
+    )
+    assert [len(body) for body in stored] == [900, 4000]
+    _error(
+        httpx.post(url + "/api/v1/json", content=_chunks(1001), headers=auth),
         413,
         "payload_too_large",
     )

@@ -50,6 +50,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 3
 # Safety nets of `serve --background` and `server stop`; both wait for events.
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 10.0
+LOG_ROTATE_BYTES = 8 * 1_048_576  # server.log is moved to server.log.1 past this, at start
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -452,6 +453,9 @@ def start_background(
     if current.running:
         raise already_running(current.info)
     log_path = store_dir / LOG_FILE
+    with contextlib.suppress(OSError):  # one old log is kept, so it never grows unbounded
+        if log_path.stat().st_size > LOG_ROTATE_BYTES:
+            os.replace(log_path, log_path.with_name(LOG_FILE + ".1"))
     try:
         log_fd = open_file(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, within=store_dir)
     except OSError as exc:
