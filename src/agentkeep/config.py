@@ -230,10 +230,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "serve.max_upload_bytes",
-        256 * 1_048_576,
+        1024 * 1_048_576,
         parse_byte_size,
-        "Largest artifact upload (`POST /api/v1/artifacts`, raw bytes) `agentkeep serve` "
-        "accepts, in bytes; a larger one is refused with 413 and nothing is written.",
+        "Largest upload `agentkeep serve` accepts (raw bytes: an artifact, a bundle to "
+        "import), in bytes; a larger one is refused with 413 and nothing is written.",
     ),
     *_retention_settings(),
 )

@@ -34,7 +34,7 @@ class ServerContext:
     require_auth: bool = False
     # Largest request body, in bytes: JSON bodies, and raw artifact uploads (413 above).
     max_json_bytes: int = 1_048_576
-    max_upload_bytes: int = 256 * 1_048_576
+    max_upload_bytes: int = 1024 * 1_048_576
     # Where the access log goes (one line per request); None: stderr.
     access_log: Callable[[str], None] | None = None
     _local: threading.local = field(default_factory=threading.local, repr=False)

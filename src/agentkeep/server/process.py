@@ -320,7 +320,7 @@ class ServeOptions:
     public_url: str | None = None
     actor: str | None = None
     max_json_bytes: int = 1_048_576
-    max_upload_bytes: int = 256 * 1_048_576
+    max_upload_bytes: int = 1024 * 1_048_576
 
 
 def listen(host: str, port: int) -> socket.socket:

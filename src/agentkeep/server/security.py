@@ -16,7 +16,7 @@ In order, for each HTTP request:
    ``Sec-Fetch-Site`` other than ``same-origin``/``none``; a cookie-authenticated one must
    also carry ``X-Agentkeep-CSRF: 1`` (a header no cross-site form can send, and no
    cross-origin script either, since the server never answers a CORS preflight). A body
-   must be JSON (415 otherwise), except the raw bytes of an artifact upload.
+   must be JSON (415 otherwise), except the raw bytes of an upload (:data:`UPLOAD_PATHS`).
    With ``--require-auth`` reads need the token too (``/-/health`` excepted).
 4. **Bodies** are capped while they stream in (413): the declared ``Content-Length`` is
    checked first, and the bytes actually received are counted, so a chunked body cannot
@@ -59,8 +59,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 TOKEN_COOKIE = "agentkeep_token"
 CSRF_HEADER = "x-agentkeep-csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Where a request body is raw bytes (an artifact's content), not JSON.
-UPLOAD_PATHS = frozenset({"/api/v1/artifacts"})
+# Where a request body is raw bytes, not JSON: an artifact's content, a bundle to import.
+UPLOAD_PATHS = frozenset({"/api/v1/artifacts", "/api/v1/operations/import"})
 # Reads that need no token even with --require-auth: liveness, no data.
 ANONYMOUS_PATHS = frozenset({"/-/health"})
 # Routes where ``?token=`` is never a bootstrap (the API and MCP take the header).
