@@ -108,19 +108,26 @@ class AgentService(Service):
         [shown] = self._agents(" WHERE id = ?", [stored.id])
         return shown
 
-    def list_agents(self, *, status: str | None = None, limit: int | None = None) -> list[Agent]:
+    def list_agents(
+        self, *, status: str | None = None, limit: int | None = None, after_id: int | None = None
+    ) -> list[Agent]:
         """Agents by id. Their status is the stored one with the idle rule applied on read
         (as `status` counts them): an agent stored active whose sessions are all idle or
         ended shows idle (or done) before a writer ends those sessions; ``status``
-        filters on what is shown."""
-        where, params = "", []
+        filters on what is shown. ``after_id``: only agents after that one (keyset paging)."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        if after_id is not None:
+            conditions.append("id > ?")
+            params.append(after_id)
         if status is not None:
             if status not in STATUSES:
                 raise InvalidInput(
                     f"unknown agent status {status!r}", hint=f"use one of: {', '.join(STATUSES)}"
                 )
-            where = " WHERE shown = ?"
+            conditions.append("shown = ?")
             params.append(status)
+        where = " WHERE " + " AND ".join(conditions) if conditions else ""
         return self._agents(where + " ORDER BY id" + limit_clause(limit), params)
 
     def _agents(self, tail: str, params: list[Any]) -> list[Agent]:

@@ -442,8 +442,10 @@ class ArtifactService(Service):
         task_id: int | None = None,
         agent_id: int | None = None,
         limit: int | None = None,
+        before_id: int | None = None,
     ) -> list[Artifact]:
-        """Artifacts, newest first."""
+        """Artifacts, newest first. ``before_id``: only those older than that one (keyset
+        paging)."""
         if kind is not None and kind not in KINDS:
             raise InvalidInput(
                 f"unknown artifact kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}"
@@ -458,6 +460,9 @@ class ArtifactService(Service):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if before_id is not None:
+            where.append("a.id < ?")
+            params.append(before_id)
         sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY a.id DESC" + limit_clause(limit)
         return [Artifact.from_row(row) for row in self._rows(sql, params)]

@@ -55,10 +55,15 @@ class MetricService(Service):
         name: str | None = None,
         since: str | None = None,
         limit: int | None = None,
+        before: tuple[str, int] | None = None,
     ) -> list[Metric]:
-        """Observations, newest first."""
+        """Observations, newest first (``at, id``). ``before``: only those after this
+        ``(at, id)`` in that order (keyset paging)."""
         where: list[str] = []
         params: list[Any] = []
+        if before is not None:
+            where.append("(at < ? OR (at = ? AND id < ?))")
+            params.extend([before[0], before[0], before[1]])
         if name is not None:
             where.append("name = ?")
             params.append(name)

@@ -104,10 +104,15 @@ class NoteService(Service):
         session_id: int | None = None,
         agent_id: int | None = None,
         limit: int | None = None,
+        before_id: int | None = None,
     ) -> list[Note]:
-        """Notes, newest first."""
+        """Notes, newest first. ``before_id``: only notes older than that one (keyset
+        paging: stable while notes are added)."""
         where: list[str] = []
         params: list[Any] = []
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
         if kind is not None:
             check_note_kind(kind)
             where.append("kind = ?")

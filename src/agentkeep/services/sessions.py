@@ -200,10 +200,12 @@ class SessionService(Service):
         since: str | None = None,
         limit: int | None = None,
         resumable: bool = False,
+        before_id: int | None = None,
     ) -> list[Session]:
         """Sessions, newest first. ``status`` 'running' leaves out idle sessions, 'idle'
         lists only them; ``since`` (ISO UTC) keeps sessions started at or after it. With
-        ``resumable``, each says whether its agent's files still exist (looks at them)."""
+        ``resumable``, each says whether its agent's files still exist (looks at them).
+        ``before_id``: only sessions older than that one (keyset paging)."""
         cutoff = self._idle_cutoff()
         where: list[str] = []
         params: list[Any] = [cutoff]
@@ -229,6 +231,9 @@ class SessionService(Service):
         if since is not None:
             where.append("started_at >= ?")
             params.append(since)
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
         sql = _SELECT
         if where:
             sql += " WHERE " + " AND ".join(where)

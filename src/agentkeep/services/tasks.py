@@ -123,8 +123,15 @@ class TaskService(Service):
         assignee: str | None = None,
         label: str | None = None,
         limit: int | None = None,
+        after: tuple[int, int] | None = None,
     ) -> list[Task]:
-        where, params = [], []
+        """Tasks, most urgent first (``priority, id``). ``after``: only those after this
+        ``(priority, id)`` in that order (keyset paging: stable while tasks are added)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if after is not None:
+            where.append(_AFTER_SQL)
+            params.extend([after[0], after[0], after[1]])
         if status:
             statuses = [status] if isinstance(status, str) else list(status)
             for s in statuses:
@@ -224,10 +231,18 @@ class TaskService(Service):
                 tx, before, {"status": "in_progress", "assignee": assignee}, kind="task.claimed"
             )
 
-    def ready_tasks(self, *, limit: int | None = None) -> list[Task]:
-        """Open tasks whose dependencies are all done, most urgent first."""
-        sql = f"SELECT * FROM tasks t WHERE {TASK_READY_SQL} ORDER BY t.priority, t.id"
-        return self._with_deps(self._rows(sql + limit_clause(limit)))
+    def ready_tasks(
+        self, *, limit: int | None = None, after: tuple[int, int] | None = None
+    ) -> list[Task]:
+        """Open tasks whose dependencies are all done, most urgent first. ``after``: as
+        :meth:`list_tasks`."""
+        sql = f"SELECT * FROM tasks t WHERE {TASK_READY_SQL}"
+        params: list[Any] = []
+        if after is not None:
+            sql += " AND (t.priority > ? OR (t.priority = ? AND t.id > ?))"
+            params.extend([after[0], after[0], after[1]])
+        sql += " ORDER BY t.priority, t.id"
+        return self._with_deps(self._rows(sql + limit_clause(limit), params))
 
     def add_dependency(self, task_id: int, depends_on: int) -> Task:
         """Record that ``task_id`` cannot start before ``depends_on`` is done."""
@@ -327,6 +342,8 @@ def _task_from(row: Any, deps: list[int]) -> Task:
     return Task(**{**task.__dict__, "depends_on": deps})
 
 
+# Keyset paging on (priority, id): the rows after ?1 = priority, ?2 = priority, ?3 = id.
+_AFTER_SQL = "(priority > ? OR (priority = ? AND id > ?))"
 _DEPS_SQL = "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on"
 _OPEN_BLOCKERS_SQL = (
     "SELECT d.depends_on FROM task_deps d JOIN tasks b ON b.id = d.depends_on "

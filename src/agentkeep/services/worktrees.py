@@ -178,12 +178,22 @@ class WorktreeService(Service):
         return Worktree.from_row(self._record("worktree", worktree_id))  # type: ignore[no-any-return]
 
     def list_worktrees(
-        self, *, status: str | None = "active", limit: int | None = None
+        self,
+        *,
+        status: str | None = "active",
+        limit: int | None = None,
+        after_id: int | None = None,
     ) -> list[Worktree]:
-        sql, params = "SELECT * FROM worktrees", []
+        """Worktrees by id. ``after_id``: only those after that one (keyset paging)."""
+        where: list[str] = []
+        params: list[Any] = []
         if status is not None:
-            sql += " WHERE status = ?"
+            where.append("status = ?")
             params.append(status)
+        if after_id is not None:
+            where.append("id > ?")
+            params.append(after_id)
+        sql = "SELECT * FROM worktrees" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY id" + limit_clause(limit)
         return [Worktree.from_row(row) for row in self._rows(sql, params)]
 
