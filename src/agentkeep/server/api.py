@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from agentkeep.errors import InvalidInput
 from agentkeep.server import respond
 from agentkeep.server.api_input import (
+    PAGED,
     Endpoint,
     Field,
     Query,
@@ -243,10 +244,6 @@ def add_note(request: Request) -> Response:
 
 # -- the table --------------------------------------------------------------------------
 
-PAGED = (
-    Query("limit", "int", "page size (1–1000, default 100)"),
-    Query("cursor", "str", "from `next`"),
-)
 ID = "{id}"
 
 ENDPOINTS: list[Endpoint] = [

@@ -246,6 +246,7 @@ class Query:
     description: str = ""
     repeat: bool = False
     enum: tuple[str, ...] = ()
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -262,4 +263,10 @@ class Endpoint:
     fields: Mapping[str, Field] | None = None
     query: tuple[Query, ...] = ()
     idempotent: bool = False
-    summary: str = ""
+    raw_body: bool = False  # the body is the bytes themselves (artifact upload)
+
+
+PAGED = (
+    Query("limit", "int", "page size: 1 to 1000, default 100"),
+    Query("cursor", "str", "where the page starts: the previous page's `next`"),
+)
