@@ -215,11 +215,19 @@ def cli_help_py() -> str:
     return "\n".join(lines)
 
 
+def openapi_json() -> str:
+    """The HTTP API's OpenAPI document, made from the server's endpoint table."""
+    from agentkeep.server.openapi import document_text
+
+    return document_text()
+
+
 GENERATED = {
     DOCS / "schema.md": schema_md,
     DOCS / "cli.md": cli_md,
     DOCS / "configuration.md": configuration_md,
     ROOT / "src" / "agentkeep" / "_cli_help.py": cli_help_py,
+    DOCS / "openapi.json": openapi_json,
 }
 
 

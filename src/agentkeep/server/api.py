@@ -303,14 +303,22 @@ def endpoints() -> list[Endpoint]:
 
 
 def routes() -> list[BaseRoute]:
-    """The routes of :func:`endpoints`, one per path (its methods together)."""
+    """The routes of :func:`endpoints`, one per path (its methods together), and
+    ``/openapi.json``."""
     by_path: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints():
         by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint.func
-    return [
-        Route("/api/v1" + path, _dispatch(methods), methods=list(methods))
-        for path, methods in by_path.items()
-    ]
+    found: list[BaseRoute] = [Route("/openapi.json", openapi_json, methods=["GET"])]
+    for path, methods in by_path.items():
+        found.append(Route("/api/v1" + path, _dispatch(methods), methods=list(methods)))
+    return found
+
+
+def openapi_json(request: Request) -> Response:
+    """The OpenAPI 3.1 document (docs/openapi.json)."""
+    from agentkeep.server.openapi import document_text
+
+    return Response(document_text(), media_type="application/json")
 
 
 def _dispatch(methods: dict[str, Any]) -> Any:
