@@ -216,3 +216,207 @@ def test_notes(http: httpx.Client, store: agentkeep.Store) -> None:
     refused(
         http.post("/notes", json={"kind": "fact", "body": "b", "task_id": 999}), 404, "not_found"
     )
+
+
+# -- paging -----------------------------------------------------------------------------
+
+
+def _walk(http: httpx.Client, path: str, key: str, between: Any, size: int = 7) -> list[Any]:
+    """Every row of a list, a page at a time, calling ``between()`` after each page."""
+    seen: list[Any] = []
+    cursor: str | None = None
+    for _ in range(10_000):  # a ceiling: a cursor that never ends fails loudly
+        params: dict[str, Any] = {"limit": size}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = ok(http.get(path, params=params))
+        assert len(page["rows"]) <= size
+        seen += [row[key] for row in page["rows"]]
+        cursor = page["next"]
+        if cursor is None:
+            return seen
+        between()
+    raise AssertionError("the pages never ended")
+
+
+NOUNS = {
+    # path, the row's key, how one more row is written
+    "tasks": ("/tasks", "id", lambda s, i: s.add_task(f"t{i}", priority=i % 5)),
+    "ready": ("/tasks/ready", "id", lambda s, i: s.add_task(f"r{i}", priority=(i * 3) % 5)),
+    "notes": ("/notes", "id", lambda s, i: s.add_note("fact", f"n{i}")),
+    "events": ("/events", "seq", lambda s, i: s.record_event("test.tick", data={"i": i})),
+    "metrics": (
+        "/metrics",
+        "id",
+        # the same `at` for many: the (at, id) key must still order them
+        lambda s, i: s.record_metric("m", i, at=f"2026-01-0{1 + i % 3}T00:00:00Z"),
+    ),
+    "sessions": ("/sessions", "id", lambda s, i: s.start_session(title=f"s{i}")),
+    "agents": ("/agents", "id", lambda s, i: s.register_agent(f"agent-{i}")),
+    "artifacts": ("/artifacts", "id", lambda s, i: s.add_artifact(f"a{i}".encode(), name=f"{i}")),
+    "worktrees": (
+        "/worktrees",
+        "id",
+        lambda s, i: s.add_worktree(f"wt/{i}", branch=f"b{i}"),
+    ),
+}
+
+
+@pytest.mark.parametrize("noun", sorted(NOUNS))
+def test_pages_skip_and_repeat_nothing_while_rows_are_inserted(
+    http: httpx.Client, store: agentkeep.Store, noun: str
+) -> None:
+    path, key, write = NOUNS[noun]
+    for i in range(40):
+        write(store, i)
+    before = [row[key] for row in ok(http.get(path, params={"limit": 1000}))["rows"]]
+    assert len(before) >= 40
+    more = iter(range(40, 10_000))
+
+    def insert() -> None:  # another writer, between every two pages
+        for _ in range(3):
+            write(store, next(more))
+
+    walked = _walk(http, path, key, insert)
+    assert len(walked) == len(set(walked)), "a row was repeated"
+    assert set(before) <= set(walked), f"rows skipped: {sorted(set(before) - set(walked))}"
+    # the order is the list's own: what was there is walked in the order it was listed
+    assert [k for k in walked if k in set(before)] == before
+
+
+def test_ndjson_pages_carry_the_cursor_in_headers(
+    http: httpx.Client, store: agentkeep.Store
+) -> None:
+    for i in range(5):
+        store.add_task(f"t{i}")
+    response = http.get("/tasks", params={"_nl": 1, "limit": 2})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    lines = [line for line in response.text.splitlines() if line]
+    assert [json_id(line) for line in lines] == [1, 2]
+    cursor = response.headers["x-next-cursor"]
+    assert 'rel="next"' in response.headers["link"]
+    rest = ok(http.get("/tasks", params={"cursor": cursor, "limit": 10}))
+    assert [t["id"] for t in rest["rows"]] == [3, 4, 5] and rest["next"] is None
+
+
+def json_id(line: str) -> int:
+    import json
+
+    return int(json.loads(line)["id"])
+
+
+# -- sessions and transcripts -----------------------------------------------------------
+
+
+def _conversation(store: agentkeep.Store, messages: int) -> int:
+    with store.transaction() as tx:
+        w = store.capture_writer(tx)
+        session = w.session("claude", "ext-1", started_at="2026-08-20T14:02:00.000Z")
+        for n in range(messages):
+            w.message(
+                session,
+                seq=n,
+                external_id=f"e{n}",
+                role="user" if n % 2 == 0 else "assistant",
+                kind="text",
+                text=f"message {n}",
+                at="2026-08-20T14:02:01.000Z",
+            )
+    return int(session)
+
+
+def test_transcript_in_chunks(http: httpx.Client, store: agentkeep.Store) -> None:
+    session_id = _conversation(store, 25)
+    texts: list[str] = []
+    after: str | None = "0"
+    chunks = 0
+    while after is not None:
+        chunk = ok(
+            http.get(f"/sessions/{session_id}/transcript", params={"after": after, "limit": 10})
+        )
+        assert chunk["origin"] == "messages" and chunk["total"] == 25
+        texts += [entry["text"] for entry in chunk["rows"]]
+        after = chunk["next"]
+        chunks += 1
+    assert chunks == 3
+    assert texts == [f"message {n}" for n in range(25)]
+    shown = ok(http.get(f"/sessions/{session_id}"))
+    assert shown["entries"] == 25 and "resume_reason" in shown
+    for counter in ("input_tokens", "output_tokens", "prompts", "tool_calls", "failures", "turns"):
+        assert counter in shown
+    refused(http.get("/sessions/999/transcript"), 404, "not_found")
+
+
+def test_sessions_start_and_end(http: httpx.Client) -> None:
+    made = ok(http.post("/sessions", json={"title": "run", "command": ["make", "test"]}), 201)
+    session = made["session"]
+    assert session["status"] == "running" and session["command"] == ["make", "test"]
+    ended = ok(
+        http.post(f"/sessions/{session['id']}/end", json={"status": "failed", "exit_code": 2})
+    )
+    assert (ended["session"]["status"], ended["session"]["exit_code"]) == ("failed", 2)
+    refused(http.post(f"/sessions/{session['id']}/end", json={}), 409, "conflict")
+    listed = ok(http.get("/sessions", params={"status": "failed"}))["rows"]
+    assert [s["id"] for s in listed] == [session["id"]]
+    refused(http.get("/sessions", params={"status": "sleeping"}), 400, "invalid_input")
+
+
+# -- events, metrics and the rest -------------------------------------------------------
+
+
+def test_events_and_metrics(http: httpx.Client) -> None:
+    made = ok(
+        http.post(
+            "/events",
+            json={"kind": "deploy.finished", "data": {"env": "prod"}},
+            headers={"Idempotency-Key": "deploy-7"},
+        ),
+        201,
+    )
+    event = made["event"]
+    again = ok(
+        http.post(
+            "/events", json={"kind": "deploy.finished"}, headers={"Idempotency-Key": "deploy-7"}
+        )
+    )
+    assert again["outcome"] == "already_exists" and again["event"]["seq"] == event["seq"]
+    found = ok(http.get("/events", params={"kind": "deploy.*"}))["rows"]
+    assert [e["seq"] for e in found] == [event["seq"]]
+    after = ok(http.get("/events", params={"after": event["seq"]}))["rows"]
+    assert after == []
+    metric = ok(
+        http.post("/metrics", json={"name": "tests.s", "value": 2.5, "labels": {"ci": "1"}}), 201
+    )
+    assert metric["metric"]["labels"] == {"ci": "1"}
+    assert [m["value"] for m in ok(http.get("/metrics", params={"name": "tests.s"}))["rows"]] == [
+        2.5
+    ]
+    refused(http.post("/metrics", json={"name": "x", "value": "1"}), 400, "invalid_input")
+    refused(
+        http.post("/metrics", json={"name": "x", "value": 1, "at": "yesterday"}),
+        400,
+        "invalid_input",
+    )
+    refused(
+        http.post("/metrics", json={"name": "x", "value": 1, "labels": {"a": 1}}),
+        400,
+        "invalid_input",
+    )
+
+
+def test_store_wide_reads(http: httpx.Client, store: agentkeep.Store) -> None:
+    store.add_task("find the rate limiter")
+    agent = store.register_agent("builder").item
+    hits = ok(http.get("/search", params={"q": "limiter"}))["rows"]
+    assert [h["kind"] for h in hits] == ["task"]
+    refused(http.get("/search"), 400, "invalid_input")
+    refused(http.get("/search", params={"q": "x", "kind": "nope"}), 400, "invalid_input")
+    assert ok(http.get(f"/agents/{agent.id}"))["name"] == "builder"
+    assert ok(http.get("/agents/builder"))["id"] == agent.id
+    refused(http.get("/agents/nobody"), 404, "not_found")
+    assert ok(http.get("/status"))["counts"]["tasks"] == 1
+    assert ok(http.get("/doctor"))["ok"] is True
+    assert ok(http.get("/usage", params={"by": "kind"}))["by"] == "kind"
+    refused(http.get("/stats", params={"by": "planet"}), 400, "invalid_input")
+    assert ok(http.get("/stats", params={"by": "agent"}))["rows"] == []
