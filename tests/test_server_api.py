@@ -420,3 +420,178 @@ def test_store_wide_reads(http: httpx.Client, store: agentkeep.Store) -> None:
     assert ok(http.get("/usage", params={"by": "kind"}))["by"] == "kind"
     refused(http.get("/stats", params={"by": "planet"}), 400, "invalid_input")
     assert ok(http.get("/stats", params={"by": "agent"}))["rows"] == []
+
+
+# -- bytes: artifacts and stream logs ---------------------------------------------------
+
+HOSTILE = b"<html><script>alert(document.cookie)</script><img src=x onerror=alert(1)></html>"
+
+
+@pytest.mark.parametrize(
+    ("stored", "served", "inline"),
+    [
+        ("text/html", "text/plain; charset=utf-8", True),
+        ("text/html; charset=utf-8", "text/plain; charset=utf-8", True),
+        ("image/svg+xml", "text/plain; charset=utf-8", True),
+        ("application/xml", "text/plain; charset=utf-8", True),
+        ("text/xml", "text/plain; charset=utf-8", True),
+        ("application/xhtml+xml", "text/plain; charset=utf-8", True),
+        ("text/javascript", "text/plain; charset=utf-8", True),
+        ("application/javascript", "text/plain; charset=utf-8", True),
+        ("text/plain", "text/plain; charset=utf-8", True),
+        ("text/x-diff", "text/x-diff; charset=utf-8", True),
+        ("application/json", "application/json", True),
+        ("image/png", "image/png", False),
+        ("application/pdf", "application/pdf", False),
+        ("application/x-shockwave-flash", "application/octet-stream", False),
+        ("video/mp4", "application/octet-stream", False),
+        (None, "text/plain; charset=utf-8", True),  # the store guesses text/html from .html
+        ("text/html\r\nX-Injected: 1", "application/octet-stream", False),
+        ("nonsense", "application/octet-stream", False),
+    ],
+)
+def test_artifact_content_never_runs_in_a_browser(
+    http: httpx.Client, store: agentkeep.Store, stored: str | None, served: str, inline: bool
+) -> None:
+    artifact = store.add_artifact(HOSTILE, name='evil".html', content_type=stored).item
+    response = http.get(f"/artifacts/{artifact.id}/content")
+    assert response.status_code == 200
+    assert response.content == HOSTILE  # the stored bytes, exactly
+    assert response.headers["content-type"] == served
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "sandbox" in response.headers["content-security-policy"]
+    assert "x-injected" not in response.headers
+    disposition = response.headers.get("content-disposition", "")
+    if inline:
+        assert not disposition.startswith("attachment")
+    else:
+        assert disposition.startswith("attachment;")
+        assert '"evil_.html"' in disposition  # no quote breaks out of the header
+    assert response.headers["etag"] == f'"{artifact.sha256}"'
+
+
+def test_artifact_ranges_and_etag(http: httpx.Client, store: agentkeep.Store) -> None:
+    data = bytes(range(256)) * 1024  # 256 KiB, compressed when stored
+    artifact = store.add_artifact(data, name="blob.bin").item
+    url = f"/artifacts/{artifact.id}/content"
+    whole = http.get(url)
+    assert whole.content == data and whole.headers["accept-ranges"] == "bytes"
+    etag = whole.headers["etag"]
+    assert http.get(url, headers={"If-None-Match": etag}).status_code == 304
+    part = http.get(url, headers={"Range": "bytes=100000-100099"})
+    assert part.status_code == 206 and part.content == data[100000:100100]
+    assert part.headers["content-range"] == f"bytes 100000-100099/{len(data)}"
+    tail = http.get(url, headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == data[-10:]
+    open_end = http.get(url, headers={"Range": f"bytes={len(data) - 5}-"})
+    assert open_end.content == data[-5:]
+    beyond = http.get(url, headers={"Range": f"bytes={len(data)}-"})
+    assert beyond.status_code == 416
+    assert beyond.headers["content-range"] == f"bytes */{len(data)}"
+    # several ranges or a stale If-Range: the whole, as RFC 9110 allows
+    assert http.get(url, headers={"Range": "bytes=0-1,5-6"}).content == data
+    stale = http.get(url, headers={"Range": "bytes=0-1", "If-Range": '"other"'})
+    assert stale.status_code == 200 and stale.content == data
+    refused(http.get("/artifacts/4242/content"), 404, "not_found")
+
+
+def test_artifact_upload_streams_raw_bytes(http: httpx.Client, server: RunningServer) -> None:
+    data = bytes(range(256)) * 8192  # 2 MiB, sent in pieces
+
+    def pieces() -> Iterator[bytes]:
+        for start in range(0, len(data), 100_000):
+            yield data[start : start + 100_000]
+
+    made = ok(
+        http.post(
+            "/artifacts",
+            params={"name": "big.bin", "kind": "file"},
+            content=pieces(),
+            headers={"Content-Type": "application/octet-stream", "Idempotency-Key": "up-1"},
+        ),
+        201,
+    )
+    artifact = made["artifact"]
+    assert (artifact["size"], artifact["name"], artifact["content_type"]) == (
+        len(data),
+        "big.bin",
+        "application/octet-stream",
+    )
+    assert http.get(f"/artifacts/{artifact['id']}/content").content == data
+    again = ok(
+        http.post(
+            "/artifacts",
+            params={"name": "big.bin"},
+            content=data,
+            headers={"Idempotency-Key": "up-1"},
+        )
+    )
+    assert again["outcome"] == "already_exists"
+    refused(http.post("/artifacts", params={"kind": "movie"}, content=b"x"), 400, "invalid_input")
+
+
+def _frames_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from agentkeep.services import streams
+
+    decompressed: list[int] = []
+    real = streams.SealedReader._frame
+
+    def counting(self: Any, index: int) -> bytes:
+        if self._cache is None or self._cache[0] != index:
+            decompressed.append(index)
+        return real(self, index)
+
+    monkeypatch.setattr(streams.SealedReader, "_frame", counting)
+    return decompressed
+
+
+def test_stream_log_range_decompresses_only_its_frames(
+    http: httpx.Client, store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentkeep.services.streams import FRAME_BYTES
+
+    line = b"".join(b"line %06d of a long build log\n" % i for i in range(1000))
+    data = (line * (1 + 6 * FRAME_BYTES // len(line)))[: 6 * FRAME_BYTES + 123]
+    session = store.start_session(title="build").item
+    writer = store.open_stream(session.id, "stdout")
+    for start in range(0, len(data), 1 << 20):
+        writer.write(data[start : start + (1 << 20)])
+    stream = store.seal_stream(writer.close().id)
+    assert stream.status == "sealed"
+    listed = ok(http.get(f"/sessions/{session.id}/streams"))["rows"]
+    assert [s["id"] for s in listed] == [stream.id]
+
+    decompressed = _frames_read(monkeypatch)
+    start = 3 * FRAME_BYTES + 10  # inside the fourth frame, crossing into the fifth
+    part = http.get(
+        f"/streams/{stream.id}/log", headers={"Range": f"bytes={start}-{start + FRAME_BYTES}"}
+    )
+    assert part.status_code == 206
+    assert part.content == data[start : start + FRAME_BYTES + 1]
+    assert part.headers["content-type"] == "text/plain; charset=utf-8"
+    assert part.headers["x-content-type-options"] == "nosniff"
+    assert sorted(set(decompressed)) == [3, 4]  # of 7 frames
+
+    decompressed.clear()
+    whole = http.get(f"/streams/{stream.id}/log")
+    assert whole.content == data and whole.headers["etag"] == f'"{stream.sha256}"'
+    assert sorted(set(decompressed)) == list(range(7))
+
+
+def test_live_stream_log_serves_its_durable_bytes(
+    http: httpx.Client, store: agentkeep.Store
+) -> None:
+    session = store.start_session(title="running").item
+    writer = store.open_stream(session.id, "stdout")
+    writer.write(b"<script>alert(1)</script>\nstill going\n")
+    writer.commit_progress()
+    writer.write(b"not durable yet\n")
+    stream = store.get_stream(writer.stream.id)
+    assert stream.status == "live" and stream.length == 38
+    response = http.get(f"/streams/{stream.id}/log")
+    assert response.status_code == 200
+    assert response.content == b"<script>alert(1)</script>\nstill going\n"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert "etag" not in response.headers  # still growing
+    writer.close()
+    refused(http.get("/streams/999/log"), 404, "not_found")

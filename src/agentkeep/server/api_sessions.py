@@ -349,13 +349,13 @@ def artifact_content(request: Request) -> Response:
     """The artifact's bytes (decompressed) under a content type a browser will not run."""
     store = context(request).store()
     artifact = store.get_artifact(path_id(request))
-    handle = store.artifact_file(artifact.id)
+    content = _Seeker(iter(store.artifact_chunks(artifact.id)))
     content_type, text = served_type(artifact.content_type)
     return serve_bytes(
         request,
         size=artifact.size,
-        read=_Seeker(handle).read,
-        close=handle.close,
+        read=content.read,
+        close=content.close,
         content_type=content_type,
         text=text,
         etag=f'"{artifact.sha256}"',
@@ -364,26 +364,31 @@ def artifact_content(request: Request) -> Response:
 
 
 class _Seeker:
-    """``read(offset, n)`` over a file read front to back (a compressed object cannot
-    seek: a range of it is decompressed from the start, and skipped)."""
+    """``read(offset, n)`` over the artifact's chunks, read front to back (a compressed
+    object cannot seek: a range of it is decompressed from the start, and skipped)."""
 
-    def __init__(self, handle: Any) -> None:
-        self.handle, self.position = handle, 0
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks, self.position, self.pending = chunks, 0, b""
 
     def read(self, offset: int, size: int) -> bytes:
-        if offset != self.position:
-            if self.handle.seekable():
-                self.handle.seek(offset)
-            else:
-                while self.position < offset:
-                    skipped = self.handle.read(min(CHUNK, offset - self.position))
-                    if not skipped:
-                        return b""
-                    self.position += len(skipped)
+        while self.position + len(self.pending) <= offset:  # skip whole chunks
+            self.position += len(self.pending)
+            self.pending = next(self.chunks, b"")
+            if not self.pending:
+                return b""
+        if offset > self.position:
+            self.pending = self.pending[offset - self.position :]
             self.position = offset
-        data: bytes = self.handle.read(size)
+        if not self.pending:
+            self.pending = next(self.chunks, b"")
+        data, self.pending = self.pending[:size], self.pending[size:]
         self.position += len(data)
         return data
+
+    def close(self) -> None:
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
 
 
 class _RequestBody(io.RawIOBase):
