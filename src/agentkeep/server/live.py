@@ -1,23 +1,479 @@
 """Live streams: ``/api/v1/events/stream`` (SSE, resumable by event sequence number) and
-the live log tail of a running session.
+the live log tail of a running session (``/api/v1/sessions/{id}/follow``).
 
-TODO(serve-live).
+One follower feeds every event stream: :func:`running` starts a thread that waits for new
+commits with the store's own mechanism (:meth:`agentkeep.store.Store.follow`; on SQLite a
+``PRAGMA data_version`` poll on one connection) and hands each new event to the server's
+event loop, which puts it on the bounded queue of every subscriber whose filters match.
+An idle client costs a parked coroutine and nothing else: no client polls.
+
+Resume (``Last-Event-ID`` or ``?after=``): the client subscribes first, then the events
+after its id are replayed from the store, then the live ones follow; a live event whose seq
+is at or below the last one sent is dropped. Anything committed before the subscription is
+in the store when the replay reads it and anything after comes through the queue, so
+there is no gap and no duplicate however the commits interleave with the replay.
+
+A client that reads too slowly fills its queue: it is taken off the follower at once (its
+queue is emptied, so memory never grows with it) and, when it next reads, gets a last
+``event: reset`` frame whose data says why and the last seq it was sent; reconnecting with
+that seq as ``Last-Event-ID`` resumes without a gap.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import json
+import logging
+import threading
+import weakref
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+import anyio
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from agentkeep.errors import Busy, InvalidInput
+from agentkeep.server.context import ServerContext, context
+
+if TYPE_CHECKING:
+    from agentkeep.models import Event
+    from agentkeep.services.streams import Line
+    from agentkeep.store import Store
+
+log = logging.getLogger("agentkeep.server.live")
+
+REPLAY_BATCH = 500
 
 
-def routes() -> list[BaseRoute]:
-    return []
+@dataclass(frozen=True)
+class LiveOptions:
+    """How the live streams behave; ``app.state.live_options`` overrides the defaults
+    (tests shorten the ping and the queue)."""
+
+    # A ``: ping`` comment this often on every stream, so proxies and clients see life.
+    ping_seconds: float = 15.0
+    # Events a client may have waiting before it is reset and dropped.
+    queue_events: int = 1000
+    # The reconnection delay the browser's EventSource is told (``retry:``).
+    retry_ms: int = 3000
+    # How often the follower checks for commits (None: the store's events.follow_poll_ms).
+    poll_seconds: float | None = None
+    # How often a log tail checks for commits to its session's streams.
+    tail_poll_seconds: float = 0.1
+    # Lines a log tail may have waiting for its client before its reader waits.
+    tail_queue_lines: int = 1000
+
+
+def options_of(app: Starlette) -> LiveOptions:
+    found = getattr(app.state, "live_options", None)
+    return found if isinstance(found, LiveOptions) else LiveOptions()
+
+
+# --------------------------------------------------------------------------- the hub
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    kind: str | None = None  # exact, or a prefix ending in ``*`` (as ``events --kind``)
+    entity: str | None = None
+    entity_id: int | None = None
+
+    def matches(self, event: Event) -> bool:
+        if self.entity is not None and event.entity != self.entity:
+            return False
+        if self.entity_id is not None and event.entity_id != self.entity_id:
+            return False
+        if self.kind is not None:
+            if self.kind.endswith("*"):
+                return event.kind.startswith(self.kind[:-1])
+            return event.kind == self.kind
+        return True
+
+
+class _Signal:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+DROPPED = _Signal("dropped")  # the subscriber fell behind: reset
+STOPPED = _Signal("stopped")  # the server is stopping: end the stream
+
+
+@dataclass(eq=False)
+class Subscriber:
+    filter: EventFilter
+    queue: asyncio.Queue[Event | _Signal]
+    start: int  # the hub's last seq when it subscribed
+    dropped: bool = False
+    peak: int = 0  # the most events it ever had waiting
+
+
+@dataclass(eq=False)
+class Hub:
+    """The one follower's fan-out. Everything but :meth:`_follow` runs on the event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    options: LiveOptions
+    last_seq: int = 0  # the last event handed to subscribers
+    subscribers: set[Subscriber] = field(default_factory=set)
+    dropped_total: int = 0
+    peak: int = 0  # the deepest any subscriber's queue ever was
+    closed: bool = False
+
+    def subscribe(self, event_filter: EventFilter) -> Subscriber:
+        queue: asyncio.Queue[Event | _Signal] = asyncio.Queue(self.options.queue_events + 1)
+        sub = Subscriber(event_filter, queue, self.last_seq)
+        if self.closed:
+            queue.put_nowait(STOPPED)
+        else:
+            self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    def publish(self, events: list[Event]) -> None:
+        for event in events:
+            self.last_seq = max(self.last_seq, event.seq)
+            for sub in list(self.subscribers):
+                if not sub.filter.matches(event):
+                    continue
+                if sub.queue.qsize() >= self.options.queue_events:
+                    self._drop(sub)
+                    continue
+                sub.queue.put_nowait(event)
+                depth = sub.queue.qsize()
+                if depth > sub.peak:
+                    sub.peak = depth
+                    self.peak = max(self.peak, depth)
+
+    def _drop(self, sub: Subscriber) -> None:
+        sub.dropped = True
+        self.subscribers.discard(sub)
+        self.dropped_total += 1
+        _replace_queue(sub.queue, DROPPED)
+
+    def close(self) -> None:
+        self.closed = True
+        for sub in list(self.subscribers):
+            _replace_queue(sub.queue, STOPPED)
+        self.subscribers.clear()
+
+
+def _replace_queue(queue: asyncio.Queue[Any], signal: _Signal) -> None:
+    while not queue.empty():
+        queue.get_nowait()
+    queue.put_nowait(signal)
+
+
+# Running hubs, for tests and diagnostics (the one of an app is ``app.state.live_hub``).
+HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
+
+
+def _open(ctx: ServerContext) -> Store:
+    import agentkeep
+
+    return agentkeep.open(ctx.store_dir, actor=ctx.actor)
+
+
+def _follow(
+    ctx: ServerContext,
+    hub: Hub,
+    start: int,
+    stop: threading.Event,
+    poll_seconds: float | None,
+) -> None:
+    """The follower thread: new events, from the store, to the hub's loop."""
+    cursor = start
+    while not stop.is_set():
+        try:
+            with _open(ctx) as store:
+                for event in store.follow(
+                    after=cursor, poll_interval=poll_seconds, stop=stop.is_set
+                ):
+                    cursor = event.seq
+                    hub.loop.call_soon_threadsafe(hub.publish, [event])
+        except RuntimeError:  # the loop closed under us: the server is gone
+            return
+        except Exception:  # a store error must not end live streams for good
+            log.exception("the event follower failed; restarting after seq %d", cursor)
+            stop.wait(1.0)
 
 
 @contextlib.asynccontextmanager
 async def running(app: Starlette) -> AsyncIterator[None]:
-    """What runs while the server does (the event follower that feeds every stream)."""
-    yield
+    """What runs while the server does: the event follower that feeds every stream."""
+    ctx: ServerContext = app.state.ctx
+    opts = options_of(app)
+
+    def last_seq() -> int:
+        with _open(ctx) as store:
+            return store.last_seq()
+
+    start = await anyio.to_thread.run_sync(last_seq)
+    hub = Hub(asyncio.get_running_loop(), opts, last_seq=start)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_follow,
+        args=(ctx, hub, start, stop, opts.poll_seconds),
+        name="agentkeep-event-follower",
+        daemon=True,
+    )
+    app.state.live_hub = hub
+    app.state.live_stop = stop
+    HUBS.add(hub)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        hub.close()
+        await anyio.to_thread.run_sync(thread.join, 5.0)
+
+
+def stopping(app: Starlette) -> threading.Event:
+    """Set once the server stops (log tails watch it)."""
+    found = getattr(app.state, "live_stop", None)
+    return found if isinstance(found, threading.Event) else threading.Event()
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/api/v1/events/stream", events_stream),
+        Route("/api/v1/sessions/{id}/follow", session_follow),
+    ]
+
+
+def _int(value: str | None, name: str, *, minimum: int = 0) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise InvalidInput(f"{name} must be at least {minimum}")
+    return number
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _frame(event: Event) -> ServerSentEvent:
+    return ServerSentEvent(_json(event.to_dict()), id=str(event.seq), event=event.kind)
+
+
+def _ping() -> ServerSentEvent:
+    return ServerSentEvent(comment="ping")
+
+
+def _response(request: Request, frames: AsyncIterator[ServerSentEvent]) -> Response:
+    opts = options_of(request.app)
+    return EventSourceResponse(
+        frames,
+        ping=opts.ping_seconds,
+        ping_message_factory=_ping,
+        sep="\n",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def events_stream(request: Request) -> Response:
+    """``GET /api/v1/events/stream``: the event ledger as Server-Sent Events.
+
+    ``id:`` is the event's seq, ``event:`` its kind, ``data:`` its JSON. ``Last-Event-ID``
+    (or ``?after=SEQ``) replays every event after SEQ first; without either the stream
+    starts at the current end. ``?kind=`` (``task.*`` for a prefix), ``?entity=``,
+    ``?entity_id=`` filter it.
+    """
+    params = request.query_params
+    after = _int(request.headers.get("last-event-id"), "Last-Event-ID")
+    if after is None:
+        after = _int(params.get("after"), "after")
+    event_filter = EventFilter(
+        kind=params.get("kind") or None,
+        entity=params.get("entity") or None,
+        entity_id=_int(params.get("entity_id"), "entity_id", minimum=-(2**63)),
+    )
+    hub = getattr(request.app.state, "live_hub", None)
+    if not isinstance(hub, Hub):
+        raise Busy("live streams are not running", hint="the server is starting or stopping")
+    ctx = context(request)
+    return _response(request, _event_frames(hub, ctx, after, event_filter))
+
+
+def _replay(ctx: ServerContext, after: int, event_filter: EventFilter) -> list[Event]:
+    return ctx.store().events(
+        after=after,
+        kind=event_filter.kind,
+        entity=event_filter.entity,
+        entity_id=event_filter.entity_id,
+        limit=REPLAY_BATCH,
+    )
+
+
+async def _event_frames(
+    hub: Hub, ctx: ServerContext, after: int | None, event_filter: EventFilter
+) -> AsyncIterator[ServerSentEvent]:
+    sub = hub.subscribe(event_filter)  # first: whatever commits from now on is queued
+    try:
+        yield ServerSentEvent(retry=hub.options.retry_ms)
+        if after is None:
+            last = sub.start
+        else:
+            last = after
+            while True:
+                batch = await anyio.to_thread.run_sync(_replay, ctx, last, event_filter)
+                for event in batch:
+                    yield _frame(event)
+                    last = event.seq
+                if len(batch) == REPLAY_BATCH:
+                    continue
+                if sub.dropped:
+                    # Live events outran the replay: listen again, and read on from the
+                    # store (which has everything) until the replay catches up.
+                    hub.unsubscribe(sub)
+                    sub = hub.subscribe(event_filter)
+                    continue
+                break
+        while True:
+            item = await sub.queue.get()
+            if item is STOPPED:
+                return
+            if item is DROPPED:
+                reason = (
+                    f"the client fell {hub.options.queue_events} events behind; "
+                    "reconnect with Last-Event-ID to resume"
+                )
+                data = {"reason": reason, "last_seq": last, "queue_limit": hub.options.queue_events}
+                yield ServerSentEvent(_json(data), event="reset", id=str(last))
+                return
+            assert not isinstance(item, _Signal)
+            if item.seq <= last:
+                continue  # sent by the replay already
+            yield _frame(item)
+            last = item.seq
+    finally:
+        hub.unsubscribe(sub)
+
+
+# --------------------------------------------------------------------------- log tail
+
+
+async def session_follow(request: Request) -> Response:
+    """``GET /api/v1/sessions/{id}/follow``: a running session's output as it is written.
+
+    ``data:`` is ``{"stream","line","offset","text"}`` per line, in the order the lines
+    were written; ``?last=N`` lines of history come first (default 0), ``?stream=`` keeps
+    one stream. ``event: end`` once the session's streams are closed and read to the end.
+    """
+    session_id = _int(request.path_params["id"], "session id", minimum=1)
+    assert session_id is not None
+    last = _int(request.query_params.get("last"), "last") or 0
+    name = request.query_params.get("stream") or None
+    ctx = context(request)
+
+    def check() -> bool:
+        store = ctx.store()
+        session = store.get_session(session_id)  # NotFound: 404
+        # A finished session without output has nothing to wait for.
+        return session.status != "running" and not store.session_streams(session_id, name)
+
+    nothing = await anyio.to_thread.run_sync(check)
+    return _response(request, _tail_frames(request, ctx, session_id, name, last, nothing))
+
+
+async def _tail_frames(
+    request: Request,
+    ctx: ServerContext,
+    session_id: int,
+    name: str | None,
+    last: int,
+    nothing: bool,
+) -> AsyncIterator[ServerSentEvent]:
+    opts = options_of(request.app)
+    yield ServerSentEvent(retry=opts.retry_ms)
+    if nothing:
+        yield ServerSentEvent(_json({"session_id": session_id}), event="end")
+        return
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Line | _Signal | BaseException] = asyncio.Queue(opts.tail_queue_lines)
+    gone = threading.Event()
+    server_stop = stopping(request.app)
+
+    def stop() -> bool:
+        return gone.is_set() or server_stop.is_set()
+
+    def put(item: Line | _Signal | BaseException) -> bool:
+        # Waits while the client's queue is full (the reader then reads nothing more).
+        while not stop():
+            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+            try:
+                future.result(timeout=1.0)
+                return True
+            except concurrent.futures.TimeoutError:
+                if not future.cancel():
+                    return True
+            except (concurrent.futures.CancelledError, RuntimeError):
+                return False
+        return False
+
+    def read() -> None:
+        try:
+            with _open(ctx) as store:
+                for line in store.follow_stream(
+                    session_id,
+                    name=name,
+                    last=last,
+                    poll_seconds=opts.tail_poll_seconds,
+                    stop=stop,
+                ):
+                    if not put(line):
+                        return
+            if not stop():
+                put(STOPPED)
+        except BaseException as exc:  # handed to the stream, which ends with it
+            put(exc)
+
+    reader = threading.Thread(target=read, name=f"agentkeep-tail-{session_id}", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = await queue.get()
+            if item is STOPPED:
+                yield ServerSentEvent(_json({"session_id": session_id}), event="end")
+                return
+            if isinstance(item, BaseException):
+                log.error("log tail of session %d failed", session_id, exc_info=item)
+                data = {"session_id": session_id, "error": "the log tail failed"}
+                yield ServerSentEvent(_json(data), event="error")
+                return
+            assert not isinstance(item, _Signal)
+            yield ServerSentEvent(_json(item.to_dict()))
+    finally:
+        gone.set()
+
+
+__all__ = [
+    "HUBS",
+    "EventFilter",
+    "Hub",
+    "LiveOptions",
+    "Subscriber",
+    "routes",
+    "running",
+]
