@@ -171,8 +171,10 @@ def test_bad_input_is_400(
     http: httpx.Client, store: agentkeep.Store, method: str, path: str, payload: Any
 ) -> None:
     store.add_task("exists")
-    if isinstance(payload, bytes):
-        response = http.request(method, path, content=payload)
+    if isinstance(payload, bytes):  # declared JSON, so the API's parser (not the
+        # middleware's content-type rule, 415) is what refuses it
+        headers = {"Content-Type": "application/json"}
+        response = http.request(method, path, content=payload, headers=headers)
     else:
         response = http.request(method, path, json=payload)
     refused(response, 400, "invalid_input")
