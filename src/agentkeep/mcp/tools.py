@@ -1,0 +1,216 @@
+"""What each MCP tool does, over an open store: the same library calls as the CLI's
+commands, answering in the CLI's ``--json`` shapes (docs/json-output.md).
+
+No MCP SDK here: :mod:`agentkeep.mcp.server` registers these functions with the SDK, gives
+them their parameter schemas, descriptions and annotations, and turns an
+:class:`~agentkeep.errors.AgentkeepError` into a tool error in the CLI's error shape.
+Every function takes the store first and returns a JSON-ready value (``prime`` returns
+its Markdown text, the way a SessionStart hook injects it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from agentkeep.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from agentkeep.store import Store
+
+SCHEMA_VERSION = 1
+TRANSCRIPT_CHUNK = 50  # entries per session_get call by default
+MAX_TRANSCRIPT_CHUNK = 500
+MAX_ROWS = 200  # the longest list a read tool returns (its schema says so)
+# A transcript entry's ``raw`` is the agent's stored record: everything else the entry
+# says, again, in the upstream tool's own shape. It would double what a model reads.
+_LEFT_OUT = ("raw",)
+
+
+def _written(noun: str, item: Any, outcome: str) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "outcome": outcome, noun: item.to_dict()}
+
+
+def _rows(items: Sequence[Any]) -> list[dict[str, Any]]:
+    return [item.to_dict() for item in items]
+
+
+def _limit(limit: int, ceiling: int = MAX_ROWS) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= ceiling:
+        raise InvalidInput(f"limit must be between 1 and {ceiling}")
+    return limit
+
+
+def tasks_ready(store: Store, *, limit: int = 20) -> list[dict[str, Any]]:
+    """``tasks ready --json -n LIMIT``."""
+    return _rows(store.ready_tasks(limit=_limit(limit)))
+
+
+def task_claim(
+    store: Store, *, task_id: int, assignee: str | None = None, force: bool = False
+) -> dict[str, Any]:
+    """``tasks claim ID --json``: atomic; a retry by the holder is ``unchanged``."""
+    who = assignee or store.actor
+    before = store.get_task(task_id)
+    task = store.claim_task(task_id, who, force=force)
+    retried = before.status == "in_progress" and before.assignee == who
+    return _written("task", task, "unchanged" if retried else "updated")
+
+
+def task_update(
+    store: Store,
+    *,
+    task_id: int,
+    title: str | None = None,
+    body: str | None = None,
+    status: str | None = None,
+    priority: int | None = None,
+    assignee: str | None = None,
+    labels: Sequence[str] | None = None,
+    expect_status: str | None = None,
+) -> dict[str, Any]:
+    """``tasks update ID --json``: only the fields given change (``assignee=""`` clears
+    it, ``labels=[]`` removes them); ``expect_status`` makes it a compare-and-set."""
+    changes: dict[str, Any] = {}
+    for name, value in (
+        ("title", title),
+        ("body", body),
+        ("status", status),
+        ("priority", priority),
+        ("labels", None if labels is None else list(labels)),
+    ):
+        if value is not None:
+            changes[name] = value
+    if assignee is not None:
+        changes["assignee"] = assignee or None
+    before = store.get_task(task_id)
+    task = store.update_task(task_id, expect_status=expect_status, **changes)
+    return _written("task", task, "updated" if task != before else "unchanged")
+
+
+def task_add(
+    store: Store,
+    *,
+    title: str,
+    body: str = "",
+    priority: int = 2,
+    labels: Sequence[str] = (),
+    assignee: str | None = None,
+    parent_id: int | None = None,
+    depends_on: Sequence[int] = (),
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """``tasks add --json``; the same ``idempotency_key`` creates one task
+    (``already_exists`` on a retry)."""
+    written = store.add_task(
+        title,
+        body=body,
+        priority=priority,
+        labels=labels,
+        assignee=assignee,
+        parent_id=parent_id,
+        depends_on=depends_on,
+        idempotency_key=idempotency_key,
+    )
+    return _written("task", written.item, written.outcome)
+
+
+def note_write(
+    store: Store,
+    *,
+    kind: str,
+    body: str = "",
+    task_id: int | None = None,
+    session_id: int | None = None,
+    agent_id: int | None = None,
+    data: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """``notes add KIND BODY --json``; ``data`` holds the kind's fields (validation:
+    command, exit_code, summary; pointer: url, ref; health: subject, status, detail)."""
+    written = store.add_note(
+        kind,
+        body,
+        data=dict(data or {}),
+        task_id=task_id,
+        session_id=session_id,
+        agent_id=agent_id,
+        idempotency_key=idempotency_key,
+    )
+    return _written("note", written.item, written.outcome)
+
+
+def notes_latest(
+    store: Store, *, kind: str = "handoff", task_id: int | None = None
+) -> list[dict[str, Any]]:
+    """``notes latest KIND --json``: an array of 0 or 1 notes."""
+    note = store.latest_note(kind, task_id=task_id)
+    return [] if note is None else [note.to_dict()]
+
+
+def search(
+    store: Store,
+    *,
+    query: str,
+    kinds: Sequence[str] | None = None,
+    session_id: int | None = None,
+    since: str | None = None,
+    limit: int = 20,
+) -> list[dict[str, Any]]:
+    """``search QUERY --json``: best matches first, each match marked « » in its snippet."""
+    from agentkeep.services.search import KINDS
+    from agentkeep.timeutil import parse_since
+
+    hits = store.search(
+        query,
+        kinds=kinds or KINDS,
+        session=session_id,
+        since=parse_since(since),
+        limit=_limit(limit),
+    )
+    return _rows(hits)
+
+
+def session_get(
+    store: Store, *, session_id: int, after: int = 0, limit: int = TRANSCRIPT_CHUNK
+) -> dict[str, Any]:
+    """``sessions show ID --json`` plus a chunk of its transcript: the entries after the
+    first ``after`` (0-based position), at most ``limit``; ``transcript.next`` is the
+    ``after`` of the next chunk (null at the end)."""
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise InvalidInput("after must be 0 or more (a position in the transcript)")
+    limit = _limit(limit, MAX_TRANSCRIPT_CHUNK)
+    plan = store.resume_plan(session_id)
+    session = {
+        "schema_version": SCHEMA_VERSION,
+        **store.get_session(session_id).to_dict(),
+        "resumable": plan.resumable,
+        "resume_reason": plan.reason,
+    }
+    found = store.transcript(session_id)
+    total = len(found.entries)
+    chunk = found.entries[after : after + limit]
+    end = after + len(chunk)
+    entries = [
+        {k: v for k, v in entry.to_dict().items() if k not in _LEFT_OUT} for entry in chunk
+    ]
+    session["entries"] = total
+    session["transcript"] = {
+        "origin": found.origin,
+        "after": after,
+        "entries": entries,
+        "children": found.children,
+        "next": end if end < total else None,
+    }
+    return session
+
+
+def prime(store: Store, *, max_chars: int = 10_000) -> str:
+    """``agentkeep prime``: handoffs, next actions, ready tasks, recent failures and
+    worktrees as Markdown of at most ``max_chars`` (200–10,000) characters."""
+    from agentkeep.services.prime import MAX_CHARS
+
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int):
+        raise InvalidInput("max_chars must be a whole number")
+    record = store.prime(max_chars=min(max(max_chars, 200), MAX_CHARS))
+    return record.text
