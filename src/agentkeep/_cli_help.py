@@ -66,7 +66,7 @@ HELP = {
         '  serve          Serve the HTTP API, the dashboard and MCP for this...\n'
         "  server         Status, stop and token of this project's server...\n"
         '  sessions       List sessions (newest first), or start/end/show/resume one.\n'
-        "  setup          Install agentkeep's hooks into Claude Code, Codex or...\n"
+        "  setup          Install agentkeep's hooks (or, with --mcp, its MCP...\n"
         '  stats          Sessions, tool calls, failures, tokens and durations per...\n'
         '  status         Show what is in the store: counts, ready tasks, running...\n'
         '  tasks          Record, list, claim and update tasks.\n'
@@ -132,7 +132,7 @@ HELP = {
         "  serve          Serve the HTTP API, the dashboard and MCP for this project's store.\n"
         "  server         Status, stop and token of this project's server (`agentkeep serve`).\n"
         '  sessions       List sessions (newest first), or start/end/show/resume one.\n'
-        "  setup          Install agentkeep's hooks into Claude Code, Codex or OpenCode.\n"
+        "  setup          Install agentkeep's hooks (or, with --mcp, its MCP server) into Claude Code,...\n"
         '  stats          Sessions, tool calls, failures, tokens and durations per day, agent, model...\n'
         '  status         Show what is in the store: counts, ready tasks, running sessions, size.\n'
         '  tasks          Record, list, claim and update tasks.\n'

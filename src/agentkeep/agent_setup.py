@@ -10,6 +10,15 @@ entries in them:
   block), for the user or a project's ``.codex/``.
 - OpenCode: a small TypeScript plugin, ``plugins/agentkeep.ts``, marked as generated.
 
+With ``--mcp`` setup registers ``agentkeep mcp`` (the MCP server over stdio) instead, as
+the server named ``agentkeep`` in the tool's MCP configuration: Claude Code's ``.mcp.json``
+(project) or ``~/.claude.json`` (user) ``mcpServers``; Codex's ``config.toml``
+``[mcp_servers.agentkeep]`` (``$CODEX_HOME`` or a project's ``.codex/``); OpenCode's
+``opencode.json`` ``mcp`` (the project's, or ``$XDG_CONFIG_HOME/opencode/``). The same
+rules hold: other servers and settings are kept, a second run writes nothing, ``--remove``
+restores the original bytes, and an ``agentkeep`` entry that does not run ``agentkeep mcp``
+is never overwritten.
+
 Rules that make it safe to run any number of times:
 
 - Our entries are recognised by their command: an ``agentkeep`` executable followed by
@@ -135,6 +144,14 @@ def is_our_argv(argv: Sequence[object]) -> bool:
         return False
     verb = tuple(words[index + 1 : index + 3])
     return verb in (("hook", "--source"), ("prime", "--hook-json"))
+
+
+def is_our_mcp_argv(argv: Sequence[object]) -> bool:
+    """Whether an argv runs ``agentkeep mcp`` (any agentkeep executable, or
+    ``python -m agentkeep``; root options such as ``--store`` may come before ``mcp``)."""
+    words = [word for word in argv if isinstance(word, str)]
+    index = _program_index(words)
+    return index is not None and "mcp" in words[index + 1 :]
 
 
 def _program_index(words: Sequence[str]) -> int | None:
@@ -405,6 +422,142 @@ def strip_notify(text: str, path: Path = Path("config.toml")) -> str:
     return result
 
 
+# -- MCP server registrations (--mcp) ---------------------------------------------------------
+
+MCP_NAME = "agentkeep"  # the server's name in every tool's configuration
+MCP_KEYS = {"claude": "mcpServers", "opencode": "mcp"}  # the JSON object holding servers
+
+
+def mcp_entry(tool: str, exe: Sequence[str]) -> dict[str, Any]:
+    """The server entry ``tool`` reads: Claude Code and Codex a command and its args,
+    OpenCode one argv (``type: local``)."""
+    argv = [*exe, "mcp"]
+    if tool == "opencode":
+        return {"type": "local", "command": argv, "enabled": True}
+    if tool == "claude":
+        return {"type": "stdio", "command": argv[0], "args": argv[1:]}
+    return {"command": argv[0], "args": argv[1:]}
+
+
+def _entry_argv(entry: object) -> list[str]:
+    if not isinstance(entry, dict):
+        return []
+    command, args = entry.get("command"), entry.get("args")
+    words = command if isinstance(command, list) else [command]
+    words += args if isinstance(args, list) else []
+    return [w for w in words if isinstance(w, str)]
+
+
+def _foreign_entry(path: Path) -> Conflict:
+    return Conflict(
+        f"{path} already has an MCP server named {MCP_NAME!r} that does not run "
+        "`agentkeep mcp`, so setup left it alone",
+        hint="rename or remove that entry, then run setup again",
+    )
+
+
+def set_mcp_json(
+    settings: dict[str, Any], key: str, entry: dict[str, Any] | None, path: Path
+) -> dict[str, Any]:
+    """``settings`` with our server under ``settings[key]`` set to ``entry`` (None removes
+    it). Keys the user added to our entry (``env``, a timeout) are kept; an entry of that
+    name that is not ours is refused (install) or left alone (remove)."""
+    servers = settings.get(key, {})
+    if not isinstance(servers, dict):
+        raise InvalidInput(
+            f"{path}: {key} must be a JSON object, so setup did not change it",
+            hint="fix the file (or move it aside) and run setup again",
+        )
+    current = servers.get(MCP_NAME)
+    if current is not None and not is_our_mcp_argv(_entry_argv(current)):
+        if entry is None:
+            return settings
+        raise _foreign_entry(path)
+    result = dict(settings)
+    if entry is None:
+        if current is None:
+            return settings
+        rest = {name: value for name, value in servers.items() if name != MCP_NAME}
+        if rest:
+            result[key] = rest
+        else:
+            del result[key]
+        return result
+    merged = {**current, **entry} if isinstance(current, dict) else entry
+    if current == merged:
+        return settings
+    result[key] = {**servers, MCP_NAME: merged}
+    return result
+
+
+def _mcp_table(doc: Any, path: Path) -> Any:
+    servers = doc.get("mcp_servers")
+    if servers is not None and not hasattr(servers, "get"):
+        raise InvalidInput(f"mcp_servers in {path} must be a table, so setup did not change it")
+    return servers
+
+
+def set_mcp_toml(text: str, exe: Sequence[str], path: Path = Path("config.toml")) -> str:
+    """Codex ``config.toml`` text with ``[mcp_servers.agentkeep]`` running ``agentkeep
+    mcp``; comments, layout and the user's other servers and keys are kept."""
+    import tomlkit
+
+    doc = _toml(text, path)
+    wanted = mcp_entry("codex", exe)
+    servers = _mcp_table(doc, path)
+    current = None if servers is None else servers.get(MCP_NAME)
+    if current is not None:
+        plain = current.unwrap() if hasattr(current, "unwrap") else current
+        if not is_our_mcp_argv(_entry_argv(plain)):
+            raise _foreign_entry(path)
+        if all(plain.get(name) == value for name, value in wanted.items()):
+            return text
+        for name, value in wanted.items():
+            current[name] = value
+        result: str = doc.as_string()
+        return result
+    if servers is None:
+        servers = tomlkit.table(is_super_table=True)
+        doc["mcp_servers"] = servers
+    table = tomlkit.table()
+    for name, value in wanted.items():
+        table[name] = value
+    table.add(tomlkit.nl())  # a blank line before whatever table follows it
+    servers[MCP_NAME] = table
+    result = doc.as_string()
+    if result.endswith("\n\n") and not text.endswith("\n\n"):
+        result = result[:-1]  # it went last: no blank line at the end of the file
+    return result
+
+
+def strip_mcp_toml(text: str, path: Path = Path("config.toml")) -> str:
+    """``config.toml`` text without our ``[mcp_servers.agentkeep]`` (a foreign entry of
+    that name is left alone)."""
+    doc = _toml(text, path)
+    servers = _mcp_table(doc, path)
+    current = None if servers is None else servers.get(MCP_NAME)
+    if current is None:
+        return text
+    plain = current.unwrap() if hasattr(current, "unwrap") else current
+    if not is_our_mcp_argv(_entry_argv(plain)):
+        return text
+    del servers[MCP_NAME]
+    if not servers:
+        del doc["mcp_servers"]
+    result: str = doc.as_string()
+    return result
+
+
+def _mcp_toml_argv(text: str, path: Path) -> list[str] | None:
+    servers = _mcp_table(_toml(text, path), path)
+    current = None if servers is None else servers.get(MCP_NAME)
+    if current is None:
+        return None
+    plain = current.unwrap() if hasattr(current, "unwrap") else current
+    argv = _entry_argv(plain)
+    return argv if is_our_mcp_argv(argv) else None
+
+
 # -- OpenCode plugin --------------------------------------------------------------------------
 
 _SHIM = """\
@@ -496,15 +649,26 @@ class _Target:
     """One file setup manages, and how to edit it."""
 
     path: Path
-    kind: str  # hooks (JSON hooks block) | notify (Codex config.toml) | shim (OpenCode)
+    # hooks (JSON hooks block) | notify (Codex config.toml) | shim (OpenCode) |
+    # mcp-json (an MCP server in a JSON object at ``key``) | mcp-toml (Codex mcp_servers)
+    kind: str
     desired: dict[str, list[Any]] = field(default_factory=dict)
     exe: tuple[str, ...] = ()
+    key: str = ""  # mcp-json: the top-level key holding the servers
+    tool: str = ""
 
     def install(self, text: str | None) -> str:
         if self.kind == "hooks":
             settings = {} if text is None else parse_json_settings(text, self.path)
             merged = self._merge(settings, self.desired)
             return text if text is not None and merged == settings else render_json(merged, text)
+        if self.kind == "mcp-json":
+            settings = {} if text is None else parse_json_settings(text, self.path)
+            entry = mcp_entry(self.tool, self.exe)
+            merged = set_mcp_json(settings, self.key, entry, self.path)
+            return text if text is not None and merged is settings else render_json(merged, text)
+        if self.kind == "mcp-toml":
+            return set_mcp_toml(text or "", self.exe, self.path)
         if self.kind == "notify":
             return set_notify(text or "", self.exe, self.path)
         wanted = opencode_shim(self.exe)
@@ -521,6 +685,12 @@ class _Target:
             settings = parse_json_settings(text, self.path)
             stripped = self._merge(settings, {})
             return text if stripped == settings else render_json(stripped, text)
+        if self.kind == "mcp-json":
+            settings = parse_json_settings(text, self.path)
+            stripped = set_mcp_json(settings, self.key, None, self.path)
+            return text if stripped is settings else render_json(stripped, text)
+        if self.kind == "mcp-toml":
+            return strip_mcp_toml(text, self.path)
         if self.kind == "notify":
             return strip_notify(text, self.path)
         return None if is_our_shim(text) else text
@@ -539,6 +709,8 @@ class _Target:
             return False
         if self.kind == "hooks":
             return bool(our_hook_commands(parse_json_settings(text, self.path)))
+        if self.kind in ("mcp-json", "mcp-toml"):
+            return bool(self.found_mcp(text))
         if self.kind == "notify":
             current = _notify_of(_toml(text, self.path), self.path)
             return current is not None and is_our_argv(current)
@@ -546,27 +718,66 @@ class _Target:
 
     def same_meaning(self, a: str, b: str) -> bool:
         try:
-            if self.kind == "hooks":
+            if self.kind in ("hooks", "mcp-json"):
                 return bool(_json_or_empty(a) == _json_or_empty(b))
-            if self.kind == "notify":
+            if self.kind in ("notify", "mcp-toml"):
                 return tomllib.loads(a) == tomllib.loads(b)
         except (ValueError, RecursionError):
             return False
         return a == b
 
     def is_empty(self, text: str) -> bool:
-        return self.same_meaning(text, "{}" if self.kind == "hooks" else "")
+        return self.same_meaning(text, "{}" if self.kind in ("hooks", "mcp-json") else "")
+
+    def found_mcp(self, text: str) -> list[list[str]]:
+        """Our ``agentkeep mcp`` argv registered in ``text`` (an empty list: none)."""
+        if self.kind == "mcp-toml":
+            argv = _mcp_toml_argv(text, self.path)
+            return [] if argv is None else [argv]
+        servers = parse_json_settings(text, self.path).get(self.key)
+        entry = servers.get(MCP_NAME) if isinstance(servers, dict) else None
+        argv = _entry_argv(entry)
+        return [argv] if is_our_mcp_argv(argv) else []
+
+
+def claude_user_config() -> Path:
+    """Where Claude Code keeps user-scope MCP servers (``claude mcp add --scope user``)."""
+    configured = os.environ.get("CLAUDE_CONFIG_DIR")
+    base = Path(configured).expanduser() if configured else Path.home()
+    return base / ".claude.json"
+
+
+def mcp_targets(tool: str, scope: str, base: Path | None, argv: tuple[str, ...]) -> list[_Target]:
+    """The file where ``tool`` reads its MCP servers in ``scope`` (``base``: the project)."""
+    if tool == "codex":
+        path = codex_home() / "config.toml" if base is None else base / ".codex" / "config.toml"
+        return [_Target(path, "mcp-toml", {}, argv, tool=tool)]
+    if tool == "claude":
+        path = claude_user_config() if base is None else base / ".mcp.json"
+    else:
+        path = (opencode_config_dir() if base is None else base) / "opencode.json"
+    return [_Target(path, "mcp-json", {}, argv, key=MCP_KEYS[tool], tool=tool)]
 
 
 def targets(
-    tool: str, scope: str, *, root: Path | None = None, exe: Sequence[str] | None = None
+    tool: str,
+    scope: str,
+    *,
+    root: Path | None = None,
+    exe: Sequence[str] | None = None,
+    mcp: bool = False,
 ) -> list[_Target]:
-    """The files setup manages for ``tool`` in ``scope``."""
+    """The files setup manages for ``tool`` in ``scope`` (its MCP registration with
+    ``mcp``)."""
     if tool not in TOOLS:
         raise InvalidInput(f"unknown tool {tool!r}", hint=f"use one of: {', '.join(TOOLS)}")
     if scope not in SCOPES:
         raise InvalidInput(f"unknown scope {scope!r}", hint="use --project or --user")
     argv = tuple(exe or agentkeep_argv())
+    if mcp:
+        return mcp_targets(
+            tool, scope, (root or project_root()) if scope == "project" else None, argv
+        )
     if scope == "project":
         base = root or project_root()
         places = {
@@ -607,6 +818,7 @@ class SetupResult(Record):
     command: str  # how the hooks run agentkeep
     files: list[dict[str, Any]]
     manual_steps: list[str]
+    component: str = "hooks"  # hooks | mcp (the MCP server registration, --mcp)
 
 
 @dataclass(frozen=True)
@@ -622,6 +834,7 @@ class SetupCheck(Record):
     executables: list[dict[str, Any]]  # path, exists, executable
     files: list[dict[str, Any]]
     problems: list[str]
+    component: str = "hooks"  # hooks | mcp
 
 
 # -- plan and apply ---------------------------------------------------------------------------
@@ -644,6 +857,7 @@ class SetupPlan:
     command: str
     files: list[_Planned]
     manual_steps: list[str]
+    component: str = "hooks"
 
 
 def _read(path: Path) -> bytes | None:
@@ -680,21 +894,28 @@ def plan_setup(
     remove: bool = False,
     root: Path | None = None,
     exe: Sequence[str] | None = None,
+    mcp: bool = False,
 ) -> SetupPlan:
-    """What installing (or removing) the hooks would change; reads files, writes nothing."""
+    """What installing (or removing) the hooks (with ``mcp``: the MCP server's
+    registration) would change; reads files, writes nothing."""
     scope = resolve_scope(tool, scope)
     argv = list(exe or agentkeep_argv())
     planned = []
-    for target in targets(tool, scope, root=root, exe=argv):
+    for target in targets(tool, scope, root=root, exe=argv, mcp=mcp):
         before = _read(target.path)
         text = None if before is None else _text(before, target.path)
         planned.append(
             _plan_remove(target, before, text) if remove else _plan_install(target, before, text)
         )
-    steps = [] if remove else _manual_steps(tool, scope, planned, argv)
-    return SetupPlan(
-        tool, scope, "remove" if remove else "install", shlex.join(argv), planned, steps
-    )
+    if remove:
+        steps: list[str] = []
+    elif mcp:
+        steps = _mcp_steps(tool, scope, planned, argv)
+    else:
+        steps = _manual_steps(tool, scope, planned, argv)
+    operation = "remove" if remove else "install"
+    command = shlex.join([*argv, "mcp"] if mcp else argv)
+    return SetupPlan(tool, scope, operation, command, planned, steps, "mcp" if mcp else "hooks")
 
 
 def _plan_install(target: _Target, before: bytes | None, text: str | None) -> _Planned:
@@ -761,6 +982,41 @@ def _manual_steps(tool: str, scope: str, planned: list[_Planned], exe: list[str]
                 steps += [redact_text(n)[0] for n in _codex_notes(item.after.decode("utf-8"))]
     else:
         steps.append("restart OpenCode to load the plugin")
+    if scope == "project":
+        for item in planned:
+            if not _git_ignored(item.target.path):
+                steps.append(
+                    f"{item.target.path} names a path on this machine; keep it out of git "
+                    "(add it to .git/info/exclude or .gitignore)"
+                )
+    return steps
+
+
+def _mcp_steps(tool: str, scope: str, planned: list[_Planned], exe: list[str]) -> list[str]:
+    steps: list[str] = []
+    if len(exe) > 1:
+        steps.append(
+            "no `agentkeep` executable was found, so the MCP server runs "
+            f"`{shlex.join([*exe, 'mcp'])}`; rerun setup after installing agentkeep"
+        )
+    restart = {
+        "claude": "start a new Claude Code session (/mcp lists the servers); it asks once "
+        "before it uses a project's .mcp.json servers"
+        if scope == "project"
+        else "start a new Claude Code session (/mcp lists the servers)",
+        "codex": "start a new Codex session (`codex mcp list` lists the servers)"
+        + (
+            "; Codex reads a project's .codex/config.toml only in trusted projects"
+            if scope == "project"
+            else ""
+        ),
+        "opencode": "restart OpenCode to start the MCP server",
+    }
+    steps.append(restart[tool])
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
+        steps.append("the MCP server needs the mcp extra: pip install 'agentkeep[mcp]'")
     if scope == "project":
         for item in planned:
             if not _git_ignored(item.target.path):
@@ -848,6 +1104,7 @@ def apply_setup(plan: SetupPlan, *, dry_run: bool = False) -> SetupResult:
         command=plan.command,
         files=files,
         manual_steps=plan.manual_steps,
+        component=plan.component,
     )
 
 
@@ -859,10 +1116,11 @@ def setup_agent(
     dry_run: bool = False,
     root: Path | None = None,
     exe: Sequence[str] | None = None,
+    mcp: bool = False,
 ) -> SetupResult:
-    """Install (or remove) agentkeep's hooks for ``tool``: :func:`plan_setup` +
-    :func:`apply_setup`."""
-    plan = plan_setup(tool, scope, remove=remove, root=root, exe=exe)
+    """Install (or remove) agentkeep's hooks for ``tool`` (with ``mcp``: register
+    ``agentkeep mcp`` as its MCP server): :func:`plan_setup` + :func:`apply_setup`."""
+    plan = plan_setup(tool, scope, remove=remove, root=root, exe=exe, mcp=mcp)
     return apply_setup(plan, dry_run=dry_run)
 
 
@@ -1068,14 +1326,16 @@ def check_setup(
     *,
     root: Path | None = None,
     exe: Sequence[str] | None = None,
+    mcp: bool = False,
 ) -> SetupCheck:
-    """Whether the hooks of ``tool`` are installed in ``scope`` and their command runs."""
+    """Whether the hooks of ``tool`` (with ``mcp``: its MCP server) are installed in
+    ``scope`` and their command runs."""
     scope = resolve_scope(tool, scope)
     argv = list(exe or agentkeep_argv())
     files: list[dict[str, Any]] = []
     problems: list[str] = []
     commands: list[list[str]] = []
-    for target in targets(tool, scope, root=root, exe=argv):
+    for target in targets(tool, scope, root=root, exe=argv, mcp=mcp):
         info, found = _check_file(target, problems)
         files.append(info)
         commands += found
@@ -1097,10 +1357,11 @@ def check_setup(
         scope=scope,
         installed=installed,
         up_to_date=installed and all(f["up_to_date"] for f in files),
-        command=shlex.join(argv),
+        command=shlex.join([*argv, "mcp"] if mcp else argv),
         executables=executables,
         files=files,
         problems=problems,
+        component="mcp" if mcp else "hooks",
     )
 
 
@@ -1118,7 +1379,9 @@ def _check_file(target: _Target, problems: list[str]) -> tuple[dict[str, Any], l
         data = _read(path)
         if data is None:
             problems.append(f"{path} does not exist")
-            info["missing"] = list(target.desired) or [target.kind]
+            info["missing"] = list(target.desired) or [
+                "mcp" if target.kind.startswith("mcp") else target.kind
+            ]
             return info, []
         info["exists"] = True
         text = _text(data, path)
@@ -1131,9 +1394,11 @@ def _check_file(target: _Target, problems: list[str]) -> tuple[dict[str, Any], l
     if target.kind == "hooks":
         info["missing"] = missing_hooks(parse_json_settings(text, path), target.desired)
     elif not found:
-        info["missing"] = [target.kind]
+        info["missing"] = ["mcp" if target.kind.startswith("mcp") else target.kind]
     info["installed"] = not info["missing"]
-    if info["missing"]:
+    if info["missing"] == ["mcp"]:
+        problems.append(f"{path} does not register agentkeep's MCP server")
+    elif info["missing"]:
         problems.append(f"{path} lacks agentkeep's {', '.join(info['missing'])} hook(s)")
     return info, found
 
@@ -1146,6 +1411,8 @@ def _found_commands(target: _Target, text: str) -> list[list[str]]:
     if target.kind == "notify":
         current = _notify_of(_toml(text, target.path), target.path)
         return [current] if current is not None and is_our_argv(current) else []
+    if target.kind in ("mcp-json", "mcp-toml"):
+        return target.found_mcp(text)
     if not is_our_shim(text):
         raise Conflict(f"{target.path} exists and was not written by agentkeep")
     command = shim_command(text)

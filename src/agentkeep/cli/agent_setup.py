@@ -26,6 +26,12 @@ from agentkeep.cli.output import fmt_of, output_options, print_object
 @click.option("--check", is_flag=True, help="Report whether the hooks are installed (exit 0/1).")
 @click.option("--remove", is_flag=True, help="Take agentkeep's entries out again.")
 @click.option("--dry-run", is_flag=True, help="Print the diff; write nothing.")
+@click.option(
+    "--mcp",
+    "mcp",
+    is_flag=True,
+    help="Register `agentkeep mcp` as the tool's MCP server (instead of the hooks).",
+)
 @output_options
 @click.pass_context
 def setup(
@@ -35,10 +41,12 @@ def setup(
     check: bool,
     remove: bool,
     dry_run: bool,
+    mcp: bool,
     as_json: bool,
     nl: bool,
 ) -> None:
-    """Install agentkeep's hooks into Claude Code, Codex or OpenCode.
+    """Install agentkeep's hooks (or, with --mcp, its MCP server) into Claude Code, Codex
+    or OpenCode.
 
     Merges agentkeep's entries into the tool's own settings and keeps everything else.
     Running it again changes nothing; --remove takes the entries out and, if nothing else
@@ -63,6 +71,13 @@ def setup(
                 default) or $XDG_CONFIG_HOME/opencode/ (--user). A file of that name
                 not written by agentkeep is never overwritten.
 
+    With --mcp, setup registers `agentkeep mcp` (the MCP server, stdio) as the server
+    named agentkeep instead, with the same rules (--check, --remove and --dry-run too):
+    claude: .mcp.json (--project) or ~/.claude.json (--user; in $CLAUDE_CONFIG_DIR if
+    set) under mcpServers; codex: [mcp_servers.agentkeep] in $CODEX_HOME/config.toml
+    (--user) or .codex/config.toml (--project); opencode: "mcp" in opencode.json of the
+    project or of $XDG_CONFIG_HOME/opencode/.
+
     The hooks run this agentkeep by its absolute path; rerun setup after moving it.
 
     \b
@@ -73,6 +88,8 @@ def setup(
       agentkeep setup opencode --user
       agentkeep setup claude --check        # exit 0 when installed
       agentkeep setup claude --remove       # back to the original file
+      agentkeep setup claude --mcp          # .mcp.json: agentkeep's MCP server
+      agentkeep setup codex --mcp --remove
     """
     from agentkeep.agent_setup import check_setup, setup_agent
 
@@ -83,13 +100,13 @@ def setup(
         )
     root = _project_root(ctx.obj, scope, tool)
     if check:
-        report = check_setup(tool, scope, root=root)
+        report = check_setup(tool, scope, root=root, mcp=mcp)
         if fmt != "table":
             print_object(report, fmt)
         else:
             click.echo(_check_text(report.to_dict()))
         ctx.exit(0 if report.installed else 1)
-    result = setup_agent(tool, scope, remove=remove, dry_run=dry_run, root=root)
+    result = setup_agent(tool, scope, remove=remove, dry_run=dry_run, root=root, mcp=mcp)
     if fmt != "table":
         print_object(result, fmt)
         return
@@ -113,12 +130,13 @@ def _result_text(result: dict[str, Any]) -> str:
     for change in result["files"]:
         if change["diff"]:
             lines.append(change["diff"].rstrip("\n"))
+    what = "MCP server" if result.get("component") == "mcp" else "hooks"
     if not result["changed"]:
         paths = ", ".join(change["path"] for change in result["files"])
         if result["operation"] == "install":
-            lines.append(f"already installed: agentkeep's {result['tool']} hooks in {paths}")
+            lines.append(f"already installed: agentkeep's {result['tool']} {what} in {paths}")
         else:
-            lines.append(f"nothing to remove: no agentkeep {result['tool']} hooks in {paths}")
+            lines.append(f"nothing to remove: no agentkeep {result['tool']} {what} in {paths}")
         return "\n".join(lines) + "\n"
     verb = "would be " if result["dry_run"] else ""
     for change in result["files"]:
@@ -136,15 +154,18 @@ def _result_text(result: dict[str, Any]) -> str:
         lines.append("next:")
         lines += [f"  - {step}" for step in result["manual_steps"]]
     if result["operation"] == "install" and not result["dry_run"]:
-        lines.append(f"the hooks run: {result['command']}")
+        runs = "the MCP server runs" if what == "MCP server" else "the hooks run"
+        lines.append(f"{runs}: {result['command']}")
     return "\n".join(lines) + "\n"
 
 
 def _check_text(report: dict[str, Any]) -> str:
     state = "installed" if report["installed"] else "not installed"
     if report["installed"] and not report["up_to_date"]:
-        state += " (setup would rewrite it: run `agentkeep setup " + report["tool"] + "`)"
-    lines = [f"{report['tool']} hooks ({report['scope']}): {state}"]
+        flag = " --mcp" if report.get("component") == "mcp" else ""
+        state += f" (setup would rewrite it: run `agentkeep setup {report['tool']}{flag}`)"
+    what = "MCP server" if report.get("component") == "mcp" else "hooks"
+    lines = [f"{report['tool']} {what} ({report['scope']}): {state}"]
     for info in report["files"]:
         status = "installed" if info["installed"] else "missing" if info["exists"] else "absent"
         if info["missing"] and info["exists"]:

@@ -140,10 +140,10 @@ def build_server(source: StoreSource) -> MCPServer[Any]:
     @server.tool(annotations=_hints(title="Claim a task", read_only=False, idempotent=True))
     def task_claim(
         task_id: TaskId,
-        assignee: Annotated[str | None, Field(description="Who claims it; default: the actor.")]
-        = None,
-        force: Annotated[bool, Field(description="Claim even if dependencies are open.")]
-        = False,
+        assignee: Annotated[
+            str | None, Field(description="Who claims it; default: the actor.")
+        ] = None,
+        force: Annotated[bool, Field(description="Claim even if dependencies are open.")] = False,
     ) -> CallToolResult:
         """Atomically claim an open task (status in_progress). Exactly one claimer wins;
         the others get error code "conflict". A retry by the holder is "unchanged"."""
@@ -160,8 +160,7 @@ def build_server(source: StoreSource) -> MCPServer[Any]:
         status: TaskStatus | None = None,
         priority: Priority | None = None,
         assignee: Annotated[str | None, Field(description='"" clears it.')] = None,
-        labels: Annotated[list[str] | None, Field(description="Replaces them; [] clears.")]
-        = None,
+        labels: Annotated[list[str] | None, Field(description="Replaces them; [] clears.")] = None,
         expect_status: Annotated[
             TaskStatus | None, Field(description="Update only if the status is this (CAS).")
         ] = None,
@@ -191,8 +190,7 @@ def build_server(source: StoreSource) -> MCPServer[Any]:
         labels: list[str] | None = None,
         assignee: str | None = None,
         parent_id: int | None = None,
-        depends_on: Annotated[list[int] | None, Field(description="Tasks it waits for.")]
-        = None,
+        depends_on: Annotated[list[int] | None, Field(description="Tasks it waits for.")] = None,
         idempotency_key: IdempotencyKey = None,
     ) -> CallToolResult:
         """Record a new task (outcome "created", or "already_exists" for a known key)."""
@@ -246,9 +244,7 @@ def build_server(source: StoreSource) -> MCPServer[Any]:
     @server.tool(annotations=_hints(title="Latest note", **READ))
     def notes_latest(kind: NoteKind = "handoff", task_id: int | None = None) -> CallToolResult:
         """The newest note of a kind (on a task, if given): a JSON array of 0 or 1."""
-        return _answer(
-            source, lambda store: tools.notes_latest(store, kind=kind, task_id=task_id)
-        )
+        return _answer(source, lambda store: tools.notes_latest(store, kind=kind, task_id=task_id))
 
     @server.tool(annotations=_hints(title="Search", **READ))
     def search(
@@ -279,9 +275,7 @@ def build_server(source: StoreSource) -> MCPServer[Any]:
         after=transcript.next for the following chunk (null at the end)."""
         return _answer(
             source,
-            lambda store: tools.session_get(
-                store, session_id=session_id, after=after, limit=limit
-            ),
+            lambda store: tools.session_get(store, session_id=session_id, after=after, limit=limit),
         )
 
     return server

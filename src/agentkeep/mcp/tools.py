@@ -191,9 +191,7 @@ def session_get(
     total = len(found.entries)
     chunk = found.entries[after : after + limit]
     end = after + len(chunk)
-    entries = [
-        {k: v for k, v in entry.to_dict().items() if k not in _LEFT_OUT} for entry in chunk
-    ]
+    entries = [{k: v for k, v in entry.to_dict().items() if k not in _LEFT_OUT} for entry in chunk]
     session["entries"] = total
     session["transcript"] = {
         "origin": found.origin,
