@@ -46,7 +46,7 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         allowed_hosts=allowed_hosts,
         allowed_origins=sorted(ctx.origins),
     )
-    inner = build_server(ctx).streamable_http_app(
+    inner = build_server(ctx, keep_logging=True).streamable_http_app(
         streamable_http_path=PATH,
         stateless_http=True,
         json_response=True,

@@ -14,9 +14,12 @@ This module imports the SDK; only ``agentkeep mcp`` and ``serve`` import it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
@@ -111,16 +114,31 @@ def _hints(*, read_only: bool, idempotent: bool, title: str) -> ToolAnnotations:
 READ = {"read_only": True, "idempotent": True}
 
 
-def build_server(source: StoreSource) -> MCPServer[Any]:
-    """An MCPServer whose tools run against ``source``'s store."""
-    server: MCPServer[Any] = MCPServer(
-        NAME,
-        title="agentkeep",
-        instructions=INSTRUCTIONS,
-        version=_version.__version__,
-        log_level="WARNING",
-        subscriptions=False,
-    )
+@contextlib.contextmanager
+def _root_logging_kept() -> Iterator[None]:
+    """The SDK configures the root logger when a server is built (``basicConfig``); in a
+    process that is not ours to configure (``serve``) that is undone."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def build_server(source: StoreSource, *, keep_logging: bool = False) -> MCPServer[Any]:
+    """An MCPServer whose tools run against ``source``'s store. ``keep_logging`` leaves
+    the process's logging as it was (the mount in ``serve``)."""
+    with _root_logging_kept() if keep_logging else contextlib.nullcontext():
+        server: MCPServer[Any] = MCPServer(
+            NAME,
+            title="agentkeep",
+            instructions=INSTRUCTIONS,
+            version=_version.__version__,
+            log_level="WARNING",
+            subscriptions=False,
+        )
 
     @server.tool(annotations=_hints(title="Prime context", **READ))
     def prime(
@@ -282,7 +300,11 @@ def build_server(source: StoreSource) -> MCPServer[Any]:
 
 
 def run_stdio(path: Path | None, actor: str | None) -> None:
-    """Serve the project's store over stdio until the client closes stdin."""
+    """Serve the project's store over stdio until the client closes stdin. Stdout is the
+    JSON-RPC channel: logs (warnings and worse) go to stderr, one plain line each."""
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="agentkeep mcp: %(levelname)s %(message)s"
+    )
     stores = ProjectStores(path, actor)
     try:
         build_server(stores).run("stdio")
