@@ -176,7 +176,8 @@ def session_get(
 ) -> dict[str, Any]:
     """``sessions show ID --json`` plus a chunk of its transcript: the entries after the
     first ``after`` (0-based position), at most ``limit``; ``transcript.next`` is the
-    ``after`` of the next chunk (null at the end)."""
+    ``after`` of the next chunk (null at the end) and ``transcript.total`` the number of
+    entries (as ``GET /api/v1/sessions/ID/transcript`` pages them)."""
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise InvalidInput("after must be 0 or more (a position in the transcript)")
     limit = _limit(limit, MAX_TRANSCRIPT_CHUNK)
@@ -192,13 +193,14 @@ def session_get(
     chunk = found.entries[after : after + limit]
     end = after + len(chunk)
     entries = [{k: v for k, v in entry.to_dict().items() if k not in _LEFT_OUT} for entry in chunk]
-    session["entries"] = total
+    session["entries"] = store.transcript_size(session_id)
     session["transcript"] = {
         "origin": found.origin,
         "after": after,
         "entries": entries,
         "children": found.children,
         "next": end if end < total else None,
+        "total": total,
     }
     return session
 
