@@ -152,6 +152,11 @@ def test_close_and_dependencies(http: httpx.Client, store: agentkeep.Store) -> N
         ("POST", "/tasks", {"title": "x", "depends_on": [2**70]}),
         ("POST", "/tasks", {"title": "x", "labels": "one"}),
         ("POST", "/tasks", {}),
+        ("POST", "/tasks", b'{"title": "\\ud800"}'),  # a lone surrogate
+        ("POST", "/tasks", '{"title": "\u00e9"}'.encode("latin-1")),  # not UTF-8
+        ("POST", "/tasks", b'{"title": 1e999}'),
+        ("POST", "/tasks", b'{"title": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+        ("POST", "/tasks", {"title": "a\u0000b"}),
         ("PATCH", "/tasks/1", {"priority": "high"}),
         ("PATCH", "/tasks/abc", {}),
         ("PATCH", "/tasks/-1", {}),

@@ -326,7 +326,8 @@ def _dispatch(methods: dict[str, Any]) -> Any:
         return next(iter(methods.values()))
 
     def endpoint(request: Request) -> Response:
-        result: Response = methods[request.method](request)
+        method = "GET" if request.method == "HEAD" else request.method  # Starlette adds HEAD
+        result: Response = methods[method](request)
         return result
 
     return endpoint
