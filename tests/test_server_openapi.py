@@ -72,6 +72,15 @@ def test_fuzzed_api_has_no_server_errors(
         store.add_note("handoff", "next", task_id=first.id, session_id=session.id)
         store.add_artifact(b"<svg onload=alert(1)>", name="a.svg", content_type="image/svg+xml")
         store.record_metric("tests.duration_s", 1.5)
+        store.register_agent("builder")
+        store.add_worktree("wt/one", branch="one")
+        writer = store.open_stream(session.id, "stdout")
+        writer.write(b"<b>output</b>\n")
+        store.seal_stream(writer.close().id)
+        with store.transaction() as tx:
+            capture = store.capture_writer(tx)
+            talk = capture.session("claude", "ext-1", started_at="2026-08-20T14:02:00.000Z")
+            capture.message(talk, seq=0, external_id="e0", role="user", kind="text", text="hi")
     report = tmp_path / "report"
     done = subprocess.run(
         [
