@@ -316,10 +316,12 @@ def json_id(line: str) -> int:
 # -- sessions and transcripts -----------------------------------------------------------
 
 
-def _conversation(store: agentkeep.Store, messages: int) -> int:
+def _conversation(store: agentkeep.Store, messages: int, *, child: bool = False) -> int:
     with store.transaction() as tx:
         w = store.capture_writer(tx)
         session = w.session("claude", "ext-1", started_at="2026-08-20T14:02:00.000Z")
+        if child:  # a subagent: the transcript links it to the call that spawned it
+            w.session("claude", "ext-1:agent-abcd", parent_id=session)
         for n in range(messages):
             w.message(
                 session,
@@ -333,8 +335,10 @@ def _conversation(store: agentkeep.Store, messages: int) -> int:
     return int(session)
 
 
-def test_transcript_in_chunks(http: httpx.Client, store: agentkeep.Store) -> None:
-    session_id = _conversation(store, 25)
+@pytest.mark.parametrize("child", [False, True])
+def test_transcript_in_chunks(http: httpx.Client, store: agentkeep.Store, child: bool) -> None:
+    session_id = _conversation(store, 25, child=child)
+    whole = store.transcript(session_id)
     texts: list[str] = []
     after: str | None = "0"
     chunks = 0
@@ -348,6 +352,8 @@ def test_transcript_in_chunks(http: httpx.Client, store: agentkeep.Store) -> Non
         chunks += 1
     assert chunks == 3
     assert texts == [f"message {n}" for n in range(25)]
+    assert texts == [entry.text for entry in whole.entries]
+    assert len(chunk["children"]) == (1 if child else 0)
     shown = ok(http.get(f"/sessions/{session_id}"))
     assert shown["entries"] == 25 and "resume_reason" in shown
     for counter in ("input_tokens", "output_tokens", "prompts", "tool_calls", "failures", "turns"):

@@ -695,6 +695,7 @@ class Store(StoreBase):
     transcript = _delegate("transcripts", TranscriptService.transcript)
     session_record = _delegate("transcripts", TranscriptService.session_record)
     transcript_size = _delegate("transcripts", TranscriptService.transcript_size)
+    transcript_chunk = _delegate("transcripts", TranscriptService.transcript_chunk)
 
     search = _delegate("finder", SearchService.search)
     catch_up_search = _delegate("finder", SearchService.catch_up_search)

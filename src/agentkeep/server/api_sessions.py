@@ -135,9 +135,9 @@ def session_transcript(request: Request) -> Response:
     session_id = path_id(request)
     start = q_int(request, "after", default=0) or 0
     size = limit(request)
-    found = context(request).store().transcript(session_id)
-    chunk = found.entries[start : start + size]
-    following = str(start + size) if start + size < len(found.entries) else None
+    found, total = context(request).store().transcript_chunk(session_id, after=start, limit=size)
+    chunk = found.entries
+    following = str(start + size) if start + size < total else None
     if request.query_params.get("_nl") in ("1", "true"):
         return respond.rows(request, chunk, following)
     # The rows shape, plus what a viewer needs to draw the chunk.
@@ -148,7 +148,7 @@ def session_transcript(request: Request) -> Response:
             "next": following,
             "origin": found.origin,
             "children": found.children,
-            "total": len(found.entries),
+            "total": total,
         }
     )
 

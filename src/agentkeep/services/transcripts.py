@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentkeep.backends.base import Row
+from agentkeep.errors import InvalidInput
 from agentkeep.models import Record
 from agentkeep.services.base import Service
 
@@ -125,6 +126,28 @@ class TranscriptService(Service):
                 for e in entries
             ]
         return Transcript(session, origin, entries, children)
+
+    def transcript_chunk(
+        self, session_id: int, *, after: int = 0, limit: int = 100
+    ) -> tuple[Transcript, int]:
+        """Entries ``after`` to ``after + limit`` of :meth:`transcript` (positions, 0
+        first) and how many there are in all. A session of messages that spawned no
+        subagent reads only that chunk (from the index on ``session_id, seq, id``); others
+        are read whole, since linking subagents to their calls needs every entry."""
+        if after < 0 or limit < 1:
+            raise InvalidInput("after must be 0 or more and limit 1 or more")
+        session = self.session_record(session_id)
+        total = self._count("SELECT count(*) FROM messages WHERE session_id = ?", (session_id,))
+        spawned = self._row("SELECT 1 FROM sessions WHERE parent_id = ? LIMIT 1", (session_id,))
+        if total and spawned is None:
+            rows = self._rows(
+                "SELECT * FROM messages WHERE session_id = ? ORDER BY seq, id LIMIT ? OFFSET ?",
+                (session_id, limit, after),
+            )
+            return Transcript(session, "messages", [_message_entry(m) for m in rows]), total
+        whole = self.transcript(session_id)
+        chunk = whole.entries[after : after + limit]
+        return Transcript(whole.session, whole.origin, chunk, whole.children), len(whole.entries)
 
     def session_record(self, session_id: int) -> dict[str, Any]:
         """Every column of a session's row (``command`` decoded), including the capture
