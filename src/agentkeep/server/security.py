@@ -143,6 +143,7 @@ class _Exchange:
         self.received = 0
         self.too_large = False
         self.replaced = False  # the app's response gave way to our 413
+        self.logged = False
         self.limit = (
             ctx.max_upload_bytes
             if self.method == "POST" and self.path in UPLOAD_PATHS
@@ -340,9 +341,14 @@ class _Exchange:
             elif not any(n.lower() == b"content-security-policy" for n, _ in headers):
                 headers.append((b"content-security-policy", OTHER_CSP.encode()))
             message = {**message, "headers": headers}
+        elif message["type"] == "http.response.body" and not message.get("more_body"):
+            self.log()  # before the last bytes: a client that has its answer finds the line
         await self.raw_send(message)
 
     def log(self) -> None:
+        if self.logged:
+            return
+        self.logged = True
         elapsed_ms = (time.monotonic() - self.started) * 1000
         at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         # The raw path: still percent-encoded, so it holds no control characters.
