@@ -65,6 +65,28 @@ def _text(value: Any) -> str:
     return value
 
 
+# The task statuses the board's columns may show (agentkeep.services.tasks.STATUSES; a test
+# keeps the two equal: importing the tasks service here would slow every command's start).
+_TASK_STATUSES = ("open", "in_progress", "blocked", "done", "cancelled")
+
+
+def _board_columns(value: Any) -> str:
+    """``status=Name,...``: each a task status once, each name non-empty."""
+    text = _text(value).strip()
+    seen: set[str] = set()
+    for part in text.split(","):
+        status, equals, name = part.partition("=")
+        status = status.strip()
+        if status not in _TASK_STATUSES:
+            raise ValueError(f"{status!r} is not a task status ({', '.join(_TASK_STATUSES)})")
+        if not equals or not name.strip():
+            raise ValueError(f"the column for {status!r} needs a name: {status}=Name")
+        if status in seen:
+            raise ValueError(f"{status!r} is listed twice")
+        seen.add(status)
+    return text
+
+
 @dataclass(frozen=True)
 class Setting:
     key: str
@@ -234,6 +256,14 @@ SETTINGS: tuple[Setting, ...] = (
         parse_byte_size,
         "Largest upload `agentkeep serve` accepts (raw bytes: an artifact, a bundle to "
         "import), in bytes; a larger one is refused with 413 and nothing is written.",
+    ),
+    Setting(
+        "dashboard.columns",
+        "open=Open,in_progress=In progress,blocked=Blocked,done=Done,cancelled=Cancelled",
+        _board_columns,
+        "The dashboard board's columns, left to right: comma-separated `status=Name` pairs "
+        "(statuses: open, in_progress, blocked, done, cancelled). A status not listed is not "
+        "shown on the board.",
     ),
     *_retention_settings(),
 )
