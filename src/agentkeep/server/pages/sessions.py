@@ -282,6 +282,14 @@ def transcript_page(request: Request) -> Response:
     transcript = store.transcript(session_id)
     shown, unlinked = turns(store, transcript)
     plan = store.resume_plan(session_id)
+    entries = transcript.entries
+    counted = {
+        "entries": len(entries),
+        "tool_calls": sum(1 for e in entries if e.kind == "tool_use"),
+        "failures": sum(1 for e in entries if e.is_error),
+        "input_tokens": sum(e.input_tokens for e in entries),
+        "output_tokens": sum(e.output_tokens for e in entries),
+    }
     return render(
         request,
         "transcript.html",
@@ -292,6 +300,7 @@ def transcript_page(request: Request) -> Response:
             "turns": shown,
             "unlinked": unlinked,
             "plan": plan,
+            "counted": counted,
             "resume_command": shlex.join(plan.command) if plan.command else None,
         },
     )

@@ -1,0 +1,139 @@
+"""The board in a real Chromium: a card dragged in one page moves in a second page through
+the live stream; a refused move puts the card back and says why; Claim; hostile stored
+text stays inert, first render and live re-render alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import agentkeep
+from browser.conftest import screenshot
+
+from helpers.server import RunningServer
+
+# Each payload would set a global and open a dialog if it ever ran.
+SCRIPT = "<script>window.pwnedScript=1;alert('script')</script>"
+IMG = "<img src=x onerror=\"window.pwnedImg=1;alert('img')\">"
+JS_URL = "javascript:window.pwnedLink=1;alert('link')"
+GLOBALS = ("pwnedScript", "pwnedImg", "pwnedLink")
+
+
+def watch_dialogs(page: Any) -> list[str]:
+    """Every dialog the page opens (a payload that ran), dismissed."""
+    seen: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        seen.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    return seen
+
+
+def assert_inert(page: Any, dialogs: list[str]) -> None:
+    assert dialogs == []
+    for name in GLOBALS:
+        assert page.evaluate(f"typeof window.{name}") == "undefined", name
+    assert page.locator('a[href^="javascript" i]').count() == 0
+
+
+def open_board(new_page: Any, server: RunningServer) -> Any:
+    page = new_page()
+    page.goto(server.url + "/")
+    # The live stream is open: whatever is written from now on reaches this page.
+    page.wait_for_selector("html[data-live='open']", state="attached")
+    return page
+
+
+def card_in(status: str, task_id: int) -> str:
+    return f".cards[data-status='{status}'] #task-{task_id}"
+
+
+def drag(page: Any, source: str, target: str) -> None:
+    """Drag with the mouse, as a person does (Sortable's pointer fallback)."""
+    start = page.locator(source).locator("header").bounding_box()
+    end = page.locator(target).bounding_box()
+    assert start is not None and end is not None
+    x, y = start["x"] + start["width"] / 2, start["y"] + start["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 8, y + 8, steps=4)
+    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + 24, steps=12)
+    page.mouse.up()
+
+
+def test_a_card_moved_in_one_page_moves_in_another(
+    new_page: Any, server: RunningServer, project: Path
+) -> None:
+    with agentkeep.open(project) as store:
+        moved = store.add_task("Move me", priority=1, labels=["ui"]).item
+        store.add_task("Stay here", depends_on=[moved.id])
+    first, second = open_board(new_page, server), open_board(new_page, server)
+    assert first.locator(card_in("open", moved.id)).count() == 1
+    drag(first, f"#task-{moved.id}", ".cards[data-status='blocked']")
+    first.wait_for_selector(card_in("blocked", moved.id))
+    second.wait_for_selector(card_in("blocked", moved.id))  # through the event stream
+    assert second.locator(card_in("open", moved.id)).count() == 0
+    with agentkeep.open(project) as store:
+        assert store.get_task(moved.id).status == "blocked"
+    screenshot(second, "board")
+
+
+def test_a_refused_move_puts_the_card_back_and_says_why(
+    new_page: Any, server: RunningServer, project: Path
+) -> None:
+    with agentkeep.open(project) as store:
+        done = store.add_task("Finished").item
+        store.update_task(done.id, status="done")
+    page = open_board(new_page, server)
+    # A done task may only be reopened: the store refuses done -> in_progress.
+    drag(page, f"#task-{done.id}", ".cards[data-status='in_progress']")
+    error = page.locator(f"#task-{done.id} .card-error")
+    error.wait_for(state="visible")
+    assert error.text_content()
+    assert page.locator(card_in("done", done.id)).count() == 1
+    assert page.locator(card_in("in_progress", done.id)).count() == 0
+    with agentkeep.open(project) as store:
+        assert store.get_task(done.id).status == "done"
+    screenshot(page, "board-refused-move")
+
+
+def test_claim_takes_an_open_task(new_page: Any, server: RunningServer, project: Path) -> None:
+    with agentkeep.open(project) as store:
+        task = store.add_task("Claim me").item
+    page, other = open_board(new_page, server), open_board(new_page, server)
+    page.fill(f"#task-{task.id} form.claim input[name=assignee]", "carol")
+    page.click(f"#task-{task.id} form.claim button")
+    page.wait_for_selector(card_in("in_progress", task.id))
+    other.wait_for_selector(card_in("in_progress", task.id))
+    assert other.locator(f"#task-{task.id} .assignee").text_content() == "carol"
+    with agentkeep.open(project) as store:
+        claimed = store.get_task(task.id)
+    assert (claimed.status, claimed.assignee) == ("in_progress", "carol")
+
+
+def test_hostile_task_text_stays_inert(new_page: Any, server: RunningServer, project: Path) -> None:
+    title = f"T {SCRIPT} {IMG} [x]({JS_URL})"
+    with agentkeep.open(project) as store:
+        task = store.add_task(title, labels=[IMG, JS_URL]).item
+        store.add_note(
+            "handoff", f'handoff {SCRIPT} {IMG} <a href="{JS_URL}">go</a>', task_id=task.id
+        )
+        store.claim_task(task.id, "mallory")
+    page = open_board(new_page, server)
+    dialogs = watch_dialogs(page)
+    card = page.locator(f"#task-{task.id}")
+    assert card.locator(".title").text_content() == title  # shown as text, whole
+    card.locator(".handoff summary").click()
+    assert SCRIPT in (card.locator(".handoff p").text_content() or "")
+    # A change arrives live: the card is fetched and swapped in, still inert.
+    later = f"Later {IMG} {SCRIPT}"
+    with agentkeep.open(project) as store:
+        store.update_task(task.id, title=later)
+    page.wait_for_function(
+        "([id, text]) => document.querySelector('#task-' + id + ' .title')?.textContent === text",
+        arg=[task.id, later],
+    )
+    assert_inert(page, dialogs)
+    screenshot(page, "board-hostile")
