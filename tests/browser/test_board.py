@@ -137,3 +137,23 @@ def test_hostile_task_text_stays_inert(new_page: Any, server: RunningServer, pro
     )
     assert_inert(page, dialogs)
     screenshot(page, "board-hostile")
+
+
+def test_a_move_from_a_stale_board_is_a_conflict(
+    new_page: Any, server: RunningServer, project: Path
+) -> None:
+    with agentkeep.open(project) as store:
+        task = store.add_task("Contested").item
+    page = open_board(new_page, server)
+    # The page cannot fetch the changed card: it stays stale.
+    page.route("**/board/cards/**", lambda route: route.abort())
+    with agentkeep.open(project) as store:
+        store.update_task(task.id, status="blocked")
+    drag(page, f"#task-{task.id}", ".cards[data-status='in_progress']")
+    error = page.locator(f"#task-{task.id} .card-error")
+    error.wait_for(state="visible")
+    assert "blocked, not open" in (error.text_content() or "")
+    assert page.locator(card_in("open", task.id)).count() == 1  # back where it was dragged from
+    page.unroute("**/board/cards/**")
+    with agentkeep.open(project) as store:
+        assert store.get_task(task.id).status == "blocked"  # the other change stands

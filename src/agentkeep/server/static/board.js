@@ -29,7 +29,9 @@
     try { data = await response.json(); } catch (error) { data = null; }
     if (!response.ok) {
       const message = data && data.error ? data.error : response.status + " " + response.statusText;
-      throw new Error(data && data.hint ? message + " (" + data.hint + ")" : message);
+      const failure = new Error(data && data.hint ? message + " (" + data.hint + ")" : message);
+      failure.status = response.status;
+      throw failure;
     }
     return data;
   }
@@ -120,6 +122,13 @@
           moveBack(event);
           card.classList.remove("pending");
           showError(card, error.message);
+          // A conflict: this board was stale. Show the task as it is now, still saying why.
+          if (error.status === 409) {
+            refresh(id).then(function () {
+              const now = document.getElementById("task-" + id);
+              if (now) showError(now, error.message);
+            }).catch(function () {});
+          }
         });
         counts();
       },
@@ -139,6 +148,12 @@
       return refresh(card.dataset.taskId);
     }).catch(function (error) {
       showError(card, error.message);
+      if (error.status === 409) {
+        refresh(card.dataset.taskId).then(function () {
+          const now = document.getElementById("task-" + card.dataset.taskId);
+          if (now) showError(now, error.message);
+        }).catch(function () {});
+      }
     });
   });
 
