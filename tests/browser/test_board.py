@@ -69,6 +69,13 @@ def test_a_card_moved_in_one_page_moves_in_another(
     with agentkeep.open(project) as store:
         moved = store.add_task("Move me", priority=1, labels=["ui"]).item
         store.add_task("Stay here", depends_on=[moved.id])
+        busy = store.add_task("Busy one", priority=0, labels=["api", "urgent"]).item
+        store.claim_task(busy.id, "alice")
+        (project / "wt-alice").mkdir()
+        worktree = store.add_worktree(project / "wt-alice", branch="alice/api").item
+        store.lease_worktree(worktree.id, "alice")
+        store.start_session(source="run", task_id=busy.id, title="alice's run")
+        store.add_note("handoff", "API half done; the tests are next.", task_id=busy.id)
     first, second = open_board(new_page, server), open_board(new_page, server)
     assert first.locator(card_in("open", moved.id)).count() == 1
     drag(first, f"#task-{moved.id}", ".cards[data-status='blocked']")
@@ -77,6 +84,8 @@ def test_a_card_moved_in_one_page_moves_in_another(
     assert second.locator(card_in("open", moved.id)).count() == 0
     with agentkeep.open(project) as store:
         assert store.get_task(moved.id).status == "blocked"
+    assert second.locator(f"#task-{busy.id} .worktree").text_content() == "alice/api"
+    second.locator(f"#task-{busy.id} .handoff summary").click()
     screenshot(second, "board")
 
 
