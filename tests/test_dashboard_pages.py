@@ -98,6 +98,7 @@ def test_board_shows_columns_cards_and_their_facts(
     assert f'href="/sessions/{session.id}"' in card
     assert "parser half done; tests next" in card
     assert f'href="#task-{first.id}"' in _card(body, second.id)
+    assert "(in progress)" in _card(body, second.id)  # what it waits for, and how far
     assert 'class="claim"' in _card(body, second.id)  # open: it can be claimed
     fragment = get(server, f"/board/cards/{first.id}")
     assert fragment.status_code == 200

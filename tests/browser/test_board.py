@@ -81,6 +81,8 @@ def test_a_card_moved_in_one_page_moves_in_another(
     drag(first, f"#task-{moved.id}", ".cards[data-status='blocked']")
     first.wait_for_selector(card_in("blocked", moved.id))
     second.wait_for_selector(card_in("blocked", moved.id))  # through the event stream
+    # The card waiting for it says so, re-read too.
+    second.wait_for_selector(f".card:has(a.dep[href='#task-{moved.id}']) .deps >> text=(blocked)")
     assert second.locator(card_in("open", moved.id)).count() == 0
     with agentkeep.open(project) as store:
         assert store.get_task(moved.id).status == "blocked"

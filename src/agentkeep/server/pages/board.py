@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from agentkeep.errors import NotFound
 from agentkeep.server.context import context
 from agentkeep.server.dashboard import render
 
@@ -44,6 +45,8 @@ class Card:
     sessions: list[Any] = field(default_factory=list)
     more_sessions: int = 0
     handoff: Any = None
+    # The tasks it depends on: (id, status), status None if the task is gone.
+    depends_on: list[tuple[int, str | None]] = field(default_factory=list)
 
 
 def routes() -> list[BaseRoute]:
@@ -72,6 +75,15 @@ class _Lookup:
             a.name: a.worktree_id for a in store.list_agents() if a.worktree_id is not None
         }
         self.leased = {w.lease_owner: w for w in self.worktrees.values() if w.lease_owner}
+        self.statuses: dict[int, str | None] = {}  # task id -> status, as read
+
+    def status_of(self, task_id: int) -> str | None:
+        if task_id not in self.statuses:
+            try:
+                self.statuses[task_id] = self.store.get_task(task_id).status
+            except NotFound:
+                self.statuses[task_id] = None
+        return self.statuses[task_id]
 
     def card(self, task: Any) -> Card:
         store = self.store
@@ -86,6 +98,7 @@ class _Lookup:
             sessions=sessions[:CARD_SESSIONS],
             more_sessions=max(0, len(sessions) - CARD_SESSIONS),
             handoff=store.latest_note("handoff", task_id=task.id),
+            depends_on=[(dep, self.status_of(dep)) for dep in task.depends_on],
         )
 
 
@@ -96,6 +109,7 @@ def board(request: Request) -> Response:
     shown = []
     for status, name in columns(store.config["dashboard.columns"]):
         tasks = store.list_tasks(status=status, limit=COLUMN_LIMIT + 1)
+        lookup.statuses.update((task.id, task.status) for task in tasks)
         # Most urgent first (priority 0 is the highest), then the oldest.
         tasks.sort(key=lambda t: (t.priority, t.id))
         cards = [lookup.card(task) for task in tasks[:COLUMN_LIMIT]]

@@ -161,7 +161,13 @@
   window.AgentkeepLive.listen(board.dataset.stream, {
     kinds: TASK_KINDS,
     onEvent: function (event) {
-      if (event.entity === "task" && event.entity_id != null) refresh(event.entity_id);
+      if (event.entity !== "task" || event.entity_id == null) return;
+      refresh(event.entity_id);
+      // The cards that wait for it show its status too.
+      board.querySelectorAll('a.dep[href="#task-' + Number(event.entity_id) + '"]').forEach(function (link) {
+        const waiting = link.closest(".card");
+        if (waiting) refresh(waiting.dataset.taskId);
+      });
     },
     onState: function (value) {
       if (state) state.textContent = value === "open" ? "live" : value;
