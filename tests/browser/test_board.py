@@ -168,3 +168,27 @@ def test_a_move_from_a_stale_board_is_a_conflict(
     page.unroute("**/board/cards/**")
     with agentkeep.open(project) as store:
         assert store.get_task(task.id).status == "blocked"  # the other change stands
+
+
+def test_the_board_reconnects_when_its_stream_is_refused(
+    new_page: Any, server: RunningServer, project: Path
+) -> None:
+    with agentkeep.open(project) as store:
+        task = store.add_task("Watch me").item
+    page = new_page()
+    refused: list[str] = []
+
+    def refuse_once(route: Any) -> None:  # as a server that is still starting answers
+        if not refused:
+            refused.append(route.request.url)
+            route.fulfill(status=503, content_type="application/json", body="{}")
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/events/stream*", refuse_once)
+    page.goto(server.url + "/")
+    page.wait_for_selector("html[data-live='open']", state="attached")
+    assert len(refused) == 1
+    with agentkeep.open(project) as store:
+        store.update_task(task.id, status="blocked")
+    page.wait_for_selector(card_in("blocked", task.id))

@@ -12,8 +12,10 @@
  *   live.close();
  *
  * The browser reconnects by itself after a disconnect and sends the last `id:` it saw as
- * Last-Event-ID, so the server resumes with no gap and no duplicate. The current state is
- * also written to <html data-live="…"> (tests and styles can wait on it).
+ * Last-Event-ID, so the server resumes with no gap and no duplicate; when it gives up (the
+ * server answered with an error, e.g. 503 while starting) this helper opens a new stream
+ * with `?after=<last id>` after 1 s, 2 s, … up to 15 s. The current state is also written
+ * to <html data-live="…"> (tests and styles can wait on it).
  */
 (function () {
   "use strict";
@@ -21,8 +23,10 @@
   function listen(url, options) {
     const opts = options || {};
     const kinds = opts.kinds && opts.kinds.length ? opts.kinds : ["message"];
-    const source = new EventSource(url);
+    let source = null;
     let closed = false;
+    let lastId = null;
+    let delay = 1000;
 
     function state(value) {
       document.documentElement.dataset.live = value;
@@ -30,6 +34,7 @@
     }
 
     function deliver(frame) {
+      if (frame.lastEventId) lastId = frame.lastEventId;
       let data = null;
       try {
         data = JSON.parse(frame.data);
@@ -39,19 +44,43 @@
       if (opts.onEvent) opts.onEvent(data, frame);
     }
 
-    state("connecting");
-    source.addEventListener("open", function () { state("open"); });
-    source.addEventListener("error", function () {
-      if (!closed) state(source.readyState === EventSource.CLOSED ? "closed" : "connecting");
-    });
-    source.addEventListener("reset", function () {
-      source.close();
-      state("reset");
-      if (opts.onReset) opts.onReset();
-      else window.location.reload();
-    });
-    kinds.forEach(function (kind) { source.addEventListener(kind, deliver); });
+    function resumeUrl() {
+      // A new EventSource sends no Last-Event-ID: say where to resume in the URL.
+      if (lastId === null) return url;
+      const next = new URL(url, window.location.href);
+      next.searchParams.set("after", lastId);
+      return next.pathname + next.search;
+    }
 
+    function connect() {
+      source = new EventSource(resumeUrl());
+      state("connecting");
+      source.addEventListener("open", function () {
+        delay = 1000;
+        state("open");
+      });
+      source.addEventListener("error", function () {
+        if (closed) return;
+        if (source.readyState !== EventSource.CLOSED) {
+          state("connecting"); // the browser retries by itself, with Last-Event-ID
+          return;
+        }
+        // Refused (a 503 while the server starts, …): the browser gives up; we do not.
+        state("connecting");
+        window.setTimeout(function () { if (!closed) connect(); }, delay);
+        delay = Math.min(delay * 2, 15000);
+      });
+      source.addEventListener("reset", function () {
+        source.close();
+        closed = true;
+        state("reset");
+        if (opts.onReset) opts.onReset();
+        else window.location.reload();
+      });
+      kinds.forEach(function (kind) { source.addEventListener(kind, deliver); });
+    }
+
+    connect();
     return {
       close: function () {
         closed = true;
