@@ -223,3 +223,27 @@ def test_vendored_files_match_their_record() -> None:
     for path in files:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         assert f"`vendor/{path.name}`" in record and digest in record, path.name
+
+
+@pytest.mark.parametrize("policy", [None, "metadata"])
+def test_every_kind_of_transcript_renders(
+    store: agentkeep.Store, server: RunningServer, policy: str | None
+) -> None:
+    """An imported session (compaction, unknown lines, two subagents — one without a known
+    call) and a session only hooks saw, full and metadata-only."""
+    from test_transcripts import claude_session, hook_session
+
+    parent, child = claude_session(store, policy=policy)
+    hooked = hook_session(store, policy=policy)
+    page = get(server, f"/sessions/{parent}").text
+    assert page.count('<details class="subagent">') == 2  # one nested, one listed at the end
+    assert '<details class="entry tool failed">' in page
+    assert "compaction summary" in page or policy == "metadata"
+    hooks = get(server, f"/sessions/{hooked}")
+    assert hooks.status_code == 200
+    assert "read from hook captures" in hooks.text
+    assert '<details class="entry tool failed">' in hooks.text
+    for sid in (parent, child, hooked):
+        assert get(server, f"/sessions/{sid}/raw").status_code == 200
+    if policy == "metadata":
+        assert "captured as metadata only" in page and "(text not captured)" in page
