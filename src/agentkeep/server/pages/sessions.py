@@ -59,7 +59,7 @@ def session_list(request: Request) -> Response:
     store = context(request).store()
     query = request.query_params
     filters = {k: query.get(k, "").strip() for k in ("status", "source", "agent", "since", "q")}
-    found: dict[str, Any] = {"filters": filters, "statuses": SESSION_STATUSES}
+    found: dict[str, Any] = {"filters": filters, "statuses": SESSION_STATUSES, "limit": LIST_LIMIT}
     try:
         from agentkeep.timeutil import parse_since
 
