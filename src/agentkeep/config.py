@@ -261,9 +261,9 @@ SETTINGS: tuple[Setting, ...] = (
         "dashboard.columns",
         "open=Open,in_progress=In progress,blocked=Blocked,done=Done,cancelled=Cancelled",
         _board_columns,
-        "The dashboard board's columns, left to right: comma-separated `status=Name` pairs "
-        "(statuses: open, in_progress, blocked, done, cancelled). A status not listed is not "
-        "shown on the board.",
+        "The dashboard board's columns, left to right, separated by commas: each a task "
+        "status (open, in_progress, blocked, done, cancelled), an equals sign and the "
+        "column's name, as in the default. A status not listed is not shown on the board.",
     ),
     *_retention_settings(),
 )
