@@ -743,7 +743,8 @@ def test_a_store_works_from_an_installed_layout(tmp_path: Path) -> None:
     ]["package-data"]["agentkeep"]
     site = tmp_path / "site"
     selected = [p for p in package.rglob("*.py") if "__pycache__" not in p.parts]
-    selected += [p for pattern in globs for p in package.glob(pattern)]
+    # setuptools keeps the files a glob matches (server/static/* also matches vendor/).
+    selected += [p for pattern in globs for p in package.glob(pattern) if p.is_file()]
     for path in selected:
         dest = site / "agentkeep" / path.relative_to(package)
         dest.parent.mkdir(parents=True, exist_ok=True)
