@@ -106,12 +106,18 @@ def _snapshot_files(
                 yield source.relative_to(store_dir).as_posix(), partial(file_chunks, source)
 
 
-def backup(store: Store, dest: str | Path | None = None) -> BackupResult:
+def backup(
+    store: Store,
+    dest: str | Path | None = None,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> BackupResult:
     """Write a consistent snapshot of the store (database, streams, objects) to ``dest``.
 
     Default: ``.agentkeep/backups/snapshot-<UTC time>/``. Refuses a non-empty ``dest``.
     Never takes the writer lock; holds the maintenance lock shared from before the
-    database snapshot until every file it names is copied.
+    database snapshot until every file it names is copied. ``progress(done, total, phase)``
+    is called after the database (phase ``database``) and each file (phase ``files``).
     """
     target = _backup_target(store, dest)
     make_dirs(target, within=store.store_dir if dest is None else None)
@@ -119,10 +125,24 @@ def backup(store: Store, dest: str | Path | None = None) -> BackupResult:
     missing: list[str] = []
     dirs = {target}
     with maintenance_lock(store.store_dir, shared=True):
+        if progress is not None:
+            progress(0, 1, "database")
         store.maintenance.backup_to(target / SNAPSHOT_DB)
         files[SNAPSHOT_DB] = entry(*sha256_file(target / SNAPSHOT_DB))
-        for relative, chunks in _snapshot_files(store.store_dir, target / SNAPSHOT_DB):
+        total = 0
+        if progress is not None:
+            progress(1, 1, "database")
+            with read_file(target / SNAPSHOT_DB) as snapshot:
+                total = snapshot.scalar(
+                    "SELECT (SELECT count(*) FROM streams) + (SELECT count(*) FROM objects)"
+                )
+            progress(0, total, "files")
+        for done, (relative, chunks) in enumerate(
+            _snapshot_files(store.store_dir, target / SNAPSHOT_DB), 1
+        ):
             _copy_into(target, relative, chunks, files, missing, dirs)
+            if progress is not None:
+                progress(done, total, "files")
     for name in SIDE_FILES:
         if (store.store_dir / name).is_file():
             _copy_into(

@@ -24,7 +24,7 @@ import json
 import os
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -83,6 +83,7 @@ def export_bundle(
     session_ids: Sequence[int] = (),
     task_ids: Sequence[int] = (),
     all: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> ExportResult:
     """Write a portable bundle of the chosen records and their files to ``out_path``.
 
@@ -90,8 +91,10 @@ def export_bundle(
     under the maintenance lock (shared), taken before that read, so gc cannot remove them
     meanwhile. The bundle is written to a temp name and published atomically; an existing
     file is never overwritten. Memory: one batch of rows (``EXPORT_BATCH``), plus, for a
-    selection, the keys it chose.
+    selection, the keys it chose. ``progress(done, total, phase)`` is called as the tables
+    (phase ``records``) and then the stream and object files (phase ``files``) are written.
     """
+    report = progress or _no_progress
     if not all and not session_ids and not task_ids:
         raise InvalidInput("choose what to export", hint="pass --session ID, --task ID or --all")
     out = Path(out_path).expanduser().absolute()
@@ -113,18 +116,26 @@ def export_bundle(
             source: _Rows = (
                 _Everything(read) if all else _select(store, read, session_ids, task_ids)
             )
-            counts = {
-                spec.name: spool.add_table(writer, spec, source.rows(spec)) for spec in TABLES
-            }
+            counts = {}
+            report(0, len(TABLES), "records")
+            for done, spec in enumerate(TABLES, 1):
+                counts[spec.name] = spool.add_table(writer, spec, source.rows(spec))
+                report(done, len(TABLES), "records")
         # The snapshot is over: files are copied with no read transaction held.
+        files, copied = counts.get("streams", 0) + counts.get("objects", 0), 0
+        report(0, files, "files")
         for ref in spool.streams():
             sealed = ref.status == "sealed"
             size = (store.store_dir / ref.path).stat().st_size if sealed else ref.length
             member = f"streams/{ref.id}.{'zst' if sealed else 'log'}"
             writer.add_chunks(member, size, stream_chunks(store.store_dir, ref))
+            copied += 1
+            report(copied, files, "files")
         for sha, encoding in spool.objects():
             path = object_path(store.store_dir, sha, encoding)
             writer.add_chunks(f"objects/{path.name}", path.stat().st_size, file_chunks(path))
+            copied += 1
+            report(copied, files, "files")
         manifest = {
             "format": BUNDLE_FORMAT,
             "format_version": FORMAT_VERSION,
@@ -140,6 +151,10 @@ def export_bundle(
     return ExportResult(
         path=str(out), counts=counts, members=len(writer.members), bytes=out.stat().st_size
     )  # publish() fsynced the file
+
+
+def _no_progress(done: int, total: int, phase: str) -> None:
+    pass
 
 
 # -- which rows ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import os
 import re
 import tarfile
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -217,24 +217,32 @@ def _check_file_member(bundle: Bundle, name: str, sha256: str | None, length: in
 # -- import -------------------------------------------------------------------------------
 
 
-def import_bundle(store: Store, path: str | Path) -> ImportResult:
+def import_bundle(
+    store: Store, path: str | Path, *, progress: Callable[[int, int, str], None] | None = None
+) -> ImportResult:
     """Merge a bundle into the store, idempotently (see the module docstring).
 
     Everything is verified before anything is written. Then, holding the writer lock, one
     transaction publishes the needed files and inserts every row, with a
     ``bundle.imported`` event; it commits only if all of it succeeded.
+    ``progress(done, total, phase)`` is called as the files are verified (phase
+    ``verify``) and as each table is imported (phase ``records``).
     """
     bundle = Bundle(Path(path).expanduser().absolute())
     try:
         members = _file_members(bundle)
-        for name, (sha256, length) in members.items():
+        if progress is not None:
+            progress(0, len(members), "verify")
+        for done, (name, (sha256, length)) in enumerate(members.items(), 1):
             _check_file_member(bundle, name, sha256, length)
+            if progress is not None:
+                progress(done, len(members), "verify")
         project_id = store.project().id
         with store.maintenance.snapshot() as read:
             columns = {t.name: set(read.columns(t.name)) for t in TABLES}
         with store.transaction() as tx:
             importer = _Importer(store, tx, bundle, members, columns)
-            importer.run()
+            importer.run(progress)
             result = importer.result()
             if result.outcome == "created":
                 tx.emit(
@@ -329,8 +337,10 @@ class _Importer:
             files_written=self.files,
         )
 
-    def run(self) -> None:
-        for spec in TABLES:
+    def run(self, progress: Callable[[int, int, str], None] | None = None) -> None:
+        for done, spec in enumerate(TABLES):
+            if progress is not None:
+                progress(done, len(TABLES), "records")
             records = self.bundle.records[spec.name]
             for record in records:
                 unknown = set(record) - self.columns[spec.name]
@@ -344,6 +354,8 @@ class _Importer:
                     handler(spec, record)
                 else:
                     self._import_row(spec, record)
+        if progress is not None:
+            progress(len(TABLES), len(TABLES), "records")
 
     # -- values and references ------------------------------------------------------------
 
