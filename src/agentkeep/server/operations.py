@@ -1,0 +1,380 @@
+"""Background operations: gc, backup, export and import, started from the dashboard.
+
+``POST /api/v1/operations`` starts one in a thread of its own and answers at once (202)
+with its state; ``GET /api/v1/operations/{id}`` is its state and progress (``phase``,
+``done`` of ``total``), ``GET /api/v1/operations/{id}/download`` the file an export wrote.
+One operation of each kind runs at a time (a second gets 409 ``conflict``).
+
+* ``{"kind": "gc"}`` is the dry run: what the retention policies would delete now. It
+  deletes nothing; its ``result`` is the plan (the first ``PLAN_ITEMS`` items of it).
+* ``{"kind": "gc", "apply": true, "plan": "<id of a finished dry run>"}`` deletes — never
+  more than that dry run listed (``ops.retention.apply_gc`` with its plan). Naming the dry
+  run is the confirmation: an apply without one is refused.
+* ``{"kind": "backup"}``: a snapshot under the store's ``backups/`` (``ops.backup``).
+* ``{"kind": "export", "all": true}`` or ``{"kind": "export", "sessions": [..],
+  "tasks": [..]}``: a bundle in the server's own temporary directory, for download.
+* an import: the bundle itself is the request's body (any content type but JSON;
+  ``?kind=import``); it is spooled to a temporary file and merged (``ops.bundle_import``).
+
+Pins (``POST /api/v1/sessions/{id}/pin`` ``{"pinned": bool}``) are here too: they are
+retention's, and quick, so they run in the request.
+
+The operations live in the server process (``app.state``): a restart forgets them, and
+the files they made for download are removed when an operation is forgotten (the newest
+``KEEP`` are kept) or the process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from agentkeep.errors import AgentkeepError, Conflict, InvalidInput, NotFound
+from agentkeep.server import respond
+from agentkeep.server.context import ServerContext, context
+from agentkeep.timeutil import file_stamp, utc_now
+
+if TYPE_CHECKING:
+    from agentkeep.ops.retention import GcPlan
+    from agentkeep.store import Store
+
+log = logging.getLogger("agentkeep.server")
+
+KINDS = ("gc", "backup", "export", "import")
+KEEP = 20  # finished operations remembered (and their download files kept)
+PLAN_ITEMS = 500  # items of a gc plan shown in its operation's result
+UPLOAD_LIMIT = 64 << 30  # an upload larger than this is refused (a disk-filling guard)
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Operation:
+    """One background operation and where it has got to."""
+
+    id: str
+    kind: str
+    params: dict[str, Any]
+    status: str = "running"  # running | done | failed
+    phase: str = "queued"
+    done: int = 0
+    total: int = 0
+    started_at: str = field(default_factory=utc_now)
+    ended_at: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    # Server-side only: the export's file, the import's upload, the dry run's plan.
+    file: Path | None = None
+    plan: GcPlan | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "params": self.params,
+            "status": self.status,
+            "phase": self.phase,
+            "done": self.done,
+            "total": self.total,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "result": self.result,
+            "error": self.error,
+        }
+        if self.kind == "export" and self.status == "done":
+            out["download"] = f"/api/v1/operations/{self.id}/download"
+        return out
+
+
+class Operations:
+    """The operations of one server: at most one running per kind."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self._lock = threading.Lock()
+        self._ops: dict[str, Operation] = {}  # oldest first
+        self._threads: list[threading.Thread] = []
+        self.workdir = Path(tempfile.mkdtemp(prefix="agentkeep-operations-"))
+        atexit.register(shutil.rmtree, self.workdir, True)
+
+    def get(self, op_id: str) -> Operation:
+        with self._lock:
+            found = self._ops.get(op_id)
+        if found is None:
+            raise NotFound(f"operation {op_id} does not exist", hint="the server forgets them")
+        return found
+
+    def list(self) -> list[Operation]:
+        with self._lock:
+            return list(reversed(self._ops.values()))
+
+    def spool(self) -> Path:
+        """A new file in the work directory (an upload's destination)."""
+        return self.workdir / f"upload-{uuid.uuid4().hex}.tar"
+
+    def start(self, kind: str, params: dict[str, Any], file: Path | None = None) -> Operation:
+        if kind not in KINDS:
+            raise InvalidInput(
+                f"unknown operation {kind!r}", hint=f"use one of: {', '.join(KINDS)}"
+            )
+        plan = self._dry_run_plan(params) if kind == "gc" and params.get("apply") else None
+        with self._lock:
+            for running in self._ops.values():
+                if running.kind == kind and running.status == "running":
+                    raise Conflict(
+                        f"a {kind} is already running (operation {running.id})",
+                        hint="wait for it to finish",
+                    )
+            op = Operation(uuid.uuid4().hex[:12], kind, params, file=file, plan=plan)
+            self._ops[op.id] = op
+            self._forget_old()
+        thread = threading.Thread(target=self._run, args=(op,), name=f"agentkeep-{kind}")
+        thread.daemon = True
+        self._threads.append(thread)
+        thread.start()
+        return op
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the threads started so far (tests; shutdown)."""
+        for thread in list(self._threads):
+            thread.join(timeout)
+
+    def _dry_run_plan(self, params: dict[str, Any]) -> GcPlan:
+        ref = params.get("plan")
+        if not isinstance(ref, str) or not ref:
+            raise InvalidInput(
+                "applying gc needs the dry run it confirms",
+                hint='run {"kind": "gc"} first, then send its id as "plan"',
+            )
+        dry = self.get(ref)
+        if dry.kind != "gc" or dry.plan is None or dry.status != "done":
+            raise InvalidInput(f"operation {ref} is not a finished gc dry run")
+        return dry.plan
+
+    def _forget_old(self) -> None:
+        finished = [op for op in self._ops.values() if op.status != "running"]
+        for op in finished[: max(0, len(finished) - KEEP)]:
+            del self._ops[op.id]
+            if op.file is not None:
+                op.file.unlink(missing_ok=True)
+
+    def _run(self, op: Operation) -> None:
+        def progress(done: int, total: int, phase: str) -> None:
+            op.phase, op.done, op.total = phase, done, total
+
+        import agentkeep
+
+        try:
+            store = agentkeep.open(self.ctx.store_dir, actor=self.ctx.actor)
+            try:
+                op.result = RUNNERS[op.kind](self, store, op, progress)
+            finally:
+                store.close()
+        except AgentkeepError as exc:
+            op.error = exc.shown()
+            op.status = "failed"
+        except Exception:
+            log.exception("operation %s (%s) failed", op.id, op.kind)
+            op.error = {
+                "error": "internal error; the server's log has the details",
+                "code": "error",
+            }
+            op.status = "failed"
+        else:
+            op.status = "done"
+            op.phase = "done"
+        finally:
+            op.ended_at = utc_now()
+            if op.kind == "import" and op.file is not None:
+                op.file.unlink(missing_ok=True)
+                op.file = None
+
+
+def _gc(ops: Operations, store: Store, op: Operation, progress: Progress) -> dict[str, Any]:
+    from agentkeep.ops import retention
+
+    if op.plan is None:  # the dry run
+        progress(0, 1, "plan")
+        op.plan = retention.plan_gc(store)
+        progress(1, 1, "plan")
+        return _shown_plan(op.plan.to_dict())
+    progress(0, len(op.plan.items), "apply")
+    result = retention.apply_gc(store, op.plan)
+    progress(len(op.plan.items), len(op.plan.items), "apply")
+    shown = result.to_dict()
+    shown["plan"] = _shown_plan(shown["plan"])
+    return shown
+
+
+def _shown_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    items = plan.get("items", [])
+    return {**plan, "items": items[:PLAN_ITEMS], "items_total": len(items)}
+
+
+def _backup(ops: Operations, store: Store, op: Operation, progress: Progress) -> dict[str, Any]:
+    from agentkeep.ops.backup import backup
+
+    return backup(store, progress=progress).to_dict()
+
+
+def _export(ops: Operations, store: Store, op: Operation, progress: Progress) -> dict[str, Any]:
+    from agentkeep.ops.bundle_export import export_bundle
+
+    sessions = _ids(op.params, "sessions")
+    tasks = _ids(op.params, "tasks")
+    everything = bool(op.params.get("all")) or not (sessions or tasks)
+    target = ops.workdir / f"agentkeep-export-{file_stamp()}-{op.id}.tar"
+    result = export_bundle(
+        store, target, session_ids=sessions, task_ids=tasks, all=everything, progress=progress
+    )
+    op.file = target
+    shown = result.to_dict()
+    shown["path"] = target.name  # the server's temporary directory is its own business
+    return shown
+
+
+def _import(ops: Operations, store: Store, op: Operation, progress: Progress) -> dict[str, Any]:
+    from agentkeep.ops.bundle_import import import_bundle
+
+    if op.file is None:
+        raise InvalidInput("an import needs the bundle as the request's body")
+    return import_bundle(store, op.file, progress=progress).to_dict()
+
+
+def _ids(params: dict[str, Any], name: str) -> list[int]:
+    value = params.get(name) or []
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise InvalidInput(f"{name!r} must be a list of ids")
+    return list(value)
+
+
+RUNNERS: dict[str, Callable[[Operations, Store, Operation, Progress], dict[str, Any]]] = {
+    "gc": _gc,
+    "backup": _backup,
+    "export": _export,
+    "import": _import,
+}
+
+_REGISTRY_LOCK = threading.Lock()
+
+
+def registry(request: Request) -> Operations:
+    """The server's operations (made on first use)."""
+    state = request.app.state
+    with _REGISTRY_LOCK:
+        found: Operations | None = getattr(state, "operations", None)
+        if found is None:
+            found = Operations(context(request))
+            state.operations = found
+    return found
+
+
+# -- routes -------------------------------------------------------------------------------
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/api/v1/operations", list_operations, methods=["GET"]),
+        Route("/api/v1/operations", start_operation, methods=["POST"]),
+        Route("/api/v1/operations/{op_id}", show_operation, methods=["GET"]),
+        Route("/api/v1/operations/{op_id}/download", download, methods=["GET"]),
+        Route("/api/v1/sessions/{session_id:int}/pin", pin_session, methods=["POST"]),
+    ]
+
+
+def list_operations(request: Request) -> Response:
+    return respond.rows(request, [op.to_dict() for op in registry(request).list()])
+
+
+def show_operation(request: Request) -> Response:
+    return respond.one(registry(request).get(request.path_params["op_id"]).to_dict())
+
+
+async def start_operation(request: Request) -> Response:
+    """JSON ``{"kind": …}``, or an import's bundle as the raw body. Async: an upload is
+    spooled to disk as it arrives, never held in memory."""
+    ops = registry(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == respond.JSON:
+        params = await _json_body(request)
+        kind = params.pop("kind", None)
+        if kind == "import":
+            raise InvalidInput("an import's bundle is the request's body, not JSON")
+        if not isinstance(kind, str):
+            raise InvalidInput('the body needs a "kind"', hint=f"one of: {', '.join(KINDS)}")
+        op = ops.start(kind, params)
+    else:
+        kind = request.query_params.get("kind", "import")
+        if kind != "import":
+            raise InvalidInput(f"a {kind} takes a JSON body", hint="Content-Type: application/json")
+        target = ops.spool()
+        size = 0
+        try:
+            with target.open("xb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > UPLOAD_LIMIT:
+                        raise InvalidInput("the bundle is too large")
+                    out.write(chunk)
+            if size == 0:
+                raise InvalidInput("an import needs the bundle as the request's body")
+            op = ops.start("import", {"bytes": size}, file=target)
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+    return respond.json_response({"schema_version": respond.SCHEMA_VERSION, **op.to_dict()}, 202)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError as exc:
+        raise InvalidInput(f"the body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    return body
+
+
+def download(request: Request) -> Response:
+    op = registry(request).get(request.path_params["op_id"])
+    if op.kind != "export" or op.status != "done" or op.file is None or not op.file.is_file():
+        raise NotFound(f"operation {op.id} has no file to download", hint="export first")
+    return FileResponse(
+        op.file,
+        media_type="application/x-tar",
+        filename=op.file.name,
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+def pin_session(request: Request) -> Response:
+    from agentkeep.ops import retention
+
+    raw = _sync_json(request)
+    pinned = raw.get("pinned", True)
+    if not isinstance(pinned, bool):
+        raise InvalidInput('"pinned" must be true or false')
+    store = context(request).store()
+    result = retention.pin(store, "session", int(request.path_params["session_id"]), pinned)
+    return respond.written("pin", result, result.outcome)
+
+
+def _sync_json(request: Request) -> dict[str, Any]:
+    """A small JSON body read from a plain ``def`` endpoint (its worker thread)."""
+    import anyio.from_thread
+
+    return anyio.from_thread.run(_json_body, request)
