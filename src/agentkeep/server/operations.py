@@ -250,7 +250,9 @@ def _import(ops: Operations, store: Store, op: Operation, progress: Progress) ->
 
     if op.file is None:
         raise InvalidInput("an import needs the bundle as the request's body")
-    return import_bundle(store, op.file, progress=progress).to_dict()
+    shown = import_bundle(store, op.file, progress=progress).to_dict()
+    shown["path"] = "upload"  # the spooled upload's name in the server's temporary directory
+    return shown
 
 
 def _ids(params: dict[str, Any], name: str) -> list[int]:

@@ -9,6 +9,7 @@
 "use strict";
 (function () {
   var palette = ["#0b5cad", "#b42318", "#2e7d32", "#8e44ad", "#c77700"];
+  var DAY = 86400;
 
   function bytes(value) {
     var units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -44,7 +45,13 @@
       title: box.dataset.title || "",
       width: Math.max(320, box.clientWidth || 800),
       height: 260,
-      scales: { x: { time: true } },
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }, // UTC days
+      scales: {
+        // The days charted and one either side (uPlot's own padding of a single point
+        // spans years).
+        x: { time: true, range: function () { return [xs[0] - DAY, xs[xs.length - 1] + DAY]; } },
+        y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; } },
+      },
       series: series,
       axes: axes,
     };
