@@ -160,7 +160,7 @@ def test_export_download_and_import_into_another_store_gives_the_same_records(
     agentkeep.init_store(other)
     with running_server(other / ".agentkeep") as second:
         response = httpx.post(
-            second.url + "/api/v1/operations?kind=import",
+            second.url + "/api/v1/operations/import",
             content=bundle,
             headers={**second.auth, "Content-Type": "application/x-tar"},
             timeout=60,
@@ -180,7 +180,7 @@ def test_an_import_of_a_broken_bundle_fails_and_writes_nothing(
 ) -> None:
     before = records(project / ".agentkeep")
     response = httpx.post(
-        server.url + "/api/v1/operations?kind=import",
+        server.url + "/api/v1/operations/import",
         content=b"not a tar at all" * 100,
         headers={**server.auth, "Content-Type": "application/x-tar"},
     )
@@ -243,8 +243,10 @@ def test_bad_requests_are_refused_in_the_cli_shapes(server: RunningServer) -> No
     assert unknown.status_code == 400 and unknown.json()["code"] == "invalid_input"
     no_kind = httpx.post(post, json={}, headers=server.auth)
     assert no_kind.status_code == 400
+    as_json = httpx.post(post, json={"kind": "import"}, headers=server.auth)
+    assert as_json.status_code == 400 and "/api/v1/operations/import" in as_json.json()["hint"]
     empty = httpx.post(
-        post + "?kind=import",
+        post + "/import",
         content=b"",
         headers={**server.auth, "Content-Type": "application/x-tar"},
     )

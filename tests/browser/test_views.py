@@ -101,8 +101,16 @@ def test_usage_pins_and_exports(new_page: Any, server: RunningServer, seeded: Se
     page.wait_for_selector("#export-download:not([hidden])")
     with page.expect_download() as download:
         page.click("#export-download")
-    assert Path(download.value.path()).stat().st_size > 0
+    bundle = Path(download.value.path())
+    assert bundle.stat().st_size > 0
     assert page.get_attribute("#progress", "data-status") == "done"
+    # The bundle back in through the import form: everything in it is already here.
+    page.set_input_files("#import-file", str(bundle))
+    page.click("#import-form button")
+    page.wait_for_function(
+        "document.getElementById('progress-text').textContent.startsWith('imported')"
+    )
+    assert page.text_content("#progress-text") == "imported: unchanged"
     view.inert()
 
 

@@ -13,8 +13,9 @@ One operation of each kind runs at a time (a second gets 409 ``conflict``).
 * ``{"kind": "backup"}``: a snapshot under the store's ``backups/`` (``ops.backup``).
 * ``{"kind": "export", "all": true}`` or ``{"kind": "export", "sessions": [..],
   "tasks": [..]}``: a bundle in the server's own temporary directory, for download.
-* an import: the bundle itself is the request's body (any content type but JSON;
-  ``?kind=import``); it is spooled to a temporary file and merged (``ops.bundle_import``).
+* an import: ``POST /api/v1/operations/import`` with the bundle itself as the body
+  (``Content-Type: application/x-tar``); it is spooled to a temporary file and merged
+  (``ops.bundle_import``).
 
 Pins (``POST /api/v1/sessions/{id}/pin`` ``{"pinned": bool}``) are here too: they are
 retention's, and quick, so they run in the request.
@@ -56,7 +57,8 @@ log = logging.getLogger("agentkeep.server")
 KINDS = ("gc", "backup", "export", "import")
 KEEP = 20  # finished operations remembered (and their download files kept)
 PLAN_ITEMS = 500  # items of a gc plan shown in its operation's result
-UPLOAD_LIMIT = 64 << 30  # an upload larger than this is refused (a disk-filling guard)
+# An import's bundle is POSTed here as the raw body (the one operation that is not JSON).
+IMPORT_PATH = "/api/v1/operations/import"
 Progress = Callable[[int, int, str], None]
 
 
@@ -292,6 +294,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/api/v1/operations", list_operations, methods=["GET"]),
         Route("/api/v1/operations", start_operation, methods=["POST"]),
+        Route(IMPORT_PATH, start_import, methods=["POST"]),
         Route("/api/v1/operations/{op_id}", show_operation, methods=["GET"]),
         Route("/api/v1/operations/{op_id}/download", download, methods=["GET"]),
         Route("/api/v1/sessions/{session_id:int}/pin", pin_session, methods=["POST"]),
@@ -307,37 +310,39 @@ def show_operation(request: Request) -> Response:
 
 
 async def start_operation(request: Request) -> Response:
-    """JSON ``{"kind": …}``, or an import's bundle as the raw body. Async: an upload is
-    spooled to disk as it arrives, never held in memory."""
+    """``{"kind": "gc" | "backup" | "export", …}`` (an import: :func:`start_import`)."""
+    params = await _json_body(request)
+    kind = params.pop("kind", None)
+    if kind == "import":
+        raise InvalidInput(
+            "an import's bundle is the request's body",
+            hint=f"POST the bundle to {IMPORT_PATH} (Content-Type: application/x-tar)",
+        )
+    if not isinstance(kind, str):
+        raise InvalidInput('the body needs a "kind"', hint=f"one of: {', '.join(KINDS)}")
+    return _started(registry(request).start(kind, params))
+
+
+async def start_import(request: Request) -> Response:
+    """The bundle is the body, spooled to disk as it arrives (never held in memory); the
+    security middleware caps its size (``serve.max_upload_bytes``)."""
     ops = registry(request)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == respond.JSON:
-        params = await _json_body(request)
-        kind = params.pop("kind", None)
-        if kind == "import":
-            raise InvalidInput("an import's bundle is the request's body, not JSON")
-        if not isinstance(kind, str):
-            raise InvalidInput('the body needs a "kind"', hint=f"one of: {', '.join(KINDS)}")
-        op = ops.start(kind, params)
-    else:
-        kind = request.query_params.get("kind", "import")
-        if kind != "import":
-            raise InvalidInput(f"a {kind} takes a JSON body", hint="Content-Type: application/json")
-        target = ops.spool()
-        size = 0
-        try:
-            with target.open("xb") as out:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > UPLOAD_LIMIT:
-                        raise InvalidInput("the bundle is too large")
-                    out.write(chunk)
-            if size == 0:
-                raise InvalidInput("an import needs the bundle as the request's body")
-            op = ops.start("import", {"bytes": size}, file=target)
-        except BaseException:
-            target.unlink(missing_ok=True)
-            raise
+    target = ops.spool()
+    size = 0
+    try:
+        with target.open("xb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise InvalidInput("an import needs the bundle as the request's body")
+        return _started(ops.start("import", {"bytes": size}, file=target))
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+
+
+def _started(op: Operation) -> Response:
     return respond.json_response({"schema_version": respond.SCHEMA_VERSION, **op.to_dict()}, 202)
 
 

@@ -151,7 +151,7 @@
     var file = importFile.files && importFile.files[0];
     if (!file) { showError("choose a bundle first"); return; }
     var button = importForm.querySelector("button");
-    busy(button, request("POST", "/api/v1/operations?kind=import", file, "application/x-tar").then(watch).then(function (op) {
+    busy(button, request("POST", "/api/v1/operations/import", file, "application/x-tar").then(watch).then(function (op) {
       barText.textContent = "imported: " + op.result.outcome;
     }));
   });
