@@ -166,3 +166,12 @@ def test_live_shows_a_running_session_and_follows_its_output(
     )
     view.inert()
     screenshot(page, "live")
+    # A session that starts now shows up on the page, its output with it.
+    with agentkeep.open(server.ctx.store_dir) as store:
+        fresh = store.start_session(title="fresh").item
+        writer = store.open_stream(fresh.id, "stdout")
+        writer.write(b"hello from the new one\n")
+        writer.commit_progress()
+    page.wait_for_selector(f"#session-{fresh.id} pre.log span.line")
+    assert "hello from the new one" in page.text_content(f"#session-{fresh.id} pre.log")
+    view.inert()

@@ -29,6 +29,8 @@ def routes() -> list[BaseRoute]:
 
 def live_page(request: Request) -> Response:
     store = context(request).store()
+    # Read first: a session started after it is in the event stream the page resumes from.
+    after = store.last_seq()
     running = store.list_sessions(status="running", limit=SESSIONS + 1)
     shown: list[dict[str, Any]] = []
     for session in running[:SESSIONS]:
@@ -37,5 +39,5 @@ def live_page(request: Request) -> Response:
     return render(
         request,
         "live.html",
-        {"sessions": shown, "more": len(running) > SESSIONS, "lines": LINES},
+        {"sessions": shown, "more": len(running) > SESSIONS, "lines": LINES, "after": after},
     )

@@ -3,6 +3,9 @@
 // {"stream", "line", "text"}; `event: end` says the session's streams are sealed.
 // Lines already on the page (data-stream/data-line) are skipped, so the tail's history
 // and the server-rendered lines never show twice. Text goes in with textContent only.
+// A session that starts while the page is open reloads it (the live event stream,
+// /api/v1/events/stream?entity=session&after=<the ledger's position when the page was
+// rendered>, says session.started), so it shows up too.
 "use strict";
 (function () {
   if (typeof EventSource === "undefined") { return; }
@@ -47,4 +50,14 @@
   }
 
   document.querySelectorAll("section.live-session[data-follow]").forEach(follow);
+
+  // From the ledger's position when the page was rendered: nothing started in between
+  // is missed.
+  var after = document.getElementById("live").dataset.after;
+  var sessions = new EventSource(
+    "/api/v1/events/stream?entity=session&after=" + encodeURIComponent(after));
+  sessions.addEventListener("session.started", function () {
+    sessions.close();
+    window.location.reload();
+  });
 })();
