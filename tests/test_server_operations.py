@@ -98,6 +98,13 @@ def test_gc_dry_run_deletes_nothing_and_its_confirmed_apply_frees_what_it_listed
     assert log_bytes(store_dir) == 0
     with agentkeep.open(store_dir) as store:
         assert store.list_artifacts(kind="log") == []
+    # An apply is no dry run to confirm.
+    twice = httpx.post(
+        server.url + "/api/v1/operations",
+        json={"kind": "gc", "apply": True, "plan": applied["id"]},
+        headers=server.auth,
+    )
+    assert twice.status_code == 400
 
 
 def test_a_pinned_session_keeps_its_artifacts_from_gc(

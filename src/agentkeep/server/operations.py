@@ -144,7 +144,7 @@ class Operations:
             self._forget_old()
         thread = threading.Thread(target=self._run, args=(op,), name=f"agentkeep-{kind}")
         thread.daemon = True
-        self._threads.append(thread)
+        self._threads = [alive for alive in self._threads if alive.is_alive()] + [thread]
         thread.start()
         return op
 
@@ -161,7 +161,7 @@ class Operations:
                 hint='run {"kind": "gc"} first, then send its id as "plan"',
             )
         dry = self.get(ref)
-        if dry.kind != "gc" or dry.plan is None or dry.status != "done":
+        if dry.kind != "gc" or dry.params.get("apply") or dry.plan is None or dry.status != "done":
             raise InvalidInput(f"operation {ref} is not a finished gc dry run")
         return dry.plan
 
