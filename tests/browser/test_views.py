@@ -40,6 +40,15 @@ class Watched:
         self.errors: list[str] = []
         page.on("dialog", self._dialog)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # A refused script, style or connection (the strict CSP) shows up on the console.
+        page.on(
+            "console",
+            lambda message: (
+                self.errors.append(message.text)
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
 
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)
@@ -107,9 +116,7 @@ def test_usage_pins_and_exports(new_page: Any, server: RunningServer, seeded: Se
     # The bundle back in through the import form: everything in it is already here.
     page.set_input_files("#import-file", str(bundle))
     page.click("#import-form button")
-    page.wait_for_function(
-        "document.getElementById('progress-text').textContent.startsWith('imported')"
-    )
+    page.wait_for_selector("#progress-text:has-text('imported')")
     assert page.text_content("#progress-text") == "imported: unchanged"
     view.inert()
 
