@@ -300,3 +300,17 @@ def test_the_ops_report_progress_from_zero_to_total(
         assert steps[0][0] == 0 and steps[-1] == (total, total), (phase, steps)
         assert all(t == total for _, t in steps), (phase, steps)
         assert [d for d, _ in steps] == sorted(d for d, _ in steps), (phase, steps)
+
+
+def test_starting_an_operation_needs_the_token(server: RunningServer) -> None:
+    post = server.url + "/api/v1/operations"
+    assert httpx.post(post, json={"kind": "backup"}).status_code == 401
+    wrong = {"Authorization": "Bearer " + "x" * 43}
+    assert httpx.post(post, json={"kind": "gc"}, headers=wrong).status_code == 403
+    upload = httpx.post(
+        post + "/import", content=b"bundle", headers={"Content-Type": "application/x-tar"}
+    )
+    assert upload.status_code == 401
+    pin = httpx.post(f"{server.url}/api/v1/sessions/1/pin", json={"pinned": True})
+    assert pin.status_code == 401
+    assert httpx.get(post).json()["rows"] == []  # nothing started
