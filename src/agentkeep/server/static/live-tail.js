@@ -52,12 +52,16 @@
   document.querySelectorAll("section.live-session[data-follow]").forEach(follow);
 
   // From the ledger's position when the page was rendered: nothing started in between
-  // is missed.
+  // is missed. live.js (the dashboard's stream helper) reconnects and resumes it.
   var after = document.getElementById("live").dataset.after;
-  var sessions = new EventSource(
-    "/api/v1/events/stream?entity=session&after=" + encodeURIComponent(after));
-  sessions.addEventListener("session.started", function () {
-    sessions.close();
-    window.location.reload();
-  });
+  var sessions = window.AgentkeepLive.listen(
+    "/api/v1/events/stream?entity=session&after=" + encodeURIComponent(after),
+    {
+      kinds: ["session.started"],
+      onEvent: function () {
+        sessions.close();
+        window.location.reload();
+      },
+    }
+  );
 })();
