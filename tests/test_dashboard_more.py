@@ -81,8 +81,9 @@ def test_activity_shows_the_day_grouped_by_hour_with_links(
     # Yesterday had nothing; its page says so and offers today as the next day.
     before = get(server, f"/activity?day={(today - timedelta(days=1)).isoformat()}").text
     assert "Nothing happened on" in before and f"/activity?day={today.isoformat()}" in before
-    bad = get(server, "/activity?day=yesterday")
-    assert bad.status_code == 400 and bad.json()["code"] == "invalid_input"
+    for day in ("yesterday", "9999-12-31", "0001-01-01"):
+        bad = get(server, f"/activity?day={day}")
+        assert bad.status_code == 400 and bad.json()["code"] == "invalid_input"
 
 
 def test_search_finds_every_kind_and_highlights_only_after_escaping(

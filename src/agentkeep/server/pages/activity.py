@@ -50,9 +50,12 @@ def _day(text: str | None) -> date:
     if not text:
         return datetime.now(UTC).date()
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError as exc:
         raise InvalidInput(f"{text!r} is not a day", hint="use YYYY-MM-DD") from exc
+    if not date.min < day < date.max:  # the day before or after must exist too
+        raise InvalidInput(f"{text!r} is out of range", hint="use a day between 0001 and 9999")
+    return day
 
 
 def activity_page(request: Request) -> Response:
