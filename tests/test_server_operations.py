@@ -250,6 +250,8 @@ def test_bad_requests_are_refused_in_the_cli_shapes(server: RunningServer) -> No
     assert unknown.status_code == 400 and unknown.json()["code"] == "invalid_input"
     no_kind = httpx.post(post, json={}, headers=server.auth)
     assert no_kind.status_code == 400
+    bad_ids = httpx.post(post, json={"kind": "export", "sessions": "1,2"}, headers=server.auth)
+    assert bad_ids.status_code == 400 and bad_ids.json()["code"] == "invalid_input"
     as_json = httpx.post(post, json={"kind": "import"}, headers=server.auth)
     assert as_json.status_code == 400 and "/api/v1/operations/import" in as_json.json()["hint"]
     empty = httpx.post(

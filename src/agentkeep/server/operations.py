@@ -132,6 +132,9 @@ class Operations:
                 f"unknown operation {kind!r}", hint=f"use one of: {', '.join(KINDS)}"
             )
         plan = self._dry_run_plan(params) if kind == "gc" and params.get("apply") else None
+        if kind == "export":  # checked here, so that a bad request is a 400, not a failed run
+            _ids(params, "sessions")
+            _ids(params, "tasks")
         with self._lock:
             for running in self._ops.values():
                 if running.kind == kind and running.status == "running":
