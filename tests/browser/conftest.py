@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: one headless Debian Chromium per session (Playwright for
+"""Fixtures of the browser tests: one headless Debian Chromium for the browser tests (Playwright for
 Python drives ``/usr/bin/chromium``; a browser download is never attempted), a real server
 on the test's store, pages already holding the dashboard's token cookie, and screenshots
 saved for a person to look at (``$AGENTKEEP_SCREENSHOTS``, default ``test-screenshots/``
@@ -40,8 +40,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
+    # Package scope, not session: Playwright's sync API keeps an event loop running in the
+    # main thread until it stops, and later tests that run asyncio (the MCP client) must
+    # find none.
     if not CHROMIUM.exists():
         skip_or_fail("Debian's chromium is not installed (scripts/setup --dev installs it)")
     from playwright.sync_api import sync_playwright
