@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -59,8 +60,10 @@ class LiveOptions:
 
     # A ``: ping`` comment this often on every stream, so proxies and clients see life.
     ping_seconds: float = 15.0
-    # Events a client may have waiting before it is reset and dropped.
+    # Events a client may have waiting; a client whose queue stays full for
+    # ``stall_seconds`` is reset and dropped.
     queue_events: int = 1000
+    stall_seconds: float = 2.0
     # The reconnection delay the browser's EventSource is told (``retry:``).
     retry_ms: int = 3000
     # How often the follower checks for commits (None: the store's events.follow_poll_ms).
@@ -115,6 +118,7 @@ class Subscriber:
     queue: asyncio.Queue[Event | _Signal]
     start: int  # the hub's last seq when it subscribed
     dropped: bool = False
+    replaying: bool = False  # its queue is not read until the replay from the store ends
     peak: int = 0  # the most events it ever had waiting
 
 
@@ -126,13 +130,14 @@ class Hub:
     options: LiveOptions
     last_seq: int = 0  # the last event handed to subscribers
     subscribers: set[Subscriber] = field(default_factory=set)
-    dropped_total: int = 0
+    dropped_total: int = 0  # clients reset for reading too slowly
+    replays_outrun: int = 0  # replays that live events outran (they read on from the store)
     peak: int = 0  # the deepest any subscriber's queue ever was
     closed: bool = False
 
-    def subscribe(self, event_filter: EventFilter) -> Subscriber:
+    def subscribe(self, event_filter: EventFilter, *, replaying: bool = False) -> Subscriber:
         queue: asyncio.Queue[Event | _Signal] = asyncio.Queue(self.options.queue_events + 1)
-        sub = Subscriber(event_filter, queue, self.last_seq)
+        sub = Subscriber(event_filter, queue, self.last_seq, replaying=replaying)
         if self.closed:
             queue.put_nowait(STOPPED)
         else:
@@ -142,25 +147,57 @@ class Hub:
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
 
-    def publish(self, events: list[Event]) -> None:
-        for event in events:
-            self.last_seq = max(self.last_seq, event.seq)
-            for sub in list(self.subscribers):
-                if not sub.filter.matches(event):
+    async def publish(self, event: Event) -> None:
+        """Queue ``event`` for every subscriber it matches, in seq order.
+
+        A full queue is waited for, up to ``stall_seconds``: a client that is reading
+        empties its queue within a few turns of the loop, even through a burst of
+        thousands of events (the follower then waits too, and the events wait in the
+        store). A client whose queue stays full that long is not reading: it is dropped.
+        """
+        self.last_seq = max(self.last_seq, event.seq)
+        blocked: list[Subscriber] = []
+        for sub in list(self.subscribers):
+            if sub.filter.matches(event):
+                if sub.queue.qsize() < self.options.queue_events:
+                    self._put(sub, event)
+                elif sub.replaying:
+                    self._drop(sub)  # it reads on from the store: no need to wait
+                else:
+                    blocked.append(sub)
+        if not blocked:
+            return
+        deadline = self.loop.time() + self.options.stall_seconds
+        turns = 0
+        while blocked:
+            turns += 1
+            await asyncio.sleep(0 if turns < 50 else 0.002)
+            still: list[Subscriber] = []
+            for sub in blocked:
+                if sub.dropped or sub not in self.subscribers:
                     continue
-                if sub.queue.qsize() >= self.options.queue_events:
+                if sub.queue.qsize() < self.options.queue_events:
+                    self._put(sub, event)
+                elif self.loop.time() >= deadline:
                     self._drop(sub)
-                    continue
-                sub.queue.put_nowait(event)
-                depth = sub.queue.qsize()
-                if depth > sub.peak:
-                    sub.peak = depth
-                    self.peak = max(self.peak, depth)
+                else:
+                    still.append(sub)
+            blocked = still
+
+    def _put(self, sub: Subscriber, event: Event) -> None:
+        sub.queue.put_nowait(event)
+        depth = sub.queue.qsize()
+        if depth > sub.peak:
+            sub.peak = depth
+            self.peak = max(self.peak, depth)
 
     def _drop(self, sub: Subscriber) -> None:
         sub.dropped = True
         self.subscribers.discard(sub)
-        self.dropped_total += 1
+        if sub.replaying:
+            self.replays_outrun += 1
+        else:
+            self.dropped_total += 1
         _replace_queue(sub.queue, DROPPED)
 
     def close(self) -> None:
@@ -202,7 +239,17 @@ def _follow(
                     after=cursor, poll_interval=poll_seconds, stop=stop.is_set
                 ):
                     cursor = event.seq
-                    hub.loop.call_soon_threadsafe(hub.publish, [event])
+                    # Handed over one at a time, and waited for: the fan-out sets the
+                    # pace (a burst waits in the store, not in memory).
+                    handed = asyncio.run_coroutine_threadsafe(hub.publish(event), hub.loop)
+                    while not stop.is_set():
+                        try:
+                            handed.result(timeout=0.5)
+                            break
+                        except concurrent.futures.TimeoutError:
+                            continue
+                    else:
+                        handed.cancel()
         except RuntimeError:  # the loop closed under us: the server is gone
             return
         except Exception:  # a store error must not end live streams for good
@@ -273,12 +320,16 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def _sse(data: str | None = None, **fields: Any) -> ServerSentEvent:
+    return ServerSentEvent(data, sep="\n", **fields)
+
+
 def _frame(event: Event) -> ServerSentEvent:
-    return ServerSentEvent(_json(event.to_dict()), id=str(event.seq), event=event.kind)
+    return _sse(_json(event.to_dict()), id=str(event.seq), event=event.kind)
 
 
 def _ping() -> ServerSentEvent:
-    return ServerSentEvent(comment="ping")
+    return _sse(comment="ping")
 
 
 def _response(request: Request, frames: AsyncIterator[ServerSentEvent]) -> Response:
@@ -329,26 +380,32 @@ def _replay(ctx: ServerContext, after: int, event_filter: EventFilter) -> list[E
 async def _event_frames(
     hub: Hub, ctx: ServerContext, after: int | None, event_filter: EventFilter
 ) -> AsyncIterator[ServerSentEvent]:
-    sub = hub.subscribe(event_filter)  # first: whatever commits from now on is queued
+    # First: whatever commits from now on is queued.
+    sub = hub.subscribe(event_filter, replaying=after is not None)
     try:
-        yield ServerSentEvent(retry=hub.options.retry_ms)
+        yield _sse(retry=hub.options.retry_ms)
         if after is None:
             last = sub.start
         else:
             last = after
             while True:
                 batch = await anyio.to_thread.run_sync(_replay, ctx, last, event_filter)
-                for event in batch:
+                for n, event in enumerate(batch, 1):
                     yield _frame(event)
                     last = event.seq
+                    if n % 50 == 0:
+                        # A send that does not block does not yield to the loop: let it
+                        # see a client that went away before the whole batch is sent.
+                        await anyio.lowlevel.checkpoint()
                 if len(batch) == REPLAY_BATCH:
                     continue
                 if sub.dropped:
                     # Live events outran the replay: listen again, and read on from the
                     # store (which has everything) until the replay catches up.
                     hub.unsubscribe(sub)
-                    sub = hub.subscribe(event_filter)
+                    sub = hub.subscribe(event_filter, replaying=True)
                     continue
+                sub.replaying = False
                 break
         while True:
             item = await sub.queue.get()
@@ -356,11 +413,11 @@ async def _event_frames(
                 return
             if item is DROPPED:
                 reason = (
-                    f"the client fell {hub.options.queue_events} events behind; "
-                    "reconnect with Last-Event-ID to resume"
+                    f"the client had {hub.options.queue_events} events waiting for "
+                    f"{hub.options.stall_seconds:g} s; reconnect with Last-Event-ID to resume"
                 )
                 data = {"reason": reason, "last_seq": last, "queue_limit": hub.options.queue_events}
-                yield ServerSentEvent(_json(data), event="reset", id=str(last))
+                yield _sse(_json(data), event="reset", id=str(last))
                 return
             assert not isinstance(item, _Signal)
             if item.seq <= last:
@@ -406,9 +463,9 @@ async def _tail_frames(
     nothing: bool,
 ) -> AsyncIterator[ServerSentEvent]:
     opts = options_of(request.app)
-    yield ServerSentEvent(retry=opts.retry_ms)
+    yield _sse(retry=opts.retry_ms)
     if nothing:
-        yield ServerSentEvent(_json({"session_id": session_id}), event="end")
+        yield _sse(_json({"session_id": session_id}), event="end")
         return
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Line | _Signal | BaseException] = asyncio.Queue(opts.tail_queue_lines)
@@ -455,15 +512,15 @@ async def _tail_frames(
         while True:
             item = await queue.get()
             if item is STOPPED:
-                yield ServerSentEvent(_json({"session_id": session_id}), event="end")
+                yield _sse(_json({"session_id": session_id}), event="end")
                 return
             if isinstance(item, BaseException):
                 log.error("log tail of session %d failed", session_id, exc_info=item)
                 data = {"session_id": session_id, "error": "the log tail failed"}
-                yield ServerSentEvent(_json(data), event="error")
+                yield _sse(_json(data), event="error")
                 return
             assert not isinstance(item, _Signal)
-            yield ServerSentEvent(_json(item.to_dict()))
+            yield _sse(_json(item.to_dict()))
     finally:
         gone.set()
 

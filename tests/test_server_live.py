@@ -1,0 +1,445 @@
+"""Live streams (issue 11): the resumable event stream and a session's log tail.
+
+Real servers on free ports (in a thread, or a subprocess that is killed or signalled), real
+writer processes, SSE read with httpx-sse or a raw socket. No sleeps: every wait is for an
+event, a count or a state, with a generous overall timeout only as a safety net.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from httpx_sse import ServerSentEvent, connect_sse
+
+import agentkeep
+from agentkeep.server import live
+from agentkeep.server.app import create_app
+from agentkeep.server.context import ServerContext
+
+HELPERS = Path(__file__).parent / "helpers"
+SAFETY = 60.0  # seconds: only a net under waits that end on an event
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = SAFETY) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        threading.Event().wait(0.01)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    port: int
+    app: Any
+
+    @property
+    def hub(self) -> live.Hub:
+        hub = self.app.state.live_hub
+        assert isinstance(hub, live.Hub)
+        return hub
+
+
+@contextlib.contextmanager
+def live_server(store_dir: Path, **options: Any) -> Iterator[LiveServer]:
+    """tests/helpers/server.py's server, with live options (short pings, small queues)."""
+    ctx = ServerContext(
+        store_dir=store_dir, token="t" * 32, hosts=frozenset({"127.0.0.1", "localhost"})
+    )
+    app = create_app(ctx)
+    app.state.live_options = live.LiveOptions(**options)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive(), "the test server did not start"
+        thread.join(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", port, app)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def store_dir(project: Path) -> Path:
+    return project / ".agentkeep"
+
+
+def seqs_after(store_dir: Path, after: int) -> list[int]:
+    with agentkeep.open(store_dir) as store:
+        return [event.seq for event in store.events(after=after)]
+
+
+def write_events(store_dir: Path, count: int, kind: str = "t.pre", pad: int = 0) -> int:
+    """``count`` events in batches; returns the last seq."""
+    with agentkeep.open(store_dir) as store:
+        last = 0
+        for start in range(0, count, 500):
+            batch = [
+                {"kind": kind, "data": {"n": n, "pad": "x" * pad}}
+                for n in range(start, min(count, start + 500))
+            ]
+            last = store.record_events(batch)
+        return last
+
+
+def frames(events: Iterator[ServerSentEvent]) -> Iterator[ServerSentEvent]:
+    """The event frames (the stream's first frame only carries ``retry:``)."""
+    for event in events:
+        if event.id:
+            yield event
+
+
+def start_writer(store_dir: Path, count: int, kind: str) -> subprocess.Popen[str]:
+    argv = [str(HELPERS / "writer.py"), "stream", str(store_dir), "--count", str(count)]
+    return subprocess.Popen(
+        [sys.executable, *argv, "--kind", kind],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+@contextlib.contextmanager
+def server_process(store_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A server in its own process (tests/helpers/serve_main.py); SIGKILLed at the end."""
+    proc = subprocess.Popen(
+        [sys.executable, str(HELPERS / "serve_main.py"), str(store_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # printed once the socket listens
+        assert line, "the server process did not start"
+        yield proc, f"http://127.0.0.1:{json.loads(line)['port']}"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(SAFETY)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+# --------------------------------------------------------------------------- the event stream
+
+
+def test_frames_carry_seq_kind_and_the_events_json(store_dir: Path) -> None:
+    last = write_events(store_dir, 3, kind="t.frame")
+    with live_server(store_dir) as server, httpx.Client(timeout=SAFETY) as client:
+        url = f"{server.url}/api/v1/events/stream?after={last - 3}"
+        with connect_sse(client, "GET", url) as source:
+            assert source.response.headers["content-type"].startswith("text/event-stream")
+            got = list(zip(range(3), frames(source.iter_sse()), strict=False))
+    with agentkeep.open(store_dir) as store:
+        expected = store.events(after=last - 3)
+    assert [(int(f.id), f.event, json.loads(f.data)) for _, f in got] == [
+        (e.seq, e.kind, json.loads(json.dumps(e.to_dict()))) for e in expected
+    ]
+
+
+def test_without_an_id_the_stream_starts_at_the_end_and_filters_apply(store_dir: Path) -> None:
+    write_events(store_dir, 5, kind="t.old")
+    with live_server(store_dir) as server, httpx.Client(timeout=SAFETY) as client:
+        url = f"{server.url}/api/v1/events/stream?kind=t.new*"
+        with connect_sse(client, "GET", url) as source:
+            wait_for(lambda: len(server.hub.subscribers) == 1, "the subscription")
+            with agentkeep.open(store_dir) as store:
+                store.record_event("t.skip")
+                wanted = [store.record_event(k).item.seq for k in ("t.new.a", "t.newer")]
+            got = [int(f.id) for _, f in zip(range(2), frames(source.iter_sse()), strict=False)]
+    assert got == wanted
+
+
+def test_bad_resume_points_are_refused(store_dir: Path) -> None:
+    with live_server(store_dir) as server:
+        for headers, query in (({"Last-Event-ID": "abc"}, ""), ({}, "?after=-1")):
+            reply = httpx.get(f"{server.url}/api/v1/events/stream{query}", headers=headers)
+            assert reply.status_code == 400
+            assert reply.json()["code"] == "invalid_input"
+
+
+def test_resume_after_a_forced_disconnect_with_a_writer_committing_during_the_replay(
+    store_dir: Path,
+) -> None:
+    first = write_events(store_dir, 3000) - 3000
+    with live_server(store_dir) as server, httpx.Client(timeout=SAFETY) as client:
+        url = f"{server.url}/api/v1/events/stream"
+        seen: list[int] = []
+        with connect_sse(client, "GET", url, headers={"Last-Event-ID": str(first)}) as source:
+            for event in frames(source.iter_sse()):
+                seen.append(int(event.id))
+                if len(seen) == 100:
+                    break  # the connection is dropped mid-stream
+        write_events(store_dir, 50, kind="t.between")
+        writer = start_writer(store_dir, 1500, "t.writer")
+        assert writer.stdout is not None
+        assert writer.stdout.readline()  # it has committed: it commits through the replay
+        resumed: list[int] = []
+        kinds: list[str] = []
+        with connect_sse(client, "GET", url, headers={"Last-Event-ID": str(seen[-1])}) as source:
+            for event in frames(source.iter_sse()):
+                resumed.append(int(event.id))
+                kinds.append(event.event)
+                if event.event == "t.writer" and json.loads(event.data)["data"]["n"] == 1499:
+                    break
+        assert writer.wait(SAFETY) == 0
+        writer.stdout.close()
+    assert seen == seqs_after(store_dir, first)[:100]
+    assert resumed == seqs_after(store_dir, seen[-1])  # in order, no gap, none twice
+    assert kinds.count("t.writer") == 1500 and kinds.count("t.between") == 50
+
+
+def test_resume_after_the_server_is_killed(store_dir: Path) -> None:
+    start = write_events(store_dir, 10)
+    seen: list[int] = []
+    with server_process(store_dir) as (proc, url):
+        writer = start_writer(store_dir, 600, "t.writer")
+        with (
+            httpx.Client(timeout=SAFETY) as client,
+            pytest.raises((httpx.TransportError, httpx.RemoteProtocolError)),
+            connect_sse(client, "GET", f"{url}/api/v1/events/stream?after={start}") as source,
+        ):
+            for event in frames(source.iter_sse()):
+                seen.append(int(event.id))
+                if len(seen) == 100:
+                    proc.send_signal(signal.SIGKILL)  # mid-stream; the writer goes on
+        assert proc.wait(SAFETY) == -signal.SIGKILL
+    assert writer.wait(SAFETY) == 0
+    assert writer.stdout is not None
+    writer.stdout.close()
+    final = seqs_after(store_dir, 0)[-1]
+    resumed: list[int] = []
+    with server_process(store_dir) as (_, url), httpx.Client(timeout=SAFETY) as client:
+        headers = {"Last-Event-ID": str(seen[-1])}
+        with connect_sse(client, "GET", f"{url}/api/v1/events/stream", headers=headers) as source:
+            for event in frames(source.iter_sse()):
+                resumed.append(int(event.id))
+                if int(event.id) == final:
+                    break
+    assert len(seen) >= 100
+    assert seen + resumed == seqs_after(store_dir, start)
+
+
+def _raw_stream(port: int, query: str = "") -> socket.socket:
+    """A client that sends its request and then reads nothing (a small receive buffer, so
+    the server's sends back up soon)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    request = f"GET /api/v1/events/stream{query} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    sock.sendall(request.encode())
+    return sock
+
+
+def _read_all(sock: socket.socket) -> list[dict[str, str]]:
+    """Everything until the server closes, as SSE frames (field -> value)."""
+    sock.settimeout(SAFETY)
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    body = b"".join(chunks).decode().split("\r\n\r\n", 1)[1]
+    parsed = []
+    for block in body.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            name, _, value = line.partition(":")
+            fields[name or "comment"] = value.removeprefix(" ")
+        if fields:
+            parsed.append(fields)
+    return parsed
+
+
+def test_a_slow_client_is_reset_and_dropped_while_a_fast_one_keeps_going(
+    store_dir: Path,
+) -> None:
+    limit = 20
+    start = write_events(store_dir, 1)
+    with live_server(store_dir, queue_events=limit) as server:
+        hub = server.hub
+        slow = _raw_stream(server.port)
+        fast_ids: list[int] = []
+
+        def fast() -> None:
+            with (
+                httpx.Client(timeout=SAFETY) as client,
+                connect_sse(client, "GET", f"{server.url}/api/v1/events/stream") as source,
+            ):
+                for event in frames(source.iter_sse()):
+                    fast_ids.append(int(event.id))
+                    if event.event == "t.done":
+                        return
+
+        reader = threading.Thread(target=fast)
+        reader.start()
+        wait_for(lambda: len(hub.subscribers) == 2, "both clients to subscribe")
+        written = 0
+        while hub.dropped_total == 0:  # until the slow client's queue overflows
+            assert written < 200_000, "the slow client was never dropped"
+            write_events(store_dir, 100, kind="t.flood", pad=2000)
+            written += 100
+            # Let the follower hand the batch over before the next (the backlog then
+            # builds in the slow client's queue, not in the writer).
+            target = start + written
+            wait_for(lambda: hub.last_seq >= target, "the follower")  # noqa: B023
+        with agentkeep.open(store_dir) as store:
+            done = store.record_event("t.done").item.seq
+        reader.join(SAFETY)
+        assert not reader.is_alive()
+        assert fast_ids == seqs_after(store_dir, start)  # the fast client missed nothing
+        assert fast_ids[-1] == done
+        assert hub.peak <= limit  # no queue ever held more than its bound
+        assert hub.dropped_total == 1
+        assert all(not sub.dropped for sub in hub.subscribers)  # the slow one is gone
+
+        got = _read_all(slow)  # now it reads: what was in flight, the reset, then EOF
+        slow.close()
+        *events, reset = [f for f in got if "id" in f]
+        assert reset["event"] == "reset"
+        ids = [int(f["id"]) for f in events]
+        assert ids == seqs_after(store_dir, start)[: len(ids)]  # in order, nothing skipped
+        reason = json.loads(reset["data"])
+        assert reason["last_seq"] == ids[-1] == int(reset["id"])
+        assert reason["queue_limit"] == limit
+        assert len(ids) < written  # it was dropped, not served everything
+
+        # The reset says where to resume: no gap, no duplicate.
+        with (
+            httpx.Client(timeout=SAFETY) as client,
+            connect_sse(
+                client,
+                "GET",
+                f"{server.url}/api/v1/events/stream",
+                headers={"Last-Event-ID": str(reason["last_seq"])},
+            ) as source,
+        ):
+            rest = []
+            for event in frames(source.iter_sse()):
+                rest.append(int(event.id))
+                if int(event.id) == done:
+                    break
+        assert ids + rest == seqs_after(store_dir, start)
+
+
+def test_idle_streams_get_pings(store_dir: Path) -> None:
+    with live_server(store_dir, ping_seconds=0.05) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        request = f"GET /api/v1/events/stream HTTP/1.0\r\nHost: 127.0.0.1:{server.port}\r\n\r\n"
+        sock.sendall(request.encode())
+        sock.settimeout(SAFETY)
+        received = b""
+        while received.count(b": ping\n\n") < 2:
+            chunk = sock.recv(4096)
+            assert chunk, "the stream ended"
+            received += chunk
+        sock.close()
+    head, body = received.decode().split("\r\n\r\n", 1)
+    assert "text/event-stream" in head
+    assert body.startswith("retry: 3000\n\n")
+
+
+# --------------------------------------------------------------------------- the log tail
+
+
+def test_the_log_tail_follows_a_running_session_and_ends(store_dir: Path) -> None:
+    with agentkeep.open(store_dir) as store:
+        session = store.start_session(title="tail").item
+        writer = store.open_stream(session.id, "stdout")
+        writer.write(b"before 1\nbefore 2\n")
+        writer.commit_progress()
+        with live_server(store_dir) as server, httpx.Client(timeout=SAFETY) as client:
+            url = f"{server.url}/api/v1/sessions/{session.id}/follow?last=1"
+            with connect_sse(client, "GET", url) as source:
+                events = (e for e in source.iter_sse() if e.data)
+                first = json.loads(next(events).data)
+                assert (first["stream"], first["line"], first["text"]) == ("stdout", 2, "before 2")
+                for n in range(3, 6):  # each line shows while the session runs
+                    writer.write(f"live {n}\n".encode())
+                    writer.commit_progress()
+                    line = json.loads(next(events).data)
+                    assert (line["line"], line["text"]) == (n, f"live {n}")
+                writer.write(b"last line\n")
+                writer.close()
+                store.end_session(session.id, exit_code=0)
+                line = json.loads(next(events).data)
+                assert (line["line"], line["text"]) == (6, "last line")
+                end = next(events)
+                assert end.event == "end"
+                assert json.loads(end.data) == {"session_id": session.id}
+                assert next(events, None) is None  # the server ended the stream
+
+
+def test_the_log_tail_of_an_unknown_or_silent_session(store_dir: Path) -> None:
+    with agentkeep.open(store_dir) as store:
+        session = store.start_session(title="silent").item
+        store.end_session(session.id, exit_code=0)
+    with live_server(store_dir) as server, httpx.Client(timeout=SAFETY) as client:
+        missing = client.get(f"{server.url}/api/v1/sessions/999/follow")
+        assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+        with connect_sse(client, "GET", f"{server.url}/api/v1/sessions/{session.id}/follow") as s:
+            assert [e.event for e in s.iter_sse() if e.data] == ["end"]
+
+
+# --------------------------------------------------------------------------- stopping
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_server_stops_on_a_signal_with_streams_open(store_dir: Path, signum: int) -> None:
+    store = agentkeep.open(store_dir)
+    session = store.start_session(title="open").item
+    writer = store.open_stream(session.id, "stdout")
+    writer.write(b"running\n")
+    writer.commit_progress()
+    with (
+        server_process(store_dir) as (proc, url),
+        httpx.Client(timeout=SAFETY) as client,
+        connect_sse(client, "GET", f"{url}/api/v1/events/stream?after=0") as events,
+        connect_sse(client, "GET", f"{url}/api/v1/sessions/{session.id}/follow?last=1") as tail,
+    ):
+        flowing = frames(events.iter_sse())
+        next(flowing)  # both streams are flowing
+        lines = (e for e in tail.iter_sse() if e.data)
+        assert json.loads(next(lines).data)["text"] == "running"
+        proc.send_signal(signum)
+        # It exits, the streams notwithstanding (uvicorn re-raises the signal it caught
+        # once it has shut down: the status is that of the signal).
+        assert proc.wait(SAFETY) in (0, -signum)
+        with contextlib.suppress(httpx.TransportError):
+            for _ in flowing:
+                pass  # and the stream ends rather than hanging
+    writer.close()
+    store.close()
+
+
+def test_fifty_idle_clients_share_one_follower(store_dir: Path) -> None:
+    """Fifty idle clients: still one follower thread, and fifty parked subscribers."""
+    with live_server(store_dir) as server:
+        sockets = [_raw_stream(server.port) for _ in range(50)]
+        wait_for(lambda: len(server.hub.subscribers) == 50, "fifty subscribers")
+        followers = [t for t in threading.enumerate() if t.name == "agentkeep-event-follower"]
+        assert len(followers) == 1
+        with agentkeep.open(store_dir) as store:
+            seq = store.record_event("t.everyone").item.seq
+        wait_for(lambda: server.hub.last_seq == seq, "the event to be fanned out")
+        for sock in sockets:
+            sock.close()
+        wait_for(lambda: not server.hub.subscribers, "the clients to be forgotten")
