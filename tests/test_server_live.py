@@ -26,7 +26,7 @@ import uvicorn
 from httpx_sse import ServerSentEvent, connect_sse
 
 import agentkeep
-from agentkeep.server import live
+from agentkeep.server import live, process
 from agentkeep.server.app import create_app
 from agentkeep.server.context import ServerContext
 
@@ -120,24 +120,36 @@ def start_writer(store_dir: Path, count: int, kind: str) -> subprocess.Popen[str
 
 
 @contextlib.contextmanager
-def server_process(store_dir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """A server in its own process (tests/helpers/serve_main.py); SIGKILLed at the end."""
+def server_process(store_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``agentkeep serve --port 0`` in its own process; yields it and its URL once it says
+    it is serving. SIGKILLed at the end if still running."""
     proc = subprocess.Popen(
-        [sys.executable, str(HELPERS / "serve_main.py"), str(store_dir)],
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-m", "agentkeep", "serve", "--port", "0"],
+        cwd=store_dir.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
+    assert proc.stderr is not None
+    pump = threading.Thread()
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # printed once the socket listens
-        assert line, "the server process did not start"
-        yield proc, f"http://127.0.0.1:{json.loads(line)['port']}"
+        for line in proc.stderr:
+            if b"serving" in line:
+                break
+        else:
+            raise AssertionError("the server exited before it served")
+        stderr = proc.stderr
+        pump = threading.Thread(target=stderr.read, daemon=True)  # its pipe never fills
+        pump.start()
+        info = json.loads((store_dir / process.SERVER_JSON).read_text())
+        assert info["pid"] == proc.pid
+        yield proc, info["url"].rstrip("/")
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         proc.wait(SAFETY)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        if pump.is_alive():
+            pump.join(SAFETY)  # EOF once the server is gone
+        proc.stderr.close()
 
 
 # --------------------------------------------------------------------------- the event stream
