@@ -455,3 +455,14 @@ def test_fifty_idle_clients_share_one_follower(store_dir: Path) -> None:
         for sock in sockets:
             sock.close()
         wait_for(lambda: not server.hub.subscribers, "the clients to be forgotten")
+
+
+def test_streams_answer_only_the_servers_own_host(store_dir: Path) -> None:
+    """DNS rebinding: a page on another name must not read the ledger live either."""
+    with agentkeep.open(store_dir) as store:
+        session = store.start_session(title="host").item
+    with live_server(store_dir) as server:
+        for path in ("/api/v1/events/stream?after=0", f"/api/v1/sessions/{session.id}/follow"):
+            reply = httpx.get(server.url + path, headers={"Host": f"evil.example:{server.port}"})
+            assert reply.status_code == 421, path
+            assert "text/event-stream" not in reply.headers.get("content-type", "")
