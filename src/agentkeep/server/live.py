@@ -13,10 +13,13 @@ is at or below the last one sent is dropped. Anything committed before the subsc
 in the store when the replay reads it and anything after comes through the queue, so
 there is no gap and no duplicate however the commits interleave with the replay.
 
-A client that reads too slowly fills its queue: it is taken off the follower at once (its
-queue is emptied, so memory never grows with it) and, when it next reads, gets a last
-``event: reset`` frame whose data says why and the last seq it was sent; reconnecting with
-that seq as ``Last-Event-ID`` resumes without a gap.
+Each client's queue holds at most ``queue_events`` events. A client that is reading empties
+it within a few turns of the loop, so a burst only makes the follower wait (the events wait
+in the store, not in memory). A client whose queue stays full for ``stall_seconds`` is not
+reading: it is taken off the follower (its queue emptied, so memory never grows with it)
+and, when it next reads, gets a last ``event: reset`` frame whose data says why and the
+last seq it was sent; reconnecting with that seq as ``Last-Event-ID`` resumes without a gap.
+A replay that live events outrun meanwhile reads on from the store instead.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import contextlib
 import json
 import logging
 import threading
-import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -60,8 +62,8 @@ class LiveOptions:
 
     # A ``: ping`` comment this often on every stream, so proxies and clients see life.
     ping_seconds: float = 15.0
-    # Events a client may have waiting; a client whose queue stays full for
-    # ``stall_seconds`` is reset and dropped.
+    # Events a client may have waiting; a client that keeps the follower waiting on its
+    # full queue for ``stall_seconds`` in all before it catches up is reset and dropped.
     queue_events: int = 1000
     stall_seconds: float = 2.0
     # The reconnection delay the browser's EventSource is told (``retry:``).
@@ -120,11 +122,13 @@ class Subscriber:
     dropped: bool = False
     replaying: bool = False  # its queue is not read until the replay from the store ends
     peak: int = 0  # the most events it ever had waiting
+    waited: float = 0.0  # seconds the follower waited for it since its queue was last empty
 
 
 @dataclass(eq=False)
 class Hub:
-    """The one follower's fan-out. Everything but :meth:`_follow` runs on the event loop."""
+    """The one follower's fan-out; it lives on the event loop (the follower thread hands
+    it events with ``run_coroutine_threadsafe``)."""
 
     loop: asyncio.AbstractEventLoop
     options: LiveOptions
@@ -150,10 +154,12 @@ class Hub:
     async def publish(self, event: Event) -> None:
         """Queue ``event`` for every subscriber it matches, in seq order.
 
-        A full queue is waited for, up to ``stall_seconds``: a client that is reading
-        empties its queue within a few turns of the loop, even through a burst of
-        thousands of events (the follower then waits too, and the events wait in the
-        store). A client whose queue stays full that long is not reading: it is dropped.
+        A full queue is waited for: a client that is reading takes the next event within
+        a few turns of the loop, even through a burst of thousands of events (the
+        follower then waits, and the events wait in the store). The waits add up until
+        the client empties its queue; one that has kept the follower waiting for
+        ``stall_seconds`` without catching up is too slow (or not reading): it is
+        dropped, so one slow client cannot pace the others for long.
         """
         self.last_seq = max(self.last_seq, event.seq)
         blocked: list[Subscriber] = []
@@ -167,18 +173,20 @@ class Hub:
                     blocked.append(sub)
         if not blocked:
             return
-        deadline = self.loop.time() + self.options.stall_seconds
+        began = self.loop.time()
         turns = 0
         while blocked:
             turns += 1
             await asyncio.sleep(0 if turns < 50 else 0.002)
+            waited = self.loop.time() - began
             still: list[Subscriber] = []
             for sub in blocked:
                 if sub.dropped or sub not in self.subscribers:
                     continue
                 if sub.queue.qsize() < self.options.queue_events:
+                    sub.waited += waited
                     self._put(sub, event)
-                elif self.loop.time() >= deadline:
+                elif sub.waited + waited >= self.options.stall_seconds:
                     self._drop(sub)
                 else:
                     still.append(sub)
@@ -213,10 +221,6 @@ def _replace_queue(queue: asyncio.Queue[Any], signal: _Signal) -> None:
     queue.put_nowait(signal)
 
 
-# Running hubs, for tests and diagnostics (the one of an app is ``app.state.live_hub``).
-HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
-
-
 def _open(ctx: ServerContext) -> Store:
     import agentkeep
 
@@ -238,7 +242,6 @@ def _follow(
                 for event in store.follow(
                     after=cursor, poll_interval=poll_seconds, stop=stop.is_set
                 ):
-                    cursor = event.seq
                     # Handed over one at a time, and waited for: the fan-out sets the
                     # pace (a burst waits in the store, not in memory).
                     handed = asyncio.run_coroutine_threadsafe(hub.publish(event), hub.loop)
@@ -250,6 +253,10 @@ def _follow(
                             continue
                     else:
                         handed.cancel()
+                        return
+                    # Only now: a failed hand-over is retried (a subscriber drops what
+                    # it was sent already).
+                    cursor = event.seq
         except RuntimeError:  # the loop closed under us: the server is gone
             return
         except Exception:  # a store error must not end live streams for good
@@ -278,7 +285,6 @@ async def running(app: Starlette) -> AsyncIterator[None]:
     )
     app.state.live_hub = hub
     app.state.live_stop = stop
-    HUBS.add(hub)
     thread.start()
     try:
         yield
@@ -409,12 +415,15 @@ async def _event_frames(
                 break
         while True:
             item = await sub.queue.get()
+            if sub.queue.empty():
+                sub.waited = 0.0  # caught up
             if item is STOPPED:
                 return
             if item is DROPPED:
                 reason = (
-                    f"the client had {hub.options.queue_events} events waiting for "
-                    f"{hub.options.stall_seconds:g} s; reconnect with Last-Event-ID to resume"
+                    f"the client kept {hub.options.queue_events} events waiting for "
+                    f"{hub.options.stall_seconds:g} s without catching up; "
+                    "reconnect with Last-Event-ID to resume"
                 )
                 data = {"reason": reason, "last_seq": last, "queue_limit": hub.options.queue_events}
                 yield _sse(_json(data), event="reset", id=str(last))
@@ -526,7 +535,6 @@ async def _tail_frames(
 
 
 __all__ = [
-    "HUBS",
     "EventFilter",
     "Hub",
     "LiveOptions",
