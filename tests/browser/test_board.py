@@ -192,3 +192,31 @@ def test_the_board_reconnects_when_its_stream_is_refused(
     with agentkeep.open(project) as store:
         store.update_task(task.id, status="blocked")
     page.wait_for_selector(card_in("blocked", task.id))
+
+
+def test_a_note_written_later_shows_on_its_card_without_a_reload(
+    new_page: Any, server: RunningServer, project: Path
+) -> None:
+    with agentkeep.open(project) as store:
+        task = store.add_task("Hand me off").item
+        store.claim_task(task.id, "alice")
+        other = store.add_task("Someone else's").item
+    page = open_board(new_page, server)
+    fetched: list[str] = []
+    page.on(
+        "request",
+        lambda request: fetched.append(request.url) if "/board/cards/" in request.url else None,
+    )
+    assert page.locator(f"#task-{task.id} .handoff").count() == 0
+    with agentkeep.open(project) as store:
+        store.add_note("fact", "a note of no task")  # no card to re-read: no fetch
+        store.add_note("handoff", "Half done; the docs are next.", task_id=task.id)
+    page.wait_for_selector(f"#task-{task.id} .handoff")
+    page.locator(f"#task-{task.id} .handoff summary").click()
+    assert page.locator(f"#task-{task.id} .handoff p").text_content() == (
+        "Half done; the docs are next."
+    )
+    # Only the card the note was for was fetched again; the note without a task cost nothing.
+    assert fetched == [f"{server.url}/board/cards/{task.id}"]
+    assert page.locator(f"#task-{other.id}").count() == 1
+    screenshot(page, "board-live-handoff")

@@ -89,9 +89,13 @@ class EventFilter:
     kind: str | None = None  # exact, or a prefix ending in ``*`` (as ``events --kind``)
     entity: str | None = None
     entity_id: int | None = None
+    # Several entities (``?entity=task&entity=note``): any of them. Set, not ``entity``.
+    entities: frozenset[str] = frozenset()
 
     def matches(self, event: Event) -> bool:
         if self.entity is not None and event.entity != self.entity:
+            return False
+        if self.entities and event.entity not in self.entities:
             return False
         if self.entity_id is not None and event.entity_id != self.entity_id:
             return False
@@ -354,16 +358,18 @@ async def events_stream(request: Request) -> Response:
 
     ``id:`` is the event's seq, ``event:`` its kind, ``data:`` its JSON. ``Last-Event-ID``
     (or ``?after=SEQ``) replays every event after SEQ first; without either the stream
-    starts at the current end. ``?kind=`` (``task.*`` for a prefix), ``?entity=``,
-    ``?entity_id=`` filter it.
+    starts at the current end. ``?kind=`` (``task.*`` for a prefix), ``?entity=``
+    (repeatable: any of them), ``?entity_id=`` filter it.
     """
     params = request.query_params
     after = _int(request.headers.get("last-event-id"), "Last-Event-ID")
     if after is None:
         after = _int(params.get("after"), "after")
+    entities = frozenset(entity for entity in params.getlist("entity") if entity)
     event_filter = EventFilter(
         kind=params.get("kind") or None,
-        entity=params.get("entity") or None,
+        entity=next(iter(entities)) if len(entities) == 1 else None,
+        entities=entities if len(entities) > 1 else frozenset(),
         entity_id=_int(params.get("entity_id"), "entity_id", minimum=-(2**63)),
     )
     hub = getattr(request.app.state, "live_hub", None)
@@ -373,14 +379,21 @@ async def events_stream(request: Request) -> Response:
     return _response(request, _event_frames(hub, ctx, after, event_filter))
 
 
-def _replay(ctx: ServerContext, after: int, event_filter: EventFilter) -> list[Event]:
-    return ctx.store().events(
+def _replay(
+    ctx: ServerContext, after: int, event_filter: EventFilter
+) -> tuple[list[Event], int, bool]:
+    """The events after ``after`` of the next batch that the filter keeps, the seq the
+    batch read up to, and whether it was full (more may follow). Several entities are
+    filtered here, not by the store, so a batch may keep fewer than it read."""
+    batch = ctx.store().events(
         after=after,
         kind=event_filter.kind,
         entity=event_filter.entity,
         entity_id=event_filter.entity_id,
         limit=REPLAY_BATCH,
     )
+    kept = [event for event in batch if event_filter.matches(event)]
+    return kept, batch[-1].seq if batch else after, len(batch) == REPLAY_BATCH
 
 
 async def _event_frames(
@@ -395,15 +408,17 @@ async def _event_frames(
         else:
             last = after
             while True:
-                batch = await anyio.to_thread.run_sync(_replay, ctx, last, event_filter)
+                batch, read_to, full = await anyio.to_thread.run_sync(
+                    _replay, ctx, last, event_filter
+                )
                 for n, event in enumerate(batch, 1):
                     yield _frame(event)
-                    last = event.seq
                     if n % 50 == 0:
                         # A send that does not block does not yield to the loop: let it
                         # see a client that went away before the whole batch is sent.
                         await anyio.lowlevel.checkpoint()
-                if len(batch) == REPLAY_BATCH:
+                last = read_to
+                if full:
                     continue
                 if sub.dropped:
                     # Live events outran the replay: listen again, and read on from the

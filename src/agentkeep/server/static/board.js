@@ -2,7 +2,8 @@
  * compare-and-set on the status it had); the Claim form: POST …/claim. A refused move (409
  * conflict, a transition the store forbids) puts the card back and says why on it. Task
  * events from the live stream (live.js) re-fetch the changed card's HTML from
- * /board/cards/{id} (server-rendered, escaped) and put it in its column.
+ * /board/cards/{id} (server-rendered, escaped) and put it in its column; a note written
+ * for a task on the board (a handoff) re-fetches that card only.
  */
 (function () {
   "use strict";
@@ -11,6 +12,7 @@
   const TASK_KINDS = [
     "task.created", "task.updated", "task.claimed",
     "task.dependency_added", "task.dependency_removed",
+    "note.created",
   ];
   const JSON_HEADERS = {
     "Content-Type": "application/json",
@@ -161,6 +163,15 @@
   window.AgentkeepLive.listen(board.dataset.stream, {
     kinds: TASK_KINDS,
     onEvent: function (event) {
+      if (event.entity === "note") {
+        // A note for a task whose card is here (its latest handoff may have changed);
+        // notes of other tasks, sessions or nothing cost no fetch.
+        const taskId = event.data ? event.data.task_id : null;
+        if (taskId != null && document.getElementById("task-" + Number(taskId))) {
+          refresh(Number(taskId));
+        }
+        return;
+      }
       if (event.entity !== "task" || event.entity_id == null) return;
       refresh(event.entity_id);
       // The cards that wait for it show its status too.

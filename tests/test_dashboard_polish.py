@@ -1,0 +1,78 @@
+"""The dashboard's gaps closed (polish-dash), over a real server: the event stream takes
+several entities (the board's task and note events), the sessions list pages with the
+API's keyset cursor."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import agentkeep
+
+from helpers.server import RunningServer, running_server
+
+
+@pytest.fixture
+def server(project: Path) -> Iterator[RunningServer]:
+    with running_server(project / ".agentkeep") as running:
+        yield running
+
+
+def read_frames(response: httpx.Response, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` event frames of an SSE response: {"id", "event", "data"}.
+    Fails (a safety net, not a budget) if they have not all come after a minute: the
+    server's pings keep an idle stream from ever ending by itself."""
+    deadline = time.monotonic() + 60
+    frames: list[dict[str, Any]] = []
+    frame: dict[str, Any] = {}
+    for line in response.iter_lines():
+        assert time.monotonic() < deadline, f"only {frames} came"
+        if not line:
+            if "data" in frame:
+                frames.append(frame)
+                if len(frames) == count:
+                    return frames
+            frame = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            frame[field] = json.loads(value) if field == "data" else value.strip()
+    return frames
+
+
+def test_the_event_stream_takes_several_entities(project: Path, server: RunningServer) -> None:
+    with agentkeep.open(project) as store:
+        start = store.last_seq()
+        task = store.add_task("Streamed").item
+        store.start_session(source="run", task_id=task.id)  # a session event: left out
+        store.add_note("handoff", "before the connection", task_id=task.id)
+    url = f"{server.url}/api/v1/events/stream?entity=task&entity=note&after={start}"
+    with httpx.stream("GET", url, timeout=30) as response:
+        assert response.status_code == 200
+        with agentkeep.open(project) as store:  # live, after the replay
+            store.add_note("decision", "after the connection", task_id=task.id)
+            store.update_task(task.id, priority=1)
+        frames = read_frames(response, 4)
+    kinds = [frame["event"] for frame in frames]
+    assert kinds == ["task.created", "note.created", "note.created", "task.updated"]
+    assert [frame["data"]["entity"] for frame in frames] == ["task", "note", "note", "task"]
+    assert frames[1]["data"]["data"]["task_id"] == task.id
+    seqs = [int(frame["id"]) for frame in frames]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+
+
+def test_one_entity_still_filters_the_stream(project: Path, server: RunningServer) -> None:
+    with agentkeep.open(project) as store:
+        start = store.last_seq()
+        task = store.add_task("Only tasks").item
+        store.add_note("handoff", "not for this stream", task_id=task.id)
+        store.update_task(task.id, priority=1)
+    url = f"{server.url}/api/v1/events/stream?entity=task&after={start}"
+    with httpx.stream("GET", url, timeout=30) as response:
+        frames = read_frames(response, 2)
+    assert [frame["event"] for frame in frames] == ["task.created", "task.updated"]
