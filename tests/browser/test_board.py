@@ -220,3 +220,32 @@ def test_a_note_written_later_shows_on_its_card_without_a_reload(
     assert fetched == [f"{server.url}/board/cards/{task.id}"]
     assert page.locator(f"#task-{other.id}").count() == 1
     screenshot(page, "board-live-handoff")
+
+
+def test_a_card_moves_with_the_keyboard_alone(
+    new_page: Any, server: RunningServer, project: Path
+) -> None:
+    with agentkeep.open(project) as store:
+        task = store.add_task("Keyboard only").item
+        store.add_task("A neighbour")
+    page = open_board(new_page, server)
+    # Tab from the top of the page to the card, as a person without a mouse does.
+    page.locator("nav.top a").last.focus()
+    for _ in range(50):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == f"task-{task.id}":
+            break
+    assert page.evaluate("document.activeElement.id") == f"task-{task.id}"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"  # a visible focus ring
+    page.keyboard.press("ArrowRight")  # open -> the next column (in progress)
+    page.wait_for_selector(card_in("in_progress", task.id) + ":not(.pending)")
+    with agentkeep.open(project) as store:
+        assert store.get_task(task.id).status == "in_progress"
+    # The card keeps the focus (re-read and swapped in), so the next key moves it on.
+    assert page.evaluate("document.activeElement.id") == f"task-{task.id}"
+    screenshot(page, "board-keyboard")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_selector(card_in("open", task.id) + ":not(.pending)")
+    with agentkeep.open(project) as store:
+        assert store.get_task(task.id).status == "open"

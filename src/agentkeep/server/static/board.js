@@ -86,6 +86,7 @@
     const fresh = template.content.querySelector("article.card");
     if (!fresh) return;
     const target = fresh.dataset.shown === "1" ? column(fresh.dataset.status) : null;
+    const focused = old !== null && old === document.activeElement;
     if (!target) {
       if (old) old.remove();
     } else if (old && old.parentElement === target) {
@@ -94,6 +95,7 @@
       if (old) old.remove();
       place(fresh, target);
     }
+    if (focused && fresh.isConnected) fresh.focus(); // a keyboard user keeps their place
     counts();
   }
 
@@ -134,6 +136,51 @@
         });
         counts();
       },
+    });
+  });
+
+  // The keyboard: a card is focusable (Tab); the arrow keys left and right move the focused
+  // card to the column beside it, with the same PATCH as a drag.
+  function announce(message) {
+    const line = document.getElementById("board-announce");
+    if (line) line.textContent = message;
+  }
+
+  board.addEventListener("keydown", function (event) {
+    if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+    if (event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    const card = event.target;
+    if (!card.matches || !card.matches("article.card") || card.classList.contains("pending")) return;
+    const lists = Array.from(board.querySelectorAll(".cards"));
+    const from = card.parentElement;
+    const to = lists[lists.indexOf(from) + (event.key === "ArrowLeft" ? -1 : 1)];
+    event.preventDefault();
+    if (!to) return;
+    const id = card.dataset.taskId;
+    const name = function (list) { return list.closest(".column").getAttribute("aria-label"); };
+    place(card, to);
+    card.focus();
+    card.classList.add("pending");
+    counts();
+    api("PATCH", "/api/v1/tasks/" + encodeURIComponent(id), {
+      status: to.dataset.status,
+      expect_status: from.dataset.status,
+    }).then(function () {
+      announce("#" + id + " moved to " + name(to));
+      return refresh(id);
+    }).catch(function (error) {
+      place(card, from);
+      card.focus();
+      card.classList.remove("pending");
+      counts();
+      showError(card, error.message);
+      announce("#" + id + " not moved: " + error.message);
+      if (error.status === 409) {
+        refresh(id).then(function () {
+          const now = document.getElementById("task-" + id);
+          if (now) showError(now, error.message);
+        }).catch(function () {});
+      }
     });
   });
 
