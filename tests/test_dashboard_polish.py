@@ -4,7 +4,9 @@ API's keyset cursor."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import httpx
 import pytest
 
 import agentkeep
+from agentkeep.server.pages import sessions as sessions_page
 
 from helpers.server import RunningServer, running_server
 
@@ -76,3 +79,46 @@ def test_one_entity_still_filters_the_stream(project: Path, server: RunningServe
     with httpx.stream("GET", url, timeout=30) as response:
         frames = read_frames(response, 2)
     assert [frame["event"] for frame in frames] == ["task.created", "task.updated"]
+
+
+SESSION_ROW = re.compile(r'<tr class="status-[a-z]+">\s*<td><a href="/sessions/(\d+)">')
+OLDER = re.compile(r'<a href="([^"]+)" rel="next">older')
+
+
+def test_the_sessions_list_pages_with_a_cursor(
+    project: Path, server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sessions_page, "LIST_LIMIT", 4)  # the server runs in this process
+    with agentkeep.open(project) as store:
+        ids = [store.start_session(source="run", title=f"run {n}").item.id for n in range(10)]
+        ended = ids[1::2]
+        for session_id in ended:
+            store.end_session(session_id, status="ended")
+    seen: list[int] = []
+    path: str | None = "/sessions"
+    pages = 0
+    while path is not None:
+        response = httpx.get(server.url + path, timeout=30)
+        assert response.status_code == 200
+        shown = [int(found) for found in SESSION_ROW.findall(response.text)]
+        assert 0 < len(shown) <= 4
+        seen += shown
+        older = OLDER.search(response.text)
+        path = html.unescape(older.group(1)) if older else None
+        pages += 1
+        assert pages <= 10, "the older links go round in circles"
+    assert seen == sorted(ids, reverse=True)  # each session once, newest first
+    assert pages == 3
+    # The filters stay on the older link.
+    response = httpx.get(server.url + "/sessions", params={"status": "ended"}, timeout=30)
+    older = OLDER.search(response.text)
+    assert older is not None and "status=ended" in older.group(1)
+    second = httpx.get(server.url + html.unescape(older.group(1)), timeout=30)
+    assert [int(i) for i in SESSION_ROW.findall(second.text)] == sorted(ended, reverse=True)[4:]
+    assert 'rel="first"' in second.text and OLDER.search(second.text) is None
+
+
+def test_a_cursor_the_server_did_not_give_is_refused(server: RunningServer) -> None:
+    response = httpx.get(server.url + "/sessions", params={"cursor": "nonsense!"}, timeout=30)
+    assert response.status_code == 400
+    assert "cursor is not one this server gave out" in response.text

@@ -134,3 +134,25 @@ def test_direct_from_store_is_the_stored_text(
     assert {entry_id: content for entry_id, content in shown} == stored
     assert_inert(page, dialogs)
     screenshot(page, "transcript-raw")
+
+
+def test_the_list_pages_to_older_sessions(
+    new_page: Any, server: RunningServer, project: Path, monkeypatch: Any
+) -> None:
+    from agentkeep.server.pages import sessions as sessions_page
+
+    monkeypatch.setattr(sessions_page, "LIST_LIMIT", 5)  # the server runs in this process
+    with agentkeep.open(project) as store:
+        ids = [store.start_session(source="run", title=f"run {n}").item.id for n in range(7)]
+    page = new_page()
+    page.goto(server.url + "/sessions")
+    assert page.locator("table.sessions tbody tr").count() == 5
+    with page.expect_navigation():
+        page.click("nav.pager a[rel=next]")
+    rows = page.locator("table.sessions tbody td:first-child a")
+    assert [int(text) for text in rows.all_text_contents()] == sorted(ids, reverse=True)[5:]
+    assert page.locator("nav.pager a[rel=next]").count() == 0
+    screenshot(page, "sessions-older")
+    with page.expect_navigation():
+        page.click("nav.pager a[rel=first]")
+    assert page.locator("table.sessions tbody tr").count() == 5

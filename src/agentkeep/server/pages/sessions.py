@@ -1,9 +1,10 @@
 """The Sessions views: the list (filters, and a search of what was said), a session's
 transcript, and its "direct from store" view.
 
-- ``/sessions``: sessions newest first, filtered by status, source, agent (name or id) and
-  ``since`` (``2h``, ``7d`` or an ISO date, as ``--since``); ``q`` searches the messages
-  (Store.search, kind ``message``) instead.
+- ``/sessions``: sessions newest first, ``LIST_LIMIT`` a page, filtered by status, source,
+  agent (name or id) and ``since`` (``2h``, ``7d`` or an ISO date, as ``--since``); an
+  "older" link pages on with the API's keyset cursor (``?cursor=``, the last id shown);
+  ``q`` searches the messages (Store.search, kind ``message``) instead.
 - ``/sessions/{id}``: the transcript (TranscriptService) as turns: text through
   markdown-it-py with raw HTML off, images off and links only to http(s); tool calls folded
   (``<details>``) with their input and result, failures marked; thinking folded; subagent
@@ -31,6 +32,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from agentkeep.errors import AgentkeepError, InvalidInput
+from agentkeep.server.api_input import cursor, encode_cursor
 from agentkeep.server.context import context
 from agentkeep.server.dashboard import render
 
@@ -71,17 +73,30 @@ def session_list(request: Request) -> Response:
             if filters["agent"]:
                 wanted = filters["agent"]
                 agent_id = store.get_agent(int(wanted) if wanted.isdigit() else wanted).id
-            found["sessions"] = store.list_sessions(
+            before = cursor(request, (int,))
+            shown = store.list_sessions(
                 status=filters["status"] or None,
                 source=filters["source"] or None,
                 agent_id=agent_id,
                 since=since,
-                limit=LIST_LIMIT,
+                limit=LIST_LIMIT + 1,
+                before_id=before[0] if before else None,
             )
+            found["sessions"] = shown[:LIST_LIMIT]
+            found["paged"] = before is not None
+            found["newest_url"] = _url(request.url.remove_query_params("cursor"))
+            if len(shown) > LIST_LIMIT:
+                older = encode_cursor([shown[LIST_LIMIT - 1].id])
+                found["older_url"] = _url(request.url.include_query_params(cursor=older))
     except AgentkeepError as failure:
         found["error"] = failure.shown()
         return render(request, "sessions.html", found, status=failure.http_status)
     return render(request, "sessions.html", found)
+
+
+def _url(url: Any) -> str:
+    """A link to this page with other parameters: its path and query, no origin."""
+    return f"{url.path}?{url.query}" if url.query else str(url.path)
 
 
 @dataclass(frozen=True)
