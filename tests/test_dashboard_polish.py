@@ -122,3 +122,16 @@ def test_a_cursor_the_server_did_not_give_is_refused(server: RunningServer) -> N
     response = httpx.get(server.url + "/sessions", params={"cursor": "nonsense!"}, timeout=30)
     assert response.status_code == 400
     assert "cursor is not one this server gave out" in response.text
+
+
+def test_unnamed_frames_carry_every_kind_as_a_message(project: Path, server: RunningServer) -> None:
+    with agentkeep.open(project) as store:
+        start = store.last_seq()
+        store.add_task("Named")
+        store.record_event("deploy.finished", data={"ok": True})
+    url = f"{server.url}/api/v1/events/stream?unnamed=1&after={start}"
+    with httpx.stream("GET", url, timeout=30) as response:
+        frames = read_frames(response, 2)
+    assert ["event" in frame for frame in frames] == [False, False]  # browsers: "message"
+    assert [frame["data"]["kind"] for frame in frames] == ["task.created", "deploy.finished"]
+    assert [int(frame["id"]) for frame in frames] == [f["data"]["seq"] for f in frames]

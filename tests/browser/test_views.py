@@ -15,7 +15,7 @@ import agentkeep
 from browser.conftest import screenshot
 
 from helpers.server import RunningServer, running_server
-from helpers.views_seed import Seeded, seed
+from helpers.views_seed import ONERROR, SCRIPT, Seeded, seed
 
 
 @pytest.fixture
@@ -142,6 +142,36 @@ def test_activity_timeline_and_day_picker(new_page: Any, server: RunningServer) 
         page.click("a[rel=prev]")
     assert page.locator("p.empty").count() == 1
     view.inert()
+
+
+def test_activity_of_today_adds_new_events_as_they_happen(
+    new_page: Any, server: RunningServer, project: Path
+) -> None:
+    view = open_view(new_page, server, "/activity")
+    page = view.page
+    page.wait_for_selector("html[data-live='open']", state="attached")
+    before = page.locator("ol.timeline li.event").count()
+    with agentkeep.open(project) as store:
+        task = store.add_task(f"later {SCRIPT}").item
+        custom = store.record_event(
+            "deploy.finished", entity=f"ship {ONERROR}", data={"note": SCRIPT}, actor=ONERROR
+        ).item
+    page.wait_for_selector(f"li.event[data-seq='{custom.seq}']")
+    added = page.locator(f"li.event[data-seq='{custom.seq}']")
+    assert added.locator(".kind").text_content() == "deploy.finished"
+    assert ONERROR in (added.text_content() or "")  # shown as text
+    created = page.locator("li.event:has(.kind:text-is('task.created')) a").last
+    assert created.get_attribute("href") == f"/api/v1/tasks/{task.id}"
+    assert page.locator("ol.timeline li.event").count() == before + 2
+    assert page.locator("#event-count").text_content() == f"{before + 2} events"
+    # In sequence order, the newest last.
+    seqs = [
+        int(s) for s in page.eval_on_selector_all("li.event", "all => all.map(e => e.dataset.seq)")
+    ]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert page.locator("ol.timeline img").count() == 0
+    view.inert()
+    screenshot(page, "activity-live")
 
 
 def test_fleet_marks_dead_agents_and_leases(

@@ -334,8 +334,9 @@ def _sse(data: str | None = None, **fields: Any) -> ServerSentEvent:
     return ServerSentEvent(data, sep="\n", **fields)
 
 
-def _frame(event: Event) -> ServerSentEvent:
-    return _sse(_json(event.to_dict()), id=str(event.seq), event=event.kind)
+def _frame(event: Event, named: bool = True) -> ServerSentEvent:
+    kind = event.kind if named else None
+    return _sse(_json(event.to_dict()), id=str(event.seq), event=kind)
 
 
 def _ping() -> ServerSentEvent:
@@ -359,7 +360,9 @@ async def events_stream(request: Request) -> Response:
     ``id:`` is the event's seq, ``event:`` its kind, ``data:`` its JSON. ``Last-Event-ID``
     (or ``?after=SEQ``) replays every event after SEQ first; without either the stream
     starts at the current end. ``?kind=`` (``task.*`` for a prefix), ``?entity=``
-    (repeatable: any of them), ``?entity_id=`` filter it.
+    (repeatable: any of them), ``?entity_id=`` filter it. ``?unnamed=1`` leaves out the
+    ``event:`` line (the kind is in ``data``), so a browser's EventSource delivers events of
+    every kind, custom ones included, as ``message``.
     """
     params = request.query_params
     after = _int(request.headers.get("last-event-id"), "Last-Event-ID")
@@ -376,7 +379,8 @@ async def events_stream(request: Request) -> Response:
     if not isinstance(hub, Hub):
         raise Busy("live streams are not running", hint="the server is starting or stopping")
     ctx = context(request)
-    return _response(request, _event_frames(hub, ctx, after, event_filter))
+    named = params.get("unnamed") not in ("1", "true")
+    return _response(request, _event_frames(hub, ctx, after, event_filter, named))
 
 
 def _replay(
@@ -397,7 +401,7 @@ def _replay(
 
 
 async def _event_frames(
-    hub: Hub, ctx: ServerContext, after: int | None, event_filter: EventFilter
+    hub: Hub, ctx: ServerContext, after: int | None, event_filter: EventFilter, named: bool = True
 ) -> AsyncIterator[ServerSentEvent]:
     # First: whatever commits from now on is queued.
     sub = hub.subscribe(event_filter, replaying=after is not None)
@@ -412,7 +416,7 @@ async def _event_frames(
                     _replay, ctx, last, event_filter
                 )
                 for n, event in enumerate(batch, 1):
-                    yield _frame(event)
+                    yield _frame(event, named)
                     if n % 50 == 0:
                         # A send that does not block does not yield to the loop: let it
                         # see a client that went away before the whole batch is sent.
@@ -446,7 +450,7 @@ async def _event_frames(
             assert not isinstance(item, _Signal)
             if item.seq <= last:
                 continue  # sent by the replay already
-            yield _frame(item)
+            yield _frame(item, named)
             last = item.seq
     finally:
         hub.unsubscribe(sub)

@@ -2,11 +2,14 @@
 
 ``/activity?day=YYYY-MM-DD`` (today by default); previous/next day links and a date
 picker. Each event links to its entity (:func:`entity_url`). A day shows at most
-``DAY_LIMIT`` events (the page says when there were more).
+``DAY_LIMIT`` events (the page says when there were more). Today's page is live:
+static/activity.js follows ``/api/v1/events/stream?unnamed=1`` (every kind) from the last
+event the page shows and adds each new one of the day to its hour as it is committed.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
 from typing import Any
@@ -62,10 +65,12 @@ def activity_page(request: Request) -> Response:
     day = _day(request.query_params.get("day"))
     start, end = f"{day.isoformat()}T00:00:00", f"{(day + timedelta(days=1)).isoformat()}T00:00:00"
     store = context(request).store()
+    # The page shows the ledger up to here; the live stream (today) goes on from it.
+    last_seq = store.last_seq()
     # Events come in sequence order from the first one at or after the day's start; the
     # ones of later days end the day (their times only grow with the sequence, near enough).
     found = store.events(since=start, limit=DAY_LIMIT + 1)
-    events = [event for event in found if event.at < end]
+    events = [event for event in found if event.at < end and event.seq <= last_seq]
     more = len(events) > DAY_LIMIT
     events = events[:DAY_LIMIT]
     hours: list[dict[str, Any]] = []
@@ -86,5 +91,12 @@ def activity_page(request: Request) -> Response:
             "hours": hours,
             "count": len(events),
             "more": more,
+            # Today's page follows new events (a full day's page would grow past its limit).
+            "stream": (
+                f"/api/v1/events/stream?unnamed=1&after={last_seq}"
+                if day == today and not more
+                else None
+            ),
+            "pages": json.dumps(_PAGES),
         },
     )
