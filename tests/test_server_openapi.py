@@ -9,12 +9,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree import ElementTree
 
 import httpx
 import pytest
+from starlette.routing import Route
 
 import agentkeep
 from agentkeep.server import api
+from agentkeep.server.app import create_app
+from agentkeep.server.context import ServerContext
 from agentkeep.server.openapi import document, document_text
 
 from conftest import REPO
@@ -45,6 +49,34 @@ def test_every_route_is_documented() -> None:
     assert served == documented
     routed = {route.path for route in api.routes() if route.path.startswith("/api/v1")}  # type: ignore[attr-defined]
     assert routed == {path for _, path in documented}
+
+
+# Server-sent event streams: not request/response endpoints (docs/http-api.md, Live).
+STREAMING = {"/api/v1/events/stream", "/api/v1/sessions/{id}/follow"}
+
+
+def test_every_api_route_the_server_serves_is_in_the_document(project: Path) -> None:
+    """Not only the endpoint table: every route under /api/v1 of the whole app (the
+    background operations and pins included), so none escapes the fuzzing."""
+    app = create_app(ServerContext(store_dir=project / ".agentkeep", token="t" * 43))
+    documented = {
+        (method.upper(), path)
+        for path, operations in document()["paths"].items()
+        for method in operations
+    }
+    served = {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, Route) and route.path.startswith("/api/v1")
+        for method in route.methods or ()
+        if method != "HEAD"
+    }
+    assert {path for _, path in served} - STREAMING == {path for _, path in documented}
+    assert {(m, p) for m, p in served if p not in STREAMING} == documented
+    for path in ("/api/v1/operations", "/api/v1/operations/{id}", "/api/v1/sessions/{id}/pin"):
+        assert path in document()["paths"], path
+    started = document()["paths"]["/api/v1/operations"]["post"]["responses"]
+    assert "202" in started and "200" not in started
 
 
 def test_record_schemas_follow_the_dataclasses() -> None:
@@ -117,3 +149,16 @@ def test_fuzzed_api_has_no_server_errors(
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    # Every documented operation was exercised, the background operations included.
+    fuzzed = {
+        case.get("name")
+        for xml in report.glob("*.xml")
+        for case in ElementTree.parse(xml).iter("testcase")
+    }
+    documented = {
+        f"{method.upper()} {path}"
+        for path, operations in document()["paths"].items()
+        for method in operations
+    }
+    assert documented <= fuzzed, sorted(documented - fuzzed)
+    assert "POST /api/v1/operations" in fuzzed and "POST /api/v1/sessions/{id}/pin" in fuzzed

@@ -297,9 +297,9 @@ ENDPOINTS: list[Endpoint] = [
 
 def endpoints() -> list[Endpoint]:
     """Every endpoint under ``/api/v1``, in the order of the OpenAPI document."""
-    from agentkeep.server import api_ledger, api_sessions
+    from agentkeep.server import api_ledger, api_sessions, operations
 
-    return [*ENDPOINTS, *api_sessions.ENDPOINTS, *api_ledger.ENDPOINTS]
+    return [*ENDPOINTS, *api_sessions.ENDPOINTS, *api_ledger.ENDPOINTS, *operations.ENDPOINTS]
 
 
 def routes() -> list[BaseRoute]:

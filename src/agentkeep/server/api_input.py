@@ -252,18 +252,21 @@ class Query:
 @dataclass(frozen=True)
 class Endpoint:
     """One endpoint under ``/api/v1``: what the routes and the OpenAPI document are made
-    from. ``shape``: one, rows, written, bytes or created-bytes; ``noun`` names the record
-    (a dataclass of agentkeep.models, or a schema of server/openapi.py)."""
+    from. ``shape``: one, rows, written, bytes, accepted (202: a background operation
+    started, the noun's object) or file (a download); ``noun`` names the record (a
+    dataclass of agentkeep.models, or a schema of server/openapi.py). ``text_id``, when
+    set, describes the path's id, which is then text rather than a number."""
 
     method: str
     path: str
-    func: Callable[[Request], Response]
+    func: Callable[[Request], Any]  # a plain def, or async (an upload's stream)
     shape: str
     noun: str
     fields: Mapping[str, Field] | None = None
     query: tuple[Query, ...] = ()
     idempotent: bool = False
     raw_body: bool = False  # the body is the bytes themselves (artifact upload)
+    text_id: str = ""
 
 
 PAGED = (

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from agentkeep import _version
 from agentkeep.errors import AgentkeepError
-from agentkeep.server import api, dashboard, live, operations, respond, security
+from agentkeep.server import api, dashboard, live, respond, security
 from agentkeep.server.context import ServerContext, context
 
 
@@ -26,7 +26,6 @@ def create_app(ctx: ServerContext) -> Starlette:
         Route("/-/health", health),
         *api.routes(),
         *live.routes(),
-        *operations.routes(),
         *mcp_http.routes(ctx),
         *dashboard.routes(),
     ]

@@ -32,6 +32,7 @@ RECORDS = {
     "stats_row": "agentkeep.services.stats:StatsRow",
     "status": "agentkeep.store:StoreStatus",
     "transcript_entry": "agentkeep.services.transcripts:TranscriptEntry",
+    "pin": "agentkeep.ops.retention:PinResult",
 }
 _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
     "str": {"type": "string"},
@@ -47,6 +48,40 @@ _ERROR_STATUSES = {
     "400": "invalid input (`invalid_input`): wrong types, unknown fields, bad JSON, bad id",
     "404": "no such record (`not_found`)",
     "409": "the state changed under you (`conflict`): a lost claim, a refused transition",
+}
+
+
+# A background operation (server/operations.py ``Operation.to_dict``).
+OPERATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A background gc, backup, export or import and where it has got to.",
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"enum": ["gc", "backup", "export", "import"]},
+        "params": {"type": "object"},
+        "status": {"enum": ["running", "done", "failed"]},
+        "phase": {"type": "string"},
+        "done": {"type": "integer"},
+        "total": {"type": "integer"},
+        "started_at": {"type": "string"},
+        "ended_at": {"type": ["null", "string"]},
+        "result": {"type": ["null", "object"]},
+        "error": {"type": ["null", "object"], "description": "why it failed: error, code"},
+        "download": {"type": "string", "description": "a finished export's file"},
+    },
+    "required": [
+        "id",
+        "kind",
+        "params",
+        "status",
+        "phase",
+        "done",
+        "total",
+        "started_at",
+        "ended_at",
+        "result",
+        "error",
+    ],
 }
 
 
@@ -148,7 +183,7 @@ def _ref(name: str) -> dict[str, Any]:
 def _ok_schema(endpoint: Endpoint) -> dict[str, Any]:
     noun = _ref(endpoint.noun)
     version = {"type": "integer", "const": 1}
-    if endpoint.shape == "one":
+    if endpoint.shape in ("one", "accepted"):
         return {"allOf": [noun, {"properties": {"schema_version": version}}]}
     if endpoint.shape == "rows":
         return {
@@ -171,15 +206,16 @@ def _ok_schema(endpoint: Endpoint) -> dict[str, Any]:
     }
 
 
-def _path_parameters(path: str) -> list[dict[str, Any]]:
+def _path_parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     found = []
+    path = endpoint.path
     for part in path.split("/"):
         if part.startswith("{"):
             name = part.strip("{}")
-            by_name = path.startswith("/agents/")
+            text = endpoint.text_id or ("an id or a name" if path.startswith("/agents/") else "")
             schema: dict[str, Any] = (
-                {"type": "string", "description": "an id or a name"}
-                if by_name
+                {"type": "string", "description": text}
+                if text
                 else {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
             )
             found.append({"name": name, "in": "path", "required": True, "schema": schema})
@@ -192,8 +228,7 @@ def operation(endpoint: Endpoint) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": endpoint.func.__name__,
         "summary": summary or f"{endpoint.method} {endpoint.path}",
-        "parameters": _path_parameters(endpoint.path)
-        + [query_parameter(q) for q in endpoint.query],
+        "parameters": _path_parameters(endpoint) + [query_parameter(q) for q in endpoint.query],
     }
     if endpoint.idempotent:
         op["parameters"].append(
@@ -212,7 +247,7 @@ def operation(endpoint: Endpoint) -> dict[str, Any]:
     elif endpoint.raw_body:
         op["requestBody"] = {
             "required": True,
-            "description": "the artifact's bytes; Content-Type is stored as its type",
+            "description": _RAW_BODIES[endpoint.noun],
             "content": {"application/octet-stream": {"schema": {}}, "*/*": {"schema": {}}},
         }
     responses: dict[str, Any] = {}
@@ -227,6 +262,17 @@ def operation(endpoint: Endpoint) -> dict[str, Any]:
         }
         responses["304"] = {"description": "unchanged since the ETag given (If-None-Match)"}
         responses["416"] = {"description": "the range is outside the bytes", **_error_content()}
+    elif endpoint.shape == "file":
+        tar: dict[str, Any] = {"application/x-tar": {"schema": {}}}
+        responses["200"] = {"description": "the file, as an attachment", "content": tar}
+        responses["206"] = {"description": "the byte range(s) asked for (Range)"}
+        responses["416"] = {"description": "the range is outside the file"}
+    elif endpoint.shape == "accepted":
+        content = {"application/json": {"schema": _ok_schema(endpoint)}}
+        responses["202"] = {
+            "description": "started in the background: poll the operation for its state",
+            "content": content,
+        }
     else:
         created = endpoint.shape == "written" and endpoint.method == "POST"
         content = {"application/json": {"schema": _ok_schema(endpoint)}}
@@ -241,6 +287,12 @@ def operation(endpoint: Endpoint) -> dict[str, Any]:
         op["security"] = [{"bearer": []}, {"cookie": []}]
     op["responses"] = responses
     return op
+
+
+_RAW_BODIES = {
+    "artifact": "the artifact's bytes; Content-Type is stored as its type",
+    "operation": "the bundle to import: a tar as `agentkeep export` writes it",
+}
 
 
 def _error_content() -> dict[str, Any]:
@@ -269,6 +321,7 @@ def document() -> dict[str, Any]:
             },
         ]
     }
+    schemas["operation"] = OPERATION_SCHEMA
     schemas["usage"] = {"type": "object", "required": ["total_bytes", "areas", "tables"]}
     schemas["doctor"] = {"type": "object", "required": ["ok", "fix", "findings"]}
     schemas["error"] = {

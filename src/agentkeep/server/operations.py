@@ -28,7 +28,6 @@ the files they made for download are removed when an operation is forgotten (the
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import shutil
 import tempfile
@@ -41,10 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from agentkeep.errors import AgentkeepError, Conflict, InvalidInput, NotFound
 from agentkeep.server import respond
+from agentkeep.server.api_input import Endpoint, Field, body, path_id
 from agentkeep.server.context import ServerContext, context
 from agentkeep.timeutil import file_stamp, utc_now
 
@@ -290,45 +289,53 @@ def registry(request: Request) -> Operations:
     return found
 
 
-# -- routes -------------------------------------------------------------------------------
-
-
-def routes() -> list[BaseRoute]:
-    return [
-        Route("/api/v1/operations", list_operations, methods=["GET"]),
-        Route("/api/v1/operations", start_operation, methods=["POST"]),
-        Route(IMPORT_PATH, start_import, methods=["POST"]),
-        Route("/api/v1/operations/{op_id}", show_operation, methods=["GET"]),
-        Route("/api/v1/operations/{op_id}/download", download, methods=["GET"]),
-        Route("/api/v1/sessions/{session_id:int}/pin", pin_session, methods=["POST"]),
-    ]
+# -- endpoints ----------------------------------------------------------------------------
 
 
 def list_operations(request: Request) -> Response:
+    """The operations this server remembers, newest first (a restart forgets them)."""
     return respond.rows(request, [op.to_dict() for op in registry(request).list()])
 
 
 def show_operation(request: Request) -> Response:
-    return respond.one(registry(request).get(request.path_params["op_id"]).to_dict())
+    """An operation's state: ``status``, ``phase``, ``done`` of ``total``, its ``result``
+    or ``error`` once it ends (and ``download`` for a finished export)."""
+    return respond.one(registry(request).get(request.path_params["id"]).to_dict())
 
 
-async def start_operation(request: Request) -> Response:
-    """``{"kind": "gc" | "backup" | "export", …}`` (an import: :func:`start_import`)."""
-    params = await _json_body(request)
-    kind = params.pop("kind", None)
+OPERATION_START = {
+    "kind": Field(
+        "str",
+        required=True,
+        enum=KINDS,
+        description=f"an import's bundle is POSTed to {IMPORT_PATH} instead",
+    ),
+    "apply": Field("bool", description="gc: delete (needs the dry run as plan)"),
+    "plan": Field("str", description="gc apply: the id of the finished dry run it confirms"),
+    "all": Field("bool", description="export: everything (also when no ids are given)"),
+    "sessions": Field("int_list", minimum=1, description="export: these sessions"),
+    "tasks": Field("int_list", minimum=1, description="export: these tasks"),
+}
+
+
+def start_operation(request: Request) -> Response:
+    """Start a gc (a dry run, or the apply of one), a backup or an export in the
+    background (202); 409 while one of its kind runs."""
+    params = body(request, OPERATION_START)
+    kind = params.pop("kind")
     if kind == "import":
         raise InvalidInput(
             "an import's bundle is the request's body",
             hint=f"POST the bundle to {IMPORT_PATH} (Content-Type: application/x-tar)",
         )
-    if not isinstance(kind, str):
-        raise InvalidInput('the body needs a "kind"', hint=f"one of: {', '.join(KINDS)}")
     return _started(registry(request).start(kind, params))
 
 
 async def start_import(request: Request) -> Response:
-    """The bundle is the body, spooled to disk as it arrives (never held in memory); the
-    security middleware caps its size (``serve.max_upload_bytes``)."""
+    """Merge a bundle (``agentkeep export``'s tar, the raw body) in the background (202).
+
+    The bundle is spooled to disk as it arrives (never held in memory); the security
+    middleware caps its size (``serve.max_upload_bytes``)."""
     ops = registry(request)
     target = ops.spool()
     size = 0
@@ -349,18 +356,9 @@ def _started(op: Operation) -> Response:
     return respond.json_response({"schema_version": respond.SCHEMA_VERSION, **op.to_dict()}, 202)
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError as exc:
-        raise InvalidInput(f"the body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object")
-    return body
-
-
 def download(request: Request) -> Response:
-    op = registry(request).get(request.path_params["op_id"])
+    """The bundle a finished export wrote (a tar; 404 for any other operation)."""
+    op = registry(request).get(request.path_params["id"])
     if op.kind != "export" or op.status != "done" or op.file is None or not op.file.is_file():
         raise NotFound(f"operation {op.id} has no file to download", hint="export first")
     return FileResponse(
@@ -371,20 +369,27 @@ def download(request: Request) -> Response:
     )
 
 
+PIN = {"pinned": Field("bool", description="default: true; false unpins")}
+
+
 def pin_session(request: Request) -> Response:
+    """Pin (or unpin) a session: gc never deletes its streams or its artifacts."""
     from agentkeep.ops import retention
 
-    raw = _sync_json(request)
-    pinned = raw.get("pinned", True)
-    if not isinstance(pinned, bool):
-        raise InvalidInput('"pinned" must be true or false')
-    store = context(request).store()
-    result = retention.pin(store, "session", int(request.path_params["session_id"]), pinned)
+    session_id = path_id(request)
+    pinned = body(request, PIN).get("pinned", True)
+    result = retention.pin(context(request).store(), "session", session_id, pinned)
     return respond.written("pin", result, result.outcome)
 
 
-def _sync_json(request: Request) -> dict[str, Any]:
-    """A small JSON body read from a plain ``def`` endpoint (its worker thread)."""
-    import anyio.from_thread
-
-    return anyio.from_thread.run(_json_body, request)
+OP_ID = "an operation's id"
+ENDPOINTS: list[Endpoint] = [
+    Endpoint("GET", "/operations", list_operations, "rows", "operation"),
+    Endpoint(
+        "POST", "/operations", start_operation, "accepted", "operation", fields=OPERATION_START
+    ),
+    Endpoint("POST", "/operations/import", start_import, "accepted", "operation", raw_body=True),
+    Endpoint("GET", "/operations/{id}", show_operation, "one", "operation", text_id=OP_ID),
+    Endpoint("GET", "/operations/{id}/download", download, "file", "bundle", text_id=OP_ID),
+    Endpoint("POST", "/sessions/{id}/pin", pin_session, "written", "pin", fields=PIN),
+]
