@@ -190,6 +190,24 @@ def test_dry_run_equals_apply_reclaims_what_it_reports_and_second_apply_is_a_noo
         assert event_count(gcs, "stream.deleted") == 1
 
 
+def test_apply_reports_progress_item_by_item(project: Path, store: agentkeep.Store) -> None:
+    streams = [recorded(store, os.urandom(5_000))[1] for _ in range(5)]
+    age(store, "streams", streams)
+    seen: list[tuple[int, int, str]] = []
+    with policy(project, streams__max_age_days=30) as gcs:
+        result = apply_gc(
+            gcs, progress=lambda done, total, phase: seen.append((done, total, phase))
+        )
+    assert result.files_deleted == 5
+    assert [s for s in seen if s[2] == "rows"] == [(n, 5, "rows") for n in range(6)]
+    assert [s for s in seen if s[2] == "files"] == [(n, 5, "files") for n in range(6)]
+    assert seen[-2:] == [(0, 1, "reclaim"), (1, 1, "reclaim")]
+    seen.clear()
+    with policy(project, streams__max_age_days=30) as gcs:
+        apply_gc(gcs, progress=lambda *step: seen.append(step))
+    assert seen == []  # nothing left to delete, nothing reported
+
+
 def test_pinned_and_live_data_is_never_deleted(project: Path, store: agentkeep.Store) -> None:
     pinned_session, pinned_stream = recorded(store)
     _, plain_stream = recorded(store)

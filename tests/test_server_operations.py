@@ -94,7 +94,7 @@ def test_gc_dry_run_deletes_nothing_and_its_confirmed_apply_frees_what_it_listed
     assert applied["status"] == "done", applied
     assert applied["result"]["plan"]["items_total"] == plan["items_total"]
     assert applied["result"]["file_bytes_reclaimed"] > 0
-    assert applied["done"] == applied["total"] == plan["items_total"]
+    assert applied["phase"] == "done" and applied["done"] == applied["total"] > 0
     assert log_bytes(store_dir) == 0
     with agentkeep.open(store_dir) as store:
         assert store.list_artifacts(kind="log") == []
@@ -265,7 +265,7 @@ def test_bad_requests_are_refused_in_the_cli_shapes(server: RunningServer) -> No
     assert httpx.get(f"{server.url}/api/v1/operations/{gc['id']}/download").status_code == 404
 
 
-@pytest.mark.parametrize("which", ["export", "import", "backup"])
+@pytest.mark.parametrize("which", ["export", "import", "backup", "gc"])
 def test_the_ops_report_progress_from_zero_to_total(
     project: Path, seeded: Seeded, tmp_path: Path, which: str
 ) -> None:
@@ -283,6 +283,12 @@ def test_the_ops_report_progress_from_zero_to_total(
             from agentkeep.ops.backup import backup
 
             backup(store, store_backup, progress=progress)
+        elif which == "gc":
+            # The runner the server uses for an apply, with a real plan and store.
+            plan = retention.plan_gc(store)
+            assert len(plan.items) >= 4
+            op = operations.Operation("t", "gc", {"apply": True}, plan=plan)
+            operations.RUNNERS["gc"](None, store, op, progress)  # type: ignore[arg-type]
         else:
             export_bundle(store, bundle, all=True)
     if which == "import":
@@ -302,6 +308,9 @@ def test_the_ops_report_progress_from_zero_to_total(
         assert steps[0][0] == 0 and steps[-1] == (total, total), (phase, steps)
         assert all(t == total for _, t in steps), (phase, steps)
         assert [d for d, _ in steps] == sorted(d for d, _ in steps), (phase, steps)
+    if which == "gc":  # not only 0 then N: each row and each file as it goes
+        assert [d for d, _ in phases["rows"]] == list(range(phases["rows"][0][1] + 1))
+        assert [d for d, _ in phases["files"]] == list(range(phases["files"][0][1] + 1))
 
 
 def test_starting_an_operation_needs_the_token(server: RunningServer) -> None:

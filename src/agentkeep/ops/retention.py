@@ -412,12 +412,17 @@ def apply_gc(
     plan: GcPlan | None = None,
     *,
     archive_dir: str | Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> GcResult:
     """Delete what the policies say, never more than ``plan`` listed (when given).
 
     Holds the exclusive maintenance lock (backups and exports never see a file vanish)
     and the writer lock throughout. Rows first, commit, then files, then the vacuum.
+    ``progress(done, total, phase)`` is called as it goes: ``rows`` (items deleted),
+    ``files`` (files unlinked) and ``reclaim`` (the vacuum, 0 then 1), each from 0 to its
+    total (a phase with nothing to do is not reported).
     """
+    report = progress or _no_progress
     moment = datetime.fromisoformat(plan.now) if plan is not None else None
     store_dir = store.store_dir
     with maintenance_lock(store_dir):
@@ -432,10 +437,12 @@ def apply_gc(
                     release_reserve(store_dir)
                     if archive_dir is not None:
                         archived = str(_archive(store, todo, Path(archive_dir)))
-                    _delete_rows(store, todo)
+                    _delete_rows(store, todo, report)
                     failpoint("gc:after_rows_deleted")
-                    files, freed = _unlink_files(store_dir, todo)
+                    files, freed = _unlink_files(store_dir, todo, report)
+                    report(0, 1, "reclaim")
                     store.maintenance.reclaim()  # the freed pages go back to the file system
+                    report(1, 1, "reclaim")
                 db_after = _db_bytes(store)
         finally:
             reserve = ensure_reserve(store_dir)
@@ -445,12 +452,18 @@ def apply_gc(
     )
 
 
-def _delete_rows(store: Store, plan: GcPlan) -> None:
+def _no_progress(done: int, total: int, phase: str) -> None:
+    pass
+
+
+def _delete_rows(store: Store, plan: GcPlan, progress: Callable[[int, int, str], None]) -> None:
     """One transaction: every row of the plan and its event. Re-checks in SQL that a
     stream is sealed and an object unreferenced, so a wrong plan cannot break the
     invariants."""
+    total = len(plan.items)
+    progress(0, total, "rows")
     with store.transaction() as tx:
-        for item in plan.items:
+        for deleted, item in enumerate(plan.items, 1):
             data = {**_event_fields(_row_data(tx.one, item)), "reason": item.reason}
             if item.what == "stream":
                 done = tx.execute(
@@ -472,6 +485,7 @@ def _delete_rows(store: Store, plan: GcPlan) -> None:
                 raise Conflict(f"{item.what} {item.id} changed while gc was planning; retry")
             entity_id = item.id if isinstance(item.id, int) else None
             tx.emit(item.what, entity_id, f"{item.what}.deleted", data)
+            progress(deleted, total, "rows")
 
 
 # What a deletion event keeps of the row: identity and sizes, not bulk fields (an
@@ -507,26 +521,36 @@ def _row_data(one: Callable[[str, Sequence[Any]], Row | None], item: GcItem) -> 
     return dict(row) if row is not None else {}
 
 
-def _unlink_files(store_dir: Path, plan: GcPlan) -> tuple[int, int]:
+def _unlink_files(
+    store_dir: Path, plan: GcPlan, progress: Callable[[int, int, str], None]
+) -> tuple[int, int]:
     """Unlink the plan's files (their rows are already gone); returns (files, bytes)."""
     files = freed = 0
-    for item in plan.items:
-        if item.path is None:
-            continue
-        path = store_dir / item.path
-        size = file_size(path)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:  # the row is gone: an orphan for doctor, not an error here
-            if not path.exists():
-                continue
-            raise translate_os_error(exc, str(path)) from exc
-        files += 1
-        freed += size
-        failpoint("gc:mid_unlink")
+    paths = [item.path for item in plan.items if item.path is not None]
+    if paths:
+        progress(0, len(paths), "files")
+    for done, relative in enumerate(paths, 1):
+        size = _unlink(store_dir / relative)
+        if size is not None:
+            files += 1
+            freed += size
+            failpoint("gc:mid_unlink")
+        progress(done, len(paths), "files")
     return files, freed
+
+
+def _unlink(path: Path) -> int | None:
+    """Unlink one file: its size, or None if it was already gone."""
+    size = file_size(path)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # the row is gone: an orphan for doctor, not an error here
+        if not path.exists():
+            return None
+        raise translate_os_error(exc, str(path)) from exc
+    return size
 
 
 def _db_bytes(store: Store) -> int:

@@ -214,9 +214,7 @@ def _gc(ops: Operations, store: Store, op: Operation, progress: Progress) -> dic
         op.plan = retention.plan_gc(store)
         progress(1, 1, "plan")
         return _shown_plan(op.plan.to_dict())
-    progress(0, len(op.plan.items), "apply")
-    result = retention.apply_gc(store, op.plan)
-    progress(len(op.plan.items), len(op.plan.items), "apply")
+    result = retention.apply_gc(store, op.plan, progress=progress)
     shown = result.to_dict()
     shown["plan"] = _shown_plan(shown["plan"])
     return shown
