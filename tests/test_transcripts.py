@@ -396,8 +396,68 @@ def test_sessions_show_json_keeps_its_keys(cli: Cli, store: agentkeep.Store) -> 
     assert set(shown) == SESSION_KEYS | {"schema_version", "entries"}
     assert shown["entries"] == 12 and shown["id"] == parent
     hooked = hook_session(store)
-    assert cli("sessions", "show", str(hooked), "--json").json()["entries"] == 10
+    # Entries, not captures: the failing call without a tool_pre reads as two entries.
+    assert cli("sessions", "show", str(hooked), "--json").json()["entries"] == 11
+    assert len(store.transcript(hooked).entries) == 11
     empty = store.start_session(source="ci").item
     assert cli("sessions", "show", str(empty.id), "--json").json()["entries"] == 0
     assert "(no entries recorded for this session)" in cli("sessions", "show", str(empty.id)).stdout
     assert cli("sessions", "show", "999").exit_code == 4
+
+
+def test_transcript_size_counts_entries_not_captures(store: agentkeep.Store) -> None:
+    """Hook deliveries that read as two entries (a result whose call was not captured,
+    with or without an id; a turn end carrying its input messages) and those that read
+    as one: ``transcript_size`` (sessions show's ``entries``) is the transcript's length."""
+    deliveries: list[dict[str, Any]] = [
+        {"event": "tool_post", "tool_use_id": "a", "payload": {"tool_response": "1"}},
+        {"event": "tool_post", "tool_use_id": "a", "payload": {"tool_response": "again"}},
+        {"event": "tool_pre", "tool_use_id": "b", "payload": {"tool_input": {}}},
+        {"event": "tool_fail", "tool_use_id": "b", "payload": {"error": "x"}},
+        {"event": "tool_fail", "tool_use_id": "c", "payload": {"error": "y"}},
+        {"event": "tool_post", "payload": {"tool_response": "no id"}},
+        {"event": "tool_post", "tool_use_id": "", "payload": {"tool_response": "empty id"}},
+        {"event": "tool_pre", "tool_use_id": "c", "payload": {"tool_input": {}}},
+        {
+            "event": "turn_end",
+            "payload": {"input-messages": ["a", "b"], "last_assistant_message": "ok"},
+        },
+        {"event": "turn_end", "payload": {"input-messages": []}},
+        {"event": "turn_end", "payload": {"input-messages": "not a list"}},
+        {"event": "turn_end", "payload": ["not", "an", "object"]},
+        {"event": "turn_end"},
+        {"event": "compact", "payload": {"trigger": "manual"}},
+        {"event": "notification", "payload": {"message": "waiting"}},
+    ]
+    with store.transaction() as tx:
+        w = store.capture_writer(tx)
+        session = w.session("claude", "hook-counts", started_at=at(0))
+        other = w.session("claude", "hook-other", started_at=at(0))
+        for i, delivery in enumerate(deliveries):
+            w.capture(
+                source="claude", dedupe_key=f"n{i}", session_id=session, at=at(i + 1), **delivery
+            )
+        # Another session's call of the same id does not count as this session's.
+        w.capture(
+            source="claude",
+            dedupe_key="o",
+            session_id=other,
+            at=at(0),
+            event="tool_pre",
+            tool_use_id="z",
+            payload={"tool_input": {}},
+        )
+        w.capture(
+            source="claude",
+            dedupe_key="o2",
+            session_id=session,
+            at=at(30),
+            event="tool_post",
+            tool_use_id="z",
+            payload={"tool_response": "z"},
+        )
+    entries = store.transcript(session).entries
+    assert len(entries) == len(deliveries) + 1 + 6  # a, c, no id, empty id, z; the inputs
+    assert store.transcript_size(session) == len(entries)
+    assert store.transcript_chunk(session, after=0, limit=3)[1] == len(entries)
+    assert store.transcript_size(other) == len(store.transcript(other).entries) == 1

@@ -158,11 +158,17 @@ class TranscriptService(Service):
         return session
 
     def transcript_size(self, session_id: int) -> int:
-        """How many entries :meth:`transcript` would return (cheaply)."""
+        """How many entries :meth:`transcript` would return (cheaply: counted in SQL,
+        without reading a payload's text).
+
+        A message is one entry. A hook capture is one, plus one more for a tool result
+        whose call was not captured before it (:func:`_capture_entries` reads the call
+        from the result's payload) and one for a turn's end that carries its
+        ``input-messages``: exactly the rules of :func:`_capture_entries`."""
         count = self._count("SELECT count(*) FROM messages WHERE session_id = ?", (session_id,))
         if count:
             return count
-        return self._count("SELECT count(*) FROM captures WHERE session_id = ?", (session_id,))
+        return self._count(_CAPTURE_ENTRIES, (session_id,))
 
     def _children(self, session_id: int, entries: list[TranscriptEntry]) -> list[dict[str, Any]]:
         rows = self._rows(
@@ -269,6 +275,26 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
+
+
+# How many entries _capture_entries makes of a session's captures (keep the two together).
+_CAPTURE_ENTRIES = """
+WITH mine AS (SELECT id, event, tool_use_id, payload FROM captures WHERE session_id = ?1),
+     first_of_call AS (
+         SELECT min(id) AS id FROM mine
+          WHERE event IN ('tool_pre', 'tool_post', 'tool_fail')
+            AND coalesce(tool_use_id, '') <> ''
+          GROUP BY tool_use_id)
+SELECT (SELECT count(*) FROM mine)
+     + (SELECT count(*) FROM mine
+         WHERE event IN ('tool_post', 'tool_fail') AND coalesce(tool_use_id, '') = '')
+     + (SELECT count(*) FROM first_of_call JOIN mine USING (id)
+         WHERE mine.event IN ('tool_post', 'tool_fail'))
+     + (SELECT count(*) FROM mine
+         WHERE event = 'turn_end'
+           AND json_type(payload, '$."input-messages"') = 'array'
+           AND json_array_length(payload, '$."input-messages"') > 0)
+"""
 
 
 def _capture_entries(rows: list[Row]) -> list[TranscriptEntry]:
