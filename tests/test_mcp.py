@@ -5,6 +5,7 @@ server, the server without the SDK, and `setup … --mcp`."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 import anyio
 import httpx
 import httpx2
+import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -25,6 +27,7 @@ from mcp_types import CallToolResult
 
 import agentkeep
 from agentkeep.mcp.server import ProjectStores, build_server
+from agentkeep.services.transcripts import TranscriptService
 from test_transcripts import hook_session
 
 from conftest import Cli, git, skip_or_fail
@@ -303,6 +306,46 @@ def test_task_add_update_and_their_errors(project: Path) -> None:
     in_process(project, body)
 
 
+def test_session_get_reads_only_its_chunk_of_a_long_transcript(
+    store: agentkeep.Store, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with store.transaction() as tx:
+        capture = store.capture_writer(tx)
+        session_id = capture.session("claude", "long-1", started_at="2026-08-20T14:02:00.000Z")
+        for n in range(25):
+            capture.message(
+                session_id, seq=n, external_id=f"e{n}", role="user", kind="text", text=f"m{n}"
+            )
+    # The whole transcript is not read for a chunk (as GET …/transcript pages it).
+    whole_reads: list[int] = []
+    original = TranscriptService.transcript
+
+    @functools.wraps(original)  # its name: Store's flat method looks it up by name
+    def counted(self: TranscriptService, ident: int) -> Any:
+        whole_reads.append(ident)
+        return original(self, ident)
+
+    monkeypatch.setattr(TranscriptService, "transcript", counted)
+
+    async def body(client: Client) -> None:
+        texts: list[str] = []
+        after: int | None = 0
+        while after is not None:
+            page = ok(
+                await client.call_tool(
+                    "session_get", {"session_id": session_id, "after": after, "limit": 10}
+                )
+            )
+            assert page["entries"] == page["transcript"]["total"] == 25
+            assert page["transcript"]["origin"] == "messages"
+            texts += [entry["text"] for entry in page["transcript"]["entries"]]
+            after = page["transcript"]["next"]
+        assert texts == [f"m{n}" for n in range(25)]
+
+    in_process(project, body)
+    assert whole_reads == []
+
+
 def test_notes_search_prime_and_a_transcript_in_chunks(
     store: agentkeep.Store, project: Path
 ) -> None:
@@ -344,7 +387,7 @@ def test_notes_search_prime_and_a_transcript_in_chunks(
             )
             assert page["schema_version"] == 1 and page["id"] == session_id
             assert page["entries"] == store.transcript_size(session_id)  # as the CLI
-            assert page["transcript"]["total"] == entries
+            assert page["transcript"]["total"] == page["entries"] == entries
             chunk = page["transcript"]
             assert chunk["after"] == after and len(chunk["entries"]) <= 3
             seen += chunk["entries"]

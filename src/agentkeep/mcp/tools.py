@@ -188,12 +188,13 @@ def session_get(
         "resumable": plan.resumable,
         "resume_reason": plan.reason,
     }
-    found = store.transcript(session_id)
-    total = len(found.entries)
-    chunk = found.entries[after : after + limit]
-    end = after + len(chunk)
-    entries = [{k: v for k, v in entry.to_dict().items() if k not in _LEFT_OUT} for entry in chunk]
-    session["entries"] = store.transcript_size(session_id)
+    # Only the chunk is read (from the index) when the store can; as the API pages it.
+    found, total = store.transcript_chunk(session_id, after=after, limit=limit)
+    end = after + len(found.entries)
+    entries = [
+        {k: v for k, v in entry.to_dict().items() if k not in _LEFT_OUT} for entry in found.entries
+    ]
+    session["entries"] = total  # what `sessions show --json` counts (transcript_size)
     session["transcript"] = {
         "origin": found.origin,
         "after": after,
