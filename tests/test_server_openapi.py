@@ -126,8 +126,12 @@ def test_fuzzed_api_has_no_server_errors(
             "examples,coverage,fuzzing",
             "--max-examples",
             "8",
+            # One worker: with two, hypothesis's threads race in ast.parse (CPython
+            # gh-106905, "SystemError: AST constructor recursion depth mismatch" on this
+            # 3.11): a client-side error that failed about one run in three once the
+            # operations were fuzzed too, with no request wrong.
             "--workers",
-            "2",
+            "1",
             "--seed",
             "11",
             "--no-shrink",

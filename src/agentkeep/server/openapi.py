@@ -248,7 +248,7 @@ def operation(endpoint: Endpoint) -> dict[str, Any]:
         op["requestBody"] = {
             "required": True,
             "description": _RAW_BODIES[endpoint.noun],
-            "content": {"application/octet-stream": {"schema": {}}, "*/*": {"schema": {}}},
+            "content": {"application/octet-stream": {"schema": _BYTES}, "*/*": {"schema": _BYTES}},
         }
     responses: dict[str, Any] = {}
     if endpoint.shape == "bytes":
@@ -289,6 +289,9 @@ def operation(endpoint: Endpoint) -> dict[str, Any]:
     return op
 
 
+# Bytes, not a JSON value: a fuzzer sends bytes (an empty schema would have it build
+# arbitrary JSON, a recursive strategy, for every upload).
+_BYTES = {"type": "string", "format": "binary"}
 _RAW_BODIES = {
     "artifact": "the artifact's bytes; Content-Type is stored as its type",
     "operation": "the bundle to import: a tar as `agentkeep export` writes it",
