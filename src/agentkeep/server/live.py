@@ -13,13 +13,17 @@ is at or below the last one sent is dropped. Anything committed before the subsc
 in the store when the replay reads it and anything after comes through the queue, so
 there is no gap and no duplicate however the commits interleave with the replay.
 
-Each client's queue holds at most ``queue_events`` events. A client that is reading empties
-it within a few turns of the loop, so a burst only makes the follower wait (the events wait
-in the store, not in memory). A client whose queue stays full for ``stall_seconds`` is not
-reading: it is taken off the follower (its queue emptied, so memory never grows with it)
-and, when it next reads, gets a last ``event: reset`` frame whose data says why and the
-last seq it was sent; reconnecting with that seq as ``Last-Event-ID`` resumes without a gap.
-A replay that live events outrun meanwhile reads on from the store instead.
+Publishing never waits for a client. Each client's queue holds at most ``queue_events``
+events; when an event finds it full, the client is switched to catching up from the store:
+its queue is let go (memory never grows with it) and its sender reads on with
+``Store.events(after=<the last seq it sent>)`` in batches until it has caught up, then
+listens again (subscribe first, read the store once more, then the queue: no gap, no
+duplicate). A replay that live events outrun does the same.
+
+A client that reads nothing is found by its own timer, not by the follower: when one send
+to it has been blocked (its socket full) for ``stall_seconds``, it is taken off the hub and,
+when it next reads, gets a last ``event: reset`` frame whose data says why and the last seq
+it was sent; reconnecting with that seq as ``Last-Event-ID`` resumes without a gap.
 """
 
 from __future__ import annotations
@@ -62,8 +66,8 @@ class LiveOptions:
 
     # A ``: ping`` comment this often on every stream, so proxies and clients see life.
     ping_seconds: float = 15.0
-    # Events a client may have waiting; a client that keeps the follower waiting on its
-    # full queue for ``stall_seconds`` in all before it catches up is reset and dropped.
+    # Events a client may have waiting; one more and it reads on from the store instead.
+    # A client one of whose sends stays blocked for ``stall_seconds`` is reset and dropped.
     queue_events: int = 1000
     stall_seconds: float = 2.0
     # The reconnection delay the browser's EventSource is told (``retry:``).
@@ -114,87 +118,81 @@ class _Signal:
         return f"<{self.name}>"
 
 
-DROPPED = _Signal("dropped")  # the subscriber fell behind: reset
+DROPPED = _Signal("dropped")  # the client read nothing for stall_seconds: reset
+BEHIND = _Signal("behind")  # its queue overflowed: read on from the store
 STOPPED = _Signal("stopped")  # the server is stopping: end the stream
 
 
 @dataclass(eq=False)
 class Subscriber:
+    """One client of the event stream, for as long as it is connected."""
+
     filter: EventFilter
     queue: asyncio.Queue[Event | _Signal]
-    start: int  # the hub's last seq when it subscribed
-    dropped: bool = False
-    replaying: bool = False  # its queue is not read until the replay from the store ends
+    start: int  # the hub's last seq when it last subscribed
+    listening: bool = False  # on the hub: live events go to its queue
+    dropped: bool = False  # reset for reading nothing
     peak: int = 0  # the most events it ever had waiting
-    waited: float = 0.0  # seconds the follower waited for it since its queue was last empty
+    behind: int = 0  # times its queue overflowed (it then read on from the store)
+    sent: int = 0  # event frames its sender handed to the connection
+    sending_since: float | None = None  # when the send under way began (None: none)
+    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass(eq=False)
 class Hub:
     """The one follower's fan-out; it lives on the event loop (the follower thread hands
-    it events with ``run_coroutine_threadsafe``)."""
+    it events with ``run_coroutine_threadsafe``). Nothing in it ever waits for a client."""
 
     loop: asyncio.AbstractEventLoop
     options: LiveOptions
     last_seq: int = 0  # the last event handed to subscribers
-    subscribers: set[Subscriber] = field(default_factory=set)
-    dropped_total: int = 0  # clients reset for reading too slowly
-    replays_outrun: int = 0  # replays that live events outran (they read on from the store)
+    subscribers: set[Subscriber] = field(default_factory=set)  # listening now
+    clients: set[Subscriber] = field(default_factory=set)  # connected (listening or not)
+    dropped_total: int = 0  # clients reset for reading nothing
+    behind_total: int = 0  # queue overflows: those clients read on from the store
     peak: int = 0  # the deepest any subscriber's queue ever was
     closed: bool = False
 
-    def subscribe(self, event_filter: EventFilter, *, replaying: bool = False) -> Subscriber:
+    def connect(self, event_filter: EventFilter) -> Subscriber:
         queue: asyncio.Queue[Event | _Signal] = asyncio.Queue(self.options.queue_events + 1)
-        sub = Subscriber(event_filter, queue, self.last_seq, replaying=replaying)
-        if self.closed:
-            queue.put_nowait(STOPPED)
-        else:
-            self.subscribers.add(sub)
+        sub = Subscriber(event_filter, queue, self.last_seq)
+        self.clients.add(sub)
+        self.listen(sub)
         return sub
 
-    def unsubscribe(self, sub: Subscriber) -> None:
+    def listen(self, sub: Subscriber) -> None:
+        """(Again) queue the live events after ``last_seq`` for ``sub``: everything up to
+        it is in the store already."""
+        _replace_queue(sub.queue, None)
+        sub.start = self.last_seq
+        if self.closed:
+            sub.queue.put_nowait(STOPPED)
+        elif not sub.dropped:
+            sub.listening = True
+            self.subscribers.add(sub)
+
+    def disconnect(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+        self.clients.discard(sub)
+        sub.listening = False
+        if sub.timer is not None:
+            sub.timer.cancel()
+            sub.timer = None
 
     async def publish(self, event: Event) -> None:
-        """Queue ``event`` for every subscriber it matches, in seq order.
-
-        A full queue is waited for: a client that is reading takes the next event within
-        a few turns of the loop, even through a burst of thousands of events (the
-        follower then waits, and the events wait in the store). The waits add up until
-        the client empties its queue; one that has kept the follower waiting for
-        ``stall_seconds`` without catching up is too slow (or not reading): it is
-        dropped, so one slow client cannot pace the others for long.
-        """
+        """Queue ``event`` for every subscriber it matches, in seq order, without waiting:
+        a subscriber whose queue is full stops listening and reads on from the store."""
         self.last_seq = max(self.last_seq, event.seq)
-        blocked: list[Subscriber] = []
+        limit = self.options.queue_events
         for sub in list(self.subscribers):
             if sub.filter.matches(event):
-                if sub.queue.qsize() < self.options.queue_events:
+                if sub.queue.qsize() < limit:
                     self._put(sub, event)
-                elif sub.replaying:
-                    self._drop(sub)  # it reads on from the store: no need to wait
                 else:
-                    blocked.append(sub)
-        if not blocked:
-            return
-        began = self.loop.time()
-        turns = 0
-        while blocked:
-            turns += 1
-            await asyncio.sleep(0 if turns < 50 else 0.002)
-            waited = self.loop.time() - began
-            still: list[Subscriber] = []
-            for sub in blocked:
-                if sub.dropped or sub not in self.subscribers:
-                    continue
-                if sub.queue.qsize() < self.options.queue_events:
-                    sub.waited += waited
-                    self._put(sub, event)
-                elif sub.waited + waited >= self.options.stall_seconds:
-                    self._drop(sub)
-                else:
-                    still.append(sub)
-            blocked = still
+                    self._stop_listening(sub, BEHIND)
+                    sub.behind += 1
+                    self.behind_total += 1
 
     def _put(self, sub: Subscriber, event: Event) -> None:
         sub.queue.put_nowait(event)
@@ -203,26 +201,49 @@ class Hub:
             sub.peak = depth
             self.peak = max(self.peak, depth)
 
-    def _drop(self, sub: Subscriber) -> None:
-        sub.dropped = True
+    def _stop_listening(self, sub: Subscriber, signal: _Signal) -> None:
+        sub.listening = False
         self.subscribers.discard(sub)
-        if sub.replaying:
-            self.replays_outrun += 1
-        else:
+        _replace_queue(sub.queue, signal)  # what it had waiting is in the store
+
+    # A send to a client is timed by the client's own timer: ``sending`` before it,
+    # ``sent`` after. The timer is armed once per ``stall_seconds`` at most, and only
+    # while the client has something to send.
+
+    def sending(self, sub: Subscriber) -> None:
+        sub.sending_since = self.loop.time()
+        if sub.timer is None:
+            sub.timer = self.loop.call_later(self.options.stall_seconds, self._check, sub)
+
+    def sent(self, sub: Subscriber) -> None:
+        sub.sending_since = None
+
+    def _check(self, sub: Subscriber) -> None:
+        sub.timer = None
+        since = sub.sending_since
+        if since is None or sub.dropped or sub not in self.clients:
+            return
+        due = since + self.options.stall_seconds
+        if self.loop.time() >= due:
+            sub.dropped = True
             self.dropped_total += 1
-        _replace_queue(sub.queue, DROPPED)
+            self._stop_listening(sub, DROPPED)
+        else:
+            sub.timer = self.loop.call_at(due, self._check, sub)
 
     def close(self) -> None:
         self.closed = True
-        for sub in list(self.subscribers):
+        for sub in list(self.clients):
+            sub.listening = False
             _replace_queue(sub.queue, STOPPED)
         self.subscribers.clear()
 
 
-def _replace_queue(queue: asyncio.Queue[Any], signal: _Signal) -> None:
+def _replace_queue(queue: asyncio.Queue[Any], signal: _Signal | None) -> None:
     while not queue.empty():
         queue.get_nowait()
-    queue.put_nowait(signal)
+    if signal is not None:
+        queue.put_nowait(signal)
 
 
 def _open(ctx: ServerContext) -> Store:
@@ -246,8 +267,8 @@ def _follow(
                 for event in store.follow(
                     after=cursor, poll_interval=poll_seconds, stop=stop.is_set
                 ):
-                    # Handed over one at a time, and waited for: the fan-out sets the
-                    # pace (a burst waits in the store, not in memory).
+                    # Handed over one at a time, and waited for (a burst waits in the
+                    # store, not in memory); the fan-out itself never waits for a client.
                     handed = asyncio.run_coroutine_threadsafe(hub.publish(event), hub.loop)
                     while not stop.is_set():
                         try:
@@ -404,19 +425,27 @@ async def _event_frames(
     hub: Hub, ctx: ServerContext, after: int | None, event_filter: EventFilter, named: bool = True
 ) -> AsyncIterator[ServerSentEvent]:
     # First: whatever commits from now on is queued.
-    sub = hub.subscribe(event_filter, replaying=after is not None)
+    sub = hub.connect(event_filter)
     try:
         yield _sse(retry=hub.options.retry_ms)
-        if after is None:
-            last = sub.start
-        else:
-            last = after
-            while True:
+        last = sub.start if after is None else after
+        from_store = after is not None
+        while True:
+            if from_store:
+                # Read on from the store (which has everything) until caught up; then
+                # listen again, and read once more what came in between.
                 batch, read_to, full = await anyio.to_thread.run_sync(
                     _replay, ctx, last, event_filter
                 )
                 for n, event in enumerate(batch, 1):
+                    hub.sending(sub)
                     yield _frame(event, named)
+                    hub.sent(sub)
+                    last = event.seq
+                    sub.sent += 1
+                    if sub.dropped:
+                        yield _reset(hub, last)
+                        return
                     if n % 50 == 0:
                         # A send that does not block does not yield to the loop: let it
                         # see a client that went away before the whole batch is sent.
@@ -424,36 +453,43 @@ async def _event_frames(
                 last = read_to
                 if full:
                     continue
-                if sub.dropped:
-                    # Live events outran the replay: listen again, and read on from the
-                    # store (which has everything) until the replay catches up.
-                    hub.unsubscribe(sub)
-                    sub = hub.subscribe(event_filter, replaying=True)
+                if not sub.listening:
+                    if hub.closed:
+                        return
+                    hub.listen(sub)
                     continue
-                sub.replaying = False
-                break
-        while True:
+                from_store = False
             item = await sub.queue.get()
-            if sub.queue.empty():
-                sub.waited = 0.0  # caught up
             if item is STOPPED:
                 return
             if item is DROPPED:
-                reason = (
-                    f"the client kept {hub.options.queue_events} events waiting for "
-                    f"{hub.options.stall_seconds:g} s without catching up; "
-                    "reconnect with Last-Event-ID to resume"
-                )
-                data = {"reason": reason, "last_seq": last, "queue_limit": hub.options.queue_events}
-                yield _sse(_json(data), event="reset", id=str(last))
+                yield _reset(hub, last)
                 return
+            if item is BEHIND:
+                from_store = True
+                continue
             assert not isinstance(item, _Signal)
             if item.seq <= last:
-                continue  # sent by the replay already
+                continue  # sent from the store already
+            hub.sending(sub)
             yield _frame(item, named)
+            hub.sent(sub)
             last = item.seq
+            sub.sent += 1
+            if sub.dropped:
+                yield _reset(hub, last)
+                return
     finally:
-        hub.unsubscribe(sub)
+        hub.disconnect(sub)
+
+
+def _reset(hub: Hub, last: int) -> ServerSentEvent:
+    reason = (
+        f"the client read nothing for {hub.options.stall_seconds:g} s; "
+        "reconnect with Last-Event-ID to resume"
+    )
+    data = {"reason": reason, "last_seq": last, "queue_limit": hub.options.queue_events}
+    return _sse(_json(data), event="reset", id=str(last))
 
 
 # --------------------------------------------------------------------------- log tail
