@@ -1,11 +1,14 @@
 """Live streams: commit -> SSE client latency and the server's CPU with idle clients.
 
-    python bench/bench_live.py [--events 1000] [--clients 50] [--seconds 10]
+    python bench/bench_live.py [--events 1000] [--clients 50] [--seconds 10] [--stalled 0]
 
 Starts ``agentkeep serve --port 0`` on a fresh store in a temp directory. Latency: a writer
 process (tests/helpers/writer.py stream) records events carrying ``time.time()`` taken just
-before each write; one SSE client notes when each arrives. CPU: the server's utime+stime
-from /proc over ``--seconds`` with no client, then with ``--clients`` idle streams.
+before each write; one SSE client notes when each arrives. With ``--stalled K``, K more
+clients read nothing through it (a backlog of ``--backlog`` 2 KB events is written first, so
+their sockets and queues are full): the reading client's latency must not grow with them.
+CPU: the server's utime+stime from /proc over ``--seconds`` with no client, then with
+``--clients`` idle streams.
 """
 
 from __future__ import annotations
@@ -35,12 +38,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def stalled_client(port: int) -> socket.socket:
+    """An event-stream client that reads nothing (a small receive buffer)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET /api/v1/events/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    sock.recv(4096)  # the headers: it is subscribed; from now on it reads nothing
+    return sock
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--interval", type=float, default=0.005)
+    parser.add_argument("--stalled", type=int, default=0, help="clients that read nothing")
+    parser.add_argument("--backlog", type=int, default=4000, help="events before, with --stalled")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
@@ -61,10 +76,18 @@ def main() -> int:
         port = int(url.rsplit(":", 1)[1])
         try:
             delays: list[float] = []
+            stalled = [stalled_client(port) for _ in range(args.stalled)]
             with (
                 httpx.Client(timeout=60) as client,
                 connect_sse(client, "GET", f"{url}/api/v1/events/stream") as source,
             ):
+                if stalled:
+                    with agentkeep.open(project / ".agentkeep") as store:
+                        for start in range(0, args.backlog, 500):
+                            count = min(500, args.backlog - start)
+                            store.record_events(
+                                [{"kind": "bench.pad", "data": {"pad": "x" * 2000}}] * count
+                            )
                 command = [str(ROOT / "tests" / "helpers" / "writer.py"), "stream", str(project)]
                 command += ["--count", str(args.events), "--interval", str(args.interval)]
                 writer = subprocess.Popen(
@@ -79,10 +102,13 @@ def main() -> int:
                     if data["n"] == args.events - 1:
                         break
                 writer.wait()
+            for sock in stalled:
+                sock.close()
             delays.sort()
             p = {q: delays[min(len(delays) - 1, int(q * len(delays)))] * 1000 for q in (0.5, 0.99)}
             print(
-                f"latency over {len(delays)} events (write call -> client): "
+                f"latency over {len(delays)} events (write call -> client"
+                f"{f', {args.stalled} clients reading nothing' if args.stalled else ''}): "
                 f"p50 {p[0.5]:.1f} ms, p99 {p[0.99]:.1f} ms, "
                 f"mean {statistics.mean(delays) * 1000:.1f} ms, max {delays[-1] * 1000:.1f} ms"
             )
