@@ -7,6 +7,7 @@ event, a count or a state, with a generous overall timeout only as a safety net.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import signal
@@ -305,7 +306,7 @@ def test_a_slow_client_is_reset_and_dropped_while_a_fast_one_keeps_going(
         reader.start()
         wait_for(lambda: len(hub.subscribers) == 2, "both clients to subscribe")
         written = 0
-        while hub.dropped_total == 0:  # until the slow client's queue overflows
+        while hub.dropped_total == 0:  # until a send to the slow client stays blocked
             assert written < 200_000, "the slow client was never dropped"
             write_events(store_dir, 100, kind="t.flood", pad=2000)
             written += 100
@@ -350,6 +351,156 @@ def test_a_slow_client_is_reset_and_dropped_while_a_fast_one_keeps_going(
                 if int(event.id) == done:
                     break
         assert ids + rest == seqs_after(store_dir, start)
+
+
+def _sse_frames(sock: socket.socket, chunk: int = 65536) -> Iterator[dict[str, str]]:
+    """A raw SSE response's frames (field -> value) as they arrive, until the server
+    closes; ``chunk``: the most read at a time."""
+    sock.settimeout(SAFETY)
+    buffer = b""
+    head = True
+    while data := sock.recv(chunk):
+        buffer += data
+        if head:
+            if b"\r\n\r\n" not in buffer:
+                continue
+            buffer = buffer.split(b"\r\n\r\n", 1)[1]
+            head = False
+        *blocks, buffer = buffer.split(b"\n\n")
+        for block in blocks:
+            fields: dict[str, str] = {}
+            for line in block.decode().splitlines():
+                name, _, value = line.partition(":")
+                fields[name or "comment"] = value.removeprefix(" ")
+            if fields:
+                yield fields
+
+
+def test_publishing_never_waits_for_a_full_queue(store_dir: Path) -> None:
+    """The fan-out runs to the end without once giving the loop a turn: a full queue sends
+    its client to the store instead of making the follower wait."""
+    write_events(store_dir, 5, kind="t.unit")
+    with agentkeep.open(store_dir) as store:
+        events = store.events(after=0)
+    loop = asyncio.new_event_loop()
+    try:
+        hub = live.Hub(loop, live.LiveOptions(queue_events=2), last_seq=0)
+        sub = hub.connect(live.EventFilter())
+        other = hub.connect(live.EventFilter(kind="t.other"))
+        for event in events:
+            publishing = hub.publish(event)
+            with pytest.raises(StopIteration):
+                publishing.send(None)  # done on the first step: it never suspends
+        assert hub.last_seq == events[-1].seq
+        # The third event found the queue full: the queue is let go, the client is told
+        # to read on from the store, and nothing more is queued for it.
+        assert [sub.queue.get_nowait() for _ in range(sub.queue.qsize())] == [live.BEHIND]
+        assert not sub.listening and sub not in hub.subscribers and sub in hub.clients
+        assert (sub.behind, hub.behind_total, hub.dropped_total, hub.peak) == (1, 1, 0, 2)
+        assert other.listening and other.queue.empty()  # its filter matched nothing
+        hub.listen(sub)  # caught up: listens again from the hub's position
+        assert sub.listening and sub.start == events[-1].seq and sub.queue.empty()
+        hub.disconnect(sub)
+        hub.disconnect(other)
+        assert not hub.clients and not hub.subscribers
+    finally:
+        loop.close()
+
+
+def test_a_fast_client_is_not_paced_by_ones_that_read_slowly_or_not_at_all(
+    store_dir: Path,
+) -> None:
+    """Order of arrival, not time: the fast client has the whole burst while the slow one
+    has read three events and before the one that reads nothing is reset (the follower
+    never waited for either). The slow one then gets every event once, in order, having
+    read on from the store; the idle one gets a reset and is dropped."""
+    limit, count = 20, 3000  # 3000 events of 2 KB: more than any socket buffers hold
+    start = write_events(store_dir, 1)
+    with live_server(store_dir, queue_events=limit, stall_seconds=5.0) as server:
+        hub = server.hub
+        idle = _raw_stream(server.port)
+        wait_for(lambda: len(hub.clients) == 1, "the idle client to subscribe")
+        (idle_sub,) = hub.clients
+        slow_sock = _raw_stream(server.port)
+        wait_for(lambda: len(hub.clients) == 2, "the slow client to subscribe")
+        (slow_sub,) = hub.clients - {idle_sub}
+
+        slow_ids: list[int] = []
+        slow_events: list[str] = []
+        resume = threading.Event()
+
+        def slow() -> None:
+            for frame in _sse_frames(slow_sock, chunk=1024):
+                if "id" not in frame:
+                    continue
+                slow_ids.append(int(frame["id"]))
+                slow_events.append(frame["event"])
+                if len(slow_ids) == 3:
+                    resume.wait(SAFETY)  # a pause: it reads nothing until the fast one is done
+                if frame["event"] in ("t.done", "reset"):
+                    return
+
+        fast_ids: list[int] = []
+        when_fast_had_all: dict[str, int] = {}
+
+        def fast() -> None:
+            with (
+                httpx.Client(timeout=SAFETY) as client,
+                connect_sse(client, "GET", f"{server.url}/api/v1/events/stream") as source,
+            ):
+                for event in frames(source.iter_sse()):
+                    fast_ids.append(int(event.id))
+                    if (
+                        event.event == "t.burst"
+                        and json.loads(event.data)["data"]["n"] == count - 1
+                    ):
+                        when_fast_had_all.update(
+                            slow_read=len(slow_ids),
+                            idle_dropped=int(idle_sub.dropped),
+                            slow_dropped=int(slow_sub.dropped),
+                            follower=hub.last_seq,
+                        )
+                        resume.set()
+                    if event.event == "t.done":
+                        return
+
+        readers = [threading.Thread(target=slow), threading.Thread(target=fast)]
+        for reader in readers:
+            reader.start()
+        wait_for(lambda: len(hub.clients) == 3, "the fast client to subscribe")
+        end = write_events(store_dir, count, kind="t.burst", pad=2000)
+        wait_for(resume.is_set, "the fast client to receive the burst")
+        assert when_fast_had_all == {
+            "slow_read": 3,
+            "idle_dropped": 0,
+            "slow_dropped": 0,
+            "follower": end,
+        }
+        wait_for(lambda: idle_sub.dropped, "the idle client to be reset")
+        with agentkeep.open(store_dir) as store:
+            done = store.record_event("t.done").item.seq
+        for reader in readers:
+            reader.join(SAFETY)
+            assert not reader.is_alive()
+        everything = seqs_after(store_dir, start)
+        assert everything[-1] == done
+        assert fast_ids == everything
+        assert slow_ids == everything and "reset" not in slow_events  # once each, in order
+        assert slow_sub.behind >= 1  # its queue overflowed: it read on from the store
+        assert hub.peak <= limit  # no queue ever held more than its bound
+        assert hub.dropped_total == 1 and not slow_sub.dropped
+
+        got = _read_all(idle)  # now it reads: what was in flight, the reset, then EOF
+        idle.close()
+        slow_sock.close()
+        *events, reset = [f for f in got if "id" in f]
+        assert reset["event"] == "reset"
+        ids = [int(f["id"]) for f in events]
+        assert ids == everything[: len(ids)] and len(ids) < count
+        reason = json.loads(reset["data"])
+        assert reason["last_seq"] == ids[-1] == int(reset["id"])
+        assert reason["queue_limit"] == limit
+        wait_for(lambda: not hub.clients, "every client to be forgotten")
 
 
 def test_idle_streams_get_pings(store_dir: Path) -> None:
