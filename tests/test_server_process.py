@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -276,3 +277,33 @@ def test_an_ipv6_loopback_server(project: Path) -> None:
         assert httpx.get(url + "/api/v1/tasks").status_code == 200
     finally:
         assert cli(project, "server", "stop").returncode == 0
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_accepted_connections_send_without_waiting_for_an_ack(host: str) -> None:
+    """``serve``'s socket is one asyncio turns TCP_NODELAY on for: without it a response
+    written in two parts waited 40 ms for the client's delayed ACK on every request of a
+    kept-alive connection (bench/bench_serve.py found it)."""
+    import asyncio
+
+    from agentkeep.server.process import listen
+
+    async def nodelay_of_an_accepted_connection() -> int:
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listen(host, 0))
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection(host, port)
+        try:
+            return await asyncio.wait_for(accepted, 30)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(nodelay_of_an_accepted_connection()) != 0
