@@ -9,7 +9,7 @@ transcript messages in 2,000 sessions (``--quick``: 50k, 5k, 20k in 200).
 
 Two servers, each a subprocess on a free loopback port: agentkeep (``agentkeep serve
 --port 0``, or uvicorn on ``create_app`` through bench/serve_app.py while the command is
-not built), and Datasette 0.65.5 (installed on first use into ``bench/.venv-datasette``,
+not built), and Datasette 0.65.5 (installed on first use into ``bench/.venv/datasette-0.65.5``,
 not a project dependency) serving ``state.db`` read-only (``mode=ro`` connections, as
 Datasette reads every mutable database). One client for each (httpx, one keep-alive
 connection), requests alternating between the two sides so the machine's drift hits both;
@@ -75,7 +75,8 @@ import httpx  # noqa: E402
 from serve_data import cached_store  # noqa: E402
 
 DATASETTE_VERSION = "0.65.5"
-DATASETTE_VENV = HERE / ".venv-datasette"
+# Under a directory named .venv: git and the docs checks leave it alone.
+DATASETTE_VENV = HERE / ".venv" / f"datasette-{DATASETTE_VERSION}"
 AGENTKEEP = str(Path(sys.executable).with_name("agentkeep"))
 CHROMIUM = "/usr/bin/chromium"
 # As tests/browser/conftest.py: what Chromium needs on this machine.
