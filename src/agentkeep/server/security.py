@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.middleware import Middleware
 from starlette.requests import cookie_parser
@@ -66,6 +67,9 @@ ANONYMOUS_PATHS = frozenset({"/-/health"})
 # Routes where ``?token=`` is never a bootstrap (the API and MCP take the header).
 NO_BOOTSTRAP_PREFIXES = ("/api/", "/mcp", "/-/")
 COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
+_PORT = re.compile(r":[0-9]{0,5}")
+# What a redirect's path may hold as it is; anything else is percent-encoded.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 
 HTML_CSP = (
     "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -88,12 +92,20 @@ class _BodyTooLarge(Exception):
 
 
 def hostname_of(host: str) -> str:
-    """``host`` of a Host header value ``host[:port]`` (IPv6 in brackets), lowercased."""
+    """``host`` of a Host header value ``host[:port]`` (IPv6 in brackets), lowercased. A
+    value that is not ``host[:port]`` (``127.0.0.1:80.evil.example``, ``[::1].evil``)
+    comes back whole, so it matches no allowed name."""
     host = host.strip().lower()
     if host.startswith("["):
         end = host.find("]")
-        return host[: end + 1] if end > 0 else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        name, rest = (host[: end + 1], host[end + 1 :]) if end > 0 else (host, "")
+    elif host.count(":") == 1:
+        name, rest = host.split(":", 1)[0], host[host.index(":") :]
+    else:
+        name, rest = host, ""
+    if rest and not _PORT.fullmatch(rest):
+        return host
+    return name
 
 
 def host_allowed(ctx: ServerContext, host: str | None) -> bool:
@@ -203,7 +215,12 @@ class _Exchange:
                 403, "forbidden", "wrong token", hint="`agentkeep server token` prints it"
             )
         rest = urlencode([(k, v) for k, v in pairs if k != "token"])
-        location = self.path + (f"?{rest}" if rest else "")
+        # The path as it was sent (still percent-encoded: no CR/LF, nothing a header cannot
+        # hold), and never ``//host`` or ``/\\host``, which a browser would follow off
+        # this server.
+        raw = self.scope.get("raw_path") or self.path.encode("utf-8", "replace")
+        path = quote(raw.decode("latin-1").split("?", 1)[0], safe=_PATH_SAFE)
+        location = "/" + path.lstrip("/") + (f"?{rest}" if rest else "")
         response = Response(status_code=303, headers={"Location": location})
         response.headers["Cache-Control"] = "no-store"
         response.set_cookie(
