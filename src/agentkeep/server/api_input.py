@@ -27,6 +27,7 @@ from agentkeep.server import respond
 MAX_ID = 2**63 - 1
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_CURSOR = 1000
 _DIGITS = re.compile(r"[0-9]{1,19}")
 
 
@@ -199,9 +200,11 @@ def cursor(request: Request, types: tuple[type, ...]) -> list[Any] | None:
     if not text:
         return None
     try:
+        if len(text) > MAX_CURSOR:  # ours are a few dozen characters
+            raise ValueError(text)
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         key = json.loads(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # RecursionError: [[[[...]]]]
         raise InvalidInput("cursor is not one this server gave out") from None
     if (
         not isinstance(key, list)
@@ -211,10 +214,21 @@ def cursor(request: Request, types: tuple[type, ...]) -> list[Any] | None:
             for part, kind in zip(key, types, strict=True)
         )
         or any(isinstance(part, int) and not -MAX_ID <= part <= MAX_ID for part in key)
-        or any(isinstance(part, str) and "\x00" in part for part in key)
+        or any(isinstance(part, str) and not _clean_text(part) for part in key)
     ):
         raise InvalidInput("cursor is not one this server gave out")
     return key
+
+
+def _clean_text(text: str) -> bool:
+    """No NUL and no lone surrogate (which no store query can encode)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def idempotency_key(request: Request) -> str | None:
