@@ -349,7 +349,10 @@ def artifact_content(request: Request) -> Response:
     """The artifact's bytes (decompressed) under a content type a browser will not run."""
     store = context(request).store()
     artifact = store.get_artifact(path_id(request))
-    content = _Seeker(iter(store.artifact_chunks(artifact.id)))
+    chunks = iter(store.artifact_chunks(artifact.id))
+    # The first chunk is read here, before any byte is sent: a missing object, or a link
+    # planted in its place, is then the error it is, not a 200 cut short.
+    content = _Seeker(chunks, next(chunks, b""))
     content_type, text = served_type(artifact.content_type)
     return serve_bytes(
         request,
@@ -367,8 +370,8 @@ class _Seeker:
     """``read(offset, n)`` over the artifact's chunks, read front to back (a compressed
     object cannot seek: a range of it is decompressed from the start, and skipped)."""
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.chunks, self.position, self.pending = chunks, 0, b""
+    def __init__(self, chunks: Iterator[bytes], first: bytes = b"") -> None:
+        self.chunks, self.position, self.pending = chunks, 0, first
 
     def read(self, offset: int, size: int) -> bytes:
         while self.position + len(self.pending) <= offset:  # skip whole chunks
