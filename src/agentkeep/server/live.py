@@ -34,6 +34,7 @@ import contextlib
 import json
 import logging
 import threading
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,10 @@ class LiveOptions:
     tail_poll_seconds: float = 0.1
     # Lines a log tail may have waiting for its client before its reader waits.
     tail_queue_lines: int = 1000
+    # Log tails open at once (each has a reader thread polling the store); one more is
+    # 503 busy, so a page opening tails in a loop cannot exhaust the server's threads.
+    # The Live view opens one per running session it shows (at most 20).
+    max_tails: int = 64
 
 
 def options_of(app: Starlette) -> LiveOptions:
@@ -515,7 +520,41 @@ async def session_follow(request: Request) -> Response:
         return session.status != "running" and not store.session_streams(session_id, name)
 
     nothing = await anyio.to_thread.run_sync(check)
-    return _response(request, _tail_frames(request, ctx, session_id, name, last, nothing))
+    slot = _TailSlot.take(request.app) if not nothing else None
+    frames = _tail_frames(request, ctx, session_id, name, last, nothing, slot)
+    if slot is not None:
+        # Given back when the stream ends, or when it is dropped before it ever started.
+        weakref.finalize(frames, slot.give_back)
+    return _response(request, frames)
+
+
+class _TailSlot:
+    """One of the ``max_tails`` log tails a server runs at once."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.held = True
+
+    @classmethod
+    def take(cls, app: Starlette) -> _TailSlot:
+        limit = options_of(app).max_tails
+        with cls._lock:
+            open_now = getattr(app.state, "live_tails", 0)
+            if open_now >= limit:
+                raise Busy(
+                    f"{limit} log tails are open already",
+                    hint="close a Live view (or another client's tail) and retry",
+                )
+            app.state.live_tails = open_now + 1
+        return cls(app)
+
+    def give_back(self) -> None:
+        with self._lock:
+            if self.held:
+                self.held = False
+                self.app.state.live_tails -= 1
 
 
 async def _tail_frames(
@@ -525,68 +564,73 @@ async def _tail_frames(
     name: str | None,
     last: int,
     nothing: bool,
+    slot: _TailSlot | None = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    opts = options_of(request.app)
-    yield _sse(retry=opts.retry_ms)
-    if nothing:
-        yield _sse(_json({"session_id": session_id}), event="end")
-        return
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Line | _Signal | BaseException] = asyncio.Queue(opts.tail_queue_lines)
-    gone = threading.Event()
-    server_stop = stopping(request.app)
-
-    def stop() -> bool:
-        return gone.is_set() or server_stop.is_set()
-
-    def put(item: Line | _Signal | BaseException) -> bool:
-        # Waits while the client's queue is full (the reader then reads nothing more).
-        while not stop():
-            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
-            try:
-                future.result(timeout=1.0)
-                return True
-            except concurrent.futures.TimeoutError:
-                if not future.cancel():
-                    return True
-            except (concurrent.futures.CancelledError, RuntimeError):
-                return False
-        return False
-
-    def read() -> None:
-        try:
-            with _open(ctx) as store:
-                for line in store.follow_stream(
-                    session_id,
-                    name=name,
-                    last=last,
-                    poll_seconds=opts.tail_poll_seconds,
-                    stop=stop,
-                ):
-                    if not put(line):
-                        return
-            if not stop():
-                put(STOPPED)
-        except BaseException as exc:  # handed to the stream, which ends with it
-            put(exc)
-
-    reader = threading.Thread(target=read, name=f"agentkeep-tail-{session_id}", daemon=True)
-    reader.start()
     try:
-        while True:
-            item = await queue.get()
-            if item is STOPPED:
-                yield _sse(_json({"session_id": session_id}), event="end")
-                return
-            if isinstance(item, BaseException):
-                log.error("log tail of session %d failed", session_id, exc_info=item)
-                data = {"session_id": session_id, "error": "the log tail failed"}
-                yield _sse(_json(data), event="error")
-                return
-            assert not isinstance(item, _Signal)
-            yield _sse(_json(item.to_dict()))
+        opts = options_of(request.app)
+        yield _sse(retry=opts.retry_ms)
+        if nothing:
+            yield _sse(_json({"session_id": session_id}), event="end")
+            return
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Line | _Signal | BaseException] = asyncio.Queue(opts.tail_queue_lines)
+        gone = threading.Event()
+        server_stop = stopping(request.app)
+
+        def stop() -> bool:
+            return gone.is_set() or server_stop.is_set()
+
+        def put(item: Line | _Signal | BaseException) -> bool:
+            # Waits while the client's queue is full (the reader then reads nothing more).
+            while not stop():
+                future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+                try:
+                    future.result(timeout=1.0)
+                    return True
+                except concurrent.futures.TimeoutError:
+                    if not future.cancel():
+                        return True
+                except (concurrent.futures.CancelledError, RuntimeError):
+                    return False
+            return False
+
+        def read() -> None:
+            try:
+                with _open(ctx) as store:
+                    for line in store.follow_stream(
+                        session_id,
+                        name=name,
+                        last=last,
+                        poll_seconds=opts.tail_poll_seconds,
+                        stop=stop,
+                    ):
+                        if not put(line):
+                            return
+                if not stop():
+                    put(STOPPED)
+            except BaseException as exc:  # handed to the stream, which ends with it
+                put(exc)
+
+        reader = threading.Thread(target=read, name=f"agentkeep-tail-{session_id}", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is STOPPED:
+                    yield _sse(_json({"session_id": session_id}), event="end")
+                    return
+                if isinstance(item, BaseException):
+                    log.error("log tail of session %d failed", session_id, exc_info=item)
+                    data = {"session_id": session_id, "error": "the log tail failed"}
+                    yield _sse(_json(data), event="error")
+                    return
+                assert not isinstance(item, _Signal)
+                yield _sse(_json(item.to_dict()))
+        finally:
+            gone.set()
     finally:
-        gone.set()
+        if slot is not None:
+            slot.give_back()
 
 
 __all__ = [
