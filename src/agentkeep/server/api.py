@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -305,9 +307,9 @@ def endpoints() -> list[Endpoint]:
 def routes() -> list[BaseRoute]:
     """The routes of :func:`endpoints`, one per path (its methods together), and
     ``/openapi.json``."""
-    by_path: dict[str, dict[str, Any]] = {}
+    by_path: dict[str, dict[str, Endpoint]] = {}
     for endpoint in endpoints():
-        by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint.func
+        by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
     found: list[BaseRoute] = [Route("/openapi.json", openapi_json, methods=["GET"])]
     for path, methods in by_path.items():
         found.append(Route("/api/v1" + path, _dispatch(methods), methods=list(methods)))
@@ -321,13 +323,31 @@ def openapi_json(request: Request) -> Response:
     return Response(document_text(), media_type="application/json")
 
 
-def _dispatch(methods: dict[str, Any]) -> Any:
-    if len(methods) == 1:
-        return next(iter(methods.values()))
+# Raw uploads run at most this many at once: each holds a worker thread while its body
+# streams in, and a slow one must not take the threads every other request needs.
+UPLOADS_AT_ONCE = 4
 
-    def endpoint(request: Request) -> Response:
-        method = "GET" if request.method == "HEAD" else request.method  # Starlette adds HEAD
-        result: Response = methods[method](request)
-        return result
+
+def _dispatch(methods: dict[str, Endpoint]) -> Any:
+    """One route's endpoint: its method's function in a worker thread. A JSON body is
+    read first, on the event loop, so a client that sends it slowly holds no thread."""
+
+    async def endpoint(request: Request) -> Response:
+        found = methods["GET" if request.method == "HEAD" else request.method]
+        if found.raw_body:
+            async with _upload_limiter(request):
+                return await run_in_threadpool(found.func, request)
+        if found.method != "GET":
+            await request.body()  # kept by the request: the endpoint's body() reads it
+        return await run_in_threadpool(found.func, request)
 
     return endpoint
+
+
+def _upload_limiter(request: Request) -> anyio.CapacityLimiter:
+    state = request.app.state
+    limiter = getattr(state, "upload_limiter", None)
+    if limiter is None:
+        limiter = state.upload_limiter = anyio.CapacityLimiter(UPLOADS_AT_ONCE)
+    assert isinstance(limiter, anyio.CapacityLimiter)
+    return limiter
