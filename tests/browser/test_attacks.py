@@ -240,3 +240,81 @@ def test_payloads_arriving_live_stay_inert(
     assert_inert(tail, seen_tail, "live view, live")
     screenshot(board, "attack-board-live")
     screenshot(tail, "attack-live-tail")
+
+
+REBIND = """async () => {
+    const out = {};
+    const read = async (name, promise) => {
+        try {
+            const r = await promise;
+            out[name] = [r.status, await r.text()];
+        } catch (e) {
+            out[name] = [0, String(e)];
+        }
+    };
+    await read("tasks", fetch("/api/v1/tasks"));
+    await read("task", fetch("/api/v1/tasks/1"));
+    await read("post", fetch("/api/v1/tasks", {method: "POST",
+        headers: {"Content-Type": "application/json", "X-Agentkeep-CSRF": "1"},
+        body: JSON.stringify({title: "rebound"})}));
+    await read("mcp", fetch("/mcp", {method: "POST",
+        headers: {"Content-Type": "application/json",
+                  "Accept": "application/json, text/event-stream"},
+        body: JSON.stringify({jsonrpc: "2.0", id: 1, method: "tools/list"})}));
+    await read("health", fetch("/-/health"));
+    await read("board", fetch("/"));
+    out.stream = await new Promise((resolve) => {
+        const source = new EventSource("/api/v1/events/stream?after=0");
+        source.onmessage = (e) => { source.close(); resolve("message " + e.data); };
+        source.onerror = () => { source.close(); resolve("error"); };
+    });
+    return out;
+}"""
+
+
+def test_a_rebound_name_reaches_the_socket_but_never_the_app(
+    chromium: Any, server: RunningServer, project: Path
+) -> None:
+    """DNS rebinding in a real browser: Chromium resolves evil.example to 127.0.0.1 (as a
+    rebinding DNS server would after the first answer), so a page of evil.example's origin
+    sends same-origin requests, which it may read, to the server's socket. All are 421 and
+    carry no data; nothing is written."""
+    from browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    with agentkeep.open(project) as store:
+        store.add_task("secret task title")
+    rules = "--host-resolver-rules=MAP evil.example 127.0.0.1, MAP localhost.evil.example 127.0.0.1"
+    # Chromium's own guard (Local Network Access) would stop these requests before they
+    # left; Firefox has none (next-capabilities.md §1.3), so it is off here: the server
+    # must hold by itself.
+    guards = (
+        "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,"
+        "PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults"
+    )
+    browser = chromium.browser_type.launch(
+        executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, rules, guards]
+    )
+    try:
+        for name in ("evil.example", "localhost.evil.example"):
+            page = browser.new_page()
+            page.set_default_timeout(20_000)
+            origin = f"http://{name}:{server.port}"
+            page.route(
+                origin + "/evil.html",
+                lambda route: route.fulfill(body="<p>evil</p>", content_type="text/html"),
+            )
+            page.goto(origin + "/evil.html")
+            outcome = page.evaluate(REBIND)
+            for key in ("tasks", "task", "post", "mcp", "health", "board"):
+                status, text = outcome[key]
+                assert status == 421, (name, key, status, text[:200])
+                assert "misdirected_request" in text and "secret task" not in text
+            assert outcome["stream"] == "error", outcome["stream"]
+            direct = page.goto(origin + "/?token=" + server.token)
+            assert direct is not None and direct.status == 421
+            assert page.context.cookies() == []
+            page.close()
+    finally:
+        browser.close()
+    with agentkeep.open(project) as store:
+        assert [t.title for t in store.list_tasks()] == ["secret task title"]
