@@ -62,7 +62,9 @@ class Served:
 
 
 @contextlib.contextmanager
-def serving(store_dir: Path, *, options: live.LiveOptions | None = None) -> Iterator[Served]:
+def serving(
+    store_dir: Path, *, options: live.LiveOptions | None = None, require_auth: bool = False
+) -> Iterator[Served]:
     """The app as ``agentkeep serve`` runs it (hosts, origins, uvicorn config), on a free
     loopback port, in a thread; the access log collected in ``Served.log``."""
     sock = process.listen("127.0.0.1", 0)
@@ -71,7 +73,12 @@ def serving(store_dir: Path, *, options: live.LiveOptions | None = None) -> Iter
     log: list[str] = []
     token = secrets.token_urlsafe(32)
     ctx = ServerContext(
-        store_dir=store_dir, token=token, hosts=hosts, origins=origins, access_log=log.append
+        store_dir=store_dir,
+        token=token,
+        hosts=hosts,
+        origins=origins,
+        access_log=log.append,
+        require_auth=require_auth,
     )
     app = create_app(ctx)
     if options is not None:
@@ -862,6 +869,47 @@ def test_a_real_serve_keeps_the_token_out_of_its_log_and_server_json(project: Pa
         path = store_dir / name
         if not name.startswith("state.db") and path.is_file() and path.stat().st_size < 10_000_000:
             assert token.encode() not in path.read_bytes(), name
+
+
+def test_with_require_auth_every_read_needs_the_token_but_health(project: Path) -> None:
+    with agentkeep.open(project) as store:
+        store.add_task("private")
+        session = store.start_session(title="running").item
+    with (
+        serving(project / ".agentkeep", require_auth=True) as served,
+        httpx.Client(base_url=served.url, timeout=SAFETY) as http,
+    ):
+        reads = [
+            "/api/v1/tasks",
+            "/api/v1/tasks/1",
+            "/api/v1/search?q=private",
+            "/api/v1/events/stream",
+            f"/api/v1/sessions/{session.id}/follow",
+            "/mcp",
+            "/",
+            "/sessions",
+            "/static/app.css",
+            "/openapi.json",
+            "/api/v1/operations",
+        ]
+        for path in reads:
+            for headers in ({}, {"Cookie": f"{security.TOKEN_COOKIE}=wrong"}):
+                answer = http.get(path, headers=headers)
+                assert answer.status_code in (401, 403), (path, answer.status_code)
+                assert "private" not in answer.text
+        listed = http.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"Accept": "application/json, text/event-stream"},
+        )
+        assert listed.status_code == 401
+        assert http.get("/-/health").status_code == 200
+        # The control: the token opens them.
+        assert http.get("/api/v1/tasks", headers=served.auth).json()["rows"][0]["title"] == (
+            "private"
+        )
+        cookie = {"Cookie": f"{security.TOKEN_COOKIE}={served.token}"}
+        assert http.get("/sessions", headers=cookie).status_code == 200
 
 
 # == hostile stored content through the API =============================================
