@@ -912,6 +912,46 @@ def test_with_require_auth_every_read_needs_the_token_but_health(project: Path) 
         assert http.get("/sessions", headers=cookie).status_code == 200
 
 
+PAGES = [
+    "/",
+    "/sessions",
+    "/live",
+    "/activity",
+    "/search",
+    "/usage",
+    "/stats",
+    "/fleet",
+    "/sessions/1",
+    "/sessions/1/raw",
+    "/board/cards/1",
+]
+PAGE_PARAMS = ["q", "day", "kind", "since", "status", "source", "agent", "after", "by", "limit"]
+PAGE_VALUES = [
+    "%3Cscript%3Ewindow.__pwned%3D1%3C%2Fscript%3E",
+    "%C2%B2",  # a superscript two: str.isdigit() says yes, int() says no
+    "99999999999999999999999",
+    "%00",
+    "%ED%A0%80",  # a lone surrogate, as UTF-8
+    "10000-01-01",
+    "a" * 3000,
+]
+
+
+@pytest.mark.parametrize("value", PAGE_VALUES, ids=range(len(PAGE_VALUES)))
+def test_hostile_query_parameters_on_every_page_are_never_a_500_nor_reflected_raw(
+    served: Served, http: httpx.Client, value: str
+) -> None:
+    with agentkeep.open(served.ctx.store_dir) as store:
+        store.add_task("t")
+        store.start_session(title="s")
+    for page in PAGES:
+        for name in PAGE_PARAMS:
+            answer = http.get(f"{page}?{name}={value}")
+            assert answer.status_code < 500, (page, name, value[:20], answer.text[:200])
+            if answer.headers["content-type"].startswith("text/html"):
+                assert "<script>window.__pwned" not in answer.text, (page, name)
+
+
 # == hostile stored content through the API =============================================
 
 PAYLOADS = [
