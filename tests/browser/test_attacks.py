@@ -242,6 +242,24 @@ def test_payloads_arriving_live_stay_inert(
     screenshot(tail, "attack-live-tail")
 
 
+def unguarded(chromium: Any) -> Any:
+    """A second Chromium that resolves evil.example (and localhost.evil.example) to
+    127.0.0.1, as a rebinding DNS server would after its first answer, with its own guard
+    for local addresses (Local Network Access) off: it would stop these requests before
+    they left, and Firefox has none (next-capabilities.md §1.3). The server must hold by
+    itself."""
+    from browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    rules = "--host-resolver-rules=MAP evil.example 127.0.0.1, MAP localhost.evil.example 127.0.0.1"
+    guards = (
+        "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,"
+        "PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults"
+    )
+    return chromium.browser_type.launch(
+        executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, rules, guards]
+    )
+
+
 REBIND = """async () => {
     const out = {};
     const read = async (name, promise) => {
@@ -279,21 +297,9 @@ def test_a_rebound_name_reaches_the_socket_but_never_the_app(
     rebinding DNS server would after the first answer), so a page of evil.example's origin
     sends same-origin requests, which it may read, to the server's socket. All are 421 and
     carry no data; nothing is written."""
-    from browser.conftest import CHROMIUM, CHROMIUM_ARGS
-
     with agentkeep.open(project) as store:
         store.add_task("secret task title")
-    rules = "--host-resolver-rules=MAP evil.example 127.0.0.1, MAP localhost.evil.example 127.0.0.1"
-    # Chromium's own guard (Local Network Access) would stop these requests before they
-    # left; Firefox has none (next-capabilities.md §1.3), so it is off here: the server
-    # must hold by itself.
-    guards = (
-        "--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,"
-        "PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults"
-    )
-    browser = chromium.browser_type.launch(
-        executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, rules, guards]
-    )
+    browser = unguarded(chromium)
     try:
         for name in ("evil.example", "localhost.evil.example"):
             page = browser.new_page()
@@ -318,3 +324,42 @@ def test_a_rebound_name_reaches_the_socket_but_never_the_app(
         browser.close()
     with agentkeep.open(project) as store:
         assert [t.title for t in store.list_tasks()] == ["secret task title"]
+
+
+def test_no_page_can_be_framed_by_another_site(
+    chromium: Any, server: RunningServer, project: Path
+) -> None:
+    """Clickjacking: a page of another local origin frames the dashboard, with the cookie
+    (another port is the same site, so SameSite=Strict sends it). The frames stay empty."""
+    with agentkeep.open(project) as store:
+        store.add_task("framed task")
+    evil = "http://127.0.0.1:1/frame.html"
+    paths = ("/", "/sessions", "/api/v1/tasks", "/static/app.css")
+    frames = "".join(f'<iframe src="{server.url}{path}"></iframe>' for path in paths)
+    browser = unguarded(chromium)
+    try:
+        context = browser.new_context()
+        context.add_cookies([{"name": "agentkeep_token", "value": server.token, "url": server.url}])
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        page.route(evil, lambda route: route.fulfill(body=frames, content_type="text/html"))
+        answered: list[str] = []
+        page.on(
+            "response", lambda r: answered.append(r.url) if r.url.startswith(server.url) else None
+        )
+        page.goto(evil, wait_until="load")
+        assert {server.url + path for path in paths} <= set(answered)  # they were sent
+        children = [frame for frame in page.frames if frame != page.main_frame]
+        assert len(children) == len(paths)
+        for frame in children:
+            assert "framed task" not in _text(frame), frame.url
+            assert not _text(frame).strip() or frame.url.startswith("chrome-error"), frame.url
+    finally:
+        browser.close()
+
+
+def _text(frame: Any) -> str:
+    try:
+        return str(frame.evaluate("document.documentElement.innerText"))
+    except Exception:  # a blocked frame has no document to read
+        return ""
