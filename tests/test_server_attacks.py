@@ -1,6 +1,8 @@
-"""Attacks on ``agentkeep serve``, the way the 2026 localhost incidents were attacked
-(next-capabilities.md §1.3): path traversal, DNS rebinding, CSRF, token leaks, hostile
-stored content, resource abuse, and endpoints that run commands or read paths.
+"""Attacks on ``agentkeep serve``, the way the 2026 localhost incidents were attacked (a dev
+server any web page could drive, arbitrary file reads through its API, a server bound
+beyond loopback without a password; docs/server.md "Security"): path traversal, DNS
+rebinding, CSRF, token leaks, hostile stored content, resource abuse, and endpoints that
+run commands or read paths.
 
 Every attack runs against a real server on a free loopback port, configured as ``agentkeep
 serve`` configures it (the hosts and origins of :func:`process.allowed_hosts_and_origins`,

@@ -246,8 +246,7 @@ def unguarded(chromium: Any) -> Any:
     """A second Chromium that resolves evil.example (and localhost.evil.example) to
     127.0.0.1, as a rebinding DNS server would after its first answer, with its own guard
     for local addresses (Local Network Access) off: it would stop these requests before
-    they left, and Firefox has none (next-capabilities.md §1.3). The server must hold by
-    itself."""
+    they left, and Firefox has none. The server must hold by itself."""
     from browser.conftest import CHROMIUM, CHROMIUM_ARGS
 
     rules = "--host-resolver-rules=MAP evil.example 127.0.0.1, MAP localhost.evil.example 127.0.0.1"
