@@ -927,7 +927,7 @@ PAGES = [
     "/sessions/1/raw",
     "/board/cards/1",
 ]
-PAGE_PARAMS = ["q", "day", "kind", "since", "status", "source", "agent", "after", "by", "limit"]
+PAGE_PARAMS = ["q", "day", "kind", "since", "status", "source", "agent"]  # what the pages read
 PAGE_VALUES = [
     "%3Cscript%3Ewindow.__pwned%3D1%3C%2Fscript%3E",
     "%C2%B2",  # a superscript two: str.isdigit() says yes, int() says no
