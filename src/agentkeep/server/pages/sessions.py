@@ -72,7 +72,9 @@ def session_list(request: Request) -> Response:
             agent_id = None
             if filters["agent"]:
                 wanted = filters["agent"]
-                agent_id = store.get_agent(int(wanted) if wanted.isdigit() else wanted).id
+                # isdigit() takes "²", which int() refuses (a 500); "１" is not an id either.
+                numeric = wanted.isascii() and wanted.isdecimal()
+                agent_id = store.get_agent(int(wanted) if numeric else wanted).id
             before = cursor(request, (int,))
             shown = store.list_sessions(
                 status=filters["status"] or None,
