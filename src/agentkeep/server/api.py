@@ -13,6 +13,7 @@ both made from it, so they cannot disagree. This module holds the tasks and note
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import anyio
@@ -329,11 +330,15 @@ UPLOADS_AT_ONCE = 4
 
 
 def _dispatch(methods: dict[str, Endpoint]) -> Any:
-    """One route's endpoint: its method's function in a worker thread. A JSON body is
-    read first, on the event loop, so a client that sends it slowly holds no thread."""
+    """One route's endpoint: its method's function in a worker thread (an ``async def``
+    one on the event loop). A JSON body is read first, on the event loop, so a client that
+    sends it slowly holds no thread."""
 
     async def endpoint(request: Request) -> Response:
         found = methods["GET" if request.method == "HEAD" else request.method]
+        if inspect.iscoroutinefunction(found.func):  # it reads its body on the loop itself
+            result: Response = await found.func(request)
+            return result
         if found.raw_body:
             async with _upload_limiter(request):
                 return await run_in_threadpool(found.func, request)
