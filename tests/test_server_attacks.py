@@ -1239,16 +1239,6 @@ UNDOCUMENTED = {
     "/api/v1/events/stream": {"GET", "HEAD"},  # SSE (docs/http-api.md)
     "/api/v1/sessions/{id}/follow": {"GET", "HEAD"},  # SSE (docs/http-api.md)
 }
-# Routes of the dashboard's operations (server/operations.py), outside the endpoint table
-# and so outside the OpenAPI document: reviewed here (ids are looked up in the server's
-# own registry, an import reads tar members by name and never extracts them to a path).
-NOT_IN_OPENAPI = {
-    "/api/v1/operations": {"GET", "HEAD", "POST"},
-    "/api/v1/operations/import": {"POST"},
-    "/api/v1/operations/{op_id}": {"GET", "HEAD"},
-    "/api/v1/operations/{op_id}/download": {"GET", "HEAD"},
-    "/api/v1/sessions/{session_id:int}/pin": {"POST"},
-}
 PATHY = {"path", "file", "filename", "dir", "directory", "cmd", "exec", "shell", "script", "url"}
 
 
@@ -1267,7 +1257,7 @@ def test_the_openapi_paths_are_every_api_route(served: Served, http: httpx.Clien
             continue
         assert isinstance(route, Route), route
         methods = set(route.methods or {"GET", "HEAD"})
-        reviewed = UNDOCUMENTED.get(route.path) or NOT_IN_OPENAPI.get(route.path)
+        reviewed = UNDOCUMENTED.get(route.path)
         if reviewed is not None:
             assert methods <= reviewed, (route.path, methods)
             continue
