@@ -172,6 +172,15 @@ def test_sessions_list_filters_and_search(store: agentkeep.Store, server: Runnin
     assert get(server, "/sessions", status="sleeping").status_code == 400
 
 
+@pytest.mark.parametrize("agent", ["\u00b2", "\uff11", "9" * 5000, str(2**63)])
+def test_sessions_agent_filter_refuses_odd_digits(server: RunningServer, agent: str) -> None:
+    """``str.isdigit`` takes a superscript two, a fullwidth one or a 5,000-digit number;
+    each is a 400 with the page, not a 500."""
+    answer = get(server, "/sessions", agent=agent)
+    assert answer.status_code == 400
+    assert "whole number" in answer.text
+
+
 def test_transcript_folds_tools_nests_subagents_and_escapes(
     store: agentkeep.Store, server: RunningServer
 ) -> None:

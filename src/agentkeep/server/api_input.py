@@ -129,7 +129,12 @@ def body(request: Request, fields: Mapping[str, Field]) -> dict[str, Any]:
 
 def path_id(request: Request, name: str = "id") -> int:
     """An integer id from the path; anything else is a 400, not a 404."""
-    text = request.path_params[name]
+    return whole_id(request.path_params[name], name)
+
+
+def whole_id(text: str, name: str = "id") -> int:
+    """``text`` as a stored id: ASCII digits within SQLite's range, else InvalidInput (a
+    400) — ``str.isdigit`` also takes ``²`` or ``１``, which ``int`` refuses or reads."""
     if not _DIGITS.fullmatch(text) or int(text) > MAX_ID:
         raise InvalidInput(f"{name} must be a whole number, not {text[:40]!r}")
     return int(text)

@@ -32,7 +32,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from agentkeep.errors import AgentkeepError, InvalidInput
-from agentkeep.server.api_input import cursor, encode_cursor
+from agentkeep.server.api_input import cursor, encode_cursor, whole_id
 from agentkeep.server.context import context
 from agentkeep.server.dashboard import render
 
@@ -72,9 +72,10 @@ def session_list(request: Request) -> Response:
             agent_id = None
             if filters["agent"]:
                 wanted = filters["agent"]
-                # isdigit() takes "²", which int() refuses (a 500); "１" is not an id either.
-                numeric = wanted.isascii() and wanted.isdecimal()
-                agent_id = store.get_agent(int(wanted) if numeric else wanted).id
+                # As GET /api/v1/agents/{id-or-name}: digits are an id, checked (² is a 400).
+                agent_id = store.get_agent(
+                    whole_id(wanted, "agent") if wanted.isdigit() else wanted
+                ).id
             before = cursor(request, (int,))
             shown = store.list_sessions(
                 status=filters["status"] or None,
