@@ -181,6 +181,17 @@ def test_sessions_agent_filter_refuses_odd_digits(server: RunningServer, agent: 
     assert "whole number" in answer.text
 
 
+def test_a_search_holding_nul_is_refused(server: RunningServer) -> None:
+    """SQLite ends a MATCH string at U+0000 ("unterminated string"): refused, not a 500 —
+    the Search view says why on its page (as for a too-short prefix), /sessions is a 400."""
+    searched = get(server, "/search", q="ab\x00cd")
+    assert searched.status_code == 200 and "NUL" in searched.text
+    listed = get(server, "/sessions", q="ab\x00cd")
+    assert listed.status_code == 400 and "NUL" in listed.text
+    api = get(server, "/api/v1/search", q="ab\x00cd")
+    assert api.status_code == 400 and api.json()["code"] == "invalid_input"
+
+
 def test_transcript_folds_tools_nests_subagents_and_escapes(
     store: agentkeep.Store, server: RunningServer
 ) -> None:

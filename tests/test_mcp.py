@@ -370,6 +370,8 @@ def test_notes_search_prime_and_a_transcript_in_chunks(
         assert [(h["kind"], h["id"]) for h in hits] == [("note", written["note"]["id"])]
         assert "«zebracorn»" in hits[0]["snippet"]
         assert ok(await client.call_tool("search", {"query": "zebracorn", "kinds": ["task"]})) == []
+        nul = failed(await client.call_tool("search", {"query": "zebra\u0000corn"}))
+        assert nul["code"] == "invalid_input", nul
 
         primed = await client.call_tool("prime", {"max_chars": 10_000})
         assert not primed.is_error and "next: the lexer" in text(primed)

@@ -113,7 +113,7 @@ def parse_terms(query: str) -> list[SearchTerm]:
     it is a prefix; ``[]`` when it holds no word (punctuation only).
 
     Raises InvalidInput for an empty query, a one-letter prefix (it would scan the whole
-    index), or an unreasonably long one.
+    index), a NUL character, or an unreasonably long one.
     """
     if not isinstance(query, str) or not query.strip():
         raise InvalidInput(
@@ -122,6 +122,8 @@ def parse_terms(query: str) -> list[SearchTerm]:
         )
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidInput(f"the search query is longer than {MAX_QUERY_CHARS:,} characters")
+    if "\x00" in query:  # SQLite ends the MATCH string there: "unterminated string"
+        raise InvalidInput("the search query contains a NUL character (U+0000)")
     terms: list[SearchTerm] = []
     for match in _TERM.finditer(query):
         phrase, stars, word = match.groups()
