@@ -616,6 +616,42 @@ def test_setup_opencode_mcp(cli: Cli, project: Path) -> None:
     assert our_argv(ours["command"]) == ["mcp"]
 
 
+MCP_KEY = {"claude": "mcpServers", "opencode": "mcp"}
+USER_OPTIONS = ["--store", "/x", "--actor", "c1"]
+
+
+@pytest.mark.parametrize("tool", ["claude", "codex", "opencode"])
+def test_setup_mcp_keeps_the_users_own_options(cli: Cli, project: Path, tool: str) -> None:
+    """An entry that already runs ``agentkeep … mcp`` is current: setup may move it to
+    this executable, but the user's ``--store``/``--actor`` stay before ``mcp``."""
+    old = ["/old/venv/bin/agentkeep", *USER_OPTIONS, "mcp"]
+    if tool == "codex":
+        path = Path(os.environ["CODEX_HOME"]) / "config.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            f"[mcp_servers.agentkeep]\ncommand = {json.dumps(old[0])}\n"
+            f"args = {json.dumps(old[1:])}\n"
+        )
+    elif tool == "claude":
+        path = project / ".mcp.json"
+        entry = {"type": "stdio", "command": old[0], "args": old[1:]}
+        path.write_text(json.dumps({"mcpServers": {"agentkeep": entry}}))
+    else:
+        path = project / "opencode.json"
+        entry = {"type": "local", "command": old, "enabled": True}
+        path.write_text(json.dumps({"mcp": {"agentkeep": entry}}))
+    assert cli("setup", tool, "--mcp").exit_code == 0
+    if tool == "codex":
+        ours = tomllib.loads(path.read_text())["mcp_servers"]["agentkeep"]
+    else:
+        ours = json.loads(path.read_text())[MCP_KEY[tool]]["agentkeep"]
+    argv = ours["command"] if tool == "opencode" else [ours["command"], *ours["args"]]
+    assert argv[0] != old[0]  # the executable is this one
+    assert our_argv(argv) == [*USER_OPTIONS, "mcp"]
+    again = cli("setup", tool, "--mcp", "--json").json()
+    assert again["changed"] is False
+
+
 def test_setup_mcp_keeps_the_users_additions_and_refuses_a_foreign_entry(
     cli: Cli, project: Path
 ) -> None:

@@ -439,6 +439,16 @@ def mcp_entry(tool: str, exe: Sequence[str]) -> dict[str, Any]:
     return {"command": argv[0], "args": argv[1:]}
 
 
+def kept_mcp_exe(current: Sequence[str], exe: Sequence[str]) -> list[str]:
+    """What goes before ``mcp`` in our entry: ``exe``, followed by the user's own options
+    (``--store``, ``--actor``…) when ``current`` already runs ``agentkeep … mcp`` — only
+    the executable is rewritten."""
+    index = _program_index(current)
+    if index is None or len(current) < index + 2 or current[-1] != "mcp":
+        return list(exe)
+    return [*exe, *current[index + 1 : -1]]
+
+
 def _entry_argv(entry: object) -> list[str]:
     if not isinstance(entry, dict):
         return []
@@ -508,8 +518,10 @@ def set_mcp_toml(text: str, exe: Sequence[str], path: Path = Path("config.toml")
     current = None if servers is None else servers.get(MCP_NAME)
     if current is not None:
         plain = current.unwrap() if hasattr(current, "unwrap") else current
-        if not is_our_mcp_argv(_entry_argv(plain)):
+        argv = _entry_argv(plain)
+        if not is_our_mcp_argv(argv):
             raise _foreign_entry(path)
+        wanted = mcp_entry("codex", kept_mcp_exe(argv, exe))
         if all(plain.get(name) == value for name, value in wanted.items()):
             return text
         for name, value in wanted.items():
@@ -664,7 +676,9 @@ class _Target:
             return text if text is not None and merged == settings else render_json(merged, text)
         if self.kind == "mcp-json":
             settings = {} if text is None else parse_json_settings(text, self.path)
-            entry = mcp_entry(self.tool, self.exe)
+            servers = settings.get(self.key)
+            current = _entry_argv(servers.get(MCP_NAME) if isinstance(servers, dict) else None)
+            entry = mcp_entry(self.tool, kept_mcp_exe(current, self.exe))
             merged = set_mcp_json(settings, self.key, entry, self.path)
             return text if text is not None and merged is settings else render_json(merged, text)
         if self.kind == "mcp-toml":
