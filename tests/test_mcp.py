@@ -480,6 +480,14 @@ def test_the_http_mount_answers_mcp_on_a_real_server(project: Path) -> None:
         assert listed.headers["content-type"].startswith("application/json")
         assert "mcp-session-id" not in listed.headers
         assert len(listed.json()["result"]["tools"]) == len(TOOLS)
+        # Stateless and POST only: no endless SSE stream on GET, no session to DELETE.
+        sse = {"Accept": "text/event-stream", "Mcp-Protocol-Version": "2025-06-18"}
+        for method, auth in (("GET", {}), ("GET", server.auth), ("DELETE", server.auth)):
+            with httpx.stream(
+                method, server.url + "/mcp", headers={**sse, **auth}, timeout=30
+            ) as refused:
+                assert refused.status_code == 405, (method, refused.status_code)
+                assert "POST" in refused.headers["allow"]
         # DNS rebinding: a page on another name that resolves to 127.0.0.1 is refused.
         rebound = httpx.post(
             server.url + "/mcp", json=body, headers={**headers, "Host": "evil.example"}, timeout=60

@@ -1,6 +1,8 @@
 """The MCP tools mounted on ``agentkeep serve`` at ``/mcp``: the SDK's streamable HTTP
 transport, stateless (no ``Mcp-Session-Id``, no session store: the hijack class of
 CVE-2026-52869 does not apply) with plain JSON responses (no SSE stream to hold shutdown).
+Only POST is routed: GET (a server-to-client SSE stream) and DELETE (end a session) are a
+405.
 
 The route sits behind the server's own middleware (server/security.py: the Host check and
 the token every mutation needs; an MCP call is a POST). The SDK's DNS-rebinding check is
@@ -53,8 +55,14 @@ def routes(ctx: ServerContext) -> list[BaseRoute]:
         transport_security=security,
     )
     # The SDK's app is one route plus a lifespan; the route joins ours and
-    # :func:`running` runs the lifespan's session manager inside serve's.
-    return [route for route in inner.routes if isinstance(route, Route) and route.path == PATH]
+    # :func:`running` runs the lifespan's session manager inside serve's. POST only: in
+    # stateless mode GET would hold an endless SSE stream open (no token needed on
+    # loopback) and DELETE has no session to end, so both are a 405.
+    return [
+        Route(PATH, endpoint=route.endpoint, methods=["POST"])
+        for route in inner.routes
+        if isinstance(route, Route) and route.path == PATH
+    ]
 
 
 def _has_port(host: str) -> bool:
