@@ -126,6 +126,12 @@ def test_stats_charts_sessions_tokens_by_day_agent_and_model(
     assert "<td>model-b</td><td>590</td>" in html
     assert 'id="counts-data"' in html and f'"x": ["{today}"]' in html
     assert "builder &lt;script&gt;" in html
+    # since= means what `agentkeep stats --since` means: 7d is a week ago, not a string
+    # compared with ISO dates; junk is a 400.
+    week = get(server, "/stats?since=7d")
+    assert week.status_code == 200 and f"<td>{today}</td><td>2</td>" in week.text
+    assert f"<td>{today}</td>" not in get(server, "/stats?since=2999-01-01").text
+    assert get(server, "/stats?since=zzz").status_code == 400
 
 
 def test_fleet_shows_leases_owners_and_dead_agents(server: RunningServer, seeded: Seeded) -> None:

@@ -1,6 +1,7 @@
 """The Stats view: sessions, tool calls, failures and tokens by day, agent and model.
 
-``/stats?since=`` (an ISO date; everything by default). Days are a uPlot chart
+``/stats?since=`` (``7d``, ``2h`` or an ISO date, as ``agentkeep stats --since``;
+everything by default). Days are a uPlot chart
 (static/charts.js reads the series from a JSON data block: no inline script); agents and
 models are tables with bars.
 """
@@ -15,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from agentkeep.server.context import context
 from agentkeep.server.dashboard import render
+from agentkeep.timeutil import parse_since
 
 NAV: tuple[str, str] | None = ("/stats", "Stats")
 TOP = 25  # agents and models shown
@@ -25,7 +27,8 @@ def routes() -> list[BaseRoute]:
 
 
 def stats_page(request: Request) -> Response:
-    since = request.query_params.get("since") or None
+    # As /sessions and `agentkeep stats --since`: 7d, 2h or an ISO time; junk is a 400.
+    since = parse_since(request.query_params.get("since", "").strip() or None)
     store = context(request).store()
     days = store.stats(by="day", since=since)
     agents = store.stats(by="agent", since=since)[:TOP]
@@ -56,7 +59,7 @@ def stats_page(request: Request) -> Response:
         request,
         "stats.html",
         {
-            "since": since or "",
+            "since": since or "",  # ISO: the form's date input shows 7d's day
             "days": days,
             "agents": agents,
             "models": models,
