@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 import agentkeep
 from browser.conftest import screenshot
 
@@ -249,3 +251,35 @@ def test_a_card_moves_with_the_keyboard_alone(
     page.wait_for_selector(card_in("open", task.id) + ":not(.pending)")
     with agentkeep.open(project) as store:
         assert store.get_task(task.id).status == "open"
+
+
+def test_an_older_answer_for_a_card_never_overwrites_a_newer_one(
+    new_page: Any, server: RunningServer, project: Path
+) -> None:
+    with agentkeep.open(project) as store:
+        task = store.add_task("Raced").item
+    page = open_board(new_page, server)
+    url = f"{server.url}/board/cards/{task.id}"
+    held: list[Any] = []
+
+    def hold_the_first(route: Any) -> None:  # the first answer is slow, the second is not
+        if not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(url, hold_the_first)
+    with page.expect_request(url), agentkeep.open(project) as store:
+        store.update_task(task.id, status="blocked")
+    stale = httpx.get(url, timeout=30)  # the card as the first refresh saw it: blocked
+    assert stale.status_code == 200 and 'data-status="blocked"' in stale.text
+    with page.expect_request(url), agentkeep.open(project) as store:
+        store.update_task(task.id, status="in_progress")
+    page.wait_for_selector(card_in("in_progress", task.id))
+    assert len(held) == 1
+    with page.expect_event("requestfinished", lambda request: request.url == url):
+        held[0].fulfill(status=200, content_type="text/html", body=stale.text)
+    # The stale answer has arrived; give its handler the page's next turns to run in.
+    page.evaluate("() => new Promise((r) => setTimeout(() => setTimeout(r)))")
+    assert page.locator(card_in("in_progress", task.id)).count() == 1
+    assert page.locator(card_in("blocked", task.id)).count() == 0

@@ -67,11 +67,20 @@
     list.insertBefore(card, after || null);
   }
 
+  // Refreshes of one card may overlap and their answers arrive in any order: only the
+  // latest one asked for is applied, so an older state never overwrites a newer one.
+  const asked = new Map();
+
   async function refresh(taskId) {
+    const key = String(taskId);
+    const mine = (asked.get(key) || 0) + 1;
+    asked.set(key, mine);
     const response = await fetch("/board/cards/" + encodeURIComponent(taskId), {
       credentials: "same-origin",
       headers: { "Accept": "text/html" },
     });
+    const html = response.ok ? await response.text() : "";
+    if (asked.get(key) !== mine) return; // a later refresh of this card was asked for
     const old = document.getElementById("task-" + taskId);
     if (response.status === 404) {
       if (old) old.remove();
@@ -82,7 +91,7 @@
     // A <template>'s content is inert (no script runs, no image loads) and the fragment
     // is autoescaped by the server: stored text stays text.
     const template = document.createElement("template");
-    template.innerHTML = await response.text();
+    template.innerHTML = html;
     const fresh = template.content.querySelector("article.card");
     if (!fresh) return;
     const target = fresh.dataset.shown === "1" ? column(fresh.dataset.status) : null;
