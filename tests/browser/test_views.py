@@ -133,6 +133,35 @@ def test_search_highlights_matches_as_text(new_page: Any, server: RunningServer)
     screenshot(page, "search")
 
 
+def test_the_live_tail_survives_a_refused_reconnect(
+    new_page: Any, server: RunningServer, seeded: Seeded
+) -> None:
+    """The log tail goes through live.js: a tail the server refuses (503, as while it
+    starts) is opened again, and the lines written meanwhile arrive."""
+    page = new_page()
+    refused: list[str] = []
+
+    def refuse_once(route: Any) -> None:
+        if not refused:
+            refused.append(route.request.url)
+            route.fulfill(status=503, content_type="application/json", body="{}")
+        else:
+            route.continue_()
+
+    page.route(f"**/sessions/{seeded.running}/follow*", refuse_once)
+    response = page.goto(server.url + "/live")
+    assert response is not None and response.status == 200
+    section = f"#session-{seeded.running}"
+    with agentkeep.open(server.ctx.store_dir) as store:
+        writer = store.open_stream(seeded.running, "stderr")
+        writer.write(b"after the refusal\n")
+        writer.commit_progress()
+    page.wait_for_selector(f"{section} pre.log span.line[data-stream='stderr']")
+    assert len(refused) == 1  # the first tail was refused; the line came through another
+    assert page.locator(f"{section} pre.log span.line").count() == 3  # no line twice
+    page.wait_for_selector(f"{section} .live-state[data-state='following']")
+
+
 def test_activity_timeline_and_day_picker(new_page: Any, server: RunningServer) -> None:
     view = open_view(new_page, server, "/activity")
     page = view.page

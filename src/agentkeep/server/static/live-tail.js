@@ -3,6 +3,8 @@
 // {"stream", "line", "text"}; `event: end` says the session's streams are sealed.
 // Lines already on the page (data-stream/data-line) are skipped, so the tail's history
 // and the server-rendered lines never show twice. Text goes in with textContent only.
+// The tail goes through live.js (AgentkeepLive.listen), which reconnects after a drop or
+// a refused reconnect; its state shows on the section's .live-state.
 // A session that starts while the page is open reloads it (the live event stream,
 // /api/v1/events/stream?entity=session&after=<the ledger's position when the page was
 // rendered>, says session.started), so it shows up too.
@@ -19,9 +21,36 @@
       var stream = line.dataset.stream;
       seen[stream] = Math.max(seen[stream] || 0, Number(line.dataset.line));
     });
-    var source = new EventSource(section.dataset.follow);
-    source.onmessage = function (message) {
-      var item = JSON.parse(message.data);
+    var ended = false;
+    // live.js reconnects (also after the server refused a reconnect) and parses each
+    // frame's JSON (a frame that is not JSON is skipped); a reconnected tail replays the
+    // history, which `seen` skips.
+    var tail = window.AgentkeepLive.listen(section.dataset.follow, {
+      kinds: ["message", "end"],
+      onEvent: function (item, frame) {
+        if (frame.type === "end") {
+          ended = true;
+          tail.close();
+          show("ended", "ended");
+          return;
+        }
+        add(item);
+      },
+      onState: function (value) {
+        if (ended) { return; }
+        if (value === "open") { show("running", "following"); }
+        else if (value === "connecting") { show("reconnecting…", "connecting"); }
+      },
+      onReset: function () { window.location.reload(); },
+    });
+
+    function show(text, value) {
+      state.textContent = text;
+      state.dataset.state = value;
+    }
+
+    function add(item) {
+      if (!item || typeof item.stream !== "string" || typeof item.line !== "number") { return; }
       if (item.line <= (seen[item.stream] || 0)) { return; }
       seen[item.stream] = item.line;
       var atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
@@ -30,23 +59,12 @@
       span.dataset.stream = item.stream;
       span.dataset.line = String(item.line);
       if (item.stream === "stderr") { span.classList.add("stderr"); }
-      span.textContent = item.text + "\n";
+      span.textContent = String(item.text) + "\n";
       log.appendChild(span);
       while (log.childElementCount > MAX_LINES) { log.firstElementChild.remove(); }
       if (atBottom) { log.scrollTop = log.scrollHeight; }
       section.dataset.lines = String(log.childElementCount);
-    };
-    source.addEventListener("end", function () {
-      source.close();
-      state.textContent = "ended";
-      state.dataset.state = "ended";
-    });
-    source.onerror = function () {
-      if (source.readyState === EventSource.CLOSED) {
-        state.textContent = "disconnected";
-        state.dataset.state = "closed";
-      }
-    };
+    }
   }
 
   document.querySelectorAll("section.live-session[data-follow]").forEach(follow);
