@@ -14,6 +14,16 @@ def test_the_stylesheet_is_served_and_a_page_renders(new_page: Any, server: Runn
     response = page.goto(server.url + "/static/app.css")
     assert response is not None and response.status == 200
     assert "text/css" in response.headers["content-type"]
-    page.set_content("<p id=x>ok</p>")
-    assert page.text_content("#x") == "ok"
+    # The dashboard itself, not a page the test wrote: the frame's navigation and the
+    # board's heading, styled by that stylesheet.
+    response = page.goto(server.url + "/")
+    assert response is not None and response.status == 200
+    nav = page.locator("nav.top")
+    assert nav.locator(".brand").text_content() == "agentkeep"
+    links = nav.locator("a")
+    assert links.count() >= 2
+    assert nav.locator('a[href="/"][aria-current="page"]').count() == 1
+    assert nav.locator('a[href="/sessions"]').count() == 1
+    assert page.locator("main h1").text_content() == "Board"
+    assert page.evaluate("document.styleSheets.length") >= 1
     screenshot(page, "frame")
