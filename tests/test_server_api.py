@@ -406,6 +406,9 @@ def test_events_and_metrics(http: httpx.Client) -> None:
         2.5
     ]
     refused(http.post("/metrics", json={"name": "x", "value": "1"}), 400, "invalid_input")
+    huge = b'{"name": "x", "value": 1' + b"0" * 400 + b"}"
+    headers = {"Content-Type": "application/json"}
+    refused(http.post("/metrics", content=huge, headers=headers), 400, "invalid_input")
     refused(
         http.post("/metrics", json={"name": "x", "value": 1, "at": "yesterday"}),
         400,

@@ -58,6 +58,13 @@ class Field:
                 high = self.maximum if self.maximum is not None else MAX_ID
                 if not low <= number <= high:
                     raise InvalidInput(f"{name} must be from {low} to {high}, not {number}")
+        if self.kind == "number":
+            # JSON's integers have no bound: one too large for a float is refused here,
+            # not met as an OverflowError later (math.isfinite, the store's REAL column).
+            try:
+                value = float(value)
+            except OverflowError:
+                raise InvalidInput(f"{name} must be a number a float holds") from None
         if self.enum and value not in self.enum:
             raise InvalidInput(f"{name} must be one of: {', '.join(self.enum)}")
         return value
