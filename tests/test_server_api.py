@@ -508,7 +508,16 @@ def test_artifact_ranges_and_etag(http: httpx.Client, store: agentkeep.Store) ->
     assert http.get(url, headers={"Range": "bytes=0-1,5-6"}).content == data
     stale = http.get(url, headers={"Range": "bytes=0-1", "If-Range": '"other"'})
     assert stale.status_code == 200 and stale.content == data
+    # last-pos before first-pos is no range at all: ignored, the whole is served
+    backwards = http.get(url, headers={"Range": "bytes=5-3"})
+    assert backwards.status_code == 200 and backwards.content == data
+    huge_end = http.get(url, headers={"Range": "bytes=10-" + "9" * 30})
+    assert huge_end.status_code == 206 and huge_end.content == data[10:]
     refused(http.get("/artifacts/4242/content"), 404, "not_found")
+    # an empty artifact has no last bytes: 416, not 206 with "bytes 0--1/0"
+    empty = store.add_artifact(b"", name="empty.bin").item
+    none = http.get(f"/artifacts/{empty.id}/content", headers={"Range": "bytes=-5"})
+    assert none.status_code == 416 and none.headers["content-range"] == "bytes */0"
 
 
 def test_artifact_upload_streams_raw_bytes(http: httpx.Client, server: RunningServer) -> None:

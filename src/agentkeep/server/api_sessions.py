@@ -227,19 +227,20 @@ def _byte_range(request: Request, size: int, etag: str | None) -> tuple[int, int
     match = _RANGE.fullmatch(header.strip())
     if match is None or (not match.group(1) and not match.group(2)):
         return None
-    first, last = match.group(1), match.group(2)
-    if len(first) > 19 or len(last) > 19:
-        raise _Unsatisfiable
+    # Leading zeros dropped, the numbers compare as (length, digits): no int() of a
+    # thousand-digit position.
+    first = match.group(1) and (match.group(1).lstrip("0") or "0")
+    last = match.group(2) and (match.group(2).lstrip("0") or "0")
+    if first and last and (len(first), first) > (len(last), last):
+        return None  # last-pos before first-pos: not a valid range (RFC 9110 §14.1.1)
     if not first:  # the last N bytes
-        suffix = int(last)
-        if suffix == 0:
-            raise _Unsatisfiable
-        return max(size - suffix, 0), size
-    start = int(first)
-    end = size if not last else min(int(last) + 1, size)
-    if start >= size or (last and int(last) < start):
+        if size == 0 or last == "0":
+            raise _Unsatisfiable  # an empty body has no last bytes; zero bytes is no range
+        return (max(size - int(last), 0) if len(last) <= 19 else 0), size
+    if len(first) > 19 or int(first) >= size:
         raise _Unsatisfiable
-    return start, end
+    end = size if not last or len(last) > 19 else min(int(last) + 1, size)
+    return int(first), end
 
 
 class _Unsatisfiable(Exception):
