@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -359,6 +360,22 @@ def test_transcript_in_chunks(http: httpx.Client, store: agentkeep.Store, child:
     for counter in ("input_tokens", "output_tokens", "prompts", "tool_calls", "failures", "turns"):
         assert counter in shown
     refused(http.get("/sessions/999/transcript"), 404, "not_found")
+
+
+def test_transcript_ndjson_link_reaches_the_end(http: httpx.Client, store: agentkeep.Store) -> None:
+    session_id = _conversation(store, 25)
+    url: str | None = f"{http.base_url}sessions/{session_id}/transcript?limit=10&_nl=1"
+    texts: list[str] = []
+    for _ in range(10):  # a ceiling: a Link that loops fails here
+        if url is None:
+            break
+        response = http.get(url)
+        assert response.status_code == 200, response.text
+        texts += [json.loads(line)["text"] for line in response.text.splitlines()]
+        link = response.headers.get("link")
+        url = link[1 : link.index(">")] if link else None
+    assert url is None
+    assert texts == [f"message {n}" for n in range(25)]
 
 
 def test_sessions_start_and_end(http: httpx.Client) -> None:

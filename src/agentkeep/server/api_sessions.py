@@ -139,7 +139,7 @@ def session_transcript(request: Request) -> Response:
     chunk = found.entries
     following = str(start + size) if start + size < total else None
     if request.query_params.get("_nl") in ("1", "true"):
-        return respond.rows(request, chunk, following)
+        return respond.rows(request, chunk, following, param="after")
     # The rows shape, plus what a viewer needs to draw the chunk.
     return respond.json_response(
         {

@@ -50,13 +50,20 @@ def written(noun: str, item: Any, outcome: str) -> Response:
     return json_response(body, status)
 
 
-def rows(request: Request, items: Iterable[Any], next_cursor: str | None = None) -> Response:
-    """A page of a list, as JSON or (``?_nl=1``) NDJSON."""
+def rows(
+    request: Request,
+    items: Iterable[Any],
+    next_cursor: str | None = None,
+    *,
+    param: str = "cursor",
+) -> Response:
+    """A page of a list, as JSON or (``?_nl=1``) NDJSON. ``param`` is the query
+    parameter the endpoint pages by: the ``Link`` to the next page sets it."""
     records = [_dict(item) for item in items]
     headers: dict[str, str] = {}
     if next_cursor is not None:
         headers["X-Next-Cursor"] = next_cursor
-        link = request.url.include_query_params(cursor=next_cursor)
+        link = request.url.include_query_params(**{param: next_cursor})
         headers["Link"] = f'<{link}>; rel="next"'
     if request.query_params.get("_nl") in ("1", "true"):
         body = b"".join(dumps(record) + b"\n" for record in records)
