@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ import httpx
 import pytest
 import uvicorn
 from httpx_sse import ServerSentEvent, connect_sse
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import agentkeep
 from agentkeep.server import live, process
@@ -189,6 +192,77 @@ def test_bad_resume_points_are_refused(store_dir: Path) -> None:
             reply = httpx.get(f"{server.url}/api/v1/events/stream{query}", headers=headers)
             assert reply.status_code == 400
             assert reply.json()["code"] == "invalid_input"
+
+
+_NUMERIC = {"after": (0, 2**63 - 1), "Last-Event-ID": (0, 2**63 - 1), "last": (0, 2**63 - 1)}
+_NUMERIC["entity_id"] = (-(2**63 - 1), 2**63 - 1)
+_NUMERIC["id"] = (0, 2**63 - 1)
+_STREAM_PARAMS = {
+    "/api/v1/events/stream": ("after", "Last-Event-ID", "entity_id", "kind", "entity", "unnamed"),
+    "/api/v1/sessions/{id}/follow": ("id", "last", "stream"),
+}
+_VALUES = st.one_of(
+    st.integers(min_value=-(2**80), max_value=2**80).map(str),
+    st.sampled_from([str(2**63), str(2**63 - 1), str(-(2**63)), "9" * 5000, "1e3", " 7"]),
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+)
+
+
+def test_stream_parameters_are_checked_before_the_stream_starts(store_dir: Path) -> None:
+    """Every parameter of the two stream routes: a bad one is a 400 (an unknown session a
+    404) before the stream starts, never a 200 that fails mid-stream (the browser would
+    reconnect into it forever) and never a 500."""
+    with agentkeep.open(store_dir) as store:
+        session = store.start_session(title="followed").item
+        writer = store.open_stream(session.id, "stdout")
+        writer.write(b"a line\n")
+        writer.commit_progress()
+        writer.close()
+    write_events(store_dir, 3)
+    with live_server(store_dir) as server, httpx.Client(timeout=SAFETY) as client:
+
+        @settings(max_examples=200, deadline=None, database=None)
+        @given(
+            route=st.sampled_from(sorted(_STREAM_PARAMS)),
+            pick=st.integers(min_value=0, max_value=5),
+            value=_VALUES,
+        )
+        @example(route="/api/v1/events/stream", pick=1, value=str(2**64))
+        @example(route="/api/v1/events/stream", pick=0, value=str(2**63))
+        @example(route="/api/v1/events/stream", pick=2, value=str(-(2**63)))
+        @example(route="/api/v1/sessions/{id}/follow", pick=0, value=str(2**63))
+        @example(route="/api/v1/sessions/{id}/follow", pick=1, value=str(2**63))
+        def check(route: str, pick: int, value: str) -> None:
+            names = _STREAM_PARAMS[route]
+            name = names[pick % len(names)]
+            path = route.replace("{id}", str(session.id))
+            params: dict[str, str] = {}
+            headers: dict[str, str] = {}
+            if name == "id":
+                path = route.replace("{id}", urllib.parse.quote(value, safe="") or "%20")
+            elif name == "Last-Event-ID":
+                value = value.strip()  # a header's value has no edge whitespace
+                headers[name] = value
+            else:
+                params[name] = value
+            with client.stream("GET", server.url + path, params=params, headers=headers) as reply:
+                assert reply.status_code in (200, 400, 404), (name, value, reply.status_code)
+                if reply.status_code == 200:
+                    assert reply.headers["content-type"].startswith("text/event-stream")
+                else:
+                    reply.read()
+                    assert reply.json()["code"] in ("invalid_input", "not_found")
+            if name in _NUMERIC:
+                low, high = _NUMERIC[name]
+                try:
+                    number: int | None = int(value)
+                except ValueError:
+                    number = None
+                in_range = number is not None and low <= number <= high and len(value) <= 40
+                if not in_range and value.strip() != "" and name != "id":
+                    assert reply.status_code == 400, (name, value)
+
+        check()
 
 
 def test_resume_after_a_forced_disconnect_with_a_writer_committing_during_the_replay(

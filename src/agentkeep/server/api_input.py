@@ -170,9 +170,25 @@ def q_int(
     minimum: int = 0,
     maximum: int = MAX_ID,
 ) -> int | None:
-    text = request.query_params.get(name)
+    return whole_number(
+        request.query_params.get(name), name, default=default, minimum=minimum, maximum=maximum
+    )
+
+
+def whole_number(
+    text: str | None,
+    name: str,
+    *,
+    default: int | None = None,
+    minimum: int = 0,
+    maximum: int = MAX_ID,
+) -> int | None:
+    """``text`` (a query parameter's or a header's value) as a whole number from
+    ``minimum`` to ``maximum`` (default: what SQLite's integers hold); InvalidInput else."""
     if text is None or text == "":
         return default
+    if len(text) > 40:  # no int() of a megabyte of digits
+        raise InvalidInput(f"{name} must be from {minimum} to {maximum}, not {text[:40]!r}…")
     try:
         value = int(text)
     except ValueError:
