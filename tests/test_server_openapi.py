@@ -39,6 +39,13 @@ def test_checked_in_document_has_not_drifted() -> None:
     )
 
 
+def test_auth_refusals_are_documented_as_the_server_answers() -> None:
+    """401: no token; 403: a wrong one (security.py), or a cross-origin write."""
+    responses = json.loads(document_text())["paths"]["/api/v1/tasks"]["post"]["responses"]
+    assert responses["401"]["description"] == "no token"
+    assert "wrong token" in responses["403"]["description"]
+
+
 def test_every_route_is_documented() -> None:
     documented = {
         (method.upper(), path)

@@ -282,8 +282,11 @@ def operation(endpoint: Endpoint) -> dict[str, Any]:
     for status, text in _ERROR_STATUSES.items():
         responses[status] = {"description": text, **_error_content()}
     if endpoint.method != "GET":
-        responses["401"] = {"description": "no or a wrong token", **_error_content()}
-        responses["403"] = {"description": "a cross-origin request", **_error_content()}
+        responses["401"] = {"description": "no token", **_error_content()}
+        responses["403"] = {
+            "description": "a wrong token, or a cross-origin request",
+            **_error_content(),
+        }
         op["security"] = [{"bearer": []}, {"cookie": []}]
     op["responses"] = responses
     return op
