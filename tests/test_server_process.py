@@ -107,18 +107,6 @@ def test_second_serve_is_refused_and_sigint_stops_the_first(project: Path) -> No
     assert server_status(project) == {"schema_version": 1, "running": False, "stale": False}
 
 
-def test_sigint_stops_a_real_server_with_the_event_stream_open(project: Path) -> None:
-    with (
-        foreground(project) as (proc, url),
-        httpx.Client(timeout=SAFETY) as client,
-        client.stream("GET", url + "/api/v1/events/stream") as stream,
-    ):
-        assert stream.status_code == 200
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(SAFETY) == 0
-    assert not (project / ".agentkeep" / process.SERVER_JSON).exists()
-
-
 def test_sigterm_stops_a_foreground_server_and_it_cleans_up(project: Path) -> None:
     with foreground(project) as (proc, _):
         proc.send_signal(signal.SIGTERM)
