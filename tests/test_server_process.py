@@ -145,6 +145,25 @@ def test_background_start_status_stop(project: Path) -> None:
     assert b"no server is running" in again.stderr
 
 
+def test_a_background_server_keeps_the_actor(project: Path) -> None:
+    started = cli(project, "--actor", "bot-7", "serve", "--background", "--port", "0")
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.decode().strip()
+    auth = {"Authorization": f"Bearer {process.install_token()}"}
+    try:
+        with httpx.Client(base_url=url + "/api/v1", headers=auth, timeout=SAFETY) as http:
+            made = http.post("/tasks", json={"title": "claimed in the background"})
+            assert made.status_code == 201, made.text
+            task_id = made.json()["task"]["id"]
+            claimed = http.post(f"/tasks/{task_id}/claim", json={"assignee": "ann"})
+            assert claimed.status_code == 200, claimed.text
+            events = http.get("/events", params={"entity": "task", "entity_id": task_id})
+            actors = {event["actor"] for event in events.json()["rows"]}
+    finally:
+        assert cli(project, "server", "stop").returncode == 0
+    assert actors == {"bot-7"}  # not AGENTKEEP_ACTOR (tester@test), which the child inherits
+
+
 def test_after_a_sigkill_status_says_not_running_and_serve_starts_again(project: Path) -> None:
     started = cli(project, "serve", "--background", "--port", "0")
     assert started.returncode == 0, started.stderr

@@ -114,7 +114,9 @@ def serve(
         args = ["--host", host, "--port", str(port)]
         args += ["--require-auth"] if require_auth else []
         args += ["--public-url", public_url] if public_url else []
-        info = process.start_background(store_dir, args)
+        # The root options the child needs besides --store (which start_background sets).
+        root = ["--actor", state.actor] if state.actor else []
+        info = process.start_background(store_dir, args, root_args=root)
         click.echo(info.url)
         click.echo(f"agentkeep: serving {store_dir} in the background (pid {info.pid})", err=True)
         click.echo(f"agentkeep: dashboard: {info.url}/?token={token}", err=True)

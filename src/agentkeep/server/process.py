@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -458,11 +458,16 @@ def uvicorn_server(config: Any, on_started: Callable[[], None]) -> Any:
 
 
 def start_background(
-    store_dir: Path, serve_args: list[str], *, timeout: float = START_TIMEOUT_SECONDS
+    store_dir: Path,
+    serve_args: list[str],
+    *,
+    root_args: Sequence[str] = (),
+    timeout: float = START_TIMEOUT_SECONDS,
 ) -> ServerInfo:
-    """Start ``agentkeep serve SERVE_ARGS`` detached (its own session; output appended to
-    ``server.log``) and return once it listens: the child writes its ``server.json``
-    to a pipe when it does, and EOF without it means it failed."""
+    """Start ``agentkeep --store STORE_DIR ROOT_ARGS serve SERVE_ARGS`` detached (its own
+    session; output appended to ``server.log``) and return once it listens: the child
+    writes its ``server.json`` to a pipe when it does, and EOF without it means it failed.
+    ``ROOT_ARGS``: the other root options the child must keep (``--actor NAME``)."""
     current = status(store_dir)
     if current.running:
         raise already_running(current.info)
@@ -482,6 +487,7 @@ def start_background(
             "agentkeep",
             "--store",
             str(store_dir),
+            *root_args,
             "serve",
             *serve_args,
             "--ready-fd",
