@@ -325,3 +325,65 @@ def test_starting_an_operation_needs_the_token(server: RunningServer) -> None:
     pin = httpx.post(f"{server.url}/api/v1/sessions/1/pin", json={"pinned": True})
     assert pin.status_code == 401
     assert httpx.get(post).json()["rows"] == []  # nothing started
+
+
+# -- stopping the server with an operation running ----------------------------------------
+
+
+def _blocking_backup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[threading.Event, threading.Event, list[operations.Operation]]:
+    """A backup runner that starts, then waits for ``release``; ``begun`` once it runs."""
+    begun, release = threading.Event(), threading.Event()
+    ran: list[operations.Operation] = []
+
+    def runner(ops: Any, store: Any, op: operations.Operation, progress: Any) -> dict[str, Any]:
+        ran.append(op)
+        progress(1, 3, "copying")
+        begun.set()
+        assert release.wait(WAIT)
+        return {}
+
+    monkeypatch.setitem(operations.RUNNERS, "backup", runner)
+    return begun, release, ran
+
+
+def test_stopping_waits_for_a_running_operation(
+    project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    begun, release, ran = _blocking_backup(monkeypatch)
+    shutdown = operations.Operations.shutdown
+    at_close: list[str] = []
+
+    def releasing_shutdown(self: operations.Operations, grace: float | None = None) -> Any:
+        release.set()  # the operation ends once the server has begun to stop
+        return shutdown(self, WAIT)
+
+    monkeypatch.setattr(operations.Operations, "shutdown", releasing_shutdown)
+    with running_server(project / ".agentkeep") as server:
+        close = server.ctx.close
+        monkeypatch.setattr(server.ctx, "close", lambda: (at_close.append(ran[0].status), close()))
+        start(server, {"kind": "backup"})
+        assert begun.wait(WAIT)
+    assert at_close == ["done"]  # it finished before the server closed its stores
+    assert "abandoned" not in caplog.text
+
+
+def test_stopping_logs_an_operation_it_abandons(
+    project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    begun, release, ran = _blocking_backup(monkeypatch)
+    monkeypatch.setattr(operations, "SHUTDOWN_GRACE_SECONDS", 0.0)  # give up at once
+    try:
+        with (
+            caplog.at_level("WARNING", logger="agentkeep.server"),
+            running_server(project / ".agentkeep") as server,
+        ):
+            op_id = start(server, {"kind": "backup"})["id"]
+            assert begun.wait(WAIT)
+        abandoned = [r.getMessage() for r in caplog.records if "abandoned" in r.getMessage()]
+        assert len(abandoned) == 1 and f"operation {op_id} (backup)" in abandoned[0]
+        assert "copying at 1 of 3" in abandoned[0]
+        assert ran[0].status == "running"
+    finally:
+        release.set()

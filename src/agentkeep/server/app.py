@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -38,6 +39,9 @@ def create_app(ctx: ServerContext) -> Starlette:
             try:
                 yield
             finally:
+                running = getattr(app.state, "operations", None)
+                if running is not None:  # a bounded wait; what is left is logged
+                    await anyio.to_thread.run_sync(running.shutdown)
                 ctx.close()
 
     app = Starlette(

@@ -32,6 +32,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,6 +100,12 @@ class Operation:
         return out
 
 
+# Stopping the server: how long running operations get to finish before the server exits
+# without them (each one left is logged by id and kind). Under `server stop`'s 10 s, with
+# the streams' 3 s of grace.
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
 class Operations:
     """The operations of one server: at most one running per kind."""
 
@@ -154,6 +161,31 @@ class Operations:
         """Wait for the threads started so far (tests; shutdown)."""
         for thread in list(self._threads):
             thread.join(timeout)
+
+    def shutdown(self, grace: float | None = None) -> tuple[Operation, ...]:
+        """The server is stopping: wait up to ``grace`` seconds (default
+        SHUTDOWN_GRACE_SECONDS) in all for the running operations, then log each one
+        still running (by id and kind) as abandoned, and return them. Their threads are
+        daemons: the process exits without them, and SQLite rolls back what they had not
+        committed."""
+        grace = SHUTDOWN_GRACE_SECONDS if grace is None else grace
+        deadline = time.monotonic() + grace
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            left = tuple(op for op in self._ops.values() if op.status == "running")
+        for op in left:
+            log.warning(
+                "server stopping: abandoned operation %s (%s) after %.0f s, in phase %s "
+                "at %s of %s",
+                op.id,
+                op.kind,
+                grace,
+                op.phase or "-",
+                op.done,
+                op.total,
+            )
+        return left
 
     def _dry_run_plan(self, params: dict[str, Any]) -> GcPlan:
         ref = params.get("plan")
