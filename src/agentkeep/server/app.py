@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -15,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from agentkeep import _version
 from agentkeep.errors import AgentkeepError
 from agentkeep.server import api, dashboard, live, respond, security
-from agentkeep.server.context import ServerContext, context
+from agentkeep.server.context import ServerContext, StoreLeases, context
 
 
 def create_app(ctx: ServerContext) -> Starlette:
@@ -46,7 +47,8 @@ def create_app(ctx: ServerContext) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=security.middleware(ctx),
+        # Outermost: a request's stores go back to the pool after everything else.
+        middleware=[Middleware(StoreLeases, ctx=ctx), *security.middleware(ctx)],
         exception_handlers={
             AgentkeepError: _agentkeep_error,
             HTTPException: _http_error,

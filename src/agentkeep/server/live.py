@@ -54,7 +54,6 @@ from agentkeep.server.context import ServerContext, context
 if TYPE_CHECKING:
     from agentkeep.models import Event
     from agentkeep.services.streams import Line
-    from agentkeep.store import Store
 
 log = logging.getLogger("agentkeep.server.live")
 
@@ -252,12 +251,6 @@ def _replace_queue(queue: asyncio.Queue[Any], signal: _Signal | None) -> None:
         queue.put_nowait(signal)
 
 
-def _open(ctx: ServerContext) -> Store:
-    import agentkeep
-
-    return agentkeep.open(ctx.store_dir, actor=ctx.actor)
-
-
 def _follow(
     ctx: ServerContext,
     hub: Hub,
@@ -269,7 +262,7 @@ def _follow(
     cursor = start
     while not stop.is_set():
         try:
-            with _open(ctx) as store:
+            with ctx.lease() as store:
                 for event in store.follow(
                     after=cursor, poll_interval=poll_seconds, stop=stop.is_set
                 ):
@@ -302,7 +295,7 @@ async def running(app: Starlette) -> AsyncIterator[None]:
     opts = options_of(app)
 
     def last_seq() -> int:
-        with _open(ctx) as store:
+        with ctx.lease() as store:
             return store.last_seq()
 
     start = await anyio.to_thread.run_sync(last_seq)
@@ -406,13 +399,14 @@ def _replay(
     """The events after ``after`` of the next batch that the filter keeps, the seq the
     batch read up to, and whether it was full (more may follow). Several entities are
     filtered here, not by the store, so a batch may keep fewer than it read."""
-    batch = ctx.store().events(
-        after=after,
-        kind=event_filter.kind,
-        entity=event_filter.entity,
-        entity_id=event_filter.entity_id,
-        limit=REPLAY_BATCH,
-    )
+    with ctx.lease() as store:  # a stream holds no store between its batches
+        batch = store.events(
+            after=after,
+            kind=event_filter.kind,
+            entity=event_filter.entity,
+            entity_id=event_filter.entity_id,
+            limit=REPLAY_BATCH,
+        )
     kept = [event for event in batch if event_filter.matches(event)]
     return kept, batch[-1].seq if batch else after, len(batch) == REPLAY_BATCH
 
@@ -504,10 +498,10 @@ async def session_follow(request: Request) -> Response:
     ctx = context(request)
 
     def check() -> bool:
-        store = ctx.store()
-        session = store.get_session(session_id)  # NotFound: 404
-        # A finished session without output has nothing to wait for.
-        return session.status != "running" and not store.session_streams(session_id, name)
+        with ctx.lease() as store:  # not the request's: that would be held for the stream
+            session = store.get_session(session_id)  # NotFound: 404
+            # A finished session without output has nothing to wait for.
+            return session.status != "running" and not store.session_streams(session_id, name)
 
     nothing = await anyio.to_thread.run_sync(check)
     slot = _TailSlot.take(request.app) if not nothing else None
@@ -586,7 +580,7 @@ async def _tail_frames(
 
         def read() -> None:
             try:
-                with _open(ctx) as store:
+                with ctx.lease() as store:
                     for line in store.follow_stream(
                         session_id,
                         name=name,

@@ -210,14 +210,9 @@ class Operations:
         def progress(done: int, total: int, phase: str) -> None:
             op.phase, op.done, op.total = phase, done, total
 
-        import agentkeep
-
         try:
-            store = agentkeep.open(self.ctx.store_dir, actor=self.ctx.actor)
-            try:
+            with self.ctx.lease() as store:
                 op.result = RUNNERS[op.kind](self, store, op, progress)
-            finally:
-                store.close()
         except AgentkeepError as exc:
             op.error = exc.shown()
             op.status = "failed"
