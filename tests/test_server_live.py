@@ -18,24 +18,21 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from httpx_sse import ServerSentEvent, connect_sse
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import agentkeep
 from agentkeep.server import live, process
-from agentkeep.server.app import create_app
-from agentkeep.server.context import ServerContext
+
+from helpers.server import SAFETY, RunningServer, running_server
 
 HELPERS = Path(__file__).parent / "helpers"
-SAFETY = 60.0  # seconds: only a net under waits that end on an event
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = SAFETY) -> None:
@@ -46,42 +43,11 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = SAFETY) -> N
         threading.Event().wait(0.01)
 
 
-@dataclass
-class LiveServer:
-    url: str
-    port: int
-    app: Any
-
-    @property
-    def hub(self) -> live.Hub:
-        hub = self.app.state.live_hub
-        assert isinstance(hub, live.Hub)
-        return hub
-
-
 @contextlib.contextmanager
-def live_server(store_dir: Path, **options: Any) -> Iterator[LiveServer]:
+def live_server(store_dir: Path, **options: Any) -> Iterator[RunningServer]:
     """tests/helpers/server.py's server, with live options (short pings, small queues)."""
-    ctx = ServerContext(
-        store_dir=store_dir, token="t" * 32, hosts=frozenset({"127.0.0.1", "localhost"})
-    )
-    app = create_app(ctx)
-    app.state.live_options = live.LiveOptions(**options)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the test server did not start"
-        thread.join(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", port, app)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with running_server(store_dir, live_options=live.LiveOptions(**options)) as server:
+        yield server
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ IdempotencyKey = Annotated[
 
 
 class StoreSource(Protocol):
-    """Where a tool call gets its store (one per worker thread)."""
+    """Where a tool call gets its store (a store of the server's pool: server/context.py)."""
 
     def store(self) -> Store: ...
 
@@ -62,7 +62,8 @@ class StoreSource(Protocol):
 class ProjectStores:
     """The stores of ``agentkeep mcp``: the project's store, found when the first tool
     call needs it (and again on each call until it exists, so ``agentkeep init`` after
-    the agent started works), one open store per worker thread."""
+    the agent started works), from a pool of open stores as the server's (a store used
+    outside a request goes back to the pool when its thread ends)."""
 
     def __init__(self, path: Path | None, actor: str | None) -> None:
         self.path = path
