@@ -31,6 +31,7 @@ from agentkeep.server.api_input import (
     Query,
     body,
     cursor,
+    id_page,
     idempotency_key,
     limit,
     page,
@@ -185,27 +186,17 @@ def remove_dependency(request: Request) -> Response:
 # -- notes ------------------------------------------------------------------------------
 
 
-def _id_key(item: Any) -> list[Any]:
-    return [item.id]
-
-
 def list_notes(request: Request) -> Response:
     """Notes, newest first, filtered as `agentkeep notes list`."""
-    size = limit(request)
-    before = cursor(request, (int,))
-    found = (
-        context(request)
-        .store()
-        .list_notes(
-            kind=q_str(request, "kind"),
-            task_id=q_int(request, "task_id"),
-            session_id=q_int(request, "session_id"),
-            agent_id=q_int(request, "agent_id"),
-            limit=size + 1,
-            before_id=before[0] if before else None,
-        )
+    return id_page(
+        request,
+        context(request).store().list_notes,
+        "before_id",
+        kind=q_str(request, "kind"),
+        task_id=q_int(request, "task_id"),
+        session_id=q_int(request, "session_id"),
+        agent_id=q_int(request, "agent_id"),
     )
-    return page(request, found, size, _id_key)
 
 
 def latest_note(request: Request) -> Response:

@@ -279,6 +279,18 @@ def page(
     return respond.rows(request, rows, following)
 
 
+def id_page(
+    request: Request, lister: Callable[..., Sequence[Any]], position: str, **filters: Any
+) -> Response:
+    """A page of a list ordered by id: ``lister`` (a store method) called with ``filters``,
+    one row more than the page (``limit``), and the cursor's id as ``position`` —
+    ``before_id`` for a list newest first, ``after_id`` for one oldest first."""
+    size = limit(request)
+    found = cursor(request, (int,))
+    rows = lister(**filters, limit=size + 1, **{position: found[0] if found else None})
+    return page(request, rows, size, lambda item: [item.id])
+
+
 @dataclass(frozen=True)
 class Query:
     """One query parameter of an endpoint (for the OpenAPI document and the docs)."""

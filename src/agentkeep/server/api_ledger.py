@@ -19,6 +19,7 @@ from agentkeep.server.api_input import (
     Query,
     body,
     cursor,
+    id_page,
     idempotency_key,
     limit,
     page,
@@ -146,18 +147,9 @@ def _iso(text: str) -> str:
 
 
 def list_agents(request: Request) -> Response:
-    size = limit(request)
-    position = cursor(request, (int,))
-    found = (
-        context(request)
-        .store()
-        .list_agents(
-            status=q_str(request, "status"),
-            limit=size + 1,
-            after_id=position[0] if position else None,
-        )
+    return id_page(
+        request, context(request).store().list_agents, "after_id", status=q_str(request, "status")
     )
-    return page(request, found, size, lambda agent: [agent.id])
 
 
 def show_agent(request: Request) -> Response:
@@ -169,21 +161,13 @@ def show_agent(request: Request) -> Response:
 
 def list_worktrees(request: Request) -> Response:
     """Worktrees by id: active ones unless ``?status=`` says removed or all."""
-    size = limit(request)
-    position = cursor(request, (int,))
     status = q_str(request, "status") or "active"
     if status not in ("active", "removed", "all"):
         raise InvalidInput("status must be active, removed or all")
-    found = (
-        context(request)
-        .store()
-        .list_worktrees(
-            status=None if status == "all" else status,
-            limit=size + 1,
-            after_id=position[0] if position else None,
-        )
+    store = context(request).store()
+    return id_page(
+        request, store.list_worktrees, "after_id", status=None if status == "all" else status
     )
-    return page(request, found, size, lambda worktree: [worktree.id])
 
 
 def show_worktree(request: Request) -> Response:

@@ -30,10 +30,9 @@ from agentkeep.server.api_input import (
     Field,
     Query,
     body,
-    cursor,
+    id_page,
     idempotency_key,
     limit,
-    page,
     path_id,
     q_int,
     q_str,
@@ -95,23 +94,17 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 def list_sessions(request: Request) -> Response:
     """Sessions, newest first, filtered as `agentkeep sessions list` (resumable checked)."""
-    size = limit(request)
-    before = cursor(request, (int,))
-    found = (
-        context(request)
-        .store()
-        .list_sessions(
-            status=q_str(request, "status"),
-            agent_id=q_int(request, "agent_id"),
-            task_id=q_int(request, "task_id"),
-            source=q_str(request, "source"),
-            since=since(request),
-            limit=size + 1,
-            resumable=True,
-            before_id=before[0] if before else None,
-        )
+    return id_page(
+        request,
+        context(request).store().list_sessions,
+        "before_id",
+        status=q_str(request, "status"),
+        agent_id=q_int(request, "agent_id"),
+        task_id=q_int(request, "task_id"),
+        source=q_str(request, "source"),
+        since=since(request),
+        resumable=True,
     )
-    return page(request, found, size, lambda session: [session.id])
 
 
 def show_session(request: Request) -> Response:
@@ -325,21 +318,15 @@ def stream_log(request: Request) -> Response:
 
 
 def list_artifacts(request: Request) -> Response:
-    size = limit(request)
-    before = cursor(request, (int,))
-    found = (
-        context(request)
-        .store()
-        .list_artifacts(
-            kind=q_str(request, "kind"),
-            session_id=q_int(request, "session_id"),
-            task_id=q_int(request, "task_id"),
-            agent_id=q_int(request, "agent_id"),
-            limit=size + 1,
-            before_id=before[0] if before else None,
-        )
+    return id_page(
+        request,
+        context(request).store().list_artifacts,
+        "before_id",
+        kind=q_str(request, "kind"),
+        session_id=q_int(request, "session_id"),
+        task_id=q_int(request, "task_id"),
+        agent_id=q_int(request, "agent_id"),
     )
-    return page(request, found, size, lambda artifact: [artifact.id])
 
 
 def show_artifact(request: Request) -> Response:
