@@ -93,3 +93,4 @@ def running_server(
         server.should_exit = True
         thread.join(SAFETY)
         sock.close()
+        assert not thread.is_alive(), "the test server did not stop"

@@ -138,6 +138,7 @@ class ServerContext:
         with self._lock:
             self._closed = True
             stores = [*self._idle, *self._threads.values()]
+            self._in_use.difference_update(id(store) for store in self._threads.values())
             self._idle.clear()
             self._threads.clear()
         for opened in stores:

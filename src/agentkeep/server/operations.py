@@ -151,15 +151,19 @@ class Operations:
             op = Operation(uuid.uuid4().hex[:12], kind, params, file=file, plan=plan)
             self._ops[op.id] = op
             self._forget_old()
-        thread = threading.Thread(target=self._run, args=(op,), name=f"agentkeep-{kind}")
-        thread.daemon = True
-        self._threads = [alive for alive in self._threads if alive.is_alive()] + [thread]
+            thread = threading.Thread(target=self._run, args=(op,), name=f"agentkeep-{kind}")
+            thread.daemon = True
+            # Under the lock: two operations of different kinds starting at once must both
+            # be in the list that shutdown() waits for.
+            self._threads = [alive for alive in self._threads if alive.is_alive()] + [thread]
         thread.start()
         return op
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for the threads started so far (tests; shutdown)."""
-        for thread in list(self._threads):
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(timeout)
 
     def shutdown(self, grace: float | None = None) -> tuple[Operation, ...]:
@@ -170,14 +174,15 @@ class Operations:
         committed."""
         grace = SHUTDOWN_GRACE_SECONDS if grace is None else grace
         deadline = time.monotonic() + grace
-        for thread in list(self._threads):
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
             left = tuple(op for op in self._ops.values() if op.status == "running")
         for op in left:
             log.warning(
-                "server stopping: abandoned operation %s (%s) after %.0f s, in phase %s "
-                "at %s of %s",
+                "server stopping: abandoned operation %s (%s) after %g s, in phase %s at %s of %s",
                 op.id,
                 op.kind,
                 grace,
