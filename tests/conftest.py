@@ -47,6 +47,16 @@ sys.addaudithook(_audit)
 REQUIRE_ALL_TESTS = os.environ.get("AGENTKEEP_REQUIRE_ALL_TESTS") == "1"
 
 
+def random_binary(size: int) -> bytes:
+    """``size`` random bytes that no redaction rule can match (no ASCII letter, digit,
+    ``=``, ``:`` or ``,``), for tests that expect them stored unchanged. Plain random bytes
+    are not: text inside a binary file is redacted (docs/design.md), and about 1 blob of
+    256 KiB in 600 holds something shaped like ``key=<10+ word characters>``."""
+    from helpers.artifact_writer import NO_ASSIGNMENT
+
+    return os.urandom(size).translate(NO_ASSIGNMENT)
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip a test whose environment is missing, or fail under AGENTKEEP_REQUIRE_ALL_TESTS."""
     if REQUIRE_ALL_TESTS:

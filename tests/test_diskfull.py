@@ -28,7 +28,7 @@ from agentkeep.ops.runner import run_command
 from agentkeep.services.artifacts import verify_object
 from agentkeep.services.streams import verify_sealed_file
 
-from conftest import fill_disk, git, mounted_tmpfs, run_agentkeep
+from conftest import fill_disk, git, mounted_tmpfs, random_binary, run_agentkeep
 
 TMPFS_SIZE = "8m"  # the store keeps a 4 MiB reserve (files.RESERVE_BYTES) on it
 FILLER_BYTES = 1 << 20
@@ -107,7 +107,7 @@ def test_artifact_add_until_the_disk_is_full_then_resume(
     added = 0
     for i in range(100):
         source = sources / f"blob{i}.bin"
-        source.write_bytes(os.urandom(BLOB_BYTES))
+        source.write_bytes(random_binary(BLOB_BYTES))
         done = run_agentkeep(
             "--store", str(root), "artifact", "add", str(source), "--json", cwd=tmp_path
         )
@@ -125,7 +125,7 @@ def test_artifact_add_until_the_disk_is_full_then_resume(
     assert counts["artifacts"] == added  # the failed add left no row
 
     filler.unlink()
-    content = os.urandom(BLOB_BYTES)
+    content = random_binary(BLOB_BYTES)
     (sources / "after.bin").write_bytes(content)
     done = run_agentkeep(
         "--store", str(root), "artifact", "add", str(sources / "after.bin"), "--json", cwd=tmp_path
@@ -195,7 +195,7 @@ with agentkeep.open(root) as store:
         out["big"] = "stored"
     except StorageFull as exc:
         out["big"] = ["StorageFull", exc.exit_code, exc.message]
-    small = os.urandom(limit // 4)
+    small = bytes(b | 0x80 for b in os.urandom(limit // 4))  # no ASCII: nothing to redact
     written = store.add_artifact(small, name="small.bin")
     out["small_ok"] = store.read_artifact(written.item.id) == small
     result = run_command(store, child, echo=False)
@@ -250,7 +250,7 @@ def test_full_disk_with_no_holder_reads_and_gc_work(tmpfs_project: tuple[Path, P
     root, filler = tmpfs_project
     store_dir = root / ".agentkeep"
     with agentkeep.open(root) as store:
-        old = [store.add_artifact(os.urandom(BLOB_BYTES), kind="file").item for _ in range(4)]
+        old = [store.add_artifact(random_binary(BLOB_BYTES), kind="file").item for _ in range(4)]
         store.add_task("still readable")
         with store.transaction() as tx:
             for artifact in old:

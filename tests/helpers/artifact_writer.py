@@ -31,7 +31,7 @@ REPEATED = b"the same artifact in every run\n" * 3000
 # the hash of what was given.
 _SAFE = bytes(range(0x80, 0x100))
 _PLAIN = b"=:," + bytes(c for c in range(0x80) if chr(c).isalnum())
-_NO_ASSIGNMENT = bytes.maketrans(_PLAIN, _SAFE[: len(_PLAIN)])
+NO_ASSIGNMENT = bytes.maketrans(_PLAIN, _SAFE[: len(_PLAIN)])
 
 
 def is_repeat(n: int) -> bool:
@@ -47,7 +47,7 @@ def content(seed: int, n: int) -> bytes:
     header = f"seed {seed} artifact {n}\n".encode()
     if n % 2:
         return (header * (size // len(header) + 1))[:size]
-    return header + rng.randbytes(size).translate(_NO_ASSIGNMENT)
+    return header + rng.randbytes(size).translate(NO_ASSIGNMENT)
 
 
 def run_add(store: agentkeep.Store, seed: int, count: int) -> None:
