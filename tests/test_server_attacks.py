@@ -1071,10 +1071,17 @@ def test_a_huge_or_bad_limit_is_bounded(served: RunningServer, query: str) -> No
 def test_ten_thousand_filters_and_a_100kb_request_line_get_bounded_answers(
     served: RunningServer,
 ) -> None:
+    # A request line past h11's 16 KiB limit is answered 200 when it arrives in one read
+    # and 400 when it arrives in pieces (a loaded machine): both are bounded answers; what
+    # must never come is a 5xx, a hang, or a server that stops serving.
     many = "&".join(["status=open"] * 10_000)
-    assert get(served.port, f"/api/v1/tasks?{many}").status == 200
+    answer = get(served.port, f"/api/v1/tasks?{many}")
+    assert answer.status in (200, 400, 414, 431), answer.data[:200]
     unknown = "&".join(f"f{i}=1" for i in range(10_000))
-    assert get(served.port, f"/api/v1/notes?{unknown}").status == 200
+    answer = get(served.port, f"/api/v1/notes?{unknown}")
+    assert answer.status in (200, 400, 414, 431), answer.data[:200]
+    fits = "&".join(["status=open"] * 1_000)  # 12 KB: under the limit, always parsed
+    assert get(served.port, f"/api/v1/tasks?{fits}").status == 200
     huge = get(served.port, "/api/v1/tasks?q=" + "a" * 100_000)
     assert huge.status is None or huge.status < 500, huge.data[:200]
     header = get(served.port, "/api/v1/tasks", "X-Junk: " + "a" * 100_000)
