@@ -997,12 +997,7 @@ def _manual_steps(tool: str, scope: str, planned: list[_Planned], exe: list[str]
     else:
         steps.append("restart OpenCode to load the plugin")
     if scope == "project":
-        for item in planned:
-            if not _git_ignored(item.target.path):
-                steps.append(
-                    f"{item.target.path} names a path on this machine; keep it out of git "
-                    "(add it to .git/info/exclude or .gitignore)"
-                )
+        steps += _keep_out_of_git(planned)
     return steps
 
 
@@ -1032,13 +1027,19 @@ def _mcp_steps(tool: str, scope: str, planned: list[_Planned], exe: list[str]) -
     if importlib.util.find_spec("mcp") is None:
         steps.append("the MCP server needs the mcp extra: pip install 'agentkeep[mcp]'")
     if scope == "project":
-        for item in planned:
-            if not _git_ignored(item.target.path):
-                steps.append(
-                    f"{item.target.path} names a path on this machine; keep it out of git "
-                    "(add it to .git/info/exclude or .gitignore)"
-                )
+        steps += _keep_out_of_git(planned)
     return steps
+
+
+def _keep_out_of_git(planned: list[_Planned]) -> list[str]:
+    """A step for each project file setup writes that git does not ignore: it names a path
+    on this machine (the hooks' command, the MCP server's executable)."""
+    return [
+        f"{item.target.path} names a path on this machine; keep it out of git "
+        "(add it to .git/info/exclude or .gitignore)"
+        for item in planned
+        if not _git_ignored(item.target.path)
+    ]
 
 
 def _codex_notes(config_text: str) -> list[str]:
