@@ -20,13 +20,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentkeep.backends import backend_of
 from agentkeep.backends.base import Backend, Cursor, Row
-from agentkeep.backends.sqlite import BACKEND as SQLITE
 from agentkeep.backends.sqlite.connection import Connection, write_transaction
 from agentkeep.boundary import REFUSE, Boundary
 from agentkeep.config import Config
 from agentkeep.errors import AgentkeepError, InvalidInput, NotFound
-from agentkeep.timeutil import utc_now
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -264,7 +263,7 @@ class StoreBase:
     ) -> None:
         conn.name_columns()
         self._conn = conn
-        self.backend: Backend = SQLITE
+        self.backend: Backend = backend_of(conn)
         self.store_dir = store_dir
         self.root = store_dir.parent
         self.config = config
@@ -377,7 +376,7 @@ class _Transaction(write_transaction):
         try:
             # Stamped inside the write lock, so `at` follows commit order (seq) across
             # processes.
-            self.tx.now = utc_now()
+            self.tx.now = self.conn.now()
         except BaseException as exc:  # e.g. Ctrl-C: __exit__ would not run otherwise
             super().__exit__(type(exc), exc, exc.__traceback__)
             raise

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentkeep.errors import InvalidInput
+from agentkeep.errors import AgentkeepError, InvalidInput
 from agentkeep.paths import user_config_file
 
 
@@ -172,7 +172,28 @@ def _retention_settings() -> tuple[Setting, ...]:
     return tuple(settings)
 
 
+def _store_url(value: Any) -> str:
+    text = _text(value)
+    if text:
+        from agentkeep.backends.postgres.url import check_storable
+
+        try:
+            check_storable(text)
+        except AgentkeepError as exc:
+            raise ValueError(exc.message) from None
+    return text
+
+
 SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "store.url",
+        "",
+        _store_url,
+        "Where the store's database lives. Empty: SQLite, in .agentkeep/state.db. "
+        "postgresql://[user@]host[:port]/dbname[?schema=NAME]: a PostgreSQL shared by a team "
+        "(docs/team.md); never with a password (PGPASSWORD or ~/.pgpass give it). "
+        "AGENTKEEP_URL in the environment takes precedence.",
+    ),
     Setting(
         "store.synchronous",
         "FULL",

@@ -33,8 +33,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from agentkeep.backends.postgres import migrate as pg
 from agentkeep.backends.sqlite import BACKEND as SQLITE
 from agentkeep.backends.sqlite import migrate as sqlite
 from agentkeep.errors import AgentkeepError, Busy, Corrupt, SchemaTooNew, StorageError
@@ -44,8 +45,27 @@ from agentkeep.timeutil import file_stamp, utc_now
 if TYPE_CHECKING:
     from agentkeep.backends.base import AfterCommit, Backend, Connection, Migrator
 
-# The backends whose databases this engine migrates, by dialect name (``conn.dialect.name``).
-BACKENDS: Mapping[str, Backend] = {SQLITE.name: SQLITE}
+
+class _Backends(dict[str, "Backend"]):
+    """The backends whose databases this engine migrates, by dialect name
+    (``conn.dialect.name``); PostgreSQL's module is imported only when asked for."""
+
+    def __missing__(self, name: str) -> Backend:
+        if name != "postgres":
+            raise KeyError(name)
+        from agentkeep.backends.postgres import BACKEND as POSTGRES
+
+        self[name] = POSTGRES
+        return POSTGRES
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+
+BACKENDS: Mapping[str, Backend] = _Backends({SQLITE.name: SQLITE})
 
 
 @dataclass(frozen=True)
@@ -87,26 +107,48 @@ class Migration:
         return source if isinstance(source, str) else source()
 
 
+# PostgreSQL stores begin at this schema: migration 1's slot creates what SQLite's 1–7 built
+# (backends/postgres/migrate.py), and 2–7 have nothing to do there.
+_PG_DONE = ""
+_PG_BASELINE = pg.schema("0001_functions.sql", "0001_baseline.sql", "0001_follow.sql")
+
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "baseline", {"sqlite": sqlite.schema("0001_baseline.sql")}),
+    Migration(
+        1, "baseline", {"sqlite": sqlite.schema("0001_baseline.sql"), "postgres": _PG_BASELINE}
+    ),
     Migration(
         2,
         "streams_and_artifacts",
-        {"sqlite": sqlite.schema("0002_streams_and_artifacts.sql")},
+        {"sqlite": sqlite.schema("0002_streams_and_artifacts.sql"), "postgres": _PG_DONE},
         after={"sqlite": sqlite.INCREMENTAL_VACUUM},
     ),
-    Migration(3, "capture", {"sqlite": sqlite.schema("0003_capture.sql")}),
-    Migration(4, "import_truth", {"sqlite": sqlite.schema("0004_import_truth.sql")}),
-    Migration(5, "search_everywhere", {"sqlite": sqlite.schema("0005_search_everywhere.sql")}),
-    Migration(6, "sessions_by_agent", {"sqlite": sqlite.schema("0006_sessions_by_agent.sql")}),
+    Migration(3, "capture", {"sqlite": sqlite.schema("0003_capture.sql"), "postgres": _PG_DONE}),
     Migration(
-        7, "cost_flat_with_history", {"sqlite": sqlite.schema("0007_cost_flat_with_history.sql")}
+        4, "import_truth", {"sqlite": sqlite.schema("0004_import_truth.sql"), "postgres": _PG_DONE}
+    ),
+    Migration(
+        5,
+        "search_everywhere",
+        {"sqlite": sqlite.schema("0005_search_everywhere.sql"), "postgres": _PG_DONE},
+    ),
+    Migration(
+        6,
+        "sessions_by_agent",
+        {"sqlite": sqlite.schema("0006_sessions_by_agent.sql"), "postgres": _PG_DONE},
+    ),
+    Migration(
+        7,
+        "cost_flat_with_history",
+        {"sqlite": sqlite.schema("0007_cost_flat_with_history.sql"), "postgres": _PG_DONE},
     ),
     # Older code would search without catching the index up, missing the newest messages.
     Migration(
         8,
         "search_after_capture",
-        {"sqlite": sqlite.schema("0008_search_after_capture.sql")},
+        {
+            "sqlite": sqlite.schema("0008_search_after_capture.sql"),
+            "postgres": pg.schema("0008_search.sql"),
+        },
         min_reader_version=8,
     ),
 )

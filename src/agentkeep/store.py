@@ -200,11 +200,15 @@ def resolve_store_dir(path: str | Path | None) -> Path:
     return candidate
 
 
-def init_store(root: str | Path | None = None, *, name: str | None = None) -> InitResult:
+def init_store(
+    root: str | Path | None = None, *, name: str | None = None, url: str | None = None
+) -> InitResult:
     """Create ``<root>/.agentkeep`` (config, .gitignore, database) if it does not exist.
 
     ``root`` defaults to the main worktree of the git repository around the working
     directory. Idempotent: a second call reports ``already_exists`` and changes nothing.
+    ``url`` (``postgresql://…``) puts the database in a PostgreSQL shared by a team: it is
+    written to the project's config.toml as ``store.url`` (never with a password).
     """
     if root is None:
         found = main_worktree_root(Path.cwd())
@@ -219,9 +223,15 @@ def init_store(root: str | Path | None = None, *, name: str | None = None) -> In
         if not root_path.is_dir():
             raise InvalidInput(f"{root_path} is not a directory")
     store_dir = root_path / STORE_DIRNAME
-    existed = (store_dir / DB_NAME).exists()
-    if not existed:
-        refuse_fresh_store(store_dir, "missing")
+    if url:
+        from agentkeep.backends.postgres.url import check_storable
+
+        check_storable(url)
+        existed = _postgres_store_exists(url)
+    else:
+        existed = (store_dir / DB_NAME).exists()
+        if not existed:
+            refuse_fresh_store(store_dir, "missing")
     from agentkeep.files import PRIVATE_DIR, write_new_file
 
     try:
@@ -230,6 +240,10 @@ def init_store(root: str | Path | None = None, *, name: str | None = None) -> In
             write_new_file(store_dir / filename, text.encode("utf-8"))
     except OSError as exc:
         raise StorageError(f"cannot create {store_dir}: {exc.strerror}") from exc
+    if url:
+        from agentkeep.config import set_in_file
+
+        set_in_file(store_dir / "config.toml", "store.url", url)
     with open(store_dir, create=True) as store:
         project = store.project(name=name or root_path.name)
     from agentkeep.files import ensure_reserve
@@ -241,6 +255,16 @@ def init_store(root: str | Path | None = None, *, name: str | None = None) -> In
     from agentkeep._store_results import InitResult
 
     return InitResult(str(store_dir), str(root_path), "already_exists" if existed else "created")
+
+
+def _postgres_store_exists(url: str) -> bool:
+    from agentkeep.backends.postgres.connection import connect
+
+    conn = connect(url)
+    try:
+        return read_state(conn) is not None
+    finally:
+        conn.close()
 
 
 def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.open()
@@ -311,6 +335,12 @@ def _open(
     immutable: bool = False,
     strict_config: bool = True,
 ) -> Store:
+    settings = Config.load(
+        project_file=store_dir / "config.toml", overrides=config, strict=strict_config
+    )
+    url = store_url(settings)
+    if url:
+        return _open_postgres(store_dir, url, create, actor, read_only, settings)
     db_path = store_dir / DB_NAME
     exists = db_path.exists()
     if not exists:
@@ -320,9 +350,6 @@ def _open(
             f"no agentkeep store at {store_dir}",
             hint="run `agentkeep init` to create one",
         )
-    settings = Config.load(
-        project_file=store_dir / "config.toml", overrides=config, strict=strict_config
-    )
     options = {
         "synchronous": settings["store.synchronous"],
         "busy_timeout_ms": settings["store.busy_timeout_ms"],
@@ -369,6 +396,56 @@ def _open(
         raise
     store = _store(conn, store_dir, settings, actor, None)
     store.drain_spool()
+    return store
+
+
+def store_url(settings: Config) -> str:
+    """The PostgreSQL URL of the store, or "" for SQLite: ``AGENTKEEP_URL`` in the
+    environment, else the ``store.url`` setting (docs/team.md)."""
+    return os.environ.get("AGENTKEEP_URL") or str(settings["store.url"] or "")
+
+
+def _open_postgres(
+    store_dir: Path,
+    url: str,
+    create: bool,
+    actor: str | None,
+    read_only: bool,
+    settings: Config,
+) -> Store:
+    """Open (or, with ``create``, make) the store in the PostgreSQL schema at ``url``; the
+    project directory still holds its config, spool and live stream files."""
+    from agentkeep.backends.postgres.connection import connect
+
+    if not store_dir.is_dir() and not create:
+        raise StoreNotFound(
+            f"no agentkeep store at {store_dir}", hint="run `agentkeep init --url URL`"
+        )
+    conn = connect(url, busy_timeout_ms=settings["store.busy_timeout_ms"])
+    refusal: AgentkeepError | None = None
+    try:
+        state = read_state(conn)
+        if state is None and (read_only or not create):
+            raise StoreNotFound(
+                f"no agentkeep store at {conn.path}",
+                hint=f"run `agentkeep init --url {conn.path}` to create one",
+            )
+        if state is not None:
+            check_readable(conn, state)
+            if not state.writable_by(SCHEMA_VERSION):
+                refusal = too_new_error(conn, state, for_writing=True)
+        if read_only and refusal is None:
+            refusal = ReadOnly(
+                "this store was opened read-only", hint="open it without read_only to write"
+            )
+        if refusal is None:
+            migrate(conn, backup_dir=None, app_version=__version__)
+    except BaseException:
+        conn.close()
+        raise
+    store = _store(conn, store_dir, settings, actor, refusal)  # type: ignore[arg-type]
+    if refusal is None:
+        store.drain_spool()
     return store
 
 

@@ -9,12 +9,17 @@ fingerprints the stored data so a test can prove a refused open changed nothing
 ``agentkeep.open(handle.target)`` and the CLI (``agentkeep --store TARGET``), in this
 process or in children, so the same bodies run against every backend.
 
-A PostgreSQL adapter will add ``"postgres"`` to :data:`BACKENDS`: a database per store,
-``target`` its URL plus a directory for the store's files.
+The PostgreSQL adapter makes a fresh PostgreSQL schema per store (``?schema=t_…`` in the
+URL) in the test server ``scripts/test`` starts (``AGENTKEEP_TEST_PG_DSN``); ``target`` is
+the project directory, whose config.toml names that URL. Without a server its tests skip,
+and fail under ``AGENTKEEP_REQUIRE_ALL_TESTS=1`` (CI).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -24,9 +29,10 @@ from typing import Any, Protocol
 
 import agentkeep
 
-from conftest import Cli, CliResult, git
+from conftest import Cli, CliResult, git, skip_or_fail
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
+PG_DSN = os.environ.get("AGENTKEEP_TEST_PG_DSN", "")  # read before the tests clear AGENTKEEP_*
 
 
 @dataclass(frozen=True)
@@ -160,4 +166,99 @@ def _db_path(handle: StoreHandle) -> Path:
     return handle.root / ".agentkeep" / "state.db"
 
 
-ADAPTERS: dict[str, Adapter] = {"sqlite": SqliteAdapter()}
+class PostgresAdapter:
+    name = "postgres"
+
+    def _url(self) -> str:
+        if not PG_DSN:
+            skip_or_fail("no PostgreSQL for the contract suite: run `scripts/postgres start`")
+        sep = "&" if "?" in PG_DSN else "?"
+        return f"{PG_DSN}{sep}schema=t_{os.urandom(6).hex()}"
+
+    def create(self, where: Path) -> StoreHandle:
+        where.mkdir(parents=True)
+        git(where, "init", "-q", "-b", "main")
+        agentkeep.init_store(where, url=self._url())
+        return StoreHandle(self.name, str(where), where)
+
+    def vacant(self, where: Path) -> StoreHandle:
+        where.mkdir(parents=True)
+        return StoreHandle(self.name, str(where), where)
+
+    def create_at_version(self, where: Path, version: int, *, tasks: list[str]) -> StoreHandle:
+        from agentkeep.backends.postgres.connection import connect
+        from agentkeep.backends.sqlite.connection import write_transaction
+        from agentkeep.config import set_in_file
+        from agentkeep.migrations import MIGRATIONS, migrate
+
+        where.mkdir(parents=True)
+        git(where, "init", "-q", "-b", "main")
+        store_dir = where / ".agentkeep"
+        store_dir.mkdir(mode=0o700)
+        url = self._url()
+        set_in_file(store_dir / "config.toml", "store.url", url)
+        conn = connect(url)
+        try:
+            older = [m for m in MIGRATIONS if m.version <= version]
+            migrate(conn, backup_dir=None, app_version="older", migrations=older)
+            at = "2026-01-01T00:00:00.000Z"
+            with write_transaction(conn):  # type: ignore[arg-type]
+                for title in tasks:
+                    task_id = conn.insert(
+                        "INSERT INTO tasks (title, created_at, updated_at) VALUES (?, ?, ?)",
+                        (title, at, at),
+                    )
+                    conn.execute(
+                        "INSERT INTO events (at, actor, entity, entity_id, kind, data)"
+                        " VALUES (?, 'older@test', 'task', ?, 'task.created', ?)",
+                        (at, task_id, json.dumps({"title": title})),
+                    )
+        finally:
+            conn.close()
+        return StoreHandle(self.name, str(where), where)
+
+    def set_schema_versions(
+        self, handle: StoreHandle, *, schema: int, min_reader: int, min_writer: int
+    ) -> None:
+        conn = self._connect(handle)
+        try:
+            conn.execute("BEGIN")
+            for key, value in (
+                ("schema_version", schema),
+                ("min_reader_version", min_reader),
+                ("min_writer_version", min_writer),
+            ):
+                conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(value), key))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def fingerprint(self, handle: StoreHandle) -> str:
+        """sha256 over every row of every table in the store's schema, in key order."""
+        conn = self._connect(handle)
+        digest = hashlib.sha256()
+        try:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                    " ORDER BY tablename"
+                ).fetchall()
+            ]
+            for table in tables:
+                digest.update(table.encode())
+                for row in conn.execute(f'SELECT * FROM "{table}" ORDER BY 1').fetchall():
+                    digest.update(repr(tuple(row)).encode())
+        finally:
+            conn.close()
+        return digest.hexdigest()
+
+    def _connect(self, handle: StoreHandle) -> Any:
+        from agentkeep.backends.postgres.connection import connect
+        from agentkeep.config import Config
+
+        settings = Config.load(project_file=handle.root / ".agentkeep" / "config.toml")
+        return connect(settings["store.url"])
+
+
+ADAPTERS: dict[str, Adapter] = {"sqlite": SqliteAdapter(), "postgres": PostgresAdapter()}

@@ -14,20 +14,29 @@ from agentkeep.cli.output import fmt_of, output_options, print_list, print_objec
 @click.command()
 @click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--name", help="Project name (default: the directory name).")
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Keep the database in a team's PostgreSQL: postgresql://[user@]host[:port]/db"
+    "[?schema=NAME] (written to config.toml as store.url; never with a password).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when the store already exists.")
 @output_options
-def init(path: Path | None, name: str | None, quiet: bool, as_json: bool, nl: bool) -> None:
+def init(
+    path: Path | None, name: str | None, url: str | None, quiet: bool, as_json: bool, nl: bool
+) -> None:
     """Create the store (.agentkeep/) in this git repository, if it does not exist.
 
     \b
     Examples:
       agentkeep init              # at the root of the git repository around the cwd
       agentkeep init ~/src/app    # in a given project directory
+      agentkeep init --url postgresql://db.internal/agents?schema=webapp
     """
     from agentkeep.store import init_store
 
     fmt = fmt_of(as_json, nl)
-    result = init_store(path, name=name)
+    result = init_store(path, name=name, url=url)
     if fmt != "table":
         print_object(result, fmt)
     elif result.outcome == "created":

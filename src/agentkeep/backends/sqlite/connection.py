@@ -69,6 +69,7 @@ from agentkeep.errors import (
 )
 from agentkeep.files import fsync_path, translate_os_error
 from agentkeep.highwater import CommitGuard
+from agentkeep.timeutil import utc_now
 
 # Bumped in every forked child; a connection remembers the generation it was opened in.
 _fork_generation = 0
@@ -171,6 +172,19 @@ class Connection:
             raise self._translated(exc) from exc
         except OverflowError as exc:
             raise _too_large(exc) from exc
+
+    def rollback(self) -> None:
+        """Roll back the open transaction, if any (used by :class:`write_transaction`)."""
+        raw = self.raw
+        if raw.in_transaction:
+            # The transaction may already be gone (SQLite rolls back on some errors itself).
+            with contextlib.suppress(sqlite3.Error):
+                raw.execute("ROLLBACK")
+
+    def now(self) -> str:
+        """The time a write transaction stamps (taken under the writer lock): this
+        machine's clock, as every writer of a SQLite store runs on it."""
+        return utc_now()
 
     def name_columns(self) -> None:
         """Rows by column name as well as by position (``sqlite3.Row``) from now on."""
@@ -357,7 +371,11 @@ def journal_mode(conn: Connection) -> str:
 
 class write_transaction:  # lower case: used like a function, `with write_transaction(c):`
     """``BEGIN IMMEDIATE … COMMIT``, queued behind the writer lock; rolls back on any
-    exception and re-raises it. (A class rather than a generator: it runs on every write.)"""
+    exception and re-raises it. (A class rather than a generator: it runs on every write.)
+
+    Backend-neutral: a PostgreSQL connection (``backends/postgres/connection.py``) reads
+    ``BEGIN IMMEDIATE`` as ``BEGIN``, takes its advisory lock in ``lock_writers`` and has
+    no high-water ``guard``."""
 
     __slots__ = ("conn",)
 
@@ -424,11 +442,7 @@ def check_mark(conn: Connection, guard: CommitGuard) -> None:
 
 
 def _rollback(conn: Connection) -> None:
-    raw = conn.raw
-    if raw.in_transaction:
-        # The transaction may already be gone (SQLite rolls back on some errors itself).
-        with contextlib.suppress(sqlite3.Error):
-            raw.execute("ROLLBACK")
+    conn.rollback()
 
 
 _FULL_NAMES = {

@@ -1,0 +1,1 @@
+-- The NOTIFY trigger for live followers: written by backends/postgres/follow.py's author.
