@@ -102,14 +102,44 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+# The store-level tests (those that use the `store` fixture) run on both backends; a module
+# or test marked `sqlite_only` (with its reason) runs on SQLite alone. The PostgreSQL server
+# comes from scripts/test (AGENTKEEP_TEST_PG_DSN), read here before _isolated_env clears it.
+STORE_BACKENDS = ("sqlite", "postgres")
+PG_DSN = os.environ.get("AGENTKEEP_TEST_PG_DSN", "")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if (
+        "store" in metafunc.fixturenames
+        and "store_backend" in metafunc.fixturenames
+        and metafunc.definition.get_closest_marker("sqlite_only") is None
+    ):
+        metafunc.parametrize("store_backend", STORE_BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Which backend the `project` fixture's store is on (`sqlite` unless parametrised)."""
+    return getattr(request, "param", "sqlite")
+
+
+def pg_store_url() -> str:
+    """A URL for a new store in a fresh PostgreSQL schema of the test server."""
+    if not PG_DSN:
+        skip_or_fail("no PostgreSQL for this test: run `scripts/postgres start`")
+    sep = "&" if "?" in PG_DSN else "?"
+    return f"{PG_DSN}{sep}schema=t_{os.urandom(6).hex()}"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_backend: str) -> Path:
     """An empty git repository with an initialised store; the cwd is its root."""
     root = tmp_path / "proj"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
     monkeypatch.chdir(root)
-    agentkeep.init_store(root)
+    agentkeep.init_store(root, url=pg_store_url() if store_backend == "postgres" else None)
     return root
 
 

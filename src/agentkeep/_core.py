@@ -281,6 +281,15 @@ class StoreBase:
     def db_path(self) -> Path:
         return self._conn.path
 
+    @property
+    def db_files(self) -> tuple[Path, ...]:
+        """The local files holding the database (SQLite's file and its WAL), for caches
+        keyed on their stat; none for a database on a server."""
+        path = self._conn.path
+        if self.backend.name != "sqlite":
+            return ()
+        return (path, path.with_name(path.name + "-wal"))
+
     def check_writable(self) -> None:
         """Raise why this store refuses writes (read-only, a newer schema, damage), if it
         does: for work that must not start at all on such a store."""
@@ -425,9 +434,9 @@ class _Joined(_Transaction):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is not None and self.conn.raw.in_transaction:
+        if exc_type is not None and self.conn.in_transaction:
             self.conn.execute("ROLLBACK TO joined")
-        if self.conn.raw.in_transaction:
+        if self.conn.in_transaction:
             self.conn.execute("RELEASE joined")
 
 

@@ -717,7 +717,7 @@ class Writer:
             "SELECT coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),"
             " coalesce(sum(cache_read_tokens), 0), coalesce(sum(cache_write_tokens), 0),"
             " count(*) FILTER (WHERE kind = 'tool_use'),"
-            " count(*) FILTER (WHERE kind = 'tool_result' AND is_error),"
+            " count(*) FILTER (WHERE kind = 'tool_result' AND is_error <> 0),"
             " count(DISTINCT coalesce(source_ref, external_id))"
             " FILTER (WHERE role = 'user' AND kind = 'text'),"
             " min(at), max(at) FROM messages WHERE session_id = ?",

@@ -22,6 +22,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
+    import re
     from collections.abc import Iterable
     from pathlib import Path
 
@@ -107,12 +108,44 @@ def find_store_dir(starts: Iterable[str], explicit: str | None = None) -> str | 
         path = os.path.abspath(os.path.expanduser(explicit))
         if os.path.isdir(os.path.join(path, STORE_DIRNAME)):
             path = os.path.join(path, STORE_DIRNAME)
-        return path if os.path.isfile(os.path.join(path, DB_NAME)) else None
+        return path if holds_store(path) else None
     for start in starts:
         found = walk_up(os.path.abspath(start))
         if found is not None:
             return found
     return None
+
+
+def holds_store(store_dir: str) -> bool:
+    """Whether ``store_dir`` (a ``.agentkeep``) is a store: it holds the SQLite database, or
+    it is the directory of a store on a server (:func:`names_server`)."""
+    return os.path.isfile(os.path.join(store_dir, DB_NAME)) or names_server(store_dir)
+
+
+_SERVER_URL: re.Pattern[str] | None = None  # compiled on first use: most find state.db
+
+
+def names_server(store_dir: str) -> bool:
+    """Whether the store of ``store_dir`` lives on a server: ``AGENTKEEP_URL`` is set, or
+    the project's config.toml sets ``url = "postgresql://…"`` (read as text, cheaply and
+    without a TOML parser: the hook uses this; ``config.py`` validates the value)."""
+    if not os.path.isdir(store_dir):
+        return False
+    if os.environ.get("AGENTKEEP_URL"):
+        return True
+    global _SERVER_URL
+    try:
+        data = read_small_file(os.path.join(store_dir, "config.toml"), 1 << 16, follow_links=False)
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if "postgres" not in text:
+        return False
+    if _SERVER_URL is None:
+        import re
+
+        _SERVER_URL = re.compile(r"(?m)^[ \t]*url[ \t]*=[ \t]*[\"']postgres(?:ql)?://")
+    return _SERVER_URL.search(text) is not None
 
 
 def walk_up(here: str) -> str | None:
@@ -122,7 +155,7 @@ def walk_up(here: str) -> str | None:
     directory = here
     while True:
         candidate = os.path.join(directory, STORE_DIRNAME)
-        if os.path.isfile(os.path.join(candidate, DB_NAME)):
+        if holds_store(candidate):
             return candidate
         if dot_git is None and os.path.lexists(os.path.join(directory, ".git")):
             dot_git = os.path.join(directory, ".git")
@@ -134,7 +167,7 @@ def walk_up(here: str) -> str | None:
         main = main_worktree_of(dot_git)
         if main is not None:
             candidate = os.path.join(main, STORE_DIRNAME)
-            if os.path.isfile(os.path.join(candidate, DB_NAME)):
+            if holds_store(candidate):
                 return candidate
     return None
 

@@ -91,6 +91,11 @@ class Dialect(Protocol):
         """True when the JSON array in ``expr`` holds the text ``value`` (a parameter)."""
         ...
 
+    def json_array_length(self, expr: str, key: str) -> str:
+        """How many elements the array at ``key`` (one top-level key) of the JSON object in
+        ``expr`` holds: 0 when it is not an array, NULL when the key is missing."""
+        ...
+
 
 class Backend(Protocol):
     """One kind of database: what the store composes its services on. Capabilities that
@@ -145,6 +150,18 @@ class Connection(Protocol):
         ...
 
     def unlock_writers(self) -> None: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def now(self) -> str:
+        """The time a write transaction stamps, in the store's format (taken under the
+        writer lock): the local clock on SQLite, the database's on PostgreSQL."""
+        ...
+
+    def rollback(self) -> None:
+        """Roll back the open transaction, if any."""
+        ...
 
     def close(self) -> None: ...
 

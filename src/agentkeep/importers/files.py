@@ -220,7 +220,8 @@ def save_cursor(conn: Any, cursor: Cursor, now: str) -> None:
         " ON CONFLICT (source, file_key) DO UPDATE SET offset = excluded.offset,"
         " head_sha = excluded.head_sha, tail_sha = excluded.tail_sha, size = excluded.size,"
         " mtime_ns = excluded.mtime_ns, status = excluded.status,"
-        " session_id = coalesce(excluded.session_id, session_id), state = excluded.state,"
+        " session_id = coalesce(excluded.session_id, import_cursors.session_id),"
+        " state = excluded.state,"
         " updated_at = excluded.updated_at RETURNING id",
         (
             cursor.source,

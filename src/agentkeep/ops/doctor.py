@@ -220,13 +220,13 @@ def _check_database(store: Store, found: _Findings, verified: Verified, *, full:
         ok = False
         found.add("database", "error", "state.db", problem.message, hint=DB_HINT)
     check = "integrity_check" if full else "quick_check"
-    files = (store.db_path, store.db_path.with_name(store.db_path.name + "-wal"))
-    if not full and verified.unchanged("database", *files):
+    files = store.db_files
+    if not full and files and verified.unchanged("database", *files):
         result, broken = ["ok"], []
     else:
         result = store.maintenance.integrity(full=full)
         broken = store.maintenance.foreign_key_violations()
-        if result == ["ok"] and not broken:
+        if result == ["ok"] and not broken and files:
             verified.record("database", *files)
     if result != ["ok"]:
         ok = False

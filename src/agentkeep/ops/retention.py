@@ -648,13 +648,14 @@ def usage(store: Store, *, by: str | None = None, full: bool = False) -> Usage:
 
 def _table_bytes(store: Store, *, full: bool) -> dict[str, int]:
     record = Verified(store.store_dir / USAGE_CACHE, full=full)
-    files = (store.db_path, store.db_path.with_name(store.db_path.name + "-wal"))
-    kept = record.value("tables", *files)
+    files = store.db_files
+    kept = record.value("tables", *files) if files else None
     if isinstance(kept, dict):  # kept as JSON with sorted keys: largest first again
         sizes = ((str(name), int(size)) for name, size in kept.items())
         return dict(sorted(sizes, key=lambda item: (-item[1], item[0])))
     tables = store.maintenance.table_bytes()
-    record.record("tables", *files, value=tables)
+    if files:
+        record.record("tables", *files, value=tables)
     record.save()
     return tables
 

@@ -135,7 +135,7 @@ class AgentService(Service):
         cutoff = lifecycle.idle_cutoff(int(self.config["sessions.idle_minutes"]))
         rows = self._rows(
             f"SELECT * FROM (SELECT agents.*, {lifecycle.AGENT_STATUS_SQL} AS shown"
-            " FROM agents)" + tail,
+            " FROM agents) AS agents" + tail,
             [cutoff, *params],
         )
         return [

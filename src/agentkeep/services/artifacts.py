@@ -340,9 +340,11 @@ class ArtifactService(Service):
                 existing = tx.existing_for_key(idempotency_key, "artifact")
                 if existing is not None:
                     return Written(self.get_artifact(existing), "already_exists")
+                same_as = tx.conn.dialect.same
                 same = tx.one(
-                    "SELECT id FROM artifacts WHERE sha256 = ? AND kind = ? AND name IS ? "
-                    "AND session_id IS ? AND task_id IS ? AND agent_id IS ?",
+                    "SELECT id FROM artifacts WHERE sha256 = ? AND kind = ?"
+                    f" AND {same_as('name', '?')} AND {same_as('session_id', '?')}"
+                    f" AND {same_as('task_id', '?')} AND {same_as('agent_id', '?')}",
                     (staged.sha256, kind, name, session_id, task_id, agent_id),
                 )
                 commit_object(tx, self.store_dir, staged)

@@ -164,14 +164,14 @@ def tool_failures_sql(dialect: Dialect) -> str:
         " WHERE u.tool_use_id = m.tool_use_id AND u.kind = 'tool_use'"
         f" AND {dialect.is_json('u.raw')} LIMIT 1) AS command"
         " FROM messages m JOIN sessions s ON s.id = m.session_id"
-        " WHERE m.kind = 'tool_result' AND m.is_error AND m.at >= ?"
+        " WHERE m.kind = 'tool_result' AND m.is_error <> 0 AND m.at >= ?"
         " UNION ALL"
         " SELECT 'capture', c.id, c.at, c.source, c.session_id, c.tool_name, c.exit_code,"
         f" c.duration_ms, {dialect.json_get('c.payload', 'error')},"
         f" {dialect.json_get('c.payload', 'tool_input.command')}"
         " FROM captures c WHERE c.event = 'tool_fail' AND c.at >= ?"
         " AND NOT (c.tool_use_id IS NOT NULL AND EXISTS (SELECT 1 FROM messages m"
-        " WHERE m.tool_use_id = c.tool_use_id AND m.kind = 'tool_result' AND m.is_error))"
+        " WHERE m.tool_use_id = c.tool_use_id AND m.kind = 'tool_result' AND m.is_error <> 0))"
     )
 
 

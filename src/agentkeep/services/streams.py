@@ -896,7 +896,8 @@ def _record_marks(tx: Any, stream_id: int, marks: Sequence[tuple[int, int]]) -> 
     if marks:
         tx.conn.executemany(
             "INSERT INTO stream_marks (stream_id, offset, t) VALUES (?, ?, ?)"
-            f" ON CONFLICT DO UPDATE SET t = {tx.conn.dialect.greatest('t', 'excluded.t')}",
+            " ON CONFLICT (stream_id, offset)"
+            f" DO UPDATE SET t = {tx.conn.dialect.greatest('stream_marks.t', 'excluded.t')}",
             [(stream_id, offset, moment) for offset, moment in marks],
         )
 

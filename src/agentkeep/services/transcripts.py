@@ -168,7 +168,7 @@ class TranscriptService(Service):
         count = self._count("SELECT count(*) FROM messages WHERE session_id = ?", (session_id,))
         if count:
             return count
-        return self._count(_CAPTURE_ENTRIES, (session_id,))
+        return self._count(_capture_entries_sql(self.backend.dialect), (session_id,))
 
     def _children(self, session_id: int, entries: list[TranscriptEntry]) -> list[dict[str, Any]]:
         rows = self._rows(
@@ -278,6 +278,12 @@ def _as_text(value: Any) -> str | None:
 
 
 # How many entries _capture_entries makes of a session's captures (keep the two together).
+def _capture_entries_sql(dialect: Any) -> str:
+    return _CAPTURE_ENTRIES.replace(
+        "{input_messages}", dialect.json_array_length("payload", "input-messages")
+    )
+
+
 _CAPTURE_ENTRIES = """
 WITH mine AS (SELECT id, event, tool_use_id, payload FROM captures WHERE session_id = ?1),
      first_of_call AS (
@@ -292,8 +298,7 @@ SELECT (SELECT count(*) FROM mine)
          WHERE mine.event IN ('tool_post', 'tool_fail'))
      + (SELECT count(*) FROM mine
          WHERE event = 'turn_end'
-           AND json_type(payload, '$."input-messages"') = 'array'
-           AND json_array_length(payload, '$."input-messages"') > 0)
+           AND {input_messages} > 0)
 """
 
 

@@ -165,7 +165,10 @@ _INSERT_INTO = re.compile(r"\s*INSERT\s+INTO\s+([A-Za-z_][A-Za-z0-9_]*)", re.I)
 _KEYS: dict[str, str] = {}  # table -> its primary key column (the same in every store)
 _TRANSLATED: dict[str, tuple[str, tuple[int, ...] | None]] = {}
 _SPECIAL = {"BEGIN IMMEDIATE": "BEGIN"}
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?\d*|%")
+# Tokens the translation looks at: quoted strings and identifiers and comments (kept as
+# they are), placeholders, `%`, and the column name `offset` (lower case; the keyword is
+# written OFFSET), which PostgreSQL reserves and the schema quotes.
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?\d*|%|\boffset\b")
 
 
 def translate(sql: str) -> tuple[str, tuple[int, ...] | None]:
@@ -188,6 +191,8 @@ def translate(sql: str) -> tuple[str, tuple[int, ...] | None]:
                     return "%s"
                 if token == "%":
                     return "%%"
+                if token == "offset":
+                    return '"offset"'
                 return token.replace("%", "%%")
 
             text = _TOKENS.sub(swap, sql)

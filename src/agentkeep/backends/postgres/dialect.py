@@ -27,6 +27,9 @@ class PostgresDialect:
     def is_json(self, expr: str) -> str:
         return f"agentkeep_is_json({expr})"
 
+    def json_array_length(self, expr: str, key: str) -> str:
+        return f"agentkeep_json_array_length(({expr}), '{key}')"
+
     def json_array_has(self, expr: str, value: str) -> str:
         # jsonb_exists, not the `?` operator: `?` is the portable SQL's placeholder.
         return f"jsonb_exists(({expr})::jsonb, {value})"

@@ -173,6 +173,10 @@ class Connection:
         except OverflowError as exc:
             raise _too_large(exc) from exc
 
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.in_transaction
+
     def rollback(self) -> None:
         """Roll back the open transaction, if any (used by :class:`write_transaction`)."""
         raw = self.raw

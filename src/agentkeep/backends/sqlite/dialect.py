@@ -21,6 +21,9 @@ class SQLiteDialect:
     def is_json(self, expr: str) -> str:
         return f"json_valid({expr})"
 
+    def json_array_length(self, expr: str, key: str) -> str:
+        return f"json_array_length({expr}, '$.\"{key}\"')"
+
     def json_array_has(self, expr: str, value: str) -> str:
         return f"EXISTS (SELECT 1 FROM json_each({expr}) WHERE value = {value})"
 

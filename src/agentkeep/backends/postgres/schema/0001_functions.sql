@@ -26,3 +26,20 @@ EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
     RETURN NULL;
 END
 $$;
+
+-- SQLite's json_array_length(doc, '$."key"'): 0 for a value that is not an array, NULL for
+-- a missing key or text that is not JSON.
+CREATE OR REPLACE FUNCTION agentkeep_json_array_length(doc text, key text)
+RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    value jsonb;
+BEGIN
+    value := doc::jsonb -> key;
+    IF value IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN CASE WHEN jsonb_typeof(value) = 'array' THEN jsonb_array_length(value) ELSE 0 END;
+EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+    RETURN NULL;
+END
+$$;
