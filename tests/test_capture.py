@@ -46,6 +46,7 @@ def test_text_is_redacted_and_recorded(store: agentkeep.Store) -> None:
     assert (session["cwd"], session["capture"]) == ("sub", "full")  # relative, never absolute
 
 
+@pytest.mark.sqlite_only("reads SQLite's FTS5 table directly")
 def test_metadata_policy_keeps_counts_not_text(store: agentkeep.Store) -> None:
     with store.transaction() as tx:
         w = store.capture_writer(tx, policy="metadata")

@@ -542,6 +542,7 @@ def _use_inherited_store(store: agentkeep.Store, project: Path) -> int:
     return agentkeep.UsedAcrossFork.exit_code
 
 
+@pytest.mark.sqlite_only("checks SQLite's integrity_check after the fork")
 def test_store_used_across_fork_raises_in_child(store: agentkeep.Store, project: Path) -> None:
     """The child gets UsedAcrossFork (reported as exit 11); the parent carries on."""
     store.record_event("fork.before")

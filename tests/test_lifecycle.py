@@ -254,6 +254,7 @@ def test_one_hook_delivery_ends_a_few_idle_sessions_and_the_next_import_the_rest
         assert store.end_idle_sessions() == []
 
 
+@pytest.mark.sqlite_only("reads SQLite's EXPLAIN QUERY PLAN")
 def test_the_agent_done_question_is_an_index_lookup(store: agentkeep.Store) -> None:
     """Ending N sessions asks "does its agent still run a session?" N times: through
     sessions_agent (migration 5), never a walk over every running session."""

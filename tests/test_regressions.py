@@ -173,5 +173,6 @@ def test_status_reports_the_files_schema_and_the_contract_version(cli: Cli) -> N
     assert status["db_schema_version"] == agentkeep.migrations.SCHEMA_VERSION
 
 
+@pytest.mark.sqlite_only("SQLite's secure_delete pragma")
 def test_secure_delete_is_on_and_verified(store: Store) -> None:
     assert store._conn.execute("PRAGMA secure_delete").fetchone()[0] == 1

@@ -15,10 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import agentkeep
 from agentkeep.ops.bundle_export import export_bundle
 from agentkeep.ops.bundle_import import import_bundle
 from agentkeep.store import COUNTED_TABLES
+
+# Costs are counted in SQLite VM steps (set_progress_handler); PostgreSQL has no such counter.
+pytestmark = pytest.mark.sqlite_only("counts SQLite virtual machine steps")
 
 HISTORY = 2_000  # events in the small store; the large one has 8x as many
 

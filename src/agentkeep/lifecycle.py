@@ -211,8 +211,8 @@ def end_idle_sessions(
         return []
     rows = conn.execute(
         f"SELECT id, coalesce(last_seen_at, started_at) FROM sessions WHERE {IDLE_SQL}"
-        " ORDER BY id LIMIT ?",
-        (idle_cutoff(idle_minutes, now=epoch), -1 if limit is None else limit),
+        " ORDER BY id" + ("" if limit is None else " LIMIT ?"),
+        (idle_cutoff(idle_minutes, now=epoch), *([] if limit is None else [limit])),
     ).fetchall()
     ended = []
     agents: dict[int, None] = {}

@@ -493,9 +493,9 @@ class _ClaudeFile(TranscriptFile):
             return
         row = writer.conn.execute(
             # one probe of messages' (session_id, external_id) index per Claude session
-            "SELECT m.session_id FROM sessions s CROSS JOIN messages m"
-            " ON m.session_id = s.id AND m.external_id = ? WHERE s.source = ? LIMIT 1",
-            (f"{leaf}:0", SOURCE),
+            "SELECT s.id FROM sessions s WHERE s.source = ? AND EXISTS (SELECT 1 FROM"
+            " messages m WHERE m.session_id = s.id AND m.external_id = ?) LIMIT 1",
+            (SOURCE, f"{leaf}:0"),
         ).fetchone()
         if row is not None:
             writer.set_title(int(row[0]), text, source="summary")
