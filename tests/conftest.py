@@ -27,6 +27,8 @@ import agentkeep
 from agentkeep.cli import run
 
 REPO = Path(__file__).resolve().parent.parent
+# A real PostgreSQL: pg_server, pg_url, pg_database, private_pg_server, backend/backend_url.
+pytest_plugins = ["helpers.pg"]
 LIVE_DB = re.compile(r"(^|/)(state|global)\.db(-wal|-shm|-journal)?$")
 _raw_db_access: list[str] = []
 
