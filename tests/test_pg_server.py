@@ -29,7 +29,9 @@ from helpers.pg import (
     fresh_database,
     fresh_name,
     fresh_schema,
+    owned_tempdir,
     parse_env_lines,
+    reap_orphans,
     run_script,
 )
 
@@ -51,6 +53,17 @@ def schema_exists(server: PgServer, schema: str) -> bool:
             conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
             is not None
         )
+
+
+def exited(pid: int) -> bool:
+    """Whether process ``pid`` ends (pg_ctl stop returns once the pid file is gone, a moment
+    before the postmaster exits)."""
+    deadline = time.monotonic() + SAFETY
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def postmaster_pid(server: PgServer) -> int:
@@ -106,32 +119,31 @@ def test_dropping_a_schema_ends_a_transaction_left_open_on_it(pg_server: PgServe
     with pg_server.connect() as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
         conn.execute(f"CREATE TABLE {schema}.t (x int)")
-    leaked = pg_server.connect()
-    leaked.execute("BEGIN")
-    leaked.execute(f"LOCK TABLE {schema}.t IN ACCESS SHARE MODE")  # holds it: DROP waits
-    drop_schema(pg_server, schema, lock_timeout_ms=100)
-    assert not schema_exists(pg_server, schema)
-    with pytest.raises(psycopg.OperationalError):
-        leaked.execute("SELECT 1")
-    leaked.close()
+    with pg_server.connect() as leaked:
+        leaked.execute("BEGIN")
+        leaked.execute(f"LOCK TABLE {schema}.t IN ACCESS SHARE MODE")  # holds it: DROP waits
+        drop_schema(pg_server, schema, lock_timeout_ms=100)
+        assert not schema_exists(pg_server, schema)
+        with pytest.raises(psycopg.OperationalError):
+            leaked.execute("SELECT 1")
 
 
 def test_a_fresh_database_is_dumpable_and_dropped_with_open_connections(
     pg_server: PgServer,
 ) -> None:
     canary = f"canary-{fresh_name()}"
-    with fresh_database(pg_server) as database:
-        assert database.name != pg_server.dbname
-        held = database.connect()
-        held.execute("CREATE TABLE t (x text)")
-        held.execute("INSERT INTO t VALUES (%s)", (canary,))
-        assert canary.encode() in database.dump()
-    with pg_server.connect() as conn:
-        gone = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database.name,))
-        assert gone.fetchone() is None
-    with pytest.raises(psycopg.OperationalError):
-        held.execute("SELECT 1")
-    held.close()
+    with contextlib.ExitStack() as closing:
+        with fresh_database(pg_server) as database:
+            assert database.name != pg_server.dbname
+            held = closing.enter_context(database.connect())
+            held.execute("CREATE TABLE t (x text)")
+            held.execute("INSERT INTO t VALUES (%s)", (canary,))
+            assert canary.encode() in database.dump()
+        with pg_server.connect() as conn:
+            gone = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database.name,))
+            assert gone.fetchone() is None
+        with pytest.raises(psycopg.OperationalError):
+            held.execute("SELECT 1")
 
 
 def test_a_private_server_is_killed_and_comes_back_with_its_data(
@@ -143,12 +155,11 @@ def test_a_private_server_is_killed_and_comes_back_with_its_data(
     with server.connect() as conn:
         conn.execute("CREATE TABLE acked (x int)")
         conn.execute("INSERT INTO acked SELECT generate_series(1, 1000)")
-    held = server.connect()
-
-    server.kill()  # pg_ctl stop -m immediate
-    with pytest.raises(psycopg.OperationalError):
-        held.execute("SELECT 1")
-    held.close()
+    with server.connect() as held:
+        server.kill()  # pg_ctl stop -m immediate
+        assert "received immediate shutdown request" in (server.pg_dir / "log").read_text()
+        with pytest.raises(psycopg.OperationalError):
+            held.execute("SELECT 1")
     assert not server.accepts_connections()
     assert (
         subprocess.run([str(REPO / "scripts" / "postgres"), "status"], env=_env(server)).returncode
@@ -200,16 +211,33 @@ def test_a_directory_with_a_space_works_and_stop_removes_it() -> None:
             assert conn.execute("SELECT inet_server_addr()").fetchone() == (None,)
         run_script("stop", pg_dir=pg_dir)
         assert not pg_dir.exists()
-        # pg_ctl returns once the pid file is gone, a moment before the process exits
-        deadline = time.monotonic() + SAFETY
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not Path(f"/proc/{pid}").exists(), f"postmaster {pid} still runs after stop"
+        assert exited(pid), f"postmaster {pid} still runs after stop"
     finally:
         if pg_dir.exists():
             with contextlib.suppress(RuntimeError):
                 run_script("kill", pg_dir=pg_dir)
             shutil.rmtree(pg_dir, ignore_errors=True)
+
+
+def test_a_killed_sessions_private_server_is_stopped_by_the_next_session() -> None:
+    pg_dir = owned_tempdir("agentkeep-pgtest-")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (pg_dir / ".owner").write_text(str(dead.pid))  # as if its pytest was SIGKILLed
+    server = PgServer(
+        parse_env_lines(run_script("start", pg_dir=pg_dir))["AGENTKEEP_TEST_PG_DSN"], pg_dir
+    )
+    pid = postmaster_pid(server)
+    mine = owned_tempdir("agentkeep-pgtest-")  # a live session's: kept
+    try:
+        reap_orphans()
+        assert not pg_dir.exists() and mine.exists()
+        assert exited(pid), "the orphan's postmaster still runs"
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
+        if pg_dir.exists():
+            with contextlib.suppress(RuntimeError):
+                run_script("stop", pg_dir=pg_dir)
 
 
 def test_backend_legs(

@@ -20,7 +20,9 @@ Fixtures:
   ``kill()`` is ``pg_ctl stop -m immediate``, ``start()`` brings it back on the same port
   and socket and returns once it accepts connections. Never kill the shared ``pg_server``:
   other tests use it. ``started_pg_server()`` is the same as a context manager, for a
-  module-scoped fixture of a test file's own.
+  module-scoped fixture of a test file's own. Private servers live in
+  ``/tmp/agentkeep-pgtest-*``, copied from a cluster made once per session; the servers of
+  a session killed before its teardown are stopped by the next session.
 * ``backend`` (parametrised over :data:`BACKENDS`) and ``backend_url``: ``None`` on SQLite
   (the project's own ``state.db``), a ``pg_url`` on PostgreSQL::
 
@@ -94,8 +96,36 @@ def template_dir() -> Path:
     """Where scripts/postgres keeps a cluster to copy for each private server (a copy takes
     a fraction of initdb's time); removed when the session ends."""
     if not _template:
-        _template.append(Path(tempfile.mkdtemp(prefix="agentkeep-pg-template-", dir="/tmp")))
+        _template.append(owned_tempdir("agentkeep-pgtemplate-"))
     return _template[0]
+
+
+def owned_tempdir(prefix: str) -> Path:
+    """A new directory under /tmp that names this process as its owner (``.owner``): a
+    later session removes it, and stops its server, once that process is gone."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    (path / ".owner").write_text(str(os.getpid()))
+    return path
+
+
+def reap_orphans() -> None:
+    """Stop the private servers, and remove the templates, of sessions that were killed
+    (a SIGKILLed pytest runs no teardown)."""
+    for owner in [
+        *Path("/tmp").glob("agentkeep-pgtest-*/.owner"),
+        *Path("/tmp").glob("agentkeep-pgtemplate-*/.owner"),
+    ]:
+        try:
+            os.kill(int(owner.read_text()), 0)
+            continue  # its session still runs
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue
+        if owner.parent.name.startswith("agentkeep-pgtest-"):
+            with contextlib.suppress(RuntimeError):
+                run_script("stop", pg_dir=owner.parent)
+        shutil.rmtree(owner.parent, ignore_errors=True)
 
 
 def script_env(pg_dir: Path | str) -> dict[str, str]:
@@ -301,7 +331,7 @@ def started_pg_server() -> Iterator[PgServer]:
     exit."""
     if not SCRIPT.is_file():
         pytest.fail(f"{SCRIPT} is missing")
-    pg_dir = Path(tempfile.mkdtemp(prefix="agentkeep-pg-", dir="/tmp"))
+    pg_dir = owned_tempdir("agentkeep-pgtest-")
     try:
         try:
             lines = parse_env_lines(run_script("start", pg_dir=pg_dir))
@@ -379,6 +409,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "postgres: needs a PostgreSQL server (tests/helpers/pg.py); -m 'not postgres' skips",
     )
+
+
+def pytest_sessionstart() -> None:
+    reap_orphans()
 
 
 def pytest_sessionfinish() -> None:
