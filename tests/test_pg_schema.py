@@ -581,3 +581,32 @@ def test_row_counts_are_exact_after_big_transactions_and_savepoints(pg: Pg) -> N
     assert kept == actual_counts(pg.rows)
     moved = {name: n - before[name] for name, n in kept.items() if n != before[name]}
     assert moved == {"events": 2000, "tasks": 1, "tasks.done": 1, "notes": 1}
+
+
+def test_two_stores_written_in_one_transaction_keep_their_own_counts(
+    pg: Pg, tmp_path: Path
+) -> None:
+    """Stores are schemas of one database; a transaction's counters are per table, so
+    rows written to two stores at once are counted in each store's own row_counts."""
+    other = f"t_{uuid.uuid4().hex[:12]}"
+    root = tmp_path / "other"
+    root.mkdir()
+    try:
+        agentkeep.init_store(root, url=f"{PG_DSN}{'&' if '?' in PG_DSN else '?'}schema={other}")
+        before = {
+            schema: counts(pg.rows(f'SELECT name, n FROM "{schema}".row_counts'))
+            for schema in (pg.schema, other)
+        }
+        with pg.conn.transaction():
+            for schema, n in ((pg.schema, 3), (other, 5)):
+                pg.conn.cursor().executemany(
+                    f'INSERT INTO "{schema}".events (at, actor, entity, kind)'
+                    " VALUES ('t', 'x', 'e', 'k')",
+                    [()] * n,
+                )
+        for schema, n in ((pg.schema, 3), (other, 5)):
+            after = counts(pg.rows(f'SELECT name, n FROM "{schema}".row_counts'))
+            assert after["events"] - before[schema]["events"] == n, schema
+            assert after["events"] == pg.rows(f'SELECT count(*) FROM "{schema}".events')[0][0]
+    finally:
+        pg.conn.execute(f'DROP SCHEMA IF EXISTS "{other}" CASCADE')
