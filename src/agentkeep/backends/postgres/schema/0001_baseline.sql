@@ -1,7 +1,8 @@
 -- The store's schema on PostgreSQL: the end state of SQLite's migrations 1 to 8
 -- (backends/sqlite/schema/0001…0008), created at once in the current schema (the first
 -- one of search_path: the store's own PostgreSQL schema, backends/postgres/url.py).
--- Full-text search is not here: 0008_search.sql creates its indexes and triggers.
+-- Full-text search is not here: 0008_search.sql creates its indexes and triggers (and
+-- needs no search_index: SQLite's watermark for FTS5 indexing messages after import).
 --
 -- The tables, columns (in the same order), constraints, indexes and triggers are SQLite's;
 -- what each is for is said once, in the SQLite files. Comments here say where PostgreSQL
@@ -287,8 +288,9 @@ CREATE INDEX artifacts_kind ON artifacts (kind, id);
 -- the delivery): this function parses the payload once as jsonb and, where jsonb refuses
 -- what json accepted (\u0000, a lone surrogate, a number beyond numeric's range), drops
 -- those escapes and tries again, else yields NULL. Strings come out unquoted, objects
--- and arrays as JSON text, as json_extract gives them; true/false read 'true'/'false'
--- (SQLite: 1/0), which no search tells apart.
+-- and arrays as JSON text, as json_extract gives them (in jsonb's spelling: a space after
+-- ':' and ',', keys reordered); true/false read 'true'/'false' (SQLite: 1/0). No search
+-- tells these apart: they are the same words.
 CREATE FUNCTION agentkeep_capture_search_text(payload text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
