@@ -1,0 +1,358 @@
+"""Full-text search on PostgreSQL: tsvector side tables and GIN
+(:class:`agentkeep.backends.base.Search`).
+
+The index (``schema/0008_search.sql``). Each indexed table ``<table>`` has a side table
+``<table>_fts (id, words tsvector)`` with a GIN index, kept by a trigger on ``<table>`` in the
+row's own transaction: ``messages_fts`` (text), ``notes_fts`` (body), ``tasks_fts`` (title
+with weight A, body with weight B), ``captures_fts`` (what ``agentkeep_capture_text`` takes
+from the payload: SQLite's ``search_text``), ``artifacts_fts`` (name). Nothing is indexed
+after it is stored, so :meth:`PostgresSearch.behind` is always False and
+:meth:`PostgresSearch.catch_up` does nothing. The text is folded by the SQL function
+``agentkeep_search_words`` (NFD, combining marks removed, lower case, every run of
+characters that are not letters or digits a space) before ``to_tsvector('simple', …)``, so
+PostgreSQL's lexemes are the project's tokens; a word longer than 2,047 bytes is not
+indexed (a lexeme cannot be longer), and a text whose vector would pass 1 MB is indexed
+from its beginning as far as it fits (the SQL file says more).
+
+Queries. Each term goes through ``agentkeep_search_term`` — the same folding, then
+``phraseto_tsquery('simple', …)``: its tokens in order, ``<->`` between them, the last one
+``:*`` for a prefix. The database builds every lexeme, so nothing typed is tsquery syntax
+(no input is an error), and documents and queries are folded by the same function. The
+terms are AND-ed. A term of a task must hold within its title or within its body (FTS5
+never matches a phrase across columns): each lexeme is restricted to weight A, or to B.
+The query reaches the ranking statement as a literal, not a parameter, so PostgreSQL plans
+each search for its own words (a prepared statement's generic plan would guess one
+selectivity for every query, and a common word planned as a rare one costs a scan of
+every match).
+
+Ranking and its cost. ``ts_rank`` reads the whole vector of every row it scores, so one
+very common word or a 2–3 letter prefix would cost a scan of most of the table. As on
+SQLite, each table ranks only its **newest** :data:`RANK_WINDOW` matches (``ORDER BY id
+DESC LIMIT RANK_WINDOW`` inside, ``ts_rank`` outside): PostgreSQL finds a common word's
+newest matches by walking the side table's primary key backwards, a rare word's through the
+GIN index (the planner chooses by the lexeme statistics ANALYZE keeps: autovacuum keeps
+them current). A term with fewer matches than that is ranked exactly; a broader one
+among its newest ``RANK_WINDOW`` matches. The score is ``ts_rank`` with normalisation 1
+(divided by 1 + the log of the text's length in words), title weight 1.0 and body 0.5 for
+tasks; higher is better, ties go to the newer row. A ``session`` filter narrows the walk to
+the id range of that session's messages (captures), ``since`` likewise through the index
+on ``at``.
+
+Snippets (:meth:`PostgresSearch.snippets`) are cut here, from the row's text, rather than
+by ``ts_headline``: it parses the original text with the default parser (an e-mail address
+is one word to it) and does not fold diacritics, so it would miss matches the index found.
+The text is folded character by character for matching (case, diacritics), the
+best-matching window of about ``tokens`` words is chosen as FTS5's ``snippet()`` chooses it
+(most distinct terms, then most matches), and each match is put between the marks.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from agentkeep.backends.base import Connection, Indexed, Row, SearchTerm
+
+RANK_WINDOW = 5000  # each table ranks (ts_rank) only its newest RANK_WINDOW matches
+
+# The text each indexed table is searched by, as SQL over the row ``t`` (a task: its title
+# and its body, each a column of the snippet).
+_TEXT = {
+    "messages": ("t.text",),
+    "notes": ("t.body",),
+    "tasks": ("t.title", "t.body"),
+    "captures": ("agentkeep_capture_text(t.payload)",),
+    "artifacts": ("t.name",),
+}
+# Tables whose rows are found by an id range for a session or a time window (an index on
+# session_id and on at makes that range cheap to find).
+_SPANNED = ("messages", "captures")
+# ts_rank's weights for D, C, B, A: a task's title (A) weighs twice its body (B).
+_WEIGHTS = "'{0.1, 0.2, 0.5, 1.0}'"
+# What tsquery text from agentkeep_search_term may hold (lexemes are letters and digits):
+# anything else is refused rather than put in a literal.
+_SAFE_QUERY = re.compile(r"[^'\\%?;]*(?:'[^'\\%?;]*'[^'\\%?;]*)*")
+_LEXEME = re.compile(r"'((?:[^']|'')*)'(:\*)?")
+
+
+class _Hit:
+    """A snippet row, ``(id, snippet, *columns)``, with the :class:`Row` protocol."""
+
+    __slots__ = ("_values",)
+    _KEYS = ("id", "snippet")
+
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        self._values = values
+
+    def __getitem__(self, key: Any, /) -> Any:
+        if isinstance(key, str):
+            return self._values[self._KEYS.index(key)]
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def keys(self) -> list[str]:
+        return [*self._KEYS, *(f"column{i}" for i in range(len(self._values) - 2))]
+
+
+class PostgresSearch:
+    def behind(self, conn: Connection) -> bool:
+        """Never: the triggers index every row in its own transaction."""
+        return False
+
+    def catch_up(self, conn: Connection, *, rows: int | None = None) -> int:
+        return 0
+
+    def rank(
+        self,
+        conn: Connection,
+        source: Indexed,
+        terms: Sequence[SearchTerm],
+        *,
+        session: int | None,
+        since: str | None,
+        limit: int,
+    ) -> list[tuple[int, float]]:
+        """(id, ts_rank) of the best ``limit`` among the newest RANK_WINDOW matches."""
+        fts = _fts(source)
+        query = ts_query(conn, terms, columns=len(_TEXT[source.table]))
+        if query is None:
+            return []
+        where = [f"f.words @@ {query}"]
+        params: list[Any] = []
+        join = ""
+        if session is not None or since is not None:
+            join = f" JOIN {source.table} t ON t.id = f.id"
+        if source.table in _SPANNED and (session is not None or since is not None):
+            span = _span(conn, source, session, since)
+            if span is None:
+                return []
+            where.append("f.id BETWEEN ? AND ?")
+            params += list(span)
+        if session is not None:
+            where.append("t.session_id = ?")
+            params.append(session)
+        if since is not None:
+            where.append(f"t.{source.at} >= ?")
+            params.append(since)
+        sql = (
+            f"SELECT id, ts_rank({_WEIGHTS}, words, {query}, 1) AS r FROM ("
+            f"SELECT f.id, f.words FROM {fts} f{join} WHERE {' AND '.join(where)}"
+            f" ORDER BY f.id DESC LIMIT {RANK_WINDOW}) w ORDER BY r DESC, id DESC"
+            f" LIMIT {int(limit)}"
+        )
+        return [(int(row[0]), float(row[1])) for row in conn.execute(sql, params).fetchall()]
+
+    def snippets(
+        self,
+        conn: Connection,
+        source: Indexed,
+        terms: Sequence[SearchTerm],
+        ids: Sequence[int],
+        *,
+        columns: Sequence[str],
+        marks: tuple[str, str],
+        ellipsis: str,
+        tokens: int,
+    ) -> list[Row]:
+        fts = _fts(source)
+        texts = _TEXT[source.table]
+        query = ts_query(conn, terms, columns=len(texts))
+        if query is None or not ids:
+            return []
+        sql = (
+            f"SELECT t.id, {', '.join(texts)}, {', '.join(columns)}"
+            f" FROM {source.table} t JOIN {fts} f ON f.id = t.id"
+            f" WHERE f.words @@ {query} AND t.id IN ({', '.join('?' for _ in ids)})"
+        )
+        patterns = [_term_pattern(term) for term in terms]
+        found: list[Row] = []
+        for row in conn.execute(sql, list(ids)).fetchall():
+            values = tuple(row)
+            cut = snippet(values[1 : 1 + len(texts)], patterns, marks, ellipsis, tokens)
+            found.append(_Hit((values[0], cut, *values[1 + len(texts) :])))
+        return found
+
+
+def ts_query(conn: Connection, terms: Sequence[SearchTerm], *, columns: int = 1) -> str | None:
+    """The tsquery of the parsed terms as an SQL literal (``'…'::tsquery``), or None when
+    they can match nothing (no term, or a term with no indexable token). ``columns``: 2
+    for a table indexed as two weighted columns (a task), whose phrases must not span
+    them."""
+    if not terms:
+        return None
+    calls = ", ".join("agentkeep_search_term(?, ?)" for _ in terms)
+    params: list[Any] = []
+    for term in terms:
+        params += [" ".join(term.tokens), term.prefix]
+    row = conn.execute(f"SELECT {calls}", params).fetchone()
+    parts: list[str] = []
+    for text in row:
+        if text is None:
+            return None
+        text = str(text)
+        if columns > 1 and "<->" in text:
+            weighted = [_weighted(text, weight) for weight in "AB"[:columns]]
+            text = " | ".join(f"( {phrase} )" for phrase in weighted)
+        parts.append(f"( {text} )")
+    query = " & ".join(parts)
+    if not _SAFE_QUERY.fullmatch(query):  # lexemes are letters and digits: never happens
+        return None
+    return "'" + query.replace("'", "''") + "'::tsquery"
+
+
+def _weighted(phrase: str, weight: str) -> str:
+    """The tsquery text ``phrase`` with each lexeme restricted to ``weight``."""
+    return _LEXEME.sub(lambda m: f"'{m.group(1)}':{'*' if m.group(2) else ''}{weight}", phrase)
+
+
+def _fts(source: Indexed) -> str:
+    if source.table not in _TEXT:
+        raise ValueError(f"{source.table} has no full-text index")
+    return f"{source.table}_fts"
+
+
+def _span(
+    conn: Connection, source: Indexed, session: int | None, since: str | None
+) -> tuple[int, int] | None:
+    """An id range holding every message (capture) of ``session`` or made at or after
+    ``since``; None: there is none (see the SQLite backend's ``_span``)."""
+    bounds = f"SELECT min(id), max(id) FROM {source.table}"
+    if session is not None:
+        row = conn.execute(f"{bounds} WHERE session_id = ?", (session,)).fetchone()
+    else:
+        row = conn.execute(f"{bounds} WHERE at >= ?", (since,)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), int(row[1])
+
+
+# -- snippets -------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[^\W_]+")
+_MATCHES_LOOKED_AT = 500  # a snippet's window is chosen among the first 500 matches
+
+
+def _fold_char(char: str) -> str:
+    """One character as the index folds it (decomposed, marks dropped, lower case), or its
+    lower case when that is not one character (the folded text keeps the original's
+    offsets)."""
+    folded = "".join(c for c in unicodedata.normalize("NFD", char) if not unicodedata.combining(c))
+    folded = folded.lower()
+    if len(folded) == 1:
+        return folded
+    lower = char.lower()
+    return lower if len(lower) == 1 else char
+
+
+def fold(text: str) -> str:
+    """``text`` folded for matching, one character for each of ``text``'s."""
+    if text.isascii():
+        return text.lower()
+    return text.translate({ord(c): _fold_char(c) for c in set(text)})
+
+
+def _term_pattern(term: SearchTerm) -> re.Pattern[str]:
+    """A term's tokens in order as whole words of folded text (the last one begun, for a
+    prefix)."""
+    body = r"[\W_]+".join(re.escape(fold(token)) for token in term.tokens)
+    return re.compile(r"(?<![^\W_])" + body + ("" if term.prefix else r"(?![^\W_])"))
+
+
+def snippet(
+    texts: Sequence[str | None],
+    patterns: Sequence[re.Pattern[str]],
+    marks: tuple[str, str],
+    ellipsis: str,
+    tokens: int,
+) -> str:
+    """The best window of about ``tokens`` words of the best of ``texts`` (a row's
+    columns), each match between ``marks``, ``ellipsis`` where the text was cut."""
+    best: tuple[tuple[int, int], str] | None = None
+    for text in texts:
+        if not text:
+            continue
+        cut = _cut(text, patterns, marks, ellipsis, max(1, tokens))
+        if best is None or cut[0] > best[0]:
+            best = cut
+    return best[1] if best is not None else ""
+
+
+def _cut(
+    text: str,
+    patterns: Sequence[re.Pattern[str]],
+    marks: tuple[str, str],
+    ellipsis: str,
+    tokens: int,
+) -> tuple[tuple[int, int], str]:
+    """((distinct terms, matches) in the window, the snippet) for one text."""
+    folded = fold(text)
+    spans: list[tuple[int, int, int]] = []  # start, end, term
+    for number, pattern in enumerate(patterns):
+        for count, match in enumerate(pattern.finditer(folded)):
+            if count >= _MATCHES_LOOKED_AT:
+                break
+            spans.append((match.start(), match.end(), number))
+    spans.sort()
+    spans = spans[:_MATCHES_LOOKED_AT]
+    if not spans:
+        words = list(_TOKEN.finditer(text, 0))[: tokens + 1]
+        end = words[min(tokens, len(words)) - 1].end() if words else len(text)
+        more = len(words) > tokens
+        return (0, 0), text[:end] + (ellipsis if more else "")
+    # The words around the matches (a long text is not split whole).
+    reach = 64 * tokens
+    low = max(0, spans[0][0] - reach)
+    high = min(len(text), spans[-1][1] + reach)
+    words = [m.span() for m in _TOKEN.finditer(text, low, high)]
+    if low > 0 and words and words[0][0] == low:
+        words.pop(0)  # it may have begun before ``low``
+    starts = [start for start, _ in words]
+    first_word = [bisect.bisect_right(starts, start) - 1 for start, _, _ in spans]
+    best_score, best_at = (-1, -1), 0
+    for index, anchor in enumerate(first_word):
+        seen: set[int] = set()
+        count = 0
+        for (_, _, term), at in zip(spans[index:], first_word[index:], strict=True):
+            if at >= anchor + tokens:
+                break
+            seen.add(term)
+            count += 1
+        score = (len(seen), count)
+        if score > best_score:
+            best_score, best_at = score, index
+    # Centre the window's matches in it.
+    anchor = max(first_word[best_at], 0)
+    last = anchor
+    for at in first_word[best_at:]:
+        if at >= anchor + tokens:
+            break
+        last = max(last, at)
+    begin = max(0, anchor - (tokens - (last - anchor + 1)) // 2)
+    end = min(len(words), begin + tokens)
+    begin = max(0, end - tokens)
+    if not words:
+        return best_score, text
+    start = 0 if begin == 0 and low == 0 else words[begin][0]
+    stop = len(text) if end == len(words) and high == len(text) else words[end - 1][1]
+    out: list[str] = [ellipsis] if start > 0 else []
+    position = start
+    for low_at, high_at, _ in spans:
+        if low_at < position or high_at > stop:
+            continue
+        out += [text[position:low_at], marks[0], text[low_at:high_at], marks[1]]
+        position = high_at
+    out.append(text[position:stop])
+    if stop < len(text):
+        out.append(ellipsis)
+    return best_score, "".join(out)
+
+
+SEARCH = PostgresSearch()
