@@ -4,8 +4,8 @@
 The index (``schema/0008_search.sql``). Each indexed table ``<table>`` has a side table
 ``<table>_fts (id, words tsvector)`` with a GIN index, kept by a trigger on ``<table>`` in the
 row's own transaction: ``messages_fts`` (text), ``notes_fts`` (body), ``tasks_fts`` (title
-with weight A, body with weight B), ``captures_fts`` (what ``agentkeep_capture_text`` takes
-from the payload: SQLite's ``search_text``), ``artifacts_fts`` (name). Nothing is indexed
+with weight A, body with weight B), ``captures_fts`` (the generated ``search_text``),
+``artifacts_fts`` (name). Nothing is indexed
 after it is stored, so :meth:`PostgresSearch.behind` is always False and
 :meth:`PostgresSearch.catch_up` does nothing. The text is folded by the SQL function
 ``agentkeep_search_words`` (NFD, combining marks removed, lower case, every run of
@@ -25,16 +25,18 @@ each search for its own words (a prepared statement's generic plan would guess o
 selectivity for every query, and a common word planned as a rare one costs a scan of
 every match).
 
-Ranking and its cost. ``ts_rank`` reads the whole vector of every row it scores, so one
+Ranking and its cost. ``ts_rank_cd`` reads the whole vector of every row it scores, so one
 very common word or a 2–3 letter prefix would cost a scan of most of the table. As on
 SQLite, each table ranks only its **newest** :data:`RANK_WINDOW` matches (``ORDER BY id
-DESC LIMIT RANK_WINDOW`` inside, ``ts_rank`` outside): PostgreSQL finds a common word's
+DESC LIMIT RANK_WINDOW`` inside, the score outside): PostgreSQL finds a common word's
 newest matches by walking the side table's primary key backwards, a rare word's through the
 GIN index (the planner chooses by the lexeme statistics ANALYZE keeps: autovacuum keeps
 them current). A term with fewer matches than that is ranked exactly; a broader one
-among its newest ``RANK_WINDOW`` matches. The score is ``ts_rank`` with normalisation 1
-(divided by 1 + the log of the text's length in words), title weight 1.0 and body 0.5 for
-tasks; higher is better, ties go to the newer row. A ``session`` filter narrows the walk to
+among its newest ``RANK_WINDOW`` matches. The score is ``ts_rank_cd`` (cover density: how
+often, and how close together, the terms occur) with normalisation 1 (divided by 1 + the
+log of the text's length in words), title weight 1.0 and body 0.5 for tasks; higher is
+better, ties go to the newer row. Not ``ts_rank``: with the same normalisation it puts
+"a flaky thing" above a nine-word text saying flaky three times (bm25 does not). A ``session`` filter narrows the walk to
 the id range of that session's messages (captures), ``since`` likewise through the index
 on ``at``.
 
@@ -50,13 +52,14 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from agentkeep.backends.base import Connection, Indexed, Row, SearchTerm
 
-RANK_WINDOW = 5000  # each table ranks (ts_rank) only its newest RANK_WINDOW matches
+RANK_WINDOW = 5000  # each table ranks (ts_rank_cd) only its newest RANK_WINDOW matches
 
 # The text each indexed table is searched by, as SQL over the row ``t`` (a task: its title
 # and its body, each a column of the snippet).
@@ -64,7 +67,7 @@ _TEXT = {
     "messages": ("t.text",),
     "notes": ("t.body",),
     "tasks": ("t.title", "t.body"),
-    "captures": ("agentkeep_capture_text(t.payload)",),
+    "captures": ("t.search_text",),
     "artifacts": ("t.name",),
 }
 # Tables whose rows are found by an id range for a session or a time window (an index on
@@ -120,7 +123,7 @@ class PostgresSearch:
         since: str | None,
         limit: int,
     ) -> list[tuple[int, float]]:
-        """(id, ts_rank) of the best ``limit`` among the newest RANK_WINDOW matches."""
+        """(id, ts_rank_cd) of the best ``limit`` among the newest RANK_WINDOW matches."""
         fts = _fts(source)
         query = ts_query(conn, terms, columns=len(_TEXT[source.table]))
         if query is None:
@@ -143,7 +146,7 @@ class PostgresSearch:
             where.append(f"t.{source.at} >= ?")
             params.append(since)
         sql = (
-            f"SELECT id, ts_rank({_WEIGHTS}, words, {query}, 1) AS r FROM ("
+            f"SELECT id, ts_rank_cd({_WEIGHTS}, words, {query}, 1) AS r FROM ("
             f"SELECT f.id, f.words FROM {fts} f{join} WHERE {' AND '.join(where)}"
             f" ORDER BY f.id DESC LIMIT {RANK_WINDOW}) w ORDER BY r DESC, id DESC"
             f" LIMIT {int(limit)}"
@@ -188,7 +191,21 @@ def ts_query(conn: Connection, terms: Sequence[SearchTerm], *, columns: int = 1)
     them."""
     if not terms:
         return None
-    calls = ", ".join("agentkeep_search_term(?, ?)" for _ in terms)
+    key = (conn_key(conn), tuple(terms), columns)
+    with _QUERIES_LOCK:
+        if key in _QUERIES:
+            return _QUERIES[key]
+    query = _ts_query(conn, terms, columns)
+    with _QUERIES_LOCK:
+        if len(_QUERIES) >= 256:
+            _QUERIES.pop(next(iter(_QUERIES)))
+        _QUERIES[key] = query
+    return query
+
+
+def _ts_query(conn: Connection, terms: Sequence[SearchTerm], columns: int) -> str | None:
+    # Booleans reach PostgreSQL as 0/1 (connection.py): cast back.
+    calls = ", ".join("agentkeep_search_term(?, CAST(? AS boolean))" for _ in terms)
     params: list[Any] = []
     for term in terms:
         params += [" ".join(term.tokens), term.prefix]
@@ -206,6 +223,17 @@ def ts_query(conn: Connection, terms: Sequence[SearchTerm], *, columns: int = 1)
     if not _SAFE_QUERY.fullmatch(query):  # lexemes are letters and digits: never happens
         return None
     return "'" + query.replace("'", "''") + "'::tsquery"
+
+
+# Built queries, by store and terms: rank() and snippets() of one search, and a search box
+# asking again, build each once (the folding is the database's, so the store is part of
+# the key).
+_QUERIES: dict[tuple[str, tuple[SearchTerm, ...], int], str | None] = {}
+_QUERIES_LOCK = threading.Lock()
+
+
+def conn_key(conn: Connection) -> str:
+    return str(getattr(conn, "url", conn.path))
 
 
 def _weighted(phrase: str, weight: str) -> str:
@@ -260,10 +288,10 @@ def fold(text: str) -> str:
 
 
 def _term_pattern(term: SearchTerm) -> re.Pattern[str]:
-    """A term's tokens in order as whole words of folded text (the last one begun, for a
-    prefix)."""
+    """A term's tokens in order as whole words of folded text (the last one any word it
+    begins, for a prefix: marked whole, as FTS5 marks it)."""
     body = r"[\W_]+".join(re.escape(fold(token)) for token in term.tokens)
-    return re.compile(r"(?<![^\W_])" + body + ("" if term.prefix else r"(?![^\W_])"))
+    return re.compile(r"(?<![^\W_])" + body + (r"[^\W_]*" if term.prefix else r"(?![^\W_])"))
 
 
 def snippet(
@@ -303,9 +331,9 @@ def _cut(
     spans.sort()
     spans = spans[:_MATCHES_LOOKED_AT]
     if not spans:
-        words = list(_TOKEN.finditer(text, 0))[: tokens + 1]
-        end = words[min(tokens, len(words)) - 1].end() if words else len(text)
-        more = len(words) > tokens
+        head = [m.end() for _, m in zip(range(tokens + 1), _TOKEN.finditer(text), strict=False)]
+        end = head[min(tokens, len(head)) - 1] if head else len(text)
+        more = len(head) > tokens
         return (0, 0), text[:end] + (ellipsis if more else "")
     # The words around the matches (a long text is not split whole).
     reach = 64 * tokens

@@ -63,37 +63,6 @@ BEGIN
 END
 $$;
 
--- What a hook delivery is searched by (SQLite: the generated column captures.search_text):
--- its prompt, tool input and response, error, last assistant message, notification and
--- compaction summary, one per line. NULL when the payload holds none (or is NULL: the
--- metadata policy) or is not JSON.
-CREATE FUNCTION agentkeep_capture_text(payload text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
-DECLARE
-    doc jsonb;
-    key text;
-    found text := '';
-BEGIN
-    IF payload IS NULL THEN
-        RETURN NULL;
-    END IF;
-    BEGIN
-        doc := payload::jsonb;
-    EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
-        RETURN NULL;
-    END;
-    IF jsonb_typeof(doc) <> 'object' THEN
-        RETURN NULL;
-    END IF;
-    FOREACH key IN ARRAY ARRAY['prompt', 'tool_input', 'tool_response', 'error',
-        'last_assistant_message', 'last-assistant-message', 'input-messages',
-        'compact_summary', 'message'] LOOP
-        found := found || coalesce((doc ->> key) || E'\n', '');
-    END LOOP;
-    RETURN nullif(found, '');
-END
-$$;
-
 -- A task's title (weight A) and body (weight B): search.py ranks A twice B, and keeps a
 -- phrase within one of them.
 CREATE FUNCTION agentkeep_task_vector(title text, body text) RETURNS tsvector
@@ -117,8 +86,12 @@ CREATE INDEX captures_fts_words ON captures_fts USING gin (words);
 CREATE INDEX artifacts_fts_words ON artifacts_fts USING gin (words);
 
 -- The triggers. An update rewrites the vector only when the indexed text changed (a
--- redaction does; a message's token counts do not).
-CREATE FUNCTION agentkeep_messages_fts() RETURNS trigger LANGUAGE plpgsql AS $$
+-- redaction does; a message's token counts do not). As the baseline's, the functions keep
+-- the search_path they were created with, so they find this schema's tables and functions
+-- in a session with another one (pg_restore). A capture is indexed by its search_text
+-- (the baseline's generated column: SQLite's, stored).
+CREATE FUNCTION agentkeep_messages_fts() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
         IF TG_OP = 'UPDATE' AND NEW.id = OLD.id AND NEW.text IS NOT DISTINCT FROM OLD.text THEN
@@ -135,7 +108,8 @@ $$;
 CREATE TRIGGER messages_fts AFTER INSERT OR UPDATE OF id, text OR DELETE ON messages
     FOR EACH ROW EXECUTE FUNCTION agentkeep_messages_fts();
 
-CREATE FUNCTION agentkeep_notes_fts() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION agentkeep_notes_fts() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
         IF TG_OP = 'UPDATE' AND NEW.id = OLD.id AND NEW.body IS NOT DISTINCT FROM OLD.body THEN
@@ -152,7 +126,8 @@ $$;
 CREATE TRIGGER notes_fts AFTER INSERT OR UPDATE OF id, body OR DELETE ON notes
     FOR EACH ROW EXECUTE FUNCTION agentkeep_notes_fts();
 
-CREATE FUNCTION agentkeep_tasks_fts() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION agentkeep_tasks_fts() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
         IF TG_OP = 'UPDATE' AND NEW.id = OLD.id AND NEW.title IS NOT DISTINCT FROM OLD.title
@@ -171,9 +146,8 @@ $$;
 CREATE TRIGGER tasks_fts AFTER INSERT OR UPDATE OF id, title, body OR DELETE ON tasks
     FOR EACH ROW EXECUTE FUNCTION agentkeep_tasks_fts();
 
-CREATE FUNCTION agentkeep_captures_fts() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    found text;
+CREATE FUNCTION agentkeep_captures_fts() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
         IF TG_OP = 'UPDATE' AND NEW.id = OLD.id
@@ -183,9 +157,9 @@ BEGIN
         DELETE FROM captures_fts WHERE id = OLD.id;
     END IF;
     IF TG_OP <> 'DELETE' THEN
-        found := agentkeep_capture_text(NEW.payload);
-        IF found IS NOT NULL THEN
-            INSERT INTO captures_fts (id, words) VALUES (NEW.id, agentkeep_search_vector(found));
+        IF NEW.search_text IS NOT NULL THEN
+            INSERT INTO captures_fts (id, words)
+                VALUES (NEW.id, agentkeep_search_vector(NEW.search_text));
         END IF;
     END IF;
     RETURN NULL;
@@ -194,7 +168,8 @@ $$;
 CREATE TRIGGER captures_fts AFTER INSERT OR UPDATE OF id, payload OR DELETE ON captures
     FOR EACH ROW EXECUTE FUNCTION agentkeep_captures_fts();
 
-CREATE FUNCTION agentkeep_artifacts_fts() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION agentkeep_artifacts_fts() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
         IF TG_OP = 'UPDATE' AND NEW.id = OLD.id AND NEW.name IS NOT DISTINCT FROM OLD.name THEN
@@ -217,7 +192,7 @@ INSERT INTO messages_fts (id, words)
 INSERT INTO notes_fts (id, words) SELECT id, agentkeep_search_vector(body) FROM notes;
 INSERT INTO tasks_fts (id, words) SELECT id, agentkeep_task_vector(title, body) FROM tasks;
 INSERT INTO captures_fts (id, words)
-    SELECT id, agentkeep_search_vector(agentkeep_capture_text(payload)) FROM captures
-    WHERE agentkeep_capture_text(payload) IS NOT NULL;
+    SELECT id, agentkeep_search_vector(search_text) FROM captures
+    WHERE search_text IS NOT NULL;
 INSERT INTO artifacts_fts (id, words)
     SELECT id, agentkeep_search_vector(name) FROM artifacts WHERE name IS NOT NULL;
