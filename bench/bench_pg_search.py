@@ -2,7 +2,7 @@
 the same queries, side by side, in one run (issue 12).
 
     python bench/bench_pg_search.py [--messages 200000] [--rounds 3] [--quick] [--rebuild]
-                                    [--dsn postgresql:///db?host=…&port=…]
+                                    [--dsn postgresql:///db?host=…&port=…] [--store DIR]
 
 The corpus and the queries are ``bench_search.py``'s: ``--messages`` generated transcript
 messages (Zipf-like vocabulary of code and agent words, 50–2,000 characters) in sessions
@@ -157,6 +157,14 @@ def pg_corpus(dsn: str, count: int, rebuild: bool) -> tuple[Path, str]:
     return root, url
 
 
+def server_settings(root: Path) -> str:
+    with agentkeep.open(root) as store, store.transaction() as tx:
+        row = tx.conn.execute(
+            "SELECT current_setting('server_version'), current_setting('shared_buffers')"
+        ).fetchone()
+    return f"PostgreSQL {row[0]}, shared_buffers {row[1]}"
+
+
 def sizes(root: Path) -> str:
     with agentkeep.open(root) as store, store.transaction() as tx:
         row = tx.conn.execute(
@@ -174,6 +182,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20k messages, 2 rounds")
     parser.add_argument("--rebuild", action="store_true", help="ignore the kept corpora")
     parser.add_argument("--dsn", default=os.environ.get("AGENTKEEP_TEST_PG_DSN", DEFAULT_DSN))
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="an existing PostgreSQL project directory holding the corpus (e.g. the schema"
+        " copied to another server with pg_dump), instead of building one",
+    )
     args = parser.parse_args()
     if args.quick:
         args.messages, args.rounds = 20_000, 2
@@ -184,7 +198,8 @@ def main() -> None:
         f" {os.cpu_count()} cpus; RANK_WINDOW={RANK_WINDOW} on both; {load()}"
     )
     sqlite_root = bench_search.corpus(args.messages, args.rebuild)
-    pg_root, _ = pg_corpus(args.dsn, args.messages, args.rebuild)
+    pg_root = args.store or pg_corpus(args.dsn, args.messages, args.rebuild)[0]
+    print(f"postgres store: {pg_root}; {server_settings(pg_root)}")
     print(sizes(pg_root))
     classes = bench_search.queries(random.Random(SEED + 1))
     print(

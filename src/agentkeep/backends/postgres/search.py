@@ -28,17 +28,22 @@ every match).
 Ranking and its cost. ``ts_rank_cd`` reads the whole vector of every row it scores, so one
 very common word or a 2–3 letter prefix would cost a scan of most of the table. As on
 SQLite, each table ranks only its **newest** :data:`RANK_WINDOW` matches (``ORDER BY id
-DESC LIMIT RANK_WINDOW`` inside, the score outside): PostgreSQL finds a common word's
-newest matches by walking the side table's primary key backwards, a rare word's through the
-GIN index (the planner chooses by the lexeme statistics ANALYZE keeps: autovacuum keeps
-them current). A term with fewer matches than that is ranked exactly; a broader one
-among its newest ``RANK_WINDOW`` matches. The score is ``ts_rank_cd`` (cover density: how
-often, and how close together, the terms occur) with normalisation 1 (divided by 1 + the
-log of the text's length in words), title weight 1.0 and body 0.5 for tasks; higher is
-better, ties go to the newer row. Not ``ts_rank``: with the same normalisation it puts
-"a flaky thing" above a nine-word text saying flaky three times (bm25 does not). A ``session`` filter narrows the walk to
-the id range of that session's messages (captures), ``since`` likewise through the index
-on ``at``.
+DESC LIMIT RANK_WINDOW`` inside, best score outside): PostgreSQL finds a common word's
+newest matches by walking the side table's primary key backwards, checking each row, a
+rarer word's through the GIN index (the planner chooses by the lexeme statistics ANALYZE
+keeps: autovacuum keeps them current). Either way the cost is about the rows read: the
+walk reads ``RANK_WINDOW`` ÷ (the share of rows matching), the GIN path every match. At
+5,000, SQLite's window, a common word cost PostgreSQL 2–3× what it costs FTS5, whose
+doclists hold no vectors; at 1,000 it is on a par (bench/README.md). A term with fewer
+matches than the window is ranked exactly; a broader one among its newest
+``RANK_WINDOW`` matches, which is what a search box over an agent's history wants first.
+The score is ``ts_rank_cd`` (cover density: how often, and how close together, the terms
+occur) with normalisation 1 (divided by 1 + the log of the text's length in words), title
+weight 1.0 and body 0.5 for tasks; higher is better, ties go to the newer row. Not
+``ts_rank``: with the same normalisation it puts "a flaky thing" above a nine-word text
+saying flaky three times (bm25 does not). A ``session`` filter narrows the walk to the id
+range of that session's messages (captures), ``since`` likewise through the index on
+``at``.
 
 Snippets (:meth:`PostgresSearch.snippets`) are cut here, from the row's text, rather than
 by ``ts_headline``: it parses the original text with the default parser (an e-mail address
@@ -59,7 +64,9 @@ from typing import Any
 
 from agentkeep.backends.base import Connection, Indexed, Row, SearchTerm
 
-RANK_WINDOW = 5000  # each table ranks (ts_rank_cd) only its newest RANK_WINDOW matches
+# Each table ranks (ts_rank_cd) only its newest RANK_WINDOW matches: 1,000, where SQLite
+# ranks 5,000 — each row read costs PostgreSQL more (bench/README.md, issue 12).
+RANK_WINDOW = 1000
 
 # The text each indexed table is searched by, as SQL over the row ``t`` (a task: its title
 # and its body, each a column of the snippet).
@@ -145,9 +152,12 @@ class PostgresSearch:
         if since is not None:
             where.append(f"t.{source.at} >= ?")
             params.append(since)
+        # The score is computed where the row is read, so a sort of the window (a rare
+        # word's matches come from the GIN index in table order) holds (id, score) pairs,
+        # not the vectors: those would spill to disk.
         sql = (
-            f"SELECT id, ts_rank_cd({_WEIGHTS}, words, {query}, 1) AS r FROM ("
-            f"SELECT f.id, f.words FROM {fts} f{join} WHERE {' AND '.join(where)}"
+            f"SELECT id, r FROM (SELECT f.id, ts_rank_cd({_WEIGHTS}, f.words, {query}, 1) AS r"
+            f" FROM {fts} f{join} WHERE {' AND '.join(where)}"
             f" ORDER BY f.id DESC LIMIT {RANK_WINDOW}) w ORDER BY r DESC, id DESC"
             f" LIMIT {int(limit)}"
         )
@@ -252,7 +262,10 @@ def _span(
 ) -> tuple[int, int] | None:
     """An id range holding every message (capture) of ``session`` or made at or after
     ``since``; None: there is none (see the SQLite backend's ``_span``)."""
-    bounds = f"SELECT min(id), max(id) FROM {source.table}"
+    # id + 0: not PostgreSQL's min/max shortcut, which walks the primary key from one end
+    # until a row passes the filter: every row when the session (the window) is at the
+    # other end. The index on session_id (at) finds the rows instead.
+    bounds = f"SELECT min(id + 0), max(id + 0) FROM {source.table}"
     if session is not None:
         row = conn.execute(f"{bounds} WHERE session_id = ?", (session,)).fetchone()
     else:
