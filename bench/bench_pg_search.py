@@ -192,10 +192,11 @@ def main() -> None:
     if args.quick:
         args.messages, args.rounds = 20_000, 2
     from agentkeep.backends.postgres.search import RANK_WINDOW
+    from agentkeep.backends.sqlite.search import RANK_WINDOW as SQLITE_WINDOW
 
     print(
         f"bench_pg_search: python {platform.python_version()}, {platform.machine()},"
-        f" {os.cpu_count()} cpus; RANK_WINDOW={RANK_WINDOW} on both; {load()}"
+        f" {os.cpu_count()} cpus; RANK_WINDOW: sqlite {SQLITE_WINDOW}, postgres {RANK_WINDOW}; {load()}"
     )
     sqlite_root = bench_search.corpus(args.messages, args.rebuild)
     pg_root = args.store or pg_corpus(args.dsn, args.messages, args.rebuild)[0]

@@ -74,11 +74,27 @@ $$;
 -- The side tables: one row per indexed row whose text is not NULL (an empty vector for a
 -- text without a word), so `db check` counts a gap with two count(*)s. No foreign key:
 -- the triggers delete with the row.
-CREATE TABLE messages_fts (id BIGINT PRIMARY KEY, words tsvector NOT NULL);
-CREATE TABLE notes_fts (id BIGINT PRIMARY KEY, words tsvector NOT NULL);
-CREATE TABLE tasks_fts (id BIGINT PRIMARY KEY, words tsvector NOT NULL);
-CREATE TABLE captures_fts (id BIGINT PRIMARY KEY, words tsvector NOT NULL);
-CREATE TABLE artifacts_fts (id BIGINT PRIMARY KEY, words tsvector NOT NULL);
+--
+-- Vectors are stored uncompressed and in the row up to a full page (STORAGE EXTERNAL,
+-- toast_tuple_target 8160; out of line, still uncompressed, beyond that). With the
+-- defaults a row past 2 kB is compressed, and a search reads every match's vector: the
+-- long texts, which hold most words, cost ~10 µs each to decompress, 3-4× the rest
+-- (bench/README.md). Vectors barely compress anyway (lexemes and positions).
+CREATE TABLE messages_fts (id BIGINT PRIMARY KEY, words tsvector NOT NULL)
+    WITH (toast_tuple_target = 8160);
+CREATE TABLE notes_fts (id BIGINT PRIMARY KEY, words tsvector NOT NULL)
+    WITH (toast_tuple_target = 8160);
+CREATE TABLE tasks_fts (id BIGINT PRIMARY KEY, words tsvector NOT NULL)
+    WITH (toast_tuple_target = 8160);
+CREATE TABLE captures_fts (id BIGINT PRIMARY KEY, words tsvector NOT NULL)
+    WITH (toast_tuple_target = 8160);
+CREATE TABLE artifacts_fts (id BIGINT PRIMARY KEY, words tsvector NOT NULL)
+    WITH (toast_tuple_target = 8160);
+ALTER TABLE messages_fts ALTER COLUMN words SET STORAGE EXTERNAL;
+ALTER TABLE notes_fts ALTER COLUMN words SET STORAGE EXTERNAL;
+ALTER TABLE tasks_fts ALTER COLUMN words SET STORAGE EXTERNAL;
+ALTER TABLE captures_fts ALTER COLUMN words SET STORAGE EXTERNAL;
+ALTER TABLE artifacts_fts ALTER COLUMN words SET STORAGE EXTERNAL;
 CREATE INDEX messages_fts_words ON messages_fts USING gin (words);
 CREATE INDEX notes_fts_words ON notes_fts USING gin (words);
 CREATE INDEX tasks_fts_words ON tasks_fts USING gin (words);
