@@ -4,6 +4,8 @@ rows, and retention (gc) that gives the space back."""
 
 from __future__ import annotations
 
+import random
+import string
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,9 @@ import agentkeep
 
 from .backends import Adapter, StoreHandle
 
-FILLER = "y" * 6000  # an artifact's data (a row of its own, in the database)
+# An artifact's data (a row of its own, in the database). Letters at random: PostgreSQL
+# compresses a long value before storing it, and "y" * 6000 took a few dozen bytes there.
+FILLER = "".join(random.Random(6000).choices(string.ascii_lowercase + " ", k=6000))
 DOOMED = 120
 
 
