@@ -7,6 +7,7 @@ table, a disabled trigger, orphans left while the foreign keys were off)."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import threading
 import uuid
@@ -14,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import agentkeep
 
 from conftest import skip_or_fail
 
@@ -57,6 +60,8 @@ END
 $$;
 CREATE TRIGGER notes_counted AFTER INSERT ON notes
     FOR EACH ROW EXECUTE FUNCTION notes_counted();
+-- the full-text index's side table, as schema/0008_search.sql makes one (kept by hand here)
+CREATE TABLE notes_fts (id BIGINT PRIMARY KEY, words tsvector NOT NULL);
 """
 
 
@@ -65,17 +70,24 @@ def _url(schema: str) -> str:
 
 
 @pytest.fixture
-def url() -> Iterator[str]:
+def schema() -> Iterator[str]:
+    """A schema name of this test's own (dropped after it, whatever made it)."""
     if not DSN:
         skip_or_fail("no PostgreSQL: set AGENTKEEP_TEST_PG_DSN (scripts/postgres start)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(DSN.replace("postgresql:", "postgresql:", 1), autocommit=True) as admin:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    with psycopg.connect(DSN, autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture
+def url(schema: str) -> str:
+    """A store-like schema (:data:`SCHEMA`) and its URL."""
+    with psycopg.connect(DSN, autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')
         admin.execute(f'SET search_path TO "{schema}"')
         admin.execute(SCHEMA)
-    yield _url(schema)
-    with psycopg.connect(DSN, autocommit=True) as admin:
-        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return _url(schema)
 
 
 @pytest.fixture
@@ -121,13 +133,13 @@ def test_expected_objects_follow_the_scripts_ddl_in_order() -> None:
     """
     first = expected_objects([SCHEMA])
     assert first == Expected(
-        tables={"meta", "tasks", "notes", "row_counts"},
+        tables={"meta", "tasks", "notes", "row_counts", "notes_fts"},
         indexes={"notes_task": "notes"},
         triggers={("notes_counted", "notes")},
     )
     after = expected_objects([SCHEMA, later])
     assert after == Expected(
-        tables={"meta", "notes", "row_counts", "waiting"},
+        tables={"meta", "notes", "row_counts", "notes_fts", "waiting"},
         indexes={"waiting_id": "waiting"},
         triggers={("notes_counted_again", "notes")},
     )
@@ -140,7 +152,7 @@ def test_checks_pass_on_a_healthy_store(conn: Connection, maint: PostgresMainten
     add_notes(conn, 20)
     assert maint.integrity(full=False) == ["ok"]
     assert maint.checked == [
-        "catalog: 4 tables, 1 indexes, 1 triggers expected at schema version 8"
+        "catalog: 5 tables, 1 indexes, 1 triggers expected at schema version 8"
     ]
     assert maint.integrity(full=True) == ["ok"]
     assert len(maint.checked) >= 2 and maint.checked[-1].startswith("contents: "), maint.checked
@@ -204,6 +216,56 @@ def test_damage_noted_refuses_writes(conn: Connection, maint: PostgresMaintenanc
         pass
 
 
+def test_the_search_index_gap_counts_rows_missing_or_extra(
+    conn: Connection, maint: PostgresMaintenance
+) -> None:
+    add_notes(conn, 5)
+    assert maint.search_index_gap() == 5  # this schema has no trigger filling notes_fts
+    conn.execute(
+        "INSERT INTO notes_fts (id, words) SELECT id, to_tsvector('simple', body) FROM notes"
+    )
+    assert maint.search_index_gap() == 0
+    conn.execute("INSERT INTO notes_fts (id, words) VALUES (999, to_tsvector('simple', 'x'))")
+    assert maint.search_index_gap() == -1
+    conn.execute("DELETE FROM notes_fts WHERE id IN (1, 2)")
+    assert maint.search_index_gap() == 2  # what is missing is said first
+
+
+def test_a_store_checks_ok_until_its_bookkeeping_trigger_is_disabled(
+    schema: str, tmp_path: Path
+) -> None:
+    """The real schema (the migrations' scripts): every object they create is expected,
+    and a disabled trigger makes `db check` fail and the store refuse writes."""
+    agentkeep.init_store(tmp_path, url=_url(schema))
+    with agentkeep.open(tmp_path) as store:
+        store.add_task("one", body="with a body")
+        store.add_note("handoff", "half done")
+        maintenance = store.maintenance
+        assert maintenance.integrity(full=True) == ["ok"]
+        assert isinstance(maintenance, PostgresMaintenance)
+        counted = re.match(
+            r"catalog: (\d+) tables, (\d+) indexes, (\d+) triggers", maintenance.checked[0]
+        )
+        assert counted is not None and min(map(int, counted.groups())) >= 15, maintenance.checked
+        assert maintenance.foreign_key_violations() == []
+        assert maintenance.search_index_gap() == 0
+        assert store.check().ok
+        with maintenance.snapshot() as read:
+            assert read.scalar("SELECT count(*) FROM tasks") == 1
+            assert "title" in read.columns("tasks")
+
+        admin = connect(_url(schema))
+        try:
+            admin.execute("ALTER TABLE tasks DISABLE TRIGGER tasks_counted")
+        finally:
+            admin.close()
+        report = store.check()
+        assert not report.ok
+        assert report.integrity == ["trigger tasks_counted on tasks is disabled"]
+        with pytest.raises(Corrupt, match="tasks_counted"):
+            store.add_task("two")
+
+
 # -- sizes and space ----------------------------------------------------------------------
 
 
@@ -219,7 +281,7 @@ def test_sizes_follow_the_data_and_vacuum_returns_emptied_pages(
     assert (block, free) == (8192, 0) and pages * block == full
     tables = maint.table_bytes()
     assert next(iter(tables)) == "notes" and tables["notes"] >= 2000 * 1000, tables
-    assert set(tables) == {"meta", "tasks", "notes", "row_counts"}
+    assert set(tables) == {"meta", "tasks", "notes", "row_counts", "notes_fts"}
 
     conn.execute("DELETE FROM notes")
     assert maint.file_bytes()[0] >= full  # deleted rows keep their pages until VACUUM
