@@ -266,6 +266,35 @@ def test_a_store_checks_ok_until_its_bookkeeping_trigger_is_disabled(
             store.add_task("two")
 
 
+def test_doctor_and_usage_run_on_a_postgres_store(schema: str, tmp_path: Path) -> None:
+    """They keep a record of the database *files* they checked (to skip them while
+    unchanged); a PostgreSQL store has none, and is checked and measured every time."""
+    from agentkeep.ops.doctor import doctor
+    from agentkeep.ops.retention import usage
+
+    agentkeep.init_store(tmp_path, url=_url(schema))
+    with agentkeep.open(tmp_path) as store:
+        store.add_note("fact", "x" * 100)
+        for full in (False, True, True):
+            report = doctor(store, full=full)
+            assert report.ok, report.findings
+        used = usage(store)
+        (database,) = [a for a in used.areas if a.name == "database"]
+        assert database.bytes == store.status().db_bytes > 0
+        assert used.tables["notes"] > 0 and sum(used.tables.values()) <= database.bytes
+
+        admin = connect(_url(schema))
+        try:
+            admin.execute("ALTER TABLE notes DISABLE TRIGGER notes_counted")
+        finally:
+            admin.close()
+        report = doctor(store)
+        assert not report.ok
+        assert [f.message for f in report.findings if f.problem] == [
+            "quick_check: trigger notes_counted on notes is disabled"
+        ]
+
+
 # -- sizes and space ----------------------------------------------------------------------
 
 
