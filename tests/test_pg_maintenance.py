@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -293,6 +294,41 @@ def test_doctor_and_usage_run_on_a_postgres_store(schema: str, tmp_path: Path) -
         assert [f.message for f in report.findings if f.problem] == [
             "quick_check: trigger notes_counted on notes is disabled"
         ]
+
+
+def test_the_full_check_finds_a_damaged_index_page(private_pg_server: Any, tmp_path: Path) -> None:
+    """Bytes of an index's leaf page overwritten on disk while the server is down (a
+    server of this test's own): the cheap check cannot see it (the catalogs are fine),
+    the full one must, with amcheck, and say where — as its result, not an error."""
+    url = private_pg_server.url("damaged")
+    agentkeep.init_store(tmp_path, url=url)
+    with agentkeep.open(tmp_path) as store:
+        for n in range(300):
+            store.add_note("fact", f"note {n}")
+    conn = connect(url)
+    try:
+        assert PostgresMaintenance(conn).integrity(full=True) == ["ok"]
+        index = conn.execute("SELECT pg_relation_filepath('notes_kind')").fetchone()[0]
+        conn.execute("CHECKPOINT")  # every page on disk: nothing left for recovery to redo
+    finally:
+        conn.close()
+    private_pg_server.kill()
+    path = private_pg_server.data_dir / index
+    assert path.stat().st_size >= 2 * 8192  # a metapage and at least one leaf
+    with path.open("r+b") as file:  # block 1: the first leaf; its items end the page
+        file.seek(8192 + 8192 - 2048)
+        file.write(b"\xa5" * 2048)
+    private_pg_server.start()
+
+    conn = connect(url)
+    try:
+        maintenance = PostgresMaintenance(conn)
+        assert maintenance.integrity(full=False) == ["ok"]
+        problems = maintenance.integrity(full=True)
+        assert maintenance.checked[-1].startswith("contents: amcheck"), maintenance.checked
+        assert problems != ["ok"] and any("notes_kind" in p for p in problems), problems
+    finally:
+        conn.close()
 
 
 # -- sizes and space ----------------------------------------------------------------------
