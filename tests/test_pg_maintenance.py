@@ -331,6 +331,26 @@ def test_the_full_check_finds_a_damaged_index_page(private_pg_server: Any, tmp_p
         conn.close()
 
 
+def test_without_amcheck_the_full_check_reads_every_row(pg_database: Any, tmp_path: Path) -> None:
+    """A database where amcheck was never created, checked through a read-only
+    connection (which never creates it): every row of every table is read instead."""
+    url = pg_database.url("store")
+    agentkeep.init_store(tmp_path, url=url)
+    with agentkeep.open(tmp_path) as store:
+        store.add_task("one", body="b" * 5000)
+    conn = connect(url, read_only=True)
+    try:
+        maintenance = PostgresMaintenance(conn)
+        assert maintenance.integrity(full=True) == ["ok"]
+        assert maintenance.checked[1] == "amcheck: not installed, and this role cannot create it"
+        assert re.fullmatch(
+            r"contents: read every row of \d+ tables \(amcheck unavailable\)",
+            maintenance.checked[2],
+        ), maintenance.checked
+    finally:
+        conn.close()
+
+
 # -- sizes and space ----------------------------------------------------------------------
 
 

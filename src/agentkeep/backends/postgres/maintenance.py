@@ -28,6 +28,7 @@ reclamation, read snapshots and the writer lock, over one store's schema
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -212,8 +213,10 @@ def _apply(out: Expected, statement: str) -> None:
         out.triggers.discard((match[1].lower(), match[2].lower()))
 
 
-def _migration_scripts(version: int) -> list[str]:
-    """The PostgreSQL scripts of the migrations a store at ``version`` has run."""
+@functools.lru_cache(maxsize=4)
+def _expected_at(version: int) -> Expected:
+    """What the migrations a store at ``version`` has run leave behind (their PostgreSQL
+    scripts, parsed once per process)."""
     from agentkeep.migrations import MIGRATIONS
 
     scripts = []
@@ -221,7 +224,7 @@ def _migration_scripts(version: int) -> list[str]:
         source = migration.sql_by_dialect.get("postgres")
         if migration.version <= version and source is not None:
             scripts.append(source if isinstance(source, str) else source())
-    return scripts
+    return expected_objects(scripts)
 
 
 # -- the maintenance API ------------------------------------------------------------------
@@ -271,7 +274,7 @@ class PostgresMaintenance:
             version = 0
         expected = self._expected
         if expected is None:
-            expected = expected_objects(_migration_scripts(version))
+            expected = _expected_at(version)
         self.checked.append(
             f"catalog: {len(expected.tables)} tables, {len(expected.indexes)} indexes, "
             f"{len(expected.triggers)} triggers expected at schema version {version}"
@@ -508,8 +511,8 @@ class PostgresMaintenance:
     def backup_to(self, dest: Path) -> None:
         raise InvalidInput(
             "a PostgreSQL store's database is not backed up to a file by agentkeep backup",
-            hint="copy it to a SQLite file with `agentkeep db copy --to FILE`, or back up "
-            "the server with pg_dump (docs/postgres-maintenance.md)",
+            hint="copy the store into a SQLite one with `agentkeep db copy`, or back up the "
+            "server with pg_dump (docs/postgres-maintenance.md)",
         )
 
     def snapshot(self) -> contextlib.AbstractContextManager[Snapshot]:
