@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -421,17 +422,19 @@ def test_the_writer_lock_holds_a_second_writer_until_it_is_left(
         with maint.writer_lock():
             thread = threading.Thread(target=second_writer)
             thread.start()
-            # Wait until the second writer is queued on the advisory lock (a state, not
-            # a delay); it must not have got it.
-            for _ in range(10_000):
+            # Wait until the second writer is queued on the advisory lock (a state; the
+            # deadline is only a safety net); it must not have got it.
+            deadline = time.monotonic() + 60
+            while True:
                 waiting = conn.execute(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
                     " AND pid = ?",
                     (other.raw.info.backend_pid,),
                 ).fetchone()[0]
-                if waiting:
+                if waiting or time.monotonic() > deadline:
                     break
                 assert not acquired.is_set()
+                time.sleep(0.01)
             assert waiting == 1 and not acquired.is_set()
         assert acquired.wait(timeout=60), "the second writer never got the lock"
         thread.join(timeout=60)

@@ -367,10 +367,13 @@ class PostgresMaintenance:
         if row is None:
             self.checked.append("amcheck: not installed, and this role cannot create it")
             return None
+        # to_regprocedure: NULL (not an error) for a function this version lacks
+        # (verify_heapam is PostgreSQL 14+).
         usable = self._scalar(
-            "SELECT has_function_privilege(? || '.bt_index_check(regclass, boolean)',"
-            " 'EXECUTE')::int * has_function_privilege(? || '.verify_heapam(regclass,"
-            " boolean, boolean, text, bigint, bigint)', 'EXECUTE')::int",
+            "SELECT coalesce(has_function_privilege(to_regprocedure(? || '.bt_index_check("
+            "regclass, boolean)'), 'EXECUTE') AND has_function_privilege(to_regprocedure("
+            "? || '.verify_heapam(regclass, boolean, boolean, text, bigint, bigint)'),"
+            " 'EXECUTE'), false)::int",
             (row[0], row[0]),
         )
         if not usable:
