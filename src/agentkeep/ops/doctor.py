@@ -558,7 +558,10 @@ def _check_journal(store: Store, found: _Findings) -> None:
     """A rollback journal beside the WAL-mode database. Opening the store already let
     SQLite roll a hot one back (which deletes it), so one still here is a leftover SQLite
     ignores; only SQLite may remove it (invariant 7 of docs/design.md), which it does the
-    next time the database leaves WAL mode. Reported, never deleted by hand."""
+    next time the database leaves WAL mode. Reported, never deleted by hand. (A database
+    on a server has no files here.)"""
+    if not store.db_files:
+        return
     journal = store.db_path.with_name(store.db_path.name + "-journal")
     if journal.exists():
         found.add(
