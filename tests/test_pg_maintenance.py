@@ -71,6 +71,15 @@ def _url(schema: str) -> str:
     return f"{DSN}{'&' if '?' in DSN else '?'}schema={schema}"
 
 
+def pg_fixture(request: pytest.FixtureRequest, name: str) -> Any:
+    """A fixture of tests/helpers/pg.py (a server or database of the test's own), which
+    may not be loaded in every checkout yet."""
+    try:
+        return request.getfixturevalue(name)
+    except pytest.FixtureLookupError:
+        skip_or_fail(f"{name} (tests/helpers/pg.py) is not available")
+
+
 @pytest.fixture
 def schema() -> Iterator[str]:
     """A schema name of this test's own (dropped after it, whatever made it)."""
@@ -297,10 +306,13 @@ def test_doctor_and_usage_run_on_a_postgres_store(schema: str, tmp_path: Path) -
         ]
 
 
-def test_the_full_check_finds_a_damaged_index_page(private_pg_server: Any, tmp_path: Path) -> None:
+def test_the_full_check_finds_a_damaged_index_page(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """Bytes of an index's leaf page overwritten on disk while the server is down (a
     server of this test's own): the cheap check cannot see it (the catalogs are fine),
     the full one must, with amcheck, and say where — as its result, not an error."""
+    private_pg_server = pg_fixture(request, "private_pg_server")
     url = private_pg_server.url("damaged")
     agentkeep.init_store(tmp_path, url=url)
     with agentkeep.open(tmp_path) as store:
@@ -332,9 +344,12 @@ def test_the_full_check_finds_a_damaged_index_page(private_pg_server: Any, tmp_p
         conn.close()
 
 
-def test_without_amcheck_the_full_check_reads_every_row(pg_database: Any, tmp_path: Path) -> None:
+def test_without_amcheck_the_full_check_reads_every_row(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """A database where amcheck was never created, checked through a read-only
     connection (which never creates it): every row of every table is read instead."""
+    pg_database = pg_fixture(request, "pg_database")
     url = pg_database.url("store")
     agentkeep.init_store(tmp_path, url=url)
     with agentkeep.open(tmp_path) as store:
