@@ -984,6 +984,9 @@ def test_repeated_identifiers_are_checked_once_and_a_secret_one_is_redacted_ever
     assert recorded == 3
 
 
+@pytest.mark.sqlite_only(
+    "reads SQLite's search watermark (search_index); PostgreSQL indexes in the same transaction"
+)
 def test_an_import_leaves_what_it_stored_indexed_for_search(
     store: agentkeep.Store, project: Path
 ) -> None:
@@ -999,6 +1002,7 @@ def test_an_import_leaves_what_it_stored_indexed_for_search(
     assert found.fetchone()[0] == 2
 
 
+@pytest.mark.sqlite_only("reads SQLite's search watermark (search_index)")
 def test_an_import_that_fails_midway_still_indexes_what_it_stored(
     store: agentkeep.Store, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -205,6 +205,7 @@ def test_both_layouts_after_migration_are_one_history(
     assert (s["input_tokens"], s["output_tokens"]) == (2400, 700)  # not counted twice
 
 
+@pytest.mark.sqlite_only("reads SQLite's FTS5 table directly")
 def test_a_changed_session_is_picked_up_and_streamed_parts_updated(
     store: agentkeep.Store, project: Path, db: OpenCodeDB
 ) -> None:

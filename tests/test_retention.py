@@ -634,6 +634,7 @@ def test_usage_bar_chart_on_a_terminal() -> None:
     assert "█" not in render_usage(report, bars=False)
 
 
+@pytest.mark.sqlite_only("the usage cache is keyed on SQLite's files")
 def test_usage_measures_the_tables_again_only_after_a_write(
     store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

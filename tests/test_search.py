@@ -218,6 +218,7 @@ def test_index_follows_inserts_updates_and_deletes(store: agentkeep.Store) -> No
     assert ids(store.search("quokka*"), "note") == [note.id]
 
 
+@pytest.mark.sqlite_only("reads SQLite's FTS5 table directly")
 def test_metadata_policy_messages_are_not_indexed(store: agentkeep.Store) -> None:
     session, (kept,) = add_session(store, "meta", ["secret plans of the walrus"], policy="metadata")
     assert store._row("SELECT text FROM messages WHERE id = ?", (kept,))[0] is None  # type: ignore[index]
@@ -227,6 +228,7 @@ def test_metadata_policy_messages_are_not_indexed(store: agentkeep.Store) -> Non
     assert store.transcript_size(session) == 1
 
 
+@pytest.mark.sqlite_only("SQLite's rank window (PostgreSQL's: test_pg_search)")
 def test_broad_terms_rank_their_newest_matches(
     store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -664,6 +666,9 @@ def fts_intact(store: agentkeep.Store) -> None:
     assert indexed(store) == below
 
 
+@pytest.mark.sqlite_only(
+    "SQLite indexes messages after capture; PostgreSQL in the same transaction"
+)
 def test_messages_are_indexed_by_the_first_search_after_they_are_stored(
     store: agentkeep.Store,
 ) -> None:
@@ -678,6 +683,9 @@ def test_messages_are_indexed_by_the_first_search_after_they_are_stored(
     assert store.catch_up_search() == 0  # nothing left
 
 
+@pytest.mark.sqlite_only(
+    "SQLite indexes messages after capture; PostgreSQL in the same transaction"
+)
 def test_a_read_only_search_finds_the_messages_not_indexed_yet(
     store: agentkeep.Store, project: Any
 ) -> None:
@@ -706,6 +714,7 @@ def test_a_read_only_search_finds_the_messages_not_indexed_yet(
         assert sorted(ids(reader.search("walrus"))) == sorted([old[0], new[1], more[0]])
 
 
+@pytest.mark.sqlite_only("SQLite's search watermark")
 def test_deleting_and_rewriting_messages_on_both_sides_of_the_watermark_keeps_the_index_exact(
     store: agentkeep.Store,
 ) -> None:
@@ -750,6 +759,7 @@ def test_a_bundle_import_leaves_its_messages_indexed(store: agentkeep.Store, tmp
         assert indexed(other) == 2
 
 
+@pytest.mark.sqlite_only("SQLite's search watermark")
 def test_doctor_full_reports_messages_missing_below_the_watermark_only(
     store: agentkeep.Store,
 ) -> None:
@@ -794,6 +804,7 @@ def test_a_catch_up_indexes_a_large_backlog_in_short_transactions(
     assert sorted(ids(store.search("walrus"))) == sorted(new)
 
 
+@pytest.mark.sqlite_only("SQLite's search watermark")
 def test_a_search_inside_a_transaction_finds_the_messages_it_stored(
     store: agentkeep.Store,
 ) -> None:

@@ -138,7 +138,7 @@ class PrimeService(Service):
     def _tool_failures(self, since: str) -> list[dict[str, Any]]:
         try:
             rows = self._rows(
-                f"SELECT * FROM ({tool_failures_sql(self.backend.dialect)})"
+                f"SELECT * FROM ({tool_failures_sql(self.backend.dialect)}) AS failures"
                 " ORDER BY at DESC, id DESC LIMIT ?",
                 (since, since, SHOWN["failures"]),
             )
@@ -147,7 +147,7 @@ class PrimeService(Service):
         return [dict(row) for row in rows]
 
     def _tool_failure_count(self, since: str) -> int:
-        sql = f"SELECT count(*) FROM ({tool_failures_sql(self.backend.dialect)})"
+        sql = f"SELECT count(*) FROM ({tool_failures_sql(self.backend.dialect)}) AS failures"
         return self._count(sql, (since, since))
 
 
