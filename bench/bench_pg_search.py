@@ -196,7 +196,8 @@ def main() -> None:
 
     print(
         f"bench_pg_search: python {platform.python_version()}, {platform.machine()},"
-        f" {os.cpu_count()} cpus; RANK_WINDOW: sqlite {SQLITE_WINDOW}, postgres {RANK_WINDOW}; {load()}"
+        f" {os.cpu_count()} cpus; RANK_WINDOW: sqlite {SQLITE_WINDOW}, postgres {RANK_WINDOW};"
+        f" {load()}"
     )
     sqlite_root = bench_search.corpus(args.messages, args.rebuild)
     pg_root = args.store or pg_corpus(args.dsn, args.messages, args.rebuild)[0]

@@ -199,32 +199,11 @@ def ts_query(conn: Connection, terms: Sequence[SearchTerm], *, columns: int = 1)
     they can match nothing (no term, or a term with no indexable token). ``columns``: 2
     for a table indexed as two weighted columns (a task), whose phrases must not span
     them."""
-    if not terms:
+    texts = _term_queries(conn, terms)
+    if texts is None:
         return None
-    key = (conn_key(conn), tuple(terms), columns)
-    with _QUERIES_LOCK:
-        if key in _QUERIES:
-            return _QUERIES[key]
-    query = _ts_query(conn, terms, columns)
-    with _QUERIES_LOCK:
-        if len(_QUERIES) >= 256:
-            _QUERIES.pop(next(iter(_QUERIES)))
-        _QUERIES[key] = query
-    return query
-
-
-def _ts_query(conn: Connection, terms: Sequence[SearchTerm], columns: int) -> str | None:
-    # Booleans reach PostgreSQL as 0/1 (connection.py): cast back.
-    calls = ", ".join("agentkeep_search_term(?, CAST(? AS boolean))" for _ in terms)
-    params: list[Any] = []
-    for term in terms:
-        params += [" ".join(term.tokens), term.prefix]
-    row = conn.execute(f"SELECT {calls}", params).fetchone()
     parts: list[str] = []
-    for text in row:
-        if text is None:
-            return None
-        text = str(text)
+    for text in texts:
         if columns > 1 and "<->" in text:
             weighted = [_weighted(text, weight) for weight in "AB"[:columns]]
             text = " | ".join(f"( {phrase} )" for phrase in weighted)
@@ -235,10 +214,32 @@ def _ts_query(conn: Connection, terms: Sequence[SearchTerm], columns: int) -> st
     return "'" + query.replace("'", "''") + "'::tsquery"
 
 
-# Built queries, by store and terms: rank() and snippets() of one search, and a search box
-# asking again, build each once (the folding is the database's, so the store is part of
-# the key).
-_QUERIES: dict[tuple[str, tuple[SearchTerm, ...], int], str | None] = {}
+def _term_queries(conn: Connection, terms: Sequence[SearchTerm]) -> tuple[str, ...] | None:
+    """Each term's tsquery text, as the database folds it (None: one matches nothing);
+    remembered, so the kinds of one search, and a search box asking again, ask once."""
+    if not terms:
+        return None
+    key = (conn_key(conn), tuple(terms))
+    with _QUERIES_LOCK:
+        if key in _QUERIES:
+            return _QUERIES[key]
+    # Booleans reach PostgreSQL as 0/1 (connection.py): cast back.
+    calls = ", ".join("agentkeep_search_term(?, CAST(? AS boolean))" for _ in terms)
+    params: list[Any] = []
+    for term in terms:
+        params += [" ".join(term.tokens), term.prefix]
+    row = conn.execute(f"SELECT {calls}", params).fetchone()
+    texts = None if any(text is None for text in row) else tuple(str(text) for text in row)
+    with _QUERIES_LOCK:
+        if len(_QUERIES) >= 256:
+            _QUERIES.pop(next(iter(_QUERIES)))
+        _QUERIES[key] = texts
+    return texts
+
+
+# Built term queries, by store and terms (the folding is the database's, so the store is
+# part of the key).
+_QUERIES: dict[tuple[str, tuple[SearchTerm, ...]], tuple[str, ...] | None] = {}
 _QUERIES_LOCK = threading.Lock()
 
 
