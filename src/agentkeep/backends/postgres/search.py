@@ -280,6 +280,10 @@ def _span(
 
 _TOKEN = re.compile(r"[^\W_]+")
 _MATCHES_LOOKED_AT = 500  # a snippet's window is chosen among the first 500 matches
+# A long text is matched a part at a time, up to the first part holding a match: a 1 MB
+# text is folded and scanned whole only when its matches are at its end (~50-150 ms).
+_PART = 65536
+_OVERLAP = 1024  # parts overlap: a match across their border is whole in the next one
 
 
 def _fold_char(char: str) -> str:
@@ -327,6 +331,25 @@ def snippet(
     return best[1] if best is not None else ""
 
 
+def _matches(text: str, patterns: Sequence[re.Pattern[str]]) -> list[tuple[int, int, int]]:
+    """(start, end, term) of the first matches in ``text``: those of the first part of it
+    that holds any."""
+    start = 0
+    while True:
+        end = min(len(text), start + _PART)
+        folded = fold(text[start:end])
+        spans: list[tuple[int, int, int]] = []
+        for number, pattern in enumerate(patterns):
+            for count, match in enumerate(pattern.finditer(folded)):
+                if count >= _MATCHES_LOOKED_AT:
+                    break
+                spans.append((start + match.start(), start + match.end(), number))
+        if spans or end == len(text):
+            spans.sort()
+            return spans[:_MATCHES_LOOKED_AT]
+        start = end - _OVERLAP
+
+
 def _cut(
     text: str,
     patterns: Sequence[re.Pattern[str]],
@@ -335,15 +358,7 @@ def _cut(
     tokens: int,
 ) -> tuple[tuple[int, int], str]:
     """((distinct terms, matches) in the window, the snippet) for one text."""
-    folded = fold(text)
-    spans: list[tuple[int, int, int]] = []  # start, end, term
-    for number, pattern in enumerate(patterns):
-        for count, match in enumerate(pattern.finditer(folded)):
-            if count >= _MATCHES_LOOKED_AT:
-                break
-            spans.append((match.start(), match.end(), number))
-    spans.sort()
-    spans = spans[:_MATCHES_LOOKED_AT]
+    spans = _matches(text, patterns)
     if not spans:
         head = [m.end() for _, m in zip(range(tokens + 1), _TOKEN.finditer(text), strict=False)]
         end = head[min(tokens, len(head)) - 1] if head else len(text)
