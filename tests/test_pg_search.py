@@ -284,3 +284,8 @@ def test_snippets_mark_matches_in_the_original_text(store: agentkeep.Store) -> N
     (short,) = add_messages(store, ["just the café"], name="s2")
     assert store.search("cafe", kinds=["message"], limit=1)[0].snippet == "just the «café»"
     assert short
+    # A long text is matched a part at a time: a match far into it is still the snippet.
+    (long,) = add_messages(store, ["x " * 150_000 + "the needle at the end"], name="s3")
+    (hit,) = store.search("needle", kinds=["message"])
+    assert hit.id == long and hit.snippet.endswith("the «needle» at the end"), hit.snippet[-60:]
+    assert hit.snippet.startswith("…x x")
