@@ -5,9 +5,9 @@ The index (``schema/0008_search.sql``). Each indexed table ``<table>`` has a sid
 ``<table>_fts (id, words tsvector)`` with a GIN index, kept by a trigger on ``<table>`` in the
 row's own transaction: ``messages_fts`` (text), ``notes_fts`` (body), ``tasks_fts`` (title
 with weight A, body with weight B), ``captures_fts`` (the generated ``search_text``),
-``artifacts_fts`` (name). Nothing is indexed
-after it is stored, so :meth:`PostgresSearch.behind` is always False and
-:meth:`PostgresSearch.catch_up` does nothing. The text is folded by the SQL function
+``artifacts_fts`` (name). Nothing is indexed after it is stored, so
+:meth:`PostgresSearch.behind` is always False and :meth:`PostgresSearch.catch_up` does
+nothing. The text is folded by the SQL function
 ``agentkeep_search_words`` (NFD, combining marks removed, lower case, every run of
 characters that are not letters or digits a space) before ``to_tsvector('simple', …)``, so
 PostgreSQL's lexemes are the project's tokens; a word longer than 2,047 bytes is not
@@ -33,7 +33,7 @@ newest matches by walking the side table's primary key backwards, checking each 
 rarer word's through the GIN index (the planner chooses by the lexeme statistics ANALYZE
 keeps: autovacuum keeps them current). Either way the cost is about the rows read: the
 walk reads ``RANK_WINDOW`` ÷ (the share of rows matching), the GIN path every match. At
-5,000, SQLite's window, a common word cost PostgreSQL 2–3× what it costs FTS5, whose
+5,000, SQLite's window, a common word cost PostgreSQL 1.5–2.6× what it costs FTS5, whose
 doclists hold no vectors; at 1,000 it is on a par (bench/README.md). A term with fewer
 matches than the window is ranked exactly; a broader one among its newest
 ``RANK_WINDOW`` matches, which is what a search box over an agent's history wants first.
@@ -50,7 +50,9 @@ by ``ts_headline``: it parses the original text with the default parser (an e-ma
 is one word to it) and does not fold diacritics, so it would miss matches the index found.
 The text is folded character by character for matching (case, diacritics), the
 best-matching window of about ``tokens`` words is chosen as FTS5's ``snippet()`` chooses it
-(most distinct terms, then most matches), and each match is put between the marks.
+(most distinct terms, then most matches), and each match is put between the marks. A
+long text is matched 64k characters at a time, up to the first part holding a match (the
+window is the best one there).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ _TEXT = {
 # Tables whose rows are found by an id range for a session or a time window (an index on
 # session_id and on at makes that range cheap to find).
 _SPANNED = ("messages", "captures")
-# ts_rank's weights for D, C, B, A: a task's title (A) weighs twice its body (B).
+# ts_rank_cd's weights for D, C, B, A: a task's title (A) weighs twice its body (B).
 _WEIGHTS = "'{0.1, 0.2, 0.5, 1.0}'"
 # What tsquery text from agentkeep_search_term may hold (lexemes are letters and digits):
 # anything else is refused rather than put in a literal.
