@@ -275,6 +275,7 @@ def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.
     read_only: bool = False,
     config: dict[str, Any] | None = None,
     strict_config: bool = True,
+    url: str | None = None,
 ) -> Store:
     """Open a project's store (found from the working directory when ``path`` is None).
 
@@ -286,22 +287,36 @@ def open(  # shadows the builtin on purpose: the entry point reads as agentkeep.
     ``min_writer_version`` is newer than this code but its ``min_reader_version`` is not.
     Versions are checked on a read-only connection, so a store this code may not write is
     never modified (not even by the checkpoint SQLite runs when a writer closes).
+
+    ``url`` names the database whatever the settings say (``AGENTKEEP_URL``, ``store.url``):
+    a PostgreSQL URL, or ``""`` for the directory's own SQLite (``db copy``'s destination).
     """
     store_dir = resolve_store_dir(path)
     try:
-        return _open(store_dir, create, actor, read_only, config, strict_config=strict_config)
+        return _open(
+            store_dir, create, actor, read_only, config, strict_config=strict_config, url=url
+        )
     except StorageFull as full:
         # A full disk, and no other process holds the store: SQLite cannot even create its
         # -shm (SQLITE_IOERR_SHMSIZE), so no command — `gc --apply` included — could run.
         # Take a little of the reserve (that is what it is for) and try once more.
         if make_room(store_dir):
-            return _open(store_dir, create, actor, read_only, config, strict_config=strict_config)
+            return _open(
+                store_dir, create, actor, read_only, config, strict_config=strict_config, url=url
+            )
         if _size(store_dir / (DB_NAME + "-wal")) == 0 and (store_dir / DB_NAME).exists():
             # No reserve left: read the file as it is, and refuse writes with the full
             # disk. SQLite could not create the -shm, so no process holds the store, and
             # with an empty WAL the main file is complete.
             store = _open(
-                store_dir, False, actor, True, config, immutable=True, strict_config=strict_config
+                store_dir,
+                False,
+                actor,
+                True,
+                config,
+                immutable=True,
+                strict_config=strict_config,
+                url=url,
             )
             if not read_only:
                 store._refusal = full
@@ -334,11 +349,12 @@ def _open(
     *,
     immutable: bool = False,
     strict_config: bool = True,
+    url: str | None = None,
 ) -> Store:
     settings = Config.load(
         project_file=store_dir / "config.toml", overrides=config, strict=strict_config
     )
-    url = store_url(settings)
+    url = store_url(settings) if url is None else url
     if url:
         return _open_postgres(store_dir, url, create, actor, read_only, settings)
     db_path = store_dir / DB_NAME
