@@ -403,7 +403,14 @@ class _Importer:
         row = {spec.key[0]: key} if key is not None else {}
         for column, value in values.items():
             row[column] = Json(value) if column in spec.json else value
-        return self.tx.insert(spec.name, row)
+        new = self.tx.insert(spec.name, row)
+        if key is not None and self.tx.conn.dialect.name == "postgres":
+            # An explicit id leaves PostgreSQL's identity behind (SQLite's moves on its
+            # own): the next insert without one must not be handed this id.
+            from agentkeep.backends.postgres.identities import move_identity_past
+
+            move_identity_past(self.tx.conn, spec.name, spec.key[0], int(key))
+        return new
 
     # -- rows with an integer id ----------------------------------------------------------
 
@@ -515,11 +522,14 @@ class _Importer:
         stream = self._ref("streams", record["stream_id"], "bundle stream_index")
         offset, line = _int(record, "offset"), _int(record, "line")
         if self.tx.one(
-            "SELECT 1 FROM stream_index WHERE stream_id = ? AND offset = ?", (stream, offset)
+            'SELECT 1 FROM stream_index WHERE stream_id = ? AND "offset" = ?', (stream, offset)
         ):
             self.unchanged[spec.name] += 1
             return
-        self.tx.insert("stream_index", {"stream_id": stream, "offset": offset, "line": line})
+        self.tx.execute(  # "offset" quoted: a reserved word on PostgreSQL
+            'INSERT INTO stream_index (stream_id, "offset", line) VALUES (?, ?, ?)',
+            (stream, offset, line),
+        )
         self.created[spec.name] += 1
 
     def _import_objects(self, spec: Table, record: Mapping[str, Any]) -> None:
