@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,6 +22,7 @@ def db() -> None:
       agentkeep db backup /tmp/state-copy.db
       agentkeep db check --json
       agentkeep db accept
+      agentkeep db copy --to 'postgresql://db.example/team?schema=myproject'
     """
 
 
@@ -109,3 +111,78 @@ def accept(state: State, as_json: bool, nl: bool) -> None:
         click.echo(f"{result.missing_events} acknowledged event(s) are missing and stay lost")
     if result.damage_cleared:
         click.echo(f"cleared the damage note: {result.damage_cleared}")
+
+
+@db.command("copy")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="URL|DIR",
+    help="A PostgreSQL URL (postgresql://…?schema=NAME) or a project directory (SQLite).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="Rows per write transaction of the destination.",
+)
+@output_options
+@click.pass_obj
+def copy(state: State, target: str, batch: int, as_json: bool, nl: bool) -> None:
+    """Copy the whole store into another backend, verified by counts and hashes.
+
+    The destination is a PostgreSQL schema or a project directory that is empty (it is
+    created) or holds an unfinished copy of this store: an interrupted copy is finished by
+    running the same command again. Anything else is refused (exit 5). The source is read
+    in one snapshot while writers keep writing; ids are kept. Every table's row count and
+    hash are compared afterwards; a mismatch exits 8 and names the tables. Into a
+    directory the stream and artifact files are copied too; into PostgreSQL they stay in
+    this project's directory. Passwords come from PGPASSWORD or ~/.pgpass, never the URL.
+
+    \b
+    Examples:
+      agentkeep db copy --to 'postgresql://db.example/team?schema=myproject'
+      agentkeep db copy --to 'postgresql:///agentkeep?host=/run/postgresql' --json
+      agentkeep --store ~/work/team-project db copy --to ./local-copy
+    """
+    from agentkeep.ops.copy import copy_store
+
+    fmt = fmt_of(as_json, nl)
+    with state.open(read_only=True) as store:
+        result = copy_store(store, target, batch=batch, progress=_progress())
+    if fmt != "table":
+        print_object(result, fmt)
+        return
+    verb = {"already_copied": "already copied", "resumed": "finished copying"}.get(
+        result.outcome, "copied"
+    )
+    click.echo(f"{verb} {result.rows:,} rows to {result.destination} (verified)")
+    for table in result.tables:
+        if table["rows"]:
+            click.echo(f"  {table['table']:<17} {table['rows']:>10,}  {table['hash'][:16]}")
+    if result.files:
+        click.echo(f"  {result.files:,} files ({result.file_bytes:,} bytes)")
+    if result.files_left:
+        click.echo(f"  {result.files_left:,} stream and artifact files stay in {store.store_dir}")
+    if result.files_missing:
+        click.echo(
+            f"agentkeep: {result.files_missing:,} files named by the records are not in "
+            f"{store.store_dir} and were not copied (first: {result.missing[0]})",
+            err=True,
+        )
+
+
+def _progress() -> Any:
+    """One line on stderr while a table is copied, when stderr is a terminal."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+
+    def show(table: str, done: int, total: int) -> None:
+        text = f"\r  {table}: {done:,}/{total:,}"
+        click.echo(f"{text:<60}", err=True, nl=done >= total)
+
+    return show
