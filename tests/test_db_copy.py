@@ -399,3 +399,14 @@ def new_project_on(where: Path, url: str) -> Path:
     git(where, "init", "-q", "-b", "main")
     agentkeep.init_store(where, url=url)
     return where
+
+
+def test_a_source_at_an_older_schema_is_refused_before_a_destination_is_made(
+    tmp_path: Path,
+) -> None:
+    from contract.backends import SqliteAdapter
+
+    old = SqliteAdapter().create_at_version(tmp_path / "old", 7, tasks=["from before"])
+    result = Cli()("--store", old.target, "db", "copy", "--to", str(tmp_path / "copy"))
+    assert result.exit_code == 5 and "has schema 7" in result.stderr
+    assert not (tmp_path / "copy").exists()

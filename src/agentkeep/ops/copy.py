@@ -138,42 +138,50 @@ def copy_store(
     """Copy every record of ``store`` into ``target`` (see the module docstring)."""
     if batch < 1:
         raise InvalidInput("the batch size must be at least 1")
-    with _destination(store, target) as dest, store.maintenance.snapshot() as source:
+    with store.maintenance.snapshot() as source:
         version = source.scalar("SELECT value FROM meta WHERE key = 'schema_version'")
-        if version != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION:  # checked before a destination is made
             raise Conflict(
                 f"the store at {store.db_path} has schema {version}; this agentkeep copies "
                 f"schema {SCHEMA_VERSION} only",
                 hint="run `agentkeep db migrate` on it first (or use the agentkeep that wrote it)",
             )
-        identity = _identity(source)
-        outcome = _claim(dest, identity, str(store.db_path))
-        copier = _Copier(store, dest, source, batch, progress)
-        if outcome != "already_copied":
-            for table in TABLES:
-                copier.copy_table(table)
-            copier.finish()
-        tables = _verify(source, dest, str(dest.db_path))
-        if outcome != "already_copied":
-            _set_progress(dest, {f"{PROGRESS}finished_at": utc_now()})
-        return CopyResult(
-            source=str(store.db_path),
-            destination=str(dest.db_path),
-            backend=dest.backend.name,
-            outcome=outcome,
-            rows=sum(t.rows for t in tables),
-            copied=sum(copier.copied.values()),
-            files=copier.files,
-            file_bytes=copier.file_bytes,
-            files_left=copier.files_left,
-            files_missing=copier.missing_count,
-            missing=copier.missing,
-            verified=True,
-            tables=[
-                TableResult(t.table, t.rows, copier.copied.get(t.table, 0), t.hash).to_dict()
-                for t in tables
-            ],
-        )
+        with _destination(store, target) as dest:
+            return _copy(store, dest, source, batch, progress)
+
+
+def _copy(
+    store: Store, dest: Store, source: Snapshot, batch: int, progress: Progress | None
+) -> CopyResult:
+    """Claim ``dest``, copy what is not there yet, derive, verify."""
+    identity = _identity(source)
+    outcome = _claim(dest, identity, str(store.db_path))
+    copier = _Copier(store, dest, source, batch, progress)
+    if outcome != "already_copied":
+        for table in TABLES:
+            copier.copy_table(table)
+        copier.finish()
+    tables = _verify(source, dest, str(dest.db_path))
+    if outcome != "already_copied":
+        _set_progress(dest, {f"{PROGRESS}finished_at": utc_now()})
+    return CopyResult(
+        source=str(store.db_path),
+        destination=str(dest.db_path),
+        backend=dest.backend.name,
+        outcome=outcome,
+        rows=sum(t.rows for t in tables),
+        copied=sum(copier.copied.values()),
+        files=copier.files,
+        file_bytes=copier.file_bytes,
+        files_left=copier.files_left,
+        files_missing=copier.missing_count,
+        missing=copier.missing,
+        verified=True,
+        tables=[
+            TableResult(t.table, t.rows, copier.copied.get(t.table, 0), t.hash).to_dict()
+            for t in tables
+        ],
+    )
 
 
 # -- the destination ---------------------------------------------------------------------
