@@ -410,3 +410,24 @@ def test_a_source_at_an_older_schema_is_refused_before_a_destination_is_made(
     result = Cli()("--store", old.target, "db", "copy", "--to", str(tmp_path / "copy"))
     assert result.exit_code == 5 and "has schema 7" in result.stderr
     assert not (tmp_path / "copy").exists()
+
+
+def test_a_value_postgresql_cannot_hold_fails_naming_the_table(
+    store: agentkeep.Store, project: Path, pg_url: str
+) -> None:
+    """SQLite text may hold NUL (written by hand); PostgreSQL text cannot: the copy stops
+    with an error naming the table and batch, and a rerun after a fix resumes."""
+    store.add_note("fact", "fine")
+    bad = store.add_note("fact", "to be broken").item.id
+    db = sqlite3.connect(project / ".agentkeep" / "state.db")
+    db.execute("UPDATE notes SET body = 'a' || char(0) || 'b' WHERE id = ?", (bad,))
+    db.commit()
+    result = Cli()("--store", str(project), "db", "copy", "--to", pg_url, "--batch", "1", "--json")
+    assert result.exit_code == 3, result.stderr
+    assert f"cannot copy notes (the batch from key [{bad}])" in result.error()["error"]
+    db.execute("UPDATE notes SET body = 'a b' WHERE id = ?", (bad,))
+    db.commit()
+    db.close()
+    again = Cli()("--store", str(project), "db", "copy", "--to", pg_url, "--json")
+    assert again.exit_code == 0, again.stderr
+    assert again.json()["outcome"] == "resumed"

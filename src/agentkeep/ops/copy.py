@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentkeep.errors import Conflict, Corrupt, InvalidInput
+from agentkeep.errors import Conflict, Corrupt, InvalidInput, StorageError
 from agentkeep.failpoints import failpoint
 from agentkeep.migrations import SCHEMA_VERSION
 from agentkeep.record import Record
@@ -380,7 +380,15 @@ class _Copier:
             self._files(table.name, rows)
             last = [values[-1][i] for i in key_at]
             with self.dest.transaction() as tx:
-                tx.conn.executemany(insert, values)
+                try:
+                    tx.conn.executemany(insert, values)
+                except (InvalidInput, StorageError) as exc:  # a value the destination refuses
+                    first = [values[0][i] for i in key_at]
+                    raise type(exc)(
+                        f"cannot copy {table.name} (the batch from key {first}) into "
+                        f"{self.dest.db_path}: {exc.message}",
+                        hint=exc.hint,
+                    ) from exc
                 failpoint("copy:before_commit")
                 _upsert(tx.conn, {_key(table): json.dumps(last)})
             failpoint("copy:batch")
