@@ -160,6 +160,7 @@ def hashes(result: Any) -> dict[str, tuple[int, str]]:
 # -- round trip ----------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("the round trip starts on SQLite; its second half copies from PostgreSQL")
 def test_sqlite_to_postgres_to_sqlite_gives_the_same_records_and_hashes(
     store: agentkeep.Store, project: Path, tmp_path: Path, pg_url: str
 ) -> None:
@@ -209,7 +210,7 @@ def test_sqlite_to_postgres_to_sqlite_gives_the_same_records_and_hashes(
     }
 
 
-def test_a_copy_between_sqlite_stores_carries_the_files_and_search(
+def test_a_copy_into_a_directory_carries_the_files_and_search(
     store: agentkeep.Store, tmp_path: Path
 ) -> None:
     populate(store)
@@ -305,9 +306,15 @@ def test_a_destination_holding_other_data_is_refused(
 
 
 def test_the_destination_cannot_be_the_source(store: agentkeep.Store, project: Path) -> None:
+    """Not its own directory: on SQLite that is the store itself; a project on a server
+    has no database there, and no SQLite store is made beside its settings."""
     store.add_task("ours")
-    result = Cli()("--store", str(project), "db", "copy", "--to", str(project))
-    assert result.exit_code != 0 and "is the store being copied" in result.stderr
+    config = (project / ".agentkeep" / "config.toml").read_bytes()
+    result = Cli()("--store", str(project), "db", "copy", "--to", str(project), "--json")
+    assert result.exit_code in (3, 5), result.stderr
+    assert "is the store being copied" in result.stderr or "holds files but no" in result.stderr
+    assert (project / ".agentkeep" / "config.toml").read_bytes() == config
+    assert [t.title for t in store.list_tasks()] == ["ours"]
 
 
 def test_a_copy_that_differs_from_its_source_fails_and_names_the_table(
@@ -412,6 +419,7 @@ def test_a_source_at_an_older_schema_is_refused_before_a_destination_is_made(
     assert not (tmp_path / "copy").exists()
 
 
+@pytest.mark.sqlite_only("writes NUL into the source by hand, which only SQLite text can hold")
 def test_a_value_postgresql_cannot_hold_fails_naming_the_table(
     store: agentkeep.Store, project: Path, pg_url: str
 ) -> None:

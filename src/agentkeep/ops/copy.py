@@ -208,41 +208,59 @@ def _destination(store: Store, target: str) -> Iterator[Store]:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return
-    store_dir = _prepare_directory(store, Path(target))
-    dest = open_store(store_dir, create=True, url="")
+    dest = open_store(_directory_store(Path(target)), create=True, url="")
     try:
         _refuse_same(store, dest)
+        _settle_directory(store, dest)
         yield dest
     finally:
         dest.close()
 
 
-def _prepare_directory(store: Store, target: Path) -> Path:
-    """The ``.agentkeep`` directory of the project directory ``target``, made with its
-    config (the source's settings, on SQLite) and .gitignore when it is new."""
-    from agentkeep.config import default_config_toml, set_in_file
-    from agentkeep.files import PRIVATE_DIR, write_new_file
+def _directory_store(target: Path) -> Path:
+    """The ``.agentkeep`` directory of the project directory ``target``, made (empty) when
+    there is none; Conflict when it holds files but no database (a project whose store is
+    on a server, or the remains of one): a SQLite store is never made among them."""
+    from agentkeep.files import PRIVATE_DIR
     from agentkeep.paths import DB_NAME, STORE_DIRNAME
-    from agentkeep.store import GITIGNORE
 
     root = target.expanduser().absolute()
     store_dir = root if root.name == STORE_DIRNAME else root / STORE_DIRNAME
     if (store_dir / DB_NAME).exists():
         return store_dir
+    if store_dir.is_dir() and any(store_dir.iterdir()):
+        raise Conflict(
+            f"{store_dir} holds files but no SQLite store (a project whose store is on a "
+            "server, or what is left of one)",
+            hint="copy into a new directory",
+        )
     if not store_dir.parent.parent.is_dir() or store_dir.parent.is_file():
         raise InvalidInput(f"cannot make a project directory at {store_dir.parent}")
     try:
         store_dir.parent.mkdir(exist_ok=True)
         store_dir.mkdir(exist_ok=True, mode=PRIVATE_DIR)
-        config = store.store_dir / "config.toml"
-        text = config.read_bytes() if config.is_file() else default_config_toml().encode()
-        write_new_file(store_dir / "config.toml", text)
-        write_new_file(store_dir / ".gitignore", GITIGNORE.encode("utf-8"))
     except OSError as exc:
         raise InvalidInput(f"cannot create {store_dir}: {exc.strerror}") from exc
-    if store.config["store.url"]:
-        set_in_file(store_dir / "config.toml", "store.url", "")  # the copy is on SQLite
     return store_dir
+
+
+def _settle_directory(store: Store, dest: Store) -> None:
+    """The new SQLite store's config (the source's settings, without a server URL) and
+    .gitignore, as `agentkeep init` writes them; kept when they exist (a resumed copy)."""
+    from agentkeep.config import default_config_toml, set_in_file
+    from agentkeep.files import ensure_reserve, write_new_file
+    from agentkeep.store import GITIGNORE
+
+    config = store.store_dir / "config.toml"
+    try:
+        text = config.read_bytes() if config.is_file() else default_config_toml().encode()
+        wrote = write_new_file(dest.store_dir / "config.toml", text)
+        write_new_file(dest.store_dir / ".gitignore", GITIGNORE.encode("utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot write to {dest.store_dir}: {exc.strerror}") from exc
+    if wrote and store.config["store.url"]:
+        set_in_file(dest.store_dir / "config.toml", "store.url", "")  # the copy is on SQLite
+    ensure_reserve(dest.store_dir)  # as init: lets gc work on a full disk
 
 
 def _refuse_same(store: Store, dest: Store) -> None:
