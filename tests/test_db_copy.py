@@ -1,17 +1,14 @@
 """`agentkeep db copy --to URL|DIR` (issue 12, "Moving between backends") on real stores: a
 real PostgreSQL, real files, a real copying process killed with SIGKILL at failpoints.
 
-The PostgreSQL side needs ``AGENTKEEP_TEST_PG_DSN`` (``scripts/test`` starts a server and
-sets it); without it those tests skip, and fail under ``AGENTKEEP_REQUIRE_ALL_TESTS=1``.
+PostgreSQL comes from tests/helpers/pg.py (``pg_url``, ``pg_server``); without a server those
+tests skip, and fail under ``AGENTKEEP_REQUIRE_ALL_TESTS=1``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +18,10 @@ import agentkeep
 from agentkeep.errors import Conflict, Corrupt
 from agentkeep.ops.copy import DERIVED, TABLES, copy_store
 
-from conftest import Cli, git, run_agentkeep, skip_or_fail
+from conftest import Cli, git, run_agentkeep
 from secretgen import generate
 
-PG_DSN = os.environ.get("AGENTKEEP_TEST_PG_DSN", "")  # read before the tests clear AGENTKEEP_*
 DESTINATIONS = ["sqlite", "postgres"]
-
-
-def _with_schema(dsn: str, schema: str) -> str:
-    return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A URL naming a new, empty PostgreSQL schema of the test server; dropped afterwards."""
-    if not PG_DSN:
-        skip_or_fail("no PostgreSQL to test against (AGENTKEEP_TEST_PG_DSN is not set)")
-    import psycopg
-
-    schema = f"t_copy_{uuid.uuid4().hex[:12]}"
-    yield _with_schema(PG_DSN, schema)
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def new_project(where: Path) -> Path:
@@ -335,10 +314,8 @@ def test_a_copy_that_differs_from_its_source_fails_and_names_the_table(
     assert "notes (3 rows in the source, 2 in the copy)" in result.error()["error"]
 
 
-def test_every_table_is_copied_or_derived(tmp_path: Path, pg_url: str) -> None:
+def test_every_table_is_copied_or_derived(tmp_path: Path, pg_url: Any, pg_server: Any) -> None:
     """A table a later migration adds must be named in TABLES or DERIVED, on both backends."""
-    import psycopg
-
     copied = {t.name for t in TABLES}
     assert not copied & DERIVED
     root = new_project(tmp_path / "p")
@@ -349,10 +326,9 @@ def test_every_table_is_copied_or_derived(tmp_path: Path, pg_url: str) -> None:
     assert names - derived_here - DERIVED == copied
     (tmp_path / "q").mkdir()
     agentkeep.open(tmp_path / "q", url=pg_url, create=True).close()
-    schema = pg_url.rsplit("schema=", 1)[1]
-    with psycopg.connect(PG_DSN) as conn:
+    with pg_server.connect() as conn:
         rows = conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,)
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (pg_url.schema,)
         ).fetchall()
     pg_names = {r[0] for r in rows}
     assert {n for n in pg_names if "_fts" not in n} - DERIVED == copied
