@@ -44,6 +44,7 @@ RECORDS = {
     "prime --json": "agentkeep.services.prime:Prime",
     "resume plan": "agentkeep.resume:ResumePlan",
     "db accept": "agentkeep.store:AcceptResult",
+    "db copy": "agentkeep.ops.copy:CopyResult",
 }
 
 # Documented shapes with no dataclass behind them (checked by their commands' own tests).
