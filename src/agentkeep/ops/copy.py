@@ -93,6 +93,9 @@ TABLES: tuple[CopiedTable, ...] = (
 # and migrations (meta, where the copy's progress goes too), its row counts and its
 # full-text index with its watermark (search_index; SQLite's *_fts tables).
 DERIVED = frozenset({"meta", "row_counts", "search_index"})
+# A PostgreSQL store's shared copies of its files (issue 12, "Bulk bytes for teams"): they
+# travel as files (_share_files), not as rows.
+SHARED_BYTES = frozenset({"blobs", "blob_chunks"})
 
 PROGRESS = "copy."  # meta keys: copy.source, copy.<table>, copy.finished_at
 DONE = "done"
@@ -515,8 +518,10 @@ class _Copier:
 def _share_files(store: Store, dest: Store, table: str, rows: Sequence[Row]) -> int:
     """The hook point for a PostgreSQL destination's bulk bytes. Sealed streams and
     artifact objects are to live in storage the team shares (issue 12, "Bulk bytes for
-    teams"); until that lands they stay in the source project's directory, and this
-    returns how many files of ``rows`` the destination does not hold."""
+    teams": the backend's blobs, rows of SHARED_BYTES); until that lands they stay in the
+    source project's directory, and this returns how many files of ``rows`` the
+    destination does not hold. With it, each file goes in with the batch's rows (in its
+    transaction), and one the source directory lacks comes from the source's blobs."""
     return len(rows)
 
 
