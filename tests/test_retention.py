@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import string
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -332,25 +333,28 @@ def test_archive_keeps_files_and_rows_before_deleting(
 def test_deleting_many_rows_shrinks_the_database_file(
     project: Path, store: agentkeep.Store
 ) -> None:
-    filler = "y" * 6000
+    # Letters at random: PostgreSQL compresses a long value, and "y" * 6000 took a few
+    # dozen bytes there (SQLite stores it whole).
+    filler = "".join(random.Random(300).choices(string.ascii_lowercase + " ", k=6000))
     ids = [
         store.add_artifact(f"{n}".encode(), kind="payload", data={"preview": filler}).item.id
         for n in range(300)
     ]
     age(store, "artifacts", ids)
-    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    store.maintenance.checkpoint()
     before = store.schema_status()
-    size_before = store.db_path.stat().st_size
+    size_before = store.status().db_bytes
     with policy(project, payload__max_age_days=1) as gcs:
         result = apply_gc(gcs)
     with agentkeep.open(project) as reopened:
         after = reopened.schema_status()
         assert_no_row_without_file(reopened)
+        size_after = reopened.status().db_bytes
     assert result.plan.artifacts == 300
     assert after.freelist_count == 0
     # The artifact rows held ~1.8 MB; the pages are returned, not kept on the free list.
     assert after.page_count * after.page_size < before.page_count * before.page_size - 1_000_000
-    assert store.db_path.stat().st_size < size_before - 1_000_000
+    assert size_after < size_before - 1_000_000
     assert result.db_bytes_reclaimed > 1_000_000
 
 
@@ -367,7 +371,8 @@ def test_a_crash_during_gc_leaves_orphan_files_never_rows_without_files(
     age(store, "streams", streams)
     age(store, "artifacts", [a.id for a in artifacts])
     config = project / ".agentkeep" / "config.toml"
-    config.write_text("[retention.streams]\nmax_age_days = 1\n[retention.log]\nmax_age_days = 1\n")
+    with config.open("a") as settings:  # after the store's own (a PostgreSQL store's URL)
+        settings.write("[retention.streams]\nmax_age_days = 1\n[retention.log]\nmax_age_days = 1\n")
     before = file_bytes(store.store_dir)
     done = run_agentkeep("gc", "--apply", cwd=project, env={"AGENTKEEP_FAILPOINT": point})
     assert done.returncode == -signal.SIGKILL, done.stderr
@@ -455,8 +460,8 @@ def test_gc_under_a_file_size_limit(project: Path, store: agentkeep.Store) -> No
     EFBIG (StorageFull) while gc's own small writes still fit."""
     old = [store.add_artifact(os.urandom(100_000), kind="file").item for _ in range(3)]
     age(store, "artifacts", [a.id for a in old])
-    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    limit = max(store.db_path.stat().st_size * 2, 1024 * 1024)
+    store.maintenance.checkpoint()
+    limit = max(store.status().db_bytes * 2, 1024 * 1024)
     done = subprocess.run(
         [sys.executable, "-c", _LIMITED_GC, str(project), str(limit)],
         capture_output=True,
@@ -634,7 +639,10 @@ def test_usage_bar_chart_on_a_terminal() -> None:
     assert "█" not in render_usage(report, bars=False)
 
 
-@pytest.mark.sqlite_only("the usage cache is keyed on SQLite's files")
+@pytest.mark.sqlite_only(
+    "PostgreSQL's bytes per table are file sizes, measured every time (nothing kept); "
+    "test_pg_maintenance checks them"
+)
 def test_usage_measures_the_tables_again_only_after_a_write(
     store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
