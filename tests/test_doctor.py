@@ -315,15 +315,21 @@ def test_database_damage_blocks_repairs(store: agentkeep.Store, project: Path) -
     stray = store.store_dir / "objects" / "sha256" / "00" / ("11" * 32)
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"x")
-    conn = sqlite3.connect(store.db_path)
-    conn.execute("PRAGMA foreign_keys = OFF")
-    conn.execute(
+    orphan = (
         "INSERT INTO artifacts (sha256, kind, size, data, created_at) "
-        "VALUES (?, 'file', 1, '{}', '2025-01-01T00:00:00Z')",
-        ("22" * 32,),
+        "VALUES (?, 'file', 1, '{}', '2025-01-01T00:00:00Z')"
     )
-    conn.commit()
-    conn.close()
+    if store.backend.name == "postgres":
+        # PostgreSQL enforces the reference unless the table's triggers are off.
+        store._conn.execute("ALTER TABLE artifacts DISABLE TRIGGER ALL")
+        store._conn.execute(orphan, ("22" * 32,))
+        store._conn.execute("ALTER TABLE artifacts ENABLE TRIGGER ALL")
+    else:
+        conn = sqlite3.connect(store.db_path)
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute(orphan, ("22" * 32,))
+        conn.commit()
+        conn.close()
     report = repair(store)
     assert not report.ok
     found = checks(report)
@@ -374,6 +380,10 @@ def test_doctor_rehashes_only_what_changed_and_full_rehashes_all(
     assert result.exit_code == 1 and len(hashed) == 3
 
 
+@pytest.mark.sqlite_only(
+    "a PostgreSQL store has no database file to key the record on: its catalog check "
+    "runs every time (test_pg_maintenance)"
+)
 def test_doctor_page_checks_the_database_only_when_it_changed(
     store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
