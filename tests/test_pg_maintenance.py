@@ -395,6 +395,26 @@ def test_sizes_follow_the_data_and_vacuum_returns_emptied_pages(
     assert maint.integrity(full=True) == ["ok"]
 
 
+def test_reclaim_leaves_a_table_another_vacuum_holds(url: str) -> None:
+    """Another machine's VACUUM (its lock, held here by hand) is not waited for: reclaim
+    returns instead of failing with Busy after the lock timeout, and does the rest."""
+    holder = connect(url)
+    short = connect(url, busy_timeout_ms=200)
+    try:
+        add_notes(short, 100)
+        short.execute("DELETE FROM tasks")  # the notes go with their task
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE tasks IN SHARE UPDATE EXCLUSIVE MODE")
+        maintenance = PostgresMaintenance(short, expected=expected_objects([SCHEMA]))
+        before = maintenance.table_bytes()
+        maintenance.reclaim()
+        after = maintenance.table_bytes()
+        assert after["notes"] < before["notes"] and after["tasks"] == before["tasks"]
+    finally:
+        holder.close()
+        short.close()
+
+
 # -- snapshots and the writer lock --------------------------------------------------------
 
 

@@ -496,14 +496,16 @@ class PostgresMaintenance:
     # -- space --------------------------------------------------------------------------
 
     def reclaim(self) -> None:
-        """``VACUUM (ANALYZE)`` of the schema's tables (see the module docstring). Rows
-        deleted are reclaimed once no transaction that began before the delete is still
-        open (another machine's long read keeps them)."""
+        """``VACUUM (ANALYZE, SKIP_LOCKED)`` of the schema's tables (see the module
+        docstring). Rows deleted are reclaimed once no transaction that began before the
+        delete is still open (another machine's long read keeps them). A table another
+        VACUUM holds (another machine's gc, a manual one) is left to it rather than
+        waited for: the space is returned either way, and gc's rows are committed."""
         schema = self._conn.schema
         tables = sorted(str(r[0]) for r in self._rows(_TABLES, (schema,)))
         if tables:
             names = ", ".join(_qualified(schema, t) for t in tables)
-            self._conn.execute(f"VACUUM (ANALYZE) {names}")
+            self._conn.execute(f"VACUUM (ANALYZE, SKIP_LOCKED) {names}")
 
     def checkpoint(self) -> None:
         """Nothing: PostgreSQL checkpoints on its own schedule, its WAL is the server's,
