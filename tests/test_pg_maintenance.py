@@ -477,10 +477,42 @@ def test_the_writer_lock_holds_a_second_writer_until_it_is_left(
         other.close()
 
 
-def test_a_database_backup_names_the_way_to_copy_it(
-    maint: PostgresMaintenance, tmp_path: Path
+def test_a_database_backup_is_a_sqlite_store_with_the_same_rows(
+    schema: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(InvalidInput) as raised:
-        maint.backup_to(tmp_path / "state.db")
-    assert "agentkeep db copy" in (raised.value.hint or "")
-    assert not (tmp_path / "state.db").exists()
+    """backup_to writes the store into a new SQLite database at the same schema version:
+    every row of every table, the row counts rebuilt by SQLite's triggers to the same
+    figures, private, and complete (the check passes)."""
+    import sqlite3
+
+    from agentkeep.backends.sqlite.maintenance import inspect_file
+
+    project = tmp_path / "project"
+    project.mkdir()
+    agentkeep.init_store(project, url=_url(schema))
+    with agentkeep.open(project) as store:
+        first = store.add_task("first", body="ünïcødé ✓", labels=["a"]).item
+        store.add_task("second", depends_on=[first.id])
+        store.claim_task(first.id, "agent-1")
+        store.add_note("handoff", "half done", task_id=first.id)
+        store.add_artifact(b"bytes\n" * 100, kind="log", name="run.log")
+        store.record_event("custom", data={"nested": [1, 2.5, None]})
+        dest = tmp_path / "backups" / "state.db"
+        store.backup(dest)
+        with store.maintenance.snapshot() as read:
+            tables = ("tasks", "task_deps", "notes", "artifacts", "objects", "events", "meta")
+            expected = {t: read.rows(f"SELECT * FROM {t} ORDER BY 1") for t in tables}
+            counts = dict(read.rows("SELECT name, n FROM row_counts WHERE n > 0"))
+    assert inspect_file(dest) == (["ok"], 8)
+    assert dest.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["state.db"]  # no work file left
+    copy = sqlite3.connect(f"file:{dest}?mode=ro", uri=True)
+    try:
+        for table, rows in expected.items():
+            got = copy.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+            assert got == [tuple(r) for r in rows], table
+        assert dict(copy.execute("SELECT name, n FROM row_counts WHERE n > 0")) == counts
+    finally:
+        copy.close()
+    with agentkeep.open(project) as store, pytest.raises(InvalidInput, match="already exists"):
+        store.backup(dest)

@@ -30,7 +30,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import os
 import re
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +47,7 @@ from agentkeep.backends.postgres.connection import (
     translate,
     translate_error,
 )
-from agentkeep.errors import AgentkeepError, Corrupt, InvalidInput
+from agentkeep.errors import AgentkeepError, Corrupt
 
 # Problems listed per kind before "… and N more" (the protocol wants a few lines).
 _MAX_LINES = 20
@@ -514,11 +516,41 @@ class PostgresMaintenance:
     # -- copies, snapshots, locks -------------------------------------------------------
 
     def backup_to(self, dest: Path) -> None:
-        raise InvalidInput(
-            "a PostgreSQL store's database is not backed up to a file by agentkeep backup",
-            hint="copy the store into a SQLite one with `agentkeep db copy`, or back up the "
-            "server with pg_dump (docs/postgres-maintenance.md)",
-        )
+        """A consistent copy of the store as a new SQLite database at ``dest`` (what
+        ``restore`` and a full backup read): every row as one snapshot saw it, written
+        into SQLite's schema at the same version in reference order, then published by
+        SQLite's own online backup (private, fsynced, renamed into place). Writers keep
+        writing. Row counts and the full-text index are rebuilt by SQLite's triggers
+        (messages by its next search catch-up), not copied. O(rows); ``agentkeep db
+        copy`` is the resumable, verified way for a large store."""
+        from agentkeep.backends.sqlite import connection as sqlite
+        from agentkeep.files import check_database_files, translate_os_error
+        from agentkeep.migrations import MIGRATIONS, migrate
+
+        check_database_files(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        build = dest.with_name(f"{dest.name}.build-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            with self.snapshot() as read:
+                version = read.scalar("SELECT value FROM meta WHERE key = 'schema_version'")
+                target = sqlite.connect(build)
+                try:
+                    steps = [m for m in MIGRATIONS if m.version <= version]
+                    migrate(target, backup_dir=None, app_version="backup", migrations=steps)
+                    with sqlite.write_transaction(target):
+                        for table in _copy_order(read, self._conn.schema):
+                            _copy_table(read, target, table)
+                    sqlite.backup_to(target, dest)
+                finally:
+                    target.close()
+        finally:
+            # Our own work files, finished or failed: the database (its WAL went with
+            # the clean close) and its writer lock file.
+            for path in (build, build.with_name(build.name + ".lock")):
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    raise translate_os_error(exc, str(path)) from exc
 
     def snapshot(self) -> contextlib.AbstractContextManager[Snapshot]:
         return _read_transaction(self._conn)
@@ -589,6 +621,48 @@ _FOREIGN_KEYS = (
     " JOIN pg_class p ON p.oid = co.confrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
     " WHERE n.nspname = ? AND co.contype = 'f' ORDER BY c.relname, co.conname"
 )
+
+
+# Not copied into a SQLite backup: kept there by its own triggers (row_counts), or this
+# backend's search side tables (SQLite's FTS tables of the same names are its own).
+_NOT_COPIED = {"row_counts", *(f"{table}_fts" for table, _ in _INDEXED)}
+
+
+def _copy_order(read: Snapshot, schema: str) -> list[str]:
+    """The schema's tables, each after the tables it references (rows referring to their
+    own table come in id order, after their parent)."""
+    tables = sorted(str(r[0]) for r in read.rows(_TABLES, (schema,)))
+    parents: dict[str, set[str]] = {t: set() for t in tables}
+    for table, parent, *_ in read.rows(_FOREIGN_KEYS, (schema,)):
+        if table != parent and table in parents:
+            parents[table].add(str(parent))
+    ordered: list[str] = []
+    while parents:
+        ready = sorted(t for t, p in parents.items() if not p - set(ordered))
+        if not ready:  # a cycle: no schema of ours has one; copy the rest as it comes
+            ready = sorted(parents)
+        ordered += ready
+        for table in ready:
+            del parents[table]
+    return [t for t in ordered if t not in _NOT_COPIED]
+
+
+def _copy_table(read: Snapshot, target: Any, table: str) -> None:
+    """Every row of ``table`` into the same table of the SQLite ``target``: the columns
+    both have (a generated column is the target's to compute), in key order."""
+    present = target.execute(f"SELECT * FROM {table} LIMIT 0").description
+    if present is None:
+        return
+    theirs = {column[0] for column in present}
+    columns = [c for c in read.columns(table) if c in theirs]
+    if not columns:
+        return
+    names = ", ".join(_ident(c) for c in columns)
+    insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    if table == "meta":  # the migrations wrote their rows: the store's values win
+        insert += " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    for batch in read.batches(f"SELECT {names} FROM {table} ORDER BY 1", size=1000):
+        target.executemany(insert, [tuple(row) for row in batch])
 
 
 def _ident(name: str) -> str:
