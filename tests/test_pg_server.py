@@ -250,6 +250,13 @@ def test_backend_legs(
         assert isinstance(backend_url, PgUrl) and backend_url.schema in backend_url and marked
 
 
+def test_the_store_fixtures_postgres_leg_is_marked(
+    store: object, store_backend: str, request: pytest.FixtureRequest
+) -> None:
+    marked = request.node.get_closest_marker("postgres") is not None
+    assert marked == (store_backend == "postgres")
+
+
 def test_external_dsns_are_understood() -> None:
     tcp = PgServer("postgresql://ak@db.example:6543/team")
     assert (tcp.socket_dir, tcp.port, tcp.dbname) == (None, 6543, "team")

@@ -32,8 +32,9 @@ Fixtures:
       @pytest.mark.parametrize("backend", BACKENDS)  # the same, spelled out
       def test_other(backend: str, backend_url: str | None) -> None: ...
 
-Tests that use any of these fixtures (or the ``postgres`` leg of ``backend``) get the
-``postgres`` marker: ``pytest -m 'not postgres'`` leaves them out.
+Tests that use any of these fixtures (or the ``postgres`` leg of ``backend`` or of
+conftest's ``store_backend``) get the ``postgres`` marker: ``pytest -m 'not postgres'``
+leaves them out.
 """
 
 from __future__ import annotations
@@ -424,6 +425,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
-        on_postgres = callspec is not None and callspec.params.get("backend") == "postgres"
+        on_postgres = callspec is not None and "postgres" in (
+            callspec.params.get("backend"),
+            callspec.params.get("store_backend"),  # conftest's store-level parametrisation
+        )
         if names & PG_FIXTURES or on_postgres:
             item.add_marker(pytest.mark.postgres)
