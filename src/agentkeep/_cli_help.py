@@ -69,6 +69,7 @@ HELP = {
         "  setup          Install agentkeep's hooks (or, with --mcp, its MCP...\n"
         '  stats          Sessions, tool calls, failures, tokens and durations per...\n'
         '  status         Show what is in the store: counts, ready tasks, running...\n'
+        "  sync           Store the hook deliveries waiting in this project's spool.\n"
         '  tasks          Record, list, claim and update tasks.\n'
         "  transcript     Export a session's conversation, from any source (hooks...\n"
         '  undo           Revert the last reversible change to an entity (from the...\n'
@@ -135,6 +136,7 @@ HELP = {
         "  setup          Install agentkeep's hooks (or, with --mcp, its MCP server) into Claude Code,...\n"
         '  stats          Sessions, tool calls, failures, tokens and durations per day, agent, model...\n'
         '  status         Show what is in the store: counts, ready tasks, running sessions, size.\n'
+        "  sync           Store the hook deliveries waiting in this project's spool.\n"
         '  tasks          Record, list, claim and update tasks.\n'
         "  transcript     Export a session's conversation, from any source (hooks or imported...\n"
         '  undo           Revert the last reversible change to an entity (from the event ledger).\n'

@@ -56,4 +56,15 @@ class SchemaStatus(Record):
     wal_bytes: int
 
 
-__all__ = ["AcceptResult", "CheckReport", "InitResult", "SchemaStatus"]
+@dataclass(frozen=True)
+class SpoolSync(Record):
+    """What :meth:`Store.sync_spool <agentkeep.store.Store.sync_spool>` (``agentkeep
+    sync``) did with the hook deliveries waiting in the project's spool."""
+
+    backend: str  # sqlite | postgres
+    stored: int  # deliveries applied (found stored already included: each is stored once)
+    quarantined: int  # records moved to spool-quarantine/ (doctor reports them)
+    waiting: int  # records still in the spool (new arrivals, or the writer lock was busy)
+
+
+__all__ = ["AcceptResult", "CheckReport", "InitResult", "SchemaStatus", "SpoolSync"]

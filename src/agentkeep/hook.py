@@ -92,6 +92,7 @@ SETTING_KEYS = (
     "store.max_field_bytes",
     "sessions.idle_minutes",
     "hook.lock_wait_ms",
+    "store.url",
 )
 # Environment variables that change those settings or where the user's config file is.
 _ENV_KEYS = (
@@ -322,6 +323,7 @@ def _valid_settings(values: dict[str, Any]) -> bool:
     return (
         values.get("capture.policy") in capture.POLICIES
         and values.get("store.synchronous") in ("FULL", "NORMAL")
+        and isinstance(values.get("store.url"), str)
         and all(
             type(values.get(key)) is int
             for key in (
@@ -452,6 +454,13 @@ def store_delivery(
     )
     spill_at = min(settings["capture.spill_bytes"], settings["store.max_field_bytes"] // 4)
     big = policy == "full" and len(raw) > spill_at
+    if on_postgres(settings):
+        # The database is across a network: never wait on it (principle 3). The delivery
+        # goes to the local spool, durably, and a drainer stores it (the next CLI or
+        # library write, `agentkeep serve`, `agentkeep sync`); a large payload is spilled
+        # into an artifact by the drainer.
+        spool_delivery(store_dir, source, found, key, at, settings, doc, raw=raw if big else None)
+        return None
     payload: Any = doc
     artifact_id = None
     conn = None
@@ -479,6 +488,12 @@ def store_delivery(
     # record included) so the spool does not wait for the next delivery.
     drain_spool(store_dir, settings, wait_ms=0, budget_s=HOOK_DRAIN_S)
     return None
+
+
+def on_postgres(settings: dict[str, Any]) -> bool:
+    """Whether the store's database is a PostgreSQL (``AGENTKEEP_URL`` or ``store.url``,
+    as :func:`agentkeep.store.store_url` decides): the hook then only spools."""
+    return bool(os.environ.get("AGENTKEEP_URL") or settings.get("store.url"))
 
 
 def _busy(exc: BaseException) -> bool:
@@ -881,6 +896,66 @@ def drain_spool(
     return done
 
 
+def drain_spool_on(
+    conn: Any,
+    store_dir: str,
+    settings: dict[str, Any],
+    *,
+    budget_s: float | None = None,
+    batch: int | None = None,
+) -> Drained:
+    """:func:`drain_spool` through a connection the library holds open (a PostgreSQL
+    store's: the hook never connects to one): the same records, order and idempotency,
+    under ``conn``'s writer discipline. The writer lock (PostgreSQL's advisory lock, one
+    per store across every machine) is held while a batch is listed, applied, committed
+    and removed, so two drainers of one spool never apply a record at once; drainers on
+    other machines drain their own spools, and a delivery stored twice (a drainer killed
+    between COMMIT and removing its records) is found by its dedupe key and not stored
+    again. Raises :class:`agentkeep.errors.Busy` when the server is unreachable (what was
+    committed before stays; the records left stay for the next drainer)."""
+    from agentkeep.errors import Busy, InvalidInput
+
+    done = Drained()
+    if _draining or not spool.pending(store_dir):
+        return done
+    refusals = (*REFUSALS, InvalidInput)  # the backend's refusal of one delivery
+    with _not_draining():
+        stop = None if budget_s is None else time.monotonic() + budget_s
+        while spool.pending(store_dir):
+            now = time.monotonic()
+            if stop is not None and now >= stop:
+                done.left = True
+                break
+            batch_end = now + LIBRARY_DRAIN_S if stop is None else min(stop, now + LIBRARY_DRAIN_S)
+            try:
+                conn.lock_writers()
+            except Busy:
+                if conn.in_transaction:  # not a lock timeout: the server went away
+                    raise
+                done.left = True  # other writers kept it: they, or the next writer, drain
+                break
+            try:
+                conn.execute("BEGIN")
+                try:
+                    drained = _drain_into(conn, store_dir, settings, batch_end, batch, refusals)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.rollback()
+                    raise
+                _drained(store_dir, drained.applied)  # under the lock: no drainer sees them
+            finally:
+                conn.unlock_writers()
+            done.applied += len(drained.applied)
+            done.quarantined += drained.quarantined
+            if drained.spill is not None:
+                if not _spill_record(conn, store_dir, drained.spill, settings):
+                    done.left = True
+                    break
+            elif drained.complete:
+                break
+    return done
+
+
 def _drain_batches(
     conn: FastConnection,
     store_dir: str,
@@ -946,6 +1021,7 @@ def _drain_into(
     settings: dict[str, Any],
     deadline: float,
     limit: int | None = None,
+    refusals: tuple[type[BaseException], ...] = REFUSALS,
 ) -> _Batch:
     """Apply spooled records, oldest first, inside the open transaction until
     ``deadline`` (at least two, so every drain makes progress) or ``limit`` records."""
@@ -957,6 +1033,13 @@ def _drain_into(
     for reason in rejected:
         log_failure(store_dir, "spool", HookError(f"a spooled delivery was quarantined ({reason})"))
     batch.quarantined = len(rejected)
+    refused: tuple[type[BaseException], ...] = (
+        OSError,
+        spool.SpoolError,
+        capture.CaptureError,
+        HookError,
+        *refusals,
+    )
     for path in paths:
         if len(batch.applied) == limit or (
             len(batch.applied) >= 2 and time.monotonic() >= deadline
@@ -972,7 +1055,7 @@ def _drain_into(
             _apply_record(conn, store_dir, record, settings)
         except FileNotFoundError:
             continue
-        except (OSError, spool.SpoolError, capture.CaptureError, HookError, *REFUSALS) as exc:
+        except refused as exc:
             _quarantine(store_dir, path, exc)
             batch.quarantined += 1
             continue

@@ -172,6 +172,46 @@ def walk_up(here: str) -> str | None:
     return None
 
 
+def holds_store(candidate: str) -> bool:
+    """Whether the directory ``candidate`` is a store: it holds the SQLite database, or
+    its config names a PostgreSQL one (:func:`store_url_of`). The database is looked for
+    first, so a SQLite store costs one ``stat`` as before."""
+    if os.path.isfile(os.path.join(candidate, DB_NAME)):
+        return True
+    return bool(store_url_of(candidate))
+
+
+MAX_CONFIG_BYTES = 64 * 1024  # config.MAX_CONFIG_BYTES (not imported: the hook's path)
+
+
+def store_url_of(store_dir: str) -> str:
+    """The PostgreSQL URL of the store in ``store_dir`` ("" for SQLite), as
+    :func:`agentkeep.store.store_url` would find it, with the standard library only:
+    ``AGENTKEEP_URL`` (or ``AGENTKEEP_STORE_URL``) when the directory has a config.toml,
+    else ``store.url`` in that file. Defensive: a config file that cannot be read or
+    parsed names no URL here (opening the store reports what is wrong with it)."""
+    config = os.path.join(store_dir, "config.toml")
+    for name in ("AGENTKEEP_URL", "AGENTKEEP_STORE_URL"):
+        url = os.environ.get(name)
+        if url:
+            return url if os.path.isfile(config) else ""
+    try:
+        data = read_small_file(config, MAX_CONFIG_BYTES, follow_links=False)
+    except OSError:
+        return ""
+    if b"postgres" not in data:  # what init writes is all comments: no TOML parse
+        return ""
+    import tomllib
+
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):  # TOMLDecodeError is a ValueError
+        return ""
+    store = doc.get("store")
+    url = store.get("url") if isinstance(store, dict) else None
+    return url if isinstance(url, str) else ""
+
+
 def main_worktree_of(dot_git_file: str) -> str | None:
     """The main worktree of a linked worktree, from its ``.git`` file (``gitdir: …``) and
     that directory's ``commondir``, as ``git rev-parse --git-common-dir`` would find it

@@ -102,7 +102,13 @@ class _DeferredMethod:
 
 
 if TYPE_CHECKING:
-    from agentkeep._store_results import AcceptResult, CheckReport, InitResult, SchemaStatus
+    from agentkeep._store_results import (
+        AcceptResult,
+        CheckReport,
+        InitResult,
+        SchemaStatus,
+        SpoolSync,
+    )
     from agentkeep.backends.base import Maintenance
     from agentkeep.hook import Drained
     from agentkeep.models import Project, Redaction
@@ -849,14 +855,51 @@ class Store(StoreBase):
         store_dir = str(self.store_dir)
         if self._refusal is not None or not spool_pending(store_dir):
             return None
-        from agentkeep import hook
-
-        settings = {key: self.config[key] for key in hook.SETTING_KEYS}
         try:
-            return hook.drain_spool(store_dir, settings)
+            return self._drain_spool()
         except Exception as exc:  # the records stay; doctor reports them
+            from agentkeep import hook
+
             hook.log_failure(store_dir, "spool", exc)
             return None
+
+    _spool_unreported = 0  # deliveries drained (at open, before writes) not yet reported
+
+    def _drain_spool(self, *, wait_ms: int | None = None) -> Drained:
+        from agentkeep import hook
+
+        store_dir = str(self.store_dir)
+        settings = {key: self.config[key] for key in hook.SETTING_KEYS}
+        if self.backend.name == "postgres":  # the hook never connects: drain through ours
+            done = hook.drain_spool_on(self._conn, store_dir, settings)
+        else:
+            done = hook.drain_spool(store_dir, settings, wait_ms=wait_ms)
+        self._spool_unreported += done.applied
+        return done
+
+    def sync_spool(self) -> SpoolSync:
+        """Store the hook deliveries waiting in ``.agentkeep/spool/`` now and say what was
+        done (``agentkeep sync``): on a PostgreSQL project the hook only spools, and this,
+        any write, or ``agentkeep serve`` sends them. Counts what this store drained since
+        it was opened or last asked. Unlike :meth:`drain_spool`, a failure raises (the
+        server unreachable: :class:`~agentkeep.errors.Busy`); the records stay."""
+        from agentkeep._store_results import SpoolSync
+
+        self.check_writable()
+        store_dir = str(self.store_dir)
+        quarantined = 0
+        if spool_pending(store_dir):
+            # An explicit sync waits for the writer lock as any write does.
+            quarantined = self._drain_spool(
+                wait_ms=self.config["store.busy_timeout_ms"]
+            ).quarantined
+        stored, self._spool_unreported = self._spool_unreported, 0
+        return SpoolSync(
+            backend=self.backend.name,
+            stored=stored,
+            quarantined=quarantined,
+            waiting=spool_status(store_dir).waiting,
+        )
 
     def project(self, *, name: str | None = None) -> Project:
         """This store's project row (created on first use)."""
@@ -1020,7 +1063,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-_RESULTS = ("AcceptResult", "CheckReport", "InitResult", "SchemaStatus")
+_RESULTS = ("AcceptResult", "CheckReport", "InitResult", "SchemaStatus", "SpoolSync")
 
 
 def __getattr__(name: str) -> Any:

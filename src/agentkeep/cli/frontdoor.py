@@ -108,7 +108,10 @@ def human_status(data: dict[str, Any]) -> str:
         f"redacted  {counts['redactions']} value(s) kept off disk",
     ]
     if data.get("spooled"):
-        lines.append(f"spool     {data['spooled']} hook delivery(ies) waiting for the writer lock")
+        lines.append(
+            f"spool     {data['spooled']} hook delivery(ies) waiting"
+            " (the next write or `agentkeep sync` stores them)"
+        )
     return "\n".join(lines)
 
 

@@ -61,6 +61,7 @@ COMMANDS: dict[str, str] = {
     "serve": "agentkeep.cli.serve_cmd:serve",
     "server": "agentkeep.cli.serve_cmd:server",
     "mcp": "agentkeep.cli.mcp_cmd:mcp",
+    "sync": "agentkeep.cli.sync_cmd:sync",
 }
 
 
