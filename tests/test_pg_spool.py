@@ -139,6 +139,7 @@ def test_the_hook_only_spools_and_imports_no_psycopg(
     assert len(spooled(root)) == len(deliveries)
     assert stored_keys(pg_url) == []  # the hook never connected
     assert "agentkeep.spool" in imported
+    assert "tomllib" not in imported  # the store's URL read without a TOML parser
     assert not [m for m in everything if m.split(".")[0] in ("psycopg", "psycopg_binary")]
     assert {m for m in imported if m.startswith("agentkeep")} <= ALLOWED_OWN
     stdlib = sys.stdlib_module_names | {"_sha2"}
@@ -165,6 +166,38 @@ def test_the_cached_settings_say_postgres_after_the_first_delivery(
     cached = json.loads((root / ".agentkeep" / ".hook-config.json").read_text())
     assert cached["values"]["store.url"] == pg_url
     assert len(spooled(root)) == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[store]\nurl = "postgresql:///a?schema=s1"\n',
+        '[store]\nurl = "postgresql:///a"  # the team\'s\n[capture]\npolicy = "full"\n',
+        'store.url = "postgresql:///b"\n[other]\nurl = "postgresql:///no"\n',
+        '[other]\nstore.url = "postgresql:///no"\n',
+        '[other]\nurl = "postgresql:///no"\n[store]\nsynchronous = "FULL"\n',
+        '# url = "postgresql:///commented"\n[store]\n# url = "postgresql:///no"\n',
+        "[store]\nurl = 'postgresql:///literal'\n",
+        '[ store ]\nurl = "postgresql:///spaced"\n',
+        'store = { url = "postgresql:///inline" }\n',
+        '[store]\nurl = "postgresql:///broken\n',
+        '[store]\nurl = "sqlite-is-empty"\n',
+    ],
+)
+def test_the_store_url_is_read_as_tomllib_reads_it(tmp_path: Path, text: str) -> None:
+    """Store discovery (the hook's, the CLI's) reads store.url without tomllib when it can;
+    whatever the form, it agrees with tomllib (a file tomllib refuses names no URL)."""
+    import tomllib
+
+    from agentkeep.paths import store_url_of
+
+    (tmp_path / "config.toml").write_text(text)
+    try:
+        want = tomllib.loads(text).get("store", {}).get("url", "")
+    except tomllib.TOMLDecodeError:
+        want = ""
+    want = want if "postgres" in text else ""  # not a PostgreSQL URL: not read at all
+    assert store_url_of(str(tmp_path)) == want
 
 
 # -- drainers ---------------------------------------------------------------------------------
