@@ -290,6 +290,26 @@ def test_opening_and_any_write_drain_the_spool(pg_url: str, tmp_path: Path) -> N
         assert store.sync_spool().stored == 0
 
 
+def test_a_large_payload_is_spilled_into_an_artifact_by_the_drainer(
+    pg_url: str, tmp_path: Path
+) -> None:
+    root = machine(tmp_path / "a", pg_url)
+    content = "HEAD-MARKER\n" + "line of a big file\n" * 10_000 + "TAIL-MARKER"
+    d = claude_script("s-big", str(root))[2]  # PreToolUse
+    d.payload["tool_input"] = {"content": content}
+    done = run_agentkeep(*d.argv(), cwd=root, input=d.stdin())
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert len(spooled(root)) == 1
+    assert Cli()("--store", str(root), "sync", "--json").json()["stored"] == 1
+    [(artifact_id, stored)] = rows(pg_url, "SELECT artifact_id, payload FROM captures")
+    preview = json.loads(stored)
+    assert preview["spilled"] is True and preview["artifact_id"] == artifact_id
+    with agentkeep.open(root) as store:
+        back = json.loads(store.read_artifact(artifact_id))
+    assert back["tool_input"]["content"] == content
+    assert spooled(root) == [] and not (root / ".agentkeep" / "hook-errors.log").exists()
+
+
 # -- PostgreSQL unreachable ---------------------------------------------------------------------
 
 

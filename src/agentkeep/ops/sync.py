@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentkeep.errors import AgentkeepError, Busy, StorageError
+from agentkeep.hooklog import log_failure
 from agentkeep.paths import store_url_of
 from agentkeep.spool import pending
 
@@ -87,20 +88,27 @@ def draining_in_background(
 ) -> Iterator[None]:
     """While the block runs, a thread stores the spool's deliveries as they arrive, on a
     PostgreSQL store (on SQLite the hook itself, or the next writer, drains). ``lease``
-    lends a store of the server's pool. Failures go to the hook log
-    (:meth:`Store.drain_spool <agentkeep.store.Store.drain_spool>`), and the next look
-    tries again."""
+    lends a store of the server's pool. A failure (the database unreachable) goes to the
+    hook log once, and the thread tries again every ``RETRY_S`` until it succeeds."""
     if not store_url_of(str(store_dir)):  # SQLite
         yield
         return
     stop = threading.Event()
 
     def drain() -> None:
-        while not stop.wait(interval_s):
+        failing = False  # told once in the hook log per outage, not at every look
+        while not stop.wait(RETRY_S if failing else interval_s):
             if not pending(str(store_dir)):
                 continue
-            with contextlib.suppress(AgentkeepError), lease() as store:
-                store.drain_spool()
+            try:
+                with lease() as store:
+                    store.sync_spool()
+            except Exception as exc:  # the thread lives on: the next look tries again
+                if not failing:
+                    log_failure(str(store_dir), "spool", exc)
+                failing = True
+            else:
+                failing = False
 
     thread = threading.Thread(target=drain, name="agentkeep-spool-drainer", daemon=True)
     thread.start()
