@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -82,16 +83,21 @@ def payload(cwd: Path, n: int, *, new_session: bool) -> bytes:
     return json.dumps(doc).encode()
 
 
-def run_hook(script: str, root: Path, data: bytes, env: dict[str, str]) -> tuple[float, float]:
-    """(start, end) perf_counter of one hook process."""
+def run_hook(
+    script: str, root: Path, data: bytes, env: dict[str, str]
+) -> tuple[float, float, float]:
+    """(start, end) perf_counter of one hook process, and its CPU ms."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
         [script, "hook", "--source", "claude"], input=data, env=env, cwd=root, capture_output=True
     )
     end = time.perf_counter()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode or done.stdout or done.stderr:
         raise SystemExit(f"the hook failed: {done.returncode} {done.stderr[-500:]!r}")
-    return start, end
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return start, end, cpu
 
 
 def pct(values: list[float], q: float) -> float:
@@ -110,14 +116,19 @@ def hook_latency(script: str, tmp: Path, url: str, runs: int, env: dict[str, str
     lite = project(tmp / "lite", None)
     pg = project(tmp / "pg", url)
     times: dict[str, list[float]] = {"sqlite": [], "postgres": []}
+    cpu: dict[str, list[float]] = {"sqlite": [], "postgres": []}
     for n in range(-3, runs):  # 3 warm-up runs each: bytecode and settings caches
         for name, root in (("sqlite", lite), ("postgres", pg))[:: 1 if n % 2 else -1]:
-            start, end = run_hook(script, root, payload(root, n + 1000, new_session=False), env)
+            data = payload(root, n + 1000, new_session=False)
+            start, end, used = run_hook(script, root, data, env)
             if n >= 0:
                 times[name].append((end - start) * 1000)
+                cpu[name].append(used)
     print("hook latency (spawn to exit), interleaved:")
     print(line("SQLite project (stores the row)", times["sqlite"]))
     print(line("PostgreSQL project (spools)", times["postgres"]))
+    print(line("CPU: SQLite project", cpu["sqlite"]))
+    print(line("CPU: PostgreSQL project", cpu["postgres"]))
     with agentkeep.open(pg) as store:  # what the PostgreSQL project's hook left: drain it
         result = store.sync_spool()
     print(f"  then one sync stored {result.stored} spooled deliveries ({result.waiting} left)")
@@ -141,9 +152,8 @@ def visibility(
         with agentkeep.open(b) as teammate:
             seen = teammate.last_seq()
             for n in range(deliveries):
-                start, end = run_hook(
-                    script, a, payload(a, round_ * 100_000 + n, new_session=True), env
-                )
+                data = payload(a, round_ * 100_000 + n, new_session=True)
+                start, end, _ = run_hook(script, a, data, env)
                 deadline = time.monotonic() + 30
                 while True:
                     events = teammate.events(after=seen, kind="session.started")

@@ -45,6 +45,7 @@ RECORDS = {
     "resume plan": "agentkeep.resume:ResumePlan",
     "db accept": "agentkeep.store:AcceptResult",
     "db copy": "agentkeep.ops.copy:CopyResult",
+    "sync": "agentkeep.store:SpoolSync",
 }
 
 # Documented shapes with no dataclass behind them (checked by their commands' own tests).
