@@ -4,9 +4,9 @@ while the server is down), and every delivery is stored exactly once however man
 machines and drainers run, and whatever drainer is SIGKILLed where.
 
 A "machine" is a project directory of its own (its own .agentkeep/ and spool) whose
-config.toml names the same PostgreSQL store. An outage is made by taking away the path the
-store's URL connects through (a symlink to the test server's socket), so the shared test
-server itself is never stopped.
+config.toml names the same PostgreSQL store. The outage is a server of the test's own
+stopped with ``pg_ctl stop -m immediate`` (tests/helpers/pg.py's ``private_pg_server``).
+PostgreSQL comes from tests/helpers/pg.py (``pg_url``: a fresh schema per test).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,36 +26,11 @@ import agentkeep
 from agentkeep import hook
 from test_hook import ALLOWED_OWN
 
-from conftest import Cli, git, run_agentkeep, skip_or_fail
+from conftest import Cli, git, run_agentkeep
+from helpers.pg import PgServer
 from hookpayloads import Delivery, claude_script, totals
 
-PG_DSN = os.environ.get("AGENTKEEP_TEST_PG_DSN", "")  # read before the tests clear AGENTKEEP_*
 SAFETY = 120.0  # seconds: a safety net for a hung process, never a budget
-
-
-def _with(dsn: str, **params: str) -> str:
-    sep = "&" if "?" in dsn else "?"
-    return dsn + sep + "&".join(f"{k}={v}" for k, v in params.items())
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh schema in the test server (dropped afterwards)."""
-    if not PG_DSN:
-        skip_or_fail("no PostgreSQL: set AGENTKEEP_TEST_PG_DSN (scripts/test does)")
-    schema = f"t_{os.urandom(6).hex()}"
-    yield _with(PG_DSN, schema=schema)
-    _drop_schema(PG_DSN, schema)
-
-
-def _drop_schema(dsn: str, schema: str) -> None:
-    from agentkeep.backends.postgres.connection import connect
-
-    conn = connect(dsn)
-    try:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        conn.close()
 
 
 def machine(where: Path, url: str) -> Path:
@@ -166,38 +140,6 @@ def test_the_cached_settings_say_postgres_after_the_first_delivery(
     cached = json.loads((root / ".agentkeep" / ".hook-config.json").read_text())
     assert cached["values"]["store.url"] == pg_url
     assert len(spooled(root)) == 1
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        '[store]\nurl = "postgresql:///a?schema=s1"\n',
-        '[store]\nurl = "postgresql:///a"  # the team\'s\n[capture]\npolicy = "full"\n',
-        'store.url = "postgresql:///b"\n[other]\nurl = "postgresql:///no"\n',
-        '[other]\nstore.url = "postgresql:///no"\n',
-        '[other]\nurl = "postgresql:///no"\n[store]\nsynchronous = "FULL"\n',
-        '# url = "postgresql:///commented"\n[store]\n# url = "postgresql:///no"\n',
-        "[store]\nurl = 'postgresql:///literal'\n",
-        '[ store ]\nurl = "postgresql:///spaced"\n',
-        'store = { url = "postgresql:///inline" }\n',
-        '[store]\nurl = "postgresql:///broken\n',
-        '[store]\nurl = "sqlite-is-empty"\n',
-    ],
-)
-def test_the_store_url_is_read_as_tomllib_reads_it(tmp_path: Path, text: str) -> None:
-    """Store discovery (the hook's, the CLI's) reads store.url without tomllib when it can;
-    whatever the form, it agrees with tomllib (a file tomllib refuses names no URL)."""
-    import tomllib
-
-    from agentkeep.paths import store_url_of
-
-    (tmp_path / "config.toml").write_text(text)
-    try:
-        want = tomllib.loads(text).get("store", {}).get("url", "")
-    except tomllib.TOMLDecodeError:
-        want = ""
-    want = want if "postgres" in text else ""  # not a PostgreSQL URL: not read at all
-    assert store_url_of(str(tmp_path)) == want
 
 
 # -- drainers ---------------------------------------------------------------------------------
@@ -313,97 +255,68 @@ def test_a_large_payload_is_spilled_into_an_artifact_by_the_drainer(
 # -- PostgreSQL unreachable ---------------------------------------------------------------------
 
 
-class Outage:
-    """A URL that reaches the test server through a directory of ours: taking the
-    socket's symlink away is the server going down, as far as agentkeep can tell."""
-
-    def __init__(self, where: Path, dsn: str) -> None:
-        from urllib.parse import parse_qsl, urlsplit
-
-        query = dict(parse_qsl(urlsplit(dsn).query))
-        if "host" not in query or not query["host"].startswith("/"):
-            skip_or_fail("the outage test needs the test server on a Unix socket")
-        self.port = query.get("port", "5432")
-        self.socket = Path(query["host"]) / f".s.PGSQL.{self.port}"
-        self.dir = where
-        self.dir.mkdir()
-        self.link = self.dir / self.socket.name
-        parts = urlsplit(dsn)
-        rest = "&".join(f"{k}={v}" for k, v in query.items() if k != "host")
-        self.dsn = f"{parts.scheme}://{parts.netloc}{parts.path}?host={self.dir}&{rest}"
-        self.up()
-
-    def up(self) -> None:
-        self.link.symlink_to(self.socket)
-
-    def down(self) -> None:
-        self.link.unlink()
-
-
 def test_the_hook_works_while_postgres_is_down_and_the_deliveries_arrive_after(
-    tmp_path: Path,
+    private_pg_server: PgServer, tmp_path: Path
 ) -> None:
-    if not PG_DSN:
-        skip_or_fail("no PostgreSQL: set AGENTKEEP_TEST_PG_DSN (scripts/test does)")
-    outage = Outage(tmp_path / "sock", PG_DSN)
-    schema = f"t_{os.urandom(6).hex()}"
-    url = _with(outage.dsn, schema=schema)
+    url = private_pg_server.url(f"t_{os.urandom(6).hex()}")
+    a = machine(tmp_path / "a", url)
+    b = machine(tmp_path / "b", url)
+    private_pg_server.kill()  # pg_ctl stop -m immediate
+    deliveries = claude_script("s-down", str(a))[:5]
+    for d in deliveries:
+        done = run_agentkeep(*d.argv(), cwd=a, input=d.stdin())
+        assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
+    assert len(spooled(a)) == len(deliveries)
+    assert not (a / ".agentkeep" / "hook-errors.log").exists()
+
+    once = run_agentkeep("sync", cwd=a)  # says why, no traceback; the records stay
+    assert once.returncode != 0 and b"Traceback" not in once.stderr
+    assert b"PostgreSQL" in once.stderr and len(spooled(a)) == len(deliveries)
+
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "agentkeep", "sync", "--watch", "--json"],
+        cwd=a,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
-        a = machine(tmp_path / "a", url)
-        b = machine(tmp_path / "b", url)
-        outage.down()
-        deliveries = claude_script("s-down", str(a))[:5]
-        for d in deliveries:
-            done = run_agentkeep(*d.argv(), cwd=a, input=d.stdin())
-            assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
-        assert len(spooled(a)) == len(deliveries)
-        assert not (a / ".agentkeep" / "hook-errors.log").exists()
-
-        once = run_agentkeep("sync", cwd=a)  # says why, no traceback; the records stay
-        assert once.returncode != 0 and b"Traceback" not in once.stderr
-        assert b"PostgreSQL" in once.stderr and len(spooled(a)) == len(deliveries)
-
-        watcher = subprocess.Popen(
-            [sys.executable, "-m", "agentkeep", "sync", "--watch", "--json"],
-            cwd=a,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        assert watcher.stderr is not None and watcher.stdout is not None
+        assert b"retrying" in watcher.stderr.readline()  # told once, and it goes on
+        private_pg_server.start()
+        line = json.loads(watcher.stdout.readline())
+        assert line["backend"] == "postgres" and line["stored"] >= 1
+        wait_for(lambda: len(stored_keys(url)) == len(deliveries), "the deliveries to arrive")
+        with agentkeep.open(b) as teammate:  # a teammate's store sees them
+            started = teammate.events(entity="session", kind="session.started")
+            assert len(started) == len(totals(deliveries))
+        # More deliveries while it watches arrive without another command.
+        more = claude_script("s-up", str(a))[:2]
+        for d in more:
+            assert run_agentkeep(*d.argv(), cwd=a, input=d.stdin()).returncode == 0
+        wait_for(
+            lambda: len(stored_keys(url)) == len(deliveries) + len(more),
+            "the later deliveries to arrive",
         )
-        try:
-            assert watcher.stderr is not None and watcher.stdout is not None
-            assert b"retrying" in watcher.stderr.readline()  # told once, and it goes on
-            outage.up()
-            line = json.loads(watcher.stdout.readline())
-            assert line["backend"] == "postgres" and line["stored"] >= 1
-            # A teammate's store sees them all.
-            with agentkeep.open(b) as teammate:
-                wait_for(
-                    lambda: len(stored_keys(_with(PG_DSN, schema=schema))) == len(deliveries),
-                    "the deliveries to arrive",
-                )
-                kinds = [e.kind for e in teammate.events(entity="session")]
-                assert "session.started" in kinds
-            # More deliveries while it watches arrive without another command.
-            more = claude_script("s-up", str(a))[:2]
-            for d in more:
-                assert run_agentkeep(*d.argv(), cwd=a, input=d.stdin()).returncode == 0
-            wait_for(
-                lambda: (
-                    len(stored_keys(_with(PG_DSN, schema=schema))) == len(deliveries) + len(more)
-                ),
-                "the later deliveries to arrive",
-            )
-            watcher.send_signal(signal.SIGTERM)
-            assert watcher.wait(SAFETY) == 0
-        finally:
-            if watcher.poll() is None:
-                watcher.kill()
-            watcher.communicate(timeout=SAFETY)  # and its pipes closed
-        assert spooled(a) == []
+        # Killed again while it watches: told again, and what comes meanwhile waits.
+        private_pg_server.kill()
+        late = claude_script("s-late", str(a))[:1]
+        for d in late:
+            assert run_agentkeep(*d.argv(), cwd=a, input=d.stdin()).returncode == 0
+        assert b"retrying" in watcher.stderr.readline()
+        private_pg_server.start()
+        wait_for(
+            lambda: len(stored_keys(url)) == len(deliveries) + len(more) + len(late),
+            "the deliveries made in the second outage to arrive",
+        )
+        watcher.send_signal(signal.SIGTERM)
+        assert watcher.wait(SAFETY) == 0
     finally:
-        if not outage.link.exists():
-            outage.up()
-        _drop_schema(PG_DSN, schema)
+        if watcher.poll() is None:
+            watcher.kill()
+        watcher.communicate(timeout=SAFETY)  # and its pipes closed
+    assert spooled(a) == []
+    keys = stored_keys(url)
+    assert len(keys) == len(set(keys))
 
 
 # -- the server, and SQLite ---------------------------------------------------------------------

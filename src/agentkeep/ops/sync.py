@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from agentkeep.errors import AgentkeepError, Busy, StorageError
 from agentkeep.hooklog import log_failure
-from agentkeep.paths import store_url_of
+from agentkeep.paths import names_server
 from agentkeep.spool import pending
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def draining_in_background(
     PostgreSQL store (on SQLite the hook itself, or the next writer, drains). ``lease``
     lends a store of the server's pool. A failure (the database unreachable) goes to the
     hook log once, and the thread tries again every ``RETRY_S`` until it succeeds."""
-    if not store_url_of(str(store_dir)):  # SQLite
+    if not names_server(str(store_dir)):  # SQLite
         yield
         return
     stop = threading.Event()
