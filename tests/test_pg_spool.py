@@ -176,6 +176,10 @@ def test_two_machines_and_two_drainers_each_store_every_delivery_once(
     assert spooled(a) == spooled(b) == []
     # What each drainer reported adds up: no record was counted (applied) twice.
     assert reported == total
+    # Drained events are stamped by the database's clock inside the writer lock, as the
+    # library's writes are: their times follow seq across machines.
+    stamps = [at for (at,) in rows(pg_url, "SELECT at FROM events ORDER BY seq")]
+    assert stamps == sorted(stamps)
     # Each machine's deliveries in its own order (a drainer applies its spool oldest first).
     for root in (a, b):
         sessions = {d.session for d in mine[root]}

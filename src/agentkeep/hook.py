@@ -627,6 +627,7 @@ def _apply(
     artifact_id: int | None,
     at: str,
     redactions: list[tuple[str, str, int]] | None = None,
+    now: str | None = None,
 ) -> int | None:
     """Write one delivery inside the open transaction, under a savepoint: a repeat (or a
     refusal) leaves nothing behind. ``at`` is when it was delivered; ``redactions`` were
@@ -640,6 +641,7 @@ def _apply(
             actor=f"hook:{source}",
             max_field_bytes=max_field_bytes,
             idle_minutes=idle_minutes,  # a new session ends idle ones
+            now=now,  # None: this machine's clock (the hook's, SQLite's drainers)
         )
         session_source = tools.session_source(source)  # codex-notify: codex's
         session_id = None
@@ -911,7 +913,8 @@ def drain_spool_on(
     and removed, so two drainers of one spool never apply a record at once; drainers on
     other machines drain their own spools, and a delivery stored twice (a drainer killed
     between COMMIT and removing its records) is found by its dedupe key and not stored
-    again. Raises :class:`agentkeep.errors.Busy` when the server is unreachable (what was
+    again. Raises :class:`agentkeep.errors.Busy` or
+    :class:`~agentkeep.errors.StorageError` when the server is unreachable (what was
     committed before stays; the records left stay for the next drainer)."""
     from agentkeep.errors import Busy, InvalidInput
 
@@ -937,7 +940,12 @@ def drain_spool_on(
             try:
                 conn.execute("BEGIN")
                 try:
-                    drained = _drain_into(conn, store_dir, settings, batch_end, batch, refusals)
+                    # Stamped inside the writer lock by the database's clock, as the
+                    # library's writes are: event times follow seq across machines.
+                    now = conn.now()
+                    drained = _drain_into(
+                        conn, store_dir, settings, batch_end, batch, refusals, now=now
+                    )
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.rollback()
@@ -1022,6 +1030,8 @@ def _drain_into(
     deadline: float,
     limit: int | None = None,
     refusals: tuple[type[BaseException], ...] = REFUSALS,
+    *,
+    now: str | None = None,
 ) -> _Batch:
     """Apply spooled records, oldest first, inside the open transaction until
     ``deadline`` (at least two, so every drain makes progress) or ``limit`` records."""
@@ -1052,7 +1062,7 @@ def _drain_into(
                 batch.spill = path
                 batch.complete = False
                 break
-            _apply_record(conn, store_dir, record, settings)
+            _apply_record(conn, store_dir, record, settings, now=now)
         except FileNotFoundError:
             continue
         except refused as exc:
@@ -1069,7 +1079,12 @@ def _drain_into(
 
 
 def _apply_record(
-    conn: FastConnection, store_dir: str, record: dict[str, Any], settings: dict[str, Any]
+    conn: FastConnection,
+    store_dir: str,
+    record: dict[str, Any],
+    settings: dict[str, Any],
+    *,
+    now: str | None = None,
 ) -> None:
     found = Delivery()
     delivery = record["delivery"]
@@ -1093,6 +1108,7 @@ def _apply_record(
         artifact_id=record["artifact_id"],
         at=str(record["at"]),
         redactions=[(str(r), str(c), int(n)) for r, c, n in record["redactions"]],
+        now=now,
     )
 
 
