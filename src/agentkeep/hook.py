@@ -25,6 +25,9 @@ formats"):
 - One short ``BEGIN IMMEDIATE`` transaction writes through :class:`agentkeep.capture.Writer`
   (redaction, policy, dedupe). A payload larger than ``capture.spill_bytes`` is stored as a
   'payload' artifact first (outside the transaction) and the row keeps a preview.
+- On a PostgreSQL project (``store.url`` in the settings cache, or ``AGENTKEEP_URL``) the
+  hook never connects (no psycopg, no network wait): every delivery goes to the spool and
+  a drainer sends it (:func:`drain_spool_on`; ``agentkeep sync``, any write, the server).
 
 Settings come from a cache, ``.agentkeep/.hook-config.json``, keyed by the stat of the
 project and user config files, the relevant environment variables and the agentkeep
@@ -119,7 +122,9 @@ HELP = """Store what an agent tool reports (installed by `agentkeep setup`).
 The agent runs this on every prompt, tool call and stop. It reads the tool's JSON from
 stdin (for codex-notify: the last argument), stores it redacted with its session, event,
 tool, exit code and duration in this project's .agentkeep store, and updates the session's
-counters. It always exits 0 and prints nothing; its own failures go to
+counters. On a PostgreSQL project it never connects: each delivery goes to
+.agentkeep/spool/, and `agentkeep sync`, any later write or `agentkeep serve` sends it.
+It always exits 0 and prints nothing; its own failures go to
 .agentkeep/hook-errors.log, which `agentkeep doctor` reports. Unknown options are
 ignored. --chain (codex-notify) runs the previous Codex notify command afterwards.
 
