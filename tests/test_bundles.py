@@ -416,6 +416,10 @@ def test_backup_under_load_holds_every_earlier_ack(
     assert any(name.startswith("objects/") for name in manifest["files"])
 
 
+@pytest.mark.sqlite_only(
+    "restoring over a store on PostgreSQL is refused outright (test_pg_maintenance): a "
+    "backup goes back to the server by `agentkeep db copy`"
+)
 def test_restore_refuses_without_force_and_keeps_the_old_store(
     store: agentkeep.Store, project: Path, tmp_path: Path
 ) -> None:

@@ -52,7 +52,7 @@ from agentkeep.ops.bundle_format import (
     sha256_file,
     write_durably,
 )
-from agentkeep.paths import DB_NAME, STORE_DIRNAME
+from agentkeep.paths import DB_NAME, STORE_DIRNAME, names_server
 from agentkeep.services.artifacts import object_path
 from agentkeep.timeutil import file_stamp
 
@@ -140,6 +140,14 @@ def _swap_in(
     """The one way a restore replaces a store: ``assemble`` fills a temp directory beside
     it (returning how many files it holds), the old store is moved aside (never deleted),
     and the temp directory is renamed into place; a failure removes only our own copy."""
+    if names_server(str(store_dir)):
+        # Its config names the server: a SQLite database put here would never be read, and
+        # the restore would report success while the store stayed as it was.
+        raise InvalidInput(
+            f"{store_dir} is a store on a PostgreSQL server; restore writes a SQLite database",
+            hint="restore into another directory, then copy that store to the server with "
+            "`agentkeep db copy`",
+        )
     if (store_dir / DB_NAME).exists() and not force:
         raise Conflict(
             f"{store_dir} already holds a store",
