@@ -327,9 +327,6 @@ def test_archive_keeps_files_and_rows_before_deleting(
     assert (archive / object_path(Path(), obj["sha256"], obj["encoding"])).exists()
 
 
-@pytest.mark.sqlite_only(
-    "SQLite's file shrinking (PostgreSQL's space returns to its free space map instead)"
-)
 def test_deleting_many_rows_shrinks_the_database_file(
     project: Path, store: agentkeep.Store
 ) -> None:
@@ -454,7 +451,6 @@ with agentkeep.open(sys.argv[1], config={"retention.file.max_age_days": 1}) as s
 
 
 @pytest.mark.slow
-@pytest.mark.sqlite_only("measures SQLite's database file")
 def test_gc_under_a_file_size_limit(project: Path, store: agentkeep.Store) -> None:
     """The unprivileged stand-in for a full disk: RLIMIT_FSIZE makes big writes fail with
     EFBIG (StorageFull) while gc's own small writes still fit."""
