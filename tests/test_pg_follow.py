@@ -130,6 +130,24 @@ def test_every_commit_is_reported_by_the_next_call_and_nothing_else(
         assert missed == 0
 
 
+def test_the_watcher_holds_no_transaction_or_snapshot_between_calls(
+    store: agentkeep.Store,
+) -> None:
+    """Between calls the LISTEN session is idle, outside any transaction, with no snapshot
+    (no ``backend_xmin``): it never holds back VACUUM or a writer."""
+    with watch_url(store.config["store.url"]) as watcher, _raw(store.config["store.url"]) as conn:
+        pid = watcher._conn.info.backend_pid  # type: ignore[union-attr]
+        for n in range(3):
+            store.record_event("test.idle", data={"n": n})
+            assert watcher.changed() is True
+            row = conn.execute(
+                "SELECT state, backend_xmin IS NULL, xact_start IS NULL"
+                " FROM pg_stat_activity WHERE pid = %s",
+                (pid,),
+            ).fetchone()
+            assert row == ("idle", True, True)
+
+
 def test_a_waiting_watcher_wakes_on_a_commit(store: agentkeep.Store) -> None:
     """``changed(timeout)`` waits on the socket and returns when the notify comes, long
     before its (ten-minute) timeout."""
