@@ -292,9 +292,18 @@ class Connection:
 
     def execute(self, sql: str, params: Any = ()) -> Any:
         raw = self.raw
+        # A session lost while idle (a server restart) is found by its next statement: a
+        # read or BEGIN outside any transaction and writer lock is sent once more on a new
+        # session, so a follower's catch-up read after a restart does not fail with Busy.
+        resend = self._lock_depth == 0 and raw.info.transaction_status == TransactionStatus.IDLE
         try:
             text, order = translate(sql)
-            return raw.execute(text, _params(params, order))
+            try:
+                return raw.execute(text, _params(params, order))
+            except psycopg.OperationalError:
+                if not (resend and raw.broken and _RESENDABLE.match(text)):
+                    raise
+                return self.raw.execute(text, _params(params, order))
         except psycopg.Error as exc:
             raise self._translated(exc) from exc
 
@@ -390,6 +399,9 @@ class Connection:
 
     def _translated(self, exc: psycopg.Error) -> AgentkeepError:
         return translate_error(exc, self.url)
+
+
+_RESENDABLE = re.compile(r"\s*(SELECT|BEGIN)\b", re.IGNORECASE)
 
 
 def _first_line(exc: BaseException) -> str:
