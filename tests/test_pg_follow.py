@@ -310,6 +310,83 @@ def test_a_follower_misses_nothing_across_a_server_crash_and_restart(
     assert reconnects[0] >= 1
 
 
+def test_store_follow_resumes_after_a_server_crash_and_restart(
+    private_server: PgServer, tmp_path: Path
+) -> None:
+    """The product's path end to end: ``Store.follow()`` in a thread keeps yielding across
+    ``pg_ctl stop -m immediate`` and a start — its watcher listens again, and the store's
+    connection reconnects for the catch-up read — and yields every event once, in order."""
+    url = private_server.url(fresh_name())
+    root = _make_store(tmp_path / "project", url)
+    seen: list[int] = []
+    until = [sys.maxsize]
+    failure: list[BaseException] = []
+
+    def follow() -> None:
+        deadline = time.monotonic() + CEILING
+        try:
+            with agentkeep.open(root) as store:
+                stop = lambda: len(seen) >= until[0] or time.monotonic() > deadline  # noqa: E731
+                for event in store.follow(after=0, stop=stop, poll_interval=0.2):
+                    seen.append(event.seq)
+                    if stop():
+                        break
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            failure.append(exc)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    with agentkeep.open(root) as writer:
+        for n in range(5):
+            writer.record_event("test.before", data={"n": n})
+    first = _seqs(url)
+    _wait_for(lambda: seen == first or bool(failure), "the follower to read the first events")
+    private_server.kill()
+    private_server.start()
+    with agentkeep.open(root) as writer:
+        for n in range(5):
+            writer.record_event("test.after", data={"n": n})
+    committed = _seqs(url)
+    until[0] = len(committed)
+    follower.join(CEILING)
+    assert not failure, f"Store.follow() failed across the restart: {failure[0]!r}"
+    assert not follower.is_alive(), f"the follower stopped at {len(seen)} events"
+    assert seen == committed
+
+
+def test_a_store_connection_resends_a_read_after_a_restart_but_never_a_write(
+    private_server: PgServer, tmp_path: Path
+) -> None:
+    """The store's connection after a restart: a read outside any transaction goes to a new
+    session (what the catch-up read above relies on); a statement inside a transaction
+    that the restart rolled back fails with Busy (retryable), never resent on its own."""
+    from agentkeep.errors import Busy
+
+    url = private_server.url(fresh_name())
+    _make_store(tmp_path / "project", url)
+    conn = connect(url)
+    try:
+        before = conn.raw.info.backend_pid
+        private_server.kill()
+        private_server.start()
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] >= 0
+        assert conn.raw.info.backend_pid != before
+        conn.execute("BEGIN")
+        private_server.kill()
+        private_server.start()
+        with pytest.raises(Busy):
+            conn.execute(
+                "INSERT INTO events (at, actor, entity, kind) VALUES (?, 'x@test', 'custom', 'x')",
+                (AT,),
+            )
+    finally:
+        conn.close()
+    with _raw(url) as check:  # the write went nowhere: not stored, not resent
+        assert check.execute("SELECT count(*) FROM events WHERE actor = 'x@test'").fetchone() == (
+            0,
+        )
+
+
 def test_a_short_outage_is_quiet_and_a_long_one_a_clear_error(
     private_server: PgServer, tmp_path: Path
 ) -> None:
