@@ -154,7 +154,7 @@ def test_a_waiting_watcher_wakes_on_a_commit(store: agentkeep.Store) -> None:
     with watch_url(store.config["store.url"]) as watcher:
         assert watcher.changed() is True
         result: list[bool] = []
-        waiting = threading.Thread(target=lambda: result.append(watcher.changed(600)))
+        waiting = threading.Thread(target=lambda: result.append(watcher.changed(600)), daemon=True)
         waiting.start()
         store.record_event("test.wake")
         waiting.join(CEILING)
@@ -195,6 +195,35 @@ def test_only_commits_to_the_store_s_own_events_and_streams_wake_it(
                 sql.Identifier(split_url(neighbour_url)[1])
             )
         )
+
+
+def test_logs_follow_is_woken_by_a_stream_s_progress(store: agentkeep.Store) -> None:
+    """``follow_stream`` (``logs -f``) waits on the watcher between commits; a live
+    stream's progress adds no event, so only the ``streams`` trigger can wake it: with a
+    ten-minute poll, the line arrives because the commit notified the follower."""
+    session = store.start_session(source="test").item.id
+    out = store.open_stream(session, "stdout", auto_commit=False)
+    out.write(b"first\n")
+    out.commit_progress()
+    seen: list[str] = []
+    with agentkeep.open(store.root) as reader:
+
+        def follow() -> None:
+            stop = lambda: len(seen) >= 2  # noqa: E731
+            for line in reader.follow_stream(session, last=None, poll_seconds=600, stop=stop):
+                seen.append(line.text)
+                if stop():
+                    return
+
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
+        _wait_for(lambda: seen == ["first"], "the first line")
+        out.write(b"second\n")
+        out.commit_progress()
+        follower.join(CEILING)
+        assert not follower.is_alive(), "logs -f slept through a stream's commit"
+    assert seen == ["first", "second"]
+    out.close()
 
 
 @pytest.mark.parametrize("length", [46, 47, 63])
@@ -334,7 +363,7 @@ def test_store_follow_resumes_after_a_server_crash_and_restart(
         except BaseException as exc:  # reported by the test, not lost in the thread
             failure.append(exc)
 
-    follower = threading.Thread(target=follow)
+    follower = threading.Thread(target=follow, daemon=True)
     follower.start()
     with agentkeep.open(root) as writer:
         for n in range(5):
