@@ -30,6 +30,9 @@ def watcher(store: agentkeep.Store) -> Iterator[Watcher]:
         yield opened
 
 
+@pytest.mark.sqlite_only(
+    "a WAL checkpoint; on PostgreSQL test_pg_follow checks the LISTEN session is idle"
+)
 def test_watcher_holds_no_read_transaction_between_calls(
     store: agentkeep.Store, watcher: Watcher
 ) -> None:

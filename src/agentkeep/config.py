@@ -221,7 +221,8 @@ SETTINGS: tuple[Setting, ...] = (
         20,
         _whole(1, 60_000),
         "How often `events -f` and Store.follow() check for other processes' commits "
-        "(one cheap PRAGMA data_version per poll).",
+        "(one cheap PRAGMA data_version per poll). On PostgreSQL a commit's NOTIFY wakes "
+        "them at once; this is only the longest wait between checks.",
     ),
     Setting(
         "actor",
