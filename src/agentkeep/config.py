@@ -189,8 +189,8 @@ SETTINGS: tuple[Setting, ...] = (
         "store.url",
         "",
         _store_url,
-        "Where the store's database lives. Empty: SQLite, in .agentkeep/state.db. "
-        "postgresql://[user@]host[:port]/dbname[?schema=NAME]: a PostgreSQL shared by a team "
+        "Where the store's database lives. Empty: SQLite, in .agentkeep/state.db. A "
+        "postgresql:// URL: a PostgreSQL shared by a team, one schema per project "
         "(docs/team.md); never with a password (PGPASSWORD or ~/.pgpass give it). "
         "AGENTKEEP_URL in the environment takes precedence.",
     ),
