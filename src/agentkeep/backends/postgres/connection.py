@@ -226,6 +226,7 @@ class Connection:
         self.guard: Any = None  # no high-water file: PostgreSQL keeps its own WAL
         self.damage: Corrupt | None = None
         self._lock_depth = 0
+        self._failed: AgentkeepError | None = None  # the first error of the open transaction
         self._pid = os.getpid()
         self._conn = self._connect()
 
@@ -241,6 +242,12 @@ class Connection:
                 row_factory=_row_factory,
                 application_name="agentkeep",
                 connect_timeout=10,
+                # A machine that vanishes (sleep, a network drop) must not hold the writer
+                # lock for ever: the server notices a dead peer within about a minute …
+                keepalives=1,
+                keepalives_idle=30,
+                keepalives_interval=10,
+                keepalives_count=3,
             )
         except psycopg.Error as exc:
             raise StorageError(
@@ -258,7 +265,10 @@ class Connection:
                     "SELECT set_config('search_path', %s, false),"
                     " set_config('lock_timeout', %s, false),"
                     " set_config('default_transaction_read_only', %s, false),"
-                    " set_config('client_min_messages', 'warning', false)",
+                    " set_config('client_min_messages', 'warning', false),"
+                    # … and ends a session idle inside a transaction (a stopped process
+                    # holding the lock) after a minute; agentkeep's transactions take ms.
+                    " set_config('idle_in_transaction_session_timeout', '60s', false)",
                     (
                         f'"{self.schema}"',
                         f"{self.busy_timeout_ms}ms",
@@ -292,6 +302,15 @@ class Connection:
 
     def execute(self, sql: str, params: Any = ()) -> Any:
         raw = self.raw
+        if sql.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            if sql == "BEGIN IMMEDIATE" and self.in_transaction:
+                # PostgreSQL only warns, and the inner COMMIT would then commit the outer
+                # transaction's work so far: refuse, as SQLite does.
+                raise StorageError(
+                    "cannot start a transaction within a transaction",
+                    hint="write inside the open transaction, or after it ends",
+                )
+            self._failed = None
         # A session lost while idle (a server restart) is found by its next statement: a
         # read or BEGIN outside any transaction and writer lock is sent once more on a new
         # session, so a follower's catch-up read after a restart does not fail with Busy.
@@ -305,7 +324,20 @@ class Connection:
                     raise
                 return self.raw.execute(text, _params(params, order))
         except psycopg.Error as exc:
-            raise self._translated(exc) from exc
+            raise self._failure(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidInput(f"text that is not valid Unicode cannot be stored ({exc})") from exc
+
+    def _failure(self, exc: psycopg.Error) -> AgentkeepError:
+        """The error to raise for ``exc``. A failed statement aborts a PostgreSQL
+        transaction and every later statement fails with InFailedSqlTransaction (SQLite
+        carries on): those report the first failure instead, which is the one to fix."""
+        if isinstance(exc, pg_errors.InFailedSqlTransaction) and self._failed is not None:
+            return self._failed
+        error = self._translated(exc)
+        if self.in_transaction:
+            self._failed = error
+        return error
 
     def executemany(self, sql: str, rows: Any) -> Any:
         raw = self.raw
@@ -315,7 +347,9 @@ class Connection:
             cursor.executemany(text, [_params(r, order) for r in rows])
             return cursor
         except psycopg.Error as exc:
-            raise self._translated(exc) from exc
+            raise self._failure(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidInput(f"text that is not valid Unicode cannot be stored ({exc})") from exc
 
     def insert(self, sql: str, params: Any = ()) -> int:
         row = self.execute(f"{sql} RETURNING {self._key_of(sql)}", params).fetchone()
@@ -353,11 +387,12 @@ class Connection:
         """The database's clock in the store's timestamp format: every machine writing to
         one PostgreSQL stamps (and judges leases) by the same clock."""
         row = self.execute(
-            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+            "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
         ).fetchone()
         return _time_text(int(row[0]))
 
     def rollback(self) -> None:
+        self._failed = None
         conn = self._conn
         if not conn.closed and self.in_transaction:
             with contextlib.suppress(psycopg.Error):

@@ -10,13 +10,15 @@ from ``PGPASSWORD``, ``~/.pgpass`` or a service file instead.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from agentkeep.errors import InvalidInput
 
 SCHEMES = ("postgresql", "postgres")
 DEFAULT_SCHEMA = "agentkeep"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_RESERVED = {"information_schema", "public"}  # PostgreSQL's own, or shared with other tools
+_SECRET_PARAMS = {"password", "sslpassword"}
 
 
 def is_url(text: object) -> bool:
@@ -40,12 +42,13 @@ def split_url(url: str) -> tuple[str, str]:
             schema = value
         else:
             kept.append((key, value))
-    if not _SCHEMA_NAME.fullmatch(schema):
+    if not _SCHEMA_NAME.fullmatch(schema) or schema.startswith("pg_") or schema in _RESERVED:
         raise InvalidInput(
             f"schema={schema!r} is not a usable schema name",
-            hint="lower-case letters, digits and underscores, starting with a letter or _",
+            hint="lower-case letters, digits and underscores, starting with a letter or _; "
+            "not pg_…, information_schema or public",
         )
-    conninfo = _join("postgresql", parts.netloc, parts.path, urlencode(kept))
+    conninfo = _join("postgresql", parts.netloc, parts.path, urlencode(kept, quote_via=quote))
     return conninfo, schema
 
 
@@ -53,7 +56,7 @@ def check_storable(url: str) -> str:
     """``url`` if it may be written to agentkeep's files: valid, and without a password."""
     split_url(url)
     if urlsplit(url).password is not None or any(
-        key == "password" for key, _ in parse_qsl(urlsplit(url).query)
+        key in _SECRET_PARAMS for key, _ in parse_qsl(urlsplit(url).query)
     ):
         raise InvalidInput(
             "the store URL holds a password; agentkeep never writes credentials to its files",
@@ -71,7 +74,8 @@ def redacted(url: str) -> str:
         user, _, host = netloc.rpartition("@")
         netloc = f"{user.split(':', 1)[0]}:***@{host}"
     query = urlencode(
-        [(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query, True)]
+        [(k, "***" if k in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query, True)],
+        quote_via=quote,
     )
     return _join(parts.scheme, netloc, parts.path, query)
 
