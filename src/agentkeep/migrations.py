@@ -110,7 +110,9 @@ class Migration:
 # PostgreSQL stores begin at this schema: migration 1's slot creates what SQLite's 1–7 built
 # (backends/postgres/migrate.py), and 2–7 have nothing to do there.
 _PG_DONE = ""
-_PG_BASELINE = pg.schema("0001_functions.sql", "0001_baseline.sql", "0001_follow.sql")
+_PG_BASELINE = pg.schema(
+    "0001_functions.sql", "0001_baseline.sql", "0001_follow.sql", "0001_blobs.sql"
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(

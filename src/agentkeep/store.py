@@ -775,6 +775,7 @@ class Store(StoreBase):
     stream_lines = _delegate("streams", StreamService.stream_lines)
     session_lines = _delegate("streams", StreamService.session_lines)
     follow_stream = _delegate("streams", StreamService.follow_stream)
+    sealed_file = _delegate("streams", StreamService.sealed_file)
 
     add_artifact = _delegate("artifacts", ArtifactService.add_artifact)
     add_git_diff = _delegate("artifacts", ArtifactService.add_git_diff)
@@ -786,6 +787,10 @@ class Store(StoreBase):
     artifact_file = _delegate("artifacts", ArtifactService.artifact_file)
     export_artifact = _delegate("artifacts", ArtifactService.export_artifact)
     verify_artifact = _delegate("artifacts", ArtifactService.verify_artifact)
+    object_file = _delegate("artifacts", ArtifactService.object_file)
+    share_bytes = _delegate("artifacts", ArtifactService.share_bytes)
+    unshare_bytes = _delegate("artifacts", ArtifactService.unshare_bytes)
+    shared_bytes = _delegate("artifacts", ArtifactService.shared_bytes)
 
     project_dirs = _delegate("history", HistoryService.project_dirs)
     import_history = _delegate("history", HistoryService.import_history)

@@ -122,6 +122,11 @@ class Backend(Protocol):
         """Checks, sizes, space reclamation, snapshots and locks on ``conn``'s database."""
         ...
 
+    @property
+    def blobs(self) -> Blobs:
+        """Where sealed streams and artifact objects are shared with other machines."""
+        ...
+
 
 class Connection(Protocol):
     """One connection to a store's database, with agentkeep's settings applied."""
@@ -293,6 +298,55 @@ class Search(Protocol):
         the best-matching part of the indexed text, about ``tokens`` words, with each
         match between ``marks`` and ``ellipsis`` where the text was cut; it is not
         cleaned (control characters and escape sequences are the caller's to remove)."""
+        ...
+
+
+# -- bulk bytes shared between machines ------------------------------------------------------
+
+
+class Blobs(Protocol):
+    """Content-addressed bytes every machine of a store can read: the files of sealed
+    streams and artifact objects, as stored (compressed).
+
+    The local file under ``.agentkeep/`` stays the first place a reader looks. A backend
+    whose database is shared (PostgreSQL) also keeps each such file's bytes in the
+    database, written in the same transaction as the row that refers to them, so that a
+    machine without the file fetches it into its local copy. A backend whose database is
+    local (SQLite) keeps nothing more: its files are the truth, and every method is a
+    no-op (``shared`` is False).
+
+    A blob is named by its content: ``objects/<sha256>[.zst]`` for an object,
+    ``streams/<sha256>.zst`` for a sealed stream (:func:`agentkeep.services.artifacts.
+    blob_name`); the sha256 is the one the row records (of the uncompressed bytes). The
+    backend also records the digest of the stored bytes when it stores them and checks
+    it on every fetch.
+    """
+
+    shared: bool
+
+    def put(self, conn: Connection, name: str, path: Path) -> bool:
+        """Store the file at ``path`` under ``name``, inside the caller's write
+        transaction. Idempotent: False (nothing written) when ``name`` is stored."""
+        ...
+
+    def fetch(self, conn: Connection, name: str, dest: Path) -> bool:
+        """Write the bytes stored under ``name`` to the new file ``dest`` (created 0600,
+        not fsynced: the caller publishes it). False when nothing is stored under
+        ``name``; :class:`~agentkeep.errors.Corrupt` (and ``dest`` removed) when the
+        bytes do not match the digest recorded when they were stored."""
+        ...
+
+    def exists(self, conn: Connection, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` are stored."""
+        ...
+
+    def delete(self, conn: Connection, names: Sequence[str]) -> int:
+        """Forget ``names`` (inside the caller's write transaction); how many were
+        stored. The caller checks that no row refers to them any more."""
+        ...
+
+    def sizes(self, conn: Connection) -> tuple[int, int]:
+        """``(blobs, stored bytes)`` held in the database."""
         ...
 
 

@@ -57,7 +57,6 @@ from agentkeep.ops.bundle_format import (
     row_key,
     stream_chunks,
 )
-from agentkeep.services.artifacts import object_path
 from agentkeep.timeutil import utc_now
 
 if TYPE_CHECKING:
@@ -126,13 +125,15 @@ def export_bundle(
         report(0, files, "files")
         for ref in spool.streams():
             sealed = ref.status == "sealed"
+            if sealed:
+                store.streams.sealed_file(ref.id)  # sealed on another machine: fetch it
             size = (store.store_dir / ref.path).stat().st_size if sealed else ref.length
             member = f"streams/{ref.id}.{'zst' if sealed else 'log'}"
             writer.add_chunks(member, size, stream_chunks(store.store_dir, ref))
             copied += 1
             report(copied, files, "files")
         for sha, encoding in spool.objects():
-            path = object_path(store.store_dir, sha, encoding)
+            path = store.artifacts.object_file(sha, encoding)  # fetched if not here
             writer.add_chunks(f"objects/{path.name}", path.stat().st_size, file_chunks(path))
             copied += 1
             report(copied, files, "files")

@@ -54,7 +54,7 @@ from agentkeep.ops.bundle_format import (
     row_key,
     write_durably,
 )
-from agentkeep.services.artifacts import object_path, redacted_chunks
+from agentkeep.services.artifacts import blob_name, object_path, redacted_chunks
 from agentkeep.services.streams import stream_file
 
 if TYPE_CHECKING:
@@ -489,6 +489,11 @@ class _Importer:
         relative = stream_file(int(values["session_id"]), str(values["name"]), sealed=sealed)
         values["path"] = relative
         self._publish(f"streams/{record['id']}.{'zst' if sealed else 'log'}", relative)
+        if sealed and values.get("sha256"):  # shared with the other machines (PostgreSQL)
+            final = self.store.store_dir / relative
+            self.store.artifacts.share_bytes(
+                self.tx, blob_name(str(values["sha256"]), stream=True), final
+            )
 
     def _publish(self, member: str, relative: str) -> None:
         final = self.store.store_dir / relative
@@ -522,11 +527,15 @@ class _Importer:
         stream = self._ref("streams", record["stream_id"], "bundle stream_index")
         offset, line = _int(record, "offset"), _int(record, "line")
         if self.tx.one(
-            "SELECT 1 FROM stream_index WHERE stream_id = ? AND offset = ?", (stream, offset)
+            'SELECT 1 FROM stream_index WHERE stream_id = ? AND "offset" = ?', (stream, offset)
         ):
             self.unchanged[spec.name] += 1
             return
-        self.tx.insert("stream_index", {"stream_id": stream, "offset": offset, "line": line})
+        # "offset" is a reserved word in PostgreSQL: quoted (Tx.insert does not quote).
+        self.tx.execute(
+            'INSERT INTO stream_index (stream_id, "offset", line) VALUES (?, ?, ?)',
+            (stream, offset, line),
+        )
         self.created[spec.name] += 1
 
     def _import_objects(self, spec: Table, record: Mapping[str, Any]) -> None:
@@ -550,6 +559,7 @@ class _Importer:
         else:  # the row's file was lost here; the bundle's copy replaces it
             changes = {"encoding": encoding, "stored_bytes": record["stored_bytes"]}
             self.tx.update("objects", sha, changes, key="sha256")  # type: ignore[arg-type]
+        self.store.artifacts.share_bytes(self.tx, blob_name(sha, encoding), final)
         self.created[spec.name] += 1
 
     def _import_events(self, spec: Table, record: Mapping[str, Any]) -> None:

@@ -63,7 +63,7 @@ from agentkeep.files import (
 from agentkeep.migrations import SCHEMA_VERSION
 from agentkeep.models import Record
 from agentkeep.ops.verified import Verified
-from agentkeep.services.artifacts import OBJECTS_DIR, object_path, verify_object
+from agentkeep.services.artifacts import OBJECTS_DIR, blob_name, object_path, verify_object
 from agentkeep.services.streams import (
     STREAMS_DIR,
     being_sealed,
@@ -440,11 +440,58 @@ def _check_stream_files(store: Store, found: _Findings, verified: Verified, *, f
     }
     for path in sorted(files - referenced):
         _orphan(store, found, path, fix=fix)
+    shared = _shared(store, [_stream_blob(row) for row in rows if row["status"] == "sealed"])
     for row in rows:
-        _check_stream_row(store, found, verified, row)
+        _check_stream_row(store, found, verified, row, shared, fix=fix)
 
 
-def _check_stream_row(store: Store, found: _Findings, verified: Verified, row: Any) -> None:
+def _stream_blob(row: Any) -> str:
+    return blob_name(row["sha256"], stream=True)
+
+
+def _shared(store: Store, names: list[str]) -> set[str] | None:
+    """Which of ``names`` the database holds, on a backend that shares sealed streams'
+    and objects' bytes between machines (None on one that does not: SQLite)."""
+    return store.artifacts.shared_bytes(names) if store.artifacts.bytes_shared else None
+
+
+def _check_shared(
+    store: Store,
+    found: _Findings,
+    subject: str,
+    name: str,
+    path: Path,
+    shared: set[str] | None,
+    *,
+    fix: bool,
+) -> None:
+    """A file whose bytes teammates must be able to fetch: stored in the database?
+    ``--fix`` stores them from this machine's (verified) file."""
+    if shared is None or name in shared:
+        return
+    if fix:
+        with store.transaction() as tx:
+            store.artifacts.share_bytes(tx, name, path)
+    found.add(
+        "unshared",
+        "error",
+        subject,
+        "its bytes are only on this machine, not in the shared database"
+        + ("; stored there from this file" if fix else ""),
+        fixed=fix,
+        hint=None if fix else "`agentkeep doctor --fix` on this machine stores them",
+    )
+
+
+def _check_stream_row(
+    store: Store,
+    found: _Findings,
+    verified: Verified,
+    row: Any,
+    shared: set[str] | None = None,
+    *,
+    fix: bool = False,
+) -> None:
     path = store.store_dir / row["path"]
     if not path.exists():
         now = _read(store, "SELECT * FROM streams WHERE id = ?", (row["id"],))
@@ -453,9 +500,12 @@ def _check_stream_row(store: Store, found: _Findings, verified: Verified, row: A
         row = now[0]
         path = store.store_dir / row["path"]  # sealed meanwhile: the path changed
     subject = f"stream {row['id']} ({row['path']})"
+    sealed = row["status"] == "sealed"
     if not path.exists():
         if row["status"] != "sealed" and row["length"] == 0:
             return  # nothing recorded yet, and the writer creates the file after the row
+        if sealed and shared is not None and _stream_blob(row) in shared:
+            return  # sealed elsewhere: fetched (and its digest checked) when read
         found.add(
             "missing-file",
             "error",
@@ -466,12 +516,14 @@ def _check_stream_row(store: Store, found: _Findings, verified: Verified, row: A
     elif row["status"] == "sealed":
         key = f"stream:{row['sha256']}:{row['length']}"
         if verified.unchanged(key, path):
+            _check_shared(store, found, subject, _stream_blob(row), path, shared, fix=fix)
             return
         problem = verify_sealed_file(path, row["sha256"], row["length"])
         if problem is not None:
             found.add("hash-mismatch", "error", subject, problem, hint=STREAM_HINT)
         else:
             verified.record(key, path)
+            _check_shared(store, found, subject, _stream_blob(row), path, shared, fix=fix)
     elif path.stat().st_size < row["length"]:
         found.add(
             "truncated",
@@ -496,18 +548,33 @@ def _check_object_files(store: Store, found: _Findings, verified: Verified, *, f
         expected = {object_path(store.store_dir, r["sha256"], r["encoding"]) for r in rows}
         for path in sorted(files - expected):
             _orphan(store, found, path, fix=fix)
+    shared = _shared(store, [blob_name(r["sha256"], r["encoding"]) for r in rows])
     for row in rows:
-        _check_object_row(store, found, verified, row)
+        _check_object_row(store, found, verified, row, shared, fix=fix)
 
 
-def _check_object_row(store: Store, found: _Findings, verified: Verified, row: Any) -> None:
+def _check_object_row(
+    store: Store,
+    found: _Findings,
+    verified: Verified,
+    row: Any,
+    shared: set[str] | None = None,
+    *,
+    fix: bool = False,
+) -> None:
     path = object_path(store.store_dir, row["sha256"], row["encoding"])
+    name = blob_name(row["sha256"], row["encoding"])
+    subject = f"object {row['sha256'][:12]}"
+    if shared is not None and name in shared and not path.exists():
+        return  # stored elsewhere: fetched (and its digest checked) when read
     key = f"object:{row['sha256']}:{row['size']}"
     if verified.unchanged(key, path):
+        _check_shared(store, found, subject, name, path, shared, fix=fix)
         return
     ok, problem = verify_object(store.store_dir, row["sha256"], row["encoding"], row["size"])
     if ok:
         verified.record(key, path)
+        _check_shared(store, found, subject, name, path, shared, fix=fix)
         return
     with store.maintenance.snapshot() as read:
         current = read.one("SELECT encoding FROM objects WHERE sha256 = ?", (row["sha256"],))

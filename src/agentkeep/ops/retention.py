@@ -59,10 +59,11 @@ from agentkeep.files import (
 )
 from agentkeep.models import Outcome, Record
 from agentkeep.ops.verified import Verified
-from agentkeep.services.artifacts import object_path
+from agentkeep.services.artifacts import blob_name, object_path
 from agentkeep.timeutil import file_stamp, iso_utc
 
 if TYPE_CHECKING:
+    from agentkeep._core import Tx
     from agentkeep.backends.base import Row, Snapshot
     from agentkeep.store import Store
 
@@ -483,9 +484,22 @@ def _delete_rows(store: Store, plan: GcPlan, progress: Callable[[int, int, str],
                 )
             if done.rowcount != 1:
                 raise Conflict(f"{item.what} {item.id} changed while gc was planning; retry")
+            _unshare(store, tx, item, data)
             entity_id = item.id if isinstance(item.id, int) else None
             tx.emit(item.what, entity_id, f"{item.what}.deleted", data)
             progress(deleted, total, "rows")
+
+
+def _unshare(store: Store, tx: Tx, item: GcItem, row: dict[str, Any]) -> None:
+    """Delete the shared bytes (PostgreSQL) of a deleted object or sealed stream, in the
+    transaction that deletes its row; a sealed stream's only when no other stream has the
+    same bytes (its name is its content)."""
+    if not store.artifacts.bytes_shared or item.what == "artifact" or not row.get("sha256"):
+        return
+    if item.what == "object":
+        store.artifacts.unshare_bytes(tx, [blob_name(row["sha256"], row["encoding"])])
+    elif not tx.one("SELECT 1 FROM streams WHERE sha256 = ? LIMIT 1", (row["sha256"],)):
+        store.artifacts.unshare_bytes(tx, [blob_name(row["sha256"], stream=True)])
 
 
 # What a deletion event keeps of the row: identity and sizes, not bulk fields (an

@@ -10,6 +10,11 @@ The protocol (principle 6 of docs/design.md; crash-tested by the failpoints name
    ``objects/sha256/<2 hex>/<sha256>[.zst]``, fsync the directory — and its row inserted.
 3. The artifact row commits. Only now does anything refer to the file.
 
+On a backend whose database is shared between machines (PostgreSQL), step 2 also stores
+the published file's bytes in the database (``backend.blobs``, idempotent by content) in
+the same transaction; a machine that lacks an object's file fetches it from there into
+its own ``objects/`` (verified) before reading it (:meth:`ArtifactService.object_file`).
+
 Deletion (``gc``) runs the other way: rows deleted and committed, then files unlinked,
 all under the writer lock, so a concurrent add of the same content cannot publish a file
 between gc's commit and its unlink. A crash anywhere leaves no row without its file; at
@@ -28,7 +33,7 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from agentkeep._core import Json, Tx, check_identifier, limit_clause
 from agentkeep.errors import AgentkeepError, InvalidInput, NotFound, StorageError
@@ -48,6 +53,9 @@ from agentkeep.files import (
 from agentkeep.models import Artifact, Record, Written
 from agentkeep.services.base import Service
 
+if TYPE_CHECKING:
+    from agentkeep.backends.base import Backend, Blobs, Connection
+
 KINDS = ("diff", "log", "file", "bundle", "payload")
 OBJECTS_DIR = Path("objects") / "sha256"
 CHUNK = 1 << 20
@@ -65,6 +73,27 @@ _SELECT = (
 def object_path(store_dir: Path, sha256: str, encoding: str) -> Path:
     suffix = ".zst" if encoding == "zstd" else ""
     return store_dir / OBJECTS_DIR / sha256[:2] / f"{sha256}{suffix}"
+
+
+def blob_name(sha256: str, encoding: str = "zstd", *, stream: bool = False) -> str:
+    """The shared name of an object's file (``objects/<sha256>[.zst]``) or of a sealed
+    stream's (``streams/<sha256>.zst``) in :class:`~agentkeep.backends.base.Blobs`."""
+    if stream:
+        return f"streams/{sha256}.zst"
+    return f"objects/{sha256}{'.zst' if encoding == 'zstd' else ''}"
+
+
+def fetch_blob(backend: Backend, conn: Connection, store_dir: Path, name: str, final: Path) -> bool:
+    """Fetch the shared bytes named ``name`` into the local file ``final`` (verified, then
+    published like any file of the store); False when the backend shares no such bytes."""
+    if not backend.blobs.shared:
+        return False
+    make_dirs(final.parent, within=store_dir)
+    tmp = temp_path(final)
+    if not backend.blobs.fetch(conn, name, tmp):
+        return False
+    publish(tmp, final)
+    return True
 
 
 @dataclass(frozen=True)
@@ -209,13 +238,17 @@ def _close_all(fds: list[int]) -> None:
     fds.clear()
 
 
-def commit_object(tx: Tx, store_dir: Path, staged: _Staged) -> None:
+def commit_object(tx: Tx, store_dir: Path, staged: _Staged, blobs: Blobs) -> None:
     """Step 2, inside ``tx``: publish the staged file unless the object exists; insert its
-    row. Consumes the temp files either way."""
+    row; share its bytes (``blobs``: nothing on a local backend). Consumes the temp files
+    either way."""
     try:
         row = tx.one("SELECT encoding FROM objects WHERE sha256 = ?", (staged.sha256,))
-        if row is not None and object_path(store_dir, staged.sha256, row[0]).exists():
-            return  # deduplicated
+        if row is not None:
+            stored = object_path(store_dir, staged.sha256, row[0])
+            if stored.exists():
+                blobs.put(tx.conn, blob_name(staged.sha256, row[0]), stored)
+                return  # deduplicated
         final = object_path(store_dir, staged.sha256, staged.encoding)
         make_dirs(final.parent, within=store_dir)
         if staged.zst_tmp is not None:
@@ -238,6 +271,7 @@ def commit_object(tx: Tx, store_dir: Path, staged: _Staged) -> None:
                 "UPDATE objects SET encoding = ?, stored_bytes = ? WHERE sha256 = ?",
                 (staged.encoding, staged.stored_bytes, staged.sha256),
             )
+        blobs.put(tx.conn, blob_name(staged.sha256, staged.encoding), final)
     finally:
         staged.discard()
 
@@ -347,7 +381,7 @@ class ArtifactService(Service):
                     f" AND {same_as('task_id', '?')} AND {same_as('agent_id', '?')}",
                     (staged.sha256, kind, name, session_id, task_id, agent_id),
                 )
-                commit_object(tx, self.store_dir, staged)
+                commit_object(tx, self.store_dir, staged, self.backend.blobs)
                 if same is not None:
                     return Written(self.get_artifact(same[0]), "already_exists")
                 tx.add_redactions("content", staged.redactions)
@@ -469,9 +503,39 @@ class ArtifactService(Service):
         sql += " ORDER BY a.id DESC" + limit_clause(limit)
         return [Artifact.from_row(row) for row in self._rows(sql, params)]
 
+    def object_file(self, sha256: str, encoding: str) -> Path:
+        """The local file of an object. On a shared backend, a machine that does not have
+        it fetches it first (verified); the file may still be missing (read_object says so)."""
+        path = object_path(self.store_dir, sha256, encoding)
+        if self.backend.blobs.shared and not path.exists():
+            fetch_blob(self.backend, self._conn, self.store_dir, blob_name(sha256, encoding), path)
+        return path
+
+    # -- shared bytes (sealed streams' too), for the operations: gc, doctor, bundles ----
+
+    @property
+    def bytes_shared(self) -> bool:
+        """Whether the backend shares sealed streams' and objects' bytes between machines
+        (:class:`~agentkeep.backends.base.Blobs`); False on SQLite."""
+        return self.backend.blobs.shared
+
+    def share_bytes(self, tx: Tx, name: str, path: Path) -> bool:
+        """Store the file at ``path`` as the shared bytes ``name`` (:func:`blob_name`),
+        inside ``tx``; False when they were stored already (or the backend shares none)."""
+        return self.backend.blobs.put(tx.conn, name, path)
+
+    def unshare_bytes(self, tx: Tx, names: list[str]) -> int:
+        """Delete the shared bytes ``names`` inside ``tx`` (no row may refer to them)."""
+        return self.backend.blobs.delete(tx.conn, names)
+
+    def shared_bytes(self, names: list[str]) -> set[str]:
+        """Which of ``names`` the backend holds."""
+        return self.backend.blobs.exists(self._conn, names)
+
     def artifact_chunks(self, artifact_id: int) -> Iterator[bytes]:
         """The artifact's bytes, decompressed, in chunks."""
         artifact = self.get_artifact(artifact_id)
+        self.object_file(artifact.sha256, artifact.encoding)
         return read_object(self.store_dir, artifact.sha256, artifact.encoding)
 
     def read_artifact(self, artifact_id: int) -> bytes:
@@ -480,7 +544,7 @@ class ArtifactService(Service):
     def artifact_file(self, artifact_id: int) -> io.BufferedReader | BinaryIO:
         """A readable binary file of the artifact's (decompressed) bytes."""
         artifact = self.get_artifact(artifact_id)
-        path = object_path(self.store_dir, artifact.sha256, artifact.encoding)
+        path = self.object_file(artifact.sha256, artifact.encoding)
         try:
             handle = os.fdopen(open_file(path, os.O_RDONLY, within=self.store_dir), "rb")
         except FileNotFoundError as exc:
@@ -509,6 +573,7 @@ class ArtifactService(Service):
     def verify_artifact(self, artifact_id: int) -> Verification:
         """Re-derive the sha256 of the artifact's object from its file."""
         artifact = self.get_artifact(artifact_id)
+        self.object_file(artifact.sha256, artifact.encoding)
         return Verification(
             artifact.id,
             artifact.sha256,

@@ -16,7 +16,10 @@ Life of a stream (principles 1 and 6 of docs/design.md):
   seek table in the zstd *seekable format* (a skippable frame, so plain ``zstd -d`` still
   decompresses the file). A read at any offset decompresses only the frames it needs. The
   sealed file is verified against the sha256 of the plain bytes before it is renamed into
-  place; the row then commits, and only then is the plain file deleted.
+  place; the row then commits, and only then is the plain file deleted. On a backend shared
+  between machines (PostgreSQL) the sealed file's bytes are stored in the database in the
+  row's transaction (``backend.blobs``), and a machine without the file fetches it into
+  its own ``streams/`` before reading it. A live stream is read only where it is written.
 
 Reading is the same whatever the state: :meth:`StreamService.read_stream`, ``tail``,
 ``follow``. A reader of a live stream keeps its file descriptor, so sealing (which unlinks
@@ -590,6 +593,7 @@ class StreamService(Service):
                 "updated_at": tx.now,
             }
             tx.update("streams", stream_id, changes)
+            self.backend.blobs.put(tx.conn, _blob(digest), final)
             tx.execute("DELETE FROM stream_index WHERE stream_id = ?", (stream_id,))
             tx.conn.executemany(
                 "INSERT INTO stream_index (stream_id, offset, line) VALUES (?, ?, ?)",
@@ -614,11 +618,30 @@ class StreamService(Service):
             try:
                 return stream, open_reader(self.store_dir, stream)
             except FileNotFoundError:
-                continue  # sealed between the row read and the open: read the row again
+                # Sealed on another machine (fetch it), or sealed between the row read
+                # and the open (read the row again).
+                self._fetch_sealed(stream)
         raise Corrupt(
             f"the file of stream {stream_id} is missing ({stream.path})",
             hint="run `agentkeep doctor`",
         )
+
+    def sealed_file(self, stream_id: int) -> Path:
+        """The local file of a sealed stream, fetched first on a shared backend when this
+        machine does not have it (it may still be missing)."""
+        stream = self.get_stream(stream_id)
+        path = self.store_dir / stream.path
+        if not path.exists():
+            self._fetch_sealed(stream)
+        return path
+
+    def _fetch_sealed(self, stream: Stream) -> bool:
+        if stream.status != "sealed" or stream.sha256 is None or not self.backend.blobs.shared:
+            return False
+        from agentkeep.services.artifacts import fetch_blob
+
+        final = self.store_dir / stream.path
+        return fetch_blob(self.backend, self._conn, self.store_dir, _blob(stream.sha256), final)
 
     def read_stream(self, stream_id: int, offset: int = 0, size: int | None = None) -> bytes:
         """Bytes ``[offset, offset+size)`` of a stream (to its end when size is None)."""
@@ -884,6 +907,11 @@ def compile_user_pattern(pattern: str, *, option: str = "--grep") -> UserPattern
 
 def _compile(grep: str | None) -> UserPattern | None:
     return None if grep is None else compile_user_pattern(grep)
+
+
+def _blob(sha256: str) -> str:
+    """A sealed stream's name in the backend's shared bytes (``blob_name``)."""
+    return f"streams/{sha256}.zst"
 
 
 def _time_of(offsets: list[int], times: list[int], offset: int) -> int:

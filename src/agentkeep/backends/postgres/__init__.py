@@ -2,7 +2,8 @@
 (:mod:`.connection`), store URLs (:mod:`.url`), the SQL dialect (:mod:`.dialect`), and the
 capabilities in :class:`agentkeep.backends.base.Backend`: migrations (:mod:`.migrate`),
 full-text search (:mod:`.search`), following commits by LISTEN/NOTIFY (:mod:`.follow`) and
-maintenance (:mod:`.maintenance`).
+maintenance (:mod:`.maintenance`) and the shared bytes of sealed streams and
+artifacts (:mod:`.blobs`).
 
 psycopg is an optional dependency (the ``postgres`` extra): nothing imports it until a
 store with a PostgreSQL URL is opened.
@@ -16,6 +17,7 @@ from agentkeep.backends.postgres.dialect import DIALECT, PostgresDialect
 
 if TYPE_CHECKING:
     from agentkeep.backends.base import Connection, Follow, Maintenance, Search
+    from agentkeep.backends.postgres.blobs import PostgresBlobs
     from agentkeep.backends.postgres.migrate import PostgresMigrator
 
 
@@ -42,6 +44,10 @@ class PostgresBackend:
     @property
     def follow(self) -> Follow:
         return _capability("follow", "FOLLOW")  # type: ignore[no-any-return]
+
+    @property
+    def blobs(self) -> PostgresBlobs:
+        return _capability("blobs", "BLOBS")  # type: ignore[no-any-return]
 
     def maintenance(self, conn: Connection) -> Maintenance:
         return _capability("maintenance", "PostgresMaintenance")(conn)  # type: ignore[no-any-return]

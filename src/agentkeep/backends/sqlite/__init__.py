@@ -13,6 +13,7 @@ from agentkeep.backends.sqlite.dialect import DIALECT, SQLiteDialect
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from agentkeep.backends.base import Connection
+    from agentkeep.backends.sqlite.blobs import SQLiteBlobs
     from agentkeep.backends.sqlite.follow import SQLiteFollow
     from agentkeep.backends.sqlite.maintenance import SQLiteMaintenance
     from agentkeep.backends.sqlite.migrate import SQLiteMigrator
@@ -46,6 +47,12 @@ class SQLiteBackend:
         from agentkeep.backends.sqlite.follow import FOLLOW
 
         return FOLLOW
+
+    @property
+    def blobs(self) -> SQLiteBlobs:
+        from agentkeep.backends.sqlite.blobs import BLOBS
+
+        return BLOBS
 
     def maintenance(self, conn: Connection) -> SQLiteMaintenance:
         from agentkeep.backends.sqlite.connection import Connection as SQLiteConnection
