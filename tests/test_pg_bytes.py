@@ -267,3 +267,29 @@ def test_doctor_finds_bytes_only_one_machine_has_and_fix_shares_them(team: Team)
         assert b.read_artifact(artifact.id) == data
         assert b.stream_lines(stream_id)
         assert not {f.check for f in doctor(b).findings} & {"missing-file", "unshared"}
+
+
+@needs_maintenance
+def test_a_teammate_exports_a_bundle_with_the_bytes(team: Team, tmp_path: Path) -> None:
+    """B exports what A stored (fetching the files it lacks); the bundle imports into a
+    SQLite store with every byte."""
+    from agentkeep.ops.bundle_export import export_bundle
+    from agentkeep.ops.bundle_import import import_bundle
+
+    binary, text = random_binary(MIB + 7), _text(30_000)
+    with agentkeep.open(team.a) as a:
+        session_id, stream_id = _sealed_session(a, text)
+        artifact = a.add_artifact(binary, name="x.bin", session_id=session_id).item
+    out = tmp_path / "team.akb"
+    with agentkeep.open(team.b) as b:
+        export_bundle(b, out, session_ids=[session_id])
+    local = tmp_path / "local"
+    local.mkdir()
+    agentkeep.init_store(local)
+    with agentkeep.open(local) as store:
+        import_bundle(store, out)
+        (copy,) = store.list_artifacts()
+        assert copy.sha256 == artifact.sha256 and store.read_artifact(copy.id) == binary
+        (stream,) = store.list_streams()
+        assert stream.status == "sealed" and store.read_stream(stream.id) == text
+    assert stream_id  # A's id; the import gave its own
