@@ -293,3 +293,25 @@ def test_a_teammate_exports_a_bundle_with_the_bytes(team: Team, tmp_path: Path) 
         (stream,) = store.list_streams()
         assert stream.status == "sealed" and store.read_stream(stream.id) == text
     assert stream_id  # A's id; the import gave its own
+
+
+@needs_maintenance
+def test_size_limits_count_the_bytes_another_machine_stored(team: Team) -> None:
+    """B has none of the files, yet its retention by size sees what A stored (the rows'
+    stored bytes), and deletes the oldest to fit."""
+    from agentkeep.ops.retention import plan_gc
+
+    with agentkeep.open(team.a) as a:
+        old = a.add_artifact(random_binary(MIB), name="old.bin").item
+        a.add_artifact(random_binary(MIB), name="new.bin")
+        _sealed_session(a, random_binary(MIB))  # an incompressible stream: ~1 MiB stored
+        _sealed_session(a, random_binary(MIB))
+    cli = Cli()
+    for key in ("retention.file.max_total_bytes", "retention.streams.max_total_bytes"):
+        set_it = cli("--store", str(team.b), "config", "set", key, str(3 * MIB // 2))
+        assert set_it.exit_code == 0, set_it.stderr
+    with agentkeep.open(team.b) as b:
+        plan = plan_gc(b)
+    doomed = {(item.what, item.id) for item in plan.items}
+    assert ("artifact", old.id) in doomed and plan.artifacts == 1
+    assert plan.streams == 1 and plan.bytes >= MIB + MIB // 2  # both counted

@@ -164,11 +164,12 @@ def plan_gc(store: Store, *, now: datetime | None = None) -> GcPlan:
     if not active:
         return _plan(iso_utc(moment), [], active)
     with store.maintenance.snapshot() as read:  # one consistent view of every table
-        objects = _object_files(store.store_dir, read)
+        shared = store.artifacts.bytes_shared
+        objects = _object_files(store.store_dir, read, shared=shared)
         items: list[GcItem] = []
         for policy in active:
             doomed: dict[tuple[str, int], str] = {}  # (what, id) -> reason
-            candidates = _candidates(store.store_dir, read, policy)
+            candidates = _candidates(store.store_dir, read, policy, shared=shared)
             _expire_by_age(candidates, policy, moment, doomed)
             _expire_by_size(candidates, policy, objects, doomed)
             items += [
@@ -229,12 +230,16 @@ def _kept_sessions(read: Snapshot, policy: Policy) -> set[int]:
     return {row[0] for row in rows}
 
 
-def _candidates(store_dir: Path, read: Snapshot, policy: Policy) -> list[_Candidate]:
-    """Every item of the policy's kind, oldest first, with its protection decided."""
+def _candidates(
+    store_dir: Path, read: Snapshot, policy: Policy, *, shared: bool
+) -> list[_Candidate]:
+    """Every item of the policy's kind, oldest first, with its protection decided.
+    ``shared``: sealed streams' bytes are in the database too (PostgreSQL), and a stream
+    sealed on another machine counts its stored bytes, although this one has no file."""
     kept = _kept_sessions(read, policy)
     if policy.kind == "streams":
         rows = read.rows(
-            "SELECT st.id, st.session_id, st.status, st.path, st.created_at, "
+            "SELECT st.id, st.session_id, st.status, st.path, st.created_at, st.stored_bytes, "
             "s.status AS session_status, s.pinned AS session_pinned "
             "FROM streams st JOIN sessions s ON s.id = st.session_id "
             "ORDER BY st.created_at, st.id"
@@ -247,7 +252,8 @@ def _candidates(store_dir: Path, read: Snapshot, policy: Policy) -> list[_Candid
                 "streams",
                 row["created_at"],
                 row["path"],
-                file_size(store_dir / row["path"]),
+                file_size(store_dir / row["path"])
+                or (row["stored_bytes"] if shared and row["status"] == "sealed" else 0),
                 None,
                 bool(
                     row["status"] != "sealed"
@@ -334,12 +340,14 @@ def _expire_by_size(
                 total -= object_bytes(candidate.sha256)
 
 
-def _object_files(store_dir: Path, read: Snapshot) -> dict[str, tuple[str, int]]:
-    """sha256 -> (file path relative to the store dir, its size on disk)."""
+def _object_files(store_dir: Path, read: Snapshot, *, shared: bool) -> dict[str, tuple[str, int]]:
+    """sha256 -> (file path relative to the store dir, its size on disk — or, ``shared``
+    (PostgreSQL), its stored size when this machine has no copy)."""
     out = {}
-    for row in read.rows("SELECT sha256, encoding FROM objects"):
+    for row in read.rows("SELECT sha256, encoding, stored_bytes FROM objects"):
         path = object_path(store_dir, row[0], row[1])
-        out[row[0]] = (str(path.relative_to(store_dir)), file_size(path))
+        size = file_size(path) or (row[2] if shared else 0)
+        out[row[0]] = (str(path.relative_to(store_dir)), size)
     return out
 
 
@@ -382,7 +390,8 @@ def _restrict(store: Store, fresh: GcPlan, seen: GcPlan) -> GcPlan:
         return fresh
     gone = {int(i.id) for i in kept if i.what == "artifact"}
     with store.maintenance.snapshot() as read:
-        objects = _unreferenced_objects(read, gone, _object_files(store.store_dir, read))
+        files = _object_files(store.store_dir, read, shared=store.artifacts.bytes_shared)
+        objects = _unreferenced_objects(read, gone, files)
     return _plan(fresh.now, kept + objects, fresh.policies)
 
 
