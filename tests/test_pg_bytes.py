@@ -3,15 +3,12 @@ PostgreSQL schema. What one seals or stores, the other reads byte for byte, alth
 files exist only under the first one's ``.agentkeep/``; the shared copy is stored once,
 checked by its digest, and deleted by gc with its rows.
 
-Needs a PostgreSQL (``AGENTKEEP_TEST_PG_DSN``, as the contract suite): without one these
-tests skip, and fail under ``AGENTKEEP_REQUIRE_ALL_TESTS=1``.
+Uses the shared test server (``pg_url``, tests/helpers/pg.py): without one these tests
+skip, and fail under ``AGENTKEEP_REQUIRE_ALL_TESTS=1``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,16 +20,9 @@ import agentkeep
 from agentkeep.errors import Corrupt, NotFound
 from agentkeep.services.artifacts import blob_name
 
-from conftest import Cli, random_binary, skip_or_fail
+from conftest import Cli, random_binary
 
-PG_DSN = os.environ.get("AGENTKEEP_TEST_PG_DSN", "")  # read before the tests clear AGENTKEEP_*
 MIB = 1 << 20
-# gc, doctor and bundles read through the backend's maintenance (backends/postgres/
-# maintenance.py, another part of issue 12): those tests wait for it.
-HAS_MAINTENANCE = importlib.util.find_spec("agentkeep.backends.postgres.maintenance") is not None
-needs_maintenance = pytest.mark.skipif(
-    not HAS_MAINTENANCE, reason="the PostgreSQL maintenance module is not here yet"
-)
 
 
 @dataclass(frozen=True)
@@ -62,18 +52,12 @@ class Team:
 
 
 @pytest.fixture
-def team(tmp_path: Path) -> Iterator[Team]:
-    if not PG_DSN:
-        skip_or_fail("no PostgreSQL for the team tests: set AGENTKEEP_TEST_PG_DSN")
-    schema = f"t_{os.urandom(6).hex()}"
-    url = f"{PG_DSN}{'&' if '?' in PG_DSN else '?'}schema={schema}"
+def team(pg_url: str, tmp_path: Path) -> Team:
     a, b = tmp_path / "a", tmp_path / "b"
     for root in (a, b):
         root.mkdir()
-        agentkeep.init_store(root, url=url)
-    made = Team(a, b, url)
-    yield made
-    made.sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        agentkeep.init_store(root, url=pg_url)
+    return Team(a, b, pg_url)
 
 
 def _files(root: Path, under: str) -> list[Path]:
@@ -215,7 +199,6 @@ def test_a_damaged_chunk_is_detected_by_its_digest(team: Team) -> None:
         assert a.read_stream(stream_id) == text
 
 
-@needs_maintenance
 def test_gc_on_a_teammate_deletes_the_shared_bytes(team: Team) -> None:
     from agentkeep.ops.retention import apply_gc, pin, plan_gc
 
@@ -246,7 +229,6 @@ def test_gc_on_a_teammate_deletes_the_shared_bytes(team: Team) -> None:
         assert a.read_artifact(kept.id) == keep
 
 
-@needs_maintenance
 def test_doctor_finds_bytes_only_one_machine_has_and_fix_shares_them(team: Team) -> None:
     from agentkeep.ops.doctor import doctor
 
@@ -269,7 +251,6 @@ def test_doctor_finds_bytes_only_one_machine_has_and_fix_shares_them(team: Team)
         assert not {f.check for f in doctor(b).findings} & {"missing-file", "unshared"}
 
 
-@needs_maintenance
 def test_a_teammate_exports_a_bundle_with_the_bytes(team: Team, tmp_path: Path) -> None:
     """B exports what A stored (fetching the files it lacks); the bundle imports into a
     SQLite store with every byte."""
@@ -295,7 +276,6 @@ def test_a_teammate_exports_a_bundle_with_the_bytes(team: Team, tmp_path: Path) 
     assert stream_id  # A's id; the import gave its own
 
 
-@needs_maintenance
 def test_size_limits_count_the_bytes_another_machine_stored(team: Team) -> None:
     """B has none of the files, yet its retention by size sees what A stored (the rows'
     stored bytes), and deletes the oldest to fit."""

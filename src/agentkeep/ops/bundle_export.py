@@ -175,17 +175,12 @@ class _Everything(_Rows):
         self.read = read
 
     def rows(self, spec: Table) -> Iterator[Mapping[str, Any]]:
-        columns = _quoted(self.read.columns(spec.name))
+        columns = ", ".join(self.read.columns(spec.name))
         where = _events_of_carried_rows() if spec.name == "events" else "1 = 1"
-        sql = f"SELECT {columns} FROM {spec.name} WHERE {where} ORDER BY {_quoted(spec.key)}"
+        sql = f"SELECT {columns} FROM {spec.name} WHERE {where} ORDER BY {', '.join(spec.key)}"
         for batch in self.read.batches(sql, size=EXPORT_BATCH):
             for row in batch:
                 yield _as_dict(row)
-
-
-def _quoted(columns: Iterable[str]) -> str:
-    """A column list with each name quoted: ``offset`` is a reserved word in PostgreSQL."""
-    return ", ".join(f'"{column}"' for column in columns)
 
 
 def _events_of_carried_rows() -> str:
@@ -215,8 +210,8 @@ class _Selection(_Rows):
         """Add the rows of ``table`` matching ``where`` (``?`` bound to each value in
         chunks; with no ``?`` the condition is used as is)."""
         spec = BY_NAME[table]
-        order = _quoted(spec.key)
-        stored = _quoted(self.read.columns(table))
+        order = ", ".join(spec.key)
+        stored = ", ".join(self.read.columns(table))
         if "?" not in where:
             self._add(
                 spec, self.read.rows(f"SELECT {stored} FROM {table} WHERE {where} ORDER BY {order}")

@@ -527,15 +527,11 @@ class _Importer:
         stream = self._ref("streams", record["stream_id"], "bundle stream_index")
         offset, line = _int(record, "offset"), _int(record, "line")
         if self.tx.one(
-            'SELECT 1 FROM stream_index WHERE stream_id = ? AND "offset" = ?', (stream, offset)
+            "SELECT 1 FROM stream_index WHERE stream_id = ? AND offset = ?", (stream, offset)
         ):
             self.unchanged[spec.name] += 1
             return
-        # "offset" is a reserved word in PostgreSQL: quoted (Tx.insert does not quote).
-        self.tx.execute(
-            'INSERT INTO stream_index (stream_id, "offset", line) VALUES (?, ?, ?)',
-            (stream, offset, line),
-        )
+        self.tx.insert("stream_index", {"stream_id": stream, "offset": offset, "line": line})
         self.created[spec.name] += 1
 
     def _import_objects(self, spec: Table, record: Mapping[str, Any]) -> None:
