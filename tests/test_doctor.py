@@ -96,6 +96,9 @@ def test_clean_store_is_ok(store: agentkeep.Store, cli: Any) -> None:
 def test_missing_object_file_is_an_unfixable_error(store: agentkeep.Store, cli: Any) -> None:
     path = add_object(store, os.urandom(5000))
     path.unlink()
+    if store.artifacts.bytes_shared:  # PostgreSQL's copy would be fetched: lose it too
+        with store.transaction() as tx:
+            store.unshare_bytes(tx, [f"objects/{path.name}"])
     report = diagnose(store)
     assert checks(report) == [("missing-file", "error", False)]
     assert not report.ok and report.findings[0].hint
