@@ -89,6 +89,11 @@ def test_verify_finds_a_damaged_object(store: agentkeep.Store) -> None:
     check = store.verify_artifact(item.id)
     assert (check.ok, check.problem) == (False, "hash mismatch")
     path.unlink()
+    if store.artifacts.bytes_shared:  # PostgreSQL: verify fetches the shared copy
+        assert store.verify_artifact(item.id).ok
+        path.unlink()
+        with store.transaction() as tx:
+            store.unshare_bytes(tx, [f"objects/{path.name}"])
     assert store.verify_artifact(item.id).problem == "file missing"
 
 

@@ -53,6 +53,11 @@ SQLITE_ONLY_TABLES = {
     "search_index": "FTS5's catch-up watermark; PostgreSQL indexes in the writing transaction",
 }
 # PostgreSQL objects SQLite has not, and why.
+PG_ONLY_TABLES = {
+    "blobs": "sealed streams' and objects' bytes shared by a team (0001_blobs.sql); "
+    "on SQLite the files are the truth",
+    "blob_chunks": "their chunks",
+}
 PG_ONLY_TRIGGERS: dict[tuple[str, str], str] = {
     (table, f"{table}_counts_written"): "adds the transaction's row counts at COMMIT"
     for table in COUNTED_TABLES
@@ -230,7 +235,8 @@ def pg_tables(pg: Pg) -> list[str]:
         " WHERE n.nspname = %s AND c.relkind IN ('r', 'p')",
         (pg.schema,),
     )
-    return sorted(str(r[0]) for r in rows if not SEARCH.search(str(r[0])))
+    names = (str(r[0]) for r in rows)
+    return sorted(n for n in names if not SEARCH.search(n) and n not in PG_ONLY_TABLES)
 
 
 def _pg_default(value: str | None) -> str | None:
