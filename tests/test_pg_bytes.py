@@ -236,9 +236,25 @@ def test_doctor_finds_bytes_only_one_machine_has_and_fix_shares_them(team: Team)
     with agentkeep.open(team.a) as a:
         artifact = a.add_artifact(data, name="x.bin").item
         _, stream_id = _sealed_session(a, _text(1000))
-    with agentkeep.open(team.b) as b:  # B has no file, and needs none: nothing to report
-        checks = {f.check for f in doctor(b).findings}
-        assert not checks & {"missing-file", "unshared", "hash-mismatch"}
+        live = a.start_session(host="machine-a").item  # recorded on A, still running
+        writer = a.open_stream(live.id, "stdout")
+        writer.write(b"A is still writing this\n")
+        writer.commit_progress()
+        over = a.start_session(host="machine-a").item  # ended on A, sealer not done yet
+        closed = a.open_stream(over.id, "stdout")
+        closed.write(b"sealed soon\n")
+        closed.close()
+        empty = a.open_stream(over.id, "stderr")
+        empty.close()
+        a.end_session(over.id, status="ended")
+        with agentkeep.open(team.b) as b:  # B has no file, and needs none: nothing to do
+            for fix in (False, True):
+                checks = {f.check for f in doctor(b, fix=fix).findings}
+                assert not checks & {"missing-file", "unshared", "hash-mismatch"}
+                assert "unsealed-stream" not in checks
+        for left_to_a in (closed, empty):  # only A has their files: B never seals them
+            assert a.get_stream(left_to_a.stream.id).status == "closed"
+        writer.close()
     team.sql("DELETE FROM blobs")  # as if A had stored them before sharing existed
     with agentkeep.open(team.a) as a:
         found = [f for f in doctor(a).findings if f.check == "unshared"]

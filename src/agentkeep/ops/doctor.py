@@ -349,10 +349,13 @@ def _check_unfinished_sessions(store: Store, found: _Findings, *, fix: bool) -> 
         "SELECT id, status, pid, host FROM sessions WHERE status = 'running' "
         "OR id IN (SELECT session_id FROM streams WHERE status != 'sealed') ORDER BY id",
     )
+    shared = store.artifacts.bytes_shared
     for session in sessions:
         state = _recorder_state(session)
         if state in ("alive", "unknown"):
             continue
+        if shared and session["host"] not in (None, HOST):
+            continue  # recorded on another machine, which alone has its unsealed files
         if state == "over" and being_sealed(store.store_dir, session["id"]):
             continue  # `run` exited and its sealer is at work (it holds the lock)
         streams = _read(
@@ -455,6 +458,12 @@ def _shared(store: Store, names: list[str]) -> set[str] | None:
     return store.artifacts.shared_bytes(names) if store.artifacts.bytes_shared else None
 
 
+def _recorded_elsewhere(store: Store, stream: Any) -> bool:
+    """Whether the stream's session was recorded on another host (a shared backend)."""
+    rows = _read(store, "SELECT host FROM sessions WHERE id = ?", (stream["session_id"],))
+    return bool(rows) and rows[0]["host"] not in (None, HOST)
+
+
 def _check_shared(
     store: Store,
     found: _Findings,
@@ -506,6 +515,8 @@ def _check_stream_row(
             return  # nothing recorded yet, and the writer creates the file after the row
         if sealed and shared is not None and _stream_blob(row) in shared:
             return  # sealed elsewhere: fetched (and its digest checked) when read
+        if not sealed and shared is not None and _recorded_elsewhere(store, row):
+            return  # live or closed on another machine: its file is there until sealed
         found.add(
             "missing-file",
             "error",
