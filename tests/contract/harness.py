@@ -9,6 +9,7 @@ by SIGKILL is not an acknowledgement.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -57,7 +58,15 @@ class Children:
         self.started: list[Child] = []
         self._stack = ExitStack()
 
-    def start(self, name: str, script: Path, *args: str, stdin: bool = False) -> Child:
+    def start(
+        self,
+        name: str,
+        script: Path,
+        *args: str,
+        stdin: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> Child:
+        """``python SCRIPT ARGS``; ``env``: variables set for this child on top of ours."""
         self.log_dir.mkdir(exist_ok=True)
         out, err = self.log_dir / f"{name}.out", self.log_dir / f"{name}.err"
         out_file = self._stack.enter_context(out.open("wb"))
@@ -67,6 +76,7 @@ class Children:
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=out_file,
             stderr=err_file,
+            env=None if env is None else {**os.environ, **env},
         )
         child = Child(name, proc, out, err)
         self.started.append(child)

@@ -19,6 +19,14 @@ Modes:
 * ``claim``  — waits at a file barrier and races the other children to claim a task.
 * ``stream`` — record_event in a loop (backup under load, follow latency).
 * ``fork``   — forks; the child uses the inherited store, then exits normally.
+* ``team``   — one agent of a team on a shared (PostgreSQL) store, until ``--stop`` exists:
+  tasks, notes and events with the idempotency key ``NAME-K``, and claims from the shared
+  board. Write K is the same whatever the run (its kind and text come from the seed, the
+  name and K), so a run restarted with ``--start K`` after a kill re-sends the write that
+  was in doubt. A write that fails with ``Busy`` or ``StorageError`` (the server is away)
+  is retried with the same key, with backoff; each failure streak is reported once.
+  ``--die-after-commit K``: SIGKILL itself after the first keyed write from K on returned.
+* ``follow`` — ``Store.follow()`` from ``--start``, one line per event (seq, kind).
 """
 
 from __future__ import annotations
@@ -272,6 +280,77 @@ def run_stream(store: agentkeep.Store, args: argparse.Namespace) -> None:
             time.sleep(args.interval)
 
 
+# -- team (tests/test_pg_torture.py) -----------------------------------------------------
+
+TEAM_OPS = ("task", "note", "event", "claim")
+TEAM_WEIGHTS = (3, 2, 3, 3)
+
+
+def team_write(store: agentkeep.Store, name: str, k: int, rng: random.Random) -> dict[str, Any]:
+    """Write ``k`` of writer ``name`` (``rng`` is seeded by both): what to acknowledge."""
+    op = rng.choices(TEAM_OPS, TEAM_WEIGHTS)[0]
+    key = f"{name}-{k}"
+    text = payload_text(rng)
+    if op == "task":
+        written: Any = store.add_task(
+            f"team {key}", body=text, priority=rng.randint(0, 4), idempotency_key=key
+        )
+        return {"op": op, "k": k, "key": key, "id": written.item.id, "outcome": written.outcome}
+    if op == "note":
+        written = store.add_note("fact", f"team {key}", data={"key": key}, idempotency_key=key)
+        return {"op": op, "k": k, "key": key, "id": written.item.id, "outcome": written.outcome}
+    if op == "event":
+        data = {"key": key, "text": text}
+        written = store.record_event("team.write", data=data, idempotency_key=key)
+        return {"op": op, "k": k, "key": key, "id": written.item.seq, "outcome": written.outcome}
+    ready = store.ready_tasks(limit=3)
+    if not ready:
+        return {"op": "idle", "k": k}
+    target = rng.choice(ready).id
+    try:
+        store.claim_task(target, name)
+    except agentkeep.Conflict:
+        return {"op": "conflict", "k": k, "id": target}
+    return {"op": "claim", "k": k, "id": target}
+
+
+def run_team(store: agentkeep.Store, args: argparse.Namespace) -> None:
+    stop = Path(args.stop)
+    k = args.start
+    counts = {"retries": 0, "streaks": 0}
+    while not stop.exists():
+        backoff = 0.01
+        failing = False
+        while True:
+            rng = random.Random(f"{args.seed}:{args.name}:{k}")
+            try:
+                record = team_write(store, args.name, k, rng)
+            except (agentkeep.Busy, agentkeep.StorageError) as exc:
+                # The server is away, or a lock wait timed out: nothing was acknowledged,
+                # so the same write (same key) is sent again.
+                counts["retries"] += 1
+                if not failing:
+                    failing = True
+                    counts["streaks"] += 1
+                    ack({"failed": k, "error": f"{type(exc).__name__}: {exc}"})
+                if stop.exists():
+                    break
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 0.5)
+                continue
+            if args.die_after_commit is not None and k >= args.die_after_commit and "key" in record:
+                os.kill(os.getpid(), signal.SIGKILL)  # stored, never acknowledged
+            ack(record)
+            k += 1
+            break
+    ack({"summary": counts, "next": k})
+
+
+def run_follow(store: agentkeep.Store, args: argparse.Namespace) -> None:
+    for event in store.follow(after=args.start):
+        ack({"seq": event.seq, "kind": event.kind})
+
+
 # -- fork ---------------------------------------------------------------------------------
 
 
@@ -300,7 +379,9 @@ def run_fork(store: agentkeep.Store, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=("crash", "idem", "mix", "claim", "stream", "fork"))
+    parser.add_argument(
+        "mode", choices=("crash", "idem", "mix", "claim", "stream", "fork", "team", "follow")
+    )
     parser.add_argument("store", help="project root or .agentkeep directory")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--count", type=int, default=None, help="stop after this many writes")
@@ -316,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", default="stream.test")
     parser.add_argument("--interval", type=float, default=0.0)
     parser.add_argument("--synchronous", default=None)
+    parser.add_argument("--stop", default="", help="team: stop once this file exists")
     args = parser.parse_args(argv)
     config = {"store.synchronous": args.synchronous} if args.synchronous else None
     runners = {
@@ -325,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         "claim": run_claim,
         "stream": run_stream,
         "fork": run_fork,
+        "team": run_team,
+        "follow": run_follow,
     }
     with agentkeep.open(args.store, config=config) as store:
         runners[args.mode](store, args)
