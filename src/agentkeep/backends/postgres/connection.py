@@ -26,7 +26,8 @@ at a time, seq values commit in order. Readers never take the lock.
 A lost connection (the server restarted, a network drop) is reconnected on the next
 statement outside a transaction; inside one, the statement fails with :class:`Busy`
 (retryable: the transaction was rolled back by the server) — with idempotency keys, a
-retry stores the write once.
+retry stores the write once. While the server is still away the reconnect fails with
+:class:`Busy` too, and the next statement tries again.
 """
 
 from __future__ import annotations
@@ -228,6 +229,7 @@ class Connection:
         self._lock_depth = 0
         self._failed: AgentkeepError | None = None  # the first error of the open transaction
         self._pid = os.getpid()
+        self._closed = False  # close() was called: never reconnect
         self._conn = self._connect()
 
     # -- the connection ----------------------------------------------------------------
@@ -290,8 +292,17 @@ class Connection:
                 hint="open the store again in the child (agentkeep.open())",
             )
         conn = self._conn
-        if conn.closed and conn.broken and self._lock_depth == 0:
-            self._conn = conn = self._connect()
+        # Closed here means lost (psycopg found the session gone, or unlock_writers gave
+        # up on it), unless close() was called.
+        if conn.closed and self._lock_depth == 0 and not self._closed:
+            try:
+                self._conn = conn = self._connect()
+            except StorageError as exc:  # still away: retryable, and tried again next time
+                raise Busy(
+                    f"lost the connection to the store's PostgreSQL and cannot reconnect yet: "
+                    f"{exc.message}",
+                    hint="the server may be restarting; retry once it is reachable",
+                ) from exc
         return conn
 
     @property
@@ -399,6 +410,7 @@ class Connection:
                 conn.execute("ROLLBACK")
 
     def close(self) -> None:
+        self._closed = True
         if self._pid == os.getpid():
             self._conn.close()
 
