@@ -7,11 +7,12 @@ this module reads the ledger and lets callers append their own events.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from agentkeep._core import Json, Tx, limit_clause
-from agentkeep.errors import Conflict, InvalidInput, NotFound
+from agentkeep.errors import Busy, Conflict, InvalidInput, NotFound
 from agentkeep.models import Event, Written
 from agentkeep.services.base import Service
 from agentkeep.services.tasks import check_parent
@@ -43,6 +44,9 @@ RESERVED_PREFIXES = tuple(
     for noun in ("project", "task", "note", "session", "agent", "worktree", "metric", "integration")
 )
 _JSON_COLUMNS = {"labels", "settings", "data"}
+FOLLOW_OUTAGE_SECONDS = 60.0
+"""How long follow() keeps reading again after its reads fail with Busy (a lost
+connection) before it raises."""
 
 
 class EventService(Service):
@@ -167,7 +171,9 @@ class EventService(Service):
         read, in batches, until none is left. An idle follower holds no read transaction.
         ``stop()`` returning True ends the loop. The starting point is taken when
         ``follow()`` is called, not at the first ``next()``, so nothing committed in
-        between is skipped.
+        between is skipped. A read that fails with :class:`Busy` (the connection to a
+        database server was lost) is tried again from the same event after the watcher's
+        next wait, for up to ``FOLLOW_OUTAGE_SECONDS``.
         """
         start = self.last_seq() if after is None else after
         return self._follow_from(
@@ -195,14 +201,29 @@ class EventService(Service):
             else self.config["events.follow_poll_ms"] / 1000
         )
         watch = self.backend.follow.watch(self.db_path, self.config, read_only=self._conn.read_only)
+        unread = False  # a read failed: read again even if the watcher reports nothing
+        failing_since: float | None = None
         with watch as watcher:
             while stop is None or not stop():
-                if not watcher.changed(interval):  # waits up to `interval` when idle
+                if not watcher.changed(interval) and not unread:  # waits when idle
                     continue
+                unread = False
                 while True:
-                    batch = self.events(
-                        after=cursor, entity=entity, entity_id=entity_id, kind=kind, limit=500
-                    )
+                    try:
+                        batch = self.events(
+                            after=cursor, entity=entity, entity_id=entity_id, kind=kind, limit=500
+                        )
+                    except Busy:
+                        # The connection was lost (a database server restarting): read
+                        # again after the watcher's next wait, from the same cursor, so
+                        # nothing is skipped; give up after FOLLOW_OUTAGE_SECONDS.
+                        now = time.monotonic()
+                        failing_since = failing_since or now
+                        if now - failing_since > FOLLOW_OUTAGE_SECONDS:
+                            raise
+                        unread = True
+                        break
+                    failing_since = None
                     for event in batch:
                         cursor = event.seq
                         yield event
