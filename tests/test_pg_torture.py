@@ -450,3 +450,24 @@ def test_a_connection_dropped_while_idle_is_replaced_before_the_next_statement(
         assert conn.execute("SELECT 1").fetchone()[0] == 1  # and outside it, reconnects
     finally:
         conn.close()
+
+
+def test_a_connection_whose_server_is_away_fails_busy_and_recovers(
+    private_pg_server: PgServer,
+) -> None:
+    """While the server is down every statement fails with Busy (retryable, and no
+    psycopg error); once it is back the same Connection works again: a failed reconnect
+    must not leave it closed for good."""
+    from agentkeep.backends.postgres.connection import connect
+
+    conn = connect(private_pg_server.url(fresh_name()))
+    try:
+        before = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        private_pg_server.kill()
+        for _ in range(3):  # the first finds the dead socket, the next ones cannot connect
+            with pytest.raises(agentkeep.Busy):
+                conn.execute("SELECT 1")
+        private_pg_server.start()
+        assert conn.execute("SELECT pg_backend_pid()").fetchone()[0] != before
+    finally:
+        conn.close()
