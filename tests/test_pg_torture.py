@@ -75,13 +75,11 @@ class Team:
     stop: Path
     start_seq: int
     writers: dict[str, list[Child]] = field(default_factory=dict)  # name -> incarnations
-    machine_of: dict[str, str] = field(default_factory=dict)
     followers: list[Child] = field(default_factory=list)
     kills: int = 0
 
     def start_writer(self, machine: str, name: str, *, die_after: int | None = None) -> Child:
         lives = self.writers.setdefault(name, [])
-        self.machine_of[name] = machine
         args = ["team", str(self.roots[machine]), "--name", name, "--seed", str(SEED)]
         args += ["--stop", str(self.stop), "--start", str(self.next_k(name))]
         if die_after is not None:
@@ -214,7 +212,6 @@ def read_store(server: PgServer, schema: str, start_seq: int) -> dict[str, Any]:
 
 def verify(
     acked: dict[str, list[dict[str, Any]]],
-    machine_of: dict[str, str],
     stored: dict[str, Any],
     followed: list[list[int]],
 ) -> dict[str, int]:
@@ -321,6 +318,8 @@ def test_two_machines_eight_writers_kills_and_followers(
             run.start_followers()
         names = [f"{m}-w{i}" for m in MACHINES for i in range(WRITERS)]
         in_doubt = {f"{m}-w0": rng.randint(5, 40) for m in MACHINES}
+        started = time.monotonic()
+        deadline = started + DURATION
         for name in names:
             run.start_writer(name.rsplit("-", 1)[0], name, die_after=in_doubt.get(name))
         # The in-doubt writers die right after a keyed write returned, before its ack;
@@ -332,7 +331,6 @@ def test_two_machines_eight_writers_kills_and_followers(
             wait_until([resent], lambda acks: any("op" in a for a in acks), "the re-sent write")
             first = next(a for a in resent.acks() if "op" in a)
             assert first["k"] >= in_doubt[name] and first["outcome"] == "already_exists", first
-        deadline = time.monotonic() + DURATION
         while time.monotonic() < deadline:
             victim = rng.choice(names)
             child = run.current(victim)
@@ -340,12 +338,12 @@ def test_two_machines_eight_writers_kills_and_followers(
             wait_until([child], lambda acks, t=target: writes(acks) >= t, f"{target} writes")
             run.kill(victim)
             run.start_writer(victim.rsplit("-", 1)[0], victim)
-        writing = time.monotonic() - began
         acked = run.finish_writers()
+        writing = time.monotonic() - started
         stored = read_store(pg_server, pg_url.schema, run.start_seq)
         last = stored["events"][-1][0]
         followed = run.finish_followers(last) if FOLLOW else []
-        counts = verify(acked, run.machine_of, stored, followed)
+        counts = verify(acked, stored, followed)
         kills = run.kills
     check_store(tmp_path / MACHINES[0])
     print(
@@ -396,7 +394,7 @@ def test_server_killed_and_restarted_under_writers_and_followers(
         stored = read_store(server, schema, run.start_seq)
         last = stored["events"][-1][0]
         followed = run.finish_followers(last) if FOLLOW else []
-        counts = verify(acked, run.machine_of, stored, followed)
+        counts = verify(acked, stored, followed)
         errors = {a["error"].split(":")[0] for ls in acked.values() for a in ls if "failed" in a}
     assert errors <= {"Busy", "StorageError"}, errors
     assert counts["failures"] >= 2 * len(names), counts
