@@ -35,7 +35,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +53,6 @@ WRITERS = 4  # per machine
 CHAOS_WRITERS = 2  # per machine, in the server-crash test
 SEED = int(os.environ.get("AGENTKEEP_TEST_SEED") or random.randrange(2**31))
 CLI = Path(sys.executable).parent / "agentkeep"
-
-# Followers need backends/postgres/follow.py (pg-follow). SKIP-TO-REMOVE: once it is on
-# main this is always true; delete FOLLOW and the skips that read it.
-FOLLOW = find_spec("agentkeep.backends.postgres.follow") is not None
 
 
 @pytest.fixture(autouse=True)
@@ -314,8 +309,7 @@ def test_two_machines_eight_writers_kills_and_followers(
     rng = random.Random(SEED)
     began = time.monotonic()
     with team(tmp_path, pg_url) as run:
-        if FOLLOW:
-            run.start_followers()
+        run.start_followers()
         names = [f"{m}-w{i}" for m in MACHINES for i in range(WRITERS)]
         in_doubt = {f"{m}-w0": rng.randint(5, 40) for m in MACHINES}
         started = time.monotonic()
@@ -342,7 +336,7 @@ def test_two_machines_eight_writers_kills_and_followers(
         writing = time.monotonic() - started
         stored = read_store(pg_server, pg_url.schema, run.start_seq)
         last = stored["events"][-1][0]
-        followed = run.finish_followers(last) if FOLLOW else []
+        followed = run.finish_followers(last)
         counts = verify(acked, stored, followed)
         kills = run.kills
     check_store(tmp_path / MACHINES[0])
@@ -350,8 +344,6 @@ def test_two_machines_eight_writers_kills_and_followers(
         f"{writing:.1f} s of writing, {kills} kills: {counts}, {summaries(acked)}; "
         f"{counts['writes'] / writing:.0f} keyed writes/s, total {time.monotonic() - began:.1f} s"
     )
-    if not FOLLOW:  # SKIP-TO-REMOVE with FOLLOW
-        pytest.skip("the writers' part passed; the followers need backends/postgres/follow.py")
 
 
 def test_server_killed_and_restarted_under_writers_and_followers(
@@ -365,8 +357,7 @@ def test_server_killed_and_restarted_under_writers_and_followers(
     schema = fresh_name()
     began = time.monotonic()
     with team(tmp_path, server.url(schema)) as run:
-        if FOLLOW:
-            run.start_followers()
+        run.start_followers()
         names = [f"{m}-w{i}" for m in MACHINES for i in range(CHAOS_WRITERS)]
         for name in names:
             run.start_writer(name.rsplit("-", 1)[0], name)
@@ -375,8 +366,8 @@ def test_server_killed_and_restarted_under_writers_and_followers(
             for child in lives:
                 mark = writes(child.acks()) + rng.randint(3, 25)
                 wait_until([child], lambda acks, m=mark: writes(acks) >= m, f"{mark} writes")
-            if FOLLOW:  # the followers have caught up once: they listen
-                wait_until(run.followers, lambda acks: bool(acks), "followed events")
+            # The followers have caught up once: they listen.
+            wait_until(run.followers, lambda acks: bool(acks), "followed events")
             failed = {c.name: fails(c.acks()) for c in lives}
             down = time.monotonic()
             server.kill()
@@ -393,15 +384,13 @@ def test_server_killed_and_restarted_under_writers_and_followers(
         acked = run.finish_writers()
         stored = read_store(server, schema, run.start_seq)
         last = stored["events"][-1][0]
-        followed = run.finish_followers(last) if FOLLOW else []
+        followed = run.finish_followers(last)
         counts = verify(acked, stored, followed)
         errors = {a["error"].split(":")[0] for ls in acked.values() for a in ls if "failed" in a}
     assert errors <= {"Busy", "StorageError"}, errors
     assert counts["failures"] >= 2 * len(names), counts
     check_store(tmp_path / MACHINES[0])
     print(f"{counts}, {summaries(acked)}; total {time.monotonic() - began:.1f} s")
-    if not FOLLOW:  # SKIP-TO-REMOVE with FOLLOW
-        pytest.skip("the writers' part passed; the followers need backends/postgres/follow.py")
 
 
 def writes(acks: list[dict[str, Any]]) -> int:
