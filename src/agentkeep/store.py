@@ -184,6 +184,8 @@ class StoreStatus(Record):
     last_event_at: str | None
     idle_sessions: int = 0  # running sessions the idle rule calls idle (not running)
     spooled: int = 0  # hook deliveries waiting in .agentkeep/spool/ for the writer lock
+    backend: str = "sqlite"  # or "postgres"
+    database: str = ""  # the SQLite file, or the PostgreSQL URL (never with a password)
 
 
 def resolve_store_dir(path: str | Path | None) -> Path:
@@ -940,7 +942,12 @@ class Store(StoreBase):
             root=str(self.root),
             store_dir=str(self.store_dir),
             db_schema_version=schema_version,
-            synchronous=self.config["store.synchronous"],
+            # What is in force: the setting on SQLite, the server's own on PostgreSQL.
+            synchronous=(
+                self.config["store.synchronous"]
+                if self.backend.name == "sqlite"
+                else maintenance.synchronous()
+            ),
             journal_mode=maintenance.journal_mode(),
             db_bytes=db_bytes,
             wal_bytes=wal_bytes,
@@ -955,6 +962,8 @@ class Store(StoreBase):
             last_event_seq=last[0] if last else 0,
             last_event_at=last[1] if last else None,
             spooled=spool_status(str(self.store_dir)).waiting,
+            backend=self.backend.name,
+            database=str(self.db_path),
         )
 
     def _row_counts(self, schema_version: int) -> tuple[dict[str, int], dict[str, int]]:

@@ -93,10 +93,19 @@ def human_status(data: dict[str, Any]) -> str:
     by_status = data["tasks_by_status"]
     tasks = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none"
     size_kib = (data["db_bytes"] + data["wal_bytes"]) / 1024
-    lines = [
-        f"project   {data['project']}  ({data['root']})",
-        f"store     {data['store_dir']}  schema v{data['db_schema_version']}, "
-        f"{data['journal_mode']}, synchronous={data['synchronous']}, {size_kib:,.0f} KiB",
+    lines = [f"project   {data['project']}  ({data['root']})"]
+    if data.get("backend") == "postgres":
+        lines += [
+            f"store     {data['store_dir']}  schema v{data['db_schema_version']}",
+            f"database  PostgreSQL {data['database']}, synchronous={data['synchronous']}, "
+            f"{size_kib:,.0f} KiB",
+        ]
+    else:
+        lines.append(
+            f"store     {data['store_dir']}  schema v{data['db_schema_version']}, "
+            f"{data['journal_mode']}, synchronous={data['synchronous']}, {size_kib:,.0f} KiB"
+        )
+    lines += [
         f"tasks     {counts['tasks']} ({tasks}); {data['ready_tasks']} ready",
         f"sessions  {counts['sessions']} ({data['running_sessions']} running,"
         f" {data['idle_sessions']} idle)",

@@ -48,7 +48,9 @@ def split_url(url: str) -> tuple[str, str]:
             hint="lower-case letters, digits and underscores, starting with a letter or _; "
             "not pg_…, information_schema or public",
         )
-    conninfo = _join("postgresql", parts.netloc, parts.path, urlencode(kept, quote_via=quote))
+    conninfo = _join(
+        "postgresql", parts.netloc, parts.path, urlencode(kept, safe="/", quote_via=quote)
+    )
     return conninfo, schema
 
 
@@ -75,6 +77,7 @@ def redacted(url: str) -> str:
         netloc = f"{user.split(':', 1)[0]}:***@{host}"
     query = urlencode(
         [(k, "***" if k in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query, True)],
+        safe="/",
         quote_via=quote,
     )
     return _join(parts.scheme, netloc, parts.path, query)
