@@ -429,10 +429,23 @@ def parse_value(key: str, raw: Any, *, source: str) -> Any:
     try:
         return setting.parse(raw)
     except (ValueError, TypeError, OverflowError) as exc:
-        shown = repr(raw)
+        shown = repr(_without_password(raw) if key == "store.url" else raw)
         if len(shown) > 60:
             shown = shown[:57] + "..."
         raise InvalidInput(f"setting {key} from {source}: {exc} (got {shown})") from exc
+
+
+def _without_password(raw: Any) -> Any:
+    """A refused store.url as an error may echo it: with its password as ``***`` (the
+    redactor does not know a URL whose host is empty or that the message cuts short)."""
+    if not isinstance(raw, str):
+        return raw
+    from agentkeep.backends.postgres.url import redacted
+
+    try:
+        return redacted(raw)
+    except ValueError:  # not even a URL urllib can split: show none of it
+        return "***"
 
 
 class Config:

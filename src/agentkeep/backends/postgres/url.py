@@ -77,7 +77,7 @@ def redacted(url: str) -> str:
         netloc = f"{user.split(':', 1)[0]}:***@{host}"
     query = urlencode(
         [(k, "***" if k in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query, True)],
-        safe="/",
+        safe="*/",  # password=*** as people write it, not %2A%2A%2A
         quote_via=quote,
     )
     return _join(parts.scheme, netloc, parts.path, query)
