@@ -386,6 +386,20 @@ def test_a_url_with_a_password_is_refused_and_never_shown(
         output = (failed.stdout + failed.stderr).decode()
         assert failed.returncode != 0 and password not in output, output
         assert "***" in output, output
+    # AGENTKEEP_STORE_URL (the setting's variable) with a password: refused, and the
+    # refusal, in stderr and in the hook's log on disk, shows it as ***
+    for url in (with_password, in_query):
+        env = {"AGENTKEEP_STORE_URL": url}
+        refused_env = run_agentkeep("status", cwd=root, env=env)
+        output = (refused_env.stdout + refused_env.stderr).decode()
+        assert refused_env.returncode == 3 and "holds a password" in output
+        assert password not in output, output
+        payload = json.dumps({"session_id": "s", "hook_event_name": "Stop", "cwd": str(root)})
+        hooked = run_agentkeep(
+            "hook", "--source", "claude", cwd=root, input=payload.encode(), env=env
+        )
+        assert hooked.returncode == 0 and password.encode() not in hooked.stderr
+    assert "password" in (root / ".agentkeep" / "hook-errors.log").read_text()
     for url in (with_password, in_query):  # db copy names its target in its refusal
         refused = cli("db", "copy", "--to", url)
         assert refused.exit_code == 3 and password not in refused.stdout + refused.stderr
