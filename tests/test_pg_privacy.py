@@ -5,10 +5,12 @@ CLI (arguments, stdin, `agentkeep run`'s output), hook deliveries (spooled, then
 `agentkeep sync`), the Claude, Codex, OpenCode and JSONL importers, the HTTP API, the MCP
 tools, `db copy` into the server and a bundle import. Afterwards not one fragment of any
 of them is anywhere PostgreSQL or agentkeep wrote: a ``pg_dump`` of the database, every
-byte of the server's data directory (heap, TOAST, WAL, after a CHECKPOINT, while the
-server runs), and every file under the project's ``.agentkeep/`` (spool, streams,
-objects, logs; zstd files decompressed). A canary planted past the boundary (a raw
-INSERT through psycopg) is found by the same scans, so the check cannot pass vacuously.
+byte of the server's directory (heap, TOAST, WAL, after a CHECKPOINT, while the server
+runs; and its log, kept with ``log_statement = 'all'``: agentkeep binds values client-side,
+so a raw secret sent in any statement, even a lookup, would be there), and every file
+under the project's ``.agentkeep/`` (spool, streams, objects, logs; zstd decompressed).
+A canary planted past the boundary (an UPDATE through psycopg) is found by the same
+scans, so the check cannot pass vacuously.
 
 The server is one of the test's own (``private_pg_server``): its data directory holds
 nothing but this test's writes, and reading it disturbs no one.
@@ -24,6 +26,7 @@ import json
 import os
 import secrets
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +103,26 @@ def uncompressed_columns(server: PgServer, schema: str) -> None:
             conn.execute(
                 f'ALTER TABLE "{schema}"."{table}" ALTER COLUMN "{column}" SET STORAGE EXTERNAL'
             )
+
+
+def log_every_statement(server: PgServer) -> None:
+    """``log_statement = 'all'``, as a team's server may be set up (auditing, debugging):
+    every statement agentkeep sends goes to the server's log with its values inline
+    (client-side binding), so the scan of the log shows whether a raw secret was ever
+    sent to the server, even in a lookup that stores nothing."""
+    with server.connect() as conn:
+        conn.execute("ALTER SYSTEM SET log_statement = 'all'")
+        conn.execute("SELECT pg_reload_conf()")
+        conn.execute("SELECT 'agentkeep-log-probe'")  # a fresh session reads the new setting
+    log = server.pg_dir / "log" if server.pg_dir is not None else None
+    assert log is not None
+    deadline = 60.0  # only a safety net: the reload is signalled, the probe then logged
+    started = time.monotonic()
+    while b"agentkeep-log-probe" not in log.read_bytes():
+        assert time.monotonic() - started < deadline, "log_statement never took effect"
+        with server.connect() as conn:
+            conn.execute("SELECT 'agentkeep-log-probe'")
+        time.sleep(0.05)
 
 
 # -- the ingresses --------------------------------------------------------------------------
@@ -276,6 +299,7 @@ def test_no_secret_reaches_postgres_or_the_project_through_any_ingress(
     monkeypatch.chdir(project)
     store_dir = project / ".agentkeep"
     uncompressed_columns(server, "ak_privacy")
+    log_every_statement(server)
     with agentkeep.open(project) as store:
         through_the_library(store)
         through_the_cli(project)
@@ -302,6 +326,9 @@ def test_no_secret_reaches_postgres_or_the_project_through_any_ingress(
         assert store._count("SELECT count(*) FROM streams") >= 3
         assert store._count("SELECT count(*) FROM artifacts") >= 2
         assert len({r.rule for r in store.redactions()}) >= 10
+    assert server.pg_dir is not None
+    logged = (server.pg_dir / "log").read_bytes()  # the statements, their values inline
+    assert b"INSERT INTO" in logged and b"[REDACTED:github-pat]" in logged
     checkpoint(server)
     found = in_dump(server_dump(server), NEEDLES)
     assert server.pg_dir is not None and server.data_dir.is_relative_to(server.pg_dir)
