@@ -406,6 +406,8 @@ def test_a_url_with_a_password_is_refused_and_never_shown(
             output = (done.stdout + done.stderr).decode()
             assert done.returncode == 0 and password not in output, output
         assert json.loads(shown.stdout)["counts"]["events"] >= 1  # it read the store
+        assert json.loads(shown.stdout)["backend"] == "postgres"
+        assert "***" in status.stdout.decode()  # it names the database, without the password
         # an unreachable server: the error names the URL, with *** for the password
         dead = url.replace(f"port={pg_url_port(pg_url)}", "port=1")
         assert dead != url
