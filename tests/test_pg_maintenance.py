@@ -516,26 +516,3 @@ def test_a_database_backup_is_a_sqlite_store_with_the_same_rows(
         copy.close()
     with agentkeep.open(project) as store, pytest.raises(InvalidInput, match="already exists"):
         store.backup(dest)
-
-
-def test_restore_refuses_a_project_whose_store_is_on_the_server(
-    schema: str, tmp_path: Path
-) -> None:
-    """A database backup restored into a PostgreSQL project would be a state.db nobody
-    reads, reported as restored: it is refused, and the store is left as it was."""
-    from agentkeep.ops.restore import restore
-
-    project = tmp_path / "project"
-    project.mkdir()
-    agentkeep.init_store(project, url=_url(schema))
-    with agentkeep.open(project) as store:
-        store.add_task("kept")
-        store.backup(tmp_path / "state.db")
-    before = sorted(p.name for p in (project / ".agentkeep").iterdir())
-    for force in (False, True):
-        with pytest.raises(InvalidInput, match="PostgreSQL server") as refused:
-            restore(tmp_path / "state.db", project, force=force)
-        assert "agentkeep db copy" in (refused.value.hint or "")
-    assert sorted(p.name for p in (project / ".agentkeep").iterdir()) == before
-    with agentkeep.open(project) as store:
-        assert [t.title for t in store.list_tasks()] == ["kept"]

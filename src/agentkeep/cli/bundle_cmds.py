@@ -55,6 +55,10 @@ def restore(state: State, src: Path, force: bool, as_json: bool, nl: bool) -> No
     moved to .agentkeep.replaced-<time> beside it (nothing is deleted). Stop agents and
     `agentkeep serve` first: a process that still has the old store open keeps writing there.
 
+    A store on PostgreSQL: the backup is copied into the server and swapped in; the old
+    schema is renamed to <schema>_replaced_<time> (the output says how to drop it). A
+    backup restored into a new directory is a SQLite store, wherever it was taken.
+
     \b
     Examples:
       agentkeep restore .agentkeep/backups/snapshot-20260101T000000000000Z
@@ -71,6 +75,8 @@ def restore(state: State, src: Path, force: bool, as_json: bool, nl: bool) -> No
         click.echo(f"restored {result.source} into {result.store_dir}")
         if result.replaced:
             click.echo(f"the previous store was moved to {result.replaced}")
+        for note in result.notes:
+            click.echo(note)
         click.echo("check: ok" if result.check_ok else "problems: " + "; ".join(result.problems))
     if not result.check_ok:
         click.get_current_context().exit(1)

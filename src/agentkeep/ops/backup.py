@@ -14,6 +14,11 @@
 - ``config.toml`` and ``.gitignore``, and last ``manifest.json``: the schema version and
   the size and sha256 of every file. A directory without a manifest is an unfinished backup.
 
+The backup of a store on PostgreSQL is the same portable SQLite snapshot: its
+``config.toml`` is written without ``store.url`` (restored into a new directory it is a
+SQLite store, never a second way into the live server's), and the manifest records where
+it came from (``source_backend``, ``source_url`` without any password).
+
 Every file and directory is fsynced. The snapshot's rows are read back from the copy
 (``backends.sqlite.maintenance.read_file``), never from the live database.
 """
@@ -29,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentkeep._version import __version__
 from agentkeep.backends.sqlite.maintenance import read_file
+from agentkeep.config import set_in_file
 from agentkeep.errors import Corrupt, InvalidInput
 from agentkeep.files import (
     maintenance_lock,
@@ -148,6 +154,10 @@ def backup(
             _copy_into(
                 target, name, partial(file_chunks, store.store_dir / name), files, missing, dirs
             )
+    source = _source(store)
+    if "source_url" in source and "config.toml" in files:
+        set_in_file(target / "config.toml", "store.url", "")  # see the module doc
+        files["config.toml"] = entry(*sha256_file(target / "config.toml"))
     created_at = utc_now()
     schema = _snapshot_schema(target / SNAPSHOT_DB)
     manifest = {
@@ -159,6 +169,7 @@ def backup(
         "database": SNAPSHOT_DB,
         "files": dict(sorted(files.items())),
         "missing": missing,
+        **source,
     }
     _write_manifest(target, manifest)
     fsync_dirs(dirs)
@@ -170,6 +181,17 @@ def backup(
         bytes=sum(f["size"] for f in files.values()),
         missing=missing,
     )
+
+
+def _source(store: Store) -> dict[str, str]:
+    """The manifest's record of the store backed up: its backend, and a server's URL."""
+    from agentkeep.backends.postgres.url import redacted
+    from agentkeep.store import store_url
+
+    url = store_url(store.config)
+    if not url:
+        return {"source_backend": store.backend.name}
+    return {"source_backend": store.backend.name, "source_url": redacted(url)}
 
 
 def _copy_into(

@@ -16,22 +16,36 @@ The high-water mark is not carried over: restoring is the user's decision about 
 state is the truth.
 
 A backup's database is a SQLite file whatever the store's backend: it is verified and
-copied by ``backends.sqlite.maintenance`` (never as bytes).
+copied by ``backends.sqlite.maintenance`` (never as bytes). A backup is a portable
+snapshot: restored into a new directory it is a SQLite store, even when it was taken from
+a store on PostgreSQL (its config.toml has no ``store.url``; an older backup's is dropped,
+and the result says so).
+
+Into a project whose store is on PostgreSQL (``--force``), :func:`_restore_to_server`
+copies the backup's database with ``db copy`` (:func:`agentkeep.ops.copy.copy_store`) into
+a staging schema beside the store's, then swaps the schemas in one transaction
+(:mod:`agentkeep.backends.postgres.schemas`): the store's schema is renamed to
+``<schema>_replaced_<time>``, never dropped. A crash before the swap leaves the old schema
+in place and the staging schema, which rerunning the same restore resumes; after it, the
+restored store. Files the backup holds and the project lacks are added to the project's
+directory (stream and object files of a store on PostgreSQL live there).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from agentkeep.backends.sqlite.maintenance import copy_database, inspect_file
+from agentkeep.backends.sqlite.maintenance import copy_database, inspect_file, read_file
 from agentkeep.errors import Conflict, Corrupt, InvalidInput
+from agentkeep.failpoints import failpoint
 from agentkeep.files import (
     fsync_path,
     make_dirs,
@@ -57,6 +71,7 @@ from agentkeep.services.artifacts import object_path
 from agentkeep.timeutil import file_stamp
 
 if TYPE_CHECKING:
+    from agentkeep.backends.base import Snapshot
     from agentkeep.store import Store
 
 
@@ -67,7 +82,10 @@ class RestoreResult(Record):
     replaced: str | None
     files: int
     check_ok: bool
+    backend: str = "sqlite"  # the restored store's
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the user should know (moved-aside
+    # schema and how to drop it, a server URL left out)
 
 
 def read_backup_manifest(source: Path) -> dict[str, Any]:
@@ -123,15 +141,41 @@ def restore(source: str | Path, target: str | Path, *, force: bool = False) -> R
     """
     src = Path(source).expanduser().absolute()
     store_dir = store_dir_for(target)
+    if names_server(str(store_dir)):
+        return _restore_to_server(src, store_dir, force=force)
     if src.is_file():
         return _restore_database_file(src, store_dir, force=force)
     manifest = read_backup_manifest(src)
+    notes: list[str] = []
 
     def assemble(staging: Path) -> int:
         _assemble(src, manifest, staging)
+        if _drop_server_url(staging / "config.toml") or manifest.get("source_backend") not in (
+            None,
+            "sqlite",
+        ):
+            notes.append(
+                f"restored as a SQLite store; the backup was taken from "
+                f"{manifest.get('source_url') or 'a store on a server'} — copy it there with "
+                "`agentkeep db copy --to URL`, or restore into that project with --force"
+            )
         return len(manifest["files"])
 
-    return _swap_in(src, store_dir, assemble, force=force)
+    result = _swap_in(src, store_dir, assemble, force=force)
+    return dataclasses.replace(result, notes=notes) if notes else result
+
+
+def _drop_server_url(config: Path) -> bool:
+    """Blank ``store.url`` in a restored config.toml (a backup made before backups left it
+    out): the restored SQLite store must not silently open the live server's."""
+    from agentkeep.config import read_toml, set_in_file
+
+    if not config.is_file():
+        return False
+    if not read_toml(config).get("store.url"):
+        return False
+    set_in_file(config, "store.url", "")
+    return True
 
 
 def _swap_in(
@@ -140,14 +184,6 @@ def _swap_in(
     """The one way a restore replaces a store: ``assemble`` fills a temp directory beside
     it (returning how many files it holds), the old store is moved aside (never deleted),
     and the temp directory is renamed into place; a failure removes only our own copy."""
-    if names_server(str(store_dir)):
-        # Its config names the server: a SQLite database put here would never be read, and
-        # the restore would report success while the store stayed as it was.
-        raise InvalidInput(
-            f"{store_dir} is a store on a PostgreSQL server; restore writes a SQLite database",
-            hint="restore into another directory, then copy that store to the server with "
-            "`agentkeep db copy`",
-        )
     if (store_dir / DB_NAME).exists() and not force:
         raise Conflict(
             f"{store_dir} already holds a store",
@@ -305,13 +341,16 @@ def _move_aside(store_dir: Path) -> Path | None:
     return aside
 
 
-def _check_restored(store_dir: Path, src: Path, replaced: Path | None, files: int) -> RestoreResult:
+def _check_restored(
+    store_dir: Path, src: Path, replaced: Path | str | None, files: int
+) -> RestoreResult:
     import agentkeep
 
     with agentkeep.open(store_dir) as restored:
         report = restored.check()
         problems = list(report.problems) + _missing_files(restored)
         project = restored.project()
+        backend = restored.backend.name
     with contextlib.suppress(Exception):  # the registry is a convenience, not the store
         from agentkeep.registry import register_project
 
@@ -322,6 +361,7 @@ def _check_restored(store_dir: Path, src: Path, replaced: Path | None, files: in
         replaced=None if replaced is None else str(replaced),
         files=files,
         check_ok=not problems,
+        backend=backend,
         problems=problems,
     )
 
@@ -338,3 +378,95 @@ def _missing_files(store: Store) -> list[str]:
                 if not object_path(store.store_dir, sha, encoding).exists():
                     problems.append(f"object file {sha[:12]} is missing")
     return problems
+
+
+# -- into a store on PostgreSQL ----------------------------------------------------------
+
+
+def _restore_to_server(src: Path, store_dir: Path, *, force: bool) -> RestoreResult:
+    """Replace the content of the store on PostgreSQL that ``store_dir``'s project names
+    with the backup ``src`` (a backup directory or a database file); see the module doc."""
+    from agentkeep.backends.postgres import schemas
+    from agentkeep.backends.postgres.url import redacted, split_url
+    from agentkeep.config import Config
+    from agentkeep.ops.copy import copy_store
+    from agentkeep.store import store_url
+
+    if src.is_file():
+        check_database_file(src)
+        database, manifest = src, None
+    else:
+        manifest = read_backup_manifest(src)
+        database = src / SNAPSHOT_DB
+    url = store_url(Config.load(project_file=store_dir / "config.toml"))
+    _, schema = split_url(url)
+    if schemas.schema_exists(url) and not force:
+        raise Conflict(
+            f"{store_dir} already holds a store (schema {schema} on {redacted(url)})",
+            hint="pass --force to move its schema aside (to <schema>_replaced_<time>) and restore",
+        )
+    digest, _ = sha256_file(database)
+    staging = schemas.staging_name(schema, digest)
+    # The backup's database is read in place (read-only): copy_store's source is a store,
+    # and that is all it reads of one.
+    files_dir = store_dir if manifest is None else src
+    source = cast("Store", _DatabaseFile(database, files_dir))
+    copied = copy_store(source, schemas.with_schema(url, staging))
+    failpoint("restore:copied")
+    files = 1 + (_add_missing_files(src, manifest, store_dir) if manifest is not None else 0)
+    aside = schemas.replaced_name(schema, file_stamp().lower())
+    replaced = schemas.swap_in(url, staging, aside)
+    failpoint("restore:swapped")
+    result = _check_restored(store_dir, src, replaced, files)
+    notes = [f"restored into schema {schema} on {redacted(url)} ({copied.rows} rows, verified)"]
+    if replaced is not None:
+        notes.append(
+            f"the previous store is schema {replaced} on the same database (read it with "
+            f"`agentkeep --store '{redacted(schemas.with_schema(url, replaced))}' …`); "
+            f'once you no longer need it: DROP SCHEMA "{replaced}" CASCADE'
+        )
+    notes.append(
+        "other machines' agentkeep processes see the restored store from their next "
+        "statement; restart `agentkeep serve` and followers there"
+    )
+    return dataclasses.replace(result, notes=notes)
+
+
+class _DatabaseFile:
+    """A backup's database file as :func:`~agentkeep.ops.copy.copy_store`'s source: its
+    read snapshot, its path, and the directory holding the files its rows name."""
+
+    def __init__(self, db_path: Path, store_dir: Path) -> None:
+        self.db_path = db_path
+        self.store_dir = store_dir
+        self.maintenance = self
+
+    def snapshot(self) -> contextlib.AbstractContextManager[Snapshot]:
+        return read_file(self.db_path)
+
+
+def _add_missing_files(src: Path, manifest: Mapping[str, Any], store_dir: Path) -> int:
+    """Copy the backup's stream and object files the project's directory lacks into it
+    (a file already there is kept: objects are named by their hash, and a stream file
+    holds at least the prefix its row's length covers). Returns how many were added."""
+    added = 0
+    dirs: set[Path] = set()
+    for relative in sorted(manifest["files"]):
+        if relative == SNAPSHOT_DB or len(Path(relative).parts) < 2:
+            continue  # the database, and config.toml/.gitignore: the project keeps its own
+        dest = store_dir / relative
+        if dest.exists():
+            continue
+        make_dirs(dest.parent)
+        dirs.add(dest.parent)
+        tmp = temp_path(dest)
+        try:
+            write_durably(tmp, file_chunks(src / relative))
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        added += 1
+    fsync_dirs(dirs)
+    return added
