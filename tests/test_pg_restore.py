@@ -25,6 +25,7 @@ pytest.importorskip("psycopg")
 from agentkeep.errors import Conflict
 from agentkeep.ops.backup import backup
 from agentkeep.ops.restore import read_backup_manifest, restore
+from agentkeep.services.artifacts import blob_name
 
 pytestmark = pytest.mark.postgres
 
@@ -130,6 +131,9 @@ def test_restore_force_swaps_the_schema_and_keeps_the_old_one(
         assert titles(restored) == ["before the backup"]
         (artifact,) = restored.list_artifacts()
         assert restored.read_artifact(artifact.id) == b"artifact bytes\n" * 50
+        # Its bytes are in the restored schema too: other machines can fetch them.
+        name = blob_name(artifact.sha256, artifact.encoding)
+        assert restored.artifacts.shared_bytes([name]) == {name}
         restored.add_task("written after the restore")
         assert restored.check().ok
         assert restored.status().counts["tasks"] == 2

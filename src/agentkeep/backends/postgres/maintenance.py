@@ -623,9 +623,10 @@ _FOREIGN_KEYS = (
 )
 
 
-# Not copied into a SQLite backup: kept there by its own triggers (row_counts), or this
-# backend's search side tables (SQLite's FTS tables of the same names are its own).
-_NOT_COPIED = {"row_counts", *(f"{table}_fts" for table, _ in _INDEXED)}
+# Not copied into a SQLite backup: kept there by its own triggers (row_counts), this
+# backend's search side tables (SQLite's FTS tables of the same names are its own), or its
+# shared copies of files (blobs: SQLite has no such tables; a backup carries the files).
+_NOT_COPIED = {"row_counts", "blobs", "blob_chunks", *(f"{table}_fts" for table, _ in _INDEXED)}
 
 
 def _copy_order(read: Snapshot, schema: str) -> list[str]:
