@@ -390,6 +390,10 @@ class write_transaction:  # lower case: used like a function, `with write_transa
         conn = self.conn
         if conn.damage is not None:
             raise conn.damage
+        begin = getattr(conn, "begin_writing", None)
+        if begin is not None:  # PostgreSQL: the lock and BEGIN in one round trip, no guard
+            begin()
+            return conn
         conn.lock_writers()
         try:
             conn.execute("BEGIN IMMEDIATE")
