@@ -450,7 +450,9 @@ class Connection:
                 self.unlock_writers()
                 raise
             return
-        if self.in_transaction:  # as execute("BEGIN IMMEDIATE") refuses it
+        # as execute("BEGIN IMMEDIATE") refuses it (self.raw first: a lost session, whose
+        # status is unknown, is replaced here)
+        if self.raw.info.transaction_status != TransactionStatus.IDLE:
             raise StorageError(
                 "cannot start a transaction within a transaction",
                 hint="write inside the open transaction, or after it ends",
