@@ -65,6 +65,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from agentkeep.backends.base import Connection, Indexed, Row, SearchTerm
+from agentkeep.backends.indexed import row_filters
 
 # Each table ranks (ts_rank_cd) only its newest RANK_WINDOW matches: 1,000, where SQLite
 # ranks 5,000 — each row read costs PostgreSQL more (bench/README.md, issue 12).
@@ -137,23 +138,16 @@ class PostgresSearch:
         query = ts_query(conn, terms, columns=len(_TEXT[source.table]))
         if query is None:
             return []
-        where = [f"f.words @@ {query}"]
-        params: list[Any] = []
         join = ""
         if session is not None or since is not None:
             join = f" JOIN {source.table} t ON t.id = f.id"
-        if source.table in _SPANNED and (session is not None or since is not None):
-            span = _span(conn, source, session, since)
-            if span is None:
-                return []
-            where.append("f.id BETWEEN ? AND ?")
-            params += list(span)
-        if session is not None:
-            where.append("t.session_id = ?")
-            params.append(session)
-        if since is not None:
-            where.append(f"t.{source.at} >= ?")
-            params.append(since)
+        filters = row_filters(
+            conn, source, session, since, key="f.id", span=source.table in _SPANNED, bound="id + 0"
+        )
+        if filters is None:
+            return []
+        where, params = filters
+        where.insert(0, f"f.words @@ {query}")
         # The score is computed where the row is read, so a sort of the window (a rare
         # word's matches come from the GIN index in table order) holds (id, score) pairs,
         # not the vectors: those would spill to disk.
@@ -258,24 +252,6 @@ def _fts(source: Indexed) -> str:
     if source.table not in _TEXT:
         raise ValueError(f"{source.table} has no full-text index")
     return f"{source.table}_fts"
-
-
-def _span(
-    conn: Connection, source: Indexed, session: int | None, since: str | None
-) -> tuple[int, int] | None:
-    """An id range holding every message (capture) of ``session`` or made at or after
-    ``since``; None: there is none (see the SQLite backend's ``_span``)."""
-    # id + 0: not PostgreSQL's min/max shortcut, which walks the primary key from one end
-    # until a row passes the filter: every row when the session (the window) is at the
-    # other end. The index on session_id (at) finds the rows instead.
-    bounds = f"SELECT min(id + 0), max(id + 0) FROM {source.table}"
-    if session is not None:
-        row = conn.execute(f"{bounds} WHERE session_id = ?", (session,)).fetchone()
-    else:
-        row = conn.execute(f"{bounds} WHERE at >= ?", (since,)).fetchone()
-    if row is None or row[0] is None:
-        return None
-    return int(row[0]), int(row[1])
 
 
 # -- snippets -------------------------------------------------------------------------------

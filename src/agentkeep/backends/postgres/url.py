@@ -17,7 +17,7 @@ from agentkeep.errors import InvalidInput
 SCHEMES = ("postgresql", "postgres")
 DEFAULT_SCHEMA = "agentkeep"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_RESERVED = {"information_schema", "public"}  # PostgreSQL's own, or shared with other tools
+_RESERVED = {"information_schema"}  # PostgreSQL's own (and pg_… below)
 _SECRET_PARAMS = {"password", "sslpassword"}
 
 
@@ -46,7 +46,7 @@ def split_url(url: str) -> tuple[str, str]:
         raise InvalidInput(
             f"schema={schema!r} is not a usable schema name",
             hint="lower-case letters, digits and underscores, starting with a letter or _; "
-            "not pg_…, information_schema or public",
+            "not pg_… or information_schema",
         )
     conninfo = _join(
         "postgresql", parts.netloc, parts.path, urlencode(kept, safe="/", quote_via=quote)

@@ -43,9 +43,9 @@ they compare only roughly across tables). A task's title weighs twice its body.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from agentkeep.backends.base import Connection, Indexed, Row, SearchTerm
+from agentkeep.backends.indexed import row_filters
 from agentkeep.backends.sqlite.migrate import MIGRATOR
 
 RANK_WINDOW = 5000  # each table ranks (bm25) only its newest RANK_WINDOW matches
@@ -143,25 +143,17 @@ class SQLiteSearch:
         limit: int,
     ) -> list[tuple[int, float]]:
         rank = _RANK[source.table].replace(f"({_fts(source)}", f"({fts}")
-        where = [f"{fts} MATCH ?"]
-        params: list[Any] = [expression]
         join = ""
         if session is not None or since is not None:
             # CROSS JOIN keeps FTS5 the outer loop: driven from the other table, each row
             # would open its own FTS5 cursor, and bm25 recounts a common term every time.
             join = f" CROSS JOIN {source.table} t ON t.id = f.rowid"
-        if source.table in _SPANNED and (session is not None or since is not None):
-            span = _span(conn, source, session, since)
-            if span is None:
-                return []
-            where.append("f.rowid BETWEEN ? AND ?")
-            params += list(span)
-        if session is not None:
-            where.append("t.session_id = ?")
-            params.append(session)
-        if since is not None:
-            where.append(f"t.{source.at} >= ?")
-            params.append(since)
+        filters = row_filters(
+            conn, source, session, since, key="f.rowid", span=source.table in _SPANNED
+        )
+        if filters is None:
+            return []
+        where, params = [f"{fts} MATCH ?", *filters[0]], [expression, *filters[1]]
         sql = (
             f"SELECT rowid, r FROM (SELECT f.rowid AS rowid, {rank} AS r"
             f" FROM {fts} f{join} WHERE {' AND '.join(where)}"
@@ -273,27 +265,6 @@ def _fts(source: Indexed) -> str:
     if source.table not in _RANK:
         raise ValueError(f"{source.table} has no full-text index")
     return f"{source.table}_fts"
-
-
-def _span(
-    conn: Connection, source: Indexed, session: int | None, since: str | None
-) -> tuple[int, int] | None:
-    """A rowid range holding every message (capture) of ``session`` or made at or after
-    ``since``; None: there is none. FTS5 then seeks to it instead of walking every newer
-    match.
-
-    A session's rows lie in one range (usually contiguous). For ``since`` the range is
-    found by the index on ``at`` (it holds every row of the window even when rows were not
-    stored in time order, as a spooled hook delivery may be).
-    """
-    bounds = f"SELECT min(id), max(id) FROM {source.table}"
-    if session is not None:
-        row = conn.execute(f"{bounds} WHERE session_id = ?", (session,)).fetchone()
-    else:
-        row = conn.execute(f"{bounds} WHERE at >= ?", (since,)).fetchone()
-    if row is None or row[0] is None:
-        return None
-    return int(row[0]), int(row[1])
 
 
 SEARCH = SQLiteSearch()
