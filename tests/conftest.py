@@ -105,10 +105,10 @@ def git(cwd: Path, *args: str) -> str:
 
 
 # The store-level tests (those that use the `store` fixture) run on both backends; a module
-# or test marked `sqlite_only` (with its reason) runs on SQLite alone. The PostgreSQL server
-# comes from scripts/test (AGENTKEEP_TEST_PG_DSN), read here before _isolated_env clears it.
+# or test marked `sqlite_only` (with its reason) runs on SQLite alone. The PostgreSQL leg's
+# store lives in a fresh schema of tests/helpers/pg.py's server (`pg_url`), dropped after
+# the test.
 STORE_BACKENDS = ("sqlite", "postgres")
-PG_DSN = os.environ.get("AGENTKEEP_TEST_PG_DSN", "")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -126,22 +126,22 @@ def store_backend(request: pytest.FixtureRequest) -> str:
     return getattr(request, "param", "sqlite")
 
 
-def pg_store_url() -> str:
-    """A URL for a new store in a fresh PostgreSQL schema of the test server."""
-    if not PG_DSN:
-        skip_or_fail("no PostgreSQL for this test: run `scripts/postgres start`")
-    sep = "&" if "?" in PG_DSN else "?"
-    return f"{PG_DSN}{sep}schema=t_{os.urandom(6).hex()}"
-
-
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_backend: str) -> Path:
-    """An empty git repository with an initialised store; the cwd is its root."""
+def project(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    store_backend: str,
+    request: pytest.FixtureRequest,
+) -> Path:
+    """An empty git repository with an initialised store; the cwd is its root. On the
+    PostgreSQL leg the store is in a fresh schema (helpers/pg.py's ``pg_url``: it skips, or
+    fails under CI, without a server, and drops the schema after the test)."""
     root = tmp_path / "proj"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
     monkeypatch.chdir(root)
-    agentkeep.init_store(root, url=pg_store_url() if store_backend == "postgres" else None)
+    url = request.getfixturevalue("pg_url") if store_backend == "postgres" else None
+    agentkeep.init_store(root, url=url)
     return root
 
 

@@ -7,7 +7,6 @@ transaction, filters, the ranking window and snippets cut from the original text
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import string
@@ -19,32 +18,20 @@ import pytest
 import agentkeep
 from agentkeep.backends.postgres import search as pg_search
 
-from conftest import git, skip_or_fail
-
-PG_DSN = os.environ.get("AGENTKEEP_TEST_PG_DSN", "")
+from conftest import git
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[agentkeep.Store]:
-    """A new store in a fresh PostgreSQL schema (dropped afterwards)."""
-    if not PG_DSN:
-        skip_or_fail("no PostgreSQL: set AGENTKEEP_TEST_PG_DSN (scripts/test starts one)")
-    schema = f"t_{os.urandom(6).hex()}"
-    url = f"{PG_DSN}{'&' if '?' in PG_DSN else '?'}schema={schema}"
+def store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str
+) -> Iterator[agentkeep.Store]:
+    """A new store in a fresh PostgreSQL schema (helpers/pg.py's ``pg_url``: dropped
+    afterwards)."""
     git(tmp_path, "init", "-q", "-b", "main")
     monkeypatch.chdir(tmp_path)
-    agentkeep.init_store(tmp_path, url=url)
-    try:
-        with agentkeep.open(tmp_path) as opened:
-            yield opened
-    finally:
-        from agentkeep.backends.postgres.connection import connect
-
-        conn = connect(url.replace(f"schema={schema}", "schema=public"))
-        try:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        finally:
-            conn.close()
+    agentkeep.init_store(tmp_path, url=pg_url)
+    with agentkeep.open(tmp_path) as opened:
+        yield opened
 
 
 def add_messages(store: agentkeep.Store, texts: list[str], *, name: str = "s1") -> list[int]:
