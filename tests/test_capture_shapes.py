@@ -13,6 +13,7 @@ import agentkeep
 from agentkeep import capture, redact
 from agentkeep.redact import gitleaks, gitleaks_rules
 
+from helpers.dump import store_dump
 from secretgen import fragments, generate
 
 # The characters of each shape, as the redactor sees them (as written, and lower-cased).
@@ -132,7 +133,6 @@ def test_a_shaped_identifier_skips_the_redactor(
 
 
 @pytest.mark.parametrize("field", SHAPED_FIELDS)
-@pytest.mark.sqlite_only("scans SQLite's iterdump(); on PostgreSQL test_pg_privacy scans a pg_dump")
 def test_a_secret_in_a_shaped_field_is_redacted(store: agentkeep.Store, field: str) -> None:
     pairs = [(text, part) for text, part in generate().values() if "\n" not in text]
     secrets = [text for text, _ in pairs]
@@ -150,7 +150,7 @@ def test_a_secret_in_a_shaped_field_is_redacted(store: agentkeep.Store, field: s
                     field: value,
                 }
                 assert w.message(sid, seq=n * 3 + k, role="user", kind="text", **fields)
-    dump = "\n".join(store._conn.raw.iterdump())
+    dump = store_dump(store)
     for _, part in pairs:
         for fragment in fragments(part):
             assert fragment not in dump
