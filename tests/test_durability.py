@@ -673,6 +673,10 @@ def checkpoint_truncate(db_path: Path, *, timeout: float = 1.0) -> tuple[int, in
     return int(busy), wal.stat().st_size if wal.exists() else 0
 
 
+@pytest.mark.sqlite_only(
+    "checks that SQLite's WAL checkpoint is not blocked by the follower; PostgreSQL's "
+    "counterpart (an idle LISTEN session, no snapshot) is in test_pg_follow"
+)
 def test_follow_sees_other_process_commits_quickly_and_holds_no_snapshot(
     store: agentkeep.Store,
     project: Path,
