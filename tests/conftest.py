@@ -132,17 +132,24 @@ def project(
     monkeypatch: pytest.MonkeyPatch,
     store_backend: str,
     request: pytest.FixtureRequest,
-) -> Path:
+) -> Iterator[Path]:
     """An empty git repository with an initialised store; the cwd is its root. On the
-    PostgreSQL leg the store is in a fresh schema (helpers/pg.py's ``pg_url``: it skips, or
-    fails under CI, without a server, and drops the schema after the test)."""
+    PostgreSQL leg the store is in a fresh schema of helpers/pg.py's server (it skips, or
+    fails under CI, without one), dropped after the test. Not ``pg_url`` itself: a test
+    that also asks for ``pg_url`` (a copy's destination) must get another schema."""
     root = tmp_path / "proj"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
     monkeypatch.chdir(root)
-    url = request.getfixturevalue("pg_url") if store_backend == "postgres" else None
-    agentkeep.init_store(root, url=url)
-    return root
+    if store_backend != "postgres":
+        agentkeep.init_store(root)
+        yield root
+        return
+    from helpers.pg import fresh_schema  # the plugin (pytest_plugins) is imported by now
+
+    with fresh_schema(request.getfixturevalue("pg_server")) as url:
+        agentkeep.init_store(root, url=url)
+        yield root
 
 
 @pytest.fixture
