@@ -372,9 +372,17 @@ def test_a_url_with_a_password_is_refused_and_never_shown(
     pg_url: PgUrl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     password = secrets.token_hex(12)
-    user, at, rest = pg_url.partition("@")  # postgresql://USER@/db?host=…
-    assert at and "/" in user, pg_url
-    with_password = f"{user}:{password}@{rest}"
+    # postgresql://USER@/db?host=… or (scripts/postgres) postgresql:///db?host=…&user=USER
+    scheme, _, rest = pg_url.partition("://")
+    netloc = rest.split("/", 1)[0]
+    if "@" in netloc:
+        userinfo, _, after = rest.partition("@")
+        with_password = f"{scheme}://{userinfo}:{password}@{after}"
+    else:
+        from urllib.parse import parse_qs, urlsplit
+
+        user = parse_qs(urlsplit(pg_url).query).get("user", ["postgres"])[0]
+        with_password = f"{scheme}://{user}:{password}@{rest}"
     in_query = f"{pg_url}&password={password}"
     root = tmp_path / "proj"
     root.mkdir()
