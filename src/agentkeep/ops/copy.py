@@ -25,8 +25,8 @@ How it copies:
   passed it when they were first written, and a copy is verified to be the same bytes
   (as ``db backup`` copies a file).
 * Files: into a directory, stream files and artifact objects are copied (file before row,
-  tmp → fsync → rename). Into PostgreSQL they stay in the source project's directory for
-  now (:func:`_share_files` is where shared bulk bytes plug in).
+  tmp → fsync → rename). Into PostgreSQL, sealed streams' and objects' bytes go into its
+  shared storage (:func:`_share_files`); live streams stay files until they are sealed.
 * Verification: per table, the row count and a hash of the rows, computed the same way on
   both sides (:func:`table_digest`), must match the source's snapshot; a mismatch raises
   :class:`~agentkeep.errors.Corrupt` naming the tables.
@@ -119,7 +119,7 @@ class CopyResult(Record):
     copied: int
     files: int  # stream and object files copied by this run
     file_bytes: int
-    files_left: int  # files a PostgreSQL destination does not hold (still in the source)
+    files_left: int  # files a PostgreSQL destination does not hold: live streams, missing
     files_missing: int  # files the source's rows name but its directory lacks
     missing: list[str]  # the first MISSING_SHOWN of them, relative to the store directory
     verified: bool
@@ -398,7 +398,7 @@ class _Copier:
                 for row in values:  # a reference to a row not copied yet: set at the end
                     if row[ref_at] is not None and row[ref_at] > row[own]:
                         row[ref_at] = None
-            self._files(table.name, rows)
+            self._files(table.name, rows, columns)
             last = [values[-1][i] for i in key_at]
             with self.dest.transaction() as tx:
                 try:
@@ -446,12 +446,13 @@ class _Copier:
 
     # -- files -------------------------------------------------------------------------
 
-    def _files(self, table: str, rows: Sequence[Row]) -> None:
+    def _files(self, table: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
         """The files a batch of streams or objects rows names, before the rows commit."""
         if table not in ("streams", "objects"):
             return
         if not self.into_directory:
-            self.files_left += _share_files(self.store, self.dest, table, rows)
+            named = [dict(zip(columns, row, strict=True)) for row in rows]  # any row type
+            self.files_left += _share_files(self.store, self.dest, table, named)
             return
         for row in rows:
             if table == "streams":
@@ -515,14 +516,38 @@ class _Copier:
         self.file_bytes += size
 
 
-def _share_files(store: Store, dest: Store, table: str, rows: Sequence[Row]) -> int:
-    """The hook point for a PostgreSQL destination's bulk bytes. Sealed streams and
-    artifact objects are to live in storage the team shares (issue 12, "Bulk bytes for
-    teams": the backend's blobs, rows of SHARED_BYTES); until that lands they stay in the
-    source project's directory, and this returns how many files of ``rows`` the
-    destination does not hold. With it, each file goes in with the batch's rows (in its
-    transaction), and one the source directory lacks comes from the source's blobs."""
-    return len(rows)
+def _share_files(store: Store, dest: Store, table: str, rows: Sequence[dict[str, Any]]) -> int:
+    """Put the bytes of a batch's sealed streams and artifact objects into the PostgreSQL
+    destination's shared storage (its :class:`~agentkeep.backends.base.Blobs`), in a
+    transaction before the batch's rows (file first, then row, as into a directory), so that
+    every machine can read them. Stored by name, once: a resumed copy skips what is there.
+    Live streams stay files until they are sealed (on the machine writing them). Returns
+    how many files of ``rows`` the destination does not hold: live streams, and files the
+    source directory lacks (counted again in ``files_missing`` by the verification)."""
+    from agentkeep.services.artifacts import blob_name, object_path
+
+    if not dest.artifacts.bytes_shared:
+        return len(rows)
+    wanted: list[tuple[str, Path]] = []
+    left = 0
+    for row in rows:
+        if table == "objects":
+            sha, encoding = row["sha256"], row["encoding"]
+            wanted.append((blob_name(sha, encoding), object_path(store.store_dir, sha, encoding)))
+        elif row["status"] == "sealed" and row["sha256"]:
+            wanted.append((blob_name(row["sha256"], stream=True), store.store_dir / row["path"]))
+        else:
+            left += 1  # a live stream: its file is the truth until it is sealed
+    have = dest.artifacts.shared_bytes([name for name, _ in wanted])
+    todo = [(name, path) for name, path in wanted if name not in have]
+    present = [(name, path) for name, path in todo if path.is_file()]
+    left += len(todo) - len(present)
+    if present:
+        with dest.transaction() as tx:
+            for name, path in present:
+                dest.artifacts.share_bytes(tx, name, path)
+                failpoint("copy:file")
+    return left
 
 
 def _key(table: CopiedTable) -> str:

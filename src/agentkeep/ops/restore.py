@@ -412,8 +412,9 @@ def _restore_to_server(src: Path, store_dir: Path, *, force: bool) -> RestoreRes
     # and that is all it reads of one.
     files_dir = store_dir if manifest is None else src
     source = cast("Store", _DatabaseFile(database, files_dir))
+    # copy_store puts the sealed streams' and objects' bytes into the staging schema's
+    # shared storage from files_dir, so every machine can fetch them once it is swapped in.
     copied = copy_store(source, schemas.with_schema(url, staging))
-    _share_restored(schemas.with_schema(url, staging), files_dir)
     failpoint("restore:copied")
     files = 1 + (_add_missing_files(src, manifest, store_dir) if manifest is not None else 0)
     aside = schemas.replaced_name(schema, file_stamp().lower())
@@ -432,51 +433,6 @@ def _restore_to_server(src: Path, store_dir: Path, *, force: bool) -> RestoreRes
         "statement; restart `agentkeep serve` and followers there"
     )
     return dataclasses.replace(result, notes=notes)
-
-
-SHARE_BATCH = 100  # files stored per write transaction of the staging schema
-
-
-def _share_restored(url: str, files_dir: Path) -> int:
-    """Store the restored objects' and sealed streams' bytes in the staging schema
-    (:class:`~agentkeep.backends.base.Blobs`), from the backup's (or the project's)
-    files, so that every machine can fetch them once it is swapped in: ``db copy`` does
-    not carry them yet. Idempotent (a rerun stores what is missing); returns how many."""
-    import tempfile
-
-    from agentkeep.services.artifacts import blob_name
-    from agentkeep.store import open as open_store
-
-    scratch = Path(tempfile.mkdtemp(prefix="agentkeep-restore-"))
-    stored = 0
-    try:
-        with open_store(scratch, create=True, url=url) as staged:
-            if not staged.artifacts.bytes_shared:
-                return 0
-            wanted: list[tuple[str, Path]] = []
-            with staged.maintenance.snapshot() as read:
-                for batch in read.batches("SELECT sha256, encoding FROM objects", size=1000):
-                    for sha, encoding in batch:
-                        wanted.append(
-                            (blob_name(sha, encoding), object_path(files_dir, sha, encoding))
-                        )
-                for batch in read.batches(
-                    "SELECT sha256, path FROM streams WHERE status = 'sealed'", size=1000
-                ):
-                    for sha, path in batch:
-                        if sha:
-                            wanted.append((blob_name(sha, stream=True), files_dir / path))
-            for start in range(0, len(wanted), SHARE_BATCH):
-                batch_files = wanted[start : start + SHARE_BATCH]
-                have = staged.artifacts.shared_bytes([name for name, _ in batch_files])
-                todo = [(n, p) for n, p in batch_files if n not in have and p.is_file()]
-                if todo:
-                    with staged.transaction() as tx:
-                        for name, path in todo:
-                            stored += staged.artifacts.share_bytes(tx, name, path)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return stored
 
 
 class _DatabaseFile:
