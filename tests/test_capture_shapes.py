@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import agentkeep
-from agentkeep import capture, redact
+from agentkeep import boundary, capture, redact
 from agentkeep.redact import gitleaks, gitleaks_rules
 
 from helpers.dump import store_dump
@@ -99,6 +99,9 @@ def test_a_shaped_identifier_skips_the_redactor(
 
     monkeypatch.setattr(redact, "may_contain_secret", gate)
     monkeypatch.setattr(redact, "redact_text", redact_text)
+    # Texts found clean are remembered per process: the [sqlite] leg of this test (or any
+    # other test) would otherwise have made the [postgres] leg's texts known already.
+    boundary.clear_cache()
     uuid, parent = "3f2b8c1e-0d4e-4a7b-9c11-2e5f60718293", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
     at, ref = "2026-08-20T14:02:11.512Z", "12:4096"
     with store.transaction() as tx:
