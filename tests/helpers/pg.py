@@ -39,6 +39,7 @@ leaves them out.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import secrets
@@ -83,6 +84,35 @@ def with_dbname(dsn: str, dbname: str) -> str:
     parts = urlsplit(dsn)  # not urlunsplit: it drops the '//' of an empty host
     query = f"?{parts.query}" if parts.query else ""
     return f"{parts.scheme}://{parts.netloc}/{quote(dbname)}{query}"
+
+
+def _worker_database(dsn: str | None) -> str | None:
+    """The DSN this test process uses: with pytest-xdist, each worker gets a database of its
+    own on the shared server (created once). VACUUM's horizon is per database, so another
+    process's open snapshot in a shared one would keep deleted rows' pages, and the tests
+    that check what gc and reclaim give back would depend on what the other worker runs.
+    Set in the environment too, before any test module reads it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if dsn is None or not worker:
+        return dsn
+    import psycopg
+
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8] or str(os.getppid())
+    name = f"agentkeep_test_{run}_{worker}"  # another session's workers have their own
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with contextlib.suppress(Exception), psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    atexit.register(drop)
+    mine = with_dbname(dsn, name)
+    os.environ["AGENTKEEP_TEST_PG_DSN"] = mine
+    return mine
+
+
+PG_DSN = _worker_database(PG_DSN)
 
 
 def with_schema(dsn: str, schema: str) -> str:
