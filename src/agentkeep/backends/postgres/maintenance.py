@@ -47,6 +47,7 @@ from agentkeep.backends.postgres.connection import (
     translate,
     translate_error,
 )
+from agentkeep.backends.reads import ConnectionReads
 from agentkeep.errors import AgentkeepError, Corrupt
 
 # Problems listed per kind before "… and N more" (the protocol wants a few lines).
@@ -57,25 +58,13 @@ _MAX_ORPHANS = 100
 _cursor_names = itertools.count(1)
 
 
-class Snapshot:
+class Snapshot(ConnectionReads):
     """One read transaction: every query sees the same committed state (see
     :class:`agentkeep.backends.base.Snapshot`). Reads through the connection's
     translating ``execute``; :meth:`batches` streams through a server-side cursor."""
 
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return list(self._conn.execute(sql, params).fetchall())
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._conn.execute(sql, params).fetchone()
-
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> int:
-        row = self.one(sql, params)
-        return int(row[0]) if row is not None and row[0] is not None else 0
+    __slots__ = ()
+    _conn: Connection  # this backend's own
 
     def batches(self, sql: str, params: Sequence[Any] = (), *, size: int) -> Iterator[list[Any]]:
         # The connection's cursors hold a whole result in memory: a cursor declared in

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from agentkeep.backends.reads import ConnectionReads
 from agentkeep.backends.sqlite.connection import (
     Connection,
     backup_to,
@@ -35,7 +36,7 @@ from agentkeep.files import fsync_path
 _SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 
-class Snapshot:
+class Snapshot(ConnectionReads):
     """One read transaction on a connection (``BEGIN`` … ``COMMIT``): a consistent view.
 
     Reads through the connection's translating ``execute``; a snapshot on a connection
@@ -43,20 +44,8 @@ class Snapshot:
     that transaction's state and leaves it to its owner.
     """
 
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return list(self._conn.execute(sql, params).fetchall())
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._conn.execute(sql, params).fetchone()
-
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> int:
-        row = self.one(sql, params)
-        return int(row[0]) if row is not None and row[0] is not None else 0
+    __slots__ = ()
+    _conn: Connection  # this backend's own
 
     def batches(self, sql: str, params: Sequence[Any] = (), *, size: int) -> Iterator[list[Any]]:
         cursor = self._conn.execute(sql, params)
