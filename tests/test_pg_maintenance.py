@@ -6,7 +6,6 @@ table, a disabled trigger, orphans left while the foreign keys were off)."""
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import threading
@@ -21,6 +20,7 @@ import pytest
 import agentkeep
 
 from conftest import skip_or_fail
+from helpers import pg
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -33,7 +33,7 @@ from agentkeep.backends.postgres.maintenance import (  # noqa: E402
 from agentkeep.errors import Corrupt, InvalidInput  # noqa: E402
 
 # Read at import: conftest's _isolated_env removes every AGENTKEEP_* variable per test.
-DSN = os.environ.get("AGENTKEEP_TEST_PG_DSN", "")
+DSN = pg.PG_DSN or ""  # one reading of the test server (tests/helpers/pg.py)
 
 # A small store-like schema: what the checks look at (meta, references, an index, a
 # bookkeeping trigger), independent of the baseline's details.

@@ -24,7 +24,6 @@ backend's own and is not compared: objects named ``<table>_fts`` or ``<table>_ft
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import uuid
@@ -40,11 +39,12 @@ from agentkeep import migrations
 from agentkeep.store import COUNTED_TABLES
 
 from conftest import skip_or_fail
+from helpers import pg
 
 psycopg = pytest.importorskip("psycopg")
 
 # Read at import time: conftest's autouse fixture removes AGENTKEEP_* from each test's env.
-PG_DSN = os.environ.get("AGENTKEEP_TEST_PG_DSN", "")
+PG_DSN = pg.PG_DSN or ""  # one reading of the test server (tests/helpers/pg.py)
 
 # Full-text search: each backend's own (FTS5 on SQLite, 0008_search.sql on PostgreSQL).
 SEARCH = re.compile(r"_fts(_|$)")

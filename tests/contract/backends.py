@@ -30,9 +30,10 @@ from typing import Any, Protocol
 import agentkeep
 
 from conftest import Cli, CliResult, git, skip_or_fail
+from helpers import pg
 
 BACKENDS = ["sqlite", "postgres"]
-PG_DSN = os.environ.get("AGENTKEEP_TEST_PG_DSN", "")  # read before the tests clear AGENTKEEP_*
+PG_DSN = pg.PG_DSN or ""  # one reading of the test server (tests/helpers/pg.py)
 
 
 @dataclass(frozen=True)
