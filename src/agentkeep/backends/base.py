@@ -154,6 +154,11 @@ class Connection(Protocol):
         """Queue for the store's writer lock (fair, bounded by the busy timeout)."""
         ...
 
+    def begin_writing(self) -> None:
+        """Take the writer lock and begin a write transaction (what ``write_transaction``
+        enters with); on failure nothing is held and no transaction is open."""
+        ...
+
     def unlock_writers(self) -> None: ...
 
     @property

@@ -177,6 +177,22 @@ class Connection:
     def in_transaction(self) -> bool:
         return self.raw.in_transaction
 
+    def begin_writing(self) -> None:
+        """Queue for the writer lock, then ``BEGIN IMMEDIATE`` and check the high-water
+        mark; on failure nothing is held and no transaction is open."""
+        self.lock_writers()
+        try:
+            self.execute("BEGIN IMMEDIATE")
+            if self.guard is not None:
+                try:
+                    check_mark(self, self.guard)
+                except BaseException:
+                    _rollback(self)
+                    raise
+        except BaseException:
+            self.unlock_writers()
+            raise
+
     def rollback(self) -> None:
         """Roll back the open transaction, if any (used by :class:`write_transaction`)."""
         raw = self.raw
@@ -390,22 +406,7 @@ class write_transaction:  # lower case: used like a function, `with write_transa
         conn = self.conn
         if conn.damage is not None:
             raise conn.damage
-        begin = getattr(conn, "begin_writing", None)
-        if begin is not None:  # PostgreSQL: the lock and BEGIN in one round trip, no guard
-            begin()
-            return conn
-        conn.lock_writers()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            if conn.guard is not None:
-                try:
-                    check_mark(conn, conn.guard)
-                except BaseException:
-                    _rollback(conn)
-                    raise
-        except BaseException:
-            conn.unlock_writers()
-            raise
+        conn.begin_writing()  # PostgreSQL's takes the lock and BEGIN in one round trip
         return conn
 
     def __exit__(
