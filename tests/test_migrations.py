@@ -583,6 +583,7 @@ RELEASED = {
     "0008_search_after_capture.sql": (
         "420a3bff72563d6ed80ea302151eff759f28542477aa9dc60d6add8dd8d1e00c"
     ),
+    "0009_documents.sql": "55c24ba085fe32997e613286d0c3e82054a42529465800d4175890a33d4d985a",
     "global/0001_baseline.sql": "285c59b869f39129f0ad91a1fb54998dc17e36d5af67ed532f851cf9af571812",
 }
 

@@ -26,6 +26,9 @@ PINNED = [
     "CaptureError",  # the capture writer's refusals, now inside the AgentkeepError tree
     "Conflict",
     "Corrupt",
+    "Doc",  # documents (issue 13): an indexed file, its versions, its advisory lock
+    "DocLock",
+    "DocVersion",
     "Event",
     "HookError",  # a hook delivery that cannot be stored, inside the tree too
     "ImportResult",
@@ -44,6 +47,7 @@ PINNED = [
     "SchemaTooNew",
     "SearchHit",
     "Session",
+    "StaleWrite",  # a document write that named a version which is no longer current
     "StatsRow",
     "StorageError",
     "StorageFull",
@@ -187,14 +191,20 @@ def test_public_surface_is_pinned(tmp_path: Path) -> None:
     )
 
 
+ATTRIBUTE_ONLY = {"docs", "queues", "mail", "specs"}
+
+
 def test_every_flat_store_method_reaches_its_service(tmp_path: Path) -> None:
     """A flat method is the service's method under the same name: one operation, one name."""
     agentkeep.init_store(tmp_path)
     with agentkeep.open(tmp_path) as store:
+        # Services added since documents (issue 13) are reached only through their
+        # attribute, ``store.docs.lock(…)``: flat names such as ``lock`` or ``history``
+        # would say nothing of what they act on.
         services = {
             attr: svc
             for attr, svc in _services(store).items()
-            if type(svc).__module__.startswith("agentkeep.services.")
+            if type(svc).__module__.startswith("agentkeep.services.") and attr not in ATTRIBUTE_ONLY
         }
         delegated = set()
         for name in dir(type(store)):

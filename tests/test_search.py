@@ -296,7 +296,7 @@ def test_snippets_are_asked_for_the_final_hits_only_and_a_vanished_row_is_left_o
     spy = SpySearch(store.backend.search)
     monkeypatch.setattr(store, "backend", BackendWith(store.backend, spy))
     assert store.search("otter", limit=5) == expected
-    tables = ["artifacts", "captures", "messages", "notes", "tasks"]
+    tables = ["artifacts", "captures", "doc_chunks", "messages", "notes", "tasks"]
     assert sorted(spy.ranked) == [(table, 5) for table in tables]
     table = {"message": "messages", "note": "notes"}
     assert sorted(spy.snippets_for) == sorted((table[hit.kind], hit.id) for hit in expected)

@@ -132,3 +132,57 @@ class Artifact(Record):
     stored_bytes: int = 0
 
     JSON_FIELDS = ("data",)
+
+
+@dataclass(frozen=True)
+class Doc(Record):
+    """An indexed document (docs/documents.md). ``ref`` is ``namespace/name``; ``path`` is
+    the file, relative to the project root; ``etag`` the sha256 of its bytes (name it to
+    write without overwriting someone else's change); ``fields`` its front matter."""
+
+    JSON_FIELDS = ("fields", "tags", "problems")
+    id: int
+    ref: str
+    path: str
+    namespace: str
+    name: str
+    origin: str
+    format: str
+    type: str | None
+    title: str | None
+    convention: str | None
+    fields: dict[str, Any]
+    tags: list[str]
+    problems: list[str]
+    etag: str
+    size: int
+    updated_at: str
+    indexed_at: str
+
+
+@dataclass(frozen=True)
+class DocVersion(Record):
+    """One change of a document's file: ``change`` is created, edited, outside (a content
+    changed by another program, kept before agentkeep replaced it), deleted or restored;
+    ``sha256`` names the stored content (None for a deletion)."""
+
+    id: int
+    path: str
+    sha256: str | None
+    etag: str | None
+    size: int
+    change: str
+    actor: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class DocLock(Record):
+    """An advisory lock on a document: ``holder`` is ``host:pid:start`` of the process
+    holding it, ``expires_at`` when its lease ends unless renewed."""
+
+    path: str
+    holder: str
+    owner: str
+    acquired_at: str
+    expires_at: str

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers only
 
 # The newest schema this module writes. Equal to migrations.SCHEMA_VERSION (tested); the
 # hook compares it with the store's and lets the full library migrate when they differ.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 POLICIES = ("full", "metadata", "off")
 DEFAULT_POLICY = "full"

@@ -184,6 +184,36 @@ def _store_url(value: Any) -> str:
     return text
 
 
+_NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def parse_doc_roots(value: Any) -> list[tuple[str, str | None]]:
+    """The ``docs.roots`` setting: a list (or comma-separated text) of ``path`` or
+    ``path:namespace``, each a directory inside the project."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError('must be a list of directories, e.g. ["docs", "input=campaigns"]')
+    roots: list[tuple[str, str | None]] = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        path, _, namespace = (part.strip() for part in text.partition(":"))
+        path = path.rstrip("/")
+        if not path or path.startswith("/") or ".." in path.split("/"):
+            raise ValueError(f"{text!r}: a root is a directory inside the project")
+        if namespace and not _NAMESPACE.match(namespace):
+            raise ValueError(f"{text!r}: {namespace!r} is not a valid namespace name")
+        roots.append((path, namespace or None))
+    return roots
+
+
+def _doc_roots(value: Any) -> list[str]:
+    parse_doc_roots(value)
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "store.url",
@@ -215,6 +245,24 @@ SETTINGS: tuple[Setting, ...] = (
         _whole(1024, 256 * 1_048_576),
         "Largest text value a single field may hold, in UTF-8 bytes. Larger input is "
         "refused with a clear error; bulk output belongs in streams and artifacts.",
+    ),
+    Setting(
+        "docs.roots",
+        [],
+        _doc_roots,
+        "Project directories whose files are documents, beside .agentkeep/docs/: a list of "
+        "paths relative to the project root, each optionally followed by a colon and its "
+        "namespace (default: the directory's name), e.g. "
+        '["docs", "input/campaigns:campaigns"]. Read one way into the index; agentkeep '
+        "never rewrites them while indexing.",
+    ),
+    Setting(
+        "docs.rescan_ms",
+        1000,
+        _whole(0, 86_400_000),
+        "Reads of documents (doc ls/show, search, context) first re-check the files whose "
+        "size or mtime changed, at most once per this many milliseconds per process. "
+        "0: every read.",
     ),
     Setting(
         "events.follow_poll_ms",

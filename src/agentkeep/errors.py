@@ -6,6 +6,7 @@
     ├── NotFound                    no such task/session/…; no store found
     │   └── StoreNotFound
     ├── Conflict                    the state changed under you (claim lost, bad transition)
+    │   └── StaleWrite              a document changed since the version a write started from
     ├── SchemaTooNew                the database was written by a newer agentkeep
     ├── Busy                        another process held the write lock past busy_timeout
     ├── Corrupt                     the database (or a file it indexes) is damaged, missing or
@@ -129,6 +130,21 @@ class Conflict(AgentkeepError):
     code = "conflict"
     exit_code = 5
     http_status = 409
+
+
+class StaleWrite(Conflict):
+    """A write that named the version (etag) it started from, when the document has
+    changed since: ``details`` says what the document is now (its etag, the fields and
+    whether the text changed), so the writer can merge and retry, or force."""
+
+    code = "stale_write"
+
+    def __init__(self, message: str, *, hint: str | None = None, details: dict[str, Any]) -> None:
+        super().__init__(message, hint=hint)
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "details": self.details}
 
 
 class SchemaTooNew(AgentkeepError):

@@ -153,6 +153,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         },
         min_reader_version=8,
     ),
+    Migration(
+        9,
+        "documents",
+        {
+            "sqlite": sqlite.schema("0009_documents.sql"),
+            "postgres": pg.schema("0009_documents.sql"),
+        },
+    ),
 )
 
 # The newest schema this code knows; it is also "this code's version" in the checks.

@@ -18,6 +18,9 @@ from agentkeep.record import Record as Record  # its home before record.py; stil
 if TYPE_CHECKING:
     from agentkeep._nouns import Agent as Agent
     from agentkeep._nouns import Artifact as Artifact
+    from agentkeep._nouns import Doc as Doc
+    from agentkeep._nouns import DocLock as DocLock
+    from agentkeep._nouns import DocVersion as DocVersion
     from agentkeep._nouns import Integration as Integration
     from agentkeep._nouns import Metric as Metric
     from agentkeep._nouns import Note as Note
@@ -119,6 +122,9 @@ _ELSEWHERE = frozenset(
     (
         "Agent",
         "Artifact",
+        "Doc",
+        "DocLock",
+        "DocVersion",
         "Integration",
         "Metric",
         "Note",

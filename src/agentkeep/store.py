@@ -72,6 +72,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "finder": ("agentkeep.services.search", "SearchService"),
     "reports": ("agentkeep.services.stats", "StatsService"),
     "primer": ("agentkeep.services.prime", "PrimeService"),
+    "docs": ("agentkeep.services.docs", "DocService"),
 }
 
 
@@ -114,6 +115,7 @@ if TYPE_CHECKING:
     from agentkeep.models import Project, Redaction
     from agentkeep.services.agents import AgentService
     from agentkeep.services.artifacts import ArtifactService
+    from agentkeep.services.docs import DocService
     from agentkeep.services.events import EventService
     from agentkeep.services.history import HistoryService
     from agentkeep.services.integrations import IntegrationService
@@ -133,11 +135,27 @@ else:  # the same names, imported on first use (SERVICES)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-GITIGNORE = """# Everything here is runtime state except config.toml, which is meant for git.
+GITIGNORE = """# Everything here is runtime state except what is meant for git: config.toml, the
+# documents written through agentkeep (docs/), their types (schemas/) and the spec manifest.
 *
 !.gitignore
 !config.toml
+!specs.toml
+!docs/
+!docs/**
+!schemas/
+!schemas/**
+*.tmp-*
 """
+# What GITIGNORE said before documents (a store made then gets the new text on its first
+# document write: services/docs.py).
+OLD_GITIGNORES = (
+    """# Everything here is runtime state except config.toml, which is meant for git.
+*
+!.gitignore
+!config.toml
+""",
+)
 
 COUNTED_TABLES = (
     "tasks",
@@ -699,6 +717,7 @@ class Store(StoreBase):
     finder: SearchService
     reports: StatsService
     primer: PrimeService
+    docs: DocService
 
     if not TYPE_CHECKING:  # hidden from mypy, which still flags a misspelt attribute
 
@@ -786,6 +805,7 @@ class Store(StoreBase):
     list_artifacts = _delegate("artifacts", ArtifactService.list_artifacts)
     artifact_chunks = _delegate("artifacts", ArtifactService.artifact_chunks)
     read_artifact = _delegate("artifacts", ArtifactService.read_artifact)
+    object_bytes = _delegate("artifacts", ArtifactService.object_bytes)
     artifact_file = _delegate("artifacts", ArtifactService.artifact_file)
     export_artifact = _delegate("artifacts", ArtifactService.export_artifact)
     verify_artifact = _delegate("artifacts", ArtifactService.verify_artifact)

@@ -44,7 +44,7 @@ INSTRUCTIONS = (
 
 NoteKind = Literal["handoff", "decision", "next_action", "validation", "pointer", "health", "fact"]
 TaskStatus = Literal["open", "in_progress", "blocked", "done", "cancelled"]
-SearchKind = Literal["message", "note", "task", "capture", "artifact", "output"]
+SearchKind = Literal["message", "note", "task", "capture", "artifact", "doc", "output"]
 TaskId = Annotated[int, Field(description="The task's id.")]
 Priority = Annotated[int, Field(ge=0, le=4, description="0 is the most urgent, 4 the least.")]
 IdempotencyKey = Annotated[

@@ -360,9 +360,11 @@ def _unreferenced_objects(
     refs: dict[str, list[int]] = {}
     for row in read.rows("SELECT sha256, id FROM artifacts"):
         refs.setdefault(row[0], []).append(row[1])
+    # A document's versions keep their objects (services/docs.py): never planned here.
+    versions = {row[0] for row in read.rows("SELECT DISTINCT sha256 FROM doc_versions")}
     items = []
     for sha, ids in sorted(refs.items()):
-        if not set(ids) <= gone:
+        if not set(ids) <= gone or sha in versions:
             continue
         created = read.one("SELECT created_at FROM objects WHERE sha256 = ?", (sha,))
         path, size = objects.get(sha, (None, 0))
@@ -488,7 +490,8 @@ def _delete_rows(store: Store, plan: GcPlan, progress: Callable[[int, int, str],
             else:
                 done = tx.execute(
                     "DELETE FROM objects WHERE sha256 = ? AND NOT EXISTS "
-                    "(SELECT 1 FROM artifacts WHERE sha256 = objects.sha256)",
+                    "(SELECT 1 FROM artifacts WHERE sha256 = objects.sha256) AND NOT EXISTS "
+                    "(SELECT 1 FROM doc_versions WHERE sha256 = objects.sha256)",
                     (item.id,),
                 )
             if done.rowcount != 1:

@@ -538,6 +538,15 @@ class ArtifactService(Service):
         self.object_file(artifact.sha256, artifact.encoding)
         return read_object(self.store_dir, artifact.sha256, artifact.encoding)
 
+    def object_bytes(self, sha256: str) -> bytes:
+        """The (decompressed) bytes of a stored object, fetched from the shared storage
+        when this machine lacks its file; NotFound when no object has that digest."""
+        row = self._row("SELECT encoding FROM objects WHERE sha256 = ?", (sha256,))
+        if row is None:
+            raise NotFound(f"no stored object {sha256[:12]}")
+        self.object_file(sha256, row[0])
+        return b"".join(read_object(self.store_dir, sha256, row[0]))
+
     def read_artifact(self, artifact_id: int) -> bytes:
         return b"".join(self.artifact_chunks(artifact_id))
 

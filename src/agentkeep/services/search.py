@@ -51,7 +51,7 @@ from agentkeep.errors import AgentkeepError, InvalidInput
 from agentkeep.models import Record, Stream
 from agentkeep.services.base import Service
 
-KINDS = ("message", "note", "task", "capture", "artifact", "output")
+KINDS = ("message", "note", "task", "capture", "artifact", "doc", "output")
 OUTPUT_SCAN_BYTES = 2 << 20  # `output` scans the last 2 MiB of run output, newest first
 OUTPUT_WINDOW = 200  # … ranks at most its newest 200 matching lines
 OUTPUT_VISITS = 1000  # … after looking at 1,000 candidate lines at most
@@ -161,6 +161,7 @@ _INDEXED = {
     "task": Indexed("tasks", at="updated_at", has_session=False),
     "capture": Indexed("captures", at="at", has_session=True),
     "artifact": Indexed("artifacts", at="created_at", has_session=True),
+    "doc": Indexed("doc_chunks", at="updated_at", has_session=False),
 }
 _DETAILS = {  # session_id, task_id, role, label of a hit (the row is ``t``)
     "message": ("t.session_id", "NULL", "t.role", "coalesce(t.tool_name, nullif(t.kind, 'text'))"),
@@ -168,6 +169,14 @@ _DETAILS = {  # session_id, task_id, role, label of a hit (the row is ``t``)
     "task": ("NULL", "t.id", "NULL", "t.title"),
     "capture": ("t.session_id", "NULL", "NULL", "coalesce(t.tool_name, t.event)"),
     "artifact": ("t.session_id", "t.task_id", "NULL", "t.kind"),
+    # A document's section: its ref and heading ("specs/auth › Login").
+    "doc": (
+        "NULL",
+        "NULL",
+        "NULL",
+        "(SELECT d.namespace || '/' || d.name FROM docs d WHERE d.id = t.doc_id)"
+        " || CASE WHEN t.heading <> '' THEN ' › ' || t.heading ELSE '' END",
+    ),
 }
 
 
@@ -371,6 +380,8 @@ class SearchService(OutputSearch):
         search = self.backend.search
         if "message" in wanted:
             self.catch_up_search()
+        if "doc" in wanted:
+            self._store.docs.refresh_if_due()
         # (-score, -id, kind, id): best score first; among equals, the newer row.
         candidates: list[tuple[float, int, str, int]] = []
         output: dict[int, SearchHit] = {}

@@ -79,6 +79,7 @@ _TEXT = {
     "tasks": ("t.title", "t.body"),
     "captures": ("t.search_text",),
     "artifacts": ("t.name",),
+    "doc_chunks": ("t.heading", "t.text"),
 }
 # Tables whose rows are found by an id range for a session or a time window (an index on
 # session_id and on at makes that range cheap to find).

@@ -61,6 +61,7 @@ _RANK = {
     "tasks": "bm25(tasks_fts, 2.0, 1.0)",  # title, body
     "captures": "bm25(captures_fts)",
     "artifacts": "bm25(artifacts_fts)",
+    "doc_chunks": "bm25(doc_chunks_fts, 2.0, 1.0)",  # heading, text
 }
 # Tables whose rows are found by a rowid range for a session or a time window (an index
 # on session_id and on at makes that range cheap to find).

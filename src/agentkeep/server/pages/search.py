@@ -22,7 +22,7 @@ from agentkeep.server.dashboard import render
 from agentkeep.server.pages.activity import entity_url
 
 NAV: tuple[str, str] | None = ("/search", "Search")
-KINDS = ("message", "note", "task", "capture", "artifact", "output")
+KINDS = ("message", "note", "task", "capture", "artifact", "doc", "output")
 MARKS = ("\x02", "\x03")
 LIMIT = 50
 _MARKED = re.compile(re.escape(MARKS[0]) + "(.*?)" + re.escape(MARKS[1]), re.S)
