@@ -88,11 +88,26 @@ TABLES: tuple[CopiedTable, ...] = (
     CopiedTable("integrations", ("id",)),
     CopiedTable("import_cursors", ("id",)),
     CopiedTable("pending_titles", ("source", "leaf")),
+    CopiedTable("doc_versions", ("id",)),
+    CopiedTable("doc_locks", ("path",)),
 )
 # The store's other tables hold what the destination derives itself: its schema version
 # and migrations (meta, where the copy's progress goes too), its row counts and its
 # full-text index with its watermark (search_index; SQLite's *_fts tables).
-DERIVED = frozenset({"meta", "row_counts", "search_index"})
+# Documents' index (docs, their links, chunks, vectors and messages' deliveries) is derived
+# from the files: the destination reads them itself on its first rescan (services/docs.py).
+DERIVED = frozenset(
+    {
+        "meta",
+        "row_counts",
+        "search_index",
+        "docs",
+        "doc_links",
+        "doc_chunks",
+        "doc_vectors",
+        "deliveries",
+    }
+)
 # A PostgreSQL store's shared copies of its files (issue 12, "Bulk bytes for teams"): they
 # travel as files (_share_files), not as rows.
 SHARED_BYTES = frozenset({"blobs", "blob_chunks"})
