@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import agentkeep
+from agentkeep.migrations import SCHEMA_VERSION
 
 from conftest import skip_or_fail
 from helpers import pg
@@ -522,7 +523,7 @@ def test_a_database_backup_is_a_sqlite_store_with_the_same_rows(
             tables = ("tasks", "task_deps", "notes", "artifacts", "objects", "events", "meta")
             expected = {t: read.rows(f"SELECT * FROM {t} ORDER BY 1") for t in tables}
             counts = dict(read.rows("SELECT name, n FROM row_counts WHERE n > 0"))
-    assert inspect_file(dest) == (["ok"], 8)
+    assert inspect_file(dest) == (["ok"], SCHEMA_VERSION)
     assert dest.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in dest.parent.iterdir()) == ["state.db"]  # no work file left
     copy = sqlite3.connect(f"file:{dest}?mode=ro", uri=True)

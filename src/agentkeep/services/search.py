@@ -52,6 +52,7 @@ from agentkeep.models import Record, Stream
 from agentkeep.services.base import Service
 
 KINDS = ("message", "note", "task", "capture", "artifact", "doc", "output")
+DOCS_SINCE = 9  # the schema version that added documents (migration 9)
 OUTPUT_SCAN_BYTES = 2 << 20  # `output` scans the last 2 MiB of run output, newest first
 OUTPUT_WINDOW = 200  # … ranks at most its newest 200 matching lines
 OUTPUT_VISITS = 1000  # … after looking at 1,000 candidate lines at most
@@ -381,7 +382,11 @@ class SearchService(OutputSearch):
         if "message" in wanted:
             self.catch_up_search()
         if "doc" in wanted:
-            self._store.docs.refresh_if_due()
+            if self.writable:
+                self._store.docs.refresh_if_due()
+            elif self._store._db_schema_version() < DOCS_SINCE:
+                # A store opened read-only before it was migrated has no documents yet.
+                wanted = [k for k in wanted if k != "doc"]
         # (-score, -id, kind, id): best score first; among equals, the newer row.
         candidates: list[tuple[float, int, str, int]] = []
         output: dict[int, SearchHit] = {}
