@@ -59,6 +59,7 @@ HELP = {
         '  pin            Pin a session or an artifact: gc never deletes it (a...\n'
         '  prime          What a new agent session should know: handoffs, ready...\n'
         '  projects       List the projects this user has initialised (from the...\n'
+        '  queue          Work queues: put items, take one at a time with a lease,...\n'
         '  redact         Show what would be redacted in FILE (or stdin).\n'
         "  restore        Restore a backup as this project's store.\n"
         '  run            Run a command as a recorded session.\n'
@@ -126,6 +127,7 @@ HELP = {
         '  pin            Pin a session or an artifact: gc never deletes it (a pinned session keeps...\n'
         '  prime          What a new agent session should know: handoffs, ready tasks, failures,...\n'
         '  projects       List the projects this user has initialised (from the per-user registry).\n'
+        '  queue          Work queues: put items, take one at a time with a lease, ack or nack them,...\n'
         '  redact         Show what would be redacted in FILE (or stdin).\n'
         "  restore        Restore a backup as this project's store.\n"
         '  run            Run a command as a recorded session.\n'

@@ -73,6 +73,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "reports": ("agentkeep.services.stats", "StatsService"),
     "primer": ("agentkeep.services.prime", "PrimeService"),
     "docs": ("agentkeep.services.docs", "DocService"),
+    "queues": ("agentkeep.services.queues", "QueueService"),
 }
 
 
@@ -122,6 +123,7 @@ if TYPE_CHECKING:
     from agentkeep.services.metrics import MetricService
     from agentkeep.services.notes import NoteService
     from agentkeep.services.prime import PrimeService
+    from agentkeep.services.queues import QueueService
     from agentkeep.services.search import SearchService
     from agentkeep.services.sessions import SessionService
     from agentkeep.services.stats import StatsService
@@ -718,6 +720,7 @@ class Store(StoreBase):
     reports: StatsService
     primer: PrimeService
     docs: DocService
+    queues: QueueService
 
     if not TYPE_CHECKING:  # hidden from mypy, which still flags a misspelt attribute
 

@@ -62,6 +62,7 @@ COMMANDS: dict[str, str] = {
     "server": "agentkeep.cli.serve_cmd:server",
     "mcp": "agentkeep.cli.mcp_cmd:mcp",
     "sync": "agentkeep.cli.sync_cmd:sync",
+    "queue": "agentkeep.cli.queue_cmd:queue",
 }
 
 

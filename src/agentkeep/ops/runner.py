@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -231,10 +231,13 @@ def record_command(
     echo: bool = True,
     on_start: Callable[[int], None] | None = None,
     seal_later_over: int | None = None,
+    stdin: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[RunResult, PendingSeal | None]:
     """:func:`run_command`; with ``seal_later_over``, streams holding more bytes than that
     in all are left closed and returned as a :class:`PendingSeal` (the result lists them
-    as closed) for the caller to :meth:`~PendingSeal.start` once its store is closed."""
+    as closed) for the caller to :meth:`~PendingSeal.start` once its store is closed.
+    ``stdin`` (a file descriptor) and ``env`` are the child's (default: ours)."""
     if not argv:
         raise InvalidInput("name a command to run", hint="agentkeep run -- pytest -x")
     if not _findable(argv[0]):
@@ -269,7 +272,9 @@ def record_command(
     errors: list[str] = []
     failures: list[tuple[str, AgentkeepError]] = []  # (stream name, why recording stopped)
     try:
-        returncode = _relay(argv, writers, committer, failures, use_pty=use_pty, echo=echo)
+        returncode = _relay(
+            argv, writers, committer, failures, use_pty=use_pty, echo=echo, stdin=stdin, env=env
+        )
     finally:
         committer.stopping.set()
         committer.wake.set()
@@ -410,6 +415,8 @@ def _relay(
     *,
     use_pty: bool,
     echo: bool,
+    stdin: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> int:
     """Start the child, copy its output to our terminal and the writers; its returncode."""
     if use_pty:
@@ -417,11 +424,15 @@ def _relay(
 
         master, slave = pty.openpty()
         _copy_window_size(slave)
-        proc = subprocess.Popen(argv, stdout=slave, stderr=slave, close_fds=True)
+        proc = subprocess.Popen(
+            argv, stdin=stdin, stdout=slave, stderr=slave, close_fds=True, env=env
+        )
         os.close(slave)
         sources = {master: (writers[0], 1)}
     else:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
         assert proc.stdout is not None and proc.stderr is not None
         sources = {
             proc.stdout.fileno(): (writers[0], 1),
