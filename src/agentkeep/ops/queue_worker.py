@@ -33,9 +33,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from agentkeep.documents.leases import Holder
 from agentkeep.errors import AgentkeepError, InvalidInput
 from agentkeep.record import Record
-from agentkeep.services.queues import Holder, QueueItem, check_queue_name
+from agentkeep.services.queues import QueueItem, check_queue_name
 
 if TYPE_CHECKING:
     from agentkeep.store import Store

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from agentkeep.documents.leases import Holder
 from agentkeep.errors import AgentkeepError, Conflict, InvalidInput, NotFound, ReadOnly
 from agentkeep.files import (
     check_no_links,
@@ -80,63 +81,6 @@ ITEM_ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{12}$")
 DEFAULT_LEASE_SECONDS = 300.0  # a take from the command line: no holder to watch
 RECLAIM_EVERY_SECONDS = 1.0  # a process looks for expired or orphaned items this often
 _HOLDER_SAFE = "-._:"  # characters of a holder kept as they are in a file name
-
-
-# -- holders (agentkeep.documents.leases.Holder's interface) -----------------------------------
-
-
-def _process_start(pid: int) -> int | None:
-    """The start time of ``pid`` (clock ticks since boot, /proc/<pid>/stat field 22), or
-    None when there is no such process (or no /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    try:
-        return int(data[data.rindex(b")") + 2 :].split()[19])
-    except (ValueError, IndexError):
-        return None
-
-
-@dataclass(frozen=True)
-class Holder:
-    """Who holds a lease: a process, known by host, pid and start time (a reused pid has
-    another start time), as text ``host:pid:started``."""
-
-    host: str
-    pid: int
-    started: int
-
-    @classmethod
-    def me(cls) -> Holder:
-        from agentkeep.files import HOST
-
-        pid = os.getpid()
-        return cls(HOST, pid, _process_start(pid) or 0)
-
-    @classmethod
-    def parse(cls, text: str) -> Holder:
-        host, _, rest = text.rpartition(":")
-        host, _, pid = host.rpartition(":")
-        try:
-            return cls(host, int(pid), int(rest))
-        except ValueError as exc:
-            raise InvalidInput(f"not a lease holder: {text!r}") from exc
-
-    def alive(self) -> bool | None:
-        """True/False on this host; None on another host (judge by expiry alone)."""
-        from agentkeep.files import HOST
-
-        if self.host != HOST:
-            return None
-        if not pid_alive(self.pid):
-            return False
-        started = _process_start(self.pid)
-        return started is None or not self.started or started == self.started
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.pid}:{self.started}"
 
 
 # -- records -----------------------------------------------------------------------------------
@@ -469,7 +413,7 @@ class QueueService(Service):
             elif name.holder is not None:
                 try:
                     alive = Holder.parse(name.holder).alive()
-                except InvalidInput:
+                except ValueError:  # not a holder we wrote: judged by expiry alone
                     alive = None
                 if alive is False:
                     reason = "holder_dead"
@@ -793,7 +737,6 @@ def _failpoint(name: str) -> None:
 
 
 __all__ = [
-    "Holder",
     "QueueItem",
     "QueueService",
     "QueueSummary",
