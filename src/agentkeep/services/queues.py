@@ -208,6 +208,9 @@ class QueueService(Service):
     def __init__(self, store: Any) -> None:
         super().__init__(store)
         self._made: set[str] = set()
+        # (queue, id) -> its name in cur/ as this service last took or renewed it: ack and
+        # nack try it before scanning cur/ (a hint only; the rename decides).
+        self._names: dict[tuple[str, str], str] = {}
         self._maintained: dict[str, float] = {}  # queue -> monotonic time of last reclaim
 
     # -- paths ---------------------------------------------------------------------------
@@ -345,14 +348,13 @@ class QueueService(Service):
         self, queue: str, base: Path, lease: float, holder: Holder | None
     ) -> QueueItem | None:
         now = _now_ms()
-        ready = []
-        for entry in _scan(base / "new"):
-            name = _Name.parse(entry)
-            if name is not None and name.not_before <= now:
-                ready.append((name.id, entry, name))
-        ready.sort()
         expires = now + int(lease * 1000)
-        for _, entry, name in ready:
+        # Ids have a fixed length and lead the name: sorting names sorts by put time, and
+        # only the names up to the first claimable one are parsed.
+        for entry in sorted(_scan(base / "new")):
+            name = _Name.parse(entry)
+            if name is None or name.not_before > now:
+                continue
             taken = replace(
                 name,
                 attempts=name.attempts + 1,
@@ -369,6 +371,7 @@ class QueueService(Service):
                 record = _read_json(target)
             except FileNotFoundError:
                 continue  # reclaimed already (a lease shorter than this read)
+            self._names[(queue, taken.id)] = target.name
             item = self._item(queue, "cur", taken, record)
             return self._emitted("queue.taken", item, {"lease_s": lease})
         return None
@@ -390,6 +393,7 @@ class QueueService(Service):
         renewed = replace(name, expires=_now_ms() + int(lease * 1000))
         if not self._rename(base / "cur" / entry, base / "cur" / renewed.render("cur"), queue):
             raise self._lost(queue, item_id, "renew")
+        self._names[(queue, item_id)] = renewed.render("cur")
         return self._item(queue, "cur", renewed, None)
 
     def reclaim(self, queue: str) -> list[QueueItem]:
@@ -519,7 +523,11 @@ class QueueService(Service):
         if base is None:
             raise NotFound(f"no queue {queue!r}", hint="`agentkeep queue ls` lists the queues")
         prefix = item_id + ","
-        for entry in _scan(base / "cur"):
+        hint = self._names.pop((queue, item_id), None)
+        entries = _scan(base / "cur")
+        if hint is not None and os.path.lexists(base / "cur" / hint):
+            entries = [hint]
+        for entry in entries:
             if not entry.startswith(prefix):
                 continue
             name = _Name.parse(entry)
