@@ -198,6 +198,13 @@ def work_queue(
                     break
                 stop.wait(poll)
                 continue
+            if stop.check():  # asked to stop while taking: give it back unrun
+                with contextlib.suppress(AgentkeepError):
+                    store.queues.nack(
+                        queue, item.id, attempt=item.attempts, holder=holder, reason="stopped"
+                    )
+                result.stopped_by = "signal"
+                break
             if item.attempts > max_attempts:  # its earlier holders died running it
                 try:
                     outcome = _give_back(store, item, holder, result, max_attempts=max_attempts)

@@ -21,8 +21,10 @@ state is ONE ``rename`` of that name, so:
   state of the last rename that happened);
 - ``put`` writes to ``tmp/``, fsyncs, and renames into ``new/``, so nothing half-written
   is ever visible in a state directory;
-- each rename is made durable by fsyncing the destination directory (on a journaling file
-  system the journal commits both directories' entries together).
+- each rename but a take's and a renewal's is made durable by fsyncing the destination
+  directory (on a journaling file system the journal commits both directories' entries
+  together); a take lost to a power cut returns the item to ``new/``, harmless because its
+  holder died with the machine.
 
 ``attempts`` counts takes: a take adds one. ``ack`` of an attempt that is not the one held
 (its lease expired and it was reclaimed, or acked already) is a :class:`Conflict`.
@@ -347,8 +349,20 @@ class QueueService(Service):
     def _claim(
         self, queue: str, base: Path, lease: float, holder: Holder | None
     ) -> QueueItem | None:
+        # Every ready item of the scan lost to other takers: items that arrived since are
+        # not in it, so scan again (a few times) rather than report an empty queue.
+        for _ in range(4):
+            item, contended = self._claim_once(queue, base, lease, holder)
+            if item is not None or not contended:
+                return item
+        return None
+
+    def _claim_once(
+        self, queue: str, base: Path, lease: float, holder: Holder | None
+    ) -> tuple[QueueItem | None, bool]:
         now = _now_ms()
         expires = now + int(lease * 1000)
+        contended = False
         # Ids have a fixed length and lead the name: sorting names sorts by put time, and
         # only the names up to the first claimable one are parsed.
         for entry in sorted(_scan(base / "new")):
@@ -364,17 +378,21 @@ class QueueService(Service):
             )
             target = base / "cur" / taken.render("cur")
             if not self._rename(base / "new" / entry, target, queue):
-                continue  # another taker won it
+                contended = True  # another taker won it
+                continue
+            # Not fsynced: a claim lost to a power cut puts the item back in new/, which is
+            # harmless (its holder died with the machine; it was never acked). The ack's
+            # fsync of done/ makes the whole chain durable.
             _failpoint("queue:take:after_rename")
-            self._sync(base / "cur", queue)
             try:
                 record = _read_json(target)
             except FileNotFoundError:
-                continue  # reclaimed already (a lease shorter than this read)
+                contended = True  # reclaimed already (a lease shorter than this read)
+                continue
             self._names[(queue, taken.id)] = target.name
             item = self._item(queue, "cur", taken, record)
-            return self._emitted("queue.taken", item, {"lease_s": lease})
-        return None
+            return self._emitted("queue.taken", item, {"lease_s": lease}), contended
+        return None, contended
 
     # -- leases --------------------------------------------------------------------------
 
