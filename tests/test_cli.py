@@ -76,6 +76,7 @@ READ_COMMANDS = [
     ["events"],
     ["metrics"],
     ["projects"],
+    ["queue", "ls"],
 ]
 
 
@@ -475,6 +476,7 @@ LIST_COMMANDS = [
     ["events", "list"],
     ["metrics", "list"],
     ["sessions", "list"],
+    ["queue", "ls"],
 ]
 SINCE_COMMANDS = [
     ["events", "list"],

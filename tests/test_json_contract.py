@@ -46,6 +46,9 @@ RECORDS = {
     "db accept": "agentkeep.store:AcceptResult",
     "db copy": "agentkeep.ops.copy:CopyResult",
     "sync": "agentkeep.store:SpoolSync",
+    "queue item": "agentkeep.services.queues:QueueItem",
+    "queue summary": "agentkeep.services.queues:QueueSummary",
+    "queue work": "agentkeep.ops.queue_worker:WorkResult",
 }
 
 # Documented shapes with no dataclass behind them (checked by their commands' own tests).

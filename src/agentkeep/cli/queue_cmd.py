@@ -207,7 +207,8 @@ def ls(
         if queue_name is None:
             if item_state is not None:
                 raise click.UsageError("--state needs a QUEUE")
-            print_list(store.queues.list_queues(), fmt, SUMMARY_COLUMNS, empty="no queues")
+            queues = cut(store.queues.list_queues(), limit)
+            print_list(queues, fmt, SUMMARY_COLUMNS, empty="no queues")
             return
         items = store.queues.items(queue_name, state=item_state, limit=fetch(limit))
     print_list(cut(items, limit), fmt, ITEM_COLUMNS, empty="no items")
@@ -219,7 +220,12 @@ def ls(
 @output_options
 @click.pass_obj
 def show(state: State, queue_name: str, item_id: str, as_json: bool, nl: bool) -> None:
-    """Show one item, whatever its state."""
+    """Show one item, whatever its state.
+
+    \b
+    Example:
+      agentkeep queue show builds 18a3c0f2b4d5e6f7-0a1b2c3d4e5f --json
+    """
     with state.open(read_only=True) as store:
         item = store.queues.get(queue_name, item_id)
     print_object(item, fmt_of(as_json, nl))
