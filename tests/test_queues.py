@@ -218,6 +218,10 @@ def test_ack_nack_errors_are_clear(store: agentkeep.Store) -> None:
         with pytest.raises(InvalidInput):
             store.queues.put(bad, "body")
     assert check_queue_name("a.b_c-9") == "a.b_c-9"
+    with pytest.raises(InvalidInput, match="lone surrogate"):
+        store.queues.put("jobs", "half \ud800 a pair")
+    nul = store.queues.put("jobs", "a\x00b").item  # kept, as the JSON escape
+    assert store.queues.get("jobs", nul.id).body == "a\x00b"
 
 
 def test_secrets_in_bodies_never_reach_disk(store: agentkeep.Store) -> None:

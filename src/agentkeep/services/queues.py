@@ -271,8 +271,14 @@ class QueueService(Service):
             key_name = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
         self._writable()
         clean, redacted = redact_text(body)
+        try:
+            size = len(clean.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise InvalidInput(
+                "a queue item's body must be valid text (it holds a lone surrogate)"
+            ) from exc
         limit = int(self.config["store.max_field_bytes"])
-        if len(clean.encode("utf-8", "surrogatepass")) > limit:
+        if size > limit:
             raise InvalidInput(
                 f"the item is larger than store.max_field_bytes ({limit} bytes)",
                 hint="put a path or an artifact id in the queue instead of the content",
@@ -281,9 +287,11 @@ class QueueService(Service):
         ident = new_item_id()
         put_at = _iso(int(ident[:16], 16) // 1_000_000)
         record = {"id": ident, "queue": queue, "body": clean, "put_at": put_at}
-        record["actor"] = self.actor
-        data = json.dumps(record, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        record["actor"] = redact_text(self.actor)[0]
+        data = json.dumps(record, ensure_ascii=False).encode("utf-8")
         tmp = temp_path(base / "tmp" / ident)
+        linked: Path | None = None
+        name = _Name(ident, not_before=_now_ms() + int(delay * 1000) if delay else 0)
         try:
             fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, within=self.store_dir)
             try:
@@ -297,13 +305,15 @@ class QueueService(Service):
                 except FileExistsError:
                     remove_quietly(tmp)
                     return Written(self._keyed(queue, base / "keys" / key_name), "already_exists")
+                linked = base / "keys" / key_name
                 fsync_path(base / "keys", directory=True)
-            name = _Name(ident, not_before=_now_ms() + int(delay * 1000) if delay else 0)
             _failpoint("queue:put:before_rename")
             os.rename(tmp, base / "new" / name.render("new"))
             fsync_path(base / "new", directory=True)
         except OSError as exc:
             remove_quietly(tmp)
+            if linked is not None and not (base / "new" / name.render("new")).exists():
+                remove_quietly(linked)  # the key names no item: a retry must be able to put
             raise translate_os_error(exc, f"an item of queue {queue}") from exc
         item = self._item(queue, "new", name, record)
         extra: dict[str, Any] = {"bytes": len(data)}
