@@ -106,8 +106,12 @@ class _Stop:
         return self.check()
 
     def __exit__(self, *exc: object) -> None:
+        # Once asked to stop, the worker is on its way out: a repeated SIGTERM (a
+        # supervisor resending it) must not kill it with the default action between here
+        # and its clean exit.
+        stopping = self.check()
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if stopping else handler)
         if self._previous_fd != -2:
             signal.set_wakeup_fd(self._previous_fd)
         os.close(self._read)
