@@ -74,6 +74,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "primer": ("agentkeep.services.prime", "PrimeService"),
     "docs": ("agentkeep.services.docs", "DocService"),
     "queues": ("agentkeep.services.queues", "QueueService"),
+    "context": ("agentkeep.services.context", "ContextService"),
 }
 
 
@@ -116,6 +117,7 @@ if TYPE_CHECKING:
     from agentkeep.models import Project, Redaction
     from agentkeep.services.agents import AgentService
     from agentkeep.services.artifacts import ArtifactService
+    from agentkeep.services.context import ContextService
     from agentkeep.services.docs import DocService
     from agentkeep.services.events import EventService
     from agentkeep.services.history import HistoryService
@@ -721,6 +723,7 @@ class Store(StoreBase):
     primer: PrimeService
     docs: DocService
     queues: QueueService
+    context: ContextService
 
     if not TYPE_CHECKING:  # hidden from mypy, which still flags a misspelt attribute
 

@@ -54,6 +54,7 @@ COMMANDS: dict[str, str] = {
     "hook": "agentkeep.cli.hook_cmd:hook",
     "setup": "agentkeep.cli.agent_setup:setup",
     "prime": "agentkeep.cli.prime_cmd:prime",
+    "context": "agentkeep.cli.context_cmd:context",
     "import": "agentkeep.cli.import_cmd:import_",
     "transcript": "agentkeep.cli.transcript_cmd:transcript",
     "search": "agentkeep.cli.search_cmd:search",

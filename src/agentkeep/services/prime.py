@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +70,7 @@ class Prime(Record):
     tool_failures_total: int
     worktrees: list[dict[str, Any]]
     worktrees_total: int
+    specs: list[dict[str, Any]] = field(default_factory=list)  # services/context.py
 
 
 @dataclass
@@ -123,8 +124,20 @@ class PrimeService(Service):
         }
         row = self._row("SELECT name FROM projects ORDER BY id LIMIT 1")
         name = str(row[0]) if row is not None else self.root.name
-        text, truncated = render_prime(name, parts, max_chars=max_chars, now=iso_utc(moment))
+        from agentkeep.services.context import prime_specs
+
+        specs, parts["specs"] = prime_specs(store, parts, budget=max_chars * 2 // 5, since=since)
+        text, truncated = render_prime(
+            name, parts, max_chars=max_chars, now=iso_utc(moment), extra=specs
+        )
         return Prime(text=text, chars=len(text), truncated=truncated, **parts)
+
+    def _recent_failures(self, since: str) -> dict[str, list[dict[str, Any]]]:
+        """The failed sessions and tool calls since ``since`` that prime shows."""
+        return {
+            "failed_sessions": self._failed_sessions(since),
+            "tool_failures": self._tool_failures(since),
+        }
 
     def _failed_sessions(self, since: str) -> list[dict[str, Any]]:
         rows = self._rows(
@@ -187,10 +200,16 @@ _WORKTREES_COUNT = "SELECT count(*) FROM worktrees WHERE status = 'active'"
 
 
 def render_prime(
-    project: str, parts: dict[str, Any], *, max_chars: int = MAX_CHARS, now: str | None = None
+    project: str,
+    parts: dict[str, Any],
+    *,
+    max_chars: int = MAX_CHARS,
+    now: str | None = None,
+    extra: str = "",
 ) -> tuple[str, bool]:
     """The Markdown for ``parts`` (see :class:`Prime`), at most ``max_chars`` long, and
-    whether anything was left out or cut."""
+    whether anything was left out or cut. ``extra`` (the specs for the work, rendered by
+    services/context.py) goes before the footer and takes its length off the budget."""
     now = now or utc_now()
     sections = [
         _Section(
@@ -230,16 +249,16 @@ def render_prime(
     ]
     sections = [s for s in sections if s.total or s.items]
     header = f"# agentkeep: {_one_line(project, 80)}\n"
-    if not sections:
+    if not sections and not extra:
         header += "\nNo handoff notes, ready tasks, recent failures or active worktrees.\n"
     footer = "\n" + FOOTER + "\n"
     if len(header) + len(footer) > max_chars:
         footer = ""
-    budget = max_chars - len(header) - len(footer)
+    budget = max_chars - len(header) - len(footer) - len(extra)
     shares = _fair_shares([s.need() for s in sections], budget)
     rendered = [_fit(section, share) for section, share in zip(sections, shares, strict=True)]
     truncated = any(cut for _, cut in rendered) or any(s.total > len(s.items) for s in sections)
-    text = header + "".join(body for body, _ in rendered) + footer
+    text = header + "".join(body for body, _ in rendered) + extra + footer
     if len(text) > max_chars:  # only when max_chars is smaller than the fixed lines
         text, truncated = text[: max_chars - 1] + "…", True
     return text, truncated
