@@ -168,6 +168,8 @@ class _Doc:
     convention: str | None
     fields: dict[str, Any]
     origin: str
+    feature: tuple[str, str] | None = None  # (name, directory) by its layout
+    feature_words: frozenset[str] = frozenset()
 
 
 class ContextService(Service):
@@ -241,7 +243,7 @@ class _Assembly:
         store, root = self.store, self.service.root
         if store.writable:
             store.docs.refresh_if_due()
-        manifest = specmod.load_manifest(self.service.store_dir)
+        manifest = _manifest(self.service.store_dir)
         paths = [p for p in (_project_path(root, f, None) for f in files) if p]
         paths = list(dict.fromkeys(paths))
         task_row = store.tasks.get_task(task) if task is not None else None
@@ -290,6 +292,10 @@ class _Assembly:
             )
             if row["convention"] in ("kiro", "cursor") and isinstance(fields, str):
                 doc.fields = json.loads(fields)
+            if row["convention"] in ("spec-kit", "kiro", "openspec"):
+                doc.feature = specmod.feature_of(doc.path, doc.convention)
+                if doc.feature is not None:
+                    doc.feature_words = frozenset(specmod.words(doc.feature[0]))
             self.docs[doc.id] = doc
             self.by_path[doc.path] = doc
 
@@ -299,7 +305,7 @@ class _Assembly:
         key = f"doc:{doc.id}"
         found = self.candidates.get(key)
         if found is None:
-            if specmod.feature_of(doc.path, doc.convention) is not None:
+            if doc.feature is not None:
                 score -= _FILE_RANK.get(Path(doc.path).stem.lower(), 5) * 0.5
             self.candidates[key] = _Candidate(
                 "spec", key, score, [reason], doc.ref, doc.path, doc.id, doc.title, None, doc.id
@@ -352,10 +358,9 @@ class _Assembly:
                     directory = doc.path.rsplit("/", 1)[0]
                     if rel.startswith(directory + "/"):
                         self._spec(doc, 75, f"{doc.path} covers {rel}")
-                else:
-                    feature = specmod.feature_of(doc.path, doc.convention)
-                    if feature and specmod.words(feature[0]) <= file_words:
-                        self._spec(doc, 70, f"directory convention: {feature[1]} matches {rel}")
+                elif doc.feature is not None and doc.feature_words <= file_words:
+                    where = doc.feature[1]
+                    self._spec(doc, 70, f"directory convention: {where} matches {rel}")
         return domains
 
     def _words(self, query: str | None, task: Any) -> list[str]:
@@ -766,6 +771,25 @@ def _semantic(store: Store, text: str, order: list[int]) -> list[int] | None:
     except (AgentkeepError, AttributeError, TypeError, ValueError):
         return None
     return [int(rowid) for rowid, _ in fused]
+
+
+_MANIFESTS: dict[str, tuple[tuple[int, int], specmod.Manifest]] = {}
+
+
+def _manifest(store_dir: Path) -> specmod.Manifest:
+    """The manifest, parsed again only when its file changed (size, mtime)."""
+    path = store_dir / specmod.MANIFEST
+    try:
+        stat = path.stat()
+        key = (stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        key = (-1, -1)
+    cached = _MANIFESTS.get(str(path))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    manifest = specmod.load_manifest(store_dir)
+    _MANIFESTS[str(path)] = (key, manifest)
+    return manifest
 
 
 def _steering(doc: _Doc) -> bool:
