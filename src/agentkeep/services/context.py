@@ -172,6 +172,29 @@ class _Doc:
     feature_words: frozenset[str] = frozenset()
 
 
+@dataclass
+class _Index:
+    """The indexed documents as context needs them, kept between calls of this process
+    while the index does not change (its row count, last id and last indexing time)."""
+
+    docs: dict[int, _Doc]
+    by_path: dict[str, _Doc]
+    rules: list[_Doc]  # steering, Cursor rules, nested AGENTS.md/CLAUDE.md, the constitution
+    features: dict[str, list[_Doc]]  # a word of a feature's name → the feature's files
+    domain_docs: dict[tuple[str, ...], list[_Doc]]  # a domain's spec globs → its files
+    cursor: dict[int, dict[str, Any]]  # a Cursor rule's front matter
+
+    def of_domain(self, domain: specmod.Domain) -> list[_Doc]:
+        found = self.domain_docs.get(domain.specs)
+        if found is None:
+            found = [doc for doc in self.docs.values() if domain.has_spec(doc.path)]
+            self.domain_docs[domain.specs] = found
+        return found
+
+
+_INDEXES: dict[str, tuple[tuple[Any, ...], _Index]] = {}
+
+
 class ContextService(Service):
     def assemble(
         self,
@@ -231,9 +254,7 @@ class _Assembly:
         self.kinds = kinds
         self.gathered = gathered
         self.candidates: dict[str, _Candidate] = {}
-        self.docs: dict[int, _Doc] = {}
-        self.by_path: dict[str, _Doc] = {}
-        self.cursor: dict[int, dict[str, Any]] = {}  # a Cursor rule's front matter
+        self.index = _Index({}, {}, [], {}, {}, {})
 
     # -- gathering -----------------------------------------------------------------------------
 
@@ -276,28 +297,48 @@ class _Assembly:
         )
 
     def _load_docs(self) -> None:
+        key_row = self.service._row("SELECT count(*), max(id), max(indexed_at) FROM docs")
+        key = (str(self.service.root), *(tuple(key_row) if key_row is not None else ()))
+        where = str(self.service.store_dir)
+        cached = _INDEXES.get(where)
+        if cached is not None and cached[0] == key:
+            self.index = cached[1]
+            return
+        index = _Index({}, {}, [], {}, {}, {})
         rows = self.service._rows(
             "SELECT id, path, namespace, name, title, convention, fields, origin FROM docs"
         )
         for row in rows:
             fields = row["fields"]
+            convention = row["convention"]
             doc = _Doc(
                 int(row["id"]),
                 str(row["path"]),
                 f"{row['namespace']}/{row['name']}",
                 row["title"],
-                row["convention"],
+                convention,
                 fields if isinstance(fields, dict) else {},
                 str(row["origin"]),
             )
-            if row["convention"] in ("kiro", "cursor") and isinstance(fields, str):
+            if convention in ("kiro", "cursor") and isinstance(fields, str):
                 doc.fields = json.loads(fields)
-            if row["convention"] in ("spec-kit", "kiro", "openspec"):
-                doc.feature = specmod.feature_of(doc.path, doc.convention)
+            if convention in ("spec-kit", "kiro", "openspec"):
+                doc.feature = specmod.feature_of(doc.path, convention)
                 if doc.feature is not None:
                     doc.feature_words = frozenset(specmod.words(doc.feature[0]))
-            self.docs[doc.id] = doc
-            self.by_path[doc.path] = doc
+                    for word in doc.feature_words:
+                        index.features.setdefault(word, []).append(doc)
+            if (
+                _steering(doc)
+                or convention == "cursor"
+                or (convention in ("agents-md", "claude-md") and "/" in doc.path)
+                or doc.path == ".specify/memory/constitution.md"
+            ):
+                index.rules.append(doc)
+            index.docs[doc.id] = doc
+            index.by_path[doc.path] = doc
+        self.index = index
+        _INDEXES[where] = (key, index)
 
     def _spec(self, doc: _Doc, score: float, reason: str) -> None:
         if "spec" not in self.kinds:
@@ -317,11 +358,10 @@ class _Assembly:
         domains: list[str] = []
         for domain in manifest.domains:
             if domain.always:
-                for doc in self.docs.values():
-                    if domain.has_spec(doc.path):
-                        self._spec(doc, 100, f"domain {domain.name} is always included")
-                        domains.append(domain.name)
-        for doc in self.docs.values():
+                for doc in self.index.of_domain(domain):
+                    self._spec(doc, 100, f"domain {domain.name} is always included")
+                    domains.append(domain.name)
+        for doc in self.index.rules:
             if _steering(doc) and _inclusion(doc) == "always":
                 self._spec(doc, 100, "steering: inclusion always")
             elif doc.convention == "cursor" and _cursor_rule(self, doc).get("alwaysApply") is True:
@@ -337,11 +377,9 @@ class _Assembly:
                 if domain.covers(rel) is None:
                     continue
                 domains.append(domain.name)
-                for doc in self.docs.values():
-                    if domain.has_spec(doc.path):
-                        self._spec(doc, 80, f"domain {domain.name} matches {rel}")
-            file_words = specmod.words(rel.rsplit(".", 1)[0])
-            for doc in self.docs.values():
+                for doc in self.index.of_domain(domain):
+                    self._spec(doc, 80, f"domain {domain.name} matches {rel}")
+            for doc in self.index.rules:
                 if _steering(doc) and _inclusion(doc) == "fileMatch":
                     for pattern in specmod.patterns_of(doc.fields.get("fileMatchPattern")):
                         if specmod.glob_match(pattern, rel):
@@ -354,13 +392,20 @@ class _Assembly:
                         if specmod.glob_match(pattern, rel):
                             self._spec(doc, 85, f"cursor rule: globs {pattern} matches {rel}")
                             break
-                elif doc.convention in ("agents-md", "claude-md") and "/" in doc.path:
+                elif doc.convention in ("agents-md", "claude-md"):
                     directory = doc.path.rsplit("/", 1)[0]
                     if rel.startswith(directory + "/"):
                         self._spec(doc, 75, f"{doc.path} covers {rel}")
-                elif doc.feature is not None and doc.feature_words <= file_words:
-                    where = doc.feature[1]
-                    self._spec(doc, 70, f"directory convention: {where} matches {rel}")
+            file_words = specmod.words(rel.rsplit(".", 1)[0])
+            seen: set[int] = set()
+            for word in file_words:
+                for doc in self.index.features.get(word, ()):
+                    if doc.id in seen or doc.feature is None:
+                        continue
+                    seen.add(doc.id)
+                    if doc.feature_words <= file_words:
+                        where = doc.feature[1]
+                        self._spec(doc, 70, f"directory convention: {where} matches {rel}")
         return domains
 
     def _words(self, query: str | None, task: Any) -> list[str]:
@@ -378,14 +423,14 @@ class _Assembly:
         """Kiro steering with ``inclusion: manual`` whose name the query or task says
         (``release`` for ``.kiro/steering/release.md``)."""
         said = set(words)
-        for doc in self.docs.values():
+        for doc in self.index.rules:
             if _steering(doc) and _inclusion(doc) == "manual":
                 name = Path(doc.path).stem
                 if specmod.words(name) <= said:
                     self._spec(doc, 75, f"steering: manual, named in the query ({name})")
 
     def _agent_os(self, words: Sequence[str]) -> None:
-        doc = self.by_path.get("agent-os/standards/index.yml")
+        doc = self.index.by_path.get("agent-os/standards/index.yml")
         if doc is None or "spec" not in self.kinds:
             return
         entries = _agent_os_index(self.service.root / doc.path)
@@ -397,7 +442,7 @@ class _Assembly:
             clean = redact_text(description)[0]
             lines.append(f"- {path}: {clean}")
             hits = [w for w in wanted if w in specmod.words(f"{path} {description}")]
-            target = self.by_path.get(f"agent-os/standards/{path}")
+            target = self.index.by_path.get(f"agent-os/standards/{path}")
             if hits and target is not None:
                 self._spec(
                     target,
@@ -456,9 +501,9 @@ class _Assembly:
         explained: set[int] = set()
         for rank, rowid in enumerate(order):
             row = rows.get(rowid)
-            if row is None or int(row["doc_id"]) not in self.docs:
+            if row is None or int(row["doc_id"]) not in self.index.docs:
                 continue
-            doc = self.docs[int(row["doc_id"])]
+            doc = self.index.docs[int(row["doc_id"])]
             heading = str(row["heading"] or "")
             score = 10 + 40 * (count - rank) / count
             reason = _match_reason(words, heading, str(row["text"]))
@@ -665,7 +710,7 @@ class _Assembly:
         for candidate in candidates:
             if candidate.text is None and candidate.doc_id is not None:
                 text = "\n\n".join(texts.get(candidate.doc_id, []))
-                doc = self.docs.get(candidate.doc_id)
+                doc = self.index.docs.get(candidate.doc_id)
                 if doc is not None and doc.convention == "cursor":  # .mdc: drop front matter
                     text = _FRONT.sub("", text, count=1)
                 candidate.text = text
@@ -806,7 +851,7 @@ def _cursor_rule(assembly: _Assembly, doc: _Doc) -> dict[str, Any]:
     from the first indexed chunk)."""
     if doc.fields:
         return doc.fields
-    cache = assembly.cursor
+    cache = assembly.index.cursor
     if doc.id not in cache:
         row = assembly.service._row(
             "SELECT text FROM doc_chunks WHERE doc_id = ? ORDER BY position LIMIT 1", (doc.id,)

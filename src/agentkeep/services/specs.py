@@ -53,7 +53,7 @@ import functools
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -288,8 +288,8 @@ def detect(root: Path, manifest: Manifest) -> list[tuple[str, str]]:
         add(_files(root, "openspec/changes", deep=True), "openspec")
         for base in ("docs/adr", "doc/adr", "adr", "docs/decisions"):
             add(_files(root, base, deep=False), "adr")
-        for name, convention in (("AGENTS.md", "agents-md"), ("CLAUDE.md", "claude-md")):
-            add(_nested(root, name), convention)
+        for rel, convention in _nested(root, {"AGENTS.md": "agents-md", "CLAUDE.md": "claude-md"}):
+            add([rel], convention)
         add(_files(root, ".claude", deep=False, names=("CLAUDE.md",)), "claude-md")
         add(_files(root, ".cursor/rules", deep=True), "cursor")
     globs = [*manifest.include, *(g for d in manifest.domains for g in d.specs)]
@@ -297,9 +297,13 @@ def detect(root: Path, manifest: Manifest) -> list[tuple[str, str]]:
     return sorted(found.items(), key=lambda item: (CONVENTIONS.index(item[1]), item[0]))
 
 
+def _usable_name(name: str) -> bool:
+    return not name.startswith(".") and ".tmp-" not in name and name.lower().endswith(SPEC_SUFFIXES)
+
+
 def _usable(root: Path, path: Path, name: str) -> bool:
     """A regular file (or a link to one inside the project) that may be a document."""
-    if name.startswith(".") or ".tmp-" in name or not name.lower().endswith(SPEC_SUFFIXES):
+    if not _usable_name(name):
         return False
     try:
         if path.is_symlink():
@@ -320,45 +324,72 @@ def _dirs(root: Path, base: str) -> list[str]:
 def _files(
     root: Path, base: str, *, deep: bool, names: Sequence[str] | None = None
 ) -> Iterator[str]:
-    directory = root / base
-    if not directory.is_dir():
-        return
+    """The spec files in ``root/base`` (and below it when ``deep``), by scandir: one
+    system call per directory, no stat per file but for symbolic links."""
+    prefix = len(str(root)) + 1
+    pending = [str(root / base)]
     count = 0
-    for current, dirnames, filenames in os.walk(directory):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if deep else []
-        for filename in sorted(filenames):
-            if names is not None and filename not in names:
-                continue
-            path = Path(current) / filename
-            if _usable(root, path, filename):
-                yield path.relative_to(root).as_posix()
-                count += 1
-                if count >= MAX_TREE_FILES:
-                    return
-
-
-def _nested(root: Path, name: str) -> Iterator[str]:
-    """``name`` at the root and in the directories ``NESTED_DEPTH`` levels below it."""
-    level = [root]
-    for depth in range(NESTED_DEPTH + 1):
-        following: list[Path] = []
-        for directory in level:
-            candidate = directory / name
-            if _usable(root, candidate, name):
-                yield candidate.relative_to(root).as_posix()
-            if depth == NESTED_DEPTH:
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError:
+            continue
+        below: list[str] = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
                 continue
             try:
-                with os.scandir(directory) as entries:
-                    following += sorted(
-                        Path(e.path)
-                        for e in entries
-                        if e.is_dir(follow_symlinks=False)
-                        and not e.name.startswith(".")
-                        and e.name not in SKIP_DIRS
-                    )
+                if entry.is_dir(follow_symlinks=False):
+                    if deep:
+                        below.append(entry.path)
+                    continue
+                if (names is not None and name not in names) or not _usable_name(name):
+                    continue
+                if entry.is_symlink():
+                    if not _usable(root, Path(entry.path), name):
+                        continue
+                elif not entry.is_file(follow_symlinks=False):
+                    continue
             except OSError:
                 continue
+            yield entry.path[prefix:].replace(os.sep, "/")
+            count += 1
+            if count >= MAX_TREE_FILES:
+                return
+        pending.extend(reversed(below))
+
+
+def _nested(root: Path, names: Mapping[str, str]) -> Iterator[tuple[str, str]]:
+    """``(path, convention)`` of the files ``names`` (name → convention) at the root and
+    in the directories ``NESTED_DEPTH`` levels below it: one scandir per directory."""
+    prefix = len(str(root)) + 1
+    level = [str(root)]
+    for depth in range(NESTED_DEPTH + 1):
+        following: list[str] = []
+        for directory in level:
+            try:
+                with os.scandir(directory) as scan:
+                    entries = sorted(scan, key=lambda entry: entry.name)
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if entry.name in names:
+                        if _usable(root, Path(entry.path), entry.name):
+                            rel = entry.path[prefix:].replace(os.sep, "/")
+                            yield rel, names[entry.name]
+                    elif (
+                        depth < NESTED_DEPTH
+                        and not entry.name.startswith(".")
+                        and entry.name not in SKIP_DIRS
+                        and entry.is_dir(follow_symlinks=False)
+                    ):
+                        following.append(entry.path)
+                except OSError:
+                    continue
         level = following
 
 
