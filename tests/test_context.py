@@ -321,3 +321,53 @@ def test_cli_markdown_and_json(project: Path, cli: Cli) -> None:
     assert bad.exit_code != 0
     missing = cli("context", "--task", "999", "--json")
     assert missing.exit_code != 0 and "999" in missing.stderr
+
+
+def test_a_changed_spec_is_seen_by_the_next_context_of_the_same_process(
+    shop: agentkeep.Store,
+) -> None:
+    release = shop.root / ".kiro/steering/release.md"
+    assert ".kiro/steering/release.md" not in paths(shop.context.assemble(query="catalog"))
+    release.write_text("---\ninclusion: always\n---\n# Release checklist\n\nTag first.\n")
+    shop.docs.refresh()
+    context = shop.context.assemble(query="catalog")
+    assert reasons(context, ".kiro/steering/release.md") == ["steering: inclusion always"]
+    release.unlink()
+    shop.docs.refresh()
+    assert ".kiro/steering/release.md" not in paths(shop.context.assemble(query="catalog"))
+
+
+def test_semantic_ranking_is_fused_when_configured(
+    shop: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stand-in for agentkeep.semantic (its contract: enabled, rank, fuse): a chunk no
+    word matches comes in through the semantic ranking, and says so."""
+    import sys
+    import types
+
+    row = shop.docs._row(
+        "SELECT c.id FROM doc_chunks c JOIN docs d ON d.id = c.doc_id"
+        " WHERE d.path = 'agent-os/product/mission.md'"
+    )
+    assert row is not None
+    mission = int(row[0])
+    fake = types.ModuleType("agentkeep.semantic")
+    fake.enabled = lambda config: True  # type: ignore[attr-defined]
+    fake.rank = lambda store, query, *, limit, chunk_ids=None: [(mission, 0.9)]  # type: ignore[attr-defined]
+
+    def fuse(rankings: list[list[int]], *, k: int = 60) -> list[tuple[int, float]]:
+        scores: dict[int, float] = {}
+        for ranking in rankings:
+            for rank, rowid in enumerate(ranking):
+                scores[rowid] = scores.get(rowid, 0.0) + 1 / (k + rank + 1)
+        return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+    fake.fuse = fuse  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "agentkeep.semantic", fake)
+    context = shop.context.assemble(query="coupon", kinds=["section"])
+    found = {i.path: i.reasons for i in context.items}
+    assert found["agent-os/product/mission.md"] == ["semantically close to the query"]
+    assert "openspec/changes/add-coupons/specs/checkout/spec.md" in found
+    fake.enabled = lambda config: False  # type: ignore[attr-defined]
+    plain = shop.context.assemble(query="coupon", kinds=["section"])
+    assert "agent-os/product/mission.md" not in {i.path for i in plain.items}
