@@ -394,20 +394,25 @@ def _nested(root: Path, names: Mapping[str, str]) -> Iterator[tuple[str, str]]:
 
 
 def _globbed(root: Path, globs: Sequence[str]) -> Iterator[str]:
+    """The files matching the globs: each glob's directories without wildcards are its
+    base, listed by :func:`_files` (deep when the rest crosses directories) and filtered."""
     for pattern in globs:
         if pattern.endswith("/"):
             pattern += "**"
-        if pattern.endswith("**"):  # Path.glob's trailing ** yields directories only
-            pattern += "/*"
-        try:
-            matches = sorted(root.glob(pattern))
-        except (ValueError, OSError):
+        parts = pattern.split("/")
+        fixed = 0
+        while fixed < len(parts) - 1 and not any(c in parts[fixed] for c in "*?["):
+            fixed += 1
+        base = "/".join(parts[:fixed])
+        if ".agentkeep" in parts[:fixed]:
             continue
-        for path in matches[:MAX_TREE_FILES]:
-            rel = path.relative_to(root).as_posix()
-            if ".." in rel.split("/") or ".agentkeep" in rel.split("/"):
-                continue
-            if _usable(root, path, path.name):
+        rest = parts[fixed:]
+        deep = len(rest) > 1 or "**" in rest[0]
+        regex = _glob_regex(pattern)
+        for rel in _files(root, base, deep=deep):
+            if "/" not in pattern and "/" in rel:
+                continue  # a bare pattern names files at the root
+            if regex.match(rel) is not None:
                 yield rel
 
 
