@@ -371,3 +371,20 @@ def test_semantic_ranking_is_fused_when_configured(
     fake.enabled = lambda config: False  # type: ignore[attr-defined]
     plain = shop.context.assemble(query="coupon", kinds=["section"])
     assert "agent-os/product/mission.md" not in {i.path for i in plain.items}
+
+
+def test_cli_files_are_relative_to_the_current_directory(
+    project: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_project(project)
+    monkeypatch.chdir(project / "src")
+    data = cli("context", "--files", "auth/login.py", "--json").json()
+    assert any("domain auth matches src/auth/login.py" in item["reasons"] for item in data)
+
+
+def test_a_broken_agent_os_index_gives_no_descriptions(shop: agentkeep.Store) -> None:
+    (shop.root / "agent-os/standards/index.yml").write_text("backend: [unclosed\n  - : :\n")
+    shop.docs.refresh()
+    context = shop.context.assemble(query="write schema migrations")
+    assert "agent-os/standards/index.yml" not in paths(context)
+    assert "Agent OS index" not in context.text

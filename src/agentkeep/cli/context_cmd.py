@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from agentkeep.cli import State
@@ -59,7 +61,9 @@ def context(
       agentkeep context --task 12 --files src/auth/login.py --json
     """
     fmt = fmt_of(as_json, nl)
-    paths = [*files, *more_files]
+    # Paths as the user typed them, from the current directory (the library takes them
+    # relative to the project root, or absolute).
+    paths = [os.path.abspath(path) for path in (*files, *more_files)]
     with state.open() as store:
         assembled = store.context.assemble(task=task_id, files=paths, query=query, budget=budget)
     if fmt == "table":

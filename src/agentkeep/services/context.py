@@ -864,15 +864,33 @@ def _cursor_rule(assembly: _Assembly, doc: _Doc) -> dict[str, Any]:
     return fields
 
 
+_AGENT_OS: dict[str, tuple[tuple[int, int], list[tuple[str, str]]]] = {}
+
+
 def _agent_os_index(path: Path) -> list[tuple[str, str]]:
     """``(standard's path under agent-os/standards/, description)`` of Agent OS's
     ``index.yml``: folders mapping file names to ``{description: …}`` (``root`` is the
-    standards directory itself), or a list of ``{path|file, description}``."""
+    standards directory itself), or a list of ``{path|file, description}``. Read again
+    only when the file changed (size, mtime)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return []
+    key = (stat.st_size, stat.st_mtime_ns)
+    cached = _AGENT_OS.get(str(path))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    found = _read_agent_os_index(path)
+    _AGENT_OS[str(path)] = (key, found)
+    return found
+
+
+def _read_agent_os_index(path: Path) -> list[tuple[str, str]]:
     try:
         import yaml
 
         data = yaml.safe_load(path.read_text("utf-8", "replace"))
-    except (OSError, ValueError, ImportError, Exception):
+    except Exception:  # a user's file: a bad one gives no descriptions, never an error
         return []
     found: list[tuple[str, str]] = []
 
