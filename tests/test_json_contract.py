@@ -42,6 +42,7 @@ RECORDS = {
     "setup": "agentkeep.agent_setup:SetupResult",
     "setup --check": "agentkeep.agent_setup:SetupCheck",
     "prime --json": "agentkeep.services.prime:Prime",
+    "context": "agentkeep.services.context:ContextItem",
     "resume plan": "agentkeep.resume:ResumePlan",
     "db accept": "agentkeep.store:AcceptResult",
     "db copy": "agentkeep.ops.copy:CopyResult",
