@@ -191,7 +191,7 @@ def test_public_surface_is_pinned(tmp_path: Path) -> None:
     )
 
 
-ATTRIBUTE_ONLY = {"docs", "queues", "mail", "specs", "context"}
+ATTRIBUTE_ONLY = {"docs", "queues", "mail", "specs", "context", "collections"}
 
 
 def test_every_flat_store_method_reaches_its_service(tmp_path: Path) -> None:

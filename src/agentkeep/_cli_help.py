@@ -42,6 +42,7 @@ HELP = {
         '  agents         List agents, or register one.\n'
         '  artifacts      Content-addressed files: diffs, logs, files, bundles.\n'
         '  backup         Snapshot the database, streams and objects while writers...\n'
+        "  collection     A project's own collections (campaigns, leads,...\n"
         '  config         Show and change settings (project config.toml, user...\n'
         '  context        What an agent should read for a piece of work, within a...\n'
         '  db             Inspect, migrate, back up and check the database.\n'
@@ -61,6 +62,7 @@ HELP = {
         '  prime          What a new agent session should know: handoffs, ready...\n'
         '  projects       List the projects this user has initialised (from the...\n'
         '  queue          Work queues: put items, take one at a time with a lease,...\n'
+        '  records        List the records of collection NAME (`agentkeep...\n'
         '  redact         Show what would be redacted in FILE (or stdin).\n'
         "  restore        Restore a backup as this project's store.\n"
         '  run            Run a command as a recorded session.\n'
@@ -111,6 +113,7 @@ HELP = {
         '  agents         List agents, or register one.\n'
         '  artifacts      Content-addressed files: diffs, logs, files, bundles.\n'
         '  backup         Snapshot the database, streams and objects while writers keep writing.\n'
+        "  collection     A project's own collections (campaigns, leads, rewards…): typed records as...\n"
         '  config         Show and change settings (project config.toml, user config, environment).\n'
         '  context        What an agent should read for a piece of work, within a budget.\n'
         '  db             Inspect, migrate, back up and check the database.\n'
@@ -130,6 +133,7 @@ HELP = {
         '  prime          What a new agent session should know: handoffs, ready tasks, failures,...\n'
         '  projects       List the projects this user has initialised (from the per-user registry).\n'
         '  queue          Work queues: put items, take one at a time with a lease, ack or nack them,...\n'
+        '  records        List the records of collection NAME (`agentkeep collection records`).\n'
         '  redact         Show what would be redacted in FILE (or stdin).\n'
         "  restore        Restore a backup as this project's store.\n"
         '  run            Run a command as a recorded session.\n'

@@ -75,6 +75,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "docs": ("agentkeep.services.docs", "DocService"),
     "queues": ("agentkeep.services.queues", "QueueService"),
     "context": ("agentkeep.services.context", "ContextService"),
+    "collections": ("agentkeep.services.collections", "CollectionService"),
 }
 
 
@@ -118,6 +119,7 @@ if TYPE_CHECKING:
     from agentkeep.services.agents import AgentService
     from agentkeep.services.artifacts import ArtifactService
     from agentkeep.services.context import ContextService
+    from agentkeep.services.collections import CollectionService
     from agentkeep.services.docs import DocService
     from agentkeep.services.events import EventService
     from agentkeep.services.history import HistoryService
@@ -724,6 +726,7 @@ class Store(StoreBase):
     docs: DocService
     queues: QueueService
     context: ContextService
+    collections: CollectionService
 
     if not TYPE_CHECKING:  # hidden from mypy, which still flags a misspelt attribute
 

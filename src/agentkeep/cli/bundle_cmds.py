@@ -93,7 +93,13 @@ def _restore_target(state: State) -> Path:
 @click.command()
 @click.option("--session", "session_ids", type=int, multiple=True, help="Export this session.")
 @click.option("--task", "task_ids", type=int, multiple=True, help="Export this task.")
-@click.option("--all", "everything", is_flag=True, help="Export every record.")
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Export this namespace's documents (a collection's records) and schemas.",
+)
+@click.option("--all", "everything", is_flag=True, help="Export every record and document.")
 @click.option(
     "-o", "--output", "out", required=True, type=click.Path(path_type=Path), help="Bundle file."
 )
@@ -103,6 +109,7 @@ def export(
     state: State,
     session_ids: tuple[int, ...],
     task_ids: tuple[int, ...],
+    namespaces: tuple[str, ...],
     everything: bool,
     out: Path,
     as_json: bool,
@@ -111,19 +118,26 @@ def export(
     """Write a portable bundle (tar): records as JSONL, their streams and objects, a manifest.
 
     Machine-local fields (pids, hosts) are stripped. Live streams are exported up to their
-    recorded length.
+    recorded length. Documents are exported as their files' text (redacted), with their
+    namespaces' schemas; `import-bundle` writes them into the other project.
 
     \b
     Examples:
       agentkeep export --session 12 -o session-12.agentkeep.tar
       agentkeep export --task 3 --task 4 -o tasks.tar --json
+      agentkeep export --namespace campaigns --namespace leads -o crm.tar
       agentkeep export --all -o everything.tar
     """
     from agentkeep.ops.bundle_export import export_bundle
 
     with state.open(read_only=True) as store:
         result = export_bundle(
-            store, out, session_ids=session_ids, task_ids=task_ids, all=everything
+            store,
+            out,
+            session_ids=session_ids,
+            task_ids=task_ids,
+            namespaces=namespaces,
+            all=everything,
         )
     fmt = fmt_of(as_json, nl)
     if fmt != "table":
@@ -141,6 +155,8 @@ def import_bundle(state: State, file: Path, as_json: bool, nl: bool) -> None:
     """Merge a bundle made by `agentkeep export` into this store.
 
     Idempotent: records already here are skipped, so a second import changes nothing.
+    Documents are written through the documents' write path (redaction, schema, atomic
+    file, a version); one already here with other content is kept and reported.
     A record whose id is taken by a different record gets a new id (reported), and every
     reference to it follows.
 
@@ -160,7 +176,8 @@ def import_bundle(state: State, file: Path, as_json: bool, nl: bool) -> None:
     created = ", ".join(f"{n} {t}" for t, n in result.created.items() if n)
     click.echo(f"{result.outcome}: {created or 'nothing new'}")
     for conflict in result.conflicts:
-        click.echo(
-            f"conflict: {conflict['table']} {conflict['old_id']} -> {conflict['new_id']} "
-            f"({conflict['reason']})"
-        )
+        if "old_id" in conflict:
+            what = f"{conflict['table']} {conflict['old_id']} -> {conflict['new_id']}"
+        else:  # a document or a schema file
+            what = f"{conflict['table']} {conflict.get('ref') or conflict.get('file')}"
+        click.echo(f"conflict: {what} ({conflict['reason']})")

@@ -64,6 +64,8 @@ COMMANDS: dict[str, str] = {
     "mcp": "agentkeep.cli.mcp_cmd:mcp",
     "sync": "agentkeep.cli.sync_cmd:sync",
     "queue": "agentkeep.cli.queue_cmd:queue",
+    "collection": "agentkeep.cli.collection_cmd:collection",
+    "records": "agentkeep.cli.collection_cmd:records_cmd",
 }
 
 

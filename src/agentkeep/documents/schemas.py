@@ -10,7 +10,8 @@ an optional ``namespace.toml`` sets its quotas and whether it is machine-local::
     local = false           # true: machine-local (not meant for git)
 
 A namespace with no schema accepts any document (its ``type`` is free text); one that
-declares types refuses a write whose type is not declared or whose fields fail the schema,
+declares types refuses a write whose type is not declared or whose fields fail the schema
+(a document with no ``type`` in a namespace of one declared type is of that type),
 and indexing a user's own file that fails reports the problems instead (a file is never
 refused for being indexed). Schemas are files, so they are versioned with the project.
 """
@@ -56,6 +57,8 @@ class Namespace:
         """What is wrong with a document of ``doc_type`` holding ``fields`` ([] if nothing)."""
         if not self.types:
             return []
+        if doc_type is None and len(self.types) == 1:
+            doc_type = next(iter(self.types))  # a collection's records need not repeat it
         if doc_type is None:
             return [
                 f"namespace {self.name!r} needs a type (one of: {', '.join(sorted(self.types))})"

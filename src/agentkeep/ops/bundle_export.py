@@ -3,7 +3,8 @@
 A bundle is an uncompressed tar of ``records/<table>.jsonl`` (rows sorted by key, keys
 sorted, JSON columns as JSON values, machine-local columns stripped),
 ``streams/<stream id>.log|.zst``, ``objects/<sha256>[.zst]`` (as stored; objects are
-already zstd) and, last, ``manifest.json`` (format and schema version, counts, sha256 and
+already zstd), documents and their schemas (format 2: :mod:`agentkeep.ops.bundle_docs`)
+and, last, ``manifest.json`` (format and schema version, counts, sha256 and
 size of every member); see :mod:`agentkeep.ops.bundle_format`. Exporting the same records
 twice gives the same member bytes. Live streams are exported up to their recorded length
 with their status as it is; the importing store has no recorder for them, so ``doctor``
@@ -39,6 +40,7 @@ from agentkeep.files import (
 )
 from agentkeep.migrations import SCHEMA_VERSION
 from agentkeep.models import Record
+from agentkeep.ops.bundle_docs import DOCUMENTS, export_documents
 from agentkeep.ops.bundle_format import (
     BUNDLE_FORMAT,
     BY_NAME,
@@ -82,6 +84,7 @@ def export_bundle(
     session_ids: Sequence[int] = (),
     task_ids: Sequence[int] = (),
     all: bool = False,
+    namespaces: Sequence[str] = (),
     progress: Callable[[int, int, str], None] | None = None,
 ) -> ExportResult:
     """Write a portable bundle of the chosen records and their files to ``out_path``.
@@ -92,17 +95,26 @@ def export_bundle(
     file is never overwritten. Memory: one batch of rows (``EXPORT_BATCH``), plus, for a
     selection, the keys it chose. ``progress(done, total, phase)`` is called as the tables
     (phase ``records``) and then the stream and object files (phase ``files``) are written.
+    Documents (``namespaces``, or every one with ``all``) and their schemas are read from
+    their files last (:mod:`agentkeep.ops.bundle_docs`).
     """
     report = progress or _no_progress
-    if not all and not session_ids and not task_ids:
-        raise InvalidInput("choose what to export", hint="pass --session ID, --task ID or --all")
+    if not all and not session_ids and not task_ids and not namespaces:
+        raise InvalidInput(
+            "choose what to export", hint="pass --session ID, --task ID, --namespace NS or --all"
+        )
     out = Path(out_path).expanduser().absolute()
     if out.exists():
         raise InvalidInput(f"{out} already exists", hint="choose a new file name")
     if not out.parent.is_dir():
         raise InvalidInput(f"{out.parent} is not a directory")
     project = store.project()
-    selection = {"all": all, "sessions": sorted(session_ids), "tasks": sorted(task_ids)}
+    selection = {
+        "all": all,
+        "sessions": sorted(session_ids),
+        "tasks": sorted(task_ids),
+        "namespaces": sorted(set(namespaces)),
+    }
     with (
         maintenance_lock(store.store_dir, shared=True),
         staged_file(out) as tmp,
@@ -137,6 +149,15 @@ def export_bundle(
             writer.add_chunks(f"objects/{path.name}", path.stat().st_size, file_chunks(path))
             copied += 1
             report(copied, files, "files")
+        documents = export_documents(store, namespaces=namespaces, all=all)
+        for sha, content in sorted(documents.contents.items()):
+            writer.add_bytes(f"documents/{sha}", content)
+        for member, data in sorted(documents.schemas.items()):
+            writer.add_bytes(member, data)
+        if documents.entries:
+            writer.add_bytes(DOCUMENTS, b"".join(e.line() for e in documents.entries))
+        counts["documents"] = len(documents.entries)
+        counts["schemas"] = len(documents.schemas)
         manifest = {
             "format": BUNDLE_FORMAT,
             "format_version": FORMAT_VERSION,

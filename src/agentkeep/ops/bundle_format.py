@@ -24,7 +24,10 @@ from agentkeep.services.streams import SealedReader, stream_file
 
 BACKUP_FORMAT = "agentkeep-backup"
 BUNDLE_FORMAT = "agentkeep-bundle"
-FORMAT_VERSION = 1
+# 1: records, streams and objects. 2 (issue 13): + documents and collection schemas
+# (records/documents.jsonl, documents/<sha256>, schemas/<namespace>/<file>; see
+# ops/bundle_docs.py). A version-1 bundle imports as it always did.
+FORMAT_VERSION = 2
 SNAPSHOT_DB = "state.snapshot.db"  # not "state.db": a backup is never a live database
 MANIFEST = "manifest.json"
 CHUNK = 1 << 20
@@ -101,7 +104,9 @@ MEMBER_RE = re.compile(
     r"^(?:manifest\.json"
     r"|records/(?P<table>[a-z_]+)\.jsonl"
     r"|streams/(?P<stream>[1-9][0-9]{0,18})\.(?:log|zst)"
-    r"|objects/(?P<sha>[0-9a-f]{64})(?:\.zst)?)$"
+    r"|objects/(?P<sha>[0-9a-f]{64})(?:\.zst)?"
+    r"|documents/(?P<doc>[0-9a-f]{64})"
+    r"|schemas/[a-z0-9][a-z0-9._-]{0,63}/(?:[a-z0-9][a-z0-9._-]{0,63}\.json|namespace\.toml))$"
 )
 
 

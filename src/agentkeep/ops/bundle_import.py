@@ -13,7 +13,8 @@ the same name, sessions with the same (source, external id), active worktrees wi
 same path and streams with the same (session, name) are the same record: the existing one
 is kept. Events are appended to this store's ledger: an event keeps its seq when that is
 later than every seq here, otherwise it gets a new one; an event with the same content as
-an existing one is skipped.
+an existing one is skipped. Documents and collection schemas (format 2) are written after
+the records commit, through the documents' write path (:mod:`agentkeep.ops.bundle_docs`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import re
 import tarfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ from agentkeep.files import (
     zstd,
 )
 from agentkeep.models import Record
+from agentkeep.ops.bundle_docs import DOCUMENTS, DocEntry, import_documents, parse_entries
 from agentkeep.ops.bundle_format import (
     BUNDLE_FORMAT,
     CHUNK,
@@ -123,6 +125,13 @@ class Bundle:
         check_versions(self.manifest, str(self.path))
         self._verify_members()
         self.records = {spec.name: self._records(spec) for spec in TABLES}
+        self.documents: list[DocEntry] = []
+        if DOCUMENTS in self.members:
+            self.documents = parse_entries(self.read(DOCUMENTS), DOCUMENTS)
+        for doc in self.documents:
+            if doc.member not in self.members or self.members[doc.member].size != doc.size:
+                raise Corrupt(f"{self.path} lacks the content of document {doc.ref}")
+        self.schemas = [name for name in sorted(self.members) if name.startswith("schemas/")]
 
     def read(self, name: str) -> bytes:
         return b"".join(self.chunks(name))
@@ -258,6 +267,16 @@ def import_bundle(
                 )
         # Its messages are indexed for search now, as an import's are (schema 8).
         store.catch_up_search()
+        if bundle.documents or bundle.schemas:  # format 2: through the documents' write path
+            docs = import_documents(store, bundle.documents, bundle.schemas, bundle.read)
+            created = {**result.created, **docs.created}
+            result = replace(
+                result,
+                outcome="created" if sum(created.values()) else "unchanged",
+                created=created,
+                unchanged={**result.unchanged, **docs.unchanged},
+                conflicts=[*result.conflicts, *docs.conflicts],
+            )
         return result
     finally:
         bundle.close()

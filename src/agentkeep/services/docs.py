@@ -35,7 +35,9 @@ wins). Nothing half-written is ever visible: readers see the old file or the new
 
 **The index** (tables ``docs``, ``doc_links``, ``doc_chunks`` and their full-text index) is
 derived: :meth:`DocService.refresh` re-reads the files whose size or mtime changed (and,
-when they did, compares the content's hash), adds new ones and drops vanished ones;
+when they did, compares the content's hash) or that were modified less than 2 s before
+they were last read (``RACY_NS``: a rewrite in the same timestamp tick keeps both), adds
+new ones and drops vanished ones;
 ``refresh(rebuild=True)`` empties it and reads every file again. Index text from a user's
 own files is redacted like everything else stored; the files themselves are never touched.
 Reads (``list_docs``, ``get_doc``, search, context) call :meth:`refresh` first when the
@@ -81,6 +83,10 @@ CHANGES = ("created", "edited", "outside", "deleted", "restored")
 DEFAULT_LEASE_S = 300
 INDEX_BATCH = 200  # files indexed per write transaction
 MAX_DOC_BYTES = 8 * 1024 * 1024  # a larger file is indexed by name only
+# A file modified less than this before it was read is "racily clean": a program that
+# rewrites it within the same timestamp tick keeps its size and mtime, so the index records
+# its mtime negated and the next rescan compares its content (_stat_mark).
+RACY_NS = 2_000_000_000
 _NAME_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ -]*$")
 _LAST_REFRESH: dict[str, float] = {}  # store dir → monotonic time of this process's last
 
@@ -545,6 +551,7 @@ class DocService(Service):
         *,
         body: str | None = None,
         fields: Mapping[str, Any] | None = None,
+        text: str | None = None,
         fmt: str | None = None,
         expect: str | None = None,
         create: bool | None = None,
@@ -552,11 +559,14 @@ class DocService(Service):
         holder: Holder | None = None,
     ) -> Written[Doc]:
         """Write document ``ref`` with ``fields`` and ``body`` (None: keep the current
-        ones). ``expect``: the etag the caller read (a different current content is a
+        ones), or the file's whole ``text`` (as another store had it: a bundle's). ``expect``:
+        the etag the caller read (a different current content is a
         :class:`~agentkeep.errors.StaleWrite`). ``create`` True: only if it does not exist
         (the same content again is ``already_exists``); False: only if it exists.
         ``force`` overrides ``expect`` and another holder's lock. Returns ``created``,
         ``updated`` or ``unchanged``."""
+        if text is not None and (body is not None or fields is not None):
+            raise InvalidInput("give a document's whole text, or its fields and body, not both")
         source = self.locate(ref, fmt=fmt)
         self._store.check_writable()
         namespace = self.namespace(source.namespace)
@@ -568,7 +578,7 @@ class DocService(Service):
             if current is not None:
                 old = docformat.parse(current.decode("utf-8", "replace"), suffix)
                 if create:
-                    new_text = self._render(old, fields, body, fmt)
+                    new_text = self._render(old, fields, body, fmt, text)
                     if new_text.encode() == current:
                         return Written(self._index_one(tx, source, quiet=True), "already_exists")
                     raise Conflict(
@@ -582,7 +592,7 @@ class DocService(Service):
                 current_etag = etag_of(current) if current is not None else None
                 if expect is not None and expect != current_etag:
                     raise _stale(ref, expect, current_etag, old, current)
-            text = self._render(old, fields, body, fmt)
+            text = self._render(old, fields, body, fmt, text)
             parsed = docformat.parse(text, suffix)
             problems = namespace.validate(parsed.type, parsed.fields) + parsed.problems
             if problems:
@@ -616,8 +626,12 @@ class DocService(Service):
         fields: Mapping[str, Any] | None,
         body: str | None,
         fmt: str,
+        text: str | None = None,
     ) -> str:
-        """The new file text: the given fields and body (else the old ones), redacted."""
+        """The new file text: the given text, or the given fields and body (else the old
+        ones), redacted."""
+        if text is not None:
+            return redact_text(text)[0]
         new_fields = dict(fields) if fields is not None else dict(old.fields if old else {})
         new_body = body if body is not None else (old.body if old else "")
         clean_fields = redact_json_text(docformat.plain(new_fields))
@@ -927,7 +941,7 @@ class DocService(Service):
         if existing is not None and existing["etag"] == etag and not rebuild:
             tx.execute(
                 "UPDATE docs SET size = ?, mtime_ns = ?, updated_at = ? WHERE id = ?",
-                (stat.st_size, stat.st_mtime_ns, updated_at, existing["id"]),
+                (stat.st_size, _stat_mark(stat), updated_at, existing["id"]),
             )
             self._revalidate(tx, existing["id"], source)
             return "unchanged"
@@ -954,7 +968,7 @@ class DocService(Service):
             "problems": Json(problems),
             "etag": etag,
             "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
+            "mtime_ns": _stat_mark(stat),
             "updated_at": updated_at,
             "indexed_at": tx.now,
         }
@@ -1085,6 +1099,17 @@ def _relative(root: Path, ref: str) -> str:
         except ValueError:
             return path.as_posix()
     return Path(os.path.normpath(ref)).as_posix()
+
+
+def _stat_mark(stat: os.stat_result) -> int:
+    """The ``mtime_ns`` the index records for a file just read: its mtime, or, while the
+    file is racily clean (modified less than ``RACY_NS`` ago, or in the future), its mtime
+    negated, which no stat matches, so the next rescan compares its content (as git does
+    for racily clean entries). A state snapshot rewritten in place within one timestamp
+    tick with the same size is picked up; a file older than that is trusted by its stat."""
+    if time.time_ns() - stat.st_mtime_ns < RACY_NS:
+        return -stat.st_mtime_ns
+    return stat.st_mtime_ns
 
 
 def _read_file(path: Path, *, limit: int | None = None) -> bytes | None:
