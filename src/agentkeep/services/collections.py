@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,6 @@ from agentkeep.config import Config, parse_doc_roots, set_in_file
 from agentkeep.documents.schemas import NAME, NAMESPACE_FILE, SCHEMAS_DIR, Namespace, check_name
 from agentkeep.errors import InvalidInput, NotFound
 from agentkeep.files import make_dirs, staged_file, write_new_file
-from agentkeep.models import Doc
 from agentkeep.record import Record
 from agentkeep.services.base import Service
 
@@ -166,6 +165,8 @@ class CollectionService(Service):
                 hint="see https://json-schema.org/draft/2020-12 (type, properties, required…)",
             ) from exc
         self._store.check_writable()
+        if root is not None:
+            self._check_root(root, name)  # before anything is written
         text = json.dumps(dict(schema), indent=2, ensure_ascii=False) + "\n"
         target, outcome = self.write_schema_file(name, f"{doc_type}.json", text, replace=True)
         added = None
@@ -219,15 +220,15 @@ class CollectionService(Service):
             write_new_file(tmp, data)
         return target, "created" if current is None else "updated"
 
-    def _add_root(self, root: str, name: str) -> bool:
-        """Add ``root:name`` to the project's ``docs.roots``; False when it is there."""
+    def _check_root(self, root: str, name: str) -> bool:
+        """Whether ``root:name`` must be added to ``docs.roots`` (False: it is there);
+        InvalidInput when ``root`` is outside the project or another namespace's."""
         wanted = f"{root.strip().rstrip('/')}:{name}"
         try:
             (path, namespace), *_ = parse_doc_roots([wanted])
         except ValueError as exc:
             raise InvalidInput(f"--root {root}: {exc}") from exc
-        current = [str(item) for item in self.config["docs.roots"]]
-        for item in parse_doc_roots(current):
+        for item in parse_doc_roots([str(item) for item in self.config["docs.roots"]]):
             if item == (path, namespace):
                 return False
             if item[0] == path:
@@ -235,6 +236,14 @@ class CollectionService(Service):
                     f"{path} is already the root of namespace {item[1] or Path(path).name!r}",
                     hint="edit docs.roots in .agentkeep/config.toml to change it",
                 )
+        return True
+
+    def _add_root(self, root: str, name: str) -> bool:
+        """Add ``root:name`` to the project's ``docs.roots``; False when it is there."""
+        if not self._check_root(root, name):
+            return False
+        wanted = f"{root.strip().rstrip('/')}:{name}"
+        current = [str(item) for item in self.config["docs.roots"]]
         set_in_file(self.store_dir / "config.toml", "docs.roots", ",".join([*current, wanted]))
         # This store reads the new root from now on (flags given at open are kept).
         flags = {v.key: v.value for v in self.config.values() if v.source == "flag"}
@@ -299,9 +308,12 @@ class CollectionService(Service):
         namespace = self._namespace(name)
         conditions = parse_where(where)
         self._check_operands(namespace, conditions)
-        docs = self._store.docs.list_docs(namespace=name, problems=invalid)
-        found = [_record(doc, namespace) for doc in docs]
-        found = [r for r in found if all(_meets(r, c) for c in conditions)]
+        self._store.docs.refresh_if_due()
+        found = [
+            record
+            for record in self._read_records(namespace, invalid=invalid)
+            if all(_meets(record, c) for c in conditions)
+        ]
         keys = [sort] if isinstance(sort, str) else list(sort or [])
         for key in reversed([k.strip() for item in keys for k in item.split(",") if k.strip()]):
             found = _sorted(found, key)
@@ -312,8 +324,33 @@ class CollectionService(Service):
         (which may have changed); returns the invalid records."""
         namespace = self._namespace(name)
         self._store.docs.refresh(force_validate=True)
-        docs = self._store.docs.list_docs(namespace=name, problems=True, refresh=False)
-        return [_record(doc, namespace) for doc in docs]
+        return list(self._read_records(namespace, invalid=True))
+
+    def _read_records(
+        self, namespace: Namespace, *, invalid: bool | None = None
+    ) -> Iterator[CollectionRecord]:
+        """The indexed records, by name: only the columns a record shows (a listing of
+        10k records parses one JSON column per row, not three)."""
+        sql = (
+            "SELECT namespace, name, path, type, fields, problems, updated_at, etag FROM docs "
+            "WHERE namespace = ?"
+        )
+        if invalid is not None:
+            sql += " AND problems <> '[]'" if invalid else " AND problems = '[]'"
+        implied = next(iter(namespace.types)) if len(namespace.types) == 1 else None
+        for row in self._rows(sql + " ORDER BY name", (namespace.name,)):
+            problems = row["problems"]
+            yield CollectionRecord(
+                ref=f"{row['namespace']}/{row['name']}",
+                name=row["name"],
+                path=row["path"],
+                type=row["type"] or implied,
+                valid=problems == "[]",
+                problems=[] if problems == "[]" else json.loads(problems),
+                fields=json.loads(row["fields"]),
+                updated_at=row["updated_at"],
+                etag=row["etag"],
+            )
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -377,21 +414,6 @@ class CollectionService(Service):
 
 
 # -- filtering and sorting -------------------------------------------------------------------
-
-
-def _record(doc: Doc, namespace: Namespace) -> CollectionRecord:
-    implied = next(iter(namespace.types)) if len(namespace.types) == 1 else None
-    return CollectionRecord(
-        ref=doc.ref,
-        name=doc.name,
-        path=doc.path,
-        type=doc.type or implied,
-        valid=not doc.problems,
-        problems=list(doc.problems),
-        fields=dict(doc.fields),
-        updated_at=doc.updated_at,
-        etag=doc.etag,
-    )
 
 
 _MISSING = object()
