@@ -309,9 +309,10 @@ class CollectionService(Service):
         conditions = parse_where(where)
         self._check_operands(namespace, conditions)
         self._store.docs.refresh_if_due()
+        needles = [needle for c in conditions if (needle := _needle(c)) is not None]
         found = [
             record
-            for record in self._read_records(namespace, invalid=invalid)
+            for record in self._read_records(namespace, invalid=invalid, needles=needles)
             if all(_meets(record, c) for c in conditions)
         ]
         keys = [sort] if isinstance(sort, str) else list(sort or [])
@@ -327,10 +328,11 @@ class CollectionService(Service):
         return list(self._read_records(namespace, invalid=True))
 
     def _read_records(
-        self, namespace: Namespace, *, invalid: bool | None = None
+        self, namespace: Namespace, *, invalid: bool | None = None, needles: Sequence[str] = ()
     ) -> Iterator[CollectionRecord]:
         """The indexed records, by name: only the columns a record shows (a listing of
-        10k records parses one JSON column per row, not three)."""
+        10k records parses one JSON column per row, not three), and none whose stored
+        fields lack one of ``needles`` (:func:`_needle`: not parsed at all)."""
         sql = (
             "SELECT namespace, name, path, type, fields, problems, updated_at, etag FROM docs "
             "WHERE namespace = ?"
@@ -339,6 +341,8 @@ class CollectionService(Service):
             sql += " AND problems <> '[]'" if invalid else " AND problems = '[]'"
         implied = next(iter(namespace.types)) if len(namespace.types) == 1 else None
         for row in self._rows(sql + " ORDER BY name", (namespace.name,)):
+            if needles and not all(needle in row["fields"] for needle in needles):
+                continue
             problems = row["problems"]
             yield CollectionRecord(
                 ref=f"{row['namespace']}/{row['name']}",
@@ -431,6 +435,29 @@ def _value(record: CollectionRecord, name: str) -> Any:
     if current is _MISSING and name in _RECORD_ATTRIBUTES:
         return getattr(record, name)
     return current
+
+
+_PLAIN = re.compile(r"^[ !#-\[\]-~]+$")  # printable ASCII but '"' and '\\'
+
+
+def _needle(condition: Condition) -> str | None:
+    """A text that the stored JSON of every record meeting ``condition`` holds, to skip
+    the others unparsed: for ``field=text`` where only a string (or a list holding one)
+    can match, the JSON string ``"text"``, which no serializer escapes differently. None
+    when no such text is sure (numbers, booleans, objects, record attributes, escapes)."""
+    value = condition.value
+    if (
+        condition.op != "="
+        or condition.field.split(".")[0] in _RECORD_ATTRIBUTES
+        or not _PLAIN.match(value)
+        or value.startswith(("{", "[", " "))
+        or value.endswith(" ")
+        or value == "null"
+        or _number(value) is not None
+        or _boolean(value) is not None
+    ):
+        return None
+    return f'"{value}"'
 
 
 def _number(text: str) -> float | None:
