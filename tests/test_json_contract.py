@@ -50,6 +50,11 @@ RECORDS = {
     "queue item": "agentkeep.services.queues:QueueItem",
     "queue summary": "agentkeep.services.queues:QueueSummary",
     "queue work": "agentkeep.ops.queue_worker:WorkResult",
+    "collection ls / show": "agentkeep.services.collections:Collection",
+    "collection declare": "agentkeep.services.collections:Declared",
+    "records / collection records / collection validate": (
+        "agentkeep.services.collections:CollectionRecord"
+    ),
 }
 
 # Documented shapes with no dataclass behind them (checked by their commands' own tests).
