@@ -510,6 +510,8 @@ def test_cli_collections(cli: Cli, store: agentkeep.Store, project: Path, tmp_pa
     assert shown["schema"] == {"campaign": CAMPAIGN}
     got = cli("records", "campaigns", "--where", "budget>800", "--sort", "-budget", "--json")
     assert [r["name"] for r in got.json()] == ["autumn", "spring", "summer"]
+    lines = cli("records", "campaigns", "--where", "budget>800", "--sort", "-budget", "--nl")
+    assert [json.loads(line) for line in lines.stdout.splitlines()] == got.json()
     same = cli("collection", "records", "campaigns", "-w", "budget>800", "--sort", "-budget",
                "-n", "2", "--json")  # fmt: skip
     assert [r["name"] for r in same.json()] == ["autumn", "spring"]
