@@ -118,8 +118,8 @@ if TYPE_CHECKING:
     from agentkeep.models import Project, Redaction
     from agentkeep.services.agents import AgentService
     from agentkeep.services.artifacts import ArtifactService
-    from agentkeep.services.context import ContextService
     from agentkeep.services.collections import CollectionService
+    from agentkeep.services.context import ContextService
     from agentkeep.services.docs import DocService
     from agentkeep.services.events import EventService
     from agentkeep.services.history import HistoryService
