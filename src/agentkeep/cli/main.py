@@ -66,6 +66,7 @@ COMMANDS: dict[str, str] = {
     "queue": "agentkeep.cli.queue_cmd:queue",
     "collection": "agentkeep.cli.collection_cmd:collection",
     "records": "agentkeep.cli.collection_cmd:records_cmd",
+    "doc": "agentkeep.cli.doc_cmd:doc",
 }
 
 

@@ -14,7 +14,9 @@ artifacts"):
   session that is over is left unsealed;
 - no temp file (``files.temp_path`` names) outlives the process that created it;
 - nothing in the store is a symbolic link, or readable by other users (docs/design.md
-  "Permissions and links"); ``--fix`` makes it private, links are for a person to remove.
+  "Permissions and links"); ``--fix`` makes it private, links are for a person to remove;
+- the document index matches the document files (a file not indexed, changed since, or
+  gone); ``--fix`` rescans them (the index is derived: the files win).
 
 Read-only unless ``fix`` (but for doctor's own record of the files it verified, see
 :class:`Verified`). Repairs only ever move aside files nothing refers to, seal streams
@@ -197,6 +199,8 @@ def doctor(store: Store, *, fix: bool = False, full: bool = False) -> Report:
     _check_hook_log(store, found)
     _check_spool(store, found, fix=fixing)
     _check_privacy(store, found, fix=fix)
+    if database_ok:  # an older schema has no document index; a damaged one is reported
+        _check_docs(store, found, fix=fixing)
     verified.save()
     return Report(ok=not any(f.problem for f in found), fix=fix, findings=list(found))
 
@@ -754,6 +758,27 @@ def _lost_deliveries(store_dir: Path) -> int:
     except OSError:
         return 0
     return sum(1 for line in lines if LOST in line)
+
+
+# -- documents --------------------------------------------------------------------------
+
+
+def _check_docs(store: Store, found: _Findings, *, fix: bool) -> None:
+    """Document files ↔ their index (services/docs.py). The index is derived, so the
+    repair is a rescan: the files win."""
+    drift = store.docs.check_index()
+    if drift and fix:
+        store.docs.refresh()
+    left = set(store.docs.check_index()) if drift and fix else set(drift)
+    for problem in drift:
+        found.add(
+            "docs",
+            "warning",
+            "document index",
+            problem,
+            fixed=problem not in left,
+            hint="`agentkeep doctor --fix` (or `agentkeep doc reindex`) re-reads the files",
+        )
 
 
 def _check_privacy(store: Store, found: _Findings, *, fix: bool) -> None:

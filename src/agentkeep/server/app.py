@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from agentkeep import _version
 from agentkeep.errors import AgentkeepError
+from agentkeep.ops.docwatch import refreshing_in_background
 from agentkeep.ops.sync import draining_in_background
 from agentkeep.server import api, dashboard, live, respond, security
 from agentkeep.server.context import ServerContext, StoreLeases, context
@@ -40,6 +41,8 @@ def create_app(ctx: ServerContext) -> Starlette:
             await stack.enter_async_context(mcp_http.running(app))
             # On PostgreSQL the hook only spools: the server sends the deliveries.
             stack.enter_context(draining_in_background(ctx.lease, ctx.store_dir))
+            # Documents edited with any editor are indexed within about a second.
+            stack.enter_context(refreshing_in_background(ctx.lease, ctx.store_dir))
             try:
                 yield
             finally:
