@@ -55,10 +55,15 @@ RECORDS = {
     "records / collection records / collection validate": (
         "agentkeep.services.collections:CollectionRecord"
     ),
+    "doc": "agentkeep.models:Doc",
+    "doc show": "agentkeep.services.docs:DocContent",
+    "doc version": "agentkeep.models:DocVersion",
+    "doc lock": "agentkeep.models:DocLock",
+    "doc index report": "agentkeep.services.docs:IndexReport",
 }
 
 # Documented shapes with no dataclass behind them (checked by their commands' own tests).
-NOT_RECORDS = {"Lists", "Limits", "Mutations", "log line", "transcript"}
+NOT_RECORDS = {"Lists", "Limits", "Mutations", "log line", "transcript", "doc link"}
 
 
 def _strip_groups(text: str) -> str:

@@ -30,10 +30,10 @@ def doctor(ctx: click.Context, fix: bool, full: bool, as_json: bool, nl: bool) -
 
     Finds: database damage, rows whose file is missing, orphan files, hash
     mismatches, sessions whose recorder died, unsealed streams, temp files left by
-    a crash, the hook failure log, and hook deliveries left in the spool, moved aside
-    or lost. --fix stores what waits in the spool, quarantines orphans, removes dead
-    processes'
-    temp files, seals abandoned streams and marks dead sessions interrupted; it
+    a crash, the hook failure log, hook deliveries left in the spool, moved aside or
+    lost, and document files the index does not match. --fix stores what waits in the
+    spool, quarantines orphans, removes dead processes' temp files, seals abandoned
+    streams, marks dead sessions interrupted and rescans the documents; it
     never deletes a row and never touches a live writer's files. Orphans are moved to
     .agentkeep/quarantine/, and only when the database is proven healthy (integrity,
     schema, no rollback). Exit 8 when the database is damaged or lost commits, 1 when
