@@ -658,3 +658,46 @@ def test_every_doc_command_has_help_with_examples(cli: Cli) -> None:
         assert result.exit_code == 0, name
         assert "Example" in result.stdout and "--json" in result.stdout, name
     assert "doc" in cli("--help").stdout
+
+
+def test_an_idle_watcher_rescans_at_most_a_fifth_of_the_time() -> None:
+    from agentkeep.ops.docwatch import SCAN_SHARE, pause_after
+
+    took_2s = time.monotonic() - 2.0  # a pass that began 2 s ago
+    assert pause_after(took_2s, 1.0, idle=True) >= SCAN_SHARE * 2.0
+    assert pause_after(took_2s, 1.0, idle=False) == 1.0  # it indexed something: look again
+    assert pause_after(time.monotonic(), 1.0, idle=True) == 1.0
+
+
+def test_reindex_shows_progress_on_a_terminal(store: agentkeep.Store, docs_dir: Path) -> None:
+    import pty
+
+    for name in ("a", "b", "c"):
+        (docs_dir / "notes").mkdir(parents=True, exist_ok=True)
+        (docs_dir / "notes" / f"{name}.md").write_text(f"# {name}\n")
+    master, slave = pty.openpty()
+    try:
+        with os.fdopen(slave, "wb") as terminal:
+            done = subprocess.run(
+                [sys.executable, "-m", "agentkeep", "doc", "reindex", "--json"],
+                cwd=store.root,
+                stdout=subprocess.PIPE,
+                stderr=terminal,
+                timeout=CEILING_S,
+            )
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: nothing more
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["added"] == 3
+    assert b"indexed 3/3 files" in shown
+    piped = run_agentkeep("doc", "reindex", "--rebuild", "--json", cwd=store.root)
+    assert piped.returncode == 0 and piped.stderr == b""  # no progress off a terminal

@@ -8,12 +8,20 @@ vanished ones. One ``stat`` per file per second costs little next to what a dire
 of documents holds, needs no third-party file-watching package, and sees what inotify
 misses (network file systems, edits made while nothing was running, a rename from
 another directory). The index stays derived: a pass writes only the index, never a file.
+
+A pass costs about 0.1 ms per document when nothing changed (measured: 80 ms for 1,000
+documents, 0.8–1.1 s for 10,000 on a 2-core machine; most of it is building paths). So
+that a large project's watcher does not keep a core busy, the pause after a pass that
+found nothing to do is at least ``SCAN_SHARE`` times what the pass took: idle rescans take
+at most a fifth of the time, and an edit among 10,000 documents is seen within about 5 s
+instead of 1. After a pass that indexed something the next one comes after the interval.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -27,6 +35,15 @@ if TYPE_CHECKING:
     from agentkeep.store import Store
 
 WATCH_INTERVAL_S = 1.0  # how often `doc watch` and `serve` rescan the documents
+SCAN_SHARE = 4  # the pause after a pass is at least this many times the pass's duration
+
+
+def pause_after(started: float, interval_s: float, *, idle: bool) -> float:
+    """How long to wait after a pass that began at ``started`` (monotonic); ``idle``:
+    it found nothing to index."""
+    if not idle:
+        return interval_s
+    return max(interval_s, SCAN_SHARE * (time.monotonic() - started))
 
 
 def changed(report: IndexReport) -> bool:
@@ -50,6 +67,8 @@ def watch_docs(
     troubled = False
     try:
         while True:
+            started = time.monotonic()
+            idle = False
             try:
                 if store is None:
                     store = open_store()
@@ -62,9 +81,10 @@ def watch_docs(
                 troubled = True
             else:
                 troubled = False
-                if changed(report):
+                idle = not changed(report)
+                if not idle:
                     on_change(report)
-            if stop.wait(interval_s):
+            if stop.wait(pause_after(started, interval_s, idle=idle)):
                 return
     finally:
         if store is not None:
@@ -86,16 +106,20 @@ def refreshing_in_background(
 
     def refresh() -> None:
         failing = False
-        while not stop.wait(interval_s):
+        pause = interval_s
+        while not stop.wait(pause):
+            started = time.monotonic()
+            idle = False
             try:
                 with lease() as store:
-                    store.docs.refresh()
+                    idle = not changed(store.docs.refresh())
             except Exception as exc:  # the thread lives on: the next pass tries again
                 if not failing:
                     log_failure(str(store_dir), "docs", exc)
                 failing = True
             else:
                 failing = False
+            pause = pause_after(started, interval_s, idle=idle)
 
     thread = threading.Thread(target=refresh, name="agentkeep-doc-watcher", daemon=True)
     thread.start()
