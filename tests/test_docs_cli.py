@@ -279,6 +279,14 @@ def test_bad_input_gives_a_clear_error_and_no_traceback(
     assert cli("doc", "ls", "--json").json() == []
     assert cli("doc", "new", "tasks/t", "--type", "task", "--field", "priority=1").exit_code == 0
 
+    # a namespace at its quota refuses the next document (exit 9), naming where to raise it
+    (project / ".agentkeep" / "schemas" / "tasks" / "namespace.toml").write_text("max_docs = 1\n")
+    full = cli("doc", "new", "tasks/u", "--type", "task", "--field", "priority=1", "--json")
+    assert full.exit_code == 9
+    no_traceback(full)
+    assert full.error()["code"] == "storage_full" and "namespace.toml" in full.error()["hint"]
+    assert [d["ref"] for d in cli("doc", "ls", "--json").json()] == ["tasks/t"]
+
 
 # -- links, history, rm, restore ------------------------------------------------------------
 
