@@ -33,6 +33,7 @@ from agentkeep.cli.output import (
     output_options,
     print_list,
     print_object,
+    print_written,
     render_fields,
     text_or_stdin,
 )
@@ -175,11 +176,7 @@ def content_options(func: Any) -> Any:
 def _print_written(written: Written[Doc], fmt: str) -> None:
     doc = written.item
     if fmt in ("json", "nl"):
-        click.echo(
-            dumps(
-                {"schema_version": SCHEMA_VERSION, "outcome": written.outcome, "doc": doc.to_dict()}
-            )
-        )
+        print_written("doc", doc, written.outcome, fmt)
         return
     line = f"{written.outcome.replace('_', ' ')}: {doc.ref} ({doc.path}) etag {doc.etag[:12]}"
     click.echo(neutralize(line))
@@ -351,7 +348,9 @@ def edit(
         else:
             current = store.docs.read_doc(ref)
             doc = current.doc
-            fields, new_body = (None, None) if text is None else _parse_content(text, doc_fmt(doc))
+            fields, new_body = (
+                (None, None) if text is None else _parse_content(text, _format_of(doc))
+            )
             expect = if_match
             if sets or unset_keys:
                 fields = dict(current.fields if fields is None else fields)
@@ -365,7 +364,7 @@ def edit(
     _print_written(written, fmt)
 
 
-def doc_fmt(doc: Doc | None) -> str:
+def _format_of(doc: Doc | None) -> str:
     return doc.format if doc is not None else "markdown"
 
 
@@ -395,7 +394,13 @@ def _edit_in_editor(store: Store, ref: str, *, if_match: str | None, force: bool
             f"the editor exited with {done.returncode}; nothing was written",
             hint=f"your text is kept in {copy}",
         )
-    edited = copy.read_text(encoding="utf-8")
+    try:
+        edited = copy.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"cannot read back the edited {copy}: {exc}; nothing was written",
+            hint="save the document as UTF-8 text in the same file",
+        ) from exc
     if edited == current.text:
         _discard(directory)
         return Written(current.doc, "unchanged")
@@ -427,9 +432,10 @@ def _edit_in_editor(store: Store, ref: str, *, if_match: str | None, force: bool
 
 
 def _discard(directory: Path) -> None:
-    for path in directory.iterdir():
-        path.unlink()
-    directory.rmdir()
+    """The temp directory, with whatever the editor left in it (backups, swap files)."""
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @doc.command("ls")
@@ -505,10 +511,11 @@ def validate(ctx: click.Context, ref: str | None, as_json: bool, nl: bool) -> No
         print_list(bad, fmt, LIST_COLUMNS)
     elif not bad:
         click.echo("no problems")
-    for item in bad if fmt == "table" else []:
-        click.echo(neutralize(f"{item.ref} ({item.path}):"))
-        for problem in item.problems:
-            click.echo(neutralize(f"  - {problem}"))
+    else:
+        for item in bad:
+            click.echo(neutralize(f"{item.ref} ({item.path}):"))
+            for problem in item.problems:
+                click.echo(neutralize(f"  - {problem}"))
     if bad:
         ctx.exit(1)
 
@@ -547,7 +554,6 @@ def link(
         current = store.docs.read_doc(ref)
         links = _with_link(current.fields.get("links"), relation, target)
         if links is None:
-            assert current.doc is not None
             written: Written[Doc] = _unchanged(current)
         else:
             written = store.docs.write_doc(
