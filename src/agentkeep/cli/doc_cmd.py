@@ -223,7 +223,7 @@ def new(
     as_json: bool,
     nl: bool,
 ) -> None:
-    """Create document REF (NAMESPACE/NAME); refused if it exists.
+    """Create a document, REF (NAMESPACE/NAME); refused if it exists.
 
     The content comes from --body, --file or - (stdin); a text that begins with front
     matter (--- … ---) sets the fields too. --field K=V takes V as JSON when it parses
@@ -266,7 +266,7 @@ def new(
 def show(
     state: State, ref: str, version: int | None, only_fields: bool, as_json: bool, nl: bool
 ) -> None:
-    """Print document REF: its file's text (or a stored --version).
+    """Print a document: its file's text, or a stored --version.
 
     --json prints {doc, fields, body, text, etag, version}: send the etag back with
     `doc edit --if-match` to write only if nobody changed it since. --fields --json
@@ -317,9 +317,10 @@ def edit(
     as_json: bool,
     nl: bool,
 ) -> None:
-    """Change document REF: fields (--set/--unset), content (--body, --file, -), or,
-    with none of these on a terminal, in $VISUAL/$EDITOR.
+    """Change a document's fields or content, or open it in $EDITOR.
 
+    Fields with --set/--unset, the content with --body, --file or - (stdin); with none
+    of these, on a terminal, $VISUAL (else $EDITOR) opens a private copy of it.
     A content that begins with front matter replaces the fields too; otherwise only the
     body. Changing fields reads the document and writes only if it is still what was
     read; --if-match ETAG (from `doc show --json`) says which version you started from.
@@ -495,8 +496,9 @@ def ls(
 @output_options
 @click.pass_context
 def validate(ctx: click.Context, ref: str | None, as_json: bool, nl: bool) -> None:
-    """Check documents (REF, or all) against their namespaces' schemas; exit 1 when any
-    has problems. JSON: the documents with problems (each with `problems`).
+    """Check documents against their schemas; exit 1 on problems.
+
+    REF, or all. JSON: the documents with problems (each with `problems`).
 
     \b
     Examples:
@@ -541,8 +543,9 @@ def link(
     as_json: bool,
     nl: bool,
 ) -> None:
-    """Link document REF to TARGET (a ref, a path or a title), in REF's front matter
-    `links`. Linking twice changes nothing (unchanged).
+    """Link a document to another, in its front matter `links`.
+
+    TARGET is a ref, a path or a title. Linking twice changes nothing (unchanged).
 
     \b
     Examples:
@@ -603,8 +606,10 @@ def _with_link(links: Any, relation: str, target: str) -> Any:
 @output_options
 @click.pass_obj
 def links_(state: State, ref: str, back: bool, as_json: bool, nl: bool) -> None:
-    """List REF's links (relation, target, and the ref/path it resolves to, or empty), or
-    with --back the documents linking to it.
+    """List a document's links (--back: the links to it).
+
+    Each link: relation, target (as written), and the ref and path it resolves to
+    (empty when no document matches).
 
     \b
     Examples:
@@ -622,8 +627,10 @@ def links_(state: State, ref: str, back: bool, as_json: bool, nl: bool) -> None:
 @output_options
 @click.pass_obj
 def history(state: State, ref: str, as_json: bool, nl: bool) -> None:
-    """List every version of REF, oldest first (a deleted document's too): `doc show
-    --version ID` prints one, `doc restore --version ID` brings it back.
+    """List a document's versions, oldest first.
+
+    A deleted document's too: `doc show --version ID` prints one, `doc restore
+    --version ID` brings it back.
 
     change: created, edited, outside (a content changed by another program, kept before
     agentkeep replaced it), deleted, restored.
@@ -648,8 +655,10 @@ def history(state: State, ref: str, as_json: bool, nl: bool) -> None:
 @output_options
 @click.pass_obj
 def rm(state: State, ref: str, if_match: str | None, force: bool, as_json: bool, nl: bool) -> None:
-    """Delete document REF's file, recoverably: its content stays a version, and `doc
-    restore REF` brings it back. JSON: {outcome: deleted, doc}.
+    """Delete a document's file, recoverably.
+
+    Its content stays a version, and `doc restore REF` brings it back. JSON:
+    {outcome: deleted, doc}.
 
     \b
     Examples:
@@ -676,8 +685,9 @@ def rm(state: State, ref: str, if_match: str | None, force: bool, as_json: bool,
 def restore(
     state: State, ref: str, version: int | None, force: bool, as_json: bool, nl: bool
 ) -> None:
-    """Bring back a deleted document, or an earlier version of one, as a new version
-    (the current content is kept as one too).
+    """Bring back a deleted document, or an earlier version of one.
+
+    The restored content is a new version; the current one is kept as a version too.
 
     \b
     Examples:
@@ -704,12 +714,14 @@ def restore(
 @output_options
 @click.pass_obj
 def lock(state: State, ref: str, lease_s: float, as_json: bool, nl: bool) -> None:
-    """Lock document REF for the process that runs this command (your shell or agent).
+    """Lock a document for the caller of this command.
 
-    Other processes' writes are refused (exit 5) while it runs; writes from it (and
-    the commands it runs) go through. A holder on this machine keeps the lock while its
-    process lives, and a dead one's lock is taken over at once (never judged by file
-    times); for writers on other machines it lasts the lease. Locking again renews it.
+    The holder is the process that runs `agentkeep doc lock`: your shell, or the agent
+    (docs/documents.md says how shells differ). Other processes' writes are refused
+    (exit 5) while it runs; writes from it (and the commands it runs) go through. A
+    holder on this machine keeps the lock while its process lives, and a dead one's
+    lock is taken over at once (never judged by file times); for writers on other
+    machines it lasts the lease. Locking again renews it.
 
     \b
     Examples:
@@ -741,7 +753,8 @@ def lock(state: State, ref: str, lease_s: float, as_json: bool, nl: bool) -> Non
 @output_options
 @click.pass_obj
 def unlock(state: State, ref: str, force: bool, as_json: bool, nl: bool) -> None:
-    """Release the lock this command's caller holds on REF (--force: anyone's).
+    """Release a document's lock (the caller's; --force: anyone's).
+
     JSON: {outcome: updated (released) | unchanged (none was held), ref}.
 
     \b
@@ -764,8 +777,9 @@ def unlock(state: State, ref: str, force: bool, as_json: bool, nl: bool) -> None
 @output_options
 @click.pass_obj
 def locks(state: State, as_json: bool, nl: bool) -> None:
-    """List the documents' advisory locks: path, holder (host:pid:start), owner (the
-    actor), acquired_at, expires_at.
+    """List the documents' advisory locks.
+
+    Each: path, holder (host:pid:start), owner (the actor), acquired_at, expires_at.
 
     \b
     Example:
@@ -791,8 +805,9 @@ def _summary(report: IndexReport) -> str:
 @output_options
 @click.pass_obj
 def reindex(state: State, rebuild: bool, as_json: bool, nl: bool) -> None:
-    """Bring the document index up to date with the files now (reads do it too, at most
-    once a second). --rebuild rebuilds it from the files alone.
+    """Bring the document index up to date with the files now.
+
+    Reads do it too, at most once a second. --rebuild rebuilds it from the files alone.
 
     JSON: {added, updated, removed, unchanged, files, rebuilt, problems [str]}.
 
@@ -829,10 +844,11 @@ def reindex(state: State, rebuild: bool, as_json: bool, nl: bool) -> None:
 @output_options
 @click.pass_obj
 def watch(state: State, interval_s: float, as_json: bool, nl: bool) -> None:
-    """Keep the document index fresh until interrupted: files added, edited (with any
-    editor) or removed are indexed within about a second (in a project of thousands of
-    documents, within a few: idle rescans take at most a fifth of the time).
-    `agentkeep serve` does the same while it runs.
+    """Keep the document index fresh until interrupted.
+
+    Files added, edited (with any editor) or removed are indexed within about a
+    second (in a project of thousands of documents, within a few: idle rescans take
+    at most a fifth of the time). `agentkeep serve` does the same while it runs.
 
     Prints one line per rescan that changed something (--json: one object per line, as
     `doc reindex --json`). Ctrl-C (or SIGTERM) ends it with exit 0.
