@@ -592,7 +592,8 @@ path.write_text(text.replace("status: draft", "status: final") + "edited in the 
 
 
 def edit_on_terminal(project: Path, ref: str, **env: str) -> subprocess.CompletedProcess[bytes]:
-    """``agentkeep doc edit REF`` with stdin on a pseudo-terminal and $EDITOR a script."""
+    """``agentkeep doc edit REF`` with stdin on a pseudo-terminal and $EDITOR a script;
+    its temp copies go to :func:`edit_temp` (TMPDIR)."""
     import pty
 
     editor = project / "editor.py"
@@ -602,6 +603,7 @@ def edit_on_terminal(project: Path, ref: str, **env: str) -> subprocess.Complete
         **os.environ,
         "VISUAL": f"{sys.executable} {editor}",
         "EDITOR": "false",
+        "TMPDIR": str(edit_temp(project)),
         **env,
     }
     try:
@@ -618,6 +620,12 @@ def edit_on_terminal(project: Path, ref: str, **env: str) -> subprocess.Complete
         os.close(master)
 
 
+def edit_temp(project: Path) -> Path:
+    temp = project.parent / "edit-tmp"
+    temp.mkdir(exist_ok=True)
+    return temp
+
+
 def test_edit_on_a_terminal_opens_the_editor_and_writes_back(
     store: agentkeep.Store, project: Path, docs_dir: Path
 ) -> None:
@@ -628,9 +636,12 @@ def test_edit_on_a_terminal_opens_the_editor_and_writes_back(
     assert out["outcome"] == "updated" and out["doc"]["fields"] == {"status": "final"}
     path = docs_dir / "specs" / "login.md"
     assert path.read_text() == "---\nstatus: final\n---\nThe flow.\nedited in the editor\n"
+    assert list(edit_temp(project).iterdir()) == []  # the temp copy is gone once written
     failed = edit_on_terminal(project, "specs/login", EDIT_FAIL="1")
     assert failed.returncode == 3 and b"nothing was written" in failed.stderr
     assert path.read_text().endswith("edited in the editor\n")
+    [kept] = edit_temp(project).iterdir()  # kept, and named: the text is not lost
+    assert str(kept).encode() in failed.stderr
 
 
 def test_a_stale_write_from_the_editor_keeps_the_edited_text(
