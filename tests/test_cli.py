@@ -77,6 +77,9 @@ READ_COMMANDS = [
     ["metrics"],
     ["projects"],
     ["queue", "ls"],
+    ["doc", "ls"],
+    ["doc", "locks"],
+    ["doc", "validate"],
 ]
 
 
@@ -477,6 +480,7 @@ LIST_COMMANDS = [
     ["metrics", "list"],
     ["sessions", "list"],
     ["queue", "ls"],
+    ["doc", "ls"],
 ]
 SINCE_COMMANDS = [
     ["events", "list"],
