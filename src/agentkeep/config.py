@@ -335,6 +335,15 @@ SETTINGS: tuple[Setting, ...] = (
         "status (open, in_progress, blocked, done, cancelled), an equals sign and the "
         "column's name, as in the default. A status not listed is not shown on the board.",
     ),
+    Setting(
+        "semantic.model",
+        "",
+        _text,
+        "Semantic ranking of documents and specs, fused with full-text ranking "
+        "(docs/semantic.md): a model2vec model folder (relative to the project root) or a "
+        "model id. Empty: off, and nothing loads a model. Needs the semantic extra: "
+        "pip install 'agentkeep[semantic]'.",
+    ),
     *_retention_settings(),
 )
 
