@@ -57,6 +57,8 @@ REFRESH_BATCH = 256
 # How much of a chunk's text is embedded: model2vec truncates to its max_length tokens
 # anyway (512 by default); this bounds the tokenizer's work on a huge chunk.
 MAX_TEXT_CHARS = 16_384
+# Rows scored at a time by Embedder.similar (256 × 256 float32: 256 KiB, cache-sized).
+SCORE_BLOCK = 256
 
 
 def enabled(config: Config) -> bool:
@@ -155,16 +157,36 @@ class Embedder:
         if limit <= 0 or not candidates:
             return []
         wanted = self.dim * 2
-        kept = [(item, bytes(blob)) for item, blob in candidates if len(blob) == wanted]
+        kept: list[int] = []
+        blobs: list[bytes] = []
+        for item, blob in candidates:
+            if len(blob) == wanted:
+                kept.append(item)
+                blobs.append(blob)
         if not kept:
             return []
         query_vector = self._unit_rows([query])[0]
         if not query_vector.any():
             return []
-        matrix = np.frombuffer(b"".join(blob for _, blob in kept), dtype="<f2")
-        scores = matrix.reshape(len(kept), self.dim).astype(np.float32) @ query_vector
-        order = np.argsort(-scores, kind="stable")[: min(limit, len(kept))]
-        return [(kept[i][0], float(scores[i])) for i in order if scores[i] > 0]
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f2").reshape(len(kept), self.dim)
+        # numpy has no fast float16 product, so rows are widened to float32 a block at a
+        # time into one small buffer that stays in the CPU's cache: widening all 10k × 256
+        # at once took 2.7x as long (a fresh 10 MB array per query).
+        scores = np.empty(len(kept), dtype=np.float32)
+        block = np.empty((min(SCORE_BLOCK, len(kept)), self.dim), dtype=np.float32)
+        for start in range(0, len(kept), SCORE_BLOCK):
+            rows = matrix[start : start + SCORE_BLOCK]
+            widened = block[: len(rows)]
+            np.copyto(widened, rows)
+            np.dot(widened, query_vector, out=scores[start : start + len(rows)])
+        count = min(limit, len(kept))
+        if count < len(kept):  # every candidate tied with the last place stays in the running
+            last = np.partition(scores, len(kept) - count)[len(kept) - count]
+            picked = np.flatnonzero(scores >= last)
+        else:
+            picked = np.arange(len(kept))
+        order = picked[np.lexsort((picked, -scores[picked]))][:count]
+        return [(kept[i], float(scores[i])) for i in order if scores[i] > 0]
 
     def _unit_rows(self, texts: Sequence[str]) -> Any:
         import numpy as np
