@@ -314,3 +314,13 @@ def test_the_vocabulary_helper_is_what_the_model_holds(tiny_model: Path) -> None
     vocab = json.loads((tiny_model / "tokenizer.json").read_text())["model"]["vocab"]
     assert list(vocab) == vocabulary()
     assert set(FILLER) <= set(vocab)
+
+
+def test_a_model_id_not_downloaded_is_a_clear_error_offline(
+    tmp_path: Path, offline: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidInput, match="cannot find model id 'someone/no-such-model'") as e:
+        semantic.Embedder.load(config("someone/no-such-model"))
+    assert e.value.hint and "HF_HUB_OFFLINE" in e.value.hint

@@ -22,8 +22,10 @@ vectors (10k chunks of 256 dimensions are 5 MB: a matrix-vector product, no inde
 needed). Dropping every vector loses nothing the files cannot give back.
 
 A model is named by its content, not its path (a store holds no absolute paths): the
-folder's name (or the model id) and a hash of its vocabulary and weights, so replacing
-the files in place re-embeds, and the same model at another path does not.
+folder's name (or the model id) and a hash of its three files (:func:`model_identity`,
+which loads nothing), so replacing the files in place re-embeds, the same model at
+another path does not, and :func:`refresh_vectors` with nothing to embed never loads the
+model.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "Embedder",
     "enabled",
     "fuse",
+    "model_identity",
     "rank",
     "refresh_vectors",
 ]
@@ -59,6 +62,9 @@ REFRESH_BATCH = 256
 MAX_TEXT_CHARS = 16_384
 # Rows scored at a time by Embedder.similar (256 × 256 float32: 256 KiB, cache-sized).
 SCORE_BLOCK = 256
+# rank(chunk_ids=…) reads just those vectors up to this many ids (one IN list; SQLite
+# allows 32,766 parameters), and every vector of the model, filtered here, beyond it.
+MAX_LISTED_CHUNKS = 1000
 
 
 def enabled(config: Config) -> bool:
@@ -114,27 +120,19 @@ class Embedder:
 
     @classmethod
     def load(cls, config: Config, *, root: Path | None = None) -> Embedder:
-        """The model ``semantic.model`` names, loaded once per process (a folder is loaded
-        again when its files change). A relative folder is taken from ``root`` (the
-        project's root; the working directory when None).
+        """The model ``semantic.model`` names, loaded once per process (again when its
+        files change). A relative folder is taken from ``root`` (the project's root; the
+        working directory when None).
 
         Raises :class:`~agentkeep.errors.InvalidInput` with a hint when no model is
         configured, the extra is not installed, or the model cannot be loaded."""
-        name = str(config[SETTING]).strip()
-        if not name:
-            raise InvalidInput(
-                "semantic ranking is off: no model is configured",
-                hint="agentkeep config set semantic.model PATH (a model2vec model folder)",
-            )
-        folder = _local_folder(name, root)
-        key = (name, _files_signature(folder) if folder is not None else ())
-        cached = _LOADED.get(key)
+        folder, model_id = model_identity(config, root=root)
+        cached = _LOADED.get(model_id)
         if cached is not None:
             return cached
-        model = _load_model(name, folder)
-        embedder = cls(model, _model_id(model, name, folder))
+        embedder = cls(_load_model(folder), model_id)
         _LOADED.clear()  # one model per process: a changed setting or file replaces it
-        _LOADED[key] = embedder
+        _LOADED[model_id] = embedder
         return embedder
 
     def encode(self, texts: Sequence[str]) -> list[bytes]:
@@ -200,7 +198,43 @@ class Embedder:
         return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
 
-_LOADED: dict[tuple[str, tuple[tuple[str, int, int], ...]], Embedder] = {}
+_LOADED: dict[str, Embedder] = {}
+_IDENTITIES: dict[tuple[Path, tuple[tuple[str, int, int], ...]], str] = {}
+
+
+def model_identity(config: Config, *, root: Path | None = None) -> tuple[Path, str]:
+    """The folder of the configured model and its :attr:`Embedder.model_id`, without
+    loading it (a hash of its three files: ~20 ms for potion-base-8M's 30 MB, once per
+    process while the files are unchanged). For a model id, the folder in huggingface_hub's
+    cache (downloaded there the first time unless ``HF_HUB_OFFLINE=1``)."""
+    name = str(config[SETTING]).strip()
+    if not name:
+        raise InvalidInput(
+            "semantic ranking is off: no model is configured",
+            hint="agentkeep config set semantic.model PATH (a model2vec model folder)",
+        )
+    folder = _local_folder(name, root)
+    label = name
+    if folder is None:
+        folder = _hub_folder(name)
+    else:
+        label = folder.name
+    missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
+    if missing:
+        raise InvalidInput(
+            f"semantic.model: {folder} is not a model2vec model (no {', '.join(missing)})",
+            hint=f"a model2vec model is a folder holding {', '.join(MODEL_FILES)}",
+        )
+    key = (folder.resolve(), _files_signature(folder))
+    digest = _IDENTITIES.get(key)
+    if digest is None:
+        hashed = hashlib.sha256()
+        for name_ in MODEL_FILES:
+            hashed.update(f"{name_}\0".encode())
+            with open(folder / name_, "rb") as file:
+                hashed.update(hashlib.file_digest(file, "sha256").digest())
+        digest = _IDENTITIES[key] = hashed.hexdigest()[:16]
+    return folder, f"{label}@{digest}"
 
 
 def _local_folder(name: str, root: Path | None) -> Path | None:
@@ -227,63 +261,72 @@ def _local_folder(name: str, root: Path | None) -> Path | None:
     return None
 
 
+def _hub_folder(name: str) -> Path:
+    """The cached snapshot of model id ``name``: what is already downloaded first, else a
+    download (which ``HF_HUB_OFFLINE=1`` refuses)."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:
+        raise _not_installed(name) from exc
+    try:
+        try:
+            return Path(
+                snapshot_download(name, allow_patterns=list(MODEL_FILES), local_files_only=True)
+            )
+        except Exception:  # not in the cache (the hub's own error types)
+            return Path(snapshot_download(name, allow_patterns=list(MODEL_FILES)))
+    except Exception as exc:
+        raise InvalidInput(
+            f"semantic.model: cannot find model id {name!r}: {_first_line(exc)}",
+            hint="download the model once (or point semantic.model at its folder); "
+            "HF_HUB_OFFLINE=1 uses only what is already downloaded",
+        ) from exc
+
+
 def _files_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
     out = []
     for name in MODEL_FILES:
-        try:
-            info = (folder / name).stat()
-        except OSError:
-            continue
+        info = (folder / name).stat()
         out.append((name, info.st_size, info.st_mtime_ns))
     return tuple(out)
 
 
-def _load_model(name: str, folder: Path | None) -> Any:
+def _not_installed(name: str) -> InvalidInput:
+    return InvalidInput(
+        f"semantic.model is set ({name!r}) but model2vec is not installed",
+        hint=INSTALL_HINT + "; or clear the setting: agentkeep config set semantic.model ''",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _load_model(folder: Path) -> Any:
     try:
         from model2vec import StaticModel
     except ImportError as exc:
-        raise InvalidInput(
-            f"semantic.model is set ({name!r}) but model2vec is not installed",
-            hint=INSTALL_HINT + "; or clear the setting: agentkeep config set semantic.model ''",
-        ) from exc
-    if folder is not None:
-        missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
-        if missing:
-            raise InvalidInput(
-                f"semantic.model: {folder} is not a model2vec model (no {', '.join(missing)})",
-                hint=f"a model2vec model is a folder holding {', '.join(MODEL_FILES)}",
-            )
+        raise _not_installed(str(folder)) from exc
     try:
-        return StaticModel.from_pretrained(folder or name, force_download=False)
-    except Exception as exc:  # the hub, safetensors and tokenizers raise their own types
-        where = str(folder) if folder is not None else f"model id {name!r}"
-        hint = (
-            "check that the folder holds a model2vec model (config.json, model.safetensors, "
-            "tokenizer.json)"
-            if folder is not None
-            else "download the model once (or point semantic.model at its folder); "
-            "HF_HUB_OFFLINE=1 uses only what is already downloaded"
-        )
-        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise InvalidInput(f"semantic.model: cannot load {where}: {detail}", hint=hint) from exc
-
-
-def _model_id(model: Any, name: str, folder: Path | None) -> str:
-    import numpy as np
-
-    digest = hashlib.sha256()
-    digest.update(model.tokenizer.to_str().encode())
-    digest.update(b"normalize" if model.normalize else b"raw")
-    for part in (model.embedding, model.weights, model.token_mapping):
-        if part is not None:
-            array = np.ascontiguousarray(part)
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            digest.update(array.data)
-    label = folder.name if folder is not None else name
-    return f"{label}@{digest.hexdigest()[:16]}"
+        return StaticModel.from_pretrained(folder, force_download=False)
+    except Exception as exc:  # safetensors and tokenizers raise their own types
+        raise InvalidInput(
+            f"semantic.model: cannot load {folder}: {_first_line(exc)}",
+            hint="check that the folder holds a model2vec model (config.json, "
+            "model.safetensors, tokenizer.json)",
+        ) from exc
 
 
 # -- the store's vectors -----------------------------------------------------------------
+
+
+# The chunks without a vector of a model (its id), after a chunk id.
+_LACKING = (
+    "SELECT c.id, c.text FROM doc_chunks c "
+    "LEFT JOIN doc_vectors v ON v.chunk_id = c.id AND v.model = ? "
+    "WHERE v.chunk_id IS NULL AND c.id > ?"
+)
 
 
 def refresh_vectors(store: Store, *, batch: int = REFRESH_BATCH) -> int:
@@ -295,17 +338,17 @@ def refresh_vectors(store: Store, *, batch: int = REFRESH_BATCH) -> int:
     re-indexed meanwhile is embedded by the next refresh)."""
     if not enabled(store.config):
         return 0
+    _, model_id = model_identity(store.config, root=store.root)
+    with store.maintenance.snapshot() as read:
+        lacking = read.one(_LACKING + " LIMIT 1", (model_id, 0))
+    if lacking is None:
+        return 0  # all embedded: the model is not even loaded
     embedder = Embedder.load(store.config, root=store.root)
     written = 0
     after = 0
     while True:
         with store.maintenance.snapshot() as read:
-            rows = read.rows(
-                "SELECT c.id, c.text FROM doc_chunks c "
-                "LEFT JOIN doc_vectors v ON v.chunk_id = c.id AND v.model = ? "
-                "WHERE v.chunk_id IS NULL AND c.id > ? ORDER BY c.id LIMIT ?",
-                (embedder.model_id, after, batch),
-            )
+            rows = read.rows(_LACKING + " ORDER BY c.id LIMIT ?", (embedder.model_id, after, batch))
         if not rows:
             return written
         after = int(rows[-1]["id"])
@@ -347,10 +390,18 @@ def rank(
     if wanted is not None and not wanted:
         return []
     with store.maintenance.snapshot() as read:
-        rows = read.rows(
-            "SELECT chunk_id, vector FROM doc_vectors WHERE model = ? ORDER BY chunk_id",
-            (embedder.model_id,),
-        )
+        if wanted is not None and len(wanted) <= MAX_LISTED_CHUNKS:
+            listed = sorted(wanted)
+            rows = read.rows(
+                "SELECT chunk_id, vector FROM doc_vectors WHERE model = ? AND chunk_id IN "
+                f"({', '.join('?' for _ in listed)}) ORDER BY chunk_id",
+                (embedder.model_id, *listed),
+            )
+        else:
+            rows = read.rows(
+                "SELECT chunk_id, vector FROM doc_vectors WHERE model = ? ORDER BY chunk_id",
+                (embedder.model_id,),
+            )
     candidates = [
         (int(row["chunk_id"]), row["vector"])
         for row in rows
