@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import agentkeep
 from agentkeep import semantic
 from agentkeep.config import Config
 from agentkeep.errors import InvalidInput
@@ -324,3 +325,126 @@ def test_a_model_id_not_downloaded_is_a_clear_error_offline(
     with pytest.raises(InvalidInput, match="cannot find model id 'someone/no-such-model'") as e:
         semantic.Embedder.load(config("someone/no-such-model"))
     assert e.value.hint and "HF_HUB_OFFLINE" in e.value.hint
+
+
+# -- the store's vectors (both backends) -------------------------------------------------
+
+DOCS = {
+    "notes/db": "# Database\n\n{database}\n\n## Migrations\n\n{database2}\n",
+    "notes/auth": "# Login\n\n{auth}\n",
+    "notes/kitchen": "# Dinner\n\n{cooking}\n\n## Sauce\n\n{cooking2}\n",
+}
+
+
+def write_docs(store: agentkeep.Store) -> None:
+    for ref, template in DOCS.items():
+        texts = {
+            f"{topic}{n}": topic_text(topic, 15, seed=n) for topic in TOPICS for n in ("", "2")
+        }
+        store.docs.write_doc(ref, body=template.format(**texts))
+
+
+def chunk_docs(store: agentkeep.Store) -> dict[int, str]:
+    """chunk id -> the ref of its document"""
+    with store.maintenance.snapshot() as read:
+        rows = read.rows(
+            "SELECT c.id, d.namespace, d.name FROM doc_chunks c JOIN docs d ON d.id = c.doc_id"
+        )
+    return {int(r["id"]): f"{r['namespace']}/{r['name']}" for r in rows}
+
+
+def vectors(store: agentkeep.Store) -> dict[int, tuple[str, bytes]]:
+    with store.maintenance.snapshot() as read:
+        rows = read.rows("SELECT chunk_id, model, vector FROM doc_vectors")
+    return {int(r["chunk_id"]): (r["model"], bytes(r["vector"])) for r in rows}
+
+
+@pytest.fixture
+def semantic_store(
+    store: agentkeep.Store, project: Path, tiny_model: Path, offline: list[Any]
+) -> Iterator[agentkeep.Store]:
+    """The project's store opened with the tiny model configured."""
+    with agentkeep.open(project, config={"semantic.model": str(tiny_model)}) as opened:
+        yield opened
+
+
+def test_refresh_embeds_each_chunk_once_and_rank_finds_by_meaning(
+    semantic_store: agentkeep.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = semantic_store
+    write_docs(store)
+    chunks = chunk_docs(store)
+    assert len(chunks) == 5
+    assert semantic.refresh_vectors(store, batch=2) == 5  # three transactions
+    stored = vectors(store)
+    model_id = semantic.Embedder.load(store.config, root=store.root).model_id
+    assert set(stored) == set(chunks)
+    assert {model for model, _ in stored.values()} == {model_id}
+    assert {len(v) for _, v in stored.values()} == {16 * 2}
+
+    # nothing lacks a vector: the model is not even loaded
+    def no_load(folder: Path) -> Any:
+        raise AssertionError("loaded the model with nothing to embed")
+
+    loaded = semantic._LOADED
+    monkeypatch.setattr(semantic, "_load_model", no_load)
+    monkeypatch.setattr(semantic, "_LOADED", {})
+    assert semantic.refresh_vectors(store) == 0
+    monkeypatch.setattr(semantic, "_LOADED", loaded)
+
+    ranked = semantic.rank(store, "a schema migration for the sql database", limit=10)
+    assert [chunks[c] for c, _ in ranked[:2]] == ["notes/db", "notes/db"]
+    assert all(chunks[c] != "notes/db" for c, _ in ranked[2:])
+    cooking = [c for c, ref in chunks.items() if ref == "notes/kitchen"]
+    assert {c for c, _ in semantic.rank(store, "garlic pasta", limit=2)} == set(cooking)
+    # among given chunks only
+    only = semantic.rank(store, "database", limit=10, chunk_ids=cooking)
+    assert {c for c, _ in only} <= set(cooking)
+    assert semantic.rank(store, "database", limit=10, chunk_ids=[]) == []
+    assert semantic.rank(store, "database", limit=0) == []
+    assert semantic.rank(store, "   ", limit=5) == []
+
+
+def test_an_edited_document_is_embedded_again(semantic_store: agentkeep.Store) -> None:
+    store = semantic_store
+    write_docs(store)
+    semantic.refresh_vectors(store)
+    store.docs.write_doc("notes/auth", body="# Music\n\n" + topic_text("music", 20))
+    # its old chunk (and vector) is gone; the new chunk lacks one
+    assert len(vectors(store)) == 4
+    assert semantic.refresh_vectors(store) == 1
+    chunks = chunk_docs(store)
+    top = semantic.rank(store, "guitar chord melody", limit=1)
+    assert [chunks[c] for c, _ in top] == ["notes/auth"]
+
+
+def test_another_model_replaces_every_vector(
+    semantic_store: agentkeep.Store, project: Path, tmp_path: Path
+) -> None:
+    write_docs(semantic_store)
+    assert semantic.refresh_vectors(semantic_store) == 5
+    other = build_tiny_model(tmp_path / "other", dim=8)
+    with agentkeep.open(project, config={"semantic.model": str(other)}) as store:
+        assert semantic.refresh_vectors(store) == 5
+        stored = vectors(store)
+        model_id = semantic.model_identity(store.config, root=store.root)[1]
+        assert model_id.startswith("other@")
+        assert {(m, len(v)) for m, v in stored.values()} == {(model_id, 8 * 2)}
+        assert semantic.rank(store, "oauth token", limit=1) != []
+
+
+def test_a_chunk_gone_before_its_vector_is_written_is_skipped(
+    semantic_store: agentkeep.Store,
+) -> None:
+    write_docs(semantic_store)
+    missing = max(chunk_docs(semantic_store)) + 1000
+    assert semantic._write_vectors(semantic_store, "m@1", [(missing, b"\0\0" * 16)]) == 0
+    assert vectors(semantic_store) == {}
+
+
+def test_without_a_model_the_store_functions_do_nothing(store: agentkeep.Store) -> None:
+    write_docs(store)
+    assert not semantic.enabled(store.config)
+    assert semantic.refresh_vectors(store) == 0
+    assert semantic.rank(store, "database", limit=5) == []
+    assert vectors(store) == {}

@@ -323,7 +323,7 @@ def _load_model(folder: Path) -> Any:
 
 # The chunks without a vector of a model (its id), after a chunk id.
 _LACKING = (
-    "SELECT c.id, c.text FROM doc_chunks c "
+    "SELECT c.id, c.heading, c.text FROM doc_chunks c "
     "LEFT JOIN doc_vectors v ON v.chunk_id = c.id AND v.model = ? "
     "WHERE v.chunk_id IS NULL AND c.id > ?"
 )
@@ -352,7 +352,8 @@ def refresh_vectors(store: Store, *, batch: int = REFRESH_BATCH) -> int:
         if not rows:
             return written
         after = int(rows[-1]["id"])
-        vectors = embedder.encode([str(row["text"] or "") for row in rows])
+        # the heading path ("Auth › Tokens") names what a section is about
+        vectors = embedder.encode([f"{row['heading']}\n{row['text']}" for row in rows])
         written += _write_vectors(
             store,
             embedder.model_id,
