@@ -258,6 +258,83 @@ def bench_model(
         )
 
 
+def bench_store(
+    label: str, model: str, texts: list[str], queries: list[str], args: Any, tmp: Path
+) -> None:
+    """The same through agentkeep: documents on disk, indexed by ``store.docs.refresh()``,
+    embedded by ``semantic.refresh_vectors``, ranked by ``semantic.rank``; the baseline is
+    raw FTS5 over the store's own ``doc_chunks_fts`` on a plain read-only connection."""
+    import agentkeep
+
+    root = tmp / f"project-{label.split()[0]}"
+    folder = root / ".agentkeep" / "docs" / "bench"
+    root.mkdir()
+    agentkeep.init_store(root)
+    folder.mkdir(parents=True)
+    per_doc = 10
+    for first in range(0, len(texts), per_doc):
+        sections = [
+            f"## Section {n}\n\n{text}\n"
+            for n, text in enumerate(texts[first : first + per_doc], first)
+        ]
+        (folder / f"spec-{first // per_doc:05d}.md").write_text(
+            f"# Spec {first // per_doc}\n\n" + "\n".join(sections), encoding="utf-8"
+        )
+    print(
+        f"\n## through a store ({label}): {len(texts):,} chunks in {len(texts) // per_doc:,} files"
+    )
+    with agentkeep.open(root, config={"semantic.model": model}) as store:
+        start = time.perf_counter()
+        store.docs.refresh()
+        indexed = time.perf_counter() - start
+        with store.maintenance.snapshot() as read:
+            chunks = read.scalar("SELECT count(*) FROM doc_chunks")
+        start = time.perf_counter()
+        written = semantic.refresh_vectors(store)
+        embedded = time.perf_counter() - start
+        start = time.perf_counter()
+        again = semantic.refresh_vectors(store)
+        nothing = time.perf_counter() - start
+        print(f"  docs.refresh (index + FTS)  {chunks / indexed:,.0f} chunks/s ({indexed:.1f} s)")
+        print(
+            f"  semantic.refresh_vectors            {written / embedded:,.0f} chunks/s "
+            f"({embedded:.1f} s; ratio to docs.refresh {indexed / embedded:.2f}×)"
+        )
+        print(f"  refresh_vectors, nothing to do     {nothing * 1000:.1f} ms ({again} written)")
+        raw = sqlite3.connect(f"file:{root / '.agentkeep' / 'state.db'}?mode=ro", uri=True)
+
+        def fts(query: str, limit: int = LIMIT) -> list[int]:
+            match = " OR ".join(f'"{word}"' for word in query.split())
+            return [
+                row[0]
+                for row in raw.execute(
+                    "SELECT rowid FROM doc_chunks_fts WHERE doc_chunks_fts MATCH ? "
+                    "ORDER BY rank LIMIT ?",
+                    (match, limit),
+                )
+            ]
+
+        def ranked(query: str) -> list[tuple[int, float]]:
+            return semantic.rank(store, query, limit=LIMIT)
+
+        def fused(query: str) -> list[tuple[int, float]]:
+            by_meaning = [c for c, _ in semantic.rank(store, query, limit=FUSE_DEPTH)]
+            return semantic.fuse([fts(query, FUSE_DEPTH), by_meaning])[:LIMIT]
+
+        sides = {"fts (raw, store's index)": fts, "semantic.rank": ranked, "fused": fused}
+        results = measure(sides, queries[: args.queries], args.rounds)
+        raw.close()
+    base50, base99 = results["fts (raw, store's index)"]
+    print(f"  {'side':30} {'p50':>18} {'p99':>18} {'p50 ÷ fts':>16} {'p99 ÷ fts':>16}")
+    for name, (p50, p99) in results.items():
+        r50 = [a / b for a, b in zip(p50, base50, strict=True)]
+        r99 = [a / b for a, b in zip(p99, base99, strict=True)]
+        print(
+            f"  {name:30} {span(p50):>18} {span(p99):>18} "
+            f"{span(r50, '×', 1):>16} {span(r99, '×', 1):>16}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=10_000)
@@ -279,11 +356,13 @@ def main() -> None:
         folder = build_tiny_model(Path(tmp) / "tiny-256", dim=DIM, extra_words=VOCABULARY)
         db = Database(Path(tmp) / "bench.db")
         bench_model("tiny-256 (potion-base-8M's shape)", str(folder), db, texts, queries, args)
+        bench_store("tiny-256", str(folder), texts, queries, args, Path(tmp))
         real = real_model(args.model)
         if real is None:
             print("\n(no real potion model here: --model PATH measures one; none is downloaded)")
         else:
             bench_model("real model", real, db, texts, queries, args)
+            bench_store("real model", real, texts, queries, args, Path(tmp))
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
 
 
