@@ -448,3 +448,33 @@ def test_without_a_model_the_store_functions_do_nothing(store: agentkeep.Store) 
     assert semantic.refresh_vectors(store) == 0
     assert semantic.rank(store, "database", limit=5) == []
     assert vectors(store) == {}
+
+
+def test_rank_embeds_what_is_missing_first_on_a_writable_store(
+    store: agentkeep.Store, project: Path, tiny_model: Path, offline: list[Any]
+) -> None:
+    write_docs(store)
+    model = {"semantic.model": str(tiny_model)}
+    with agentkeep.open(project, read_only=True, config=model) as reader:
+        assert semantic.rank(reader, "sql schema", limit=3) == []  # cannot embed: nothing
+    with agentkeep.open(project, config=model) as writer:
+        found = semantic.rank(writer, "sql schema", limit=3)
+        assert len(vectors(writer)) == 5
+        assert [chunk_docs(writer)[c] for c, _ in found] == ["notes/db", "notes/db"]
+    with agentkeep.open(project, read_only=True, config=model) as reader:
+        assert semantic.rank(reader, "sql schema", limit=3) == found
+
+
+def test_rank_while_another_writer_holds_the_lock_ranks_what_is_embedded(
+    store: agentkeep.Store, project: Path, tiny_model: Path, offline: list[Any]
+) -> None:
+    write_docs(store)
+    model = {"semantic.model": str(tiny_model), "store.busy_timeout_ms": 50}
+    with agentkeep.open(project, config=model) as writer:
+        semantic.refresh_vectors(writer)
+        store.docs.write_doc("notes/more", body="# Pasta\n\n" + topic_text("cooking", 10))
+        with store.transaction():  # another writer holds the lock
+            found = semantic.rank(writer, "sql schema", limit=10)
+        assert len(found) == 2 and len(vectors(writer)) == 5  # the new chunk waits
+        assert semantic.rank(writer, "sql schema", limit=10)[:2] == found
+        assert len(vectors(writer)) == 6

@@ -17,9 +17,10 @@ Vectors are derived data, like the full-text index: ``doc_vectors`` holds one pe
 (``chunk_id`` → ``doc_chunks.id``) with the :attr:`Embedder.model_id` that made it, as
 float16 little-endian bytes of unit length. :func:`refresh_vectors` embeds the chunks that
 lack a vector of the configured model (and replaces those of another model);
-:func:`rank` ranks chunks by cosine similarity to a query, brute force over the stored
-vectors (10k chunks of 256 dimensions are 5 MB: a matrix-vector product, no index
-needed). Dropping every vector loses nothing the files cannot give back.
+:func:`rank` (which calls it first on a writable store) ranks chunks by cosine similarity
+to a query, brute force over the stored vectors (10k chunks of 256 dimensions are 5 MB:
+a matrix-vector product, no index needed). Dropping every vector loses nothing the files
+cannot give back.
 
 A model is named by its content, not its path (a store holds no absolute paths): the
 folder's name (or the model id) and a hash of its three files (:func:`model_identity`,
@@ -30,13 +31,14 @@ model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentkeep.errors import InvalidInput
+from agentkeep.errors import Busy, InvalidInput
 
 if TYPE_CHECKING:
     from agentkeep.config import Config
@@ -382,11 +384,19 @@ def rank(
     store: Store, query: str, *, limit: int, chunk_ids: Iterable[int] | None = None
 ) -> list[tuple[int, float]]:
     """The chunks most similar to ``query`` as ``(chunk_id, cosine)``, best first, among
-    ``chunk_ids`` when given; only chunks that have a vector of the configured model take
-    part (:func:`refresh_vectors` makes them). [] when semantic ranking is off."""
+    ``chunk_ids`` when given. [] when semantic ranking is off.
+
+    On a writable store the chunks lacking a vector are embedded first
+    (:func:`refresh_vectors`; one query when there are none), as document reads refresh the
+    index first; when another writer holds the lock past the busy timeout, the chunks that
+    have a vector are ranked. Not to be called inside a write transaction."""
     if not enabled(store.config) or limit <= 0 or not query.strip():
         return []
     embedder = Embedder.load(store.config, root=store.root)
+    if store.writable:
+        # supplementary: when busy, rank what is embedded; the next call embeds the rest
+        with contextlib.suppress(Busy):
+            refresh_vectors(store)
     wanted = None if chunk_ids is None else set(chunk_ids)
     if wanted is not None and not wanted:
         return []
