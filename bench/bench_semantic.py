@@ -40,6 +40,7 @@ range (min–max) of the per-round p50 and p99 over ``--rounds``, with the ratio
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import random
@@ -48,7 +49,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,9 @@ LIMIT = 20
 FUSE_DEPTH = 100
 
 
-def zipf_words(words: Sequence[str], rng: random.Random, count: int) -> list[str]:
-    weights = [1 / (rank**1.05) for rank in range(1, len(words) + 1)]
-    return rng.choices(words, weights=weights, k=count)
+def zipf_weights(count: int) -> list[float]:
+    """Cumulative Zipf-like weights (s = 1.05) of ``count`` ranks, for ``rng.choices``."""
+    return list(itertools.accumulate(1 / (rank**1.05) for rank in range(1, count + 1)))
 
 
 def corpus(chunks: int, seed: int = 7) -> tuple[list[str], list[str]]:
@@ -81,9 +82,10 @@ def corpus(chunks: int, seed: int = 7) -> tuple[list[str], list[str]]:
     words = [w for w in vocabulary(VOCABULARY) if w.startswith("w")]
     rng.shuffle(words)
     topics = list(TOPICS.values())
+    weights = zipf_weights(len(words))
     texts = []
     for _ in range(chunks):
-        body = zipf_words(words, rng, rng.randint(30, 300))
+        body = rng.choices(words, cum_weights=weights, k=rng.randint(30, 300))
         topic = rng.choice(topics)
         for _ in range(max(1, len(body) // 10)):
             body.insert(rng.randrange(len(body) + 1), rng.choice(topic))
