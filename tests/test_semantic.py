@@ -478,3 +478,25 @@ def test_rank_while_another_writer_holds_the_lock_ranks_what_is_embedded(
         assert len(found) == 2 and len(vectors(writer)) == 5  # the new chunk waits
         assert semantic.rank(writer, "sql schema", limit=10)[:2] == found
         assert len(vectors(writer)) == 6
+
+
+def test_context_finds_by_meaning_what_full_text_cannot(
+    project: Path, tiny_model: Path, offline: list[Any]
+) -> None:
+    """End to end through `agentkeep context`: no word of the query is in the document,
+    so full text finds nothing; with the model configured, the document about the same
+    topic comes first, with the reason."""
+    with agentkeep.open(project) as store:
+        store.docs.write_doc("notes/db", body="# Storage\n\nschema migration table index\n")
+        store.docs.write_doc("notes/food", body="# Dinner\n\npasta garlic tomato\n")
+    args = ["context", "--query", "sqlite transaction", "--json"]
+    code, imported, output = run_imported(IMPORTED, args, project)
+    assert (code, output.strip(), imported) == (0, "[]", [])
+    code, imported, output = run_imported(
+        IMPORTED, args, project, env={"AGENTKEEP_SEMANTIC_MODEL": str(tiny_model)}
+    )
+    assert code == 0, output
+    found = json.loads(output)
+    assert found[0]["ref"] == "notes/db"
+    assert "semantically close to the query" in found[0]["reasons"]
+    assert "model2vec" in imported
