@@ -500,3 +500,27 @@ def test_context_finds_by_meaning_what_full_text_cannot(
     assert found[0]["ref"] == "notes/db"
     assert "semantically close to the query" in found[0]["reasons"]
     assert "model2vec" in imported
+
+
+@pytest.mark.parametrize("model", ["./no-such-model", "empty-folder"])
+def test_a_bad_model_is_a_clear_error_of_the_command(project: Path, model: str) -> None:
+    """`agentkeep context` with a configured model it cannot load: exit 3, the reason and
+    a hint as JSON on stderr, no traceback, not a silent fall back to full text."""
+    (project / "empty-folder").mkdir()
+    with agentkeep.open(project) as store:
+        store.docs.write_doc("notes/db", body="# Storage\n\nschema migration\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "agentkeep", "context", "--query", "schema", "--json"],
+        cwd=project,
+        env={**os.environ, "AGENTKEEP_SEMANTIC_MODEL": model, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 3, done.stderr
+    error = json.loads(done.stderr)
+    assert error["code"] == "invalid_input"
+    assert ("no model folder at" if model.startswith(".") else "not a model2vec model") in (
+        error["error"]
+    )
+    assert "model.safetensors" in error["hint"]
+    assert done.stdout == ""

@@ -808,12 +808,14 @@ def _semantic(store: Store, text: str, order: list[int]) -> list[int] | None:
         semantic = importlib.import_module("agentkeep.semantic")
     except ImportError:
         return None
+    # A configured model that cannot be loaded (no extra, a bad path) raises InvalidInput
+    # with semantic's hint: the user's to fix, not a silent fall back to full text.
     try:
         if not semantic.enabled(store.config):
             return None
         ranked = semantic.rank(store, text, limit=SECTIONS)
         fused = semantic.fuse([order, [rowid for rowid, _ in ranked]])
-    except (AgentkeepError, AttributeError, TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError):  # an agentkeep.semantic without this API
         return None
     return [int(rowid) for rowid, _ in fused]
 
