@@ -76,6 +76,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "queues": ("agentkeep.services.queues", "QueueService"),
     "context": ("agentkeep.services.context", "ContextService"),
     "collections": ("agentkeep.services.collections", "CollectionService"),
+    "mail": ("agentkeep.services.messages", "MessageService"),
 }
 
 
@@ -124,6 +125,7 @@ if TYPE_CHECKING:
     from agentkeep.services.events import EventService
     from agentkeep.services.history import HistoryService
     from agentkeep.services.integrations import IntegrationService
+    from agentkeep.services.messages import MessageService
     from agentkeep.services.metrics import MetricService
     from agentkeep.services.notes import NoteService
     from agentkeep.services.prime import PrimeService
@@ -727,6 +729,7 @@ class Store(StoreBase):
     queues: QueueService
     context: ContextService
     collections: CollectionService
+    mail: MessageService
 
     if not TYPE_CHECKING:  # hidden from mypy, which still flags a misspelt attribute
 

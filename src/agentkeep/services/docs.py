@@ -201,6 +201,7 @@ class DocService(Service):
     def roots(self) -> list[Root]:
         """Every root documents are read from, the store's own first."""
         roots = [Root(self.docs_dir, None, "store")]
+        roots.append(Root(self.store_dir / "mail" / "messages", "mail", "store"))  # messages.py
         for path, namespace in parse_doc_roots(self.config["docs.roots"]):
             absolute = self.root / path
             roots.append(Root(absolute, namespace or absolute.name, "project"))
@@ -913,6 +914,15 @@ class DocService(Service):
             for problem in json.loads(row["problems"])
         ]
         return report
+
+    def index_file(self, tx: Tx, path: Path) -> Doc:
+        """Index the file ``path`` (under a root) inside ``tx``, without an event: for a
+        service that writes documents of its own (messages) in its own transaction."""
+        for root in self.roots():
+            source = self.source_for(root, path)
+            if source is not None:
+                return self._index_one(tx, source, quiet=True)
+        raise InvalidInput(f"{path} is not under a document root")
 
     def _index_one(self, tx: Tx, source: Source, *, quiet: bool) -> Doc:
         self._index_source(tx, source, quiet=quiet)
