@@ -58,6 +58,7 @@ HELP = {
         "  logs           Show a session's recorded output, live or finished alike.\n"
         "  mcp            Run the MCP server for this project's store over stdio...\n"
         '  metrics        List metric observations (newest first), or record one.\n'
+        '  msg            Messages between agents: send, inbox, read, ack, thread,...\n'
         '  notes          Handoffs, decisions, next actions, validation results,...\n'
         '  pin            Pin a session or an artifact: gc never deletes it (a...\n'
         '  prime          What a new agent session should know: handoffs, ready...\n'
@@ -130,6 +131,7 @@ HELP = {
         "  logs           Show a session's recorded output, live or finished alike.\n"
         "  mcp            Run the MCP server for this project's store over stdio (for agents).\n"
         '  metrics        List metric observations (newest first), or record one.\n'
+        '  msg            Messages between agents: send, inbox, read, ack, thread, outbox.\n'
         '  notes          Handoffs, decisions, next actions, validation results, pointers, health, facts.\n'
         '  pin            Pin a session or an artifact: gc never deletes it (a pinned session keeps...\n'
         '  prime          What a new agent session should know: handoffs, ready tasks, failures,...\n'

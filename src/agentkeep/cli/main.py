@@ -67,6 +67,7 @@ COMMANDS: dict[str, str] = {
     "collection": "agentkeep.cli.collection_cmd:collection",
     "records": "agentkeep.cli.collection_cmd:records_cmd",
     "doc": "agentkeep.cli.doc_cmd:doc",
+    "msg": "agentkeep.cli.msg_cmd:msg",
 }
 
 

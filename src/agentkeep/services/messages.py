@@ -25,8 +25,9 @@ serialises every agentkeep writer, so two sends of one id, or a send and a read,
 3. the message file is written (failpoint ``mail:after_message``);
 4. each recipient (``to``, then ``cc``) with no marker in any state gets one in ``new/``
    (failpoint ``mail:after_deliver``, hit once per marker);
-5. the index rows (``docs``, ``deliveries``) and, when this call delivered to anyone, the
-   event ``message.sent``; commit.
+5. the index rows (``docs``, ``deliveries``) and, when this call delivered to anyone (or
+   the message was not indexed yet: a send cut short before its commit), the event
+   ``message.sent`` (entity ``message``, its id in the data); commit.
 
 A crash after step 3 leaves a message some recipients have not got. Sending it again (same
 id, same content) delivers it to them and to nobody twice: a recipient's marker exists once
@@ -333,17 +334,27 @@ class MessageService(Service):
                 self._check_quota(tx, len(data))
                 self._write_message(path, data)
                 failpoint("mail:after_message")
-            doc = self._store.docs.index_file(tx, path)
+            # Not indexed yet: no transaction recorded this message (one that wrote its file
+            # was cut short), so its event is still due even if every marker is there.
+            unrecorded = (
+                tx.one(
+                    "SELECT 1 FROM docs WHERE namespace = ? AND name = ?", (NAMESPACE, message_id)
+                )
+                is None
+            )
+            self._store.docs.index_file(tx, path)
             delivered = self._deliver(message_id, recipients)
             boxes = {name: self._scan_box(name) for name in recipients}
             self._write_rows(tx, boxes, only={message_id})
-            if delivered:
+            sent = bool(delivered) or unrecorded
+            if sent:
                 tx.emit(
                     "message",
-                    doc.id,
+                    None,
                     "message.sent",
                     {
                         "id": message_id,
+                        "ref": f"{NAMESPACE}/{message_id}",
                         "thread": thread,
                         "from": sender,
                         "to": fields["to"],
@@ -354,7 +365,7 @@ class MessageService(Service):
                 )
             failpoint("mail:before_commit")
         message = _message(fields, _rel(self.root, path), boxes)
-        return Written(message, "created" if delivered else "already_exists")
+        return Written(message, "created" if sent else "already_exists")
 
     def _check_size(self, body: str) -> None:
         limit = int(self.config["store.max_field_bytes"])
@@ -503,12 +514,9 @@ class MessageService(Service):
                 raise translate_os_error(exc, str(destination)) from exc
             box = self._scan_box(recipient)
             self._write_rows(tx, {recipient: box}, only={message_id})
-            doc = tx.one(
-                "SELECT id FROM docs WHERE namespace = ? AND name = ?", (NAMESPACE, message_id)
-            )
             tx.emit(
                 "message",
-                int(doc[0]) if doc else None,
+                None,
                 f"message.{target}",
                 {"id": message_id, "recipient": recipient, "from_state": current},
             )
@@ -695,13 +703,18 @@ class MessageService(Service):
                 wanted = [*_names(fields.get("to")), *_names(fields.get("cc"))]
                 delivered = self._deliver(message_id, [n for n in wanted if _AGENT.match(n)])
                 if delivered:
-                    doc = self._store.docs.index_file(tx, path)
+                    self._store.docs.index_file(tx, path)
                     report.completed.append(message_id)
                     tx.emit(
                         "message",
-                        doc.id,
+                        None,
                         "message.sent",
-                        {"id": message_id, "delivered": delivered, "completed": True},
+                        {
+                            "id": message_id,
+                            "ref": f"{NAMESPACE}/{message_id}",
+                            "delivered": delivered,
+                            "completed": True,
+                        },
                     )
             boxes = {
                 name: self._scan_box(name, report.problems) for name in self._recipients_on_disk()
