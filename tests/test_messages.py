@@ -418,3 +418,26 @@ def test_deliveries_are_records(store: agentkeep.Store) -> None:
     store.mail.send("bob", "s", "b", sender="alice", id="m1")
     (row,) = store.mail.deliveries(recipient="bob")
     assert isinstance(row, Delivery) and (row.message, row.state) == ("m1", "delivered")
+
+
+def test_the_mail_namespace_quota_and_schema_are_checked_before_writing(
+    store: agentkeep.Store,
+) -> None:
+    declared = store.store_dir / "schemas" / "mail"
+    declared.mkdir(parents=True)
+    (declared / "namespace.toml").write_text("max_docs = 2\n")
+    store.mail.send("bob", "one", "b", sender="alice", id="q1")
+    store.mail.send("bob", "two", "b", sender="alice", id="q2")
+    with pytest.raises(agentkeep.StorageFull):
+        store.mail.send("bob", "three", "b", sender="alice", id="q3")
+    assert not (mail(store) / "messages" / "q3.md").exists()
+    assert store.mail.send("bob", "two", "b", sender="alice", id="q2").outcome == "already_exists"
+
+    (declared / "namespace.toml").write_text("")
+    (declared / "message.json").write_text(
+        json.dumps({"type": "object", "properties": {"subject": {"minLength": 3}}})
+    )
+    with pytest.raises(InvalidInput, match="schema"):
+        store.mail.send("bob", "no", "b", sender="alice", id="q4")
+    assert store.mail.send("bob", "long enough", "b", sender="alice", id="q5").outcome == "created"
+    assert not (mail(store) / "messages" / "q4.md").exists()

@@ -331,7 +331,7 @@ class MessageService(Service):
                     )
             else:
                 data = _render(fields, clean_body)
-                self._check_quota(tx, len(data))
+                self._check_quota(tx, len(data), fields)
                 self._write_message(path, data)
                 failpoint("mail:after_message")
             # Not indexed yet: no transaction recorded this message (one that wrote its file
@@ -376,9 +376,17 @@ class MessageService(Service):
                 hint="attach large output as an artifact and send its id",
             )
 
-    def _check_quota(self, tx: Tx, size: int) -> None:
-        """The ``mail`` namespace's quotas (``.agentkeep/schemas/mail/namespace.toml``)."""
+    def _check_quota(self, tx: Tx, size: int, fields: dict[str, Any]) -> None:
+        """The ``mail`` namespace's schema of type ``message`` and its quotas, if the
+        project declares them (``.agentkeep/schemas/mail/``)."""
         namespace = self._store.docs.namespace(NAMESPACE)
+        problems = namespace.validate("message", fields)
+        if problems:
+            raise InvalidInput(
+                "the message does not match the mail namespace's schema: "
+                + "; ".join(problems[:5]),
+                hint="the schemas of namespace 'mail' are in .agentkeep/schemas/mail/",
+            )
         if not (namespace.max_docs or namespace.max_bytes):
             return
         row = tx.one(
