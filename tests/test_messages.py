@@ -195,6 +195,9 @@ def test_a_send_killed_midway_is_completed_by_its_retry_exactly_once(
     assert (mail(store) / "messages" / "m-crash.md").exists()
     assert sum(len(v) for v in markers(store, "m-crash").values()) == delivered_before
     assert kinds(store, "m-crash") == []  # the transaction never committed
+    # Its file is the truth: listed (and indexed) before anyone retries.
+    assert [m.id for m in store.mail.outbox("alice")] == ["m-crash"]
+    assert [m.id for m in store.mail.thread("m-crash")] == ["m-crash"]
 
     done = run_agentkeep(
         "msg",

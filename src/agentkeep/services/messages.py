@@ -25,9 +25,10 @@ serialises every agentkeep writer, so two sends of one id, or a send and a read,
 3. the message file is written (failpoint ``mail:after_message``);
 4. each recipient (``to``, then ``cc``) with no marker in any state gets one in ``new/``
    (failpoint ``mail:after_deliver``, hit once per marker);
-5. the index rows (``docs``, ``deliveries``) and, when this call delivered to anyone (or
-   the message was not indexed yet: a send cut short before its commit), the event
-   ``message.sent`` (entity ``message``, its id in the data); commit.
+5. the index rows (``docs``, ``deliveries``) and, unless an earlier transaction recorded it,
+   the event ``message.sent`` (entity ``message``, the message's id in its data) with the
+   idempotency key ``message.sent:<id>`` that says so; commit. One message has one
+   ``message.sent``, whatever the number of tries.
 
 A crash after step 3 leaves a message some recipients have not got. Sending it again (same
 id, same content) delivers it to them and to nobody twice: a recipient's marker exists once
@@ -247,6 +248,19 @@ class MessageService(Service):
                 box[name] = (state, at)
         return box
 
+    def _marker_state(self, recipient: str, message_id: str) -> tuple[str, str] | None:
+        """(state, at) of one recipient's copy from its marker, or None. The directories
+        are looked at in the order a marker moves, so one moved meanwhile is still found."""
+        found = None
+        base = self._box(recipient)
+        for state in STATES:
+            try:
+                info = os.stat(base / STATE_DIRS[state] / message_id, follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            found = (state, stamp(info.st_mtime))
+        return found
+
     def _recipients_on_disk(self) -> list[str]:
         try:
             names = os.listdir(self.mail_dir / "box")
@@ -272,7 +286,7 @@ class MessageService(Service):
     ) -> Written[Message]:
         """Send a message (see the module doc). ``id``: the caller's, to retry safely (the
         same id and content again is ``already_exists``, or ``created`` when this call
-        delivered what a crashed one did not); by default a fresh one. ``thread``: by
+        is the first to commit it: a crashed one's retry); by default a fresh one. ``thread``: by
         default the replied-to message's thread, else the message's own id."""
         self._store.check_writable()
         recipients_to = [to] if isinstance(to, str) else list(to)
@@ -334,21 +348,17 @@ class MessageService(Service):
                 self._check_quota(tx, len(data), fields)
                 self._write_message(path, data)
                 failpoint("mail:after_message")
-            # Not indexed yet: no transaction recorded this message (one that wrote its file
-            # was cut short), so its event is still due even if every marker is there.
-            unrecorded = (
-                tx.one(
-                    "SELECT 1 FROM docs WHERE namespace = ? AND name = ?", (NAMESPACE, message_id)
-                )
-                is None
-            )
             self._store.docs.index_file(tx, path)
             delivered = self._deliver(message_id, recipients)
-            boxes = {name: self._scan_box(name) for name in recipients}
-            self._write_rows(tx, boxes, only={message_id})
-            sent = bool(delivered) or unrecorded
+            pairs = {
+                (name, message_id): self._marker_state(name, message_id) for name in recipients
+            }
+            self._write_pairs(tx, pairs)
+            # One message.sent per message, ever: the first transaction to commit it (a send
+            # cut short before its commit recorded nothing, even if every marker is there).
+            sent = self._record_sent(tx, message_id)
             if sent:
-                tx.emit(
+                event = tx.emit(
                     "message",
                     None,
                     "message.sent",
@@ -363,9 +373,15 @@ class MessageService(Service):
                         "retry": current is not None,
                     },
                 )
+                tx.remember_key(_sent_key(message_id), "message", event.seq)
             failpoint("mail:before_commit")
-        message = _message(fields, _rel(self.root, path), boxes)
+        message = _message(fields, _rel(self.root, path), pairs)
         return Written(message, "created" if sent else "already_exists")
+
+    @staticmethod
+    def _record_sent(tx: Tx, message_id: str) -> bool:
+        """Whether ``message.sent`` of this message is still to be recorded."""
+        return tx.existing_for_key(_sent_key(message_id), "message") is None
 
     def _check_size(self, body: str) -> None:
         limit = int(self.config["store.max_field_bytes"])
@@ -466,10 +482,9 @@ class MessageService(Service):
         self._refresh_rows({recipient: box})
         ids = [mid for mid, (st, _at) in box.items() if state is None or st == state]
         messages = [m for m in self._messages(ids).values() if thread is None or m.thread == thread]
-        messages = self._with_deliveries(messages, known={recipient: box})
-        messages = [_as_seen_by(m, recipient) for m in messages]
         messages.sort(key=lambda m: (m.sent_at, m.id), reverse=True)
-        return messages[:limit] if limit else messages
+        messages = messages[:limit] if limit else messages
+        return self._with_deliveries(messages, known={recipient: box}, reader=recipient)
 
     def read(self, recipient: str, message_id: str) -> Message:
         """The message with its body; marks it read in ``recipient``'s mailbox (a
@@ -478,8 +493,8 @@ class MessageService(Service):
         check_id(message_id)
         self._advance(recipient, message_id, "read")
         message = self._load(message_id, body=True)
-        (message,) = self._with_deliveries([message])
-        return _as_seen_by(message, recipient)
+        (message,) = self._with_deliveries([message], reader=recipient)
+        return message
 
     def ack(self, recipient: str, message_id: str) -> Written[Message]:
         """Acknowledge a message in ``recipient``'s mailbox (``message.acked``); ``updated``,
@@ -488,8 +503,8 @@ class MessageService(Service):
         check_id(message_id)
         moved = self._advance(recipient, message_id, "acked")
         message = self._load(message_id)
-        (message,) = self._with_deliveries([message])
-        return Written(_as_seen_by(message, recipient), "updated" if moved else "unchanged")
+        (message,) = self._with_deliveries([message], reader=recipient)
+        return Written(message, "updated" if moved else "unchanged")
 
     def _advance(self, recipient: str, message_id: str, target: str) -> bool:
         """Move the recipient's marker forward to ``target`` (one rename), with its row and
@@ -497,8 +512,7 @@ class MessageService(Service):
         self._store.check_writable()
         base = self._box(recipient)
         with self.transaction() as tx:
-            box = self._scan_box(recipient)
-            found = box.get(message_id)
+            found = self._marker_state(recipient, message_id)
             if found is None:
                 raise NotFound(
                     f"message {message_id} is not in {recipient}'s mailbox",
@@ -506,7 +520,7 @@ class MessageService(Service):
                 )
             current = found[0]
             if STATES.index(current) >= STATES.index(target):
-                self._write_rows(tx, {recipient: box}, only={message_id})
+                self._write_pairs(tx, {(recipient, message_id): found})
                 return False
             source = base / STATE_DIRS[current] / message_id
             destination = base / STATE_DIRS[target] / message_id
@@ -520,8 +534,9 @@ class MessageService(Service):
                 fsync_path(source.parent, directory=True)
             except OSError as exc:
                 raise translate_os_error(exc, str(destination)) from exc
-            box = self._scan_box(recipient)
-            self._write_rows(tx, {recipient: box}, only={message_id})
+            self._write_pairs(
+                tx, {(recipient, message_id): self._marker_state(recipient, message_id)}
+            )
             tx.emit(
                 "message",
                 None,
@@ -533,7 +548,7 @@ class MessageService(Service):
     def thread(self, thread_id: str) -> list[Message]:
         """Every message of a thread (the message that started it too), oldest first."""
         check_id(thread_id)
-        found = self._select(lambda f, name: f.get("thread") == thread_id or name == thread_id)
+        found = self._select("thread", thread_id)
         if not found:
             raise NotFound(f"thread {thread_id} has no messages")
         messages = sorted(self._with_deliveries(found), key=lambda m: (m.sent_at, m.id))
@@ -542,11 +557,9 @@ class MessageService(Service):
     def outbox(self, sender: str, *, limit: int | None = None) -> list[Message]:
         """The messages ``sender`` sent, newest first, with their deliveries."""
         check_agent(sender, "sender")
-        found = self._select(lambda f, _name: f.get("from") == sender)
-        messages = sorted(
-            self._with_deliveries(found), key=lambda m: (m.sent_at, m.id), reverse=True
-        )
-        return messages[:limit] if limit else messages
+        found = self._select("from", sender)
+        found.sort(key=lambda m: (m.sent_at, m.id), reverse=True)
+        return self._with_deliveries(found[:limit] if limit else found)
 
     def get_message(self, message_id: str) -> Message:
         """A message (with its body) and its deliveries, marking nothing."""
@@ -591,38 +604,69 @@ class MessageService(Service):
                     continue
         return found
 
-    def _select(self, keep: Any) -> list[Message]:
-        """The indexed messages whose fields ``keep(fields, name)`` accepts (after the
-        document index's rescan, which picks up files a crashed send left)."""
-        self._store.docs.refresh_if_due()
+    def _select(self, field_name: str, value: str) -> list[Message]:
+        """The messages whose front matter ``field_name`` is ``value`` (``thread`` also
+        takes the message that started it), from the document index. Its ``mail`` rows
+        are checked against the message files by name first (a message file is written
+        once): one a send cut short left unindexed is indexed, one whose file is gone is
+        left out; the rescan of every document root is not needed for that."""
+        files = _message_files(self.mail_dir / "messages")
+        indexed = {
+            row[0] for row in self._rows("SELECT name FROM docs WHERE namespace = ?", (NAMESPACE,))
+        }
+        missing = [path for name, path in files.items() if name not in indexed]
+        if missing and self.writable and not self._conn.in_transaction:
+            with self.transaction() as tx:
+                for path in missing:
+                    self._store.docs.index_file(tx, path)
+        # Names and ids hold no '%' and no quote: the JSON text of the value, inside LIKE's
+        # wildcards, finds every row holding it (and a few more: '_' matches any character,
+        # and another field may hold the same text), which the exact test below sorts out.
+        rows = self._rows(
+            "SELECT name, path, fields FROM docs WHERE namespace = ? AND fields LIKE ? "
+            "ORDER BY name",
+            (NAMESPACE, f"%{json.dumps(value)}%"),
+        )
         found = []
-        for row in self._rows(
-            "SELECT name, path, fields FROM docs WHERE namespace = ? ORDER BY name", (NAMESPACE,)
-        ):
+        for row in rows:
+            if row["name"] not in files:
+                continue
             fields = json.loads(row["fields"]) if isinstance(row["fields"], str) else row["fields"]
-            if fields.get("type") == "message" and keep(fields, row["name"]):
+            if fields.get("type") != "message":
+                continue
+            if fields.get(field_name) == value or (field_name == "thread" and row["name"] == value):
                 found.append(_message(fields, row["path"], {}))
         return found
 
     def _with_deliveries(
-        self, messages: Sequence[Message], *, known: dict[str, Box] | None = None
+        self,
+        messages: Sequence[Message],
+        *,
+        known: dict[str, Box] | None = None,
+        reader: str | None = None,
     ) -> list[Message]:
-        """``messages`` with each recipient's delivery, read from the mailboxes (and the
-        index rows refreshed from them)."""
-        boxes = dict(known or {})
+        """``messages`` with each recipient's delivery, read from the markers (``known``:
+        mailboxes listed already), and the index rows of those copies refreshed; with
+        ``reader``, the reader's own state too."""
+        known = known or {}
+        pairs: dict[tuple[str, str], tuple[str, str] | None] = {}
         for message in messages:
-            for name in (*message.to, *message.cc):
-                if name not in boxes and _AGENT.match(name):
-                    boxes[name] = self._scan_box(name)
-        self._refresh_rows({k: v for k, v in boxes.items() if k not in (known or {})})
+            for name in dict.fromkeys((*message.to, *message.cc)):
+                if name in known:
+                    pairs[(name, message.id)] = known[name].get(message.id)
+                elif _AGENT.match(name):
+                    pairs[(name, message.id)] = self._marker_state(name, message.id)
+        self._refresh_pairs({key: value for key, value in pairs.items() if key[0] not in known})
         out = []
         for message in messages:
-            deliveries = []
-            for name in dict.fromkeys((*message.to, *message.cc)):
-                got = boxes.get(name, {}).get(message.id)
-                if got is not None:
-                    deliveries.append(Delivery(message.id, name, got[0], got[1]))
-            out.append(_replace(message, deliveries=deliveries))
+            own = pairs.get((reader, message.id)) if reader is not None else None
+            out.append(
+                _replace(
+                    message,
+                    deliveries=_deliveries(message, pairs),
+                    state=own[0] if own else None,
+                )
+            )
         return out
 
     # -- the index ------------------------------------------------------------------------------
@@ -661,14 +705,11 @@ class MessageService(Service):
                 have[(row[1], row[0])] = (row[2], row[3])
         return have
 
-    def _write_rows(self, tx: Tx, boxes: dict[str, Box], *, only: set[str] | None = None) -> int:
-        """Make the rows of ``boxes`` (of the messages ``only``, if given) what the boxes
-        say, inside ``tx``; returns the rows changed."""
+    def _write_rows(self, tx: Tx, boxes: dict[str, Box]) -> int:
+        """Make the rows of ``boxes`` what the boxes say, inside ``tx``; returns the rows
+        changed."""
         want = _wanted(boxes)
         have = self._rows_of(boxes)
-        if only is not None:
-            want = {key: value for key, value in want.items() if key[1] in only}
-            have = {key: value for key, value in have.items() if key[1] in only}
         changed = 0
         for recipient, message in have:
             if (recipient, message) not in want:
@@ -679,14 +720,48 @@ class MessageService(Service):
                 changed += 1
         for (recipient, message), (state, at) in want.items():
             if have.get((recipient, message)) != (state, at):
-                tx.execute(
-                    "INSERT INTO deliveries (message, recipient, state, at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (message, recipient) DO UPDATE SET state = excluded.state, "
-                    "at = excluded.at",
-                    (message, recipient, state, at),
-                )
+                _upsert(tx, message, recipient, state, at)
                 changed += 1
         return changed
+
+    def _refresh_pairs(self, pairs: dict[tuple[str, str], tuple[str, str] | None]) -> None:
+        """:meth:`_refresh_rows` for single copies ((recipient, message) → its marker)."""
+        if not pairs or not self.writable or self._conn.in_transaction:
+            return
+        want = {key: value for key, value in pairs.items() if value is not None}
+        if self._pair_rows(pairs) == want:
+            return
+        with self.transaction() as tx:  # read again under the writer lock: no marker moves
+            self._write_pairs(tx, {key: self._marker_state(*key) for key in pairs})
+
+    def _pair_rows(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str, str]]:
+        keys = set(pairs)
+        messages = sorted({message for _recipient, message in keys})
+        have: dict[tuple[str, str], tuple[str, str]] = {}
+        for start in range(0, len(messages), 500):
+            part = messages[start : start + 500]
+            marks = ", ".join("?" for _ in part)
+            for row in self._rows(
+                f"SELECT message, recipient, state, at FROM deliveries WHERE message IN ({marks})",
+                part,
+            ):
+                if (row[1], row[0]) in keys:
+                    have[(row[1], row[0])] = (row[2], row[3])
+        return have
+
+    def _write_pairs(self, tx: Tx, pairs: dict[tuple[str, str], tuple[str, str] | None]) -> None:
+        """Make the rows of these copies what their markers say (None: no marker)."""
+        have = self._pair_rows(pairs)
+        for (recipient, message), value in pairs.items():
+            if value is None and (recipient, message) in have:
+                tx.execute(
+                    "DELETE FROM deliveries WHERE message = ? AND recipient = ?",
+                    (message, recipient),
+                )
+            elif value is not None and have.get((recipient, message)) != value:
+                _upsert(tx, message, recipient, *value)
 
     def refresh(self, *, rebuild: bool = False, complete: bool = True) -> MailReport:
         """Bring the ``deliveries`` rows up to date with every mailbox (``rebuild``: empty
@@ -701,19 +776,19 @@ class MessageService(Service):
                 tx.execute("DELETE FROM deliveries")
             files = _message_files(messages_dir)
             report.messages = len(files)
-            for message_id, path in files.items():
+            for message_id, path in files.items() if complete else ():
                 data = _read(path)
                 if data is None:
                     continue
                 fields = docformat.parse(data.decode("utf-8", "replace"), ".md").fields
-                if not complete:
-                    continue
                 wanted = [*_names(fields.get("to")), *_names(fields.get("cc"))]
                 delivered = self._deliver(message_id, [n for n in wanted if _AGENT.match(n)])
-                if delivered:
-                    self._store.docs.index_file(tx, path)
-                    report.completed.append(message_id)
-                    tx.emit(
+                if not delivered:
+                    continue
+                self._store.docs.index_file(tx, path)
+                report.completed.append(message_id)
+                if self._record_sent(tx, message_id):
+                    event = tx.emit(
                         "message",
                         None,
                         "message.sent",
@@ -724,6 +799,7 @@ class MessageService(Service):
                             "completed": True,
                         },
                     )
+                    tx.remember_key(_sent_key(message_id), "message", event.seq)
             boxes = {
                 name: self._scan_box(name, report.problems) for name in self._recipients_on_disk()
             }
@@ -749,6 +825,11 @@ class MessageService(Service):
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _sent_key(message_id: str) -> str:
+    """The idempotency key that says the message's ``message.sent`` is recorded."""
+    return f"message.sent:{message_id}"
 
 
 def _render(fields: dict[str, Any], body: str) -> bytes:
@@ -782,30 +863,48 @@ def _names(value: Any) -> list[str]:
 
 
 def _message(
-    fields: dict[str, Any], path: str, boxes: dict[str, Box], *, body: str | None = None
+    fields: dict[str, Any],
+    path: str,
+    pairs: dict[tuple[str, str], tuple[str, str] | None],
+    *,
+    body: str | None = None,
 ) -> Message:
     message_id = str(fields.get("id") or Path(path).stem)
-    to, cc = _names(fields.get("to")), _names(fields.get("cc"))
-    deliveries = []
-    for name in dict.fromkeys((*to, *cc)):
-        got = boxes.get(name, {}).get(message_id)
-        if got is not None:
-            deliveries.append(Delivery(message_id, name, got[0], got[1]))
     reply = fields.get("in_reply_to")
-    return Message(
+    message = Message(
         id=message_id,
         thread=str(fields.get("thread") or message_id),
         sender=str(fields.get("from") or ""),
-        to=to,
-        cc=cc,
+        to=_names(fields.get("to")),
+        cc=_names(fields.get("cc")),
         subject=str(fields.get("subject") or ""),
         importance=str(fields.get("importance") or "normal"),
         ack_required=bool(fields.get("ack_required")),
         in_reply_to=str(reply) if reply else None,
         sent_at=str(fields.get("sent_at") or ""),
         path=path,
-        deliveries=deliveries,
         body=body,
+    )
+    return _replace(message, deliveries=_deliveries(message, pairs)) if pairs else message
+
+
+def _deliveries(
+    message: Message, pairs: dict[tuple[str, str], tuple[str, str] | None]
+) -> list[Delivery]:
+    out = []
+    for name in dict.fromkeys((*message.to, *message.cc)):
+        got = pairs.get((name, message.id))
+        if got is not None:
+            out.append(Delivery(message.id, name, got[0], got[1]))
+    return out
+
+
+def _upsert(tx: Tx, message: str, recipient: str, state: str, at: str) -> None:
+    tx.execute(
+        "INSERT INTO deliveries (message, recipient, state, at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (message, recipient) DO UPDATE SET state = excluded.state, "
+        "at = excluded.at",
+        (message, recipient, state, at),
     )
 
 
@@ -813,11 +912,6 @@ def _replace(message: Message, **changes: Any) -> Message:
     import dataclasses
 
     return dataclasses.replace(message, **changes)
-
-
-def _as_seen_by(message: Message, recipient: str) -> Message:
-    state = next((d.state for d in message.deliveries if d.recipient == recipient), None)
-    return _replace(message, state=state)
 
 
 def _wanted(boxes: dict[str, Box]) -> dict[tuple[str, str], tuple[str, str]]:
