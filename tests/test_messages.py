@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -444,3 +446,60 @@ def test_the_mail_namespace_quota_and_schema_are_checked_before_writing(
         store.mail.send("bob", "no", "b", sender="alice", id="q4")
     assert store.mail.send("bob", "long enough", "b", sender="alice", id="q5").outcome == "created"
     assert not (mail(store) / "messages" / "q4.md").exists()
+
+
+# -- concurrent writers ---------------------------------------------------------------------
+
+
+def _agentkeep(project: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentkeep", *args],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "AGENTKEEP_FAILPOINT"},
+    )
+
+
+def test_concurrent_sends_of_one_id_deliver_once_and_concurrent_reads_mark_once(
+    store: agentkeep.Store, project: Path
+) -> None:
+    send = ("msg", "send", "--to", "bob", "--cc", "carol", "--from", "alice", "--id", "m-race")
+    procs = [_agentkeep(project, *send, "-s", "race", "same body", "--json") for _ in range(4)]
+    outcomes = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        outcomes.append(json.loads(out)["outcome"])
+    assert sorted(outcomes) == ["already_exists"] * 3 + ["created"]
+    assert markers(store, "m-race") == {"bob": ["new"], "carol": ["new"]}
+    assert kinds(store, "m-race") == ["message.sent"]
+
+    readers = [
+        _agentkeep(project, "msg", "read", "m-race", "--as", "bob", "--json") for _ in range(4)
+    ]
+    for proc in readers:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        assert json.loads(out)["state"] == "read"
+    assert markers(store, "m-race") == {"bob": ["cur"], "carol": ["new"]}
+    assert kinds(store, "m-race") == ["message.sent", "message.read"]
+
+    other = _agentkeep(project, *send, "-s", "race", "another body", "--json")
+    _out, err = other.communicate(timeout=120)
+    assert other.returncode == 5 and json.loads(err)["code"] == "conflict"
+
+
+def test_check_reports_what_refresh_corrects(store: agentkeep.Store, project: Path) -> None:
+    store.mail.send("bob", "s", "b", sender="alice", id="m1")
+    assert store.mail.check() == []
+    assert _send(project, "mail:after_deliver:1") == -signal.SIGKILL
+    with store.transaction() as tx:
+        tx.execute("UPDATE deliveries SET state = 'acked' WHERE message = ?", ("m1",))
+    problems = store.mail.check()
+    assert "bob: message m1 is indexed as acked, not delivered" in problems
+    assert "carol: message m-crash was never delivered" in problems
+    assert "dave: message m-crash was never delivered" in problems
+    assert "bob: message m-crash is not indexed (delivered)" in problems
+    store.mail.refresh()
+    assert store.mail.check() == []

@@ -614,7 +614,7 @@ class MessageService(Service):
         indexed = {
             row[0] for row in self._rows("SELECT name FROM docs WHERE namespace = ?", (NAMESPACE,))
         }
-        missing = [path for name, path in files.items() if name not in indexed]
+        missing = [Path(path) for name, path in files.items() if name not in indexed]
         if missing and self.writable and not self._conn.in_transaction:
             with self.transaction() as tx:
                 for path in missing:
@@ -763,6 +763,39 @@ class MessageService(Service):
             elif value is not None and have.get((recipient, message)) != value:
                 _upsert(tx, message, recipient, *value)
 
+    def check(self) -> list[str]:
+        """What differs between the mail files and the index, read-only (for ``doctor``):
+        a copy indexed in another state or not at all, a row whose marker is gone, a
+        recipient who never got a message (a send cut short: ``refresh`` delivers it), a
+        marker of no message. ``refresh`` corrects all but the last."""
+        found: list[str] = []
+        files = _message_files(self.mail_dir / "messages")
+        boxes = {name: self._scan_box(name, found) for name in self._recipients_on_disk()}
+        want = _wanted(boxes)
+        have = {
+            (row[1], row[0]): (row[2], row[3])
+            for row in self._rows("SELECT message, recipient, state, at FROM deliveries")
+        }
+        for (recipient, message), (state, _at) in sorted(want.items()):
+            if message not in files:
+                found.append(f"{recipient}: message {message} has no file")
+            got = have.get((recipient, message))
+            if got is None:
+                found.append(f"{recipient}: message {message} is not indexed ({state})")
+            elif got != want[(recipient, message)]:
+                found.append(f"{recipient}: message {message} is indexed as {got[0]}, not {state}")
+        for recipient, message in sorted(set(have) - set(want)):
+            found.append(f"{recipient}: message {message} is indexed but has no marker")
+        for message, path in files.items():
+            data = _read(Path(path))
+            if data is None:
+                continue
+            fields = docformat.parse(data.decode("utf-8", "replace"), ".md").fields
+            for name in dict.fromkeys((*_names(fields.get("to")), *_names(fields.get("cc")))):
+                if _AGENT.match(name) and message not in boxes.get(name, {}):
+                    found.append(f"{name}: message {message} was never delivered")
+        return found
+
     def refresh(self, *, rebuild: bool = False, complete: bool = True) -> MailReport:
         """Bring the ``deliveries`` rows up to date with every mailbox (``rebuild``: empty
         the table first) and, with ``complete``, deliver each message file to its
@@ -777,7 +810,7 @@ class MessageService(Service):
             files = _message_files(messages_dir)
             report.messages = len(files)
             for message_id, path in files.items() if complete else ():
-                data = _read(path)
+                data = _read(Path(path))
                 if data is None:
                     continue
                 fields = docformat.parse(data.decode("utf-8", "replace"), ".md").fields
@@ -785,7 +818,7 @@ class MessageService(Service):
                 delivered = self._deliver(message_id, [n for n in wanted if _AGENT.match(n)])
                 if not delivered:
                     continue
-                self._store.docs.index_file(tx, path)
+                self._store.docs.index_file(tx, Path(path))
                 report.completed.append(message_id)
                 if self._record_sent(tx, message_id):
                     event = tx.emit(
@@ -922,7 +955,9 @@ def _wanted(boxes: dict[str, Box]) -> dict[tuple[str, str], tuple[str, str]]:
     }
 
 
-def _message_files(directory: Path) -> dict[str, Path]:
+def _message_files(directory: Path) -> dict[str, str]:
+    """Message id → its file's path (text: a Path for each of thousands costs more than
+    the listing), sorted by id."""
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
@@ -931,5 +966,5 @@ def _message_files(directory: Path) -> dict[str, Path]:
     for entry in entries:
         stem, dot, suffix = entry.name.rpartition(".")
         if dot and suffix == "md" and _ID.match(stem) and ".tmp-" not in entry.name:
-            found[stem] = Path(entry.path)
+            found[stem] = entry.path
     return dict(sorted(found.items()))
