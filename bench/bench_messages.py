@@ -1,6 +1,6 @@
 """Messages between agents (services/messages.py), side by side with a bare Maildir in one run.
 
-    python bench/bench_messages.py [--messages 200] [--recipients 3] [--rounds 3] [--backlog 5000]
+    python bench/bench_messages.py [--messages 200] [--recipients 3] [--rounds 3] [--backlog 2000]
 
 The payload is generated at run time: message bodies of 300-3,000 characters of transcript
 (prose, code, shell output; ``bench_redact.make_transcript``), three recipients each.
@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--recipients", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--backlog", type=int, default=5000)
+    parser.add_argument("--backlog", type=int, default=2000)
     args = parser.parse_args()
     texts = bodies(args.messages)
     to = RECIPIENTS[: args.recipients]
