@@ -60,10 +60,12 @@ RECORDS = {
     "doc version": "agentkeep.models:DocVersion",
     "doc lock": "agentkeep.models:DocLock",
     "doc index report": "agentkeep.services.docs:IndexReport",
+    "msg reindex": "agentkeep.services.messages:MailReport",
 }
 
 # Documented shapes with no dataclass behind them (checked by their commands' own tests).
-NOT_RECORDS = {"Lists", "Limits", "Mutations", "log line", "transcript", "doc link"}
+# "message": its JSON names the sender "from" (tests/test_messages.py checks the shape).
+NOT_RECORDS = {"Lists", "Limits", "Mutations", "log line", "transcript", "doc link", "message"}
 
 
 def _strip_groups(text: str) -> str:

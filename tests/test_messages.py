@@ -503,3 +503,11 @@ def test_check_reports_what_refresh_corrects(store: agentkeep.Store, project: Pa
     assert "bob: message m-crash is not indexed (delivered)" in problems
     store.mail.refresh()
     assert store.mail.check() == []
+
+
+def test_the_message_json_is_what_json_output_md_documents(store: agentkeep.Store) -> None:
+    from test_json_contract import documented_records
+
+    message = store.mail.send("bob", "s", "b", sender="alice").item
+    read = store.mail.read("bob", message.id)
+    assert list(read.to_dict()) == documented_records()["message"]
