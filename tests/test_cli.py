@@ -80,6 +80,8 @@ READ_COMMANDS = [
     ["doc", "ls"],
     ["doc", "locks"],
     ["doc", "validate"],
+    ["msg", "inbox"],
+    ["msg", "outbox"],
 ]
 
 
@@ -481,6 +483,8 @@ LIST_COMMANDS = [
     ["sessions", "list"],
     ["queue", "ls"],
     ["doc", "ls"],
+    ["msg", "inbox"],
+    ["msg", "outbox"],
 ]
 SINCE_COMMANDS = [
     ["events", "list"],
