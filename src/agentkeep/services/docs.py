@@ -907,6 +907,7 @@ class DocService(Service):
         if rebuild:
             with self.transaction() as tx:
                 tx.emit("doc", None, "doc.reindexed", report.to_dict())
+            self._store.mail.refresh(rebuild=True, complete=False)  # deliveries: from the boxes
         _LAST_REFRESH[str(self.store_dir)] = time.monotonic()
         report.problems = [
             f"{row['path']}: {problem}"
