@@ -36,8 +36,12 @@ whatever the number of tries. That is at-least-once delivery, deduplicated by id
 :meth:`refresh` also completes such a message when nobody retries (its file is the intent).
 
 **The index** (table ``deliveries``: message, recipient, state, at) is derived. Every read
-lists the mailboxes it needs and rewrites the rows that differ from them; ``refresh(
-rebuild=True)`` empties the table and reads every mailbox again. No read trusts the rows.
+looks at the markers of the copies it shows (``inbox`` lists the reader's mailbox; the
+others stat each copy's three possible paths) and rewrites the rows that differ from them,
+under the writer lock; ``refresh(rebuild=True)`` (and the document index's rebuild) empties
+the table and reads every mailbox again. No read trusts the rows. :meth:`check` says what
+differs, read-only. Listing a thread or an outbox reads the document index's ``mail`` rows,
+first checked against the message files by name (a file a crashed send left is indexed).
 """
 
 from __future__ import annotations
