@@ -514,3 +514,54 @@ def test_the_message_json_is_what_json_output_md_documents(store: agentkeep.Stor
     message = store.mail.send("bob", "s", "b", sender="alice").item
     read = store.mail.read("bob", message.id)
     assert list(read.to_dict()) == documented_records()["message"]
+
+
+def test_random_kills_leave_files_that_rebuild_the_index_exactly(
+    store: agentkeep.Store, project: Path
+) -> None:
+    """Sends, reads and acks killed at random steps, each retried: every copy exists once,
+    in the state its last completed step gave it, and the index rebuilt from the files
+    alone equals the one the live operations and reads left."""
+    import random
+
+    rng = random.Random(int(os.environ.get("CRASH_SEED", "1313")))
+    points = ["mail:after_message", "mail:after_deliver:1", "mail:after_deliver:2"]
+    points += ["mail:before_commit", "file:after_fsync", "file:after_rename"]
+    expected: dict[tuple[str, str], str] = {}
+    kills = 0
+    for n in range(8):
+        message_id = f"k{n}"
+        send = ["msg", "send", "--to", "bob", "--to", "carol", "--from", "alice"]
+        send += ["--id", message_id, f"body {n}"]
+        point = rng.choice(points)
+        crashed = run_agentkeep(*send, cwd=project, env={"AGENTKEEP_FAILPOINT": point})
+        kills += crashed.returncode == -signal.SIGKILL
+        retried = run_agentkeep(*send, cwd=project)
+        assert retried.returncode == 0, retried.stderr
+        expected[("bob", message_id)] = expected[("carol", message_id)] = "delivered"
+        for verb, state in (("read", "read"), ("ack", "acked")):
+            if rng.random() < 0.5:
+                continue
+            args = ["msg", verb, message_id, "--as", "bob"]
+            crashed = run_agentkeep(
+                *args, cwd=project, env={"AGENTKEEP_FAILPOINT": "mail:after_move"}
+            )
+            kills += crashed.returncode == -signal.SIGKILL
+            assert run_agentkeep(*args, cwd=project).returncode == 0
+            expected[("bob", message_id)] = state
+    assert kills >= 8  # the kills happened (each send's failpoint is on its path)
+    for message_id in {m for _r, m in expected}:
+        assert markers(store, message_id) == {
+            "bob": [
+                {"delivered": "new", "read": "cur", "acked": "acked"}[expected[("bob", message_id)]]
+            ],
+            "carol": ["new"],
+        }
+        assert kinds(store, message_id).count("message.sent") == 1
+    store.mail.inbox("bob")
+    store.mail.inbox("carol")
+    live = store.mail.deliveries()
+    assert {(d.recipient, d.message): d.state for d in live} == expected
+    assert store.mail.check() == []
+    store.mail.refresh(rebuild=True)
+    assert store.mail.deliveries() == live
