@@ -508,6 +508,21 @@ def test_check_reports_what_refresh_corrects(store: agentkeep.Store, project: Pa
     assert store.mail.check() == []
 
 
+def test_doctor_reports_a_send_cut_short_and_fix_delivers_it(
+    store: agentkeep.Store, project: Path, cli: Cli
+) -> None:
+    assert _send(project, "mail:after_deliver:1") == -signal.SIGKILL
+    report = cli("doctor", "--json")
+    mail = [f for f in report.json()["findings"] if f["check"] == "mail"]
+    assert "carol: message m-crash was never delivered" in {f["message"] for f in mail}
+    assert report.exit_code == 1 and not any(f["fixed"] for f in mail)
+    fixed = cli("doctor", "--fix", "--json")
+    mail = [f for f in fixed.json()["findings"] if f["check"] == "mail"]
+    assert mail and all(f["fixed"] for f in mail), mail
+    assert store.mail.check() == []
+    assert [m.id for m in store.mail.inbox("carol")] == ["m-crash"]
+
+
 def test_the_message_json_is_what_json_output_md_documents(store: agentkeep.Store) -> None:
     from test_json_contract import documented_records
 

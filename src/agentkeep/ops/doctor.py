@@ -201,6 +201,7 @@ def doctor(store: Store, *, fix: bool = False, full: bool = False) -> Report:
     _check_privacy(store, found, fix=fix)
     if database_ok:  # an older schema has no document index; a damaged one is reported
         _check_docs(store, found, fix=fixing)
+        _check_mail(store, found, fix=fixing)
     verified.save()
     return Report(ok=not any(f.problem for f in found), fix=fix, findings=list(found))
 
@@ -778,6 +779,24 @@ def _check_docs(store: Store, found: _Findings, *, fix: bool) -> None:
             problem,
             fixed=problem not in left,
             hint="`agentkeep doctor --fix` (or `agentkeep doc reindex`) re-reads the files",
+        )
+
+
+def _check_mail(store: Store, found: _Findings, *, fix: bool) -> None:
+    """Messages' delivery markers ↔ their index (services/messages.py): a send cut short
+    is delivered, stale rows are rewritten, by a rescan of the mail directories."""
+    drift = store.mail.check()
+    if drift and fix:
+        store.mail.refresh()
+    left = set(store.mail.check()) if drift and fix else set(drift)
+    for problem in drift:
+        found.add(
+            "mail",
+            "warning",
+            "message deliveries",
+            problem,
+            fixed=problem not in left,
+            hint="`agentkeep doctor --fix` (or `agentkeep msg reindex`) re-reads the mailboxes",
         )
 
 
