@@ -579,7 +579,7 @@ class DocService(Service):
             if current is not None:
                 old = docformat.parse(current.decode("utf-8", "replace"), suffix)
                 if create:
-                    new_text = self._render(old, fields, body, fmt, text)
+                    new_text, _ = self._render(old, fields, body, fmt, text)
                     if new_text.encode() == current:
                         return Written(self._index_one(tx, source, quiet=True), "already_exists")
                     raise Conflict(
@@ -593,7 +593,7 @@ class DocService(Service):
                 current_etag = etag_of(current) if current is not None else None
                 if expect is not None and expect != current_etag:
                     raise _stale(ref, expect, current_etag, old, current)
-            text = self._render(old, fields, body, fmt, text)
+            text, redacted = self._render(old, fields, body, fmt, text)
             parsed = docformat.parse(text, suffix)
             problems = namespace.validate(parsed.type, parsed.fields) + parsed.problems
             if problems:
@@ -612,6 +612,9 @@ class DocService(Service):
             self._add_version(tx, source.rel, data, "edited" if current is not None else "created")
             self._publish(source.path, data)
             doc = self._index_one(tx, source, quiet=True)
+            for part, counts in redacted.items():
+                tx.boundary.add(part, counts)
+            tx.record_redactions("docs", doc.id)
             tx.emit(
                 "doc",
                 doc.id,
@@ -628,17 +631,23 @@ class DocService(Service):
         body: str | None,
         fmt: str,
         text: str | None = None,
-    ) -> str:
+    ) -> tuple[str, dict[str, dict[str, int]]]:
         """The new file text: the given text, or the given fields and body (else the old
-        ones), redacted."""
+        ones), redacted; and what was redacted, by part ("text", "fields", "body"), for
+        the audit."""
         if text is not None:
-            return redact_text(text)[0]
+            clean_text, text_counts = redact_text(text)
+            return clean_text, {"text": text_counts}
         new_fields = dict(fields) if fields is not None else dict(old.fields if old else {})
         new_body = body if body is not None else (old.body if old else "")
-        clean_fields = redact_json_text(docformat.plain(new_fields))
-        clean_body, _counts = redact_text(new_body)
+        plain_fields = docformat.plain(new_fields)
+        clean_fields = redact_json_text(plain_fields)
+        clean_body, body_counts = redact_text(new_body)
+        counts = {"body": body_counts}
+        if clean_fields != plain_fields:  # rare: count by rule only when something was
+            counts["fields"] = redact_text(json.dumps(plain_fields, ensure_ascii=False))[1]
         front = old.front if old else "yaml"
-        return docformat.render(clean_fields, clean_body, fmt, front=front)
+        return docformat.render(clean_fields, clean_body, fmt, front=front), counts
 
     def remove_doc(
         self,
@@ -650,13 +659,25 @@ class DocService(Service):
     ) -> Doc:
         """Delete a document's file, recoverably: its content is kept as a version
         (``doc restore`` brings it back) and the deletion is recorded and an event."""
-        doc = self.get_doc(ref)
+        self.refresh_if_due()
         source = self.locate(ref)
         self._store.check_writable()
         with self.transaction() as tx:
             current = _read_file(source.path)
             if current is None:
+                if tx.one("SELECT 1 FROM docs WHERE path = ?", (source.rel,)) is None:
+                    raise NotFound(
+                        f"document {ref} does not exist",
+                        hint="`agentkeep doc ls` lists the documents",
+                    )
                 raise NotFound(f"document {ref}'s file is already gone")
+            # The file is the truth: one written since the last rescan (or changed by
+            # another program) is indexed as it is now, then removed.
+            row = tx.one("SELECT * FROM docs WHERE path = ?", (source.rel,))
+            if row is None or row["etag"] != etag_of(current):
+                doc = self._index_one(tx, source, quiet=True)
+            else:
+                doc = doc_from_row(row)
             if not force:
                 self._check_lock(tx, ref, source.rel, holder)
                 if expect is not None and expect != etag_of(current):
