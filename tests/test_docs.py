@@ -530,3 +530,56 @@ def test_a_rescan_of_an_unchanged_tree_only_stats(
         (project / "notes" / "n3.md").write_text("# Note 3\nchanged body\n")
         assert store.docs.refresh().updated == 1
         assert [p for p in opened if p.endswith(".md")] == [str(project / "notes" / "n3.md")]
+
+
+def test_odd_user_files_are_indexed_never_refused(project: Path) -> None:
+    """A user's own file is indexed as well as it can be: NUL bytes, invalid UTF-8, a
+    JSON document whose fields are larger than a stored field may be, a huge title. The
+    rescan never fails because of one file's content."""
+    own = project / "inbox"
+    own.mkdir()
+    (own / "nul.md").write_bytes(b"# Nul\nbefore\x00after\n")
+    (own / "latin1.md").write_bytes(b"# Caf\xe9\nna\xefve\n")
+    big = {"items": ["x" * 1000 for _ in range(1500)], "type": "dump"}
+    (own / "big.json").write_text(json.dumps(big))
+    (own / "title.md").write_text("---\ntitle: " + "t" * 2_000_000 + "\n---\nbody\n")
+    (own / "fine.md").write_text("# Fine\n")
+    set_roots(project, "inbox")
+    with agentkeep.open(project) as store:
+        report = store.docs.refresh()
+        assert report.added == 5, report.to_dict()
+        docs = {doc.name: doc for doc in store.docs.list_docs(refresh=False)}
+        assert set(docs) == {"nul", "latin1", "big", "title", "fine"}
+        assert docs["big"].type == "dump" and docs["big"].problems
+        assert docs["title"].title is not None and len(docs["title"].title) < 10_000
+        assert store.search("after", kinds=["doc"]) or store.search("before", kinds=["doc"])
+        assert store.docs.refresh(rebuild=True).added == 5
+
+
+def test_the_walk_finds_what_source_for_accepts(store: agentkeep.Store) -> None:
+    """The rescan's walk (string arithmetic, for speed) agrees with :meth:`source_for`
+    on odd names: case, several dots, hidden files and directories, temp files, spaces."""
+    import os
+
+    from agentkeep.services.docs import Root
+
+    names = [
+        "a.md", "b.MD", "c.json", "d.txt", "e.tar.md", ".hidden.md", "x.md.tmp-1-ab", "noext",
+        "f.png", "g.", "ns/h.md", "Upper/i.md", "ns/sub/j.markdown", "ns/.dot/k.md",
+        "ns/sub/.l.md", "ns/m n.md", "ns/x.y.z.yaml",
+    ]  # fmt: skip
+    for where, namespace in ((".agentkeep/docs", None), ("notes", "notes"), ("a/b/c", "mine")):
+        for name in names:
+            path = store.root / where / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("x")
+        root = Root(store.root / where, namespace, "project")
+        expected = []
+        for directory, dirnames, filenames in os.walk(root.path):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for filename in sorted(filenames):
+                found = store.docs.source_for(root, Path(directory) / filename)
+                if found is not None:
+                    expected.append(found)
+        assert list(store.docs._walk(root)) == expected
+        assert len(expected) == (4 if namespace is None else 10)

@@ -257,7 +257,9 @@ def chunks(parsed: Parsed, *, max_chars: int = 8000) -> list[Chunk]:
     paragraph breaks. A JSON document is one chunk of ``field: value`` lines."""
     if parsed.format == "json":
         text = "\n".join(f"{key}: {_flat(value)}" for key, value in parsed.fields.items())
-        return [Chunk(0, "", 0, text)] if text.strip() else []
+        if not text.strip():
+            return []
+        return [Chunk(n, "", 0, piece) for n, piece in enumerate(_pieces(text, max_chars))]
     sections: list[tuple[str, int, list[str]]] = [("", 0, [])]
     path: list[tuple[int, str]] = []
     in_fence = False

@@ -87,7 +87,11 @@ MAX_DOC_BYTES = 8 * 1024 * 1024  # a larger file is indexed by name only
 # rewrites it within the same timestamp tick keeps its size and mtime, so the index records
 # its mtime negated and the next rescan compares its content (_stat_mark).
 RACY_NS = 2_000_000_000
+MAX_INDEXED_FIELDS = 256 * 1024  # larger front matter: only the type is indexed
+MAX_INDEXED_TAGS = 100
+MAX_INDEXED_CHARS = 1000  # a title, type, tag, heading, link target or problem is cut there
 _NAME_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ -]*$")
+_NAMESPACE_DIR = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _LAST_REFRESH: dict[str, float] = {}  # store dir → monotonic time of this process's last
 
 
@@ -195,8 +199,11 @@ class DocService(Service):
         """The namespaces the project declares (``.agentkeep/schemas/<namespace>/``)."""
         return load_namespaces(self.store_dir)
 
+    _namespace_cache: dict[str, Namespace] | None = None  # during a rescan: read once
+
     def namespace(self, name: str) -> Namespace:
-        return self.namespaces().get(name) or Namespace(name)
+        known = self._namespace_cache if self._namespace_cache is not None else self.namespaces()
+        return known.get(name) or Namespace(name)
 
     def roots(self) -> list[Root]:
         """Every root documents are read from, the store's own first."""
@@ -245,7 +252,7 @@ class DocService(Service):
         if path.suffix.lower() not in docformat.SUFFIXES:
             return None
         if root.namespace is None:
-            if len(parts) < 2 or not re.match(r"^[a-z0-9][a-z0-9._-]{0,63}$", parts[0]):
+            if len(parts) < 2 or not _NAMESPACE_DIR.match(parts[0]):
                 return None
             namespace, name_parts = parts[0], parts[1:]
         else:
@@ -255,14 +262,51 @@ class DocService(Service):
         return Source(root, path, rel, namespace, name, convention or root.convention)
 
     def _walk(self, root: Root) -> Iterator[Source]:
+        """:meth:`source_for` of every file under ``root``, computed on strings: a rescan
+        of an unchanged tree is this walk and a stat per file, so it is kept cheap (Path
+        arithmetic per file cost more than the stat)."""
         if not root.path.is_dir():
             return
-        for directory, dirnames, filenames in os.walk(root.path):
+        top = str(root.path)
+        try:
+            base = root.path.relative_to(self.root).as_posix()
+        except ValueError:  # not inside the project: the general (slower) way
+            for directory, dirnames, filenames in os.walk(top):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for filename in sorted(filenames):
+                    found = self.source_for(root, Path(directory) / filename)
+                    if found is not None:
+                        yield found
+            return
+        for directory, dirnames, filenames in os.walk(top):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            inside = directory[len(top) + 1 :].replace(os.sep, "/")
+            folders = inside.split("/") if inside else []
+            if root.namespace is None:
+                if not folders or not _NAMESPACE_DIR.match(folders[0]):
+                    continue
+                namespace, prefix = folders[0], "/".join(folders[1:])
+            else:
+                namespace, prefix = root.namespace, inside
             for filename in sorted(filenames):
-                source = self.source_for(root, Path(directory) / filename)
-                if source is not None:
-                    yield source
+                stem, dot, extension = filename.rpartition(".")
+                if (
+                    not dot
+                    or not stem
+                    or filename.startswith(".")
+                    or ".tmp-" in filename
+                    or f".{extension.lower()}" not in docformat.SUFFIXES
+                ):
+                    continue
+                rel_inside = f"{inside}/{filename}" if inside else filename
+                yield Source(
+                    root,
+                    Path(directory, filename),
+                    f"{base}/{rel_inside}" if base != "." else rel_inside,
+                    namespace,
+                    f"{prefix}/{stem}" if prefix else stem,
+                    root.convention,
+                )
 
     def locate(self, ref: str, *, fmt: str | None = None) -> Source:
         """The file of document ``ref`` (``namespace/name`` or a path relative to the
@@ -874,6 +918,15 @@ class DocService(Service):
         """Bring the index up to date with the files (see the module doc); ``rebuild``
         empties it and reads every file again."""
         self._store.check_writable()
+        self._namespace_cache = self.namespaces()
+        try:
+            return self._refresh(rebuild, force_validate, progress)
+        finally:
+            self._namespace_cache = None
+
+    def _refresh(
+        self, rebuild: bool, force_validate: bool, progress: Callable[[int, int], None] | None
+    ) -> IndexReport:
         report = IndexReport(rebuilt=rebuild)
         sources = list(self.sources())
         report.files = len(sources)
@@ -977,27 +1030,36 @@ class DocService(Service):
             )
             self._revalidate(tx, existing["id"], source)
             return "unchanged"
-        text = data.decode("utf-8", "replace")
+        # Never refused for its content (a user's own file): NUL bytes and bytes that are
+        # not UTF-8 are replaced, over-long parts are cut or left out with a problem. The
+        # texts are redacted where they are bound (the transaction's boundary), once.
+        text = data.decode("utf-8", "replace").replace("\x00", "\ufffd")
         parsed = docformat.parse(text, source.path.suffix)
         namespace = self.namespace(source.namespace)
         try:
             problems = namespace.validate(parsed.type, parsed.fields) + parsed.problems
         except InvalidInput as exc:
             problems = [exc.message]
-        fields = redact_json_text(parsed.fields)
-        title = parsed.title(Path(source.name).name)
+        fields = parsed.fields
+        size = len(json.dumps(fields, ensure_ascii=False, default=str).encode())
+        if size > MAX_INDEXED_FIELDS:
+            fields = {"type": parsed.type} if parsed.type else {}
+            problems.append(
+                f"its fields are {size:,} bytes, over the {MAX_INDEXED_FIELDS:,} the index "
+                "holds: only its type is indexed"
+            )
         values = {
             "path": source.rel,
             "namespace": source.namespace,
             "name": source.name,
             "origin": source.root.origin,
             "format": parsed.format,
-            "type": parsed.type,
-            "title": redact_text(title)[0],
+            "type": _clip(parsed.type),
+            "title": _clip(parsed.title(Path(source.name).name)),
             "convention": source.convention,
             "fields": Json(fields),
-            "tags": Json(redact_json_text(parsed.tags())),
-            "problems": Json(problems),
+            "tags": Json([_clip(tag) for tag in parsed.tags()[:MAX_INDEXED_TAGS]]),
+            "problems": Json([_clip(problem) for problem in problems]),
             "etag": etag,
             "size": stat.st_size,
             "mtime_ns": _stat_mark(stat),
@@ -1023,20 +1085,13 @@ class DocService(Service):
             tx.execute(
                 "INSERT INTO doc_links (doc_id, relation, target) VALUES (?, ?, ?) "
                 "ON CONFLICT (doc_id, relation, target) DO NOTHING",
-                (doc_id, relation, redact_text(target)[0]),
+                (doc_id, _clip(relation), _clip(target)),
             )
         for chunk in docformat.chunks(parsed):
             tx.execute(
                 "INSERT INTO doc_chunks (doc_id, position, heading, level, text, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    doc_id,
-                    chunk.position,
-                    redact_text(chunk.heading)[0],
-                    chunk.level,
-                    redact_text(chunk.text)[0],
-                    updated_at,
-                ),
+                (doc_id, chunk.position, _clip(chunk.heading), chunk.level, chunk.text, updated_at),
             )
         if not quiet and not rebuild:
             tx.emit(
@@ -1154,6 +1209,12 @@ def _read_file(path: Path, *, limit: int | None = None) -> bytes | None:
     if limit is not None and len(data) > limit:
         return None
     return data
+
+
+def _clip(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_INDEXED_CHARS:
+        return text
+    return text[: MAX_INDEXED_CHARS - 1] + "…"
 
 
 def _field_matches(value: Any, expected: str) -> bool:
