@@ -46,10 +46,11 @@ RANDOM_KILLS = 6
 
 
 def index_dump(store: agentkeep.Store) -> dict[str, list[tuple[Any, ...]]]:
-    """The derived index as comparable rows: no ids, no indexing times."""
+    """The derived index as comparable rows: no ids, no indexing times (nor whether the
+    rescan will hash a file again: the sign of its mtime_ns)."""
     return {
-        "docs": [
-            tuple(row)
+        "docs": [  # mtime_ns is negated while a file is racily clean: compared as abs()
+            (*tuple(row)[:13], abs(row[13]), row[14])
             for row in store._rows(
                 "SELECT path, namespace, name, origin, format, type, title, convention, "
                 "fields, tags, problems, etag, size, mtime_ns, updated_at FROM docs ORDER BY path"
