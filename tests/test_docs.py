@@ -244,8 +244,15 @@ def test_schemas_validate_writes_and_index_problems(store: agentkeep.Store) -> N
         docs.write_doc("decisions/0002", fields={"type": "decision", "status": "maybe"})
     with pytest.raises(InvalidInput, match="not declared"):
         docs.write_doc("decisions/0003", fields={"type": "memo"})
+    assert docs.write_doc("decisions/0006", fields={"status": "proposed"}).outcome == "created"
+    # no type, in a namespace of one declared type: that type (its schema applies)
+    with pytest.raises(InvalidInput, match="status"):
+        docs.write_doc("decisions/0004", body="no type\n")
+    declare(store, "decisions", {"memo": {"type": "object"}})
     with pytest.raises(InvalidInput, match="needs a type"):
         docs.write_doc("decisions/0004", body="no type\n")
+    with pytest.raises(InvalidInput, match="not declared"):
+        docs.write_doc("decisions/0003", fields={"type": "minutes"})
     assert not (store.store_dir / "docs" / "decisions" / "0002.md").exists()
     # a file written by hand that fails is indexed with its problems, never refused
     bad = doc_file(store, "decisions/0005")
@@ -255,7 +262,9 @@ def test_schemas_validate_writes_and_index_problems(store: agentkeep.Store) -> N
     doc = docs.get_doc("decisions/0005", refresh=False)
     assert doc.problems and "status" in doc.problems[0]
     assert bad.read_bytes() == before
-    assert [d.ref for d in docs.validate()] == ["decisions/0005"]
+    # 0006 had no type when its namespace had one; with two declared it needs one: the
+    # index re-checks unchanged documents against the schemas as they are now
+    assert [d.ref for d in docs.validate()] == ["decisions/0005", "decisions/0006"]
     # another namespace is free-form
     assert docs.write_doc("scratch/x", fields={"type": "anything"}).outcome == "created"
 
@@ -526,7 +535,13 @@ def test_a_rescan_of_an_unchanged_tree_only_stats(
 
         monkeypatch.setattr(builtins, "open", spy_open)
         monkeypatch.setattr(os, "open", spy_os_open)
-        monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self}"))
+        real_read_bytes = Path.read_bytes
+
+        def spy_read_bytes(self: Path) -> bytes:
+            opened.append(str(self))
+            return real_read_bytes(self)
+
+        monkeypatch.setattr(Path, "read_bytes", spy_read_bytes)
         report = store.docs.refresh()
         assert (report.unchanged, report.added, report.updated) == (40, 0, 0)
         documents = [p for p in opened if p.endswith(".md")]
