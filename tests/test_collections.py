@@ -115,13 +115,13 @@ class ReadSpy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
         self.root = root
         self.paths: list[str] = []
-        real = docs_module._read_file
+        real = docs_module.read_document_file
 
         def spy(path: Path, *, limit: int | None = None) -> bytes | None:
             self.paths.append(Path(path).relative_to(root).as_posix())
             return real(path, limit=limit)
 
-        monkeypatch.setattr(docs_module, "_read_file", spy)
+        monkeypatch.setattr(docs_module, "read_document_file", spy)
 
     def take(self) -> list[str]:
         out, self.paths = sorted(self.paths), []

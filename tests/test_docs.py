@@ -281,6 +281,14 @@ def test_a_broken_schema_file_is_a_clear_error(store: agentkeep.Store) -> None:
     (directory / "namespace.toml").write_text("max_docs = [")
     with pytest.raises(InvalidInput, match=r"namespace\.toml"):
         store.docs.write_doc("decisions/1", fields={"type": "decision"})
+    # … and only that namespace: the others are read and written, and a file of the
+    # broken one is indexed with the reason as its problem.
+    (store.store_dir / "docs" / "decisions").mkdir(parents=True)
+    (store.store_dir / "docs" / "decisions" / "2.md").write_text("---\ntype: decision\n---\n")
+    assert store.docs.write_doc("notes/fine", body="ok\n").outcome == "created"
+    indexed = {doc.ref: doc for doc in store.docs.list_docs()}
+    assert "notes/fine" in indexed
+    assert any("namespace.toml" in problem for problem in indexed["decisions/2"].problems)
 
 
 def test_quotas_refuse_with_storage_full(store: agentkeep.Store) -> None:
@@ -573,7 +581,8 @@ def test_odd_user_files_are_indexed_never_refused(project: Path) -> None:
         assert docs["big"].type == "dump" and docs["big"].problems
         assert docs["title"].title is not None and len(docs["title"].title) < 10_000
         assert store.search("after", kinds=["doc"]) or store.search("before", kinds=["doc"])
-        assert store.docs.refresh(rebuild=True).added == 5
+        rebuilt = store.docs.refresh(rebuild=True)
+        assert rebuilt.updated == 5 and rebuilt.added == 0  # re-indexed in place
 
 
 def test_the_walk_finds_what_source_for_accepts(store: agentkeep.Store) -> None:

@@ -478,7 +478,7 @@ def test_reindex_picks_up_outside_files_and_rebuilds_from_the_files_alone(
     }
     before = cli("doc", "ls", "--json").json()
     rebuilt = cli("doc", "reindex", "--rebuild", "--json").json()
-    assert rebuilt["rebuilt"] is True and rebuilt["files"] == 2 and rebuilt["added"] == 2
+    assert rebuilt["rebuilt"] is True and rebuilt["files"] == 2 and rebuilt["updated"] == 2
     after = cli("doc", "ls", "--json").json()
     strip = ("id", "indexed_at")
     assert [{k: v for k, v in d.items() if k not in strip} for d in after] == [

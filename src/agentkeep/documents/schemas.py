@@ -52,9 +52,12 @@ class Namespace:
     max_docs: int = 0
     max_bytes: int = 0
     local: bool = False
+    error: str | None = None  # why its namespace.toml could not be read
 
     def validate(self, doc_type: str | None, fields: dict[str, Any]) -> list[str]:
         """What is wrong with a document of ``doc_type`` holding ``fields`` ([] if nothing)."""
+        if self.error:
+            return [self.error]
         if not self.types:
             return []
         if doc_type is None and len(self.types) == 1:
@@ -116,14 +119,9 @@ def load_namespaces(store_dir: Path) -> dict[str, Namespace]:
             for schema in sorted(directory.glob("*.json"))
             if NAME.match(schema.name[: -len(".json")])
         }
-        settings: dict[str, Any] = {}
         manifest = directory / NAMESPACE_FILE
-        if manifest.is_file():
-            try:
-                settings = tomllib.loads(manifest.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise InvalidInput(f"{manifest} is not valid TOML: {exc}") from exc
         try:
+            settings = tomllib.loads(manifest.read_text(encoding="utf-8"))
             found[directory.name] = Namespace(
                 directory.name,
                 types,
@@ -131,6 +129,12 @@ def load_namespaces(store_dir: Path) -> dict[str, Namespace]:
                 max_bytes=parse_byte_size(settings.get("max_bytes", 0)),
                 local=bool(settings.get("local", False)),
             )
-        except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"{manifest}: {exc}") from exc
+        except FileNotFoundError:
+            found[directory.name] = Namespace(directory.name, types)
+        except (OSError, TypeError, ValueError) as exc:
+            # One broken namespace.toml must not break every read of the other namespaces:
+            # its namespace refuses writes and its documents carry the reason as a problem.
+            found[directory.name] = Namespace(
+                directory.name, types, error=f"{manifest} is not valid: {exc}"
+            )
     return found

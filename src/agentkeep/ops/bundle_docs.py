@@ -147,11 +147,9 @@ def export_documents(store: Store, *, namespaces: Sequence[str] = (), all: bool)
 
 
 def _read(source: Source) -> bytes | None:
-    try:
-        with open(source.path, "rb") as handle:
-            return handle.read()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
+    from agentkeep.services.docs import read_document_file
+
+    return read_document_file(source.path)  # a link is never followed out of the project
 
 
 def _schema_file(name: str) -> bool:

@@ -46,6 +46,7 @@ store is writable, at most once a second per process (``docs.rescan_ms``).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -55,6 +56,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from agentkeep._core import Json, Tx
@@ -92,6 +94,7 @@ MAX_INDEXED_TAGS = 100
 MAX_INDEXED_CHARS = 1000  # a title, type, tag, heading, link target or problem is cut there
 _NAME_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ -]*$")
 _NAMESPACE_DIR = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _LAST_REFRESH: dict[str, float] = {}  # store dir → monotonic time of this process's last
 
 
@@ -179,7 +182,12 @@ def split_ref(ref: str) -> tuple[str, str]:
         )
     check_name("namespace", namespace)
     for part in name.split("/"):
-        if part in ("", ".", "..") or not _NAME_PART.match(part) or part.endswith(" "):
+        if (
+            part in ("", ".", "..")
+            or not _NAME_PART.match(part)
+            or part.endswith(" ")
+            or ".tmp-" in part  # what a temp file's name holds: the index skips those
+        ):
             raise InvalidInput(
                 f"{ref!r} is not a valid document name",
                 hint="use letters, digits, '.', '_', '-' and spaces, with '/' between "
@@ -617,11 +625,14 @@ class DocService(Service):
         namespace = self.namespace(source.namespace)
         suffix = source.path.suffix.lower()
         fmt = docformat.format_of(suffix)
+        merging = text is None and (fields is None or body is None)
+        self._refuse_link(source)
+        self._save_outside(source)
         with self.transaction() as tx:
-            current = _read_file(source.path)
+            current = read_document_file(source.path)
             old: docformat.Parsed | None = None
             if current is not None:
-                old = docformat.parse(current.decode("utf-8", "replace"), suffix)
+                old = docformat.parse(_decoded(current, ref, strict=merging), suffix)
                 if create:
                     new_text, _ = self._render(old, fields, body, fmt, text)
                     if new_text.encode() == current:
@@ -706,8 +717,10 @@ class DocService(Service):
         self.refresh_if_due()
         source = self.locate(ref)
         self._store.check_writable()
+        self._refuse_link(source)
+        self._save_outside(source)
         with self.transaction() as tx:
-            current = _read_file(source.path)
+            current = read_document_file(source.path)
             if current is None:
                 if tx.one("SELECT 1 FROM docs WHERE path = ?", (source.rel,)) is None:
                     raise NotFound(
@@ -778,8 +791,10 @@ class DocService(Service):
         if source is None:
             raise InvalidInput(f"{path} is no longer under a document root")
         self._store.check_writable()
+        self._refuse_link(source)
+        self._save_outside(source)
         with self.transaction() as tx:
-            current = _read_file(source.path)
+            current = read_document_file(source.path)
             if current is not None and not force:
                 self._check_lock(tx, ref, source.rel, None)
             if current == data:
@@ -862,6 +877,24 @@ class DocService(Service):
             },
         )
 
+    def _save_outside(self, source: Source) -> None:
+        """Before a write replaces or removes a file: commit its current content as an
+        ``outside`` version, in a transaction of its own, when no version records it
+        (another program wrote it). Inside the replacing transaction it would be rolled
+        back by a crash after the rename or unlink, and the content lost with it."""
+        current = read_document_file(source.path)
+        if current is None:
+            return
+        last = self._row(
+            "SELECT etag FROM doc_versions WHERE path = ? ORDER BY id DESC LIMIT 1",
+            (source.rel,),
+        )
+        if last is not None and last[0] == etag_of(current):
+            return
+        with self.transaction() as tx:
+            self._keep_outside(tx, source.rel, current)
+        failpoint("doc:after_outside_version")
+
     def _keep_outside(self, tx: Tx, rel: str, current: bytes) -> None:
         """Store the file's current content as an ``outside`` version when no version
         records it (another program wrote it), so replacing it loses nothing."""
@@ -928,26 +961,25 @@ class DocService(Service):
         self, rebuild: bool, force_validate: bool, progress: Callable[[int, int], None] | None
     ) -> IndexReport:
         report = IndexReport(rebuilt=rebuild)
+        # The index is read before the walk: a document another writer adds meanwhile is
+        # then either walked or not known, never taken for a vanished one. A rebuild
+        # re-indexes every file in place and drops the rows no file matched, so readers
+        # never see an empty index while it runs.
+        known = {
+            row["path"]: row
+            for row in self._rows("SELECT id, path, size, mtime_ns, etag FROM docs")
+        }
         sources = list(self.sources())
         report.files = len(sources)
-        if rebuild:
-            with self.transaction() as tx:
-                tx.execute("DELETE FROM docs")
-            known: dict[str, Any] = {}
-        else:
-            known = {
-                row["path"]: row
-                for row in self._rows("SELECT id, path, size, mtime_ns, etag FROM docs")
-            }
         todo: list[tuple[Source, os.stat_result]] = []
         for source in sources:
-            try:
-                stat = source.path.stat()
-            except OSError:
+            stat = self._file_stat(source)
+            if stat is None:
                 continue
             row = known.pop(source.rel, None)
             if (
                 row is not None
+                and not rebuild
                 and not force_validate
                 and row["size"] == stat.st_size
                 and row["mtime_ns"] == stat.st_mtime_ns
@@ -972,6 +1004,8 @@ class DocService(Service):
                         report.unchanged += 1
                 if start == 0:
                     for row in gone:
+                        if os.path.lexists(self.root / row["path"]):
+                            continue  # written meanwhile: the next rescan reads it
                         tx.execute("DELETE FROM docs WHERE id = ?", (row["id"],))
                         tx.emit("doc", row["id"], "doc.vanished", {"path": row["path"]})
                         report.removed += 1
@@ -1011,9 +1045,13 @@ class DocService(Service):
     ) -> str:
         """Index one file inside ``tx``: "added", "updated" or "unchanged" (the content
         is the indexed one: only its stat is refreshed)."""
+        too_big = False
+        path = self._followed(source)
         try:
-            stat = source.path.stat()
-            data = _read_file(source.path, limit=MAX_DOC_BYTES)
+            stat = os.lstat(path) if path is not None else None
+            data = read_document_file(path, limit=MAX_DOC_BYTES) if path is not None else None
+            if data is None and stat and S_ISREG(stat.st_mode) and stat.st_size > MAX_DOC_BYTES:
+                data, too_big = b"", True
         except OSError:
             data = None
         existing = tx.one("SELECT id, etag FROM docs WHERE path = ?", (source.rel,))
@@ -1021,7 +1059,9 @@ class DocService(Service):
             if existing is not None:
                 tx.execute("DELETE FROM docs WHERE id = ?", (existing["id"],))
             return "unchanged"
-        etag = etag_of(data)
+        etag = (_file_etag(path) if path else None) if too_big else etag_of(data)
+        if etag is None or stat is None:
+            return "unchanged"
         updated_at = stamp(stat.st_mtime)
         if existing is not None and existing["etag"] == etag and not rebuild:
             tx.execute(
@@ -1040,6 +1080,11 @@ class DocService(Service):
             problems = namespace.validate(parsed.type, parsed.fields) + parsed.problems
         except InvalidInput as exc:
             problems = [exc.message]
+        if too_big:
+            problems = [
+                f"it is {stat.st_size:,} bytes, over the {MAX_DOC_BYTES:,} a document may "
+                "hold: indexed by name only"
+            ]
         fields = parsed.fields
         size = len(json.dumps(fields, ensure_ascii=False, default=str).encode())
         if size > MAX_INDEXED_FIELDS:
@@ -1120,18 +1165,55 @@ class DocService(Service):
                 "UPDATE docs SET problems = ? WHERE id = ?", (json.dumps(old + problems), doc_id)
             )
 
+    def _followed(self, source: Source) -> Path | None:
+        """The file a document is read from: its own path; for a symbolic link in a
+        project directory (CLAUDE.md → AGENTS.md), the link's target when that is a
+        regular file inside the project; None for any other link (never one inside the
+        store, never one leading out of the project)."""
+        if not os.path.islink(source.path):
+            return source.path
+        if source.root.origin == "store":
+            return None
+        target = Path(os.path.realpath(source.path))
+        root = Path(os.path.realpath(self.root))
+        if root not in target.parents or not target.is_file():
+            return None
+        return target
+
+    def _file_stat(self, source: Source) -> os.stat_result | None:
+        path = self._followed(source)
+        try:
+            stat = os.lstat(path) if path is not None else None
+        except OSError:
+            return None
+        return stat if stat is not None and S_ISREG(stat.st_mode) else None
+
+    def _refuse_link(self, source: Source) -> None:
+        """A write through a symbolic link would replace the link with a file."""
+        if os.path.islink(source.path):
+            target = os.readlink(source.path)
+            raise InvalidInput(
+                f"{source.rel} is a symbolic link (to {target}); agentkeep does not write "
+                "through links",
+                hint="write the document the link points to",
+            )
+
     def check_index(self) -> list[str]:
         """What differs between the files and the index (for ``doctor``), read-only: a
         file not indexed, an indexed file that is gone, or one whose content changed."""
         found: list[str] = []
         known = {row["path"]: row for row in self._rows("SELECT path, etag, size FROM docs")}
         for source in self.sources():
+            path = self._followed(source)
+            if path is None:
+                continue  # a link that is no document
             row = known.pop(source.rel, None)
             if row is None:
                 found.append(f"{source.rel} is not indexed")
                 continue
-            data = _read_file(source.path, limit=MAX_DOC_BYTES)
-            if data is not None and etag_of(data) != row["etag"]:
+            data = read_document_file(path, limit=MAX_DOC_BYTES)
+            etag = etag_of(data) if data is not None else _file_etag(path)
+            if etag is not None and etag != row["etag"]:
                 found.append(f"{source.rel} changed since it was indexed")
         found += [f"{path} is indexed but its file is gone" for path in sorted(known)]
         return found
@@ -1199,16 +1281,54 @@ def _stat_mark(stat: os.stat_result) -> int:
     return stat.st_mtime_ns
 
 
-def _read_file(path: Path, *, limit: int | None = None) -> bytes | None:
-    """The file's bytes, or None when it does not exist (or is larger than ``limit``)."""
+def read_document_file(path: Path, *, limit: int | None = None) -> bytes | None:
+    """The file's bytes, or None when it does not exist, is a symbolic link (never
+    followed: a link in a documents directory would bring a file from elsewhere into the
+    index, the versions and bundles), or is larger than ``limit``."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read() if limit is None else handle.read(limit + 1)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read() if limit is None else handle.read(limit + 1)
+    except IsADirectoryError:
         return None
     if limit is not None and len(data) > limit:
         return None
     return data
+
+
+def _file_etag(path: Path) -> str | None:
+    """The sha256 of a (large) regular file's bytes, read in chunks without following a
+    link; None when it is gone or not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return None
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _decoded(data: bytes, ref: str, *, strict: bool) -> str:
+    """A file's text. ``strict``: a file that is not UTF-8 is refused rather than decoded
+    with replacement characters, which a write keeping its fields or body would save."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if strict:
+            raise InvalidInput(
+                f"document {ref} is not UTF-8 text: editing its fields or body would damage it",
+                hint="replace its whole content (`--body`/`--file`) or fix its encoding",
+            ) from exc
+        return data.decode("utf-8", "replace")
 
 
 def _clip(text: str | None) -> str | None:
@@ -1245,8 +1365,14 @@ def _lock_reclaimable(row: Any, now: str) -> bool:
 
 
 def _locked(ref: str, row: Any, *, hint: str | None = None) -> Conflict:
+    try:
+        running = Holder.parse(row["holder"]).alive()
+    except ValueError:
+        running = None
+    # A holder on this host keeps its lock while it runs, whatever its lease says.
+    until = "while it runs" if running else f"until {row['expires_at']}"
     return Conflict(
-        f"document {ref} is locked by {row['holder']} ({row['owner']}) until {row['expires_at']}",
+        f"document {ref} is locked by {row['holder']} ({row['owner']}) {until}",
         hint=hint or "wait for it, or pass --force to write anyway",
     )
 
