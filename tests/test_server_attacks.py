@@ -34,6 +34,7 @@ import pytest
 import agentkeep
 from agentkeep.server import api, live, process, security
 from agentkeep.server.app import create_app
+from agentkeep.server.openapi import template
 from agentkeep.services.artifacts import object_path
 
 from conftest import run_agentkeep
@@ -566,7 +567,8 @@ def _write_paths() -> list[tuple[str, str]]:
     found = []
     for endpoint in api.endpoints():
         if endpoint.method != "GET":
-            found.append((endpoint.method, "/api/v1" + endpoint.path.format(id=1, dep=2)))
+            path = template(endpoint.path).format(id=1, dep=2, ref="notes/one")
+            found.append((endpoint.method, "/api/v1" + path))
     return [*found, ("POST", "/mcp")]
 
 

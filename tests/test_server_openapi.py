@@ -19,7 +19,7 @@ import agentkeep
 from agentkeep.server import api
 from agentkeep.server.app import create_app
 from agentkeep.server.context import ServerContext
-from agentkeep.server.openapi import document, document_text
+from agentkeep.server.openapi import document, document_text, template
 
 from conftest import REPO
 from helpers.server import RunningServer, running_server
@@ -52,9 +52,11 @@ def test_every_route_is_documented() -> None:
         for path, operations in document()["paths"].items()
         for method in operations
     }
-    served = {(endpoint.method, "/api/v1" + endpoint.path) for endpoint in api.endpoints()}
+    served = {
+        (endpoint.method, "/api/v1" + template(endpoint.path)) for endpoint in api.endpoints()
+    }
     assert served == documented
-    routed = {route.path for route in api.routes() if route.path.startswith("/api/v1")}  # type: ignore[attr-defined]
+    routed = {template(route.path) for route in api.routes() if route.path.startswith("/api/v1")}  # type: ignore[attr-defined]
     assert routed == {path for _, path in documented}
 
 
@@ -72,7 +74,7 @@ def test_every_api_route_the_server_serves_is_in_the_document(project: Path) -> 
         for method in operations
     }
     served = {
-        (method, route.path)
+        (method, template(route.path))
         for route in app.routes
         if isinstance(route, Route) and route.path.startswith("/api/v1")
         for method in route.methods or ()

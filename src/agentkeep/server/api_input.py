@@ -309,7 +309,8 @@ class Endpoint:
     from. ``shape``: one, rows, written, bytes, accepted (202: a background operation
     started, the noun's object) or file (a download); ``noun`` names the record (a
     dataclass of agentkeep.models, or a schema of server/openapi.py). ``text_id``, when
-    set, describes the path's id, which is then text rather than a number."""
+    set, describes the path's id, which is then text rather than a number (a ``{name:path}``
+    one takes slashes)."""
 
     method: str
     path: str
@@ -321,6 +322,7 @@ class Endpoint:
     idempotent: bool = False
     raw_body: bool = False  # the body is the bytes themselves (artifact upload)
     text_id: str = ""
+    conditional: bool = False  # takes If-Match (a stale etag is 412 stale_write)
 
 
 PAGED = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import re
 import types
 import typing
 from typing import Any
@@ -33,6 +34,9 @@ RECORDS = {
     "status": "agentkeep.store:StoreStatus",
     "transcript_entry": "agentkeep.services.transcripts:TranscriptEntry",
     "pin": "agentkeep.ops.retention:PinResult",
+    "doc": "agentkeep.models:Doc",
+    "doc_version": "agentkeep.models:DocVersion",
+    "doc_content": "agentkeep.services.docs:DocContent",
 }
 _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
     "str": {"type": "string"},
@@ -49,6 +53,16 @@ _ERROR_STATUSES = {
     "404": "no such record (`not_found`)",
     "409": "the state changed under you (`conflict`): a lost claim, a refused transition",
 }
+
+
+# What a write answers: a document's DELETE is ``deleted`` (docs/http-api.md).
+OUTCOMES = ["created", "updated", "unchanged", "already_exists", "deleted"]
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
+
+
+def template(path: str) -> str:
+    """A route's path as an OpenAPI path template: ``{ref:path}`` is ``{ref}``."""
+    return _CONVERTER.sub(r"{\1}", path)
 
 
 # A background operation (server/operations.py ``Operation.to_dict``).
@@ -199,7 +213,7 @@ def _ok_schema(endpoint: Endpoint) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "schema_version": version,
-            "outcome": {"enum": ["created", "updated", "unchanged", "already_exists"]},
+            "outcome": {"enum": OUTCOMES},
             endpoint.noun: noun,
         },
         "required": ["schema_version", "outcome", endpoint.noun],
@@ -208,7 +222,7 @@ def _ok_schema(endpoint: Endpoint) -> dict[str, Any]:
 
 def _path_parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     found = []
-    path = endpoint.path
+    path = template(endpoint.path)
     for part in path.split("/"):
         if part.startswith("{"):
             name = part.strip("{}")
@@ -239,6 +253,25 @@ def operation(endpoint: Endpoint) -> dict[str, Any]:
                 "schema": {"type": "string", "minLength": 1, "maxLength": 200},
             }
         )
+    if endpoint.conditional:
+        op["parameters"] += [
+            {
+                "name": "If-Match",
+                "in": "header",
+                "description": "the etag the write starts from (412 when the document "
+                "changed since); * : only an existing document",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+            }
+        ]
+        if endpoint.method == "PUT":
+            op["parameters"].append(
+                {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "description": "* : only a new document",
+                    "schema": {"const": "*"},
+                }
+            )
     if endpoint.fields is not None:
         op["requestBody"] = {
             "required": False,
@@ -274,13 +307,19 @@ def operation(endpoint: Endpoint) -> dict[str, Any]:
             "content": content,
         }
     else:
-        created = endpoint.shape == "written" and endpoint.method == "POST"
+        created = endpoint.shape == "written" and endpoint.method in ("POST", "PUT")
         content = {"application/json": {"schema": _ok_schema(endpoint)}}
         responses["200"] = {"description": "OK", "content": content}
         if created:
             responses["201"] = {"description": "created", "content": content}
     for status, text in _ERROR_STATUSES.items():
         responses[status] = {"description": text, **_error_content()}
+    if endpoint.conditional:
+        responses["412"] = {
+            "description": "If-Match named an etag the document no longer has "
+            "(`stale_write`; `details`: current_etag, fields)",
+            **_error_content(),
+        }
     if endpoint.method != "GET":
         responses["401"] = {"description": "no token", **_error_content()}
         responses["403"] = {
@@ -311,8 +350,8 @@ def document() -> dict[str, Any]:
 
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints():
-        paths.setdefault("/api/v1" + endpoint.path, {})[endpoint.method.lower()] = operation(
-            endpoint
+        paths.setdefault("/api/v1" + template(endpoint.path), {})[endpoint.method.lower()] = (
+            operation(endpoint)
         )
     schemas: dict[str, Any] = {name: record_schema(spec) for name, spec in RECORDS.items()}
     schemas["session_shown"] = {
