@@ -43,6 +43,9 @@ TOOLS = {
     "notes_latest": True,
     "search": True,
     "session_get": True,
+    "doc_list": True,
+    "doc_read": True,
+    "doc_write": False,
 }
 TIMEOUT = 120  # seconds: a safety net for a stuck server, never a budget
 

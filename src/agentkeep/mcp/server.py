@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 NAME = "agentkeep"
 INSTRUCTIONS = (
     "agentkeep is this project's durable memory of agent work: tasks, handoff notes, "
-    "decisions, sessions and their transcripts. Start with `prime`; pick work with "
+    "decisions, sessions and their transcripts, and its documents (specs, decisions as "
+    "files: `doc_list`, `doc_read`, `doc_write`). Start with `prime`; pick work with "
     "`tasks_ready` and `task_claim`; before you stop, leave a handoff with `note_write`."
 )
 
@@ -275,12 +276,83 @@ def build_server(source: StoreSource, *, keep_logging: bool = False) -> MCPServe
         since: Annotated[str | None, Field(description="30m, 2h, 7d ago or ISO time.")] = None,
         limit: Annotated[int, Field(ge=1, le=tools.MAX_ROWS)] = 20,
     ) -> CallToolResult:
-        """Search transcripts, notes, tasks, hook captures, artifact names and run output;
-        best first, matches marked « » in each snippet."""
+        """Search transcripts, notes, tasks, hook captures, artifact names, documents
+        (kind doc: their sections) and run output; best first, matches marked « » in each
+        snippet."""
         return _answer(
             source,
             lambda store: tools.search(
                 store, query=query, kinds=kinds, session_id=session_id, since=since, limit=limit
+            ),
+        )
+
+    @server.tool(annotations=_hints(title="List documents", **READ))
+    def doc_list(
+        namespace: str | None = None,
+        type: Annotated[str | None, Field(description="The front matter's type.")] = None,
+        tag: str | None = None,
+        where: Annotated[
+            dict[str, str] | None,
+            Field(
+                description="Front matter fields that must equal these values (a list: hold it)."
+            ),
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=tools.MAX_ROWS)] = 50,
+    ) -> CallToolResult:
+        """The project's documents (specs, decisions, notes as files), by ref
+        namespace/name, filtered; each with its etag. Read one with doc_read."""
+        return _answer(
+            source,
+            lambda store: tools.doc_list(
+                store, namespace=namespace, type=type, tag=tag, where=where, limit=limit
+            ),
+        )
+
+    @server.tool(annotations=_hints(title="Read a document", **READ))
+    def doc_read(
+        ref: Annotated[str, Field(description="namespace/name, or the file's path.")],
+        version: Annotated[
+            int | None, Field(ge=1, description="A version id from its history.")
+        ] = None,
+    ) -> CallToolResult:
+        """A document's front matter (fields), body, etag, links and backlinks. Pass the
+        etag as doc_write's expect so that a change made since is not overwritten."""
+        return _answer(source, lambda store: tools.doc_read(store, ref=ref, version=version))
+
+    @server.tool(annotations=_hints(title="Write a document", read_only=False, idempotent=True))
+    def doc_write(
+        ref: Annotated[str, Field(description="namespace/name, e.g. decisions/0001-storage.")],
+        body: Annotated[str | None, Field(description="Markdown text; omitted: kept.")] = None,
+        fields: Annotated[
+            dict[str, Any] | None,
+            Field(description="The whole front matter (type, tags, links…); omitted: kept."),
+        ] = None,
+        expect: Annotated[
+            str | None,
+            Field(description="The etag you read: refused (stale_write) if it changed since."),
+        ] = None,
+        create: Annotated[
+            bool | None,
+            Field(description="true: only a new document; false: only an existing one."),
+        ] = None,
+        format: Annotated[
+            Literal["markdown", "json"] | None, Field(description="A new document's file.")
+        ] = None,
+    ) -> CallToolResult:
+        """Create or change a document (a file, the truth; the previous content is kept
+        as a version). Outcome created, updated, unchanged or already_exists; a stale
+        expect is error code "stale_write" with details (current_etag), a document
+        locked by another live process is "conflict"."""
+        return _answer(
+            source,
+            lambda store: tools.doc_write(
+                store,
+                ref=ref,
+                body=body,
+                fields=fields,
+                expect=expect,
+                create=create,
+                format=format,
             ),
         )
 

@@ -215,3 +215,66 @@ def prime(store: Store, *, max_chars: int = 10_000) -> str:
         raise InvalidInput("max_chars must be a whole number")
     record = store.prime(max_chars=min(max(max_chars, 200), MAX_CHARS))
     return record.text
+
+
+# -- documents ---------------------------------------------------------------------------
+
+
+def doc_list(
+    store: Store,
+    *,
+    namespace: str | None = None,
+    type: str | None = None,
+    tag: str | None = None,
+    where: Mapping[str, str] | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """``doc ls --json``: indexed documents by ref (namespace, then name), filtered by
+    namespace, type, tag and front matter fields (``where``: field → value)."""
+    found = store.docs.list_docs(
+        namespace=namespace, type=type, tag=tag, where={k: str(v) for k, v in (where or {}).items()}
+    )
+    found.sort(key=lambda doc: (doc.namespace, doc.name))
+    return _rows(found[: _limit(limit)])
+
+
+def doc_read(store: Store, *, ref: str, version: int | None = None) -> dict[str, Any]:
+    """``doc show REF --json``: the document's ``fields``, ``body``, whole ``text`` and
+    ``etag`` (name it as ``expect`` to write without overwriting someone else's change),
+    its indexed record as ``doc``, and — for its current content — ``links`` (what it
+    links to, each resolved to a ref when one matches) and ``backlinks`` (who links to it)."""
+    if version is not None and (isinstance(version, bool) or version < 1):
+        raise InvalidInput("version must be a version id from the document's history")
+    content = store.docs.read_doc(ref, version=version)
+    found = {"schema_version": SCHEMA_VERSION, **content.to_dict()}
+    if version is None:
+        found["links"] = store.docs.links(ref)
+        found["backlinks"] = store.docs.backlinks(ref)
+    return found
+
+
+def doc_write(
+    store: Store,
+    *,
+    ref: str,
+    body: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+    expect: str | None = None,
+    create: bool | None = None,
+    format: str | None = None,
+) -> dict[str, Any]:
+    """``doc new|edit --json``: write the given ``fields`` (the whole front matter) and/or
+    ``body``, keeping what is not given. ``expect``: the etag read (a changed document is
+    error ``stale_write``, whose ``details`` say what it is now); ``create`` True: only a
+    new one (the same content again is ``already_exists``), False: only an existing one."""
+    if format not in (None, "markdown", "json"):
+        raise InvalidInput("format must be markdown or json")
+    written = store.docs.write_doc(
+        ref,
+        body=body,
+        fields=fields,
+        fmt="json" if format == "json" else None,
+        expect=expect,
+        create=create,
+    )
+    return _written("doc", written.item, written.outcome)
