@@ -278,3 +278,94 @@ def test_search_finds_documents(http: httpx.Client) -> None:
     ok(http.put("/docs/specs/auth", json={"body": "# Login\n\nThe zeppelin handshake.\n"}), 201)
     hits = ok(http.get("/search", params={"q": "zeppelin", "kind": "doc"}))["rows"]
     assert [h["kind"] for h in hits] == ["doc"]
+
+
+# -- the Documents page of the dashboard --------------------------------------------------
+
+SCRIPT = "<script>window.__pwned=1</script>"
+IMG = "<img src=x onerror=window.__pwned=2>"
+JS_LINK = "[click me](javascript:window.__pwned=3)"
+
+
+def page(server: RunningServer, path: str, **params: Any) -> httpx.Response:
+    return httpx.get(server.url + path, params=params, timeout=30)
+
+
+def test_documents_page_lists_filters_and_shows_a_document_safely(
+    server: RunningServer, store: agentkeep.Store
+) -> None:
+    store.docs.write_doc(
+        "specs/auth",
+        fields={"type": "spec", "title": f"Auth {SCRIPT}", "tags": ["security"], "owner": IMG},
+        body=f"# Login\n\n{SCRIPT} and {IMG} and {JS_LINK}, see [[specs/tokens]] and "
+        "[[nowhere]].\n\n[fine](https://example.com/a)\n",
+    )
+    store.docs.write_doc("specs/tokens", fields={"type": "spec"}, body="# Tokens\n")
+    store.docs.write_doc("decisions/one", fields={"type": "decision"}, body="# One\n")
+    store.docs.write_doc("decisions/one", fields={"type": "decision"}, body="# One, again\n")
+
+    listing = page(server, "/docs")
+    assert listing.status_code == 200 and listing.headers["content-type"].startswith("text/html")
+    for ref in ("specs/auth", "specs/tokens", "decisions/one"):
+        assert f'href="/docs/{ref}"' in listing.text
+    assert SCRIPT not in listing.text and "&lt;script&gt;" in listing.text
+    only_specs = page(server, "/docs", namespace="specs").text
+    assert 'href="/docs/specs/auth"' in only_specs and "/docs/decisions/one" not in only_specs
+    decisions = page(server, "/docs", type="decision").text
+    assert "/docs/decisions/one" in decisions and "/docs/specs/auth" not in decisions
+    tagged = page(server, "/docs", tag="security").text
+    assert "/docs/specs/auth" in tagged and "/docs/specs/tokens" not in tagged
+    assert "No document matches" in page(server, "/docs", tag="none").text
+    assert 'href="/docs"' in listing.text  # in the navigation bar
+
+    shown = page(server, "/docs/specs/auth")
+    assert shown.status_code == 200
+    text = shown.text
+    assert "<h1>Login</h1>" in text  # the Markdown, rendered
+    assert SCRIPT not in text and IMG not in text and 'href="javascript' not in text.lower()
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in text
+    assert 'href="https://example.com/a" rel="noopener noreferrer nofollow"' in text
+    assert 'href="/docs/specs/tokens"' in text  # a link, resolved
+    assert '<a class="wiki" href="/docs/specs/tokens">specs/tokens</a>' in text  # in the body
+    assert "nowhere" in text and "(no such document)" in text
+    assert "&lt;img src=x onerror=window.__pwned=2&gt;" in text  # a field, escaped
+    tokens = page(server, "/docs/specs/tokens").text
+    assert 'href="/docs/specs/auth"' in tokens  # linked from
+
+    history = store.docs.history("decisions/one")
+    one = page(server, "/docs/decisions/one").text
+    assert "One, again" in one
+    for version in history:
+        assert f'href="/docs/decisions/one?version={version.id}"' in one
+    old = page(server, "/docs/decisions/one", version=str(history[0].id)).text
+    assert "<h1>One</h1>" in old and "One, again" not in old and "not its current content" in old
+
+    assert page(server, "/docs/decisions/nope").status_code == 404
+    assert page(server, "/docs/decisions/one", version="x").status_code == 400
+    assert page(server, "/docs/decisions/one", version="999999").status_code == 404
+    assert page(server, "/docs/nonamespace").status_code in (400, 404)
+
+    found = page(server, "/search", q="Tokens", kind="doc").text
+    assert 'href="/docs/specs/tokens"' in found
+
+
+def test_a_json_document_shows_as_text(server: RunningServer, store: agentkeep.Store) -> None:
+    store.docs.write_doc("data/one", fields={"name": SCRIPT, "n": 1}, fmt="json")
+    text = page(server, "/docs/data/one").text
+    assert SCRIPT not in text and "&lt;script&gt;" in text and "&#34;n&#34;: 1" in text
+
+
+def test_wiki_links_become_links_only_in_text_and_only_to_documents() -> None:
+    from agentkeep.server.pages.docs import wiki_links
+    from agentkeep.server.pages.sessions import markdown
+
+    rendered = markdown(
+        'See [[a/b]], [[a/b|the b]], [x](https://e.example "[[a/b]]"), `[[a/b]]`, '
+        "[[gone]] and [[<script>]]\n\n    [[a/b]] in a code block\n"
+    )
+    html = str(wiki_links(rendered, {"a/b": "/docs/a/b", "gone": None}))
+    assert html.count('<a class="wiki"') == 2
+    assert '<a class="wiki" href="/docs/a/b">the b</a>' in html
+    assert 'title="[[a/b]]"' in html  # an attribute is left alone
+    assert "<code>[[a/b]]</code>" in html and "[[a/b]] in a code block" in html
+    assert "[[gone]]" in html and "[[&lt;script&gt;]]" in html

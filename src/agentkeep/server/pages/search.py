@@ -20,6 +20,7 @@ from agentkeep.errors import InvalidInput
 from agentkeep.server.context import context
 from agentkeep.server.dashboard import render
 from agentkeep.server.pages.activity import entity_url
+from agentkeep.server.pages.docs import doc_url
 
 NAV: tuple[str, str] | None = ("/search", "Search")
 KINDS = ("message", "note", "task", "capture", "artifact", "doc", "output")
@@ -47,6 +48,8 @@ def hit_url(hit: Any) -> str | None:
         return entity_url("task", hit.id)
     if hit.kind == "note":
         return entity_url("note", hit.id)
+    if hit.kind == "doc" and hit.label:  # "namespace/name › heading"
+        return doc_url(hit.label.split(" › ", 1)[0])
     if hit.session_id is not None:
         return entity_url("session", hit.session_id)
     if hit.kind == "artifact":
