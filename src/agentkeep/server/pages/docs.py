@@ -99,12 +99,14 @@ def doc_list(request: Request) -> Response:
     every = store.docs.list_docs()
     namespaces = sorted({doc.namespace for doc in every})
     types = sorted({doc.type for doc in every if doc.type})
-    shown = store.docs.list_docs(
-        namespace=filters["namespace"] or None,
-        type=filters["type"] or None,
-        tag=filters["tag"] or None,
-        refresh=False,
-    )
+    # One read of the index gives the choices and the documents shown.
+    shown = [
+        doc
+        for doc in every
+        if (not filters["namespace"] or doc.namespace == filters["namespace"])
+        and (not filters["type"] or doc.type == filters["type"])
+        and (not filters["tag"] or filters["tag"] in doc.tags)
+    ]
     shown.sort(key=lambda doc: (doc.namespace, doc.name))
     return render(
         request,
