@@ -178,6 +178,29 @@ def test_if_match_refuses_a_stale_write_with_what_changed(
     assert not (store.root.parent / "escape.md").exists()
 
 
+@pytest.mark.parametrize(
+    "ref",
+    [
+        ".agentkeep/config.toml",
+        ".agentkeep/docs/..%2Fconfig.toml",
+        "README.md",
+        "%2Fetc%2Fpasswd.md",
+        ".agentkeep/state.db",
+        "notes/..%2F..%2F..%2Fescape.md",
+    ],
+)
+def test_a_write_reaches_only_a_document_root(http: httpx.Client, project: Path, ref: str) -> None:
+    """A ref that is a path outside the document roots (the store's own files, the
+    project's, anything outside) is refused and nothing is written."""
+    config = project / ".agentkeep" / "config.toml"
+    before = config.read_bytes()
+    answer = http.put(f"/docs/{ref}", json={"body": "owned\n"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "invalid_input"
+    assert config.read_bytes() == before
+    assert not (project / "README.md").exists() and not (project.parent / "escape.md").exists()
+
+
 def test_delete_is_recoverable_and_history_lists_every_version(
     http: httpx.Client, store: agentkeep.Store
 ) -> None:
