@@ -371,6 +371,15 @@ def test_documents_page_lists_filters_and_shows_a_document_safely(
     found = page(server, "/search", q="Tokens", kind="doc").text
     assert 'href="/docs/specs/tokens"' in found
 
+    # Deleted through agentkeep: its history stays reachable, each version readable.
+    store.docs.remove_doc("decisions/one")
+    assert "/docs/decisions/one" not in page(server, "/docs").text
+    gone = page(server, "/docs/decisions/one")
+    assert gone.status_code == 200 and "This document was deleted" in gone.text
+    assert f'href="/docs/decisions/one?version={history[0].id}"' in gone.text
+    kept = page(server, "/docs/decisions/one", version=str(history[0].id)).text
+    assert "<h1>One</h1>" in kept and "This document was deleted" in kept
+
 
 def test_a_json_document_shows_as_text(server: RunningServer, store: agentkeep.Store) -> None:
     store.docs.write_doc("data/one", fields={"name": SCRIPT, "n": 1}, fmt="json")

@@ -7,7 +7,9 @@ and the index that finds them.
 - ``/docs/{ref}``: one document: its fields, its body (Markdown through the Sessions
   view's renderer: raw HTML off, images off, links only to http(s); a JSON or plain text
   file as text), what it links to and what links to it, and its history, each version a
-  link to ``?version=N``, which shows that stored content instead.
+  link to ``?version=N``, which shows that stored content instead. A document deleted
+  through agentkeep (its file gone, its versions kept) shows its history, from which a
+  version opens the same way.
 
 Stored text is hostile: it reaches the page only through Jinja's autoescaping or through
 markdown-it with HTML off; nothing stored is marked safe. Reads only: documents are
@@ -29,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from agentkeep.documents import format as docformat
-from agentkeep.errors import InvalidInput
+from agentkeep.errors import InvalidInput, NotFound
 from agentkeep.server.api_input import MAX_ID, whole_number
 from agentkeep.server.context import context
 from agentkeep.server.dashboard import render
@@ -130,6 +132,10 @@ def doc_page(request: Request) -> Response:
         request.query_params.get("version"), "version", minimum=1, maximum=MAX_ID
     )
     docs = context(request).store().docs
+    try:
+        docs.get_doc(ref)
+    except NotFound:
+        return _deleted_page(request, ref, version)
     content = docs.read_doc(ref, version=version)
     doc = content.doc if content.doc is not None else docs.get_doc(ref)
     kind = doc.format
@@ -168,5 +174,33 @@ def doc_page(request: Request) -> Response:
             "links": links,
             "backlinks": backlinks,
             "history": history,
+        },
+    )
+
+
+def _deleted_page(request: Request, ref: str, version: int | None) -> Response:
+    """A document whose file is gone but whose history is kept (deleted through
+    agentkeep): its history, and a stored version's content with ``?version=``. One with
+    no history is not found (404)."""
+    docs = context(request).store().docs
+    versions = docs.history(ref)  # NotFound when it never was
+    path = versions[-1].path
+    content = docs.read_doc(ref, version=version) if version is not None else None
+    suffix = PurePosixPath(path).suffix
+    kind = docformat.format_of(suffix)
+    return render(
+        request,
+        "doc_deleted.html",
+        {
+            "ref": ref,
+            "path": path,
+            "version": version,
+            "content": content,
+            "body": markdown(content.body) if content and kind == "markdown" else None,
+            "text": content.text if content and kind != "markdown" else None,
+            "history": [
+                {"version": v, "url": doc_url(ref, v.id) if v.sha256 else None}
+                for v in reversed(versions)
+            ],
         },
     )
