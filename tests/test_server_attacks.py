@@ -567,7 +567,9 @@ def _write_paths() -> list[tuple[str, str]]:
     found = []
     for endpoint in api.endpoints():
         if endpoint.method != "GET":
-            path = template(endpoint.path).format(id=1, dep=2, ref="notes/one")
+            path = template(endpoint.path).format(
+                id=1, dep=2, ref="notes/one", queue="q", item="0123456789abcdef-0123456789ab"
+            )
             found.append((endpoint.method, "/api/v1" + path))
     return [*found, ("POST", "/mcp")]
 

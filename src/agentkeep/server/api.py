@@ -9,7 +9,7 @@ The endpoints are declared in :data:`ENDPOINTS` (method, path, body fields, quer
 parameters, response shape); the routes and the OpenAPI document (server/openapi.py) are
 both made from it, so they cannot disagree. This module holds the tasks and notes;
 :mod:`.api_sessions` sessions, streams and artifacts; :mod:`.api_docs` documents;
-:mod:`.api_ledger` the rest.
+:mod:`.api_queues` work queues; :mod:`.api_ledger` the rest.
 """
 
 from __future__ import annotations
@@ -292,13 +292,14 @@ ENDPOINTS: list[Endpoint] = [
 
 def endpoints() -> list[Endpoint]:
     """Every endpoint under ``/api/v1``, in the order of the OpenAPI document."""
-    from agentkeep.server import api_docs, api_ledger, api_sessions, operations
+    from agentkeep.server import api_docs, api_ledger, api_queues, api_sessions, operations
 
     return [
         *ENDPOINTS,
         *api_sessions.ENDPOINTS,
         *api_ledger.ENDPOINTS,
         *api_docs.ENDPOINTS,
+        *api_queues.ENDPOINTS,
         *operations.ENDPOINTS,
     ]
 

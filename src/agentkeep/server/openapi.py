@@ -37,6 +37,8 @@ RECORDS = {
     "doc": "agentkeep.models:Doc",
     "doc_version": "agentkeep.models:DocVersion",
     "doc_content": "agentkeep.services.docs:DocContent",
+    "queue_summary": "agentkeep.services.queues:QueueSummary",
+    "item": "agentkeep.services.queues:QueueItem",
 }
 _KIND_SCHEMAS: dict[str, dict[str, Any]] = {
     "str": {"type": "string"},
@@ -367,6 +369,12 @@ def document() -> dict[str, Any]:
         ]
     }
     schemas["operation"] = OPERATION_SCHEMA
+    schemas["queue_take"] = {
+        "type": "object",
+        "description": "What a take claimed: a queue item, or null when nothing was ready.",
+        "properties": {"item": {"anyOf": [_ref("item"), {"type": "null"}]}},
+        "required": ["item"],
+    }
     schemas["usage"] = {"type": "object", "required": ["total_bytes", "areas", "tables"]}
     schemas["doctor"] = {"type": "object", "required": ["ok", "fix", "findings"]}
     schemas["error"] = {
