@@ -46,6 +46,11 @@ TOOLS = {
     "doc_list": True,
     "doc_read": True,
     "doc_write": False,
+    "context": True,
+    "queue_put": False,
+    "queue_take": False,
+    "queue_ack": False,
+    "queue_nack": False,
 }
 TIMEOUT = 120  # seconds: a safety net for a stuck server, never a budget
 

@@ -40,7 +40,8 @@ INSTRUCTIONS = (
     "agentkeep is this project's durable memory of agent work: tasks, handoff notes, "
     "decisions, sessions and their transcripts, and its documents (specs, decisions as "
     "files: `doc_list`, `doc_read`, `doc_write`). Start with `prime`; pick work with "
-    "`tasks_ready` and `task_claim`; before you stop, leave a handoff with `note_write`."
+    "`tasks_ready` and `task_claim` (or `queue_take`), and ask `context` what to read for "
+    "it; before you stop, leave a handoff with `note_write`."
 )
 
 NoteKind = Literal["handoff", "decision", "next_action", "validation", "pointer", "health", "fact"]
@@ -353,6 +354,93 @@ def build_server(source: StoreSource, *, keep_logging: bool = False) -> MCPServe
                 expect=expect,
                 create=create,
                 format=format,
+            ),
+        )
+
+    @server.tool(annotations=_hints(title="Context for a piece of work", **READ))
+    def context(
+        task_id: Annotated[int | None, Field(description="The task being worked on.")] = None,
+        files: Annotated[
+            list[str] | None, Field(description="Files being worked on, from the project root.")
+        ] = None,
+        query: Annotated[str | None, Field(description="What the work is about.")] = None,
+        budget: Annotated[int, Field(ge=200, le=100_000)] = 10_000,
+    ) -> CallToolResult:
+        """What to read for this work, as Markdown within budget characters: the specs
+        and spec sections that apply, the task's latest handoffs and decisions, recent
+        failures on the files; each with the reason it was picked."""
+        return _answer(
+            source,
+            lambda store: tools.context(
+                store, task_id=task_id, files=files or (), query=query, budget=budget
+            ),
+        )
+
+    @server.tool(annotations=_hints(title="Put a queue item", read_only=False, idempotent=False))
+    def queue_put(
+        queue: Annotated[str, Field(description="The queue's name: a-z, 0-9, '.', '_', '-'.")],
+        body: str,
+        delay: Annotated[
+            float, Field(ge=0, le=7 * 86400, description="Seconds before it may be taken.")
+        ] = 0.0,
+        idempotency_key: IdempotencyKey = None,
+    ) -> CallToolResult:
+        """Add an item to a work queue (outcome "created", or "already_exists" for a
+        known key). A worker (`agentkeep queue work`) runs it as soon as it appears."""
+        return _answer(
+            source,
+            lambda store: tools.queue_put(
+                store, queue=queue, body=body, delay=delay, idempotency_key=idempotency_key
+            ),
+        )
+
+    @server.tool(annotations=_hints(title="Take a queue item", read_only=False, idempotent=False))
+    def queue_take(
+        queue: str,
+        lease: Annotated[
+            float, Field(gt=0, le=7 * 86400, description="Seconds it is yours unless acked.")
+        ] = 300.0,
+    ) -> CallToolResult:
+        """Claim the oldest ready item of a queue (exactly one taker gets it): its id,
+        body and attempts, or null when nothing is ready. Ack it when done, nack it to
+        give it back; unacked, it returns to the queue when the lease expires."""
+        return _answer(source, lambda store: tools.queue_take(store, queue=queue, lease=lease))
+
+    @server.tool(annotations=_hints(title="Ack a queue item", read_only=False, idempotent=False))
+    def queue_ack(
+        queue: str,
+        item_id: str,
+        attempt: Annotated[
+            int | None, Field(ge=1, description="The attempts queue_take gave: only if still held.")
+        ] = None,
+    ) -> CallToolResult:
+        """Mark a taken item done; error "conflict" once it is not taken any more."""
+        return _answer(
+            source,
+            lambda store: tools.queue_ack(store, queue=queue, item_id=item_id, attempt=attempt),
+        )
+
+    @server.tool(annotations=_hints(title="Nack a queue item", read_only=False, idempotent=False))
+    def queue_nack(
+        queue: str,
+        item_id: str,
+        delay: Annotated[float, Field(ge=0, le=7 * 86400)] = 0.0,
+        max_attempts: Annotated[int | None, Field(ge=1)] = None,
+        attempt: Annotated[int | None, Field(ge=1)] = None,
+        reason: str | None = None,
+    ) -> CallToolResult:
+        """Give a taken item back: ready again after delay seconds, or failed once it
+        has had max_attempts takes; error "conflict" once it is not taken any more."""
+        return _answer(
+            source,
+            lambda store: tools.queue_nack(
+                store,
+                queue=queue,
+                item_id=item_id,
+                delay=delay,
+                max_attempts=max_attempts,
+                attempt=attempt,
+                reason=reason,
             ),
         )
 

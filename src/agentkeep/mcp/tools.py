@@ -278,3 +278,69 @@ def doc_write(
         create=create,
     )
     return _written("doc", written.item, written.outcome)
+
+
+# -- context -----------------------------------------------------------------------------
+
+
+def context(
+    store: Store,
+    *,
+    task_id: int | None = None,
+    files: Sequence[str] = (),
+    query: str | None = None,
+    budget: int = 10_000,
+) -> str:
+    """``agentkeep context``: the specs and sections, handoffs, decisions and recent
+    failures to read for a task, files (relative to the project root) and/or a query, as
+    Markdown of at most ``budget`` characters, each item with why it was picked."""
+    assembled = store.context.assemble(task=task_id, files=list(files), query=query, budget=budget)
+    return assembled.markdown()
+
+
+# -- queues ------------------------------------------------------------------------------
+
+
+def queue_put(
+    store: Store,
+    *,
+    queue: str,
+    body: str,
+    delay: float = 0.0,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """``queue put QUEUE BODY --json``: the same ``idempotency_key`` adds one item."""
+    written = store.queues.put(queue, body, idempotency_key=idempotency_key, delay=delay)
+    return _written("item", written.item, written.outcome)
+
+
+def queue_take(store: Store, *, queue: str, lease: float = 300.0) -> dict[str, Any] | None:
+    """``queue take QUEUE --json``: the claimed item, or None when nothing is ready. The
+    item comes back when the lease expires unless acked or nacked before."""
+    item = store.queues.take(queue, lease=lease)
+    return None if item is None else {"schema_version": SCHEMA_VERSION, **item.to_dict()}
+
+
+def queue_ack(
+    store: Store, *, queue: str, item_id: str, attempt: int | None = None
+) -> dict[str, Any]:
+    """``queue ack QUEUE ID --json``: a conflict once the item is not taken any more."""
+    return _written("item", store.queues.ack(queue, item_id, attempt=attempt), "updated")
+
+
+def queue_nack(
+    store: Store,
+    *,
+    queue: str,
+    item_id: str,
+    delay: float = 0.0,
+    max_attempts: int | None = None,
+    attempt: int | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """``queue nack QUEUE ID --json``: ready again after ``delay`` seconds, or failed
+    after ``max_attempts`` takes."""
+    item = store.queues.nack(
+        queue, item_id, delay=delay, max_attempts=max_attempts, attempt=attempt, reason=reason
+    )
+    return _written("item", item, "updated")
