@@ -888,9 +888,14 @@ PAGES = [
     "/board/cards/1",
     "/docs",
     "/docs/notes/one",
+    "/queues",
+    "/queues/builds",
 ]
 # What the pages read.
-PAGE_PARAMS = ["q", "day", "kind", "since", "status", "source", "agent", "namespace", "version"]
+PAGE_PARAMS = [
+    *("q", "day", "kind", "since", "status", "source", "agent"),
+    *("namespace", "version", "state"),
+]
 PAGE_VALUES = [
     "%3Cscript%3Ewindow.__pwned%3D1%3C%2Fscript%3E",
     "%C2%B2",  # a superscript two: str.isdigit() says yes, int() says no
@@ -910,6 +915,7 @@ def test_hostile_query_parameters_on_every_page_are_never_a_500_nor_reflected_ra
         store.add_task("t")
         store.start_session(title="s")
         store.docs.write_doc("notes/one", body="# One\n")
+        store.queues.put("builds", "make")
     for page in PAGES:
         for name in PAGE_PARAMS:
             answer = http.get(f"{page}?{name}={value}")

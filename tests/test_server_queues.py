@@ -122,3 +122,34 @@ def test_queue_writes_need_the_token(server: RunningServer, store: agentkeep.Sto
     assert httpx.post(url + "/take", json={}).status_code == 401
     assert store.queues.list_queues() == []
     assert httpx.get(server.url + "/api/v1/queues").status_code == 200
+
+
+SCRIPT = "<script>window.__pwned=1</script>"
+
+
+def test_queues_page_lists_queues_and_items_as_text(
+    server: RunningServer, store: agentkeep.Store
+) -> None:
+    def page(path: str, **params: Any) -> httpx.Response:
+        return httpx.get(server.url + path, params=params, timeout=30)
+
+    assert "No queue yet" in page("/queues").text
+    store.queues.put("builds", f"make {SCRIPT}")
+    store.queues.put("builds", "make docs")
+    store.queues.put("builds", "later", delay=3600)
+    taken = store.queues.take("builds", lease=60)
+    assert taken is not None
+    store.queues.put("deploys", "ship")
+
+    listing = page("/queues")
+    assert listing.status_code == 200 and 'href="/queues"' in listing.text  # in the nav
+    assert 'href="/queues/builds"' in listing.text and 'href="/queues/deploys"' in listing.text
+    builds = page("/queues/builds").text
+    assert SCRIPT not in builds and "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in builds
+    assert f'data-item="{taken.id}" class="taken"' in builds and "a lease until" in builds
+    assert builds.count("<tr data-item=") == 3
+    ready = page("/queues/builds", state="ready").text
+    assert ready.count("<tr data-item=") == 1 and "make docs" in ready
+    assert page("/queues/builds", state="gone").status_code == 400
+    assert page("/queues/Bad%20Name").status_code == 400
+    assert page("/queues/nothing").status_code == 404

@@ -1,6 +1,7 @@
-"""The Documents page in a real Chromium: the list filters, a document's Markdown renders
-with its hostile text inert (no script runs, no image loads, a javascript: link is text),
-its links lead to the documents they name and back, and a version of its history opens."""
+"""The Documents and Queues pages in a real Chromium: the list filters, a document's
+Markdown renders with its hostile text inert (no script runs, no image loads, a
+javascript: link is text), its links lead to the documents they name and back, a version
+of its history opens; a queue's items show with their state, bodies as text."""
 
 from __future__ import annotations
 
@@ -65,3 +66,27 @@ def test_documents_list_view_links_and_history(
     assert page.text_content("#doc-body h1") == "Tokens v1"
     assert page.locator("#history tr[aria-current]").count() == 1
     view.inert()
+
+
+def test_queues_list_and_a_queues_items(
+    new_page: Any, server: RunningServer, project: Path
+) -> None:
+    with agentkeep.open(project) as store:
+        store.queues.put("builds", f"make {SCRIPT}")
+        store.queues.put("builds", "make docs")
+        store.queues.take("builds", lease=60)
+
+    view = open_view(new_page, server, "/queues")
+    page = view.page
+    assert page.locator("nav.top a[href='/queues'][aria-current='page']").count() == 1
+    page.click("#queues a[href='/queues/builds']")
+    page.wait_for_selector("#items tbody tr")
+    assert page.locator("#items tbody tr").count() == 2
+    assert page.locator("#items tr.taken").count() == 1
+    assert SCRIPT in (page.text_content("#items") or "")
+    page.select_option("select[name=state]", "ready")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url("**/queues/builds?state=ready")
+    assert page.locator("#items tbody tr").count() == 1
+    view.inert()
+    screenshot(page, "queue")

@@ -22,7 +22,18 @@ from starlette.templating import Jinja2Templates
 HERE = Path(__file__).parent
 # The views, in the order of the navigation bar. Each module has routes() and NAV
 # ((path, label) or None when it is not in the bar).
-PAGES = ("board", "sessions", "live", "activity", "search", "docs", "usage", "stats", "fleet")
+PAGES = (
+    "board",
+    "sessions",
+    "live",
+    "activity",
+    "search",
+    "docs",
+    "queues",
+    "usage",
+    "stats",
+    "fleet",
+)
 
 
 def _pages() -> list[Any]:
