@@ -51,6 +51,10 @@ TOOLS = {
     "queue_take": False,
     "queue_ack": False,
     "queue_nack": False,
+    "msg_send": False,
+    "msg_inbox": True,
+    "msg_read": False,
+    "msg_ack": False,
 }
 TIMEOUT = 120  # seconds: a safety net for a stuck server, never a budget
 

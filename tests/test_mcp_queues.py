@@ -1,10 +1,12 @@
-"""The queue and context tools of the MCP server (queue_put, queue_take, queue_ack,
-queue_nack; context) through the SDK's own client in process, on both backends: the
-CLI's JSON shapes, idempotent puts, a conflict once an item is not held, nothing to take
-as null, and the context Markdown within its budget."""
+"""The queue, context and message tools of the MCP server (queue_put, queue_take,
+queue_ack, queue_nack; context; msg_send, msg_inbox, msg_read, msg_ack) through the SDK's
+own client in process, on both backends: the CLI's JSON shapes, idempotent puts and
+sends, a conflict once an item is not held, nothing to take as null, the context Markdown
+within its budget, a message's delivery states and a secret that never comes back."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from mcp import Client
@@ -74,5 +76,41 @@ def test_context_returns_what_to_read_within_the_budget(
         assert len(markdown) <= 4000
         short = failed(await client.call_tool("context", {"task_id": 999}))
         assert short["code"] == "not_found"
+
+    in_process(project, body)
+
+
+def test_messages_send_inbox_read_ack(store: agentkeep.Store, project: Path) -> None:
+    from secretgen import generate  # generated at runtime, never committed
+
+    stored, secret = generate()["github-classic"]
+
+    async def body(client: Client) -> None:
+        send = {
+            "to": ["reviewer"],
+            "subject": "Release",
+            "body": f"tag it; key {stored}",
+            "message_id": "rel-1",
+            "ack_required": True,
+        }
+        sent = ok(await client.call_tool("msg_send", send))
+        again = ok(await client.call_tool("msg_send", send))
+        assert (sent["outcome"], again["outcome"]) == ("created", "already_exists")
+        assert sent["message"]["id"] == "rel-1"
+        assert ok(await client.call_tool("msg_inbox", {})) == []  # the actor's own: empty
+        unread = ok(await client.call_tool("msg_inbox", {"agent": "reviewer", "state": "unread"}))
+        assert [m["id"] for m in unread] == ["rel-1"]
+        read = ok(await client.call_tool("msg_read", {"message_id": "rel-1", "agent": "reviewer"}))
+        assert read["subject"] == "Release" and "tag it" in json.dumps(read)
+        assert secret not in json.dumps(read)
+        assert (
+            ok(await client.call_tool("msg_inbox", {"agent": "reviewer", "state": "unread"})) == []
+        )
+        acked = ok(await client.call_tool("msg_ack", {"message_id": "rel-1", "agent": "reviewer"}))
+        assert acked["outcome"] == "updated"
+        twice = ok(await client.call_tool("msg_ack", {"message_id": "rel-1", "agent": "reviewer"}))
+        assert twice["outcome"] == "unchanged"
+        missing = failed(await client.call_tool("msg_read", {"message_id": "rel-1"}))
+        assert missing["code"] == "not_found"  # not in the actor's mailbox
 
     in_process(project, body)

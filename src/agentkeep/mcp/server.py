@@ -49,6 +49,7 @@ TaskStatus = Literal["open", "in_progress", "blocked", "done", "cancelled"]
 SearchKind = Literal["message", "note", "task", "capture", "artifact", "doc", "output"]
 TaskId = Annotated[int, Field(description="The task's id.")]
 Priority = Annotated[int, Field(ge=0, le=4, description="0 is the most urgent, 4 the least.")]
+Agent = Annotated[str | None, Field(description="Whose mailbox; default: this server's actor.")]
 IdempotencyKey = Annotated[
     str | None,
     Field(description="Retry-safe key: a retry with the same key returns the first write."),
@@ -442,6 +443,69 @@ def build_server(source: StoreSource, *, keep_logging: bool = False) -> MCPServe
                 attempt=attempt,
                 reason=reason,
             ),
+        )
+
+    @server.tool(annotations=_hints(title="Send a message", read_only=False, idempotent=True))
+    def msg_send(
+        to: Annotated[list[str], Field(min_length=1, description="The recipients (agents).")],
+        body: str = "",
+        subject: str = "",
+        cc: list[str] | None = None,
+        reply_to: Annotated[str | None, Field(description="The message this answers.")] = None,
+        thread: str | None = None,
+        message_id: Annotated[
+            str | None, Field(description="Your id for it: a retry delivers to nobody twice.")
+        ] = None,
+        ack_required: bool = False,
+        importance: Literal["low", "normal", "high", "urgent"] = "normal",
+        sender: Annotated[str | None, Field(description="Default: this server's actor.")] = None,
+    ) -> CallToolResult:
+        """Send a message to other agents (outcome "created", or "already_exists" for a
+        message_id sent already). Each recipient finds it with msg_inbox."""
+        return _answer(
+            source,
+            lambda store: tools.msg_send(
+                store,
+                to=to,
+                body=body,
+                subject=subject,
+                cc=cc or (),
+                reply_to=reply_to,
+                thread=thread,
+                message_id=message_id,
+                ack_required=ack_required,
+                importance=importance,
+                sender=sender,
+            ),
+        )
+
+    @server.tool(annotations=_hints(title="Inbox", **READ))
+    def msg_inbox(
+        agent: Agent = None,
+        state: Literal["unread", "delivered", "read", "acked"] | None = None,
+        limit: Annotated[int, Field(ge=1, le=tools.MAX_ROWS)] = 50,
+    ) -> CallToolResult:
+        """The messages in a mailbox, newest first, each with its state there (unread:
+        delivered, not read yet). Read one with msg_read."""
+        return _answer(
+            source, lambda store: tools.msg_inbox(store, agent=agent, state=state, limit=limit)
+        )
+
+    @server.tool(annotations=_hints(title="Read a message", read_only=False, idempotent=True))
+    def msg_read(message_id: str, agent: Agent = None) -> CallToolResult:
+        """A message with its body; marks it read in the mailbox."""
+        return _answer(
+            source, lambda store: tools.msg_read(store, message_id=message_id, agent=agent)
+        )
+
+    @server.tool(
+        annotations=_hints(title="Acknowledge a message", read_only=False, idempotent=True)
+    )
+    def msg_ack(message_id: str, agent: Agent = None) -> CallToolResult:
+        """Acknowledge a message (asked for by ack_required): "updated", or "unchanged"
+        when it already was."""
+        return _answer(
+            source, lambda store: tools.msg_ack(store, message_id=message_id, agent=agent)
         )
 
     @server.tool(annotations=_hints(title="Session and transcript", **READ))

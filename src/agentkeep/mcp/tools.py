@@ -344,3 +344,57 @@ def queue_nack(
         queue, item_id, delay=delay, max_attempts=max_attempts, attempt=attempt, reason=reason
     )
     return _written("item", item, "updated")
+
+
+# -- messages ----------------------------------------------------------------------------
+
+
+def msg_send(
+    store: Store,
+    *,
+    to: Sequence[str],
+    body: str = "",
+    subject: str = "",
+    cc: Sequence[str] = (),
+    reply_to: str | None = None,
+    thread: str | None = None,
+    message_id: str | None = None,
+    ack_required: bool = False,
+    importance: str = "normal",
+    sender: str | None = None,
+) -> dict[str, Any]:
+    """``msg send --json``: the same ``message_id`` and content again is
+    ``already_exists`` and delivers to nobody twice."""
+    written = store.mail.send(
+        list(to),
+        subject,
+        body,
+        sender=sender,
+        thread=thread,
+        cc=list(cc),
+        id=message_id,
+        ack_required=ack_required,
+        in_reply_to=reply_to,
+        importance=importance,
+    )
+    return _written("message", written.item, written.outcome)
+
+
+def msg_inbox(
+    store: Store, *, agent: str | None = None, state: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """``msg inbox --json``: ``agent``'s mailbox (default: the actor), newest first."""
+    found = store.mail.inbox(agent or str(store.actor), state=state, limit=_limit(limit))
+    return _rows(found)
+
+
+def msg_read(store: Store, *, message_id: str, agent: str | None = None) -> dict[str, Any]:
+    """``msg read ID --json``: the message with its body, marked read in the mailbox."""
+    message = store.mail.read(agent or str(store.actor), message_id)
+    return {"schema_version": SCHEMA_VERSION, **message.to_dict()}
+
+
+def msg_ack(store: Store, *, message_id: str, agent: str | None = None) -> dict[str, Any]:
+    """``msg ack ID --json``: ``updated``, or ``unchanged`` when it already was acked."""
+    written = store.mail.ack(agent or str(store.actor), message_id)
+    return _written("message", written.item, written.outcome)
