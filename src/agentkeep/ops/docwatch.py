@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentkeep.errors import AgentkeepError, ReadOnly
-from agentkeep.hooklog import log_failure
+from agentkeep.ops.background import repeating
 
 if TYPE_CHECKING:
     from agentkeep.services.docs import IndexReport
@@ -102,29 +102,14 @@ def refreshing_in_background(
     store ``lease`` lends (``agentkeep serve``'s pool), so edits made with any editor are
     indexed within about a second. A failure goes to the hook log (which ``doctor``
     reports) once per outage; the thread goes on."""
-    stop = threading.Event()
 
-    def refresh() -> None:
-        failing = False
-        pause = interval_s
-        while not stop.wait(pause):
-            started = time.monotonic()
-            idle = False
-            try:
-                with lease() as store:
-                    idle = not changed(store.docs.refresh())
-            except Exception as exc:  # the thread lives on: the next pass tries again
-                if not failing:
-                    log_failure(str(store_dir), "docs", exc)
-                failing = True
-            else:
-                failing = False
-            pause = pause_after(started, interval_s, idle=idle)
+    def refresh() -> float:
+        started = time.monotonic()
+        with lease() as store:
+            idle = not changed(store.docs.refresh())
+        return pause_after(started, interval_s, idle=idle)
 
-    thread = threading.Thread(target=refresh, name="agentkeep-doc-watcher", daemon=True)
-    thread.start()
-    try:
+    with repeating(
+        "agentkeep-doc-watcher", store_dir, "docs", refresh, pause_s=interval_s, retry_s=interval_s
+    ):
         yield
-    finally:
-        stop.set()
-        thread.join()

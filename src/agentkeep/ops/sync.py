@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentkeep.errors import AgentkeepError, Busy, StorageError
-from agentkeep.hooklog import log_failure
+from agentkeep.ops.background import repeating
 from agentkeep.paths import names_server
 from agentkeep.spool import pending
 
@@ -93,27 +93,13 @@ def draining_in_background(
     if not names_server(str(store_dir)):  # SQLite
         yield
         return
-    stop = threading.Event()
 
     def drain() -> None:
-        failing = False  # told once in the hook log per outage, not at every look
-        while not stop.wait(RETRY_S if failing else interval_s):
-            if not pending(str(store_dir)):
-                continue
-            try:
-                with lease() as store:
-                    store.sync_spool()
-            except Exception as exc:  # the thread lives on: the next look tries again
-                if not failing:
-                    log_failure(str(store_dir), "spool", exc)
-                failing = True
-            else:
-                failing = False
+        if pending(str(store_dir)):
+            with lease() as store:
+                store.sync_spool()
 
-    thread = threading.Thread(target=drain, name="agentkeep-spool-drainer", daemon=True)
-    thread.start()
-    try:
+    with repeating(
+        "agentkeep-spool-drainer", store_dir, "spool", drain, pause_s=interval_s, retry_s=RETRY_S
+    ):
         yield
-    finally:
-        stop.set()
-        thread.join()

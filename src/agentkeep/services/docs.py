@@ -76,6 +76,7 @@ from agentkeep.files import (
     write_chunks,
 )
 from agentkeep.models import Doc, DocLock, DocVersion, Written
+from agentkeep.record import Record
 from agentkeep.services.base import Service
 from agentkeep.timeutil import iso_utc, stamp
 
@@ -122,7 +123,7 @@ class Source:
 
 
 @dataclass
-class IndexReport:
+class IndexReport(Record):
     """What a rescan did: files ``added``, ``updated`` (content changed), ``removed``
     (vanished), ``unchanged`` (stat or content the same), and the ``problems`` found."""
 
@@ -133,17 +134,6 @@ class IndexReport:
     files: int = 0
     rebuilt: bool = False
     problems: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "removed": self.removed,
-            "unchanged": self.unchanged,
-            "files": self.files,
-            "rebuilt": self.rebuilt,
-            "problems": self.problems,
-        }
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,7 @@ class Message(Record):
 
 
 @dataclass
-class MailReport:
+class MailReport(Record):
     """What :meth:`MessageService.refresh` found: ``messages`` files, ``deliveries`` markers,
     rows ``changed`` in the index, the messages it ``completed`` (a recipient had no marker:
     a send that crashed) and ``problems`` (markers of no message, a marker in two states)."""
@@ -157,16 +157,6 @@ class MailReport:
     completed: list[str] = field(default_factory=list)
     rebuilt: bool = False
     problems: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "messages": self.messages,
-            "deliveries": self.deliveries,
-            "changed": self.changed,
-            "completed": self.completed,
-            "rebuilt": self.rebuilt,
-            "problems": self.problems,
-        }
 
 
 Box = dict[str, tuple[str, str]]  # message id → (state, at) in one mailbox
