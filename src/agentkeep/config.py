@@ -192,7 +192,7 @@ def parse_doc_roots(value: Any) -> list[tuple[str, str | None]]:
     ``path:namespace``, each a directory inside the project."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list):
-        raise ValueError('must be a list of directories, e.g. ["docs", "input=campaigns"]')
+        raise ValueError('must be a list of directories, e.g. ["docs", "input:campaigns"]')
     roots: list[tuple[str, str | None]] = []
     for item in items:
         text = str(item).strip()
