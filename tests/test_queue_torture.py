@@ -35,6 +35,11 @@ def state_counts(base: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.sqlite_only(
+    "the queue is files, the same on both backends; only its events go to the database, "
+    "and test_queues kills workers on PostgreSQL too (a second minute of 8 workers here "
+    "bought no coverage and a minute of the suite's two cores)"
+)
 def test_eight_workers_with_random_kills_ack_every_item_once(
     store: agentkeep.Store, project: Path, tmp_path: Path
 ) -> None:
