@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_ISLNK, S_ISREG
 from typing import Any
 
 from agentkeep._core import Json, Tx
@@ -1171,9 +1171,13 @@ class DocService(Service):
         return target
 
     def _file_stat(self, source: Source) -> os.stat_result | None:
-        path = self._followed(source)
+        """The stat of the regular file a document is read from, or None (one lstat for
+        the usual file: the rescan of an unchanged tree is this and the walk)."""
         try:
-            stat = os.lstat(path) if path is not None else None
+            stat: os.stat_result | None = os.lstat(source.path)
+            if stat is not None and S_ISLNK(stat.st_mode):
+                path = self._followed(source)
+                stat = os.stat(path) if path is not None else None
         except OSError:
             return None
         return stat if stat is not None and S_ISREG(stat.st_mode) else None
