@@ -213,7 +213,9 @@ def test_a_stale_write_is_refused_with_what_changed(store: agentkeep.Store) -> N
     now = etag_of(doc_file(store, "specs/api").read_bytes())
     assert details["expected_etag"] == start and details["current_etag"] == now
     assert details["fields"] == ["owner", "state"]
+    assert details["changed_fields"] == ["owner", "state"] and details["body_changed"] is True
     assert "changed since" in caught.value.message
+    assert "fields owner, state and its text changed" in caught.value.message
     assert docs.read_doc("specs/api").body == "v2\n"  # the refused write changed nothing
     forced = docs.write_doc("specs/api", body="mine\n", expect=start, force=True)
     assert forced.outcome == "updated" and docs.read_doc("specs/api").body == "mine\n"

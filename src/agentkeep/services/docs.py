@@ -637,7 +637,7 @@ class DocService(Service):
                 self._check_lock(tx, ref, source.rel, holder)
                 current_etag = etag_of(current) if current is not None else None
                 if expect is not None and expect != current_etag:
-                    raise _stale(ref, expect, current_etag, old, current)
+                    raise _stale(ref, expect, current_etag, old, current, self._version(expect))
             text, redacted = self._render(old, fields, body, fmt, text)
             parsed = docformat.parse(text, suffix)
             problems = namespace.validate(parsed.type, parsed.fields) + parsed.problems
@@ -729,7 +729,7 @@ class DocService(Service):
                 self._check_lock(tx, ref, source.rel, holder)
                 if expect is not None and expect != etag_of(current):
                     old = docformat.parse(current.decode("utf-8", "replace"), source.path.suffix)
-                    raise _stale(ref, expect, etag_of(current), old, current)
+                    raise _stale(ref, expect, etag_of(current), old, current, self._version(expect))
             self._keep_outside(tx, source.rel, current)
             tx.insert(
                 "doc_versions",
@@ -866,6 +866,22 @@ class DocService(Service):
                 "created_at": tx.now,
             },
         )
+
+    def _version(self, etag: str) -> docformat.Parsed | None:
+        """The content a document had at ``etag``, when a version recorded it (to say
+        what changed since); None otherwise."""
+        row = self._row(
+            "SELECT path, sha256 FROM doc_versions WHERE etag = ? AND sha256 IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1",
+            (etag,),
+        )
+        if row is None:
+            return None
+        try:
+            data = self._store.artifacts.object_bytes(row["sha256"])
+        except NotFound:
+            return None
+        return docformat.parse(data.decode("utf-8", "replace"), Path(row["path"]).suffix)
 
     def _save_outside(self, source: Source) -> None:
         """Before a write replaces or removes a file: commit its current content as an
@@ -1371,13 +1387,20 @@ def _locked(ref: str, row: Any, *, hint: str | None = None) -> Conflict:
     )
 
 
+_MISSING = object()
+
+
 def _stale(
     ref: str,
     expected: str,
     current_etag: str | None,
     old: docformat.Parsed | None,
     current: bytes | None,
+    then: docformat.Parsed | None = None,
 ) -> StaleWrite:
+    """The refusal of a write that started from ``expected``; ``then`` is that version's
+    content when a version recorded it, so the refusal says what changed: the fields
+    added, removed or changed (names only: values may be long) and whether the text did."""
     details: dict[str, Any] = {"expected_etag": expected, "current_etag": current_etag}
     if current is None:
         message = f"document {ref} was deleted since version {expected[:12]}"
@@ -1386,6 +1409,18 @@ def _stale(
         message = f"document {ref} changed since version {expected[:12]} (now {now})"
         if old is not None:
             details["fields"] = sorted(old.fields)
+        if old is not None and then is not None:
+            changed = sorted(
+                key
+                for key in set(old.fields) | set(then.fields)
+                if old.fields.get(key, _MISSING) != then.fields.get(key, _MISSING)
+            )
+            details["changed_fields"] = changed
+            details["body_changed"] = old.body != then.body
+            what = [f"fields {', '.join(changed)}"] if changed else []
+            what += ["its text"] if old.body != then.body else []
+            if what:
+                message += f": {' and '.join(what)} changed"
     return StaleWrite(
         message,
         hint="read it again (`agentkeep doc show`), merge, and write with the new --if-match; "
