@@ -227,15 +227,10 @@ class DocService(Service):
                 yield source
 
     def _spec_sources(self) -> Iterable[Source]:
-        """Spec files found by their layouts (services/specs.py); none until it exists."""
-        import importlib
+        """Spec files found by their layouts (services/specs.py)."""
+        from agentkeep.services.specs import spec_sources
 
-        try:
-            specs = importlib.import_module("agentkeep.services.specs")
-        except ModuleNotFoundError:
-            return []
-        found: Iterable[Source] = specs.spec_sources(self)
-        return found
+        return spec_sources(self)
 
     def source_for(self, root: Root, path: Path, *, convention: str | None = None) -> Source | None:
         """The :class:`Source` of a file under ``root``, or None when it is not a document
@@ -418,13 +413,15 @@ class DocService(Service):
             return str(row["path"])
         if _looks_like_path(ref):
             return _relative(self.root, ref)
-        split_ref(ref)
-        for suffix in docformat.MARKDOWN_SUFFIXES + docformat.JSON_SUFFIXES:
-            candidate = self.locate(ref, fmt="json" if suffix == ".json" else None).rel
-            candidate = candidate.rsplit(".", 1)[0] + suffix
-            if self._row("SELECT 1 FROM doc_versions WHERE path = ?", (candidate,)):
-                return candidate
-        return self.locate(ref).rel
+        new = self.locate(ref).rel  # where a new document of that ref would go
+        stem = new.rsplit(".", 1)[0]
+        suffixes = docformat.MARKDOWN_SUFFIXES + docformat.JSON_SUFFIXES
+        marks = ", ".join("?" for _ in suffixes)
+        row = self._row(
+            f"SELECT path FROM doc_versions WHERE path IN ({marks}) ORDER BY id DESC LIMIT 1",
+            [stem + suffix for suffix in suffixes],
+        )
+        return str(row[0]) if row is not None else new
 
     def list_docs(
         self,

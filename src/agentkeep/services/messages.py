@@ -865,11 +865,10 @@ def _render(fields: dict[str, Any], body: str) -> bytes:
 
 
 def _read(path: Path) -> bytes | None:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+    # The documents' reader: None when gone, and a link is never followed out of the store.
+    from agentkeep.services.docs import read_document_file
+
+    return read_document_file(path)
 
 
 def _sent_at(data: bytes) -> str | None:
